@@ -1,0 +1,84 @@
+# Agent Chat: `make run` serves the app on http://127.0.0.1:8000, `make test` runs the whole gate.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+HOST_PORT ?= 127.0.0.1:8000
+
+.PHONY: run serve test lint typecheck security migrations-check deploy-check pytest install install-dev \
+        migrate bench evidence browser-deps clean-var help
+
+help:
+	@echo "make run    install, migrate, load the example config, create the operator, serve on $(HOST_PORT)"
+	@echo "make test   ruff, format check, mypy, bandit, migrations check, deploy check, pytest"
+	@echo "make bench  benchmarks (prints a table, writes bench/results.json)"
+	@echo "make evidence  run every gate and append a row to .buildprint/evidence/evidence-ledger.jsonl"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.base-installed: requirements/base.lock | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/base.lock
+	@touch $@
+
+$(VENV)/.dev-installed: requirements/dev.lock requirements/base.lock | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+	@touch $(VENV)/.base-installed $@
+
+install: $(VENV)/.base-installed
+install-dev: $(VENV)/.dev-installed
+
+var/secret_key: | $(VENV)/.base-installed
+	$(PY) -c "from pathlib import Path; from agentchat_site.envconfig import ensure_key_file; ensure_key_file(Path('var/secret_key'))"
+
+var/static/.collected: $(VENV)/.base-installed
+	$(MANAGE) collectstatic --noinput --verbosity 0
+	@touch $@
+
+migrate: install var/secret_key
+	$(MANAGE) migrate --noinput
+
+# Everything before `serve` is idempotent: a second `make run` changes nothing.
+run: migrate var/static/.collected
+	$(MANAGE) ensure_operator
+	$(MAKE) --no-print-directory serve
+
+serve:
+	@echo "Agent Chat on http://$(HOST_PORT)/  (admin: /admin/, API: /api/, docs: /api/docs/)"
+	$(MANAGE) runserver --noreload $(HOST_PORT)
+
+test: install-dev var/secret_key lint typecheck security migrations-check deploy-check pytest
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck:
+	$(VENV)/bin/mypy .
+
+security:
+	$(VENV)/bin/bandit -q -c pyproject.toml -r agentchat_site core memory telemetry scripts --severity-level medium
+
+migrations-check:
+	$(MANAGE) makemigrations --check --dry-run
+
+# check --deploy as production would run: DEBUG off, a real key, HTTPS settings on.
+deploy-check:
+	DEBUG=false AGENTCHAT_HTTPS=true ALLOWED_HOSTS=agentchat.example.com \
+	SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+	$(MANAGE) check --deploy --fail-level WARNING
+
+pytest:
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: install-dev var/secret_key
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/bench.lock
+	$(PY) -m bench
+
+evidence: install-dev var/secret_key
+	$(PY) scripts/evidence.py
+
+clean-var:
+	rm -rf var

@@ -1,0 +1,200 @@
+"""Settings for Agent Chat, read from the environment (and an optional `.env`) once at start-up.
+
+Every variable is documented in `.env.example`. A malformed value raises `SettingsError`, which
+`manage.py` prints as a single line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import environ
+
+from agentchat_site.envconfig import (
+    SYNCHRONOUS_LEVELS,
+    SettingsError,
+    read_bool,
+    read_choice,
+    read_database,
+    read_hosts,
+    read_int,
+    read_secret_key,
+    read_str,
+    read_timezone,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = read_bool(env, "DEBUG", default=False)
+SECRET_KEY = read_secret_key(env, "SECRET_KEY", key_file=VAR_DIR / "secret_key", debug=DEBUG)
+ALLOWED_HOSTS = read_hosts(env, "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+HTTPS = read_bool(env, "AGENTCHAT_HTTPS", default=False)
+
+AGENTCHAT_CONFIG = Path(
+    read_str(env, "AGENTCHAT_CONFIG", default=str(BASE_DIR / "config" / "agentchat.example.toml"))
+).resolve()
+AGENTCHAT_SKILLS_DIR = Path(read_str(env, "AGENTCHAT_SKILLS_DIR", default=str(BASE_DIR / "skills"))).resolve()
+AGENTCHAT_TIMEZONE = read_timezone(env, "AGENTCHAT_TIMEZONE", default="UTC")
+AGENTCHAT_COMPACTION_THRESHOLD_PERCENT = read_int(
+    env, "AGENTCHAT_COMPACTION_THRESHOLD_PERCENT", default=80, minimum=1, maximum=100
+)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "core",
+    "memory",
+    "telemetry",
+    "agentchat_site",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "agentchat_site.urls"
+WSGI_APPLICATION = "agentchat_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+SQLITE_SYNCHRONOUS = read_choice(env, "SQLITE_SYNCHRONOUS", default="NORMAL", choices=SYNCHRONOUS_LEVELS)
+SQLITE_BUSY_TIMEOUT_MS = read_int(env, "SQLITE_BUSY_TIMEOUT_MS", default=30_000, minimum=100, maximum=600_000)
+
+_database: dict[str, Any] = read_database(env, "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'agentchat.sqlite3'}")
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    _database["OPTIONS"] = {
+        # Writers take the lock at BEGIN and queue on the busy timeout instead of failing
+        # later with "database is locked" when a read transaction tries to upgrade.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+        "init_command": (
+            "PRAGMA journal_mode=WAL;"
+            f"PRAGMA synchronous={SQLITE_SYNCHRONOUS};"
+            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS};"
+            "PRAGMA foreign_keys=ON;"
+        ),
+    }
+    # Tests run on a real file so that several OS processes can share the test database.
+    _database["TEST"] = {"NAME": str(VAR_DIR / f"test_{Path(_database['NAME']).stem}.sqlite3")}
+else:
+    _database.setdefault("CONN_HEALTH_CHECKS", True)
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on a missing root before collectstatic
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Security -------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # the browsable API reads it to send unsafe requests
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if HTTPS:
+    # Behind TLS (a reverse proxy on another machine): cookies only over HTTPS, and HSTS.
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# --- REST framework and OpenAPI -------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.PagePagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Agent Chat API",
+    "DESCRIPTION": "Sessions, messages, checkpoints, runs, memory, telemetry and configuration.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {
+        "handlers": ["console"],
+        "level": read_choice(env, "LOG_LEVEL", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    },
+}
+
+__all__ = ["SettingsError"]

@@ -1,0 +1,40 @@
+"""The project's URLs: one DRF router for every app's API, the admin, the schema and its docs."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from agentchat_site import api_urls as site_api
+from agentchat_site.views import IndexView
+from core.api import urls as core_api
+from memory.api import urls as memory_api
+from telemetry.api import urls as telemetry_api
+
+router = DefaultRouter()
+for route in [*core_api.routes, *memory_api.routes, *telemetry_api.routes, *site_api.routes]:
+    router.register(route.prefix, route.viewset, basename=route.basename)
+
+api_patterns: list[URLPattern | URLResolver] = [
+    *core_api.urlpatterns,
+    *memory_api.urlpatterns,
+    *telemetry_api.urlpatterns,
+    *site_api.urlpatterns,
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("", IndexView.as_view(), name="index"),
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+    path("api-auth/", include("rest_framework.urls", namespace="rest_framework")),
+]
+
+admin.site.site_header = "Agent Chat"
+admin.site.site_title = "Agent Chat admin"
+admin.site.index_title = "Everything Agent Chat stores"

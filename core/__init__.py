@@ -1,0 +1,1 @@
+"""Core: configuration records and the conversation store (sessions, messages, checkpoints, runs)."""

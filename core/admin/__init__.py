@@ -1,0 +1,1 @@
+"""Admin for core's records; each area registers its own ModelAdmins."""

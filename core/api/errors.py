@@ -1,0 +1,65 @@
+"""One JSON shape for every API error: `{"detail", "code", "fields"}`.
+
+`fields` maps a dotted path (`parts[0].type`) to its messages, so a client can put each
+message beside the input it concerns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.errors import DomainError
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error detail into `{"a.b[0].c": ["message"]}`."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            for sub_key, messages in flatten_errors(value, path).items():
+                flat.setdefault(sub_key, []).extend(messages)
+    elif isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            flat.setdefault(prefix or "non_field_errors", []).extend(str(item) for item in detail)
+        else:
+            for index, item in enumerate(detail):
+                for sub_key, messages in flatten_errors(item, f"{prefix}[{index}]").items():
+                    flat.setdefault(sub_key, []).extend(messages)
+    else:
+        flat.setdefault(prefix or "non_field_errors", []).append(str(detail))
+    return flat
+
+
+def _summary(fields: dict[str, list[str]]) -> str:
+    return "; ".join(f"{key}: {messages[0]}" for key, messages in fields.items() if messages)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(
+            {"detail": exc.message, "code": exc.code, "fields": exc.fields},
+            status=exc.status_code,
+        )
+    if isinstance(exc, DjangoValidationError):
+        fields = flatten_errors(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+        return Response(
+            {"detail": _summary(fields), "code": "invalid", "fields": fields},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = flatten_errors(exc.detail)
+        response.data = {"detail": _summary(fields) or "Invalid input.", "code": "invalid", "fields": fields}
+    elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        code = detail.code if isinstance(detail, exceptions.ErrorDetail) else exc.default_code
+        response.data = {"detail": str(detail), "code": str(code), "fields": {}}
+    return response

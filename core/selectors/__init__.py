@@ -1,0 +1,1 @@
+"""Selectors: typed reads with their joins already applied."""

@@ -1,0 +1,1 @@
+"""Memory: daily episodes, long-term memory with full-text search, attachment summaries."""

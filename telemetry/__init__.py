@@ -1,0 +1,1 @@
+"""Telemetry: normalized token usage events and the rollups the UI reads."""

@@ -1,0 +1,80 @@
+"""Authentication everywhere, the OpenAPI document, the landing page and the error shape."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from drf_spectacular.validation import validate_schema
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from core.api.errors import flatten_errors
+
+pytestmark = pytest.mark.django_db
+
+
+def test_api_root_requires_authentication(anon_api: APIClient) -> None:
+    response = anon_api.get("/api/")
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "Authentication credentials were not provided.",
+        "code": "not_authenticated",
+        "fields": {},
+    }
+
+
+def test_api_root_lists_routes_when_signed_in(api: APIClient) -> None:
+    response = api.get("/api/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    assert isinstance(response.json(), dict)
+
+
+def test_token_authentication(operator: User, anon_api: APIClient) -> None:
+    token = Token.objects.create(user=operator)
+    anon_api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert anon_api.get("/api/", HTTP_ACCEPT="application/json").status_code == 200
+    anon_api.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert anon_api.get("/api/").status_code == 403
+
+
+def test_schema_requires_authentication(anon_api: APIClient) -> None:
+    assert anon_api.get("/api/schema/").status_code == 403
+
+
+def test_schema_is_valid_openapi_3(api: APIClient) -> None:
+    response = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    validate_schema(document)  # type: ignore[no-untyped-call]
+
+
+def test_docs_pages_render_offline(operator: User) -> None:
+    client = Client()
+    client.force_login(operator)
+    for url in ("/api/docs/", "/api/redoc/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        # The sidecar serves Swagger UI / Redoc from our own static files, not a CDN.
+        assert b"cdn.jsdelivr" not in response.content
+        assert b"/static/drf_spectacular_sidecar/" in response.content
+
+
+def test_index_redirects_to_login_then_links(operator: User) -> None:
+    client = Client()
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/?next=/")
+    client.force_login(operator)
+    page = client.get("/").content.decode()
+    for link in ("/admin/", "/api/", "/api/docs/", "/api/schema/"):
+        assert f'href="{link}"' in page
+
+
+def test_flatten_errors_paths() -> None:
+    assert flatten_errors({"parts": [{"type": ["bad"]}, {}], "role": ["no"]}) == {
+        "parts[0].type": ["bad"],
+        "role": ["no"],
+    }
+    assert flatten_errors(["whole object wrong"]) == {"non_field_errors": ["whole object wrong"]}

@@ -1,0 +1,1 @@
+"""Worker programs that tests start as separate OS processes (see `tests.procs`)."""
