@@ -6,6 +6,9 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from core.models import AgentSession, ModelRoute, Provider, ProviderKind
+from core.services.conversation import session_create
+
 
 @pytest.fixture
 def operator(db: None) -> User:
@@ -23,3 +26,23 @@ def api(operator: User) -> APIClient:
 @pytest.fixture
 def anon_api() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def replay_route(db: None) -> ModelRoute:
+    """An enabled offline provider with the default route (what the example config loads)."""
+    provider = Provider.objects.create(name="replay", kind=ProviderKind.REPLAY)
+    return ModelRoute.objects.create(
+        alias="replay",
+        provider=provider,
+        model_id="replay-1",
+        context_window_tokens=8_000,
+        max_output_tokens=1_000,
+        is_default=True,
+    )
+
+
+@pytest.fixture
+def chat_session(replay_route: ModelRoute) -> AgentSession:
+    """An active session on the replay route, created through the service."""
+    return session_create(title="test session", route_alias=replay_route.alias)
