@@ -19,6 +19,7 @@ from django.utils import timezone
 from core.contracts import MAX_CONTENT_CHARS, MessagePart, estimate_tokens, parts_validate
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, Message, MessageRole, ModelRoute, SessionStatus
+from core.selectors.conversation import session_uuid
 
 MAX_TITLE_CHARS = 200
 MAX_CLIENT_ID_CHARS = 128
@@ -61,8 +62,8 @@ def session_create(*, title: str = "", route_alias: str | None = None) -> AgentS
 def _session_locked(session_id: UUID | str) -> AgentSession:
     """The session row, locked for the rest of the transaction."""
     try:
-        return AgentSession.objects.select_for_update().get(pk=session_id)
-    except (AgentSession.DoesNotExist, ValueError):
+        return AgentSession.objects.select_for_update().get(pk=session_uuid(session_id))
+    except AgentSession.DoesNotExist:
         raise NotFoundError.for_field("session", f"no session {session_id}") from None
 
 
