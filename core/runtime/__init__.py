@@ -1,0 +1,1 @@
+"""The runtime contract: typed events a provider adapter streams, and the adapters themselves."""
