@@ -87,7 +87,7 @@ def test_anthropic_request_moves_system_prompt(monkeypatch: pytest.MonkeyPatch) 
 )
 def test_live_adapter_validation(kind: str, kwargs: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        adapter_for(make_route(kind, **kwargs))
+        adapter_for(make_route(kind, base_url=kwargs.get("base_url", "")))
     assert str(caught.value) == message
 
 
