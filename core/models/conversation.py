@@ -75,6 +75,8 @@ class AgentSession(models.Model):
             # The session list and the bootstrap's "most recent" read newest-first.
             models.Index(fields=["-updated", "-id"], name="session_recent_idx"),
             models.Index(fields=["status", "-updated"], name="session_status_recent_idx"),
+            # The API's session list pages newest-created first with a stable cursor.
+            models.Index(fields=["-created", "-id"], name="session_created_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=SessionStatus.values), name="session_status_valid"),
@@ -164,6 +166,8 @@ class Run(models.Model):
             # recover_runs finds runs left `running`; the run list filters by status.
             models.Index(fields=["status", "-created"], name="run_status_created_idx"),
             models.Index(fields=["session", "-created"], name="run_session_created_idx"),
+            # The unfiltered run list pages newest first.
+            models.Index(fields=["-created", "-id"], name="run_created_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_valid"),
@@ -173,6 +177,18 @@ class Run(models.Model):
                 | (~Q(status__in=TERMINAL_RUN_STATUSES) & Q(finished_at__isnull=True)),
                 name="run_finished_iff_terminal",
             ),
+            # A run that is (or was) running has a start time; a queued one has not started.
+            models.CheckConstraint(
+                condition=(Q(status=RunStatus.QUEUED) & Q(started_at__isnull=True))
+                | (Q(status__in=(RunStatus.RUNNING, RunStatus.COMPLETED)) & Q(started_at__isnull=False))
+                | Q(status__in=(RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)),
+                name="run_started_unless_queued",
+            ),
+            # A cancelled run records why; a failed run records what went wrong.
+            models.CheckConstraint(
+                condition=~Q(status=RunStatus.CANCELLED) | ~Q(cancel_reason=""), name="run_cancel_has_reason"
+            ),
+            models.CheckConstraint(condition=~Q(status=RunStatus.FAILED) | ~Q(error=""), name="run_failed_has_error"),
         ]
 
     def __str__(self) -> str:
@@ -191,7 +207,9 @@ class TraceEvent(models.Model):
     class Meta:
         ordering = ["run", "index"]
         constraints = [
+            # Serves reading a trace in order (and the text rebuild) as well as forbidding duplicates.
             models.UniqueConstraint(fields=["run", "index"], name="trace_event_run_index_unique"),
+            models.CheckConstraint(condition=Q(index__gte=1), name="trace_event_index_positive"),
             models.CheckConstraint(condition=Q(type__in=TraceEventType.values), name="trace_event_type_valid"),
         ]
 
