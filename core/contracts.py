@@ -1,4 +1,4 @@
-"""Typed contracts for the structured parts of a message.
+"""Typed contracts for the structured parts of a message and for the payloads of trace events.
 
 A message's `parts` is a list of objects, each with a `type`:
 
@@ -7,7 +7,8 @@ A message's `parts` is a list of objects, each with a `type`:
 - `attachment`: `{"type", "sha256", "name", "mime_type"}` — a file or source the message refers to
   (its summary lives in memory's attachment summaries, keyed by sha256).
 
-`parts_validate` returns the normalized list or raises `InvalidInputError` naming each bad path.
+`parts_validate` returns the normalized list or raises `InvalidInputError` naming each bad path;
+`trace_payload_validate` does the same for a trace event's payload (contracts listed below).
 """
 
 from __future__ import annotations
@@ -100,3 +101,137 @@ def estimate_tokens(text: str, parts: list[MessagePart] | None = None) -> int:
     for part in parts or []:
         size += len(str(part))
     return math.ceil(size / 4) if size else 0
+
+
+# --- Trace events ---------------------------------------------------------------------------
+#
+# Each trace event's `payload` is an object whose keys depend on the event's `type`:
+#
+# - `run_started`: `{}`
+# - `text_delta`: `{"text": str}` — a piece of the streamed reply; the trace text is their concatenation.
+# - `tool_call`: `{"id", "name", "arguments": {...}}`
+# - `tool_result`: `{"tool_call_id", "content": str, "is_error"?: bool}`
+# - `usage`: `{"input_tokens", "output_tokens", "cached_input_tokens"?, "reasoning_tokens"?}` (integers ≥ 0)
+# - `error`: `{"message": str, "code"?: str}`
+# - `run_finished`: `{"status": "completed" | "failed" | "cancelled" | "interrupted"}`
+
+MAX_EVENT_TEXT_CHARS = 200_000
+FINISH_STATUSES = ("completed", "failed", "cancelled", "interrupted")
+
+
+class RunStartedPayload(TypedDict):
+    """No keys: the event itself says that the run began."""
+
+
+class TextDeltaPayload(TypedDict):
+    text: str
+
+
+class ToolCallPayload(TypedDict):
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class ToolResultPayload(TypedDict):
+    tool_call_id: str
+    content: str
+    is_error: NotRequired[bool]
+
+
+class UsagePayload(TypedDict):
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: NotRequired[int]
+    reasoning_tokens: NotRequired[int]
+
+
+class ErrorPayload(TypedDict):
+    message: str
+    code: NotRequired[str]
+
+
+class RunFinishedPayload(TypedDict):
+    status: str
+
+
+TracePayload = (
+    RunStartedPayload
+    | TextDeltaPayload
+    | ToolCallPayload
+    | ToolResultPayload
+    | UsagePayload
+    | ErrorPayload
+    | RunFinishedPayload
+)
+
+# Per type: required keys and optional keys with their kind ("text" is a non-empty string,
+# "string" may be empty, "count" an integer ≥ 0).
+_EVENT_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "run_started": ({}, {}),
+    "text_delta": ({"text": "string"}, {}),
+    "tool_call": ({"id": "text", "name": "text", "arguments": "object"}, {}),
+    "tool_result": ({"tool_call_id": "text", "content": "string"}, {"is_error": "boolean"}),
+    "usage": (
+        {"input_tokens": "count", "output_tokens": "count"},
+        {"cached_input_tokens": "count", "reasoning_tokens": "count"},
+    ),
+    "error": ({"message": "text"}, {"code": "text"}),
+    "run_finished": ({"status": "status"}, {}),
+}
+_KIND_WORDS = {
+    "text": "a non-empty string",
+    "string": "a string",
+    "object": "an object",
+    "boolean": "a boolean",
+    "count": "an integer of 0 or more",
+    "status": f"one of {', '.join(FINISH_STATUSES)}",
+}
+
+
+def _kind_ok(kind: str, value: object) -> bool:
+    if kind == "text":
+        return isinstance(value, str) and bool(value.strip())
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "count":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value in FINISH_STATUSES  # "status"
+
+
+def trace_payload_validate(event_type: str, payload: object, *, field: str = "payload") -> TracePayload:
+    """Check an event's payload against the contract of `event_type`; every problem names its path."""
+    if event_type not in _EVENT_FIELDS:
+        raise InvalidInputError.for_field(
+            "type", f"{event_type!r} is not an event type; use one of {', '.join(_EVENT_FIELDS)}"
+        )
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise InvalidInputError.for_field(field, f"must be an object for a {event_type} event")
+    required, optional = _EVENT_FIELDS[event_type]
+    problems: dict[str, list[str]] = {}
+    for name, kind in required.items():
+        if name not in payload:
+            problems[f"{field}.{name}"] = [f"required: {_KIND_WORDS[kind]}"]
+        elif not _kind_ok(kind, payload[name]):
+            problems[f"{field}.{name}"] = [f"must be {_KIND_WORDS[kind]}"]
+    for name, kind in optional.items():
+        if name in payload and not _kind_ok(kind, payload[name]):
+            problems[f"{field}.{name}"] = [f"must be {_KIND_WORDS[kind]}"]
+    unknown = sorted(set(payload) - {*required, *optional})
+    if unknown:
+        allowed = ", ".join([*required, *optional]) or "no keys"
+        problems[field] = [f"unknown keys {', '.join(unknown)} for a {event_type} event; it takes {allowed}"]
+    for name in ("text", "content", "message"):
+        value = payload.get(name)
+        if isinstance(value, str) and len(value) > MAX_EVENT_TEXT_CHARS:
+            problems[f"{field}.{name}"] = [f"has {len(value)} characters; at most {MAX_EVENT_TEXT_CHARS} are allowed"]
+    if problems:
+        first = next(iter(problems.items()))
+        raise InvalidInputError(f"{first[0]}: {first[1][0]}", fields=problems)
+    return payload  # type: ignore[return-value]  # checked key by key above
