@@ -1,1 +1,195 @@
-"""Records of the telemetry app."""
+"""Token usage: append-only events (the source of truth) and the rollups the UI reads.
+
+Every provider usage report becomes one `UsageEvent`. In the same transaction
+`telemetry.services` adds it to three rollups with one upsert each: the local day x provider x
+model (`UsageByDay`), the session (`UsageBySession`) and all time per provider x model
+(`UsageAllTime`). Readers use only the rollups, so what they cost does not grow with the number
+of events; `manage.py telemetry_reconcile` proves the rollups still equal the sums of the events.
+
+Field names follow the OpenTelemetry GenAI usage conventions: `input_tokens`
+(`gen_ai.usage.input_tokens`, cached tokens included), `cached_input_tokens`
+(`gen_ai.usage.cache_read.input_tokens`, a part of the input), `output_tokens`
+(`gen_ai.usage.output_tokens`, reasoning included), `reasoning_tokens`
+(`gen_ai.usage.reasoning.output_tokens`, a part of the output), `provider`
+(`gen_ai.provider.name`), `model` (`gen_ai.response.model`).
+
+Cost is kept as an integer number of pico-dollars (USD x 10¹²): a price per million tokens has
+at most six decimals, so tokens x price / 10⁶ is always a whole number of pico-dollars. Integers
+add exactly on every backend, whereas SQLite would turn a DECIMAL column into a float. The
+`cost` properties give the exact `Decimal`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+
+from core.models import AgentSession, ModelRoute, Run
+
+PICO_USD_PER_USD = 10**12
+
+
+def pico_usd_to_decimal(value: int) -> Decimal:
+    """`value` pico-dollars as an exact USD Decimal with 12 places."""
+    return Decimal(value).scaleb(-12)
+
+
+class UsageEvent(models.Model):
+    """One provider usage report; corrected or deleted only through `telemetry.services`."""
+
+    request_id = models.CharField(max_length=128, unique=True)
+    occurred_at = models.DateTimeField()
+    # The local day the event counts on, and the timezone it was cut in (AGENTCHAT_TIMEZONE at
+    # recording time), so the daily rollup can be recomputed exactly whatever the setting says now.
+    day = models.DateField()
+    day_timezone = models.CharField(max_length=64)
+    # Names, not foreign keys: history must outlive a provider or route removed from the config.
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    route = models.ForeignKey(ModelRoute, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # SET_NULL: deleting a session keeps its usage in the daily and all-time totals.
+    # db_index=False: usage_event_session_idx starts with the session and serves the same lookups.
+    session = models.ForeignKey(
+        AgentSession,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_events",
+        db_index=False,
+    )
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_events")
+    input_tokens = models.PositiveIntegerField(default=0)
+    cached_input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    # The route's prices (USD per million tokens) when the event was recorded; a correction
+    # re-prices with these, never with today's prices.
+    price_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    price_cached_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    price_output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    # NULL when a price the event needs is unknown (see telemetry.services.usage_cost_pico_usd).
+    cost_pico_usd = models.PositiveBigIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    corrected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name = "usage event"
+        indexes = [
+            # GET /api/telemetry/usage/ and the admin changelist: newest first, cursor paginated.
+            models.Index(fields=["-occurred_at", "-id"], name="usage_event_recent_idx"),
+            # The same list filtered by session (?session=).
+            models.Index(fields=["session", "-occurred_at", "-id"], name="usage_event_session_idx"),
+            # The same list filtered by provider, or provider and model.
+            models.Index(fields=["provider", "model", "-occurred_at", "-id"], name="usage_event_model_idx"),
+            # The admin's day filter and the reconcile's per-day grouping.
+            models.Index(fields=["day_timezone", "day"], name="usage_event_day_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cached_input_tokens__lte=F("input_tokens")), name="usage_event_cached_le_input"
+            ),
+            models.CheckConstraint(
+                condition=Q(reasoning_tokens__lte=F("output_tokens")), name="usage_event_reasoning_le_output"
+            ),
+            models.CheckConstraint(
+                condition=Q(total_tokens=F("input_tokens") + F("output_tokens")), name="usage_event_total_sum"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id}: {self.provider}/{self.model} {self.total_tokens} tokens"
+
+    @property
+    def cost(self) -> Decimal | None:
+        """The exact cost in USD, or None when unpriced."""
+        return None if self.cost_pico_usd is None else pico_usd_to_decimal(self.cost_pico_usd)
+
+
+class UsageCounters(models.Model):
+    """The counters every rollup keeps: events, priced events and the sum of each usage field.
+
+    `cost_pico_usd` sums the costs of priced events only; `event_count - priced_event_count`
+    events had no known price, so a total with unpriced events is a lower bound.
+    """
+
+    event_count = models.PositiveBigIntegerField(default=0)
+    priced_event_count = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    cached_input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    cost_pico_usd = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priced_event_count__lte=F("event_count")), name="%(class)s_priced_le_events"
+            ),
+        ]
+
+    @property
+    def cost(self) -> Decimal:
+        """The exact sum of the priced events' costs in USD."""
+        return pico_usd_to_decimal(self.cost_pico_usd)
+
+
+class UsageByDay(UsageCounters):
+    """Usage of one local day (cut in `timezone`) for one provider and model."""
+
+    timezone = models.CharField(max_length=64)
+    day = models.DateField()
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+
+    class Meta(UsageCounters.Meta):
+        ordering = ["-day", "provider", "model"]
+        verbose_name = "usage by day"
+        verbose_name_plural = "usage by day"
+        constraints = [
+            *UsageCounters.Meta.constraints,
+            # The upsert's conflict target; also serves the summary's "timezone = ? AND day >= ?".
+            models.UniqueConstraint(fields=["timezone", "day", "provider", "model"], name="usage_by_day_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} ({self.timezone}) {self.provider}/{self.model}: {self.total_tokens} tokens"
+
+
+class UsageBySession(UsageCounters):
+    """Usage of one session; it goes with the session (its events stay in the other rollups)."""
+
+    session = models.OneToOneField(AgentSession, on_delete=models.CASCADE, primary_key=True, related_name="usage")
+
+    class Meta(UsageCounters.Meta):
+        verbose_name = "usage by session"
+        verbose_name_plural = "usage by session"
+
+    def __str__(self) -> str:
+        return f"session {self.session_id}: {self.total_tokens} tokens"
+
+
+class UsageAllTime(UsageCounters):
+    """All-time usage of one provider and model; the all-time total is the sum of these few rows."""
+
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+
+    class Meta(UsageCounters.Meta):
+        ordering = ["provider", "model"]
+        verbose_name = "usage all time"
+        verbose_name_plural = "usage all time"
+        constraints = [
+            *UsageCounters.Meta.constraints,
+            # The upsert's conflict target.
+            models.UniqueConstraint(fields=["provider", "model"], name="usage_all_time_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}: {self.total_tokens} tokens"

@@ -1,0 +1,352 @@
+"""Reads of token telemetry: summaries from the rollups only, and the event log.
+
+Summaries read a bounded number of rollup rows (the last 30 local days x models, plus one row
+per provider x model for all time) whatever the number of events, with a fixed number of
+queries. Every counter is zero-filled: no events reads as zeros, never as missing.
+The reconcile reads (`rollups_recomputed`, `rollup_differences`) are the only ones that scan
+the events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from django.db.models import BigIntegerField, Count, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from core.errors import NotFoundError
+from core.models import AgentSession
+from core.selectors.conversation import session_uuid
+from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent, pico_usd_to_decimal
+
+COUNTER_FIELDS = (
+    "event_count",
+    "priced_event_count",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost_pico_usd",
+)
+SUMMARY_DAYS = 30
+RECENT_DAYS = 7
+
+
+@dataclass(frozen=True)
+class UsageCounts:
+    """Summed usage; every field is zero when there is nothing to count."""
+
+    event_count: int = 0
+    priced_event_count: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+    cost_pico_usd: int = 0
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], prefix: str = "") -> UsageCounts:
+        """The counters in `row` (keys `prefix + name`); a missing or NULL value counts as zero."""
+        return cls(**{name: int(row.get(prefix + name) or 0) for name in COUNTER_FIELDS})
+
+    @classmethod
+    def total(cls, items: Iterable[UsageCounts]) -> UsageCounts:
+        sums = dict.fromkeys(COUNTER_FIELDS, 0)
+        for item in items:
+            for name in COUNTER_FIELDS:
+                sums[name] += getattr(item, name)
+        return cls(**sums)
+
+    def __add__(self, other: UsageCounts) -> UsageCounts:
+        return UsageCounts.total((self, other))
+
+    @property
+    def unpriced_event_count(self) -> int:
+        """Events whose route had no price for some of their tokens (not in `cost`)."""
+        return self.event_count - self.priced_event_count
+
+    @property
+    def cost(self) -> Decimal:
+        """The exact cost of the priced events in USD."""
+        return pico_usd_to_decimal(self.cost_pico_usd)
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    day: dt.date
+    usage: UsageCounts
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    provider: str
+    model: str
+    today: UsageCounts
+    all_time: UsageCounts
+
+
+@dataclass(frozen=True)
+class ProviderUsage:
+    provider: str
+    today: UsageCounts
+    all_time: UsageCounts
+
+
+@dataclass(frozen=True)
+class SessionUsage:
+    session: UUID
+    usage: UsageCounts
+
+
+@dataclass(frozen=True)
+class UsageOverview:
+    """Today's and all-time usage, in total and by model (what the bootstrap shows)."""
+
+    timezone: str
+    day: dt.date
+    today: UsageCounts
+    all_time: UsageCounts
+    by_model: list[ModelUsage]
+
+
+@dataclass(frozen=True)
+class UsageSummary(UsageOverview):
+    """The overview plus each of the last 7 and 30 local days, by provider, and optionally one session."""
+
+    last_7_days: list[DayUsage] = field(default_factory=list)
+    last_30_days: list[DayUsage] = field(default_factory=list)
+    by_provider: list[ProviderUsage] = field(default_factory=list)
+    session: SessionUsage | None = None
+
+
+def _local_today() -> tuple[dt.date, str]:
+    from django.conf import settings
+
+    zone_name: str = settings.AGENTCHAT_TIMEZONE
+    return timezone.localdate(timezone.now(), ZoneInfo(zone_name)), zone_name
+
+
+def _by_model(today_rows: Iterable[Mapping[str, Any]], all_time_rows: Iterable[Mapping[str, Any]]) -> list[ModelUsage]:
+    today = {(row["provider"], row["model"]): UsageCounts.of(row) for row in today_rows}
+    all_time = {(row["provider"], row["model"]): UsageCounts.of(row) for row in all_time_rows}
+    keys = sorted(set(today) | set(all_time), key=lambda k: (-all_time.get(k, UsageCounts()).total_tokens, k))
+    return [
+        ModelUsage(
+            provider=p, model=m, today=today.get((p, m), UsageCounts()), all_time=all_time.get((p, m), UsageCounts())
+        )
+        for p, m in keys
+    ]
+
+
+def _all_time_rows() -> list[dict[str, Any]]:
+    return list(UsageAllTime.objects.order_by().values("provider", "model", *COUNTER_FIELDS))
+
+
+def usage_overview() -> UsageOverview:
+    """Today's and all-time usage, by model; two queries on the rollups."""
+    today, zone_name = _local_today()
+    today_rows = list(
+        UsageByDay.objects.filter(timezone=zone_name, day=today).values("provider", "model", *COUNTER_FIELDS)
+    )
+    by_model = _by_model(today_rows, _all_time_rows())
+    return UsageOverview(
+        timezone=zone_name,
+        day=today,
+        today=UsageCounts.total(item.today for item in by_model),
+        all_time=UsageCounts.total(item.all_time for item in by_model),
+        by_model=by_model,
+    )
+
+
+def session_usage(*, session_id: UUID | str) -> SessionUsage:
+    """One session's usage (zeros before its first event), or NotFoundError; one query."""
+    pk = session_uuid(session_id)
+    row = AgentSession.objects.filter(pk=pk).values("pk", *(f"usage__{name}" for name in COUNTER_FIELDS)).first()
+    if row is None:
+        raise NotFoundError.for_field("session", f"no session {session_id}")
+    return SessionUsage(session=pk, usage=UsageCounts.of(row, prefix="usage__"))
+
+
+def usage_summary(*, session_id: UUID | str | None = None) -> UsageSummary:
+    """Usage today, all time, per day for the last 30 local days, by model and provider; rollups only.
+
+    Two queries (three with a session), whatever the number of events.
+    """
+    today, zone_name = _local_today()
+    first_day = today - dt.timedelta(days=SUMMARY_DAYS - 1)
+    day_rows = list(
+        UsageByDay.objects.filter(timezone=zone_name, day__gte=first_day, day__lte=today).values(
+            "day", "provider", "model", *COUNTER_FIELDS
+        )
+    )
+    by_model = _by_model((row for row in day_rows if row["day"] == today), _all_time_rows())
+    per_day: dict[dt.date, list[UsageCounts]] = {}
+    for row in day_rows:
+        per_day.setdefault(row["day"], []).append(UsageCounts.of(row))
+    days = [
+        DayUsage(day=day, usage=UsageCounts.total(per_day.get(day, [])))
+        for day in (first_day + dt.timedelta(days=offset) for offset in range(SUMMARY_DAYS))
+    ]
+    providers: dict[str, list[ModelUsage]] = {}
+    for item in by_model:
+        providers.setdefault(item.provider, []).append(item)
+    by_provider = [
+        ProviderUsage(
+            provider=name,
+            today=UsageCounts.total(item.today for item in items),
+            all_time=UsageCounts.total(item.all_time for item in items),
+        )
+        for name, items in providers.items()
+    ]
+    by_provider.sort(key=lambda item: (-item.all_time.total_tokens, item.provider))
+    return UsageSummary(
+        timezone=zone_name,
+        day=today,
+        today=UsageCounts.total(item.today for item in by_model),
+        all_time=UsageCounts.total(item.all_time for item in by_model),
+        by_model=by_model,
+        last_7_days=days[-RECENT_DAYS:],
+        last_30_days=days,
+        by_provider=by_provider,
+        session=None if session_id is None else session_usage(session_id=session_id),
+    )
+
+
+def usage_events(
+    *, session_id: UUID | str | None = None, provider: str | None = None, model: str | None = None
+) -> QuerySet[UsageEvent]:
+    """Events newest first, optionally of one session (NotFoundError if unknown), provider and model."""
+    events = UsageEvent.objects.select_related("route").order_by("-occurred_at", "-id")
+    if session_id is not None:
+        pk = session_uuid(session_id)
+        if not AgentSession.objects.filter(pk=pk).exists():
+            raise NotFoundError.for_field("session", f"no session {session_id}")
+        events = events.filter(session_id=pk)
+    if provider:
+        events = events.filter(provider=provider)
+    if model:
+        events = events.filter(model=model)
+    return events
+
+
+def _sums() -> dict[str, Any]:
+    out: dict[str, Any] = {"event_count": Count("id"), "priced_event_count": Count("cost_pico_usd")}
+    for name in COUNTER_FIELDS[2:]:
+        out[name] = Coalesce(Sum(name), 0, output_field=BigIntegerField())
+    return out
+
+
+def usage_events_totals(events: QuerySet[UsageEvent]) -> UsageCounts:
+    """The summed usage of `events` in one aggregate query."""
+    return UsageCounts.of(events.order_by().aggregate(**_sums()))
+
+
+# --- Reconciliation ---------------------------------------------------------------------------
+
+RollupKey = tuple[tuple[str, Any], ...]
+RollupModel = type[UsageByDay] | type[UsageBySession] | type[UsageAllTime]
+# The event fields each rollup groups by, and the rollup field each one fills.
+ROLLUP_KEYS: dict[RollupModel, tuple[tuple[str, str], ...]] = {
+    UsageByDay: (("day_timezone", "timezone"), ("day", "day"), ("provider", "provider"), ("model", "model")),
+    UsageBySession: (("session_id", "session_id"),),
+    UsageAllTime: (("provider", "provider"), ("model", "model")),
+}
+Rollups = dict[RollupModel, dict[RollupKey, dict[str, int]]]
+
+
+@dataclass(frozen=True)
+class RollupDifference:
+    """One counter of one rollup row that does not equal the sum of its events."""
+
+    rollup: str
+    key: str
+    field: str
+    stored: int
+    recomputed: int
+
+    def __str__(self) -> str:
+        return f"{self.rollup} [{self.key}] {self.field}: stored {self.stored}, recomputed {self.recomputed}"
+
+
+def rollups_recomputed() -> Rollups:
+    """Every rollup row as the events say it should be (one GROUP BY per rollup over all events)."""
+    result: Rollups = {}
+    for model, key_map in ROLLUP_KEYS.items():
+        source = [event_field for event_field, _ in key_map]
+        events = UsageEvent.objects.order_by()
+        if model is UsageBySession:
+            events = events.filter(session__isnull=False)
+        rows = events.values(*source).annotate(**_sums())
+        result[model] = {
+            tuple((target, row[src]) for src, target in key_map): {name: int(row[name]) for name in COUNTER_FIELDS}
+            for row in rows
+        }
+    return result
+
+
+def rollups_stored() -> Rollups:
+    """Every stored rollup row, keyed like `rollups_recomputed`."""
+    result: Rollups = {}
+    for model, key_map in ROLLUP_KEYS.items():
+        targets = [target for _, target in key_map]
+        rows = model._default_manager.order_by().values(*targets, *COUNTER_FIELDS)
+        result[model] = {
+            tuple((target, row[target]) for target in targets): {name: int(row[name]) for name in COUNTER_FIELDS}
+            for row in rows
+        }
+    return result
+
+
+def rollup_differences(*, recomputed: Rollups | None = None) -> list[RollupDifference]:
+    """Each stored counter that differs from the recomputed one (a missing row counts as zeros)."""
+    recomputed = rollups_recomputed() if recomputed is None else recomputed
+    stored = rollups_stored()
+    zeros = dict.fromkeys(COUNTER_FIELDS, 0)
+    differences: list[RollupDifference] = []
+    for model in ROLLUP_KEYS:
+        want, have = recomputed[model], stored[model]
+        for key in sorted(set(want) | set(have), key=str):
+            expected, actual = want.get(key, zeros), have.get(key, zeros)
+            label = " ".join(f"{name}={value}" for name, value in key)
+            differences.extend(
+                RollupDifference(
+                    rollup=str(model._meta.verbose_name),
+                    key=label,
+                    field=name,
+                    stored=actual[name],
+                    recomputed=expected[name],
+                )
+                for name in COUNTER_FIELDS
+                if actual[name] != expected[name]
+            )
+    return differences
+
+
+__all__ = [
+    "COUNTER_FIELDS",
+    "DayUsage",
+    "ModelUsage",
+    "ProviderUsage",
+    "RollupDifference",
+    "SessionUsage",
+    "UsageCounts",
+    "UsageOverview",
+    "UsageSummary",
+    "rollup_differences",
+    "rollups_recomputed",
+    "rollups_stored",
+    "session_usage",
+    "usage_events",
+    "usage_events_totals",
+    "usage_overview",
+    "usage_summary",
+]
