@@ -86,7 +86,7 @@ bench: install-dev var/secret_key
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/bench.lock
 	$(PY) -m bench
 
-evidence: install-dev var/secret_key
+evidence: install-dev var/secret_key browser-deps
 	$(PY) scripts/evidence.py
 
 clean-var:
