@@ -1,1 +1,3 @@
 """Admin for core's records; each area registers its own ModelAdmins."""
+
+from core.admin import config as config

@@ -1,0 +1,260 @@
+"""The typed contracts of the configuration records.
+
+One frozen dataclass per record. The TOML loader, the services, the API, the admin and the
+readiness report all speak in these: references between records are by name (a route names
+its provider, an agent its route, tools, skills and MCP servers, a team its lead and its
+ordered members), never by database id, so a configuration file and the database compare
+field by field.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal, TypeAlias
+
+JsonObject: TypeAlias = Mapping[str, Any]
+
+
+class Kind(enum.Enum):
+    """The seven record kinds; the value is the TOML table name (and the location prefix)."""
+
+    PROVIDER = "providers"
+    ROUTE = "routes"
+    TOOL = "tools"
+    SKILL = "skills"
+    MCP_SERVER = "mcp_servers"
+    AGENT = "agents"
+    TEAM = "teams"
+
+    @property
+    def label(self) -> str:
+        """The singular noun used in messages (`provider 'openai' is used by routes: …`)."""
+        return _LABELS[self]
+
+    @property
+    def key_field(self) -> str:
+        """The field that names a record of this kind."""
+        return "alias" if self is Kind.ROUTE else "name"
+
+
+_LABELS = {
+    Kind.PROVIDER: "provider",
+    Kind.ROUTE: "route",
+    Kind.TOOL: "tool",
+    Kind.SKILL: "skill",
+    Kind.MCP_SERVER: "MCP server",
+    Kind.AGENT: "agent",
+    Kind.TEAM: "team",
+}
+
+
+def _empty_object_schema() -> dict[str, Any]:
+    return {"type": "object", "properties": {}}
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """An LLM provider account; `api_key_env` is the NAME of the variable holding its key."""
+
+    name: str
+    kind: str
+    base_url: str = ""
+    api_key_env: str = ""
+    enabled: bool = True
+    options: JsonObject = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """An alias for one provider model, with its limits and prices (USD per million tokens)."""
+
+    alias: str
+    provider: str
+    model_id: str
+    context_window_tokens: int
+    max_output_tokens: int
+    price_input_per_mtok: Decimal | None = None
+    price_cached_input_per_mtok: Decimal | None = None
+    price_output_per_mtok: Decimal | None = None
+    is_default: bool = False
+    enabled: bool = True
+
+    @property
+    def key(self) -> str:
+        return self.alias
+
+
+@dataclass(frozen=True)
+class ToolConfig:
+    """A tool the agents may call; `parameters` is a JSON Schema object."""
+
+    name: str
+    description: str = ""
+    parameters: JsonObject = field(default_factory=_empty_object_schema)
+    requires_approval: bool = False
+    enabled: bool = True
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class SkillConfig:
+    """Instructions, inline or in a file inside the skills folder, and the tools they may use."""
+
+    name: str
+    description: str = ""
+    instructions: str = ""
+    instructions_path: str = ""
+    tools: tuple[str, ...] = ()
+    enabled: bool = True
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class McpServerConfig:
+    """How to reach an MCP server, the env var NAMES it needs and the tools it may expose."""
+
+    name: str
+    transport: str
+    command: str = ""
+    args: tuple[str, ...] = ()
+    url: str = ""
+    env_vars: tuple[str, ...] = ()
+    tool_allowlist: tuple[str, ...] = ()
+    enabled: bool = True
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """A named agent: role instructions, its route, and the tools, skills and MCP servers it uses."""
+
+    name: str
+    route: str
+    description: str = ""
+    instructions: str = ""
+    tools: tuple[str, ...] = ()
+    skills: tuple[str, ...] = ()
+    mcp_servers: tuple[str, ...] = ()
+    enabled: bool = True
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class TeamConfig:
+    """Agents working together: an ordered member list and a lead who is one of them."""
+
+    name: str
+    lead: str
+    members: tuple[str, ...]
+    description: str = ""
+    enabled: bool = True
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+RecordConfig: TypeAlias = (
+    ProviderConfig | RouteConfig | ToolConfig | SkillConfig | McpServerConfig | AgentConfig | TeamConfig
+)
+
+CONTRACTS: dict[Kind, type[RecordConfig]] = {
+    Kind.PROVIDER: ProviderConfig,
+    Kind.ROUTE: RouteConfig,
+    Kind.TOOL: ToolConfig,
+    Kind.SKILL: SkillConfig,
+    Kind.MCP_SERVER: McpServerConfig,
+    Kind.AGENT: AgentConfig,
+    Kind.TEAM: TeamConfig,
+}
+
+
+def kind_of(record: RecordConfig) -> Kind:
+    """The kind a contract instance belongs to."""
+    for kind, contract in CONTRACTS.items():
+        if type(record) is contract:
+            return kind
+    raise TypeError(f"not a configuration contract: {type(record).__name__}")
+
+
+@dataclass(frozen=True)
+class ConfigDocument:
+    """A whole configuration: what a TOML file holds, or a snapshot of the database."""
+
+    providers: tuple[ProviderConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    tools: tuple[ToolConfig, ...] = ()
+    skills: tuple[SkillConfig, ...] = ()
+    mcp_servers: tuple[McpServerConfig, ...] = ()
+    agents: tuple[AgentConfig, ...] = ()
+    teams: tuple[TeamConfig, ...] = ()
+
+    def records(self, kind: Kind) -> tuple[RecordConfig, ...]:
+        """The records of one kind, in file (or name) order."""
+        records: tuple[RecordConfig, ...] = getattr(self, kind.value)
+        return records
+
+    def count(self) -> int:
+        return sum(len(self.records(kind)) for kind in Kind)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a configuration, at a location such as `routes[0].provider`."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+ReadinessStatus: TypeAlias = Literal["ready", "blocked", "disabled"]
+Credential: TypeAlias = Literal["present", "missing", "not_needed"]
+
+
+@dataclass(frozen=True)
+class RecordReadiness:
+    """Whether one record can be used now, and if not, what a person should do about it."""
+
+    kind: Kind
+    name: str
+    status: ReadinessStatus
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReadinessReport:
+    """Readiness of every provider, route, MCP server, agent and team."""
+
+    providers: tuple[RecordReadiness, ...]
+    routes: tuple[RecordReadiness, ...]
+    mcp_servers: tuple[RecordReadiness, ...]
+    agents: tuple[RecordReadiness, ...]
+    teams: tuple[RecordReadiness, ...]
+    default_route: str | None
+
+    def all(self) -> tuple[RecordReadiness, ...]:
+        return (*self.providers, *self.routes, *self.mcp_servers, *self.agents, *self.teams)
+
+    def blocked(self) -> tuple[RecordReadiness, ...]:
+        return tuple(item for item in self.all() if item.status == "blocked")

@@ -1,0 +1,50 @@
+"""`manage.py load_config [FILE] [--prune]`: validate a configuration file, then apply it in one transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from core.config.loading import ConfigFileError, config_file_read
+from core.config.report import plural, problems_summary, readiness_lines
+from core.config.validation import ConfigInvalidError
+from core.selectors.config import config_readiness
+from core.services.config import config_document_apply
+
+
+class Command(BaseCommand):
+    help = (
+        "Validate a configuration file (default: AGENTCHAT_CONFIG) and apply it in one transaction: "
+        "create and update records; with --prune, disable stored records the file does not name."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", nargs="?", help="the TOML file (default: settings.AGENTCHAT_CONFIG)")
+        parser.add_argument("--prune", action="store_true", help="disable stored records that the file does not name")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path = Path(options["file"] or settings.AGENTCHAT_CONFIG)
+        try:
+            document = config_file_read(path)
+        except ConfigFileError as exc:
+            raise CommandError(str(exc)) from None
+        except ConfigInvalidError as exc:
+            for problem in exc.problems:
+                self.stderr.write(str(problem))
+            raise CommandError(f"{problems_summary(path, exc.problems)}; the database was not changed") from None
+        result = config_document_apply(document=document, prune=options["prune"])
+        if not result.changed:
+            count = plural(result.unchanged, "record")
+            self.stdout.write(f"No changes: the database already matches {path} ({count}).")
+        else:
+            for line in result.lines:
+                self.stdout.write(line)
+            self.stdout.write(
+                f"Loaded {path}: {len(result.created)} created, {len(result.updated)} updated, "
+                f"{len(result.disabled)} disabled, {result.unchanged} unchanged."
+            )
+        for line in readiness_lines(config_readiness()):
+            self.stdout.write(f"  {line}")
