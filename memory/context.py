@@ -1,0 +1,279 @@
+"""The context builder's input: what the model should see next for a session, within a token budget.
+
+`context_inputs(session_id=…, budget_tokens=…)` fills the budget in this priority:
+
+1. pinned long-term memories (most important first, then newest; at most MAX_PINNED);
+2. long-term memories relevant to the latest user message (full-text search for any of its words,
+   best first; pinned ones are never repeated here; at most MAX_RELEVANT);
+3. the latest checkpoint's summary;
+4. recent daily episodes, the session's and the whole-day ones, newest day first (at most MAX_EPISODES);
+5. summaries of attachments referenced (attachment parts, by sha256) by the messages read in step 6,
+   newest reference first (at most MAX_ATTACHMENTS);
+6. the messages after the checkpoint, in log order, trimmed from the OLDEST end to fit what is left.
+
+Items of 1 to 5 are taken whole or not at all: one that does not fit in what remains is skipped
+(counted in `skipped_items`) and the next, smaller one may still fit. Messages must stay a
+contiguous tail, so step 6 stops at the first (newest-to-oldest) message that does not fit.
+`total_tokens` never exceeds the budget, and the same stored state always gives the same bundle.
+
+Token counts: a message's stored `token_count`; an episode's and an attachment content's stored
+`token_count`; for a memory and a checkpoint summary, `core.contracts.estimate_tokens` of the text.
+
+Reads are bounded: the log is read newest-first in chunks of TAIL_CHUNK only until the messages
+read would fill the whole budget (or MAX_TAIL_MESSAGES, or the checkpoint is reached).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from core.contracts import estimate_tokens
+from core.errors import InvalidInputError
+from core.models import Message
+from core.selectors.conversation import checkpoint_latest, session_get
+from memory.models import AttachmentContent, LongTermMemory
+from memory.search import MatchMode, memory_search
+from memory.selectors import episodes_recent, memories_pinned, message_latest_user, messages_tail_chunk
+
+MAX_BUDGET_TOKENS = 2_000_000
+MAX_PINNED = 50
+MAX_RELEVANT = 10
+MAX_EPISODES = 7
+MAX_ATTACHMENTS = 20
+TAIL_CHUNK = 64
+MAX_TAIL_MESSAGES = 2_000
+
+
+@dataclass(frozen=True)
+class ContextMemory:
+    id: int
+    kind: str
+    key: str | None
+    content: str
+    importance: int
+    pinned: bool
+    token_count: int
+
+
+@dataclass(frozen=True)
+class ContextCheckpoint:
+    id: int
+    through_seq: int
+    summary: str
+    token_count: int
+
+
+@dataclass(frozen=True)
+class ContextEpisode:
+    id: int
+    day: datetime.date
+    timezone: str
+    session_id: UUID | None
+    summary: str
+    token_count: int
+
+
+@dataclass(frozen=True)
+class ContextAttachment:
+    sha256: str
+    name: str
+    mime_type: str
+    message_seq: int
+    summary: str
+    token_count: int
+
+
+@dataclass(frozen=True)
+class ContextMessage:
+    seq: int
+    role: str
+    content: str
+    parts: list[Any]
+    token_count: int
+
+
+@dataclass(frozen=True)
+class ContextBundle:
+    """Everything the context builder may send, in priority order, with the tokens each part costs."""
+
+    session_id: UUID
+    budget_tokens: int
+    total_tokens: int
+    pinned_memories: tuple[ContextMemory, ...]
+    relevant_memories: tuple[ContextMemory, ...]
+    checkpoint: ContextCheckpoint | None
+    episodes: tuple[ContextEpisode, ...]
+    attachments: tuple[ContextAttachment, ...]
+    messages: tuple[ContextMessage, ...]
+    skipped_items: int
+    messages_omitted: int
+
+
+class _Budget:
+    def __init__(self, total: int) -> None:
+        self.remaining = total
+        self.used = 0
+        self.skipped = 0
+
+    def take(self, tokens: int) -> bool:
+        if tokens > self.remaining:
+            self.skipped += 1
+            return False
+        self.remaining -= tokens
+        self.used += tokens
+        return True
+
+
+def budget_validate(value: object, *, field: str = "budget") -> int:
+    """A budget is a whole number of tokens from 1 to MAX_BUDGET_TOKENS."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUDGET_TOKENS:
+        raise InvalidInputError.for_field(
+            field, f"{value!r} is out of range; give a whole number of tokens from 1 to {MAX_BUDGET_TOKENS}"
+        )
+    return value
+
+
+def _memory(memory: LongTermMemory) -> ContextMemory:
+    return ContextMemory(
+        id=memory.pk,
+        kind=memory.kind,
+        key=memory.key,
+        content=memory.content,
+        importance=memory.importance,
+        pinned=memory.pinned,
+        token_count=estimate_tokens(memory.content),
+    )
+
+
+def _read_tail(session_id: UUID, after_seq: int, last_seq: int, budget_tokens: int) -> list[Message]:
+    """Messages above `after_seq`, newest first, until they would fill the whole budget."""
+    tail: list[Message] = []
+    tokens = 0
+    before = last_seq + 1
+    while before - 1 > after_seq and tokens <= budget_tokens and len(tail) < MAX_TAIL_MESSAGES:
+        chunk = messages_tail_chunk(session_id=session_id, after_seq=after_seq, before_seq=before, limit=TAIL_CHUNK)
+        for message in chunk:
+            tail.append(message)
+            tokens += message.token_count
+            if tokens > budget_tokens or len(tail) == MAX_TAIL_MESSAGES:
+                return tail
+        if len(chunk) < TAIL_CHUNK:
+            break
+        before = chunk[-1].seq
+    return tail
+
+
+def _attachments(tail: list[Message]) -> list[ContextAttachment]:
+    """Summaries of the contents the tail refers to, newest reference first, one per sha256."""
+    refs: dict[str, tuple[dict[str, Any], int]] = {}
+    for message in tail:
+        for part in message.parts if isinstance(message.parts, list) else []:
+            if isinstance(part, dict) and part.get("type") == "attachment" and part.get("sha256") not in refs:
+                refs[str(part.get("sha256"))] = (part, message.seq)
+            if len(refs) == MAX_ATTACHMENTS:
+                break
+        if len(refs) == MAX_ATTACHMENTS:
+            break
+    if not refs:
+        return []
+    contents = {
+        content.sha256: content
+        for content in AttachmentContent.objects.filter(sha256__in=list(refs))
+        .exclude(summary="")
+        .only("sha256", "summary", "token_count")
+    }
+    found: list[ContextAttachment] = []
+    for sha256, (part, seq) in refs.items():
+        content = contents.get(sha256)
+        if content is not None:
+            found.append(
+                ContextAttachment(
+                    sha256=sha256,
+                    name=str(part.get("name", "")),
+                    mime_type=str(part.get("mime_type", "")),
+                    message_seq=seq,
+                    summary=content.summary,
+                    token_count=content.token_count,
+                )
+            )
+    return found
+
+
+def context_inputs(*, session_id: UUID | str, budget_tokens: int) -> ContextBundle:
+    """The bundle for `session_id` within `budget_tokens`, in the module's documented priority."""
+    budget_tokens = budget_validate(budget_tokens, field="budget_tokens")
+    session = session_get(session_id=session_id)
+    budget = _Budget(budget_tokens)
+
+    pinned = tuple(m for m in map(_memory, memories_pinned(limit=MAX_PINNED)) if budget.take(m.token_count))
+
+    relevant: tuple[ContextMemory, ...] = ()
+    latest_user = message_latest_user(session_id=session.pk)
+    if latest_user is not None and latest_user.content:
+        hits = memory_search(latest_user.content, MAX_RELEVANT, mode=MatchMode.ANY, include_pinned=False)
+        relevant = tuple(m for m in (_memory(hit.memory) for hit in hits) if budget.take(m.token_count))
+
+    checkpoint = checkpoint_latest(session_id=session.pk)
+    context_checkpoint: ContextCheckpoint | None = None
+    if checkpoint is not None and checkpoint.summary:
+        candidate = ContextCheckpoint(
+            id=checkpoint.pk,
+            through_seq=checkpoint.through_seq,
+            summary=checkpoint.summary,
+            token_count=estimate_tokens(checkpoint.summary),
+        )
+        if budget.take(candidate.token_count):
+            context_checkpoint = candidate
+
+    episodes = tuple(
+        episode
+        for episode in (
+            ContextEpisode(
+                id=row.pk,
+                day=row.day,
+                timezone=row.timezone,
+                session_id=row.session_id,
+                summary=row.summary,
+                token_count=row.token_count,
+            )
+            for row in episodes_recent(session_id=session.pk, limit=MAX_EPISODES)
+        )
+        if budget.take(episode.token_count)
+    )
+
+    after_seq = checkpoint.through_seq if checkpoint is not None else 0
+    tail = _read_tail(session.pk, after_seq, session.last_seq, budget_tokens)
+    attachments = tuple(a for a in _attachments(tail) if budget.take(a.token_count))
+
+    kept: list[ContextMessage] = []
+    for message in tail:
+        if message.token_count > budget.remaining:
+            break
+        budget.take(message.token_count)
+        kept.append(
+            ContextMessage(
+                seq=message.seq,
+                role=message.role,
+                content=message.content,
+                parts=list(message.parts) if isinstance(message.parts, list) else [],
+                token_count=message.token_count,
+            )
+        )
+    kept.reverse()
+
+    return ContextBundle(
+        session_id=session.pk,
+        budget_tokens=budget_tokens,
+        total_tokens=budget.used,
+        pinned_memories=pinned,
+        relevant_memories=relevant,
+        checkpoint=context_checkpoint,
+        episodes=episodes,
+        attachments=attachments,
+        messages=tuple(kept),
+        skipped_items=budget.skipped,
+        messages_omitted=max(session.last_seq - after_seq, 0) - len(kept),
+    )

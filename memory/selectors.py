@@ -1,0 +1,157 @@
+"""Reads of the memory tiers, with their joins applied, and the cheap counts the bootstrap shows.
+
+The two message reads at the end (`message_latest_user`, `messages_tail_chunk`) query core's
+`Message` table directly (read-only) because core has no selector for them: the newest user
+message, and a newest-first keyset chunk of the log above a seq.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.db.models import Count, Max, Q, QuerySet
+
+from core.errors import NotFoundError
+from core.models import Message, MessageRole
+from core.selectors.conversation import session_uuid
+from memory.models import AttachmentSummary, DailyEpisode, LongTermMemory
+
+
+@dataclass(frozen=True)
+class MemoryCounts:
+    """How much each tier holds, for the bootstrap."""
+
+    long_term: int
+    pinned: int
+    episodes: int
+    latest_episode_day: datetime.date | None
+    attachments: int
+    attachment_contents: int
+
+
+def memory_counts() -> MemoryCounts:
+    """Counts per tier in three aggregate queries (one per table)."""
+    memories = LongTermMemory.objects.aggregate(total=Count("id"), pinned=Count("id", filter=Q(pinned=True)))
+    episodes = DailyEpisode.objects.aggregate(total=Count("id"), latest=Max("day"))
+    attachments = AttachmentSummary.objects.aggregate(total=Count("id"), contents=Count("content", distinct=True))
+    return MemoryCounts(
+        long_term=memories["total"],
+        pinned=memories["pinned"],
+        episodes=episodes["total"],
+        latest_episode_day=episodes["latest"],
+        attachments=attachments["total"],
+        attachment_contents=attachments["contents"],
+    )
+
+
+def memory_list(
+    *, kind: str | None = None, pinned: bool | None = None, key: str | None = None
+) -> QuerySet[LongTermMemory]:
+    """Long-term memories, newest first, optionally filtered."""
+    queryset = LongTermMemory.objects.all()
+    if kind is not None:
+        queryset = queryset.filter(kind=kind)
+    if pinned is not None:
+        queryset = queryset.filter(pinned=pinned)
+    if key is not None:
+        queryset = queryset.filter(key=key)
+    return queryset.order_by("-created", "-id")
+
+
+def memory_get(*, memory_id: int) -> LongTermMemory:
+    """One memory, or NotFoundError."""
+    try:
+        return LongTermMemory.objects.get(pk=memory_id)
+    except LongTermMemory.DoesNotExist:
+        raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}") from None
+
+
+def memories_pinned(*, limit: int) -> list[LongTermMemory]:
+    """Pinned memories, most important first, then newest (memory_pinned_idx)."""
+    return list(LongTermMemory.objects.filter(pinned=True).order_by("-importance", "-id")[:limit])
+
+
+def episode_list(
+    *,
+    session_id: UUID | str | None = None,
+    whole_day: bool | None = None,
+    day_from: datetime.date | None = None,
+    day_to: datetime.date | None = None,
+    source: str | None = None,
+) -> QuerySet[DailyEpisode]:
+    """Daily episodes, newest day first, optionally filtered."""
+    queryset = DailyEpisode.objects.all()
+    if session_id is not None:
+        queryset = queryset.filter(session_id=session_uuid(session_id))
+    if whole_day is not None:
+        queryset = queryset.filter(session__isnull=whole_day)
+    if day_from is not None:
+        queryset = queryset.filter(day__gte=day_from)
+    if day_to is not None:
+        queryset = queryset.filter(day__lte=day_to)
+    if source is not None:
+        queryset = queryset.filter(source=source)
+    return queryset.order_by("-day", "-id")
+
+
+def episode_get(*, episode_id: int) -> DailyEpisode:
+    """One daily episode, or NotFoundError."""
+    try:
+        return DailyEpisode.objects.get(pk=episode_id)
+    except DailyEpisode.DoesNotExist:
+        raise NotFoundError.for_field("episode", f"no daily episode {episode_id}") from None
+
+
+def episodes_recent(*, session_id: UUID | str, limit: int) -> list[DailyEpisode]:
+    """The session's episodes and the whole-day ones, newest day first."""
+    session_filter = Q(session_id=session_uuid(session_id)) | Q(session__isnull=True)
+    return list(DailyEpisode.objects.filter(session_filter).order_by("-day", "-id")[:limit])
+
+
+def attachment_list(
+    *,
+    session_id: UUID | str | None = None,
+    message_id: int | None = None,
+    sha256: str | None = None,
+    kind: str | None = None,
+) -> QuerySet[AttachmentSummary]:
+    """Attachment references with their shared content, newest first, optionally filtered."""
+    queryset = AttachmentSummary.objects.select_related("content", "message")
+    if session_id is not None:
+        queryset = queryset.filter(session_id=session_uuid(session_id))
+    if message_id is not None:
+        queryset = queryset.filter(message_id=message_id)
+    if sha256 is not None:
+        queryset = queryset.filter(content__sha256=sha256.lower())
+    if kind is not None:
+        queryset = queryset.filter(kind=kind)
+    return queryset.order_by("-created", "-id")
+
+
+def attachment_get(*, attachment_id: int) -> AttachmentSummary:
+    """One attachment reference with its content, or NotFoundError."""
+    try:
+        return AttachmentSummary.objects.select_related("content", "message").get(pk=attachment_id)
+    except AttachmentSummary.DoesNotExist:
+        raise NotFoundError.for_field("attachment", f"no attachment {attachment_id}") from None
+
+
+def message_latest_user(*, session_id: UUID | str) -> Message | None:
+    """The session's newest user message (walks the (session, seq) index backwards)."""
+    return (
+        Message.objects.filter(session_id=session_uuid(session_id), role=MessageRole.USER)
+        .only("id", "seq", "content")
+        .order_by("-seq")
+        .first()
+    )
+
+
+def messages_tail_chunk(*, session_id: UUID | str, after_seq: int, before_seq: int, limit: int) -> list[Message]:
+    """Up to `limit` messages with after_seq < seq < before_seq, newest first (a keyset step down the log)."""
+    return list(
+        Message.objects.filter(session_id=session_uuid(session_id), seq__gt=after_seq, seq__lt=before_seq).order_by(
+            "-seq"
+        )[:limit]
+    )

@@ -1,0 +1,443 @@
+"""Writes to the memory tiers: the only path by which episodes, memories and attachment summaries change.
+
+Each service validates its input completely before it opens one transaction, and raises
+`InvalidInputError` / `NotFoundError` / `ConflictError` naming the field, so nothing is half written.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.contracts import SHA256_RE, estimate_tokens
+from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.models import AgentSession, Message
+from core.selectors.conversation import session_uuid
+from memory.models import (
+    IMPORTANCE_DEFAULT,
+    IMPORTANCE_MAX,
+    IMPORTANCE_MIN,
+    AttachmentContent,
+    AttachmentKind,
+    AttachmentSummary,
+    DailyEpisode,
+    EpisodeSource,
+    LongTermMemory,
+    MemoryKind,
+)
+
+MAX_SUMMARY_CHARS = 100_000
+MAX_MEMORY_CHARS = 20_000
+MAX_KEY_CHARS = 200
+MAX_NAME_CHARS = 255
+MAX_MIME_CHARS = 255
+MAX_URI_CHARS = 2_000
+MAX_ATTACHMENT_BYTES = 1 << 40  # 1 TiB: larger is a mistake, not a file
+
+
+class Unset(enum.Enum):
+    """Marks an argument that was not given (so `None` can mean "clear it")."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    episode: DailyEpisode
+    created: bool
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    memory: LongTermMemory
+    created: bool
+
+
+@dataclass(frozen=True)
+class AttachmentResult:
+    """The reference row; `created` is False when this message already referred to this content."""
+
+    attachment: AttachmentSummary
+    created: bool
+    content_created: bool
+
+
+# --- validation helpers -------------------------------------------------------------------------
+
+
+def _text(field: str, value: str, *, max_chars: int, blank: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError.for_field(field, "must be a string")
+    value = value.strip()
+    if not value and not blank:
+        raise InvalidInputError.for_field(field, "is empty; give some text")
+    if len(value) > max_chars:
+        raise InvalidInputError.for_field(field, f"has {len(value)} characters; at most {max_chars} are allowed")
+    return value
+
+
+def _choice(field: str, value: str, values: Sequence[str]) -> str:
+    if value not in values:
+        raise InvalidInputError.for_field(field, f"{value!r} is not allowed; use one of {', '.join(values)}")
+    return value
+
+
+def _count(field: str, value: int | None, *, maximum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise InvalidInputError.for_field(field, f"{value!r} is out of range; give a whole number from 0 to {maximum}")
+    return value
+
+
+def _seq_range(prefix: str, first: int | None, last: int | None, session: AgentSession | None) -> None:
+    """Both ends or neither; 1 ≤ first ≤ last ≤ the session's last seq."""
+    if first is None and last is None:
+        return
+    if first is None or last is None:
+        missing = f"{prefix}first_seq" if first is None else f"{prefix}last_seq"
+        raise InvalidInputError.for_field(missing, "is missing; give both ends of the message range or neither")
+    if session is None:
+        raise InvalidInputError.for_field(
+            f"{prefix}first_seq", "a message range needs a session; give the session the messages belong to"
+        )
+    for name, value in ((f"{prefix}first_seq", first), (f"{prefix}last_seq", last)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError.for_field(name, f"{value!r} is not a seq; seqs are whole numbers from 1")
+    if first > last:
+        raise InvalidInputError.for_field(f"{prefix}last_seq", f"{last} is before first_seq {first}; swap them")
+    if last > session.last_seq:
+        raise InvalidInputError.for_field(
+            f"{prefix}last_seq", f"{last} is past the session's last message (#{session.last_seq})"
+        )
+
+
+def _session(field: str, session_id: UUID | str) -> AgentSession:
+    try:
+        return AgentSession.objects.get(pk=session_uuid(session_id))
+    except AgentSession.DoesNotExist:
+        raise NotFoundError.for_field(field, f"no session {session_id}") from None
+
+
+def _timezone_name(value: str) -> str:
+    name = _text("timezone", value, max_chars=64)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInputError.for_field(
+            "timezone", f"{name!r} is not a known timezone; use an IANA name such as Europe/Paris or UTC"
+        ) from None
+    return name
+
+
+def _importance(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not IMPORTANCE_MIN <= value <= IMPORTANCE_MAX:
+        raise InvalidInputError.for_field(
+            "importance", f"{value!r} is out of range; give a whole number from {IMPORTANCE_MIN} to {IMPORTANCE_MAX}"
+        )
+    return value
+
+
+def _key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    key = _text("key", value, max_chars=MAX_KEY_CHARS, blank=True)
+    if any(not char.isprintable() for char in key):
+        raise InvalidInputError.for_field("key", "contains control characters; use printable text")
+    return key or None
+
+
+# --- daily episodes -----------------------------------------------------------------------------
+
+
+def episode_upsert(
+    *,
+    day: datetime.date,
+    timezone_name: str,
+    summary: str,
+    source: str,
+    session_id: UUID | str | None = None,
+    first_seq: int | None = None,
+    last_seq: int | None = None,
+    token_count: int | None = None,
+) -> EpisodeResult:
+    """Store the summary of `day` for a session (or the whole day when no session); replaces an existing one."""
+    if not isinstance(day, datetime.date) or isinstance(day, datetime.datetime):
+        raise InvalidInputError.for_field("day", "must be a date (YYYY-MM-DD)")
+    name = _timezone_name(timezone_name)
+    text = _text("summary", summary, max_chars=MAX_SUMMARY_CHARS)
+    source = _choice("source", source, EpisodeSource.values)
+    tokens = _count("token_count", token_count, maximum=2**31 - 1)
+    if day > timezone.now().astimezone(ZoneInfo(name)).date():
+        raise InvalidInputError.for_field("day", f"{day} has not begun yet in {name}; summarise past or current days")
+    session = _session("session", session_id) if session_id is not None else None
+    _seq_range("", first_seq, last_seq, session)
+    values = {
+        "timezone": name,
+        "summary": text,
+        "source": source,
+        "first_seq": first_seq,
+        "last_seq": last_seq,
+        "token_count": estimate_tokens(text) if tokens is None else tokens,
+    }
+    with transaction.atomic():
+        existing = DailyEpisode.objects.select_for_update().filter(day=day, session=session).first()
+        if existing is not None:
+            for field, value in values.items():
+                setattr(existing, field, value)
+            existing.save(update_fields=[*values, "updated"])
+            return EpisodeResult(episode=existing, created=False)
+        try:
+            with transaction.atomic():
+                episode = DailyEpisode.objects.create(day=day, session=session, **values)
+        except IntegrityError:
+            # A concurrent writer created it between our read and insert (PostgreSQL): update theirs.
+            episode = DailyEpisode.objects.select_for_update().get(day=day, session=session)
+            for field, value in values.items():
+                setattr(episode, field, value)
+            episode.save(update_fields=[*values, "updated"])
+            return EpisodeResult(episode=episode, created=False)
+    return EpisodeResult(episode=episode, created=True)
+
+
+def episode_delete(*, episode_id: int) -> None:
+    """Remove one daily episode."""
+    with transaction.atomic():
+        deleted, _ = DailyEpisode.objects.filter(pk=episode_id).delete()
+    if not deleted:
+        raise NotFoundError.for_field("episode", f"no daily episode {episode_id}")
+
+
+# --- long-term memory ---------------------------------------------------------------------------
+
+
+def _memory_locked(memory_id: int) -> LongTermMemory:
+    try:
+        return LongTermMemory.objects.select_for_update().get(pk=memory_id)
+    except LongTermMemory.DoesNotExist:
+        raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}") from None
+
+
+def memory_write(
+    *,
+    kind: str,
+    content: str,
+    key: str | None = None,
+    importance: int | None = None,
+    pinned: bool | None = None,
+    source_session_id: UUID | str | None = None,
+    source_first_seq: int | None = None,
+    source_last_seq: int | None = None,
+) -> MemoryResult:
+    """Remember something; with a `key` that exists already, that memory is updated instead of adding a second.
+
+    On an update, `importance`, `pinned` and the provenance keep their stored values unless given.
+    """
+    kind = _choice("kind", kind, MemoryKind.values)
+    text = _text("content", content, max_chars=MAX_MEMORY_CHARS)
+    checked_key = _key(key)
+    checked_importance = _importance(importance) if importance is not None else None
+    if pinned is not None and not isinstance(pinned, bool):
+        raise InvalidInputError.for_field("pinned", "must be true or false")
+    session = _session("source_session", source_session_id) if source_session_id is not None else None
+    _seq_range("source_", source_first_seq, source_last_seq, session)
+
+    changes: dict[str, object] = {"kind": kind, "content": text}
+    if checked_importance is not None:
+        changes["importance"] = checked_importance
+    if pinned is not None:
+        changes["pinned"] = pinned
+    if session is not None:
+        changes.update(source_session=session, source_first_seq=source_first_seq, source_last_seq=source_last_seq)
+
+    with transaction.atomic():
+        if checked_key is not None:
+            existing = LongTermMemory.objects.select_for_update().filter(key=checked_key).first()
+            if existing is not None:
+                return MemoryResult(memory=_memory_apply(existing, changes), created=False)
+        fields = {"importance": IMPORTANCE_DEFAULT, "pinned": False, **changes, "key": checked_key}
+        try:
+            with transaction.atomic():
+                memory = LongTermMemory.objects.create(**fields)
+        except IntegrityError:
+            # Another writer stored the same key between our read and insert (PostgreSQL): update theirs.
+            existing = LongTermMemory.objects.select_for_update().get(key=checked_key)
+            return MemoryResult(memory=_memory_apply(existing, changes), created=False)
+    return MemoryResult(memory=memory, created=True)
+
+
+def _memory_apply(memory: LongTermMemory, changes: dict[str, object]) -> LongTermMemory:
+    for field, value in changes.items():
+        setattr(memory, field, value)
+    memory.save(update_fields=[*changes, "updated"])
+    return memory
+
+
+def memory_update(
+    *,
+    memory_id: int,
+    kind: str | None = None,
+    content: str | None = None,
+    key: str | Unset | None = UNSET,
+    importance: int | None = None,
+    pinned: bool | None = None,
+) -> LongTermMemory:
+    """Change the given fields of one memory; `key=None` removes its key. A key held by another memory is a conflict."""
+    changes: dict[str, object] = {}
+    if kind is not None:
+        changes["kind"] = _choice("kind", kind, MemoryKind.values)
+    if content is not None:
+        changes["content"] = _text("content", content, max_chars=MAX_MEMORY_CHARS)
+    if not isinstance(key, Unset):
+        changes["key"] = _key(key)
+    if importance is not None:
+        changes["importance"] = _importance(importance)
+    if pinned is not None:
+        if not isinstance(pinned, bool):
+            raise InvalidInputError.for_field("pinned", "must be true or false")
+        changes["pinned"] = pinned
+    with transaction.atomic():
+        memory = _memory_locked(memory_id)
+        new_key = changes.get("key")
+        if new_key is not None and LongTermMemory.objects.filter(key=new_key).exclude(pk=memory.pk).exists():
+            raise ConflictError.for_field(
+                "key", f"{new_key!r} belongs to another memory; write to that key or choose another"
+            )
+        if not changes:
+            return memory
+        try:
+            with transaction.atomic():
+                return _memory_apply(memory, changes)
+        except IntegrityError:
+            raise ConflictError.for_field(
+                "key", f"{new_key!r} belongs to another memory; write to that key or choose another"
+            ) from None
+
+
+def memory_delete(*, memory_id: int) -> None:
+    """Forget one memory (its full-text entry goes with it, by trigger or generated column)."""
+    with transaction.atomic():
+        deleted, _ = LongTermMemory.objects.filter(pk=memory_id).delete()
+    if not deleted:
+        raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}")
+
+
+def memory_pin(*, memory_ids: Sequence[int], pinned: bool) -> int:
+    """Pin (or unpin) memories in one UPDATE; returns how many changed."""
+    if not isinstance(pinned, bool):
+        raise InvalidInputError.for_field("pinned", "must be true or false")
+    ids = sorted(set(memory_ids))
+    with transaction.atomic():
+        return (
+            LongTermMemory.objects.filter(pk__in=ids)
+            .exclude(pinned=pinned)
+            .update(pinned=pinned, updated=timezone.now())
+        )
+
+
+def memory_mark_used(*, memory_ids: Sequence[int]) -> int:
+    """Record that these memories were given to a model now (one UPDATE); returns how many rows."""
+    ids = sorted(set(memory_ids))
+    if not ids:
+        return 0
+    with transaction.atomic():
+        return LongTermMemory.objects.filter(pk__in=ids).update(last_used_at=timezone.now())
+
+
+# --- attachments and sources --------------------------------------------------------------------
+
+
+def attachment_record(
+    *,
+    session_id: UUID | str,
+    message_id: int,
+    sha256: str,
+    kind: str,
+    display_name: str,
+    mime_type: str,
+    size_bytes: int,
+    summary: str = "",
+    token_count: int | None = None,
+    uri: str = "",
+) -> AttachmentResult:
+    """Record that a message refers to some content; the content is summarised once, shared by sha256.
+
+    The first summary given for a content is kept; a later record with a different summary does not
+    replace it. A content recorded without a summary takes the first one given later.
+    """
+    digest = _text("sha256", sha256, max_chars=64).lower()
+    if not SHA256_RE.match(digest):
+        raise InvalidInputError.for_field("sha256", "must be 64 hex characters (the content's SHA-256)")
+    kind = _choice("kind", kind, AttachmentKind.values)
+    name = _text("display_name", display_name, max_chars=MAX_NAME_CHARS)
+    mime = _text("mime_type", mime_type, max_chars=MAX_MIME_CHARS).lower()
+    if "/" not in mime or " " in mime:
+        raise InvalidInputError.for_field(
+            "mime_type", f"{mime!r} is not a MIME type; use type/subtype, e.g. text/plain"
+        )
+    size = _count("size_bytes", size_bytes, maximum=MAX_ATTACHMENT_BYTES)
+    if size is None:
+        raise InvalidInputError.for_field("size_bytes", "is missing; give the content's size in bytes")
+    text = _text("summary", summary, max_chars=MAX_SUMMARY_CHARS, blank=True)
+    tokens = _count("token_count", token_count, maximum=2**31 - 1)
+    location = _text("uri", uri, max_chars=MAX_URI_CHARS, blank=True)
+    if kind == AttachmentKind.URL and not location.startswith(("http://", "https://")):
+        raise InvalidInputError.for_field("uri", "a url source needs the http(s) address it was read from")
+    session = _session("session", session_id)
+    message = Message.objects.filter(pk=message_id).only("id", "session_id").first()
+    if message is None:
+        raise NotFoundError.for_field("message", f"no message {message_id}")
+    if message.session_id != session.pk:
+        raise InvalidInputError.for_field(
+            "message", f"message {message_id} belongs to another session; give a message of session {session.pk}"
+        )
+    summary_tokens = estimate_tokens(text) if tokens is None else tokens
+
+    with transaction.atomic():
+        content, content_created = _content_get_or_create(digest, size, text, summary_tokens)
+        if content.size_bytes != size:
+            raise ConflictError.for_field(
+                "size_bytes", f"{size} differs from the {content.size_bytes} bytes recorded for this sha256"
+            )
+        if text and not content.summary:
+            content.summary, content.token_count = text, summary_tokens
+            content.save(update_fields=["summary", "token_count", "updated"])
+        existing = AttachmentSummary.objects.filter(message=message, content=content).first()
+        if existing is not None:
+            existing.content = content
+            return AttachmentResult(attachment=existing, created=False, content_created=content_created)
+        attachment = AttachmentSummary.objects.create(
+            session=session,
+            message=message,
+            content=content,
+            kind=kind,
+            display_name=name,
+            uri=location,
+            mime_type=mime,
+        )
+    return AttachmentResult(attachment=attachment, created=True, content_created=content_created)
+
+
+def _content_get_or_create(digest: str, size: int, summary: str, tokens: int) -> tuple[AttachmentContent, bool]:
+    content = AttachmentContent.objects.select_for_update().filter(sha256=digest).first()
+    if content is not None:
+        return content, False
+    try:
+        with transaction.atomic():
+            created = AttachmentContent.objects.create(
+                sha256=digest, size_bytes=size, summary=summary, token_count=tokens if summary else 0
+            )
+    except IntegrityError:
+        # The same content was recorded concurrently (PostgreSQL): share that row.
+        return AttachmentContent.objects.select_for_update().get(sha256=digest), False
+    return created, True
