@@ -58,6 +58,7 @@ class Visit:
     status: int | None
     screenshot: str
     title: str = ""
+    inline_groups: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -196,6 +197,7 @@ class BrowserCheck:
             status=status,
             screenshot=str(shot.relative_to(ROOT)) if shot.is_relative_to(ROOT) else str(shot),
             title=self.page.title(),
+            inline_groups=self.page.locator(".inline-group").count(),
             problems=list(self.current),
         )
         if status is None:

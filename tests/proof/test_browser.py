@@ -114,4 +114,6 @@ def test_admin_and_api_pages_render_without_errors_in_chromium() -> None:
     assert any(name.startswith("admin-auth-") for name in visited), sorted(visited)
     assert all(visit.status == 200 for visit in report.visits), [(v.name, v.status) for v in report.visits]
     for name, _path in extra:
-        assert visited[name].title.startswith("Change "), visited[name].title
+        # "<session> | Change agent session | Agent Chat admin", with the messages (and more) inline.
+        assert " | Change " in visited[name].title, visited[name].title
+        assert visited[name].inline_groups >= 1, f"{name} shows no inlines"
