@@ -1,0 +1,894 @@
+"""The eight workloads of the benchmark. Each returns result rows; see bench/README.md.
+
+Every figure with a target is a ratio of two operations measured in the same process, in the
+same repetition, in alternating (rotated) order, and every figure is the median over the
+repetitions. Code that another part of the project has not written yet is looked up by its
+documented name; when it is missing the row says `not available: <what>` instead of a number.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import importlib
+import io
+import itertools
+import os
+import pstats
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from django.db import connection
+
+from bench import fixtures
+from bench.db import BENCH_USERNAME, ROUTE_ALIAS, Databases, bulk_insert
+from bench.harness import Detail, Row, Target, median, paired_ratio, rotated, row_with_target, timed, unavailable
+from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Data sizes and repetition counts; `QUICK` is for development and the tests."""
+
+    reps: int = 7
+    append_ops: int = 200
+    checkpoint_small: int = 100
+    checkpoint_large: int = 10_000
+    checkpoint_ops: int = 20
+    history_ops: int = 5
+    restore_small: int = 200
+    restore_large: int = 20_000
+    restore_tail: int = 50
+    restore_ops: int = 40
+    bootstrap_sessions: int = 1_000
+    bootstrap_messages: int = 100_000
+    bootstrap_usage: int = 100_000
+    bootstrap_memories: int = 10_000
+    bootstrap_requests: int = 10
+    telemetry_small: int = 1_000
+    telemetry_large: int = 1_000_000
+    summary_ops: int = 30
+    memory_small: int = 1_000
+    memory_large: int = 100_000
+    search_ops: int = 20
+    concurrency_procs: int = 4
+    concurrency_appends: int = 1_000
+    concurrency_reps: int = 3
+    storage_small: int = 2_000
+    storage_large: int = 20_000
+
+
+QUICK = Sizes(
+    reps=3,
+    append_ops=20,
+    checkpoint_small=10,
+    checkpoint_large=200,
+    checkpoint_ops=5,
+    history_ops=2,
+    restore_small=20,
+    restore_large=400,
+    restore_tail=5,
+    restore_ops=5,
+    bootstrap_sessions=10,
+    bootstrap_messages=200,
+    bootstrap_usage=200,
+    bootstrap_memories=50,
+    bootstrap_requests=3,
+    telemetry_small=100,
+    telemetry_large=2_000,
+    summary_ops=5,
+    memory_small=100,
+    memory_large=1_000,
+    search_ops=5,
+    concurrency_procs=2,
+    concurrency_appends=20,
+    concurrency_reps=1,
+    storage_small=20,
+    storage_large=200,
+)
+
+
+@dataclass
+class Ctx:
+    """What a workload needs: the level, the sizes, the databases and where peers put their files."""
+
+    level: str
+    sizes: Sizes
+    dbs: Databases
+    work: Path
+    profile: bool = True
+
+    @property
+    def vendor(self) -> str:
+        return self.dbs.vendor
+
+    @property
+    def sqlite(self) -> bool:
+        return self.vendor == "sqlite"
+
+    def peer_file(self, name: str) -> Path:
+        path = self.work / f"peer-{name}.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return path
+
+    def row(self, workload: int, key: str, title: str, **fields: Any) -> Row:
+        return Row(workload=workload, key=key, title=title, level=self.level, vendor=self.vendor, **fields)
+
+    def judged(self, row: Row, target: Target) -> Row:
+        """Targets apply on SQLite; PostgreSQL figures are reported without one."""
+        return row_with_target(row, target if self.sqlite else None)
+
+    def no_peer(self, workload: int, key: str, title: str) -> Row:
+        return self.row(workload, key, title, status="n/a: the peers store in SQLite only")
+
+    def profile_failed(self, row: Row, fn: Callable[[], object], count: int) -> None:
+        if self.profile and row.passed is False:
+            row.profile = profile_text(fn, count)
+
+
+def find(name: str, modules: Sequence[str]) -> Callable[..., Any] | None:
+    """The public function `name` from the first of `modules` that defines it, or None."""
+    for module_name in modules:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        candidate = getattr(module, name, None)
+        if callable(candidate):
+            return candidate  # type: ignore[no-any-return]
+    return None
+
+
+def profile_text(fn: Callable[[], object], count: int, top: int = 25) -> str:
+    """The top functions by cumulative time over `count` calls of `fn`."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(count):
+        fn()
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    lines = [line.rstrip().replace(str(ROOT) + "/", "") for line in out.getvalue().splitlines()]
+    return "\n".join(line for line in lines if line.strip())
+
+
+def per_op_seconds(fns: dict[str, Callable[[], object]], ops: int, reps: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, one list entry per repetition, in rotated order."""
+    for fn in fns.values():  # warm caches and connections
+        timed(fn, max(1, ops // 10))
+    results: dict[str, list[float]] = {name: [] for name in fns}
+    for rep in range(reps):
+        for name in rotated(list(fns), rep):
+            results[name].append(timed(fns[name], ops))
+    return results
+
+
+def alternate(
+    ctx: Ctx, builds: dict[str, tuple[str, Callable[[], dict[str, Any]]]], fn: Callable[[], object], ops: int
+) -> dict[str, list[float]]:
+    """Seconds per call of `fn` on each of several read-only databases.
+
+    SQLite: each database is built (or found) once, then every repetition switches to each in
+    rotated order. PostgreSQL holds one data set at a time: each is loaded in turn and measured
+    over all the repetitions (figures only there, no target).
+    """
+    seconds: dict[str, list[float]] = {name: [] for name in builds}
+    if ctx.sqlite:
+        for fixture_name, build in builds.values():
+            ctx.dbs.fixture(fixture_name, build, shared=True)
+        for rep in range(ctx.sizes.reps):
+            for name in rotated(list(builds), rep):
+                ctx.dbs.reopen(builds[name][0])
+                timed(fn, max(1, ops // 5))
+                seconds[name].append(timed(fn, ops))
+        return seconds
+    for name, (fixture_name, build) in builds.items():
+        ctx.dbs.fixture(fixture_name, build)
+        timed(fn, max(1, ops // 5))
+        seconds[name] = [timed(fn, ops) for _ in range(ctx.sizes.reps)]
+    return seconds
+
+
+def ms(values: Sequence[float]) -> float:
+    return median(values) * 1000
+
+
+# --- 1. Append ------------------------------------------------------------------------------
+
+
+def w1_append(ctx: Ctx) -> list[Row]:
+    from core.services.conversation import message_append, session_create
+
+    sizes = ctx.sizes
+    ctx.dbs.fresh("append")
+    session_id = str(session_create(title="append", route_alias=ROUTE_ALIAS).pk)
+    counter = itertools.count(1)
+
+    def ours() -> None:
+        message_append(session_id=session_id, role="user", content=message_text(next(counter)))
+
+    fns: dict[str, Callable[[], object]] = {"ours": ours}
+    peers: list[Any] = []
+    if ctx.sqlite:
+        graph = LangGraphThread(ctx.peer_file("append-langgraph"), ctx.level)
+        agents = AgentsSession(ctx.peer_file("append-agents"), ctx.level)
+        raw = RawAppender(ctx.peer_file("append-raw"), ctx.level)
+        peers = [graph, agents, raw]
+        fns["langgraph"] = lambda: graph.put([{"role": "user", "content": message_text(next(counter))}])
+        fns["agents"] = lambda: agents.add([{"role": "user", "content": message_text(next(counter))}])
+        fns["raw"] = lambda: raw.append("user", message_text(next(counter)))
+    try:
+        seconds = per_op_seconds(fns, sizes.append_ops, sizes.reps)
+        if ctx.sqlite:
+            levels = {synchronous_of(graph.conn), synchronous_of(raw.conn), *agents.synchronous_levels()}
+            if levels != {ctx.level}:
+                raise RuntimeError(f"peer connections run at synchronous {levels}, expected {ctx.level}")
+    finally:
+        for peer in peers:
+            peer.close()
+    throughput = {name: [1 / value for value in values] for name, values in seconds.items()}
+    ours_detail: Detail = {"ours ops/s": median(throughput["ours"])}
+    title = "append 1 msg/txn: message_append ops/s"
+    rows = [ctx.row(1, "1.ours", title, figure=median(throughput["ours"]), unit="ops/s", reps=sizes.reps)]
+    comparisons = [
+        ("langgraph", "append vs LangGraph SqliteSaver.put (1-msg checkpoint)", Target(">=", 0.5)),
+        ("agents", "append vs OpenAI Agents SQLiteSession.add_items (1 item)", Target(">=", 1.5)),
+        ("raw", "append vs raw sqlite3 (same logical append)", None),
+    ]
+    for name, peer_title, target in comparisons:
+        key = f"1.{name}"
+        if not ctx.sqlite:
+            rows.append(ctx.no_peer(1, key, peer_title))
+            continue
+        row = ctx.row(
+            1,
+            key,
+            peer_title,
+            figure=paired_ratio(throughput["ours"], throughput[name]),
+            reps=sizes.reps,
+            detail={**ours_detail, f"{name} ops/s": median(throughput[name])},
+        )
+        if target is not None:
+            row = ctx.judged(row, target)
+        ctx.profile_failed(row, ours, sizes.append_ops)
+        rows.append(row)
+    return rows
+
+
+# --- 2. Checkpoint write --------------------------------------------------------------------
+
+CHECKPOINT_SUMMARY = "The user is planning a trip; decisions so far: dates fixed, hotel booked, budget 2,000 EUR. " * 5
+CHECKPOINT_STATE = {"cursor": {"step": 12, "tool_calls": ["search", "book"]}, "notes": ["keep replies short"] * 5}
+
+
+def w2_checkpoint(ctx: Ctx) -> list[Row]:
+    sizes = ctx.sizes
+    title = f"checkpoint write {sizes.checkpoint_large:,} vs {sizes.checkpoint_small:,} msgs"
+    checkpoint_create = find("checkpoint_create", ["core.services.conversation"])
+    if checkpoint_create is None:
+        return [unavailable(2, "2.ours", title, ctx.level, ctx.vendor, "core.services.conversation.checkpoint_create")]
+
+    def build() -> dict[str, Any]:
+        return {
+            "small": fixtures.session_with_messages(sizes.checkpoint_small, "small"),
+            "large": fixtures.session_with_messages(sizes.checkpoint_large, "large"),
+        }
+
+    meta = ctx.dbs.fixture(f"checkpoint-{sizes.checkpoint_large}", build)
+
+    def writer(session_id: str, last_seq: int) -> Callable[[], object]:
+        # A compaction checkpoint that keeps the last 20 messages: it also sums their tokens.
+        def write() -> object:
+            return checkpoint_create(
+                session_id=session_id,
+                through_seq=max(0, last_seq - 20),
+                reason="compaction",
+                summary=CHECKPOINT_SUMMARY,
+                state=CHECKPOINT_STATE,
+            )
+
+        return write
+
+    fns = {
+        "small": writer(meta["small"], sizes.checkpoint_small),
+        "large": writer(meta["large"], sizes.checkpoint_large),
+    }
+    seconds = per_op_seconds(fns, sizes.checkpoint_ops, sizes.reps)
+    row = ctx.row(
+        2,
+        "2.ours",
+        title,
+        figure=paired_ratio(seconds["large"], seconds["small"]),
+        reps=sizes.reps,
+        detail={"small ms": ms(seconds["small"]), "large ms": ms(seconds["large"])},
+    )
+    row = ctx.judged(row, Target("<=", 1.2))
+    ctx.profile_failed(row, fns["large"], sizes.checkpoint_ops)
+    rows = [row]
+
+    peer_title = f"LangGraph put, state = full history ({sizes.checkpoint_large:,} vs {sizes.checkpoint_small:,})"
+    if not ctx.sqlite:
+        return [*rows, ctx.no_peer(2, "2.langgraph", peer_title)]
+    graph_small = LangGraphThread(ctx.peer_file("checkpoint-langgraph"), ctx.level, thread_id="small")
+    graph_large = LangGraphThread(ctx.peer_file("checkpoint-langgraph-large"), ctx.level, thread_id="large")
+    history_small = [{"role": "user", "content": message_text(seq)} for seq in range(1, sizes.checkpoint_small + 1)]
+    history_large = [{"role": "user", "content": message_text(seq)} for seq in range(1, sizes.checkpoint_large + 1)]
+    try:
+        peer_seconds = per_op_seconds(
+            {"small": lambda: graph_small.put(history_small), "large": lambda: graph_large.put(history_large)},
+            sizes.history_ops,
+            sizes.reps,
+        )
+    finally:
+        graph_small.close()
+        graph_large.close()
+    rows.append(
+        ctx.row(
+            2,
+            "2.langgraph",
+            peer_title,
+            figure=paired_ratio(peer_seconds["large"], peer_seconds["small"]),
+            reps=sizes.reps,
+            detail={"small ms": ms(peer_seconds["small"]), "large ms": ms(peer_seconds["large"])},
+        )
+    )
+    return rows
+
+
+# --- 3. Restore -----------------------------------------------------------------------------
+
+
+def w3_restore(ctx: Ctx) -> list[Row]:
+    sizes = ctx.sizes
+    title = f"restore {sizes.restore_large:,} vs {sizes.restore_small:,} msgs"
+    peer_title = f"restore vs SQLiteSession.get_items({sizes.restore_tail}) at {sizes.restore_large:,}"
+    session_restore = find("session_restore", ["core.selectors.conversation", "core.services.conversation"])
+    checkpoint_create = find("checkpoint_create", ["core.services.conversation"])
+    if session_restore is None or checkpoint_create is None:
+        missing = "core.selectors.conversation.session_restore" if session_restore is None else "checkpoint_create"
+        return [
+            unavailable(3, "3.ours", title, ctx.level, ctx.vendor, missing),
+            unavailable(3, "3.agents", peer_title, ctx.level, ctx.vendor, missing),
+        ]
+
+    def build() -> dict[str, Any]:
+        meta: dict[str, Any] = {}
+        for name, count in (("small", sizes.restore_small), ("large", sizes.restore_large)):
+            session_id = fixtures.session_with_messages(count, name)
+            checkpoint_create(
+                session_id=session_id,
+                through_seq=count - sizes.restore_tail,
+                reason="compaction",
+                summary=CHECKPOINT_SUMMARY,
+                state=CHECKPOINT_STATE,
+            )
+            meta[name] = session_id
+        return meta
+
+    meta = ctx.dbs.fixture(f"restore-{sizes.restore_large}", build, shared=True)
+
+    def restorer(session_id: str) -> Callable[[], object]:
+        def restore() -> object:
+            result = session_restore(session_id=session_id)
+            if len(result.messages) != sizes.restore_tail:
+                raise RuntimeError(f"restore returned {len(result.messages)} messages, expected {sizes.restore_tail}")
+            return result
+
+        return restore
+
+    fns: dict[str, Callable[[], object]] = {"small": restorer(meta["small"]), "large": restorer(meta["large"])}
+    agents: AgentsSession | None = None
+    if ctx.sqlite:
+        agents = AgentsSession(ctx.peer_file("restore-agents"), ctx.level)
+        items = [{"role": "user", "content": message_text(seq)} for seq in range(1, sizes.restore_large + 1)]
+        for start in range(0, len(items), 1_000):
+            agents.add(items[start : start + 1_000])
+        peer = agents
+
+        def get_items() -> object:
+            got = peer.get(sizes.restore_tail)
+            if len(got) != sizes.restore_tail:
+                raise RuntimeError(f"get_items returned {len(got)} items")
+            return got
+
+        fns["agents"] = get_items
+    try:
+        seconds = per_op_seconds(fns, sizes.restore_ops, sizes.reps)
+    finally:
+        if agents is not None:
+            agents.close()
+    detail: Detail = {"small ms": ms(seconds["small"]), "large ms": ms(seconds["large"])}
+    row = ctx.row(3, "3.ours", title, figure=paired_ratio(seconds["large"], seconds["small"]), reps=sizes.reps)
+    row.detail = detail
+    row = ctx.judged(row, Target("<=", 1.3))
+    ctx.profile_failed(row, fns["large"], sizes.restore_ops)
+    if not ctx.sqlite:
+        return [row, ctx.no_peer(3, "3.agents", peer_title)]
+    peer_row = ctx.row(
+        3,
+        "3.agents",
+        peer_title,
+        figure=paired_ratio(seconds["large"], seconds["agents"]),
+        reps=sizes.reps,
+        detail={"restore ms": ms(seconds["large"]), "get_items ms": ms(seconds["agents"])},
+    )
+    peer_row = ctx.judged(peer_row, Target("<=", 2.0))
+    ctx.profile_failed(peer_row, fns["large"], sizes.restore_ops)
+    return [row, peer_row]
+
+
+# --- 4. Bootstrap ---------------------------------------------------------------------------
+
+MEMORY_KINDS = ("fact", "preference", "instruction")
+PROVIDERS_MODELS = (("openai", "gpt-4.1"), ("openai", "gpt-4.1-mini"), ("anthropic", "claude-sonnet-4"))
+
+
+def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60, seed: int = 11) -> int:
+    """`count` usage events over the last `days` days (today included), then the rollups rebuilt
+    through the telemetry app's own repair path."""
+    from telemetry.models import UsageEvent
+    from telemetry.services import usage_rollups_rebuild
+
+    rng = random.Random(seed)
+    now = datetime.now(UTC).replace(microsecond=0)
+    # A pool of instants (a few per hour) keeps the per-value conversion cache small.
+    instants = [now - timedelta(minutes=17 * step) for step in range(days * 24 * 60 // 17)]
+    from django.conf import settings
+
+    zone_name = settings.AGENTCHAT_TIMEZONE
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(zone_name)
+    day_of = {instant: instant.astimezone(zone).date() for instant in instants}
+    fields = (
+        "request_id",
+        "occurred_at",
+        "day",
+        "day_timezone",
+        "provider",
+        "model",
+        "session",
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "total_tokens",
+        "latency_ms",
+        "created",
+    )
+
+    def rows() -> Any:
+        for index in range(count):
+            instant = instants[rng.randrange(len(instants))]
+            provider, model = PROVIDERS_MODELS[index % len(PROVIDERS_MODELS)]
+            input_tokens = 200 + index % 1_000
+            output_tokens = 50 + index % 300
+            yield (
+                f"bench-{index}",
+                instant,
+                day_of[instant],
+                zone_name,
+                provider,
+                model,
+                session_ids[index % len(session_ids)] if session_ids else None,
+                input_tokens,
+                input_tokens // 4,
+                output_tokens,
+                output_tokens // 5,
+                input_tokens + output_tokens,
+                300 + index % 700,
+                instant,
+            )
+
+    inserted = bulk_insert(UsageEvent, fields, rows(), batch=50_000)
+    usage_rollups_rebuild()
+    return inserted
+
+
+def memories_load(count: int, *, seed: int = 5) -> int:
+    """`count` long-term memories of 16 words each, drawn with Zipf frequencies from 20,000 words."""
+    from memory.models import LongTermMemory
+
+    rng = random.Random(seed)
+    words = fixtures.vocabulary(20_000)
+    weights = list(itertools.accumulate(1 / rank for rank in range(1, len(words) + 1)))
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def rows() -> Any:
+        for index in range(count):
+            content = " ".join(rng.choices(words, cum_weights=weights, k=16))
+            yield (MEMORY_KINDS[index % 3], content, 3, False, now, now)
+
+    fields = ("kind", "content", "importance", "pinned", "created", "updated")
+    return bulk_insert(LongTermMemory, fields, rows(), batch=20_000)
+
+
+def w4_bootstrap(ctx: Ctx) -> list[Row]:
+    sizes = ctx.sizes
+    title = "GET /api/bootstrap/ vs trivial DRF endpoint"
+    count_title = "bootstrap query count: loaded vs empty database"
+    from django.conf import settings
+    from django.urls import NoReverseMatch, reverse
+
+    settings.ROOT_URLCONF = "bench.urls"
+    try:
+        from django.urls import clear_url_caches
+
+        clear_url_caches()
+        reverse("bench-trivial")
+        bootstrap_url = _bootstrap_url()
+    except NoReverseMatch:
+        bootstrap_url = None
+    if bootstrap_url is None:
+        missing = "GET /api/bootstrap/ (agentchat_site bootstrap endpoint)"
+        return [
+            unavailable(4, "4.ours", title, ctx.level, ctx.vendor, missing),
+            unavailable(4, "4.queries", count_title, ctx.level, ctx.vendor, missing),
+        ]
+    if (
+        find("memory_search", ["memory.search", "memory.selectors"]) is None
+        or find("usage_rollups_rebuild", ["telemetry.services"]) is None
+    ):
+        missing = "memory and telemetry apps"
+        return [
+            unavailable(4, "4.ours", title, ctx.level, ctx.vendor, missing),
+            unavailable(4, "4.queries", count_title, ctx.level, ctx.vendor, missing),
+        ]
+
+    ctx.dbs.fresh("bootstrap-empty")
+    empty_queries, empty_status = _bootstrap_queries(bootstrap_url)
+
+    def build() -> dict[str, Any]:
+        session_ids = fixtures.sessions_create(sizes.bootstrap_sessions)
+        per_session = sizes.bootstrap_messages // sizes.bootstrap_sessions
+        fixtures.messages_load([(session_id, per_session) for session_id in session_ids])
+        usage_load(sizes.bootstrap_usage, session_ids)
+        memories_load(sizes.bootstrap_memories)
+        return {"sessions": len(session_ids)}
+
+    ctx.dbs.fixture(f"bootstrap-{sizes.bootstrap_messages}", build, shared=True)
+    loaded_queries, loaded_status = _bootstrap_queries(bootstrap_url)
+    client = _client()
+
+    def get(url: str) -> Callable[[], object]:
+        def request() -> object:
+            response = client.get(url, HTTP_ACCEPT="application/json")
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {url} answered {response.status_code}")
+            return response
+
+        return request
+
+    fns = {"bootstrap": get(bootstrap_url), "trivial": get(reverse("bench-trivial"))}
+    seconds = per_op_seconds(fns, sizes.bootstrap_requests, sizes.reps)
+    row = ctx.row(
+        4,
+        "4.ours",
+        title,
+        figure=paired_ratio(seconds["bootstrap"], seconds["trivial"]),
+        reps=sizes.reps,
+        detail={"bootstrap ms": ms(seconds["bootstrap"]), "trivial ms": ms(seconds["trivial"])},
+    )
+    row = ctx.judged(row, Target("<=", 3.0))
+    ctx.profile_failed(row, fns["bootstrap"], sizes.bootstrap_requests)
+    same = loaded_queries == empty_queries and empty_status == loaded_status == 200
+    count_row = ctx.row(
+        4,
+        "4.queries",
+        count_title,
+        figure=float(loaded_queries - empty_queries),
+        unit="queries",
+        detail={"empty": empty_queries, "loaded": loaded_queries, "status": loaded_status},
+        reps=1,
+    )
+    count_row.target = "= 0"
+    count_row.passed = same
+    return [row, count_row]
+
+
+def _bootstrap_url() -> str | None:
+    from django.urls import Resolver404, resolve
+
+    try:
+        resolve("/api/bootstrap/")
+    except Resolver404:
+        return None
+    return "/api/bootstrap/"
+
+
+def _client() -> Any:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.get(username=BENCH_USERNAME))
+    return client
+
+
+def _bootstrap_queries(url: str) -> tuple[int, int]:
+    """(queries, status) of one GET after a warm-up request."""
+    from django.test.utils import CaptureQueriesContext
+
+    client = _client()
+    client.get(url, HTTP_ACCEPT="application/json")
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, HTTP_ACCEPT="application/json")
+    return len(captured.captured_queries), response.status_code
+
+
+# --- 5. Telemetry summary -------------------------------------------------------------------
+
+
+def w5_summary(ctx: Ctx) -> list[Row]:
+    sizes = ctx.sizes
+    title = f"telemetry summary at {sizes.telemetry_large:,} vs {sizes.telemetry_small:,} events"
+    usage_summary = find("usage_summary", ["telemetry.selectors"])
+    rebuild = find("usage_rollups_rebuild", ["telemetry.services"])
+    if usage_summary is None or rebuild is None:
+        missing = "telemetry.selectors.usage_summary" if usage_summary is None else "usage_rollups_rebuild"
+        return [unavailable(5, "5.ours", title, ctx.level, ctx.vendor, missing)]
+
+    def builder(count: int) -> Callable[[], dict[str, Any]]:
+        def build() -> dict[str, Any]:
+            session_ids = fixtures.sessions_create(50)
+            return {"events": usage_load(count, session_ids)}
+
+        return build
+
+    builds = {
+        "small": (f"telemetry-{sizes.telemetry_small}", builder(sizes.telemetry_small)),
+        "large": (f"telemetry-{sizes.telemetry_large}", builder(sizes.telemetry_large)),
+    }
+    seconds = alternate(ctx, builds, usage_summary, sizes.summary_ops)
+    row = ctx.row(
+        5,
+        "5.ours",
+        title,
+        figure=paired_ratio(seconds["large"], seconds["small"]),
+        reps=sizes.reps,
+        detail={"small ms": ms(seconds["small"]), "large ms": ms(seconds["large"])},
+    )
+    row = ctx.judged(row, Target("<=", 1.2))
+    ctx.profile_failed(row, usage_summary, sizes.summary_ops)
+    return [row]
+
+
+# --- 6. Memory search -----------------------------------------------------------------------
+
+# Word ranks (1 = most frequent) of the query words: everyday words, not the very commonest.
+SEARCH_QUERY_RANKS = ((300, 700), (2_000,), (150, 5_000))
+
+
+def memory_search_all(memory_search: Callable[..., Any], queries: Sequence[str]) -> list[list[Any]]:
+    return [list(memory_search(query, 20)) for query in queries]
+
+
+def w6_search(ctx: Ctx) -> list[Row]:
+    sizes = ctx.sizes
+    title = f"memory search at {sizes.memory_large:,} vs {sizes.memory_small:,} entries"
+    memory_search = find("memory_search", ["memory.search", "memory.selectors", "memory.services"])
+    if memory_search is None:
+        return [unavailable(6, "6.ours", title, ctx.level, ctx.vendor, "memory.memory_search(query, limit)")]
+    words = fixtures.vocabulary(20_000)
+    queries = [" ".join(words[rank - 1] for rank in ranks) for ranks in SEARCH_QUERY_RANKS]
+
+    def search_all() -> object:
+        return memory_search_all(memory_search, queries)
+
+    def builder(count: int) -> Callable[[], dict[str, Any]]:
+        return lambda: {"memories": memories_load(count)}
+
+    builds = {
+        "small": (f"memory-{sizes.memory_small}", builder(sizes.memory_small)),
+        "large": (f"memory-{sizes.memory_large}", builder(sizes.memory_large)),
+    }
+    seconds = alternate(ctx, builds, search_all, sizes.search_ops)
+    hits = {}
+    for name, (fixture_name, build) in builds.items():
+        if ctx.sqlite:
+            ctx.dbs.reopen(fixture_name)
+        else:
+            ctx.dbs.fixture(fixture_name, build)
+        hits[name] = sum(len(result) for result in memory_search_all(memory_search, queries))
+    seconds = {name: [value / len(queries) for value in values] for name, values in seconds.items()}
+    row = ctx.row(
+        6,
+        "6.ours",
+        title,
+        figure=paired_ratio(seconds["large"], seconds["small"]),
+        reps=sizes.reps,
+        detail={
+            "small ms": ms(seconds["small"]),
+            "large ms": ms(seconds["large"]),
+            "hits small": hits["small"],
+            "hits large": hits["large"],
+        },
+    )
+    row = ctx.judged(row, Target("<=", 2.0))
+    ctx.profile_failed(row, search_all, sizes.search_ops)
+    return [row]
+
+
+# --- 7. Concurrency -------------------------------------------------------------------------
+
+
+def _workers_run(ctx: Ctx, session_id: str, procs: int, appends: int, tag: str) -> tuple[float, int]:
+    """Start `procs` appender processes, release them together, wait; (seconds, errors)."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = ctx.dbs.url()
+    env["PYTHONPATH"] = str(ROOT)
+    env["DJANGO_SETTINGS_MODULE"] = "agentchat_site.settings"
+    if ctx.sqlite:
+        env["SQLITE_SYNCHRONOUS"] = ctx.level
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.worker", session_id, str(appends), f"{tag}-{index}"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(procs)
+    ]
+    for worker in workers:
+        assert worker.stdout is not None
+        line = worker.stdout.readline().strip()
+        if line != "ready":
+            _, err = worker.communicate()
+            raise RuntimeError(f"worker did not start: {line!r} {err[-2000:]}")
+    start = time.perf_counter()
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    errors = 0
+    for worker in workers:
+        out, err = worker.communicate(timeout=600)
+        if worker.returncode != 0:
+            raise RuntimeError(f"worker failed ({worker.returncode}): {err[-2000:]}")
+        errors += int(out.split()[-1])
+    return time.perf_counter() - start, errors
+
+
+def _log_check(session_id: str) -> tuple[int, int, int, int]:
+    """(rows, distinct seqs, max seq, session.last_seq) of one session's log."""
+    from django.db.models import Count, Max
+
+    from core.models import AgentSession, Message
+
+    agg = Message.objects.filter(session_id=UUID(session_id)).aggregate(
+        rows=Count("id"), distinct=Count("seq", distinct=True), top=Max("seq")
+    )
+    last_seq = AgentSession.objects.values_list("last_seq", flat=True).get(pk=session_id)
+    return agg["rows"], agg["distinct"], agg["top"] or 0, last_seq
+
+
+def w7_concurrency(ctx: Ctx) -> list[Row]:
+    from core.services.conversation import session_create
+
+    sizes = ctx.sizes
+    procs, appends = sizes.concurrency_procs, sizes.concurrency_appends
+    single: list[float] = []
+    multi: list[float] = []
+    errors = gaps = 0
+    for rep in range(sizes.concurrency_reps):
+        ctx.dbs.fresh(f"concurrency-{rep}")
+        one = str(session_create(title="single", route_alias=ROUTE_ALIAS).pk)
+        many = str(session_create(title="many", route_alias=ROUTE_ALIAS).pk)
+        connection.close()  # the workers write; this process only reads afterwards
+        for mode in rotated(["single", "multi"], rep):
+            if mode == "single":
+                elapsed, failed = _workers_run(ctx, one, 1, appends, f"s{rep}")
+                single.append(appends / elapsed)
+                expected, session_id = appends, one
+            else:
+                elapsed, failed = _workers_run(ctx, many, procs, appends, f"m{rep}")
+                multi.append(procs * appends / elapsed)
+                expected, session_id = procs * appends, many
+            errors += failed
+            rows_count, distinct, top, last_seq = _log_check(session_id)
+            if not rows_count == distinct == top == last_seq == expected:
+                gaps += 1
+    title = f"{procs} procs x {appends:,} appends, one session: aggregate vs 1 proc"
+    row = ctx.row(
+        7,
+        "7.ours",
+        title,
+        figure=median(multi) / median(single),
+        reps=sizes.concurrency_reps,
+        detail={
+            "aggregate ops/s": median(multi),
+            "single ops/s": median(single),
+            "errors": errors,
+            "gapped logs": gaps,
+        },
+    )
+    row.target = "0 errors, 0 gaps"
+    row.passed = errors == 0 and gaps == 0
+    return [row]
+
+
+# --- 8. Storage growth ----------------------------------------------------------------------
+
+
+def w8_storage(ctx: Ctx) -> list[Row]:
+    from core.models import AgentSession, Message
+    from core.services.conversation import message_append, session_create
+
+    sizes = ctx.sizes
+    ctx.dbs.fresh("storage")
+    session_id = str(session_create(title="storage", route_alias=ROUTE_ALIAS).pk)
+    tables = [Message._meta.db_table, AgentSession._meta.db_table]
+
+    def append_until(count: int, start: int) -> None:
+        for index in range(start, count + 1):
+            message_append(session_id=session_id, role="user", content=message_text(index))
+
+    append_until(sizes.storage_small, 1)
+    small = ctx.dbs.size_bytes(tables)
+    append_until(sizes.storage_large, sizes.storage_small + 1)
+    large = ctx.dbs.size_bytes(tables)
+    row = ctx.row(
+        8,
+        "8.ours",
+        f"DB size after {sizes.storage_large:,} / after {sizes.storage_small:,} msgs",
+        figure=large / small,
+        reps=1,
+        detail={
+            "small bytes": float(small),
+            "large bytes": float(large),
+            "bytes/msg": (large - small) / (sizes.storage_large - sizes.storage_small),
+        },
+    )
+    return [ctx.judged(row, Target("<=", 11.0))]
+
+
+WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
+    1: w1_append,
+    2: w2_checkpoint,
+    3: w3_restore,
+    4: w4_bootstrap,
+    5: w5_summary,
+    6: w6_search,
+    7: w7_concurrency,
+    8: w8_storage,
+}
+
+TITLES = {
+    1: "append",
+    2: "checkpoint write",
+    3: "restore",
+    4: "bootstrap",
+    5: "telemetry summary",
+    6: "memory search",
+    7: "concurrency",
+    8: "storage growth",
+}
+
+
+def run_workload(number: int, ctx: Ctx) -> list[Row]:
+    """One workload; an exception becomes an `error:` row (never a number)."""
+    try:
+        return WORKLOADS[number](ctx)
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+        return [ctx.row(number, f"{number}.error", TITLES[number], status=f"error: {message}")]
+
+
+def with_sizes(sizes: Sizes, **changes: int) -> Sizes:
+    return replace(sizes, **changes)
