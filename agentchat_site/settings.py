@@ -183,7 +183,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        # Sessions, runs and readiness reports each have a `status`; name each choice set after its record.
+        "SessionStatusEnum": "core.models.conversation.SessionStatus",
+        "RunStatusEnum": "core.models.conversation.RunStatus",
+        "ReadinessStatusEnum": ["ready", "blocked", "disabled"],
+    },
 }
 
 LOGGING = {
