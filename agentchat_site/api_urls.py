@@ -1,10 +1,13 @@
-"""API routes composed by the project itself (the bootstrap), beside the apps' own."""
+"""API routes composed by the project itself (turns, the bootstrap), beside the apps' own."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
+from agentchat_site.turn_api import SessionTurnView
 from core.api.routing import Route
 
 routes: list[Route] = []
-urlpatterns: list[URLPattern] = []
+urlpatterns: list[URLPattern] = [
+    path("sessions/<uuid:session_id>/turns/", SessionTurnView.as_view(), name="session-turns"),
+]
