@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import URLPattern, URLResolver, include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -30,6 +32,8 @@ api_patterns: list[URLPattern | URLResolver] = [
 
 urlpatterns = [
     path("", IndexView.as_view(), name="index"),
+    # Browsers ask every site for /favicon.ico; answer with the static icon instead of a 404.
+    path("favicon.ico", RedirectView.as_view(url=static("agentchat_site/favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("api-auth/", include("rest_framework.urls", namespace="rest_framework")),

@@ -78,3 +78,9 @@ def test_flatten_errors_paths() -> None:
         "role": ["no"],
     }
     assert flatten_errors(["whole object wrong"]) == {"non_field_errors": ["whole object wrong"]}
+
+
+def test_favicon_is_served(operator: User) -> None:
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/agentchat_site/favicon.svg"
