@@ -14,10 +14,11 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 
 from core.config.contracts import Kind, RecordConfig, TeamConfig
 from core.config.readiness import mcp_server_readiness, provider_credential, provider_readiness, route_readiness
+from core.config.secrets import SECRET_HINT
 from core.config.validation import ConfigInvalidError, record_from_raw, record_validate
 from core.models.config import (
     AgentProfile,
@@ -105,10 +106,20 @@ class ConfigRecordForm(_ModelForm):
         return cleaned
 
     def add_problems(self, exc: ConfigInvalidError) -> None:
+        secret_fields = set()
         for problem in exc.problems:
             field = _field_of(problem.location)
             message = str(problem) if field not in self.fields or field != problem.location else problem.message
             self.add_error(field if field in self.fields else None, message)
+            if SECRET_HINT in problem.message and field in self.fields:
+                secret_fields.add(field)
+        if secret_fields:
+            # Never render a suspected secret back into the page: the field comes back empty.
+            data = QueryDict(mutable=True)
+            data.update(self.data)
+            for field in secret_fields:
+                data[self.add_prefix(field)] = ""
+            self.data = data
 
     def validate_unique(self) -> None:
         """Names are checked by the configuration validation (one message, not two)."""
@@ -344,3 +355,6 @@ class TeamAdmin(ConfigAdmin[Team]):
         else:
             saved = config_record_create(record=record)
         form.instance.pk = saved.pk
+        for formset in formsets:
+            # What the admin's change message reads after `formset.save()`, which the service replaced.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []

@@ -45,6 +45,7 @@ _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9+_\-]+$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 MIN_ENTROPY_TOKEN = 20
+SECRET_HINT = "looks like a secret"  # noqa: S105 - the message text, not a credential
 PREFIX_CHARS = 5
 
 
@@ -140,4 +141,4 @@ def _join(location: str, name: str) -> str:
 
 def secret_message(suspect: str) -> str:
     """The one message for a value that looks like a secret (`suspect` is what `find_secret` found)."""
-    return f"{redact(suspect)!r} looks like a secret; give the name of an environment variable"
+    return f"{redact(suspect)!r} {SECRET_HINT}; give the name of an environment variable"

@@ -245,6 +245,8 @@ def _convert(tag: str, value: object, location: str, problems: Problems) -> obje
 
 
 def _convert_decimal(value: object, location: str, problems: Problems) -> Decimal | None:
+    if value is None:
+        return None  # no price known (JSON null; TOML leaves the key out)
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         problems.add(location, f"expected a number such as 2.5, got {_type_name(value)}")
         return None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from django.core.management import call_command
@@ -80,6 +80,12 @@ members = ["researcher", "writer"]
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Settings) -> None:
+    """The operator fixture hashes a password per test; a fast hasher keeps the suite quick."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def skills_dir(tmp_path: Path, settings: Settings) -> Path:
     """A private skills folder holding a copy of the example skill."""
     folder = tmp_path / "skills"
@@ -89,8 +95,12 @@ def skills_dir(tmp_path: Path, settings: Settings) -> Path:
     return folder
 
 
+class WriteConfig(Protocol):
+    def __call__(self, text: str, name: str = ...) -> Path: ...
+
+
 @pytest.fixture
-def write_config(tmp_path: Path) -> Callable[[str], Path]:
+def write_config(tmp_path: Path) -> WriteConfig:
     """Write TOML text to a file and return its path."""
 
     def write(text: str, name: str = "agentchat.toml") -> Path:
@@ -102,7 +112,7 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture
-def minimal_path(write_config: Callable[[str], Path]) -> Path:
+def minimal_path(write_config: WriteConfig) -> Path:
     return write_config(MINIMAL)
 
 

@@ -1,0 +1,114 @@
+"""No env var's value ever reaches the database, an admin page, an API response or a log line."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+from rest_framework.test import APIClient
+
+from core.config.secrets import find_secret, redact
+from core.models import AgentProfile, McpServerSpec, ModelRoute, Provider, SkillSpec, Team, ToolSpec
+from tests.core.conftest import EXAMPLE
+
+pytestmark = pytest.mark.django_db
+
+VALUE = "sk-test-RECOGNISABLE-123456"
+MARKERS = (VALUE, "RECOGNISABLE")
+
+
+def assert_clean(text: str, where: str) -> None:
+    for marker in MARKERS:
+        assert marker not in text, f"{marker!r} leaked into {where}"
+
+
+def test_no_env_value_in_database_admin_api_or_logs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, operator: User, api: APIClient
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", VALUE)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", VALUE + "-anthropic")
+    caplog.set_level(logging.DEBUG)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("load_config", str(EXAMPLE), stdout=out, stderr=err)
+    call_command("check_config", str(EXAMPLE), stdout=out, stderr=err)
+    assert_clean(out.getvalue() + err.getvalue(), "command output")
+
+    dump = io.StringIO()
+    call_command("dumpdata", stdout=dump)
+    assert_clean(dump.getvalue(), "the database dump")
+    assert "OPENAI_API_KEY" in dump.getvalue()  # the name is stored, the value is not
+
+    for endpoint in ("providers", "routes", "tools", "skills", "mcp-servers", "agents", "teams"):
+        listing = api.get(f"/api/config/{endpoint}/")
+        assert_clean(listing.content.decode(), f"GET /api/config/{endpoint}/")
+        for row in listing.json()["results"]:
+            key = row.get("name") or row["alias"]
+            assert_clean(api.get(f"/api/config/{endpoint}/{key}/").content.decode(), f"{endpoint}/{key}")
+    readiness = api.get("/api/config/readiness/")
+    assert_clean(readiness.content.decode(), "readiness")
+    assert api.get("/api/config/providers/openai/").json()["credential"] == "present"
+
+    client = Client()
+    client.force_login(operator)
+    for model in (Provider, ModelRoute, ToolSpec, SkillSpec, McpServerSpec, AgentProfile, Team):
+        name = model._meta.model_name
+        page = client.get(f"/admin/core/{name}/")
+        assert page.status_code == 200
+        assert_clean(page.content.decode(), f"admin {name} list")
+        for pk in model._default_manager.values_list("pk", flat=True):
+            change = client.get(f"/admin/core/{name}/{pk}/change/")
+            assert change.status_code == 200
+            assert_clean(change.content.decode(), f"admin {name} {pk}")
+
+    # A rejected attempt to store the value does not echo it anywhere either.
+    rejected = api.patch("/api/config/providers/openai/", {"api_key_env": VALUE}, format="json")
+    assert rejected.status_code == 400
+    assert_clean(rejected.content.decode(), "the 400 response")
+    form = client.post(
+        "/admin/core/toolspec/add/",
+        {"name": "leak", "description": f"key {VALUE}", "parameters": '{"type": "object"}'},
+    )
+    assert_clean(form.content.decode(), "the admin form error page")
+    assert_clean("\n".join(record.getMessage() for record in caplog.records), "log lines")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sk-abcdefghijklmnopqrstuvwxyz",
+        "sk-ant-api03-abcdefghijklmnop",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123",
+        "Authorization: Bearer abc.def.ghi-jkl",
+        "https://user:pa55word@example.com/v1",
+        "https://example.com/v1?api_key=abcdef123456",
+        "--token=abcdefgh12345678",
+        "0123456789abcdef0123456789abcdef01234567",
+    ],
+)
+def test_secret_shapes_are_recognised(value: str) -> None:
+    assert find_secret(value) is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "OPENAI_API_KEY",
+        "gpt-4o-mini-2024-07-18",
+        "claude-sonnet-4-20250514",
+        "qwen2.5-coder-32b-instruct-q4_k_m",
+        "http://localhost:11434/v1",
+        "@modelcontextprotocol/server-filesystem",
+        "Search the web and return the top results (title, URL, snippet).",
+        "The token budget is 4096 tokens.",
+    ],
+)
+def test_ordinary_values_pass(value: str) -> None:
+    assert find_secret(value) is None
+
+
+def test_redact_shows_five_characters() -> None:
+    assert redact(VALUE) == "sk-te…"
