@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -80,10 +80,11 @@ class UsageCounts:
         return pico_usd_to_decimal(self.cost_pico_usd)
 
 
-@dataclass(frozen=True)
-class DayUsage:
+@dataclass(frozen=True, kw_only=True)
+class DayUsage(UsageCounts):
+    """One local day's usage."""
+
     day: dt.date
-    usage: UsageCounts
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,11 @@ class ProviderUsage:
     all_time: UsageCounts
 
 
-@dataclass(frozen=True)
-class SessionUsage:
+@dataclass(frozen=True, kw_only=True)
+class SessionUsage(UsageCounts):
+    """One session's usage."""
+
     session: UUID
-    usage: UsageCounts
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,11 @@ def _all_time_rows() -> list[dict[str, Any]]:
     return list(UsageAllTime.objects.order_by().values("provider", "model", *COUNTER_FIELDS))
 
 
+def usage_all_time_totals() -> UsageCounts:
+    """All-time usage in total; one query on the all-time rollup."""
+    return UsageCounts.total(UsageCounts.of(row) for row in _all_time_rows())
+
+
 def usage_overview() -> UsageOverview:
     """Today's and all-time usage, by model; two queries on the rollups."""
     today, zone_name = _local_today()
@@ -173,7 +180,7 @@ def session_usage(*, session_id: UUID | str) -> SessionUsage:
     row = AgentSession.objects.filter(pk=pk).values("pk", *(f"usage__{name}" for name in COUNTER_FIELDS)).first()
     if row is None:
         raise NotFoundError.for_field("session", f"no session {session_id}")
-    return SessionUsage(session=pk, usage=UsageCounts.of(row, prefix="usage__"))
+    return SessionUsage(session=pk, **asdict(UsageCounts.of(row, prefix="usage__")))
 
 
 def usage_summary(*, session_id: UUID | str | None = None) -> UsageSummary:
@@ -193,7 +200,7 @@ def usage_summary(*, session_id: UUID | str | None = None) -> UsageSummary:
     for row in day_rows:
         per_day.setdefault(row["day"], []).append(UsageCounts.of(row))
     days = [
-        DayUsage(day=day, usage=UsageCounts.total(per_day.get(day, [])))
+        DayUsage(day=day, **asdict(UsageCounts.total(per_day.get(day, []))))
         for day in (first_day + dt.timedelta(days=offset) for offset in range(SUMMARY_DAYS))
     ]
     providers: dict[str, list[ModelUsage]] = {}
@@ -345,6 +352,7 @@ __all__ = [
     "rollups_recomputed",
     "rollups_stored",
     "session_usage",
+    "usage_all_time_totals",
     "usage_events",
     "usage_events_totals",
     "usage_overview",

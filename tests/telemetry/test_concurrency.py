@@ -48,7 +48,7 @@ def _assert_rollups_equal_events() -> None:
         assert row.input_tokens == sum(e[0] for e in events)
         assert row.cached_input_tokens == sum(e[1] for e in events)
         assert row.output_tokens == sum(e[2] for e in events)
-        assert row.cost == sum((Decimal(e[3]).scaleb(-12) for e in events), Decimal(0))
+        assert row.cost == sum((Decimal(e[3] or 0).scaleb(-12) for e in events), Decimal(0))
     assert rollup_differences() == []
 
 

@@ -15,7 +15,7 @@ from core.errors import ConflictError, InvalidInputError
 from core.models import AgentSession, ModelRoute, Provider, ProviderKind, Run
 from core.services.conversation import run_cancel, run_create, session_create, session_delete
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
-from telemetry.selectors import UsageCounts, rollup_differences, usage_overview, usage_summary
+from telemetry.selectors import SessionUsage, UsageCounts, rollup_differences, usage_overview, usage_summary
 from telemetry.services import usage_correct, usage_cost_pico_usd, usage_delete, usage_record
 
 pytestmark = pytest.mark.django_db
@@ -164,7 +164,7 @@ def test_thousands_of_awkward_costs_sum_exactly(priced_route: ModelRoute) -> Non
     )
     rng = random.Random(6)
     expected = Decimal(0)
-    for index in range(2_000):
+    for index in range(1_000):
         inp = rng.randint(0, 200_000)
         cached = rng.randint(0, inp)
         out = rng.randint(0, 5_000)
@@ -296,7 +296,7 @@ def test_summary_today_is_the_local_day(priced_route: ModelRoute) -> None:
     local_today = timezone.localtime(timezone.now(), dt.timezone(dt.timedelta(hours=14))).date()
     assert (summary.timezone, summary.day) == ("Pacific/Kiritimati", local_today)
     assert summary.today.input_tokens == 7
-    assert summary.last_7_days[-1].usage.input_tokens == 7
+    assert summary.last_7_days[-1].input_tokens == 7
 
 
 def test_correct_moves_the_event_in_every_rollup(usage_session: AgentSession) -> None:
@@ -342,8 +342,7 @@ def test_delete_subtracts_and_drops_empty_rollups(usage_session: AgentSession) -
     assert rollup_differences() == []
     assert not UsageBySession.objects.exists()
     assert UsageAllTime.objects.get().input_tokens == 4
-    assert usage_summary(session_id=usage_session.id).session is not None
-    assert usage_summary(session_id=usage_session.id).session.usage == UsageCounts()  # type: ignore[union-attr]
+    assert usage_summary(session_id=usage_session.id).session == SessionUsage(session=usage_session.id)
 
 
 def test_usage_survives_session_deletion_in_day_and_all_time(usage_session: AgentSession, usage_run: Run) -> None:

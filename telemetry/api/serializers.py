@@ -1,0 +1,148 @@
+"""Serializers of the telemetry API: they parse and shape; the rules live in `telemetry.services`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from telemetry.models import UsageEvent
+
+COST_MAX_DIGITS = 32
+COST_DECIMAL_PLACES = 12
+
+
+# The error body of every endpoint (`fields` cannot be a declared field: it names the serializer's own map).
+TelemetryErrorSerializer = inline_serializer(
+    name="TelemetryError",
+    fields={
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(),
+        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    },
+)
+
+
+class UsageRecordSerializer(serializers.Serializer[Any]):
+    """One provider usage report (token counts are checked by the service, with exact messages)."""
+
+    request_id = serializers.CharField(max_length=128, help_text="Unique per report; a retry sends the same one")
+    provider = serializers.CharField(
+        max_length=64, required=False, help_text="A configured provider's name (default: the route's)"
+    )
+    model = serializers.CharField(
+        max_length=200, required=False, help_text="The model the provider reported (default: the route's)"
+    )
+    route = serializers.CharField(
+        max_length=64, required=False, allow_null=True, help_text="Alias of the route the call used; prices the cost"
+    )
+    session = serializers.UUIDField(required=False, allow_null=True)
+    run = serializers.UUIDField(required=False, allow_null=True, help_text="Must belong to `session` when both given")
+    input_tokens = serializers.IntegerField(default=0, help_text="All input tokens, cached ones included")
+    cached_input_tokens = serializers.IntegerField(default=0, help_text="Input tokens read from cache (part of input)")
+    output_tokens = serializers.IntegerField(default=0, help_text="All output tokens, reasoning included")
+    reasoning_tokens = serializers.IntegerField(default=0, help_text="Reasoning tokens (part of output)")
+    latency_ms = serializers.IntegerField(required=False, allow_null=True)
+    occurred_at = serializers.DateTimeField(required=False, help_text="When the call finished (default: now)")
+
+
+class UsageEventSerializer(serializers.ModelSerializer[UsageEvent]):
+    """A stored usage event."""
+
+    route: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="alias", read_only=True, allow_null=True
+    )
+    cost = serializers.DecimalField(
+        max_digits=COST_MAX_DIGITS,
+        decimal_places=COST_DECIMAL_PLACES,
+        read_only=True,
+        allow_null=True,
+        help_text="Exact USD; null when the route has no price",
+    )
+
+    class Meta:
+        model = UsageEvent
+        fields = [
+            "id",
+            "request_id",
+            "occurred_at",
+            "day",
+            "day_timezone",
+            "provider",
+            "model",
+            "route",
+            "session",
+            "run",
+            "input_tokens",
+            "cached_input_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+            "total_tokens",
+            "cost",
+            "latency_ms",
+            "created",
+            "corrected_at",
+        ]
+        read_only_fields = fields
+
+
+class UsageListQuerySerializer(serializers.Serializer[Any]):
+    session = serializers.CharField(required=False, help_text="Only this session's events (404 if unknown)")
+    provider = serializers.CharField(required=False, help_text="Only this provider's events")
+    model = serializers.CharField(required=False, help_text="Only this model's events")
+
+
+class UsageSummaryQuerySerializer(serializers.Serializer[Any]):
+    session = serializers.CharField(required=False, help_text="Also report this session's usage (404 if unknown)")
+
+
+class UsageCountsSerializer(serializers.Serializer[Any]):
+    """Summed usage; zeros when there is nothing to count."""
+
+    event_count = serializers.IntegerField()
+    priced_event_count = serializers.IntegerField()
+    unpriced_event_count = serializers.IntegerField(help_text="Events not in `cost`: their route had no price")
+    input_tokens = serializers.IntegerField()
+    cached_input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    reasoning_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(
+        max_digits=COST_MAX_DIGITS, decimal_places=COST_DECIMAL_PLACES, help_text="Exact USD of the priced events"
+    )
+
+
+class DayUsageSerializer(UsageCountsSerializer):
+    day = serializers.DateField()
+
+
+class SessionUsageSerializer(UsageCountsSerializer):
+    session = serializers.UUIDField()
+
+
+class ModelUsageSerializer(serializers.Serializer[Any]):
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    today = UsageCountsSerializer()
+    all_time = UsageCountsSerializer()
+
+
+class ProviderUsageSerializer(serializers.Serializer[Any]):
+    provider = serializers.CharField()
+    today = UsageCountsSerializer()
+    all_time = UsageCountsSerializer()
+
+
+class UsageSummarySerializer(serializers.Serializer[Any]):
+    """Usage read from the rollups: today, all time, each of the last 7 and 30 local days, by model and provider."""
+
+    timezone = serializers.CharField(help_text="The timezone days are cut in (AGENTCHAT_TIMEZONE)")
+    day = serializers.DateField(help_text="Today in that timezone")
+    today = UsageCountsSerializer()
+    all_time = UsageCountsSerializer()
+    last_7_days = DayUsageSerializer(many=True, help_text="Oldest first, every day present (zeros when idle)")
+    last_30_days = DayUsageSerializer(many=True, help_text="Oldest first, every day present (zeros when idle)")
+    by_model = ModelUsageSerializer(many=True)
+    by_provider = ProviderUsageSerializer(many=True)
+    session = SessionUsageSerializer(allow_null=True, help_text="With ?session=: that session's usage")
