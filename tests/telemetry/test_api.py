@@ -120,6 +120,7 @@ def test_post_repeat_with_other_usage_is_409(api: APIClient, priced_route: Model
         ),
     ],
 )
+@pytest.mark.fault
 def test_post_rejects_bad_reports_with_field_errors(
     api: APIClient, priced_route: ModelRoute, extra: dict[str, Any], fields: dict[str, list[str]]
 ) -> None:

@@ -13,7 +13,7 @@ from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEven
 from telemetry.selectors import rollup_differences
 from tests.procs import run_manage, start_worker
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
 
 WORKERS = 4
 EVENTS_PER_WORKER = 75

@@ -28,6 +28,7 @@ def _reconcile(*args: str) -> tuple[int, str]:
     return 0, out.getvalue()
 
 
+@pytest.mark.fault
 def test_reconcile_detects_tampered_rollup_and_repair_fixes_it(usage_session: AgentSession) -> None:
     usage_record(request_id="a", route_alias="gpt", session_id=usage_session.id, input_tokens=100, occurred_at=DAY)
     usage_record(request_id="b", route_alias="gpt", session_id=usage_session.id, output_tokens=7, occurred_at=DAY)

@@ -156,6 +156,7 @@ def test_unpriced_event_is_counted_but_not_in_cost(replay_route: ModelRoute, pri
     assert UsageEvent.objects.get(request_id="no-route").cost is None
 
 
+@pytest.mark.slow
 def test_thousands_of_awkward_costs_sum_exactly(priced_route: ModelRoute) -> None:
     ModelRoute.objects.filter(pk=priced_route.pk).update(
         price_input_per_mtok=Decimal("0.123457"),
@@ -228,6 +229,7 @@ FUTURE = dt.datetime(2999, 1, 1, tzinfo=UTC)
         ({"run_id": "not-a-uuid"}, "run", "no run not-a-uuid; give the id of an existing run"),
     ],
 )
+@pytest.mark.fault
 def test_record_rejects_impossible_values(
     priced_route: ModelRoute, replay_route: ModelRoute, kwargs: dict[str, Any], field: str, problem: str
 ) -> None:
@@ -249,6 +251,7 @@ def test_record_requires_provider_and_model_without_route(db: None) -> None:
     }
 
 
+@pytest.mark.fault
 def test_record_rejects_run_of_another_session(usage_session: AgentSession, usage_run: Run) -> None:
     other = session_create(title="other", route_alias="gpt")
     with pytest.raises(InvalidInputError) as caught:
