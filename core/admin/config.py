@@ -87,15 +87,17 @@ class ConfigRecordForm(_ModelForm):
         super().__init__(*args, **kwargs)
         self.existing_key: str | None = getattr(self.instance, self.kind.key_field) if self.instance.pk else None
 
-    def extra_raw(self) -> dict[str, Any]:
-        """Fields the form does not hold (a team's members come from its inline)."""
-        return {}
+    def raw_record(self, cleaned: dict[str, Any]) -> dict[str, Any]:
+        """The record as the file or the API would give it."""
+        return _raw_from_cleaned(self.kind, cleaned, self.contract_fields)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        # Names are checked by the configuration validation below (one message, not Django's second).
+        self._validate_unique = False
         if self.errors:
             return cleaned
-        raw = {**_raw_from_cleaned(self.kind, cleaned, self.contract_fields), **self.extra_raw()}
+        raw = self.raw_record(cleaned)
         try:
             record = record_from_raw(self.kind, raw)
             record_validate(record, refs=config_references(), existing_key=self.existing_key)
@@ -121,18 +123,18 @@ class ConfigRecordForm(_ModelForm):
                 data[self.add_prefix(field)] = ""
             self.data = data
 
-    def validate_unique(self) -> None:
-        """Names are checked by the configuration validation (one message, not two)."""
-        return
-
 
 class ConfigAdmin(_ModelAdmin[_M]):
     """Saves and deletes through the configuration services."""
 
     kind: ClassVar[Kind]
     save_on_top = True
+    # True when the record is complete only with its inlines (a team's members): written in save_related.
+    saves_with_inlines: ClassVar[bool] = False
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if self.saves_with_inlines:
+            return
         record = form.config_record
         if change:
             saved = config_record_update(kind=self.kind, key=form.existing_key, record=record)
@@ -141,8 +143,9 @@ class ConfigAdmin(_ModelAdmin[_M]):
         obj.pk = saved.pk
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """The service already wrote the record's relations."""
-        return
+        """The service wrote the relations; leave what the admin's change message reads."""
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         config_record_delete(kind=self.kind, key=getattr(obj, self.kind.key_field))
@@ -324,10 +327,10 @@ class TeamForm(ConfigRecordForm):
         model = Team
         fields = ["name", "description", "lead", "enabled"]
 
-    def extra_raw(self) -> dict[str, Any]:
+    def raw_record(self, cleaned: dict[str, Any]) -> dict[str, Any]:
         # The member list is checked with the inline (TeamMemberFormSet); here the lead stands in.
-        lead = self.cleaned_data.get("lead")
-        return {"members": [lead.name] if lead else []}
+        lead = cleaned.get("lead")
+        return {**super().raw_record(cleaned), "members": [lead.name] if lead else []}
 
 
 @admin.register(Team)
@@ -339,10 +342,7 @@ class TeamAdmin(ConfigAdmin[Team]):
     list_filter = ["enabled"]
     list_select_related = ["lead"]
     search_fields = ["name", "description", "lead__name"]
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        """Saved with its member list in `save_related`, once the inline is known."""
-        return
+    saves_with_inlines = True
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         members = next(fs for fs in formsets if isinstance(fs, TeamMemberFormSet)).ordered_members()
@@ -355,6 +355,4 @@ class TeamAdmin(ConfigAdmin[Team]):
         else:
             saved = config_record_create(record=record)
         form.instance.pk = saved.pk
-        for formset in formsets:
-            # What the admin's change message reads after `formset.save()`, which the service replaced.
-            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        super().save_related(request, form, formsets, change)

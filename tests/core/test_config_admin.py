@@ -61,15 +61,15 @@ def test_admin_form_rejects_a_secret_and_saves_nothing(admin_client: Client, loa
             "name": "leaky",
             "kind": "openai",
             "base_url": "",
-            "api_key_env": "sk-abcdefghijklmnopqrstuvwxyz",
+            "api_key_env": "sk-EXAMPLEabcdefghijklmnop",
             "options": "{}",
         },
     )
     assert response.status_code == 200
     assert (
-        "&#x27;sk-ab…&#x27; looks like a secret; give the name of an environment variable" in response.content.decode()
+        "&#x27;sk-EX…&#x27; looks like a secret; give the name of an environment variable" in response.content.decode()
     )
-    assert "sk-abcdefghijklmnop" not in response.content.decode()
+    assert "sk-EXAMPLEabcdefghij" not in response.content.decode()
     assert not Provider.objects.filter(name="leaky").exists()
 
 

@@ -97,11 +97,11 @@ def test_unknown_record_is_404_with_the_error_shape(api: APIClient) -> None:
 def test_create_rejects_a_secret_with_the_same_message_as_the_file(api: APIClient, loaded: ConfigDocument) -> None:
     response = api.post(
         "/api/config/providers/",
-        {"name": "leaky", "kind": "openai", "api_key_env": "sk-abcdefghijklmnopqrstuvwxyz"},
+        {"name": "leaky", "kind": "openai", "api_key_env": "sk-EXAMPLEabcdefghijklmnop"},
         format="json",
     )
     assert response.status_code == 400
-    message = "'sk-ab…' looks like a secret; give the name of an environment variable"
+    message = "'sk-EX…' looks like a secret; give the name of an environment variable"
     assert response.json() == {
         "detail": f"api_key_env: {message}",
         "code": "invalid",

@@ -50,18 +50,18 @@ def test_check_config_reports_a_valid_file_with_a_summary(minimal_path: Path) ->
 
 def test_check_config_prints_every_problem_and_fails(write_config: WriteConfig) -> None:
     path = write_config(
-        MINIMAL.replace('api_key_env = "OPENAI_API_KEY"', 'api_key_env = "sk-abcdefghijklmnopqrstuvwxyz"')
+        MINIMAL.replace('api_key_env = "OPENAI_API_KEY"', 'api_key_env = "sk-EXAMPLEabcdefghijklmnop"')
         + '\n[[routes]]\nalias = "other"\nprovider = "missing"\nmodel_id = "m"\n'
         "context_window_tokens = 10\nmax_output_tokens = 5\nis_default = true\n"
     )
     error, printed = fails("check_config", str(path))
     assert printed.splitlines() == [
-        "providers[1].api_key_env: 'sk-ab…' looks like a secret; give the name of an environment variable",
+        "providers[1].api_key_env: 'sk-EX…' looks like a secret; give the name of an environment variable",
         "routes[2].provider: no provider named 'missing'; define it first or fix the name",
         "routes[2].is_default: a second default route; routes[0] ('main') is already the default; keep one",
     ]
     assert error == f"{path}: 3 problems found; fix them and run the command again"
-    assert "sk-abcdefghijklmnop" not in printed + error
+    assert "sk-EXAMPLEabcdefghij" not in printed + error
 
 
 def test_check_config_uses_the_configured_file_by_default(minimal_path: Path, settings: Settings) -> None:

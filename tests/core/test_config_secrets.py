@@ -79,9 +79,9 @@ def test_no_env_value_in_database_admin_api_or_logs(
 @pytest.mark.parametrize(
     "value",
     [
-        "sk-abcdefghijklmnopqrstuvwxyz",
-        "sk-ant-api03-abcdefghijklmnop",
-        "ghp_abcdefghijklmnopqrstuvwxyz0123",
+        "sk-EXAMPLEabcdefghijklmnop",
+        "sk-ant-api03-EXAMPLEabcdefghij",
+        "ghp_EXAMPLEabcdefghijklmnopqrstu0123",
         "Authorization: Bearer abc.def.ghi-jkl",
         "https://user:pa55word@example.com/v1",
         "https://example.com/v1?api_key=abcdef123456",

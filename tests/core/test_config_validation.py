@@ -44,20 +44,20 @@ def test_example_file_is_valid() -> None:
 
 def test_secret_in_api_key_env_is_rejected_showing_only_a_prefix() -> None:
     raw = tomllib.loads(MINIMAL)
-    raw["providers"][1]["api_key_env"] = "sk-abcdefghijklmnopqrstuvwxyz123456"
+    raw["providers"][1]["api_key_env"] = "sk-EXAMPLEabcdefghijklmnop123456"
     assert problems_raw(raw) == [
-        "providers[1].api_key_env: 'sk-ab…' looks like a secret; give the name of an environment variable"
+        "providers[1].api_key_env: 'sk-EX…' looks like a secret; give the name of an environment variable"
     ]
 
 
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
-        ("sk-ant-api03-abcdefghijklmnop", "sk-an"),
-        ("sk-proj-abcdefghijklmnopqrst", "sk-pr"),
+        ("sk-ant-api03-EXAMPLEabcdefghij", "sk-an"),
+        ("sk-proj-EXAMPLEabcdefghijkl", "sk-pr"),
         ("AIzaSyA1234567890abcdefghijklmnop", "AIzaS"),
-        ("ghp_abcdefghijklmnopqrstuvwxyz0123", "ghp_a"),
-        ("xoxb-1234567890-abcdefghij", "xoxb-"),
+        ("ghp_EXAMPLEabcdefghijklmnopqrstu0123", "ghp_E"),
+        ("xoxb-1234567890-EXAMPLEabc", "xoxb-"),
         ("AKIAIOSFODNN7EXAMPLE", "AKIAI"),
         ("Bearer abcdefghijklmnop", "Beare"),
         ("X9kLmP2qRsT7vWxY3zAbC4dE8fGh", "X9kLm"),
@@ -86,7 +86,9 @@ def test_ordinary_values_are_not_taken_for_secrets() -> None:
     raw["routes"][1]["model_id"] = "claude-3-5-sonnet-20241022"
     raw["tools"][0]["description"] = "Search with meta-llama/Llama-3.1-70B-Instruct via https://api.example.com/v1"
     raw["mcp_servers"][0]["args"] = ["-y", "@modelcontextprotocol/server-filesystem", "./workspace"]
-    document_parse(raw)
+    document = document_parse(raw)
+    assert document.routes[1].model_id == "claude-3-5-sonnet-20241022"
+    assert document.mcp_servers[0].args == ("-y", "@modelcontextprotocol/server-filesystem", "./workspace")
 
 
 def test_unknown_kind_and_transport() -> None:
