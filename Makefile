@@ -42,6 +42,7 @@ migrate: install var/secret_key
 
 # Everything before `serve` is idempotent: a second `make run` changes nothing.
 run: migrate var/static/.collected
+	$(MANAGE) recover_runs
 	$(MANAGE) load_config
 	$(MANAGE) ensure_operator
 	$(MAKE) --no-print-directory serve
