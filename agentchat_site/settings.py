@@ -188,6 +188,11 @@ SPECTACULAR_SETTINGS = {
         "SessionStatusEnum": "core.models.conversation.SessionStatus",
         "RunStatusEnum": "core.models.conversation.RunStatus",
         "ReadinessStatusEnum": ["ready", "blocked", "disabled"],
+        # Providers, memories and attachments each have a `kind`; episodes a `source`.
+        "ProviderKindEnum": "core.models.config.ProviderKind",
+        "MemoryKindEnum": "memory.models.MemoryKind",
+        "AttachmentKindEnum": "memory.models.AttachmentKind",
+        "EpisodeSourceEnum": "memory.models.EpisodeSource",
     },
 }
 

@@ -202,10 +202,17 @@ def _attachments(tail: list[Message]) -> list[ContextAttachment]:
     return found
 
 
-def context_inputs(*, session_id: UUID | str, budget_tokens: int) -> ContextBundle:
-    """The bundle for `session_id` within `budget_tokens`, in the module's documented priority."""
-    budget_tokens = budget_validate(budget_tokens, field="budget_tokens")
+def context_inputs(*, session_id: UUID | str, budget_tokens: int | None = None) -> ContextBundle:
+    """The bundle for `session_id` within `budget_tokens`, in the module's documented priority.
+
+    Without a budget: the session route's context window minus its maximum output (at least 1).
+    """
+    if budget_tokens is not None:
+        budget_tokens = budget_validate(budget_tokens, field="budget_tokens")
     session = session_get(session_id=session_id)
+    if budget_tokens is None:
+        window = session.route.context_window_tokens - session.route.max_output_tokens
+        budget_tokens = min(max(window, 1), MAX_BUDGET_TOKENS)
     budget = _Budget(budget_tokens)
 
     pinned = tuple(m for m in map(_memory, memories_pinned(limit=MAX_PINNED)) if budget.take(m.token_count))

@@ -1,0 +1,272 @@
+"""Shapes of the memory API: explicit fields, input parsing only (the services own the rules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from memory.context import MAX_BUDGET_TOKENS
+from memory.models import (
+    AttachmentKind,
+    AttachmentSummary,
+    DailyEpisode,
+    EpisodeSource,
+    LongTermMemory,
+    MemoryKind,
+)
+from memory.search import MAX_LIMIT, MAX_QUERY_CHARS
+
+# The error body of every memory endpoint: a sentence, a code, and per-field messages.
+MemoryErrorSerializer = inline_serializer(
+    name="MemoryError",
+    fields={
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(),
+        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    },
+)
+
+
+# --- long-term memory ---------------------------------------------------------------------------
+
+
+class LongTermMemorySerializer(serializers.ModelSerializer[LongTermMemory]):
+    class Meta:
+        model = LongTermMemory
+        fields = [
+            "id",
+            "kind",
+            "content",
+            "key",
+            "importance",
+            "pinned",
+            "source_session",
+            "source_first_seq",
+            "source_last_seq",
+            "created",
+            "updated",
+            "last_used_at",
+        ]
+        read_only_fields = fields
+
+
+class LongTermMemoryWriteSerializer(serializers.Serializer[Any]):
+    """Create (or, with an existing key, update) a memory."""
+
+    kind = serializers.ChoiceField(choices=MemoryKind.choices)
+    content = serializers.CharField(trim_whitespace=False)
+    key = serializers.CharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False)
+    importance = serializers.IntegerField(required=False, help_text="1 (low) to 5 (high); 3 for a new memory")
+    pinned = serializers.BooleanField(required=False)
+    source_session = serializers.UUIDField(required=False, allow_null=True)
+    source_first_seq = serializers.IntegerField(required=False, allow_null=True)
+    source_last_seq = serializers.IntegerField(required=False, allow_null=True)
+
+
+class LongTermMemoryUpdateSerializer(serializers.Serializer[Any]):
+    """PUT sends every field (absent ones take their defaults); PATCH only the ones to change."""
+
+    kind = serializers.ChoiceField(choices=MemoryKind.choices)
+    content = serializers.CharField(trim_whitespace=False)
+    key = serializers.CharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False)
+    importance = serializers.IntegerField(required=False)
+    pinned = serializers.BooleanField(required=False)
+
+
+class LongTermMemoryPatchSerializer(LongTermMemoryUpdateSerializer):
+    kind = serializers.ChoiceField(choices=MemoryKind.choices, required=False)
+    content = serializers.CharField(trim_whitespace=False, required=False)
+
+
+class LongTermMemoryListQuerySerializer(serializers.Serializer[Any]):
+    q = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text=(
+            f"Full-text search: memories containing every word (letters and digits; anything else only "
+            f"separates words), best match first; at most {MAX_QUERY_CHARS} characters are read"
+        ),
+    )
+    limit = serializers.IntegerField(
+        required=False, default=20, min_value=1, max_value=MAX_LIMIT, help_text="How many search results (with q)"
+    )
+    kind = serializers.ChoiceField(choices=MemoryKind.choices, required=False)
+    pinned = serializers.BooleanField(required=False)
+    key = serializers.CharField(required=False)
+
+
+# --- daily episodes -----------------------------------------------------------------------------
+
+
+class DailyEpisodeSerializer(serializers.ModelSerializer[DailyEpisode]):
+    class Meta:
+        model = DailyEpisode
+        fields = [
+            "id",
+            "day",
+            "timezone",
+            "session",
+            "summary",
+            "first_seq",
+            "last_seq",
+            "token_count",
+            "source",
+            "created",
+            "updated",
+        ]
+        read_only_fields = fields
+
+
+class DailyEpisodeWriteSerializer(serializers.Serializer[Any]):
+    """Store a day's summary; the same (day, session) again replaces it."""
+
+    day = serializers.DateField()
+    timezone = serializers.CharField(required=False, help_text="IANA name; AGENTCHAT_TIMEZONE when absent")
+    session = serializers.UUIDField(required=False, allow_null=True, help_text="absent or null: the whole day")
+    summary = serializers.CharField(trim_whitespace=False)
+    # The stubs type Field.source (the attribute path); DRF's metaclass turns this into the field "source".
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=EpisodeSource.choices, default=EpisodeSource.MANUAL
+    )
+    first_seq = serializers.IntegerField(required=False, allow_null=True)
+    last_seq = serializers.IntegerField(required=False, allow_null=True)
+    token_count = serializers.IntegerField(required=False, allow_null=True, help_text="estimated when absent")
+
+
+class DailyEpisodeListQuerySerializer(serializers.Serializer[Any]):
+    session = serializers.UUIDField(required=False, help_text="Only this session's episodes")
+    whole_day = serializers.BooleanField(
+        required=False, help_text="true: only whole-day episodes; false: only per-session"
+    )
+    day_from = serializers.DateField(required=False)
+    day_to = serializers.DateField(required=False)
+    source = serializers.ChoiceField(choices=EpisodeSource.choices, required=False)  # type: ignore[assignment]
+
+
+# --- attachments --------------------------------------------------------------------------------
+
+
+class AttachmentSummarySerializer(serializers.ModelSerializer[AttachmentSummary]):
+    message_seq = serializers.IntegerField(source="message.seq", read_only=True)
+    sha256 = serializers.CharField(source="content.sha256", read_only=True)
+    size_bytes = serializers.IntegerField(source="content.size_bytes", read_only=True)
+    summary = serializers.CharField(source="content.summary", read_only=True)
+    token_count = serializers.IntegerField(source="content.token_count", read_only=True)
+
+    class Meta:
+        model = AttachmentSummary
+        fields = [
+            "id",
+            "session",
+            "message",
+            "message_seq",
+            "kind",
+            "display_name",
+            "uri",
+            "mime_type",
+            "sha256",
+            "size_bytes",
+            "summary",
+            "token_count",
+            "created",
+        ]
+        read_only_fields = fields
+
+
+class AttachmentWriteSerializer(serializers.Serializer[Any]):
+    """Record that a message refers to a file or source; its summary is shared by sha256."""
+
+    session = serializers.UUIDField()
+    message = serializers.IntegerField(help_text="The message id (it must belong to the session)")
+    sha256 = serializers.CharField(help_text="SHA-256 of the content, 64 hex characters")
+    kind = serializers.ChoiceField(choices=AttachmentKind.choices)
+    display_name = serializers.CharField(trim_whitespace=False)
+    mime_type = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    summary = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
+    token_count = serializers.IntegerField(required=False, allow_null=True)
+    uri = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="http(s) address of a url source"
+    )
+
+
+class AttachmentListQuerySerializer(serializers.Serializer[Any]):
+    session = serializers.UUIDField(required=False)
+    message = serializers.IntegerField(required=False, help_text="A message id")
+    sha256 = serializers.CharField(required=False)
+    kind = serializers.ChoiceField(choices=AttachmentKind.choices, required=False)
+
+
+# --- context ------------------------------------------------------------------------------------
+
+
+class ContextQuerySerializer(serializers.Serializer[Any]):
+    budget = serializers.IntegerField(
+        required=False,
+        help_text=(
+            f"Token budget, 1 to {MAX_BUDGET_TOKENS}; absent: the session route's context window "
+            "minus its maximum output"
+        ),
+    )
+
+
+class ContextMemorySerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=MemoryKind.choices)
+    key = serializers.CharField(allow_null=True)
+    content = serializers.CharField()
+    importance = serializers.IntegerField()
+    pinned = serializers.BooleanField()
+    token_count = serializers.IntegerField()
+
+
+class ContextCheckpointSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    through_seq = serializers.IntegerField()
+    summary = serializers.CharField()
+    token_count = serializers.IntegerField()
+
+
+class ContextEpisodeSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    day = serializers.DateField()
+    timezone = serializers.CharField()
+    session_id = serializers.UUIDField(allow_null=True)
+    summary = serializers.CharField()
+    token_count = serializers.IntegerField()
+
+
+class ContextAttachmentSerializer(serializers.Serializer[Any]):
+    sha256 = serializers.CharField()
+    name = serializers.CharField()
+    mime_type = serializers.CharField()
+    message_seq = serializers.IntegerField()
+    summary = serializers.CharField()
+    token_count = serializers.IntegerField()
+
+
+class ContextMessageSerializer(serializers.Serializer[Any]):
+    seq = serializers.IntegerField()
+    role = serializers.CharField()
+    content = serializers.CharField()
+    parts = serializers.ListField(child=serializers.DictField())
+    token_count = serializers.IntegerField()
+
+
+class ContextBundleSerializer(serializers.Serializer[Any]):
+    """The context builder's input, in priority order (see memory.context)."""
+
+    session_id = serializers.UUIDField()
+    budget_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    pinned_memories = ContextMemorySerializer(many=True)
+    relevant_memories = ContextMemorySerializer(many=True)
+    checkpoint = ContextCheckpointSerializer(allow_null=True)
+    episodes = ContextEpisodeSerializer(many=True)
+    attachments = ContextAttachmentSerializer(many=True)
+    messages = ContextMessageSerializer(many=True)
+    skipped_items = serializers.IntegerField(help_text="Items of priorities 1-5 left out because they did not fit")
+    messages_omitted = serializers.IntegerField(help_text="Messages after the checkpoint left out (the oldest)")
