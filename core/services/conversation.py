@@ -147,9 +147,9 @@ def _refuse_archived(session: AgentSession) -> None:
 def session_update(*, session_id: UUID | str, title: str | None = None, route_alias: str | None = None) -> AgentSession:
     """Rename a session and/or move it to another route; an archived session is read-only."""
     clean_title = _title_clean(title) if title is not None else None
-    route = _route_resolve(route_alias) if route_alias is not None else None
-    if route_alias is not None and not route_alias:
+    if route_alias is not None and not route_alias.strip():
         raise InvalidInputError.for_field("route", "empty; give a route alias")
+    route = _route_resolve(route_alias) if route_alias is not None else None
     with transaction.atomic():
         session = _session_locked(session_id)
         _refuse_archived(session)

@@ -116,6 +116,32 @@ def test_killed_writer_loses_nothing_acknowledged(replay_route: ModelRoute) -> N
     assert (stored.last_seq, stored.message_count) == (len(seqs), len(seqs))
 
 
+@pytest.mark.persistence
+@pytest.mark.fault
+def test_retry_after_a_crash_is_idempotent(replay_route: ModelRoute) -> None:
+    session = session_create(title="retried", route_alias=replay_route.alias)
+    connection.close()
+    crashed = start_worker("tests.workers.append", [str(session.id), "60", "r"])
+    reader = LineReader(crashed)
+    for _ in range(20):
+        reader.until("ack ")
+    _kill(crashed)
+    first_acks = {line.split()[2]: int(line.split()[1]) for line in reader.seen if line.startswith("ack ")}
+
+    # The client retries every message of the batch with the same client_ids, as a UI would.
+    retry = start_worker("tests.workers.append", [str(session.id), "60", "r"])
+    out, err = retry.communicate(timeout=WAIT_SECONDS)
+    assert retry.returncode == 0, err
+    second_acks = {line.split()[2]: int(line.split()[1]) for line in out.splitlines() if line.startswith("ack ")}
+
+    connections.close_all()
+    stored = dict(Message.objects.filter(session=session).values_list("client_id", "seq"))
+    assert stored == second_acks
+    assert sorted(stored.values()) == list(range(1, 61))
+    assert sorted(stored) == sorted(f"r-{n}" for n in range(60))
+    assert all(stored[client_id] == seq for client_id, seq in first_acks.items())
+
+
 @pytest.mark.fault
 def test_recover_runs_marks_a_killed_runner_interrupted_once(replay_route: ModelRoute) -> None:
     session = session_create(title="crash", route_alias=replay_route.alias)

@@ -77,6 +77,8 @@ def test_session_update_rejects_unknown_or_disabled_route(chat_session: AgentSes
     ModelRoute.objects.filter(pk=big_route.pk).update(enabled=False)
     with pytest.raises(InvalidInputError, match=r"^route: route 'big' is disabled; enable it or pick another$"):
         session_update(session_id=chat_session.id, route_alias="big")
+    with pytest.raises(InvalidInputError, match=r"^route: empty; give a route alias$"):
+        session_update(session_id=chat_session.id, route_alias=" ")
     with pytest.raises(InvalidInputError, match=r"^title: has 201 characters; at most 200$"):
         session_update(session_id=chat_session.id, title="x" * 201)
     chat_session.refresh_from_db()
