@@ -135,7 +135,10 @@ def test_retry_after_a_crash_is_idempotent(replay_route: ModelRoute) -> None:
     second_acks = {line.split()[2]: int(line.split()[1]) for line in out.splitlines() if line.startswith("ack ")}
 
     connections.close_all()
-    stored = dict(Message.objects.filter(session=session).values_list("client_id", "seq"))
+    stored = {
+        str(client_id): seq
+        for client_id, seq in Message.objects.filter(session=session).values_list("client_id", "seq")
+    }
     assert stored == second_acks
     assert sorted(stored.values()) == list(range(1, 61))
     assert sorted(stored) == sorted(f"r-{n}" for n in range(60))
