@@ -226,7 +226,7 @@ def _upsert_add(model: RollupModel, key: Mapping[str, Any], delta: Mapping[str, 
     updates = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in COUNTER_FIELDS)
     # Identifiers come from the model's metadata, never from input; values are parameters.
     sql = (
-        f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) VALUES ({placeholders}) "  # noqa: S608
+        f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) VALUES ({placeholders}) "  # noqa: S608  # nosec B608
         f"ON CONFLICT ({', '.join(quote(c) for c in key_columns)}) DO UPDATE SET {updates}"
     )
     with connection.cursor() as cursor:
