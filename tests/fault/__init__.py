@@ -1,0 +1,1 @@
+"""The fault suite: crashes, contention and bad input (`pytest -m fault`)."""
