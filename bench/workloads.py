@@ -33,6 +33,8 @@ from bench.harness import Detail, Row, Target, median, paired_ratio, rotated, ro
 from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
 
 ROOT = Path(__file__).resolve().parent.parent
+STORAGE_LEVEL = "NORMAL"
+STORAGE_SERVICE_TAIL = 1_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Sizes:
 
     reps: int = 7
     append_ops: int = 200
+    append_ops_full: int = 100  # at FULL every commit waits for an fsync
     checkpoint_small: int = 100
     checkpoint_large: int = 10_000
     checkpoint_ops: int = 20
@@ -70,6 +73,7 @@ class Sizes:
 QUICK = Sizes(
     reps=3,
     append_ops=20,
+    append_ops_full=10,
     checkpoint_small=10,
     checkpoint_large=200,
     checkpoint_ops=5,
@@ -230,8 +234,9 @@ def w1_append(ctx: Ctx) -> list[Row]:
         fns["langgraph"] = lambda: graph.put([{"role": "user", "content": message_text(next(counter))}])
         fns["agents"] = lambda: agents.add([{"role": "user", "content": message_text(next(counter))}])
         fns["raw"] = lambda: raw.append("user", message_text(next(counter)))
+    ops = sizes.append_ops_full if ctx.level == "FULL" else sizes.append_ops
     try:
-        seconds = per_op_seconds(fns, sizes.append_ops, sizes.reps)
+        seconds = per_op_seconds(fns, ops, sizes.reps)
         if ctx.sqlite:
             levels = {synchronous_of(graph.conn), synchronous_of(raw.conn), *agents.synchronous_levels()}
             if levels != {ctx.level}:
@@ -263,7 +268,7 @@ def w1_append(ctx: Ctx) -> list[Row]:
         )
         if target is not None:
             row = ctx.judged(row, target)
-        ctx.profile_failed(row, ours, sizes.append_ops)
+        ctx.profile_failed(row, ours, ops)
         rows.append(row)
     return rows
 
@@ -436,16 +441,16 @@ MEMORY_KINDS = ("fact", "preference", "instruction")
 PROVIDERS_MODELS = (("openai", "gpt-4.1"), ("openai", "gpt-4.1-mini"), ("anthropic", "claude-sonnet-4"))
 
 
-def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60, seed: int = 11) -> int:
+def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60) -> int:
     """`count` usage events over the last `days` days (today included), then the rollups rebuilt
     through the telemetry app's own repair path."""
     from telemetry.models import UsageEvent
     from telemetry.services import usage_rollups_rebuild
 
-    rng = random.Random(seed)
     now = datetime.now(UTC).replace(microsecond=0)
     # A pool of instants (a few per hour) keeps the per-value conversion cache small.
     instants = [now - timedelta(minutes=17 * step) for step in range(days * 24 * 60 // 17)]
+    instants.reverse()  # oldest first: events arrive in time order, as they would in use
     from django.conf import settings
 
     zone_name = settings.AGENTCHAT_TIMEZONE
@@ -472,12 +477,12 @@ def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60, seed: 
 
     def rows() -> Any:
         for index in range(count):
-            instant = instants[rng.randrange(len(instants))]
+            instant = instants[index * len(instants) // count]
             provider, model = PROVIDERS_MODELS[index % len(PROVIDERS_MODELS)]
             input_tokens = 200 + index % 1_000
             output_tokens = 50 + index % 300
             yield (
-                f"bench-{index}",
+                f"bench-{index:09d}",
                 instant,
                 day_of[instant],
                 zone_name,
@@ -827,26 +832,47 @@ def w7_concurrency(ctx: Ctx) -> list[Row]:
 
 
 def w8_storage(ctx: Ctx) -> list[Row]:
+    from core.contracts import estimate_tokens
     from core.models import AgentSession, Message
     from core.services.conversation import message_append, session_create
 
     sizes = ctx.sizes
+    title = f"DB size after {sizes.storage_large:,} / after {sizes.storage_small:,} msgs"
+    if ctx.sqlite and ctx.level != STORAGE_LEVEL:
+        # A file's size does not depend on the synchronous level (a per-connection setting).
+        return [ctx.row(8, "8.ours", title, status=f"n/a: size does not depend on synchronous; see {STORAGE_LEVEL}")]
     ctx.dbs.fresh("storage")
     session_id = str(session_create(title="storage", route_alias=ROUTE_ALIAS).pk)
     tables = [Message._meta.db_table, AgentSession._meta.db_table]
 
-    def append_until(count: int, start: int) -> None:
-        for index in range(start, count + 1):
-            message_append(session_id=session_id, role="user", content=message_text(index))
+    def append(first: int, last: int) -> None:
+        for seq in range(first, last + 1):
+            message_append(session_id=session_id, role=fixtures.ROLES[seq % 2], content=message_text(seq))
 
-    append_until(sizes.storage_small, 1)
+    # The first STORAGE_SERVICE_TAIL messages before each measurement go through message_append;
+    # the rows in between are bulk inserted with exactly the values the service writes (same
+    # text, role, parts, estimated token count), in seq order as appends arrive.
+    tail = min(STORAGE_SERVICE_TAIL, sizes.storage_small)
+    append(1, sizes.storage_small)
     small = ctx.dbs.size_bytes(tables)
-    append_until(sizes.storage_large, sizes.storage_small + 1)
+    bulk_last = sizes.storage_large - tail
+    now = datetime.now(UTC)
+    bulk_insert(
+        Message,
+        fixtures.MESSAGE_FIELDS,
+        (
+            (session_id, seq, fixtures.ROLES[seq % 2], text, [], estimate_tokens(text), True, now)
+            for seq in range(sizes.storage_small + 1, bulk_last + 1)
+            for text in (message_text(seq),)
+        ),
+    )
+    fixtures.counters_fix([session_id])
+    append(bulk_last + 1, sizes.storage_large)
     large = ctx.dbs.size_bytes(tables)
     row = ctx.row(
         8,
         "8.ours",
-        f"DB size after {sizes.storage_large:,} / after {sizes.storage_small:,} msgs",
+        title,
         figure=large / small,
         reps=1,
         detail={
