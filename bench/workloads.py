@@ -155,8 +155,8 @@ def find(name: str, modules: Sequence[str]) -> Callable[..., Any] | None:
     return None
 
 
-def profile_text(fn: Callable[[], object], count: int, top: int = 25) -> str:
-    """The top functions by cumulative time over `count` calls of `fn`."""
+def profile_text(fn: Callable[[], object], count: int, top: int = 40) -> str:
+    """The top functions by cumulative time, then by own time, over `count` calls of `fn`."""
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(count):
@@ -165,6 +165,7 @@ def profile_text(fn: Callable[[], object], count: int, top: int = 25) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top // 2)
     lines = [line.rstrip().replace(str(ROOT) + "/", "") for line in out.getvalue().splitlines()]
     return "\n".join(line for line in lines if line.strip())
 
@@ -618,7 +619,7 @@ def _client() -> Any:
     from django.contrib.auth.models import User
     from django.test import Client
 
-    client = Client()
+    client = Client(HTTP_HOST="localhost")  # an allowed host, as a browser on this machine sends
     client.force_login(User.objects.get(username=BENCH_USERNAME))
     return client
 
