@@ -1,1 +1,211 @@
-"""Admin for the memory app."""
+"""Admin for the memory tiers: read-only records (services own the writes), with search and filters.
+
+Long-term memory is searched with the full-text index (every word must match) and can be pinned,
+unpinned or forgotten through actions that call the services. Lists count at most COUNT_CAP rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils.functional import cached_property
+
+from memory.models import (
+    IMPORTANCE_MAX,
+    IMPORTANCE_MIN,
+    AttachmentContent,
+    AttachmentSummary,
+    DailyEpisode,
+    LongTermMemory,
+)
+from memory.search import memory_search_q
+from memory.services import episode_delete, memory_delete, memory_pin
+
+M = TypeVar("M", bound=Model)
+COUNT_CAP = 10_000
+
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin
+    _Paginator = Paginator[Any]
+else:  # ModelAdmin and Paginator are generic only in the type stubs
+
+    class _ModelAdmin(admin.ModelAdmin, Generic[M]):
+        """`ModelAdmin[Model]` at run time, as the stubs declare it."""
+
+    _Paginator = Paginator
+
+
+class CappedCountPaginator(_Paginator):
+    """Counts at most COUNT_CAP rows (a LIMITed subquery), so a page costs the same at 100,000 memories."""
+
+    @cached_property
+    def count(self) -> int:
+        rows = self.object_list
+        if isinstance(rows, QuerySet):
+            return rows.order_by()[:COUNT_CAP].count()
+        return len(rows)
+
+
+class _ReadOnlyAdmin(_ModelAdmin[M]):
+    """Records written by services: viewable, never added or edited here."""
+
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
+        return False
+
+
+class PinnedFilter(admin.SimpleListFilter):
+    title = "pinned"
+    parameter_name = "pinned"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Pinned"), ("no", "Not pinned")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(pinned=self.value() == "yes")
+        return queryset
+
+
+class ImportanceFilter(admin.SimpleListFilter):
+    """Fixed choices: the default filter would SELECT DISTINCT over the whole table."""
+
+    title = "importance"
+    parameter_name = "importance"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(value), str(value)) for value in range(IMPORTANCE_MAX, IMPORTANCE_MIN - 1, -1)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is not None and value.isdigit():
+            return queryset.filter(importance=int(value))
+        return queryset
+
+
+@admin.register(LongTermMemory)
+class LongTermMemoryAdmin(_ReadOnlyAdmin[LongTermMemory]):
+    list_display = [
+        "id",
+        "kind",
+        "key",
+        "short_content",
+        "importance",
+        "pinned",
+        "source_session",
+        "updated",
+        "last_used_at",
+    ]
+    list_filter = ["kind", PinnedFilter, ImportanceFilter, "created"]
+    list_select_related = ["source_session"]
+    search_fields = ["content"]  # answered by the full-text index, see get_search_results
+    search_help_text = "Every word must occur (full-text search over content and key)."
+    ordering = ["-created", "-id"]
+    actions = ["pin", "unpin", "forget"]
+
+    @admin.display(description="content")
+    def short_content(self, obj: LongTermMemory) -> str:
+        return obj.content if len(obj.content) <= 80 else f"{obj.content[:77]}…"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[LongTermMemory], search_term: str
+    ) -> tuple[QuerySet[LongTermMemory], bool]:
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(memory_search_q(search_term)), False
+
+    @admin.action(description="Pin selected memories")
+    def pin(self, request: HttpRequest, queryset: QuerySet[LongTermMemory]) -> None:
+        changed = memory_pin(memory_ids=list(queryset.values_list("id", flat=True)), pinned=True)
+        self.message_user(request, f"Pinned {changed} memories.", messages.SUCCESS)
+
+    @admin.action(description="Unpin selected memories")
+    def unpin(self, request: HttpRequest, queryset: QuerySet[LongTermMemory]) -> None:
+        changed = memory_pin(memory_ids=list(queryset.values_list("id", flat=True)), pinned=False)
+        self.message_user(request, f"Unpinned {changed} memories.", messages.SUCCESS)
+
+    @admin.action(description="Forget selected memories")
+    def forget(self, request: HttpRequest, queryset: QuerySet[LongTermMemory]) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        for memory_id in ids:
+            memory_delete(memory_id=memory_id)
+        self.message_user(request, f"Forgot {len(ids)} memories.", messages.SUCCESS)
+
+
+class ScopeFilter(admin.SimpleListFilter):
+    title = "scope"
+    parameter_name = "scope"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("whole_day", "Whole day"), ("session", "One session")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("whole_day", "session"):
+            return queryset.filter(session__isnull=self.value() == "whole_day")
+        return queryset
+
+
+@admin.register(DailyEpisode)
+class DailyEpisodeAdmin(_ReadOnlyAdmin[DailyEpisode]):
+    list_display = ["day", "timezone", "session", "source", "first_seq", "last_seq", "token_count", "updated"]
+    list_filter = ["source", ScopeFilter, "day"]
+    list_select_related = ["session"]
+    search_fields = ["summary", "=session__id"]
+    search_help_text = "Words in the summary, or a session id."
+    date_hierarchy = "day"
+    ordering = ["-day", "-id"]
+    actions = ["forget"]
+
+    @admin.action(description="Delete selected episodes")
+    def forget(self, request: HttpRequest, queryset: QuerySet[DailyEpisode]) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        for episode_id in ids:
+            episode_delete(episode_id=episode_id)
+        self.message_user(request, f"Deleted {len(ids)} episodes.", messages.SUCCESS)
+
+
+@admin.register(AttachmentSummary)
+class AttachmentSummaryAdmin(_ReadOnlyAdmin[AttachmentSummary]):
+    list_display = ["display_name", "kind", "mime_type", "size", "sha256_prefix", "session", "message_seq", "created"]
+    list_filter = ["kind", "created"]
+    list_select_related = ["content", "session", "message"]
+    search_fields = ["display_name", "=content__sha256", "=session__id"]
+    search_help_text = "A display name, a full sha256 or a session id."
+    ordering = ["-created", "-id"]
+
+    @admin.display(description="size (bytes)", ordering="content__size_bytes")
+    def size(self, obj: AttachmentSummary) -> int:
+        return obj.content.size_bytes
+
+    @admin.display(description="sha256")
+    def sha256_prefix(self, obj: AttachmentSummary) -> str:
+        return f"{obj.content.sha256[:12]}…"
+
+    @admin.display(description="message", ordering="message__seq")
+    def message_seq(self, obj: AttachmentSummary) -> str:
+        return f"#{obj.message.seq}"
+
+
+@admin.register(AttachmentContent)
+class AttachmentContentAdmin(_ReadOnlyAdmin[AttachmentContent]):
+    list_display = ["sha256", "size_bytes", "token_count", "has_summary", "created"]
+    list_filter = ["created"]
+    search_fields = ["=sha256", "summary"]
+    ordering = ["-created", "-id"]
+
+    @admin.display(description="summarised", boolean=True)
+    def has_summary(self, obj: AttachmentContent) -> bool:
+        return bool(obj.summary)
