@@ -48,6 +48,7 @@ from core.config.contracts import (
 from core.config.secrets import find_secret, iter_strings, secret_message
 from core.errors import InvalidInputError
 from core.models.config import McpTransport, ProviderKind
+from core.runtime.replay import replay_options_parse
 
 NAME_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -429,6 +430,14 @@ def _provider_rules(record: ProviderConfig, location: str, problems: Problems, c
             )
     if clean("options"):
         _check_json_values(record.options, at(location, "options"), problems)
+        if record.kind == ProviderKind.REPLAY:
+            # The replay adapter's own parser, so a file that loads is one the adapter can run.
+            try:
+                replay_options_parse(record.options, field=at(location, "options"))
+            except InvalidInputError as exc:
+                for where, messages in exc.fields.items():
+                    for message in messages:
+                        problems.add(where, message)
 
 
 def _route_rules(record: RouteConfig, location: str, problems: Problems, clean: Callable[[str], bool]) -> None:

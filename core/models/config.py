@@ -75,7 +75,7 @@ class ModelRoute(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.alias} → {self.provider_id}:{self.model_id}"
+        return f"{self.alias} ({self.model_id})"
 
 
 class ToolSpec(models.Model):

@@ -42,6 +42,16 @@ def test_example_file_is_valid() -> None:
     assert [route.alias for route in document.routes if route.is_default] == ["replay"]
 
 
+def test_replay_options_are_checked_by_the_adapter_parser() -> None:
+    raw = tomllib.loads(MINIMAL)
+    raw["providers"][0]["options"] = {"default_reply": "hi", "chunk_chars": 0, "script": [[{"type": "text"}]]}
+    assert problems_raw(raw) == [
+        "providers[0].options.default_reply: unknown replay option; use one of chunk_chars, prefix, script, usage",
+        "providers[0].options.chunk_chars: must be a whole number from 1 to 10000",
+        "providers[0].options.script[0][0].text: required",
+    ]
+
+
 def test_secret_in_api_key_env_is_rejected_showing_only_a_prefix() -> None:
     raw = tomllib.loads(MINIMAL)
     raw["providers"][1]["api_key_env"] = "sk-EXAMPLEabcdefghijklmnop123456"
