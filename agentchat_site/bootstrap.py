@@ -641,27 +641,40 @@ def _key(item: RouteEntry | SkillEntry | McpServerEntry | TeamEntry) -> str:
     return item.alias if isinstance(item, RouteEntry) else item.name
 
 
+def _no_ready_route_reasons(facts: Facts) -> list[str]:
+    """Which keys to set (or the replay provider to enable), then what else blocks a usable route."""
+    providers = {provider.name: provider for provider in facts.config.providers}
+    usable = [route for route in facts.config.routes if route.enabled and route.provider in providers]
+    missing = sorted(
+        {
+            providers[route.provider].api_key_env
+            for route in usable
+            if providers[route.provider].enabled and providers[route.provider].credential == "missing"
+        }
+    )
+    replay = [provider for provider in providers.values() if provider.kind == "replay"]
+    fixes = [f"set {' or '.join(missing)}"] if missing else []
+    if not replay:
+        fixes.append("add a replay provider for offline use")
+    elif not any(provider.enabled for provider in replay):
+        fixes.append("enable the replay provider")
+    reasons = [f"no enabled model route has a provider with credentials: {' or '.join(fixes)}"] if fixes else []
+    # Routes whose provider is enabled and has its key, yet still cannot answer (e.g. invalid options).
+    reasons += [
+        f"route {route.alias!r}: {'; '.join(route.reasons)}"
+        for route in usable
+        if providers[route.provider].enabled and providers[route.provider].credential != "missing"
+    ]
+    return reasons or ["no model route is enabled: set enabled = true on a route and its provider"]
+
+
 def chat_rule(facts: Facts) -> ViewStatus:
     """Blocked without a ready route; empty with no session yet; ready otherwise."""
     routes = facts.config.routes
     if not routes:
         return _blocked(f"no model route is configured: {_load_hint(facts, 'routes')}")
     if not any(route.status == "ready" for route in routes):
-        providers = {provider.name: provider for provider in facts.config.providers}
-        missing = sorted(
-            {
-                providers[route.provider].api_key_env
-                for route in routes
-                if route.enabled
-                and route.provider in providers
-                and providers[route.provider].enabled
-                and providers[route.provider].credential == "missing"
-            }
-        )
-        replay = [p.name for p in facts.config.providers if p.kind == "replay"]
-        fixes = [f"set {' or '.join(missing)}"] if missing else []
-        fixes.append("enable the replay provider" if replay else "add a replay provider for offline use")
-        return _blocked(f"no enabled model route has a provider with credentials: {' or '.join(fixes)}")
+        return _blocked(*_no_ready_route_reasons(facts))
     default = next((route for route in routes if route.alias == facts.config.default_route), None)
     if default is None:
         return _blocked(
