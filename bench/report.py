@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Row, format_table
+from bench.harness import Row, format_detail, format_table
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
@@ -126,7 +126,10 @@ def _both_runs(latest: dict[str, Any], previous: dict[str, Any] | None) -> list[
             continue
         old = before.get((row.key, row.level))
         old_verdict = old.verdict if old is not None else "no previous run"
-        both = "yes" if row.passed and old is not None and old.passed else "no"
+        if row.status != "ok":
+            both = "n/a"
+        else:
+            both = "yes" if row.passed and old is not None and old.passed else "no"
         lines.append(
             f"| {row.workload} | {row.title} | {row.level} | {row.target or '-'} | {row.verdict} | "
             f"{old_verdict} | {both} |"
@@ -139,9 +142,15 @@ def _profiles(run: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     lines = ["### Profiles of the targets not met (latest run)", ""]
+    seen: set[tuple[int, str]] = set()
     for row in rows:
+        if (row.workload, row.level) in seen:
+            # The other rows of a workload time the same operation of ours; one profile says it.
+            lines += [f"#### {row.workload}. {row.title} [{row.level}]: the same operation as profiled above", ""]
+            continue
+        seen.add((row.workload, row.level))
         lines += [
-            f"#### {row.workload}. {row.title} [{row.level}]: {row.detail}",
+            f"#### {row.workload}. {row.title} [{row.level}]: {format_detail(row.detail)}",
             "",
             "```",
             row.profile,
