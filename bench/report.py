@@ -126,10 +126,8 @@ def _both_runs(latest: dict[str, Any], previous: dict[str, Any] | None) -> list[
             continue
         old = before.get((row.key, row.level))
         old_verdict = old.verdict if old is not None else "no previous run"
-        if row.status != "ok":
-            both = "n/a"
-        else:
-            both = "yes" if row.passed and old is not None and old.passed else "no"
+        met = row.passed and old is not None and old.passed
+        both = "n/a" if row.status != "ok" else ("yes" if met else "no")
         lines.append(
             f"| {row.workload} | {row.title} | {row.level} | {row.target or '-'} | {row.verdict} | "
             f"{old_verdict} | {both} |"
