@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection, connections
+from pytest_django.fixtures import Settings
 
 from core.config.validation import document_parse
 from core.models import ModelRoute
@@ -229,3 +230,9 @@ def snapshot_changes(before: dict[str, tuple[int, str]], after: dict[str, tuple[
         for table in sorted(set(before) | set(after))
         if before.get(table) != after.get(table)
     ]
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Settings) -> None:
+    """The `operator` fixture hashes a password per test; a fast hasher keeps the table quick."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

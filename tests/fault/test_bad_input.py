@@ -1,0 +1,1410 @@
+"""Bad input: a table of malformed requests to every write endpoint of the API.
+
+The write operations (POST, PUT, PATCH, DELETE) are read from the OpenAPI schema, and every one
+must have cases in `CASES`: a new endpoint without cases fails `test_every_write_endpoint_has_cases`.
+Every operation with a JSON body also gets the generic cases (a list, a string, a number, null,
+malformed JSON). Each case asserts the exact status (400, 404 or 409), the error body
+`{"detail", "code", "fields"}` with the fields it names, and that no table of the database changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.db import transaction
+from drf_spectacular.generators import SchemaGenerator
+from pytest_django import DjangoDbBlocker
+from rest_framework.test import APIClient
+
+from core.config.validation import document_parse
+from core.services.config import config_document_apply
+from core.services.conversation import (
+    checkpoint_create,
+    message_append,
+    run_create,
+    run_finish,
+    session_archive,
+    session_create,
+)
+from memory.services import attachment_record, memory_write
+from telemetry.services import usage_record
+from tests.fault.conftest import FAULT_CONFIG, db_snapshot, snapshot_changes
+
+pytestmark = [pytest.mark.fault, pytest.mark.django_db]
+
+WRITE_METHODS = ("post", "put", "patch", "delete")
+UNKNOWN_UUID = "00000000-0000-4000-8000-00000000dead"
+UNKNOWN_INT = 987_654_321
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value taken from the records the `world` fixture created (ids are not known in advance)."""
+
+    name: str
+
+
+NO_BODY = object()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One malformed request: the operation (by OpenAPI operationId), its path parameters and body,
+    the exact status it must get, and the fields the error must name."""
+
+    op: str
+    label: str
+    status: int
+    body: Any = NO_BODY
+    path: dict[str, Any] = field(default_factory=dict)
+    fields: tuple[str, ...] = ()
+    raw: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}:{self.label}"
+
+
+# --- The records the cases point at -----------------------------------------------------------
+
+
+def _world_build() -> dict[str, Any]:
+    """Sessions (active, other, archived), messages, checkpoints, runs (open, finished, of another
+    session), a usage event, two keyed memories and an attachment, all written through services."""
+    config_document_apply(document=document_parse(tomllib.loads(FAULT_CONFIG)), prune=False)
+    active = session_create(title="active", route_alias="main")
+    first = message_append(session_id=active.id, role="user", content="hello", client_id="c-1").message
+    message_append(session_id=active.id, role="assistant", content="hi there")
+    message_append(session_id=active.id, role="user", content="plan a trip")
+    checkpoint_create(session_id=active.id, through_seq=2, reason="manual", summary="greetings")
+    open_run = run_create(session_id=active.id, status="running")
+    done_run = run_create(session_id=active.id, status="running")
+    run_finish(run_id=done_run.id, status="completed")
+
+    other = session_create(title="other", route_alias="main")
+    other_message = message_append(session_id=other.id, role="user", content="elsewhere").message
+    other_checkpoint = checkpoint_create(session_id=other.id, through_seq=1, reason="manual")
+    other_run = run_create(session_id=other.id, status="running")
+
+    archived = session_create(title="archived", route_alias="main")
+    message_append(session_id=archived.id, role="user", content="old")
+    session_archive(session_id=archived.id)
+
+    usage_record(request_id="u-1", route_alias="main", session_id=active.id, input_tokens=100, output_tokens=20)
+    units = memory_write(kind="preference", content="Prefers metric units.", key="units").memory
+    memory_write(kind="fact", content="Lives in Lisbon.", key="home")
+    attachment_record(
+        session_id=active.id,
+        message_id=first.pk,
+        sha256=SHA_A,
+        kind="file",
+        display_name="notes.txt",
+        mime_type="text/plain",
+        size_bytes=100,
+    )
+    return {
+        "session": str(active.id),
+        "other_session": str(other.id),
+        "archived_session": str(archived.id),
+        "message": first.pk,
+        "other_message": other_message.pk,
+        "other_checkpoint": other_checkpoint.pk,
+        "open_run": str(open_run.id),
+        "done_run": str(done_run.id),
+        "other_run": str(other_run.id),
+        "memory": units.pk,
+    }
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[dict[str, Any]]:
+    """The records every case points at, built once for the module inside a transaction that is
+    rolled back at the end (each case then runs in its own savepoint, as Django's TestCase does)."""
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            yield _world_build()
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
+def _resolve(value: Any, world: dict[str, Any]) -> Any:
+    if isinstance(value, Ref):
+        return world[value.name]
+    if isinstance(value, dict):
+        return {key: _resolve(item, world) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve(item, world) for item in value]
+    return value
+
+
+# --- Generic cases: bodies that are not a JSON object -----------------------------------------
+
+# Each operation that takes a JSON body, with the path of an existing record to send it to.
+BODY_TARGETS: dict[str, dict[str, Any]] = {
+    "config_providers_create": {},
+    "config_providers_update": {"name": "openai"},
+    "config_providers_partial_update": {"name": "openai"},
+    "config_routes_create": {},
+    "config_routes_update": {"alias": "fast"},
+    "config_routes_partial_update": {"alias": "fast"},
+    "config_tools_create": {},
+    "config_tools_update": {"name": "clock"},
+    "config_tools_partial_update": {"name": "clock"},
+    "config_skills_create": {},
+    "config_skills_update": {"name": "notes"},
+    "config_skills_partial_update": {"name": "notes"},
+    "config_mcp_servers_create": {},
+    "config_mcp_servers_update": {"name": "files"},
+    "config_mcp_servers_partial_update": {"name": "files"},
+    "config_agents_create": {},
+    "config_agents_update": {"name": "writer"},
+    "config_agents_partial_update": {"name": "writer"},
+    "config_teams_create": {},
+    "config_teams_update": {"name": "desk"},
+    "config_teams_partial_update": {"name": "desk"},
+    "sessions_create": {},
+    "sessions_partial_update": {"id": Ref("session")},
+    "sessions_messages_create": {"session_id": Ref("session")},
+    "sessions_checkpoints_create": {"session_id": Ref("session")},
+    "sessions_turns_create": {"session_id": Ref("session")},
+    "runs_create": {},
+    "runs_cancel_create": {"id": Ref("open_run")},
+    "runs_events_create": {"run_id": Ref("open_run")},
+    "memory_long_term_create": {},
+    "memory_long_term_update": {"id": Ref("memory")},
+    "memory_long_term_partial_update": {"id": Ref("memory")},
+    "memory_episodes_create": {},
+    "memory_attachments_create": {},
+    "telemetry_usage_create": {},
+}
+
+NOT_OBJECTS: list[tuple[str, Any]] = [
+    ("body-is-a-list", [{"name": "x"}]),
+    ("body-is-a-string", "hello"),
+    ("body-is-a-number", 42),
+    ("body-is-null", None),
+]
+
+
+def _generic_cases() -> list[Case]:
+    cases: list[Case] = []
+    for op, path in BODY_TARGETS.items():
+        cases.extend(Case(op, label, 400, body=body, path=path) for label, body in NOT_OBJECTS)
+        cases.append(Case(op, "malformed-json", 400, path=path, raw='{"name": "x",'))
+    return cases
+
+
+# --- Configuration records --------------------------------------------------------------------
+
+
+def _config_cases() -> list[Case]:
+    c = Case
+    return [
+        # providers
+        c("config_providers_create", "missing-required", 400, {}, fields=("name", "kind")),
+        c("config_providers_create", "unknown-kind", 400, {"name": "p2", "kind": "carrier-pigeon"}, fields=("kind",)),
+        c("config_providers_create", "name-wrong-type", 400, {"name": 5, "kind": "replay"}, fields=("name",)),
+        c("config_providers_create", "name-oversize", 400, {"name": "p" * 65, "kind": "replay"}, fields=("name",)),
+        c("config_providers_create", "name-bad-characters", 400, {"name": "a b/c", "kind": "replay"}, fields=("name",)),
+        c(
+            "config_providers_create",
+            "secret-instead-of-env-name",
+            400,
+            {"name": "p2", "kind": "openai", "api_key_env": "sk-proj-RECOGNISABLE-000000000000000000000000"},
+            fields=("api_key_env",),
+        ),
+        c("config_providers_create", "options-not-object", 400, {"name": "p2", "kind": "replay", "options": [1]}),
+        c("config_providers_create", "unknown-field", 400, {"name": "p2", "kind": "replay", "colour": "red"}),
+        c("config_providers_create", "duplicate-name", 400, {"name": "replay", "kind": "replay"}, fields=("name",)),
+        c("config_providers_update", "unknown-name", 404, {"name": "ghost", "kind": "replay"}, {"name": "ghost"}),
+        c("config_providers_update", "missing-kind", 400, {"name": "openai"}, {"name": "openai"}, fields=("kind",)),
+        c("config_providers_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
+        c("config_providers_partial_update", "unknown-kind", 400, {"kind": "x"}, {"name": "openai"}, fields=("kind",)),
+        c(
+            "config_providers_partial_update",
+            "enabled-wrong-type",
+            400,
+            {"enabled": "sometimes"},
+            {"name": "openai"},
+            fields=("enabled",),
+        ),
+        c("config_providers_destroy", "unknown-name", 404, path={"name": "ghost"}),
+        c("config_providers_destroy", "referenced-by-a-route", 409, path={"name": "replay"}, fields=("name",)),
+        # routes
+        c(
+            "config_routes_create",
+            "missing-required",
+            400,
+            {"alias": "r2"},
+            fields=("provider", "model_id", "context_window_tokens", "max_output_tokens"),
+        ),
+        c(
+            "config_routes_create",
+            "unknown-provider",
+            400,
+            {"alias": "r2", "provider": "ghost", "model_id": "m", "context_window_tokens": 10, "max_output_tokens": 5},
+            fields=("provider",),
+        ),
+        c(
+            "config_routes_create",
+            "window-wrong-type",
+            400,
+            {
+                "alias": "r2",
+                "provider": "replay",
+                "model_id": "m",
+                "context_window_tokens": "big",
+                "max_output_tokens": 5,
+            },
+            fields=("context_window_tokens",),
+        ),
+        c(
+            "config_routes_create",
+            "window-negative",
+            400,
+            {"alias": "r2", "provider": "replay", "model_id": "m", "context_window_tokens": -1, "max_output_tokens": 5},
+            fields=("context_window_tokens",),
+        ),
+        c(
+            "config_routes_create",
+            "price-not-a-number",
+            400,
+            {
+                "alias": "r2",
+                "provider": "replay",
+                "model_id": "m",
+                "context_window_tokens": 10,
+                "max_output_tokens": 5,
+                "price_input_per_mtok": "cheap",
+            },
+            fields=("price_input_per_mtok",),
+        ),
+        c(
+            "config_routes_create",
+            "duplicate-alias",
+            400,
+            {
+                "alias": "main",
+                "provider": "replay",
+                "model_id": "m",
+                "context_window_tokens": 10,
+                "max_output_tokens": 5,
+            },
+            fields=("alias",),
+        ),
+        c(
+            "config_routes_update",
+            "unknown-alias",
+            404,
+            {
+                "alias": "ghost",
+                "provider": "replay",
+                "model_id": "m",
+                "context_window_tokens": 10,
+                "max_output_tokens": 5,
+            },
+            {"alias": "ghost"},
+        ),
+        c(
+            "config_routes_update",
+            "missing-required",
+            400,
+            {"alias": "fast", "provider": "openai"},
+            {"alias": "fast"},
+            fields=("model_id",),
+        ),
+        c("config_routes_partial_update", "unknown-alias", 404, {"enabled": False}, {"alias": "ghost"}),
+        c(
+            "config_routes_partial_update",
+            "max-output-zero",
+            400,
+            {"max_output_tokens": 0},
+            {"alias": "fast"},
+            fields=("max_output_tokens",),
+        ),
+        c(
+            "config_routes_partial_update",
+            "provider-unknown",
+            400,
+            {"provider": "ghost"},
+            {"alias": "fast"},
+            fields=("provider",),
+        ),
+        c("config_routes_destroy", "unknown-alias", 404, path={"alias": "ghost"}),
+        c("config_routes_destroy", "referenced-by-an-agent", 409, path={"alias": "main"}, fields=("alias",)),
+        # tools
+        c("config_tools_create", "missing-name", 400, {"description": "x"}, fields=("name",)),
+        c(
+            "config_tools_create",
+            "parameters-not-object",
+            400,
+            {"name": "t2", "parameters": [1]},
+            fields=("parameters",),
+        ),
+        c(
+            "config_tools_create",
+            "description-wrong-type",
+            400,
+            {"name": "t2", "description": ["x"]},
+            fields=("description",),
+        ),
+        c("config_tools_create", "duplicate-name", 400, {"name": "web_search"}, fields=("name",)),
+        c("config_tools_update", "unknown-name", 404, {"name": "ghost"}, {"name": "ghost"}),
+        c(
+            "config_tools_update",
+            "requires-approval-wrong-type",
+            400,
+            {"name": "clock", "requires_approval": "maybe"},
+            {"name": "clock"},
+            fields=("requires_approval",),
+        ),
+        c("config_tools_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
+        c(
+            "config_tools_partial_update",
+            "name-bad-characters",
+            400,
+            {"name": "not ok"},
+            {"name": "clock"},
+            fields=("name",),
+        ),
+        c("config_tools_destroy", "unknown-name", 404, path={"name": "ghost"}),
+        c("config_tools_destroy", "referenced-by-a-skill", 409, path={"name": "web_search"}, fields=("name",)),
+        # skills
+        c("config_skills_create", "unknown-tool", 400, {"name": "s2", "tools": ["ghost"]}, fields=("tools",)),
+        c("config_skills_create", "tools-not-a-list", 400, {"name": "s2", "tools": "web_search"}, fields=("tools",)),
+        c(
+            "config_skills_create",
+            "instructions-path-escapes",
+            400,
+            {"name": "s2", "instructions_path": "../../etc/passwd"},
+            fields=("instructions_path",),
+        ),
+        c("config_skills_create", "duplicate-name", 400, {"name": "notes", "instructions": "x"}, fields=("name",)),
+        c("config_skills_update", "unknown-name", 404, {"name": "ghost"}, {"name": "ghost"}),
+        c(
+            "config_skills_update",
+            "unknown-tool",
+            400,
+            {"name": "notes", "tools": ["ghost"]},
+            {"name": "notes"},
+            fields=("tools",),
+        ),
+        c("config_skills_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
+        c(
+            "config_skills_partial_update",
+            "enabled-wrong-type",
+            400,
+            {"enabled": 3},
+            {"name": "notes"},
+            fields=("enabled",),
+        ),
+        c("config_skills_destroy", "unknown-name", 404, path={"name": "ghost"}),
+        c("config_skills_destroy", "referenced-by-an-agent", 409, path={"name": "notes"}, fields=("name",)),
+        # MCP servers
+        c(
+            "config_mcp_servers_create",
+            "unknown-transport",
+            400,
+            {"name": "m2", "transport": "carrier-pigeon"},
+            fields=("transport",),
+        ),
+        c("config_mcp_servers_create", "stdio-without-command", 400, {"name": "m2", "transport": "stdio"}),
+        c(
+            "config_mcp_servers_create",
+            "args-wrong-type",
+            400,
+            {"name": "m2", "transport": "stdio", "command": "x", "args": "-v"},
+            fields=("args",),
+        ),
+        c(
+            "config_mcp_servers_create",
+            "duplicate-name",
+            400,
+            {"name": "files", "transport": "stdio", "command": "python3"},
+            fields=("name",),
+        ),
+        c(
+            "config_mcp_servers_update",
+            "unknown-name",
+            404,
+            {"name": "ghost", "transport": "stdio", "command": "x"},
+            {"name": "ghost"},
+        ),
+        c(
+            "config_mcp_servers_update",
+            "missing-transport",
+            400,
+            {"name": "files"},
+            {"name": "files"},
+            fields=("transport",),
+        ),
+        c("config_mcp_servers_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
+        c(
+            "config_mcp_servers_partial_update",
+            "unknown-transport",
+            400,
+            {"transport": "smoke-signals"},
+            {"name": "files"},
+            fields=("transport",),
+        ),
+        c("config_mcp_servers_destroy", "unknown-name", 404, path={"name": "ghost"}),
+        c("config_mcp_servers_destroy", "referenced-by-an-agent", 409, path={"name": "files"}, fields=("name",)),
+        # agents
+        c("config_agents_create", "missing-route", 400, {"name": "a2"}, fields=("route",)),
+        c("config_agents_create", "unknown-route", 400, {"name": "a2", "route": "ghost"}, fields=("route",)),
+        c(
+            "config_agents_create",
+            "unknown-tool",
+            400,
+            {"name": "a2", "route": "main", "tools": ["ghost"]},
+            fields=("tools",),
+        ),
+        c("config_agents_create", "duplicate-name", 400, {"name": "writer", "route": "main"}, fields=("name",)),
+        c("config_agents_update", "unknown-name", 404, {"name": "ghost", "route": "main"}, {"name": "ghost"}),
+        c(
+            "config_agents_update",
+            "unknown-skill",
+            400,
+            {"name": "writer", "route": "fast", "skills": ["ghost"]},
+            {"name": "writer"},
+            fields=("skills",),
+        ),
+        c("config_agents_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
+        c(
+            "config_agents_partial_update",
+            "mcp-servers-wrong-type",
+            400,
+            {"mcp_servers": {"files": True}},
+            {"name": "writer"},
+            fields=("mcp_servers",),
+        ),
+        c("config_agents_destroy", "unknown-name", 404, path={"name": "ghost"}),
+        c("config_agents_destroy", "referenced-by-a-team", 409, path={"name": "researcher"}, fields=("name",)),
+        # teams
+        c("config_teams_create", "missing-required", 400, {"name": "t2"}, fields=("lead", "members")),
+        c(
+            "config_teams_create",
+            "unknown-member",
+            400,
+            {"name": "t2", "lead": "researcher", "members": ["researcher", "ghost"]},
+            fields=("members",),
+        ),
+        c(
+            "config_teams_create",
+            "members-not-a-list",
+            400,
+            {"name": "t2", "lead": "researcher", "members": "researcher"},
+            fields=("members",),
+        ),
+        c(
+            "config_teams_create",
+            "duplicate-name",
+            400,
+            {"name": "desk", "lead": "researcher", "members": ["researcher"]},
+            fields=("name",),
+        ),
+        c(
+            "config_teams_update",
+            "unknown-name",
+            404,
+            {"name": "ghost", "lead": "researcher", "members": ["researcher"]},
+            {"name": "ghost"},
+        ),
+        c(
+            "config_teams_update",
+            "unknown-lead",
+            400,
+            {"name": "desk", "lead": "ghost", "members": ["researcher"]},
+            {"name": "desk"},
+            fields=("lead",),
+        ),
+        c("config_teams_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
+        c(
+            "config_teams_partial_update",
+            "description-wrong-type",
+            400,
+            {"description": 7},
+            {"name": "desk"},
+            fields=("description",),
+        ),
+        c("config_teams_destroy", "unknown-name", 404, path={"name": "ghost"}),
+    ]
+
+
+# --- The conversation store and turns ---------------------------------------------------------
+
+SESSION = {"session_id": Ref("session")}
+ARCHIVED = {"session_id": Ref("archived_session")}
+UNKNOWN_SESSION = {"session_id": UNKNOWN_UUID}
+CHECKPOINT_OK = {"through_seq": 3, "reason": "manual"}
+MESSAGE_OK = {"role": "user", "content": "hello again"}
+
+
+def _conversation_cases() -> list[Case]:
+    c = Case
+    return [
+        # sessions
+        c("sessions_create", "title-wrong-type", 400, {"title": ["x"]}, fields=("title",)),
+        c("sessions_create", "title-oversize", 400, {"title": "t" * 201}, fields=("title",)),
+        c("sessions_create", "route-unknown", 400, {"route": "ghost"}, fields=("route",)),
+        c("sessions_create", "route-wrong-type", 400, {"route": {"alias": "main"}}, fields=("route",)),
+        c("sessions_create", "unknown-field", 400, {"titel": "x"}, fields=("titel",)),
+        c("sessions_partial_update", "unknown-id", 404, {"title": "x"}, {"id": UNKNOWN_UUID}),
+        c("sessions_partial_update", "malformed-id", 404, {"title": "x"}, {"id": "not-a-uuid"}),
+        c("sessions_partial_update", "archived", 409, {"title": "x"}, {"id": Ref("archived_session")}),
+        c("sessions_partial_update", "title-oversize", 400, {"title": "t" * 201}, {"id": Ref("session")}, ("title",)),
+        c("sessions_partial_update", "title-wrong-type", 400, {"title": {"a": 1}}, {"id": Ref("session")}, ("title",)),
+        c("sessions_partial_update", "route-unknown", 400, {"route": "ghost"}, {"id": Ref("session")}, ("route",)),
+        c("sessions_partial_update", "route-blank", 400, {"route": " "}, {"id": Ref("session")}, ("route",)),
+        c("sessions_destroy", "unknown-id", 404, path={"id": UNKNOWN_UUID}),
+        c("sessions_destroy", "malformed-id", 404, path={"id": "not-a-uuid"}),
+        c("sessions_destroy", "has-an-open-run", 409, path={"id": Ref("session")}, fields=("session",)),
+        c("sessions_archive_create", "unknown-id", 404, path={"id": UNKNOWN_UUID}),
+        c("sessions_archive_create", "already-archived", 409, path={"id": Ref("archived_session")}),
+        c("sessions_unarchive_create", "unknown-id", 404, path={"id": UNKNOWN_UUID}),
+        c("sessions_unarchive_create", "already-active", 409, path={"id": Ref("session")}),
+        # messages
+        c("sessions_messages_create", "missing-role", 400, {"content": "hi"}, SESSION, ("role",)),
+        c("sessions_messages_create", "unknown-role", 400, {"role": "wizard", "content": "hi"}, SESSION, ("role",)),
+        c(
+            "sessions_messages_create",
+            "content-wrong-type",
+            400,
+            {"role": "user", "content": {"a": 1}},
+            SESSION,
+            ("content",),
+        ),
+        c(
+            "sessions_messages_create",
+            "content-oversize",
+            400,
+            {"role": "user", "content": "x" * 1_000_001},
+            SESSION,
+            ("content",),
+        ),
+        c("sessions_messages_create", "content-empty", 400, {"role": "user"}, SESSION, ("content",)),
+        c(
+            "sessions_messages_create",
+            "part-unknown-type",
+            400,
+            {"role": "user", "parts": [{"type": "hologram"}]},
+            SESSION,
+            ("parts",),
+        ),
+        c("sessions_messages_create", "parts-not-a-list", 400, {"role": "user", "parts": "hi"}, SESSION, ("parts",)),
+        c(
+            "sessions_messages_create",
+            "token-count-negative",
+            400,
+            {**MESSAGE_OK, "token_count": -5},
+            SESSION,
+            ("token_count",),
+        ),
+        c(
+            "sessions_messages_create",
+            "token-count-wrong-type",
+            400,
+            {**MESSAGE_OK, "token_count": "many"},
+            SESSION,
+            ("token_count",),
+        ),
+        c(
+            "sessions_messages_create",
+            "client-id-oversize",
+            400,
+            {**MESSAGE_OK, "client_id": "c" * 129},
+            SESSION,
+            ("client_id",),
+        ),
+        c(
+            "sessions_messages_create",
+            "client-id-of-another-message",
+            409,
+            {**MESSAGE_OK, "client_id": "c-1"},
+            SESSION,
+            ("client_id",),
+        ),
+        c("sessions_messages_create", "unknown-field", 400, {**MESSAGE_OK, "seq": 1}, SESSION, ("seq",)),
+        c("sessions_messages_create", "archived-session", 409, MESSAGE_OK, ARCHIVED, ("session",)),
+        c("sessions_messages_create", "unknown-session", 404, MESSAGE_OK, UNKNOWN_SESSION, ("session",)),
+        c("sessions_messages_create", "malformed-session", 404, MESSAGE_OK, {"session_id": "nope"}, ("session",)),
+        # checkpoints
+        c("sessions_checkpoints_create", "missing-required", 400, {}, SESSION, ("through_seq", "reason")),
+        c(
+            "sessions_checkpoints_create",
+            "unknown-reason",
+            400,
+            {"through_seq": 1, "reason": "nap"},
+            SESSION,
+            ("reason",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "through-seq-wrong-type",
+            400,
+            {"through_seq": "three", "reason": "manual"},
+            SESSION,
+            ("through_seq",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "through-seq-negative",
+            400,
+            {"through_seq": -1, "reason": "manual"},
+            SESSION,
+            ("through_seq",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "through-seq-past-the-log",
+            400,
+            {"through_seq": 99, "reason": "manual"},
+            SESSION,
+            ("through_seq",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "through-seq-before-the-parent",
+            400,
+            {"through_seq": 1, "reason": "manual"},
+            SESSION,
+            ("through_seq",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "parent-of-another-session",
+            400,
+            {**CHECKPOINT_OK, "parent": Ref("other_checkpoint")},
+            SESSION,
+            ("parent",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "parent-unknown",
+            400,
+            {**CHECKPOINT_OK, "parent": UNKNOWN_INT},
+            SESSION,
+            ("parent",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "summary-oversize",
+            400,
+            {**CHECKPOINT_OK, "summary": "s" * 200_001},
+            SESSION,
+            ("summary",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "state-not-object",
+            400,
+            {**CHECKPOINT_OK, "state": [1, 2]},
+            SESSION,
+            ("state",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "token-count-negative",
+            400,
+            {**CHECKPOINT_OK, "token_count": -1},
+            SESSION,
+            ("token_count",),
+        ),
+        c("sessions_checkpoints_create", "archived-session", 409, {"through_seq": 1, "reason": "manual"}, ARCHIVED),
+        c("sessions_checkpoints_create", "unknown-session", 404, CHECKPOINT_OK, UNKNOWN_SESSION, ("session",)),
+        # turns
+        c("sessions_turns_create", "missing-text", 400, {}, SESSION, ("text",)),
+        c("sessions_turns_create", "text-wrong-type", 400, {"text": ["hi"]}, SESSION, ("text",)),
+        c("sessions_turns_create", "text-empty", 400, {"text": ""}, SESSION, ("text",)),
+        c("sessions_turns_create", "text-oversize", 400, {"text": "x" * 100_001}, SESSION, ("text",)),
+        c(
+            "sessions_turns_create",
+            "client-id-oversize",
+            400,
+            {"text": "hi", "client_id": "c" * 129},
+            SESSION,
+            ("client_id",),
+        ),
+        c("sessions_turns_create", "unknown-field", 400, {"text": "hi", "model": "x"}, SESSION, ("model",)),
+        c(
+            "sessions_turns_create",
+            "client-id-of-another-message",
+            409,
+            {"text": "something else", "client_id": "c-1"},
+            SESSION,
+            ("client_id",),
+        ),
+        c("sessions_turns_create", "archived-session", 409, {"text": "hi"}, ARCHIVED, ("session",)),
+        c("sessions_turns_create", "unknown-session", 404, {"text": "hi"}, UNKNOWN_SESSION, ("session",)),
+        # runs
+        c("runs_create", "missing-session", 400, {}, fields=("session",)),
+        c("runs_create", "unknown-session", 404, {"session": UNKNOWN_UUID}, fields=("session",)),
+        c("runs_create", "malformed-session", 404, {"session": "nope"}, fields=("session",)),
+        c("runs_create", "unknown-route", 400, {"session": Ref("session"), "route": "ghost"}, fields=("route",)),
+        c(
+            "runs_create",
+            "terminal-status",
+            400,
+            {"session": Ref("session"), "status": "completed"},
+            fields=("status",),
+        ),
+        c("runs_create", "unknown-status", 400, {"session": Ref("session"), "status": "sleeping"}, fields=("status",)),
+        c("runs_create", "archived-session", 409, {"session": Ref("archived_session")}, fields=("session",)),
+        c("runs_cancel_create", "missing-reason", 400, {}, {"id": Ref("open_run")}, ("reason",)),
+        c("runs_cancel_create", "reason-blank", 400, {"reason": "   "}, {"id": Ref("open_run")}, ("reason",)),
+        c("runs_cancel_create", "reason-oversize", 400, {"reason": "r" * 2001}, {"id": Ref("open_run")}, ("reason",)),
+        c("runs_cancel_create", "finished-run", 409, {"reason": "stop"}, {"id": Ref("done_run")}, ("run",)),
+        c("runs_cancel_create", "unknown-run", 404, {"reason": "stop"}, {"id": UNKNOWN_UUID}, ("run",)),
+        c("runs_cancel_create", "malformed-run", 404, {"reason": "stop"}, {"id": "nope"}, ("run",)),
+        # trace events
+        c("runs_events_create", "missing-type", 400, {}, {"run_id": Ref("open_run")}, ("type",)),
+        c("runs_events_create", "unknown-type", 400, {"type": "telepathy"}, {"run_id": Ref("open_run")}, ("type",)),
+        c(
+            "runs_events_create",
+            "payload-field-wrong-type",
+            400,
+            {"type": "text_delta", "payload": {"text": 5}},
+            {"run_id": Ref("open_run")},
+            ("payload.text",),
+        ),
+        c(
+            "runs_events_create",
+            "payload-not-object",
+            400,
+            {"type": "text_delta", "payload": ["hi"]},
+            {"run_id": Ref("open_run")},
+            ("payload",),
+        ),
+        c(
+            "runs_events_create",
+            "payload-unknown-key",
+            400,
+            {"type": "text_delta", "payload": {"text": "a", "colour": "red"}},
+            {"run_id": Ref("open_run")},
+            ("payload",),
+        ),
+        c(
+            "runs_events_create",
+            "payload-text-oversize",
+            400,
+            {"type": "text_delta", "payload": {"text": "x" * 200_001}},
+            {"run_id": Ref("open_run")},
+            ("payload.text",),
+        ),
+        c(
+            "runs_events_create",
+            "finish-as-cancelled",
+            400,
+            {"type": "run_finished", "payload": {"status": "cancelled"}},
+            {"run_id": Ref("open_run")},
+        ),
+        c(
+            "runs_events_create",
+            "finished-run",
+            409,
+            {"type": "text_delta", "payload": {"text": "late"}},
+            {"run_id": Ref("done_run")},
+            ("run",),
+        ),
+        c(
+            "runs_events_create",
+            "unknown-run",
+            404,
+            {"type": "text_delta", "payload": {"text": "a"}},
+            {"run_id": UNKNOWN_UUID},
+            ("run",),
+        ),
+    ]
+
+
+# --- Memory -----------------------------------------------------------------------------------
+
+MEMORY = {"id": Ref("memory")}
+ATTACHMENT_OK = {
+    "session": Ref("session"),
+    "message": Ref("message"),
+    "sha256": SHA_B,
+    "kind": "file",
+    "display_name": "plan.txt",
+    "mime_type": "text/plain",
+    "size_bytes": 10,
+}
+EPISODE_DAY = "2024-05-01"
+
+
+def _memory_cases() -> list[Case]:
+    c = Case
+    return [
+        c("memory_long_term_create", "missing-content", 400, {"kind": "fact"}, fields=("content",)),
+        c("memory_long_term_create", "unknown-kind", 400, {"kind": "rumour", "content": "x"}, fields=("kind",)),
+        c(
+            "memory_long_term_create",
+            "content-oversize",
+            400,
+            {"kind": "fact", "content": "x" * 20_001},
+            fields=("content",),
+        ),
+        c(
+            "memory_long_term_create",
+            "importance-out-of-range",
+            400,
+            {"kind": "fact", "content": "x", "importance": 9},
+            fields=("importance",),
+        ),
+        c(
+            "memory_long_term_create",
+            "importance-wrong-type",
+            400,
+            {"kind": "fact", "content": "x", "importance": "high"},
+            fields=("importance",),
+        ),
+        c(
+            "memory_long_term_create",
+            "pinned-wrong-type",
+            400,
+            {"kind": "fact", "content": "x", "pinned": "sometimes"},
+            fields=("pinned",),
+        ),
+        c(
+            "memory_long_term_create",
+            "source-session-unknown",
+            404,
+            {"kind": "fact", "content": "x", "source_session": UNKNOWN_UUID},
+            fields=("source_session",),
+        ),
+        c(
+            "memory_long_term_create",
+            "source-range-half",
+            400,
+            {"kind": "fact", "content": "x", "source_session": Ref("session"), "source_first_seq": 1},
+            fields=("source_last_seq",),
+        ),
+        c(
+            "memory_long_term_create",
+            "source-range-past-the-log",
+            400,
+            {
+                "kind": "fact",
+                "content": "x",
+                "source_session": Ref("session"),
+                "source_first_seq": 1,
+                "source_last_seq": 99,
+            },
+            fields=("source_last_seq",),
+        ),
+        c("memory_long_term_update", "unknown-id", 404, {"kind": "fact", "content": "x"}, {"id": UNKNOWN_INT}),
+        c("memory_long_term_update", "malformed-id", 404, {"kind": "fact", "content": "x"}, {"id": "abc"}),
+        c("memory_long_term_update", "missing-kind", 400, {"content": "x"}, MEMORY, ("kind",)),
+        c(
+            "memory_long_term_update",
+            "key-of-another-memory",
+            409,
+            {"kind": "fact", "content": "x", "key": "home"},
+            MEMORY,
+            ("key",),
+        ),
+        c("memory_long_term_partial_update", "unknown-id", 404, {"pinned": True}, {"id": UNKNOWN_INT}),
+        c("memory_long_term_partial_update", "key-of-another-memory", 409, {"key": "home"}, MEMORY, ("key",)),
+        c("memory_long_term_partial_update", "pinned-wrong-type", 400, {"pinned": "yes please"}, MEMORY, ("pinned",)),
+        c("memory_long_term_partial_update", "content-empty", 400, {"content": ""}, MEMORY, ("content",)),
+        c("memory_long_term_partial_update", "importance-zero", 400, {"importance": 0}, MEMORY, ("importance",)),
+        c("memory_long_term_partial_update", "unknown-kind", 400, {"kind": "rumour"}, MEMORY, ("kind",)),
+        c("memory_long_term_destroy", "unknown-id", 404, path={"id": UNKNOWN_INT}, fields=("memory",)),
+        c("memory_long_term_destroy", "malformed-id", 404, path={"id": "abc"}, fields=("memory",)),
+        # daily episodes
+        c("memory_episodes_create", "missing-day", 400, {"summary": "x"}, fields=("day",)),
+        c("memory_episodes_create", "day-malformed", 400, {"day": "yesterday", "summary": "x"}, fields=("day",)),
+        c("memory_episodes_create", "day-in-the-future", 400, {"day": "2999-01-01", "summary": "x"}, fields=("day",)),
+        c(
+            "memory_episodes_create",
+            "summary-oversize",
+            400,
+            {"day": EPISODE_DAY, "summary": "x" * 100_001},
+            fields=("summary",),
+        ),
+        c(
+            "memory_episodes_create",
+            "unknown-source",
+            400,
+            {"day": EPISODE_DAY, "summary": "x", "source": "gossip"},
+            fields=("source",),
+        ),
+        c(
+            "memory_episodes_create",
+            "unknown-timezone",
+            400,
+            {"day": EPISODE_DAY, "summary": "x", "timezone": "Mars/Olympus_Mons"},
+            fields=("timezone",),
+        ),
+        c(
+            "memory_episodes_create",
+            "session-unknown",
+            404,
+            {"day": EPISODE_DAY, "summary": "x", "session": UNKNOWN_UUID},
+            fields=("session",),
+        ),
+        c(
+            "memory_episodes_create",
+            "seq-range-reversed",
+            400,
+            {"day": EPISODE_DAY, "summary": "x", "session": Ref("session"), "first_seq": 3, "last_seq": 1},
+            fields=("last_seq",),
+        ),
+        # attachments
+        c(
+            "memory_attachments_create",
+            "missing-required",
+            400,
+            {"session": Ref("session")},
+            fields=("message", "sha256", "kind", "display_name", "mime_type", "size_bytes"),
+        ),
+        c(
+            "memory_attachments_create",
+            "message-of-another-session",
+            400,
+            {**ATTACHMENT_OK, "message": Ref("other_message")},
+            fields=("message",),
+        ),
+        c(
+            "memory_attachments_create",
+            "message-unknown",
+            404,
+            {**ATTACHMENT_OK, "message": UNKNOWN_INT},
+            fields=("message",),
+        ),
+        c(
+            "memory_attachments_create",
+            "session-unknown",
+            404,
+            {**ATTACHMENT_OK, "session": UNKNOWN_UUID},
+            fields=("session",),
+        ),
+        c(
+            "memory_attachments_create",
+            "sha256-malformed",
+            400,
+            {**ATTACHMENT_OK, "sha256": "xyz"},
+            fields=("sha256",),
+        ),
+        c("memory_attachments_create", "unknown-kind", 400, {**ATTACHMENT_OK, "kind": "hologram"}, fields=("kind",)),
+        c(
+            "memory_attachments_create",
+            "size-negative",
+            400,
+            {**ATTACHMENT_OK, "size_bytes": -1},
+            fields=("size_bytes",),
+        ),
+        c("memory_attachments_create", "url-without-uri", 400, {**ATTACHMENT_OK, "kind": "url"}, fields=("uri",)),
+        c(
+            "memory_attachments_create",
+            "sha256-recorded-with-another-size",
+            409,
+            {**ATTACHMENT_OK, "sha256": SHA_A, "size_bytes": 999},
+            fields=("size_bytes",),
+        ),
+    ]
+
+
+# --- Telemetry --------------------------------------------------------------------------------
+
+
+def _telemetry_cases() -> list[Case]:
+    c = Case
+    op = "telemetry_usage_create"
+    return [
+        c(op, "missing-request-id", 400, {"route": "main"}, fields=("request_id",)),
+        c(op, "request-id-oversize", 400, {"request_id": "r" * 129, "route": "main"}, fields=("request_id",)),
+        c(
+            op,
+            "tokens-negative",
+            400,
+            {"request_id": "r", "route": "main", "input_tokens": -1},
+            fields=("input_tokens",),
+        ),
+        c(
+            op,
+            "tokens-wrong-type",
+            400,
+            {"request_id": "r", "route": "main", "output_tokens": "lots"},
+            fields=("output_tokens",),
+        ),
+        c(
+            op,
+            "cached-more-than-input",
+            400,
+            {"request_id": "r", "route": "main", "input_tokens": 5, "cached_input_tokens": 6},
+            fields=("cached_input_tokens",),
+        ),
+        c(
+            op,
+            "reasoning-more-than-output",
+            400,
+            {"request_id": "r", "route": "main", "output_tokens": 5, "reasoning_tokens": 6},
+            fields=("reasoning_tokens",),
+        ),
+        c(op, "route-unknown", 400, {"request_id": "r", "route": "ghost"}, fields=("route",)),
+        c(op, "provider-unknown", 400, {"request_id": "r", "provider": "ghost", "model": "m"}, fields=("provider",)),
+        c(
+            op,
+            "session-unknown",
+            400,
+            {"request_id": "r", "route": "main", "session": UNKNOWN_UUID},
+            fields=("session",),
+        ),
+        c(op, "session-malformed", 400, {"request_id": "r", "route": "main", "session": "nope"}, fields=("session",)),
+        c(
+            op,
+            "run-of-another-session",
+            400,
+            {"request_id": "r", "route": "main", "session": Ref("session"), "run": Ref("other_run")},
+            fields=("run",),
+        ),
+        c(
+            op,
+            "occurred-at-in-the-future",
+            400,
+            {"request_id": "r", "route": "main", "occurred_at": "2999-01-01T00:00:00Z"},
+            fields=("occurred_at",),
+        ),
+        c(
+            op,
+            "occurred-at-malformed",
+            400,
+            {"request_id": "r", "route": "main", "occurred_at": "noon"},
+            fields=("occurred_at",),
+        ),
+        c(
+            op,
+            "latency-negative",
+            400,
+            {"request_id": "r", "route": "main", "latency_ms": -3},
+            fields=("latency_ms",),
+        ),
+        c(
+            op,
+            "request-id-reused-with-other-usage",
+            409,
+            {"request_id": "u-1", "route": "main", "input_tokens": 999},
+            fields=("request_id",),
+        ),
+    ]
+
+
+# --- Values no field should take: integers past 64 bits, NUL characters, lone surrogates -------
+
+HUGE = 10**20
+NUL = "a\x00b"
+SURROGATE = "a\ud800b"
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def _hostile_cases() -> list[Case]:
+    c = Case
+    cases = [
+        c(
+            "sessions_messages_create",
+            "token-count-huge",
+            400,
+            {**MESSAGE_OK, "token_count": HUGE},
+            SESSION,
+            ("token_count",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "through-seq-huge",
+            400,
+            {"through_seq": HUGE, "reason": "manual"},
+            SESSION,
+            ("through_seq",),
+        ),
+        c(
+            "sessions_checkpoints_create",
+            "token-count-huge",
+            400,
+            {**CHECKPOINT_OK, "token_count": HUGE},
+            SESSION,
+            ("token_count",),
+        ),
+        c("sessions_checkpoints_create", "parent-huge", 400, {**CHECKPOINT_OK, "parent": HUGE}, SESSION, ("parent",)),
+        c(
+            "memory_long_term_create",
+            "importance-huge",
+            400,
+            {"kind": "fact", "content": "x", "importance": HUGE},
+            fields=("importance",),
+        ),
+        c(
+            "memory_long_term_create",
+            "source-seq-huge",
+            400,
+            {
+                "kind": "fact",
+                "content": "x",
+                "source_session": Ref("session"),
+                "source_first_seq": 1,
+                "source_last_seq": HUGE,
+            },
+            fields=("source_last_seq",),
+        ),
+        c(
+            "memory_episodes_create",
+            "seq-huge",
+            400,
+            {"day": EPISODE_DAY, "summary": "x", "session": Ref("session"), "first_seq": 1, "last_seq": HUGE},
+            fields=("last_seq",),
+        ),
+        c(
+            "memory_episodes_create",
+            "token-count-huge",
+            400,
+            {"day": EPISODE_DAY, "summary": "x", "token_count": HUGE},
+            fields=("token_count",),
+        ),
+        c("memory_attachments_create", "size-huge", 400, {**ATTACHMENT_OK, "size_bytes": HUGE}, fields=("size_bytes",)),
+        c("memory_attachments_create", "message-huge", 404, {**ATTACHMENT_OK, "message": HUGE}, fields=("message",)),
+        c("memory_long_term_update", "id-huge", 404, {"kind": "fact", "content": "x"}, {"id": HUGE}),
+        c(
+            "telemetry_usage_create",
+            "tokens-huge",
+            400,
+            {"request_id": "r", "route": "main", "input_tokens": HUGE},
+            fields=("input_tokens",),
+        ),
+        c(
+            "telemetry_usage_create",
+            "latency-huge",
+            400,
+            {"request_id": "r", "route": "main", "latency_ms": HUGE},
+            fields=("latency_ms",),
+        ),
+        c(
+            "config_routes_partial_update",
+            "window-huge",
+            400,
+            {"context_window_tokens": HUGE},
+            {"alias": "fast"},
+            ("context_window_tokens",),
+        ),
+        c(
+            "runs_events_create",
+            "deeply-nested-payload",
+            400,
+            path={"run_id": Ref("open_run")},
+            raw='{"type": "text_delta", "payload": ' + DEEP + "}",
+        ),
+    ]
+    for label, text in (("nul-character", NUL), ("lone-surrogate", SURROGATE)):
+        cases += [
+            c("sessions_create", f"title-{label}", 400, {"title": text}, fields=("title",)),
+            c(
+                "sessions_messages_create",
+                f"content-{label}",
+                400,
+                {"role": "user", "content": text},
+                SESSION,
+                ("content",),
+            ),
+            c(
+                "sessions_messages_create",
+                f"client-id-{label}",
+                400,
+                {**MESSAGE_OK, "client_id": text},
+                SESSION,
+                ("client_id",),
+            ),
+            c(
+                "sessions_checkpoints_create",
+                f"state-{label}",
+                400,
+                {**CHECKPOINT_OK, "state": {"k": text}},
+                SESSION,
+                ("state",),
+            ),
+            c("sessions_turns_create", f"text-{label}", 400, {"text": text}, SESSION, ("text",)),
+            c(
+                "runs_events_create",
+                f"payload-{label}",
+                400,
+                {"type": "text_delta", "payload": {"text": text}},
+                {"run_id": Ref("open_run")},
+                ("payload.text",),
+            ),
+            c("runs_cancel_create", f"reason-{label}", 400, {"reason": text}, {"id": Ref("open_run")}, ("reason",)),
+            c(
+                "memory_long_term_create",
+                f"content-{label}",
+                400,
+                {"kind": "fact", "content": text},
+                fields=("content",),
+            ),
+            c(
+                "memory_episodes_create",
+                f"summary-{label}",
+                400,
+                {"day": EPISODE_DAY, "summary": text},
+                fields=("summary",),
+            ),
+            c(
+                "memory_attachments_create",
+                f"name-{label}",
+                400,
+                {**ATTACHMENT_OK, "display_name": text},
+                fields=("display_name",),
+            ),
+            c(
+                "telemetry_usage_create",
+                f"request-id-{label}",
+                400,
+                {"request_id": text, "route": "main"},
+                fields=("request_id",),
+            ),
+            c(
+                "config_tools_create",
+                f"description-{label}",
+                400,
+                {"name": "t3", "description": text},
+                fields=("description",),
+            ),
+            c(
+                "config_tools_create",
+                f"parameters-{label}",
+                400,
+                {"name": "t3", "parameters": {"type": "object", "description": text}},
+                fields=("parameters",),
+            ),
+            c(
+                "sessions_messages_create",
+                f"part-{label}",
+                400,
+                {"role": "tool", "parts": [{"type": "tool_result", "tool_call_id": "call-1", "content": text}]},
+                SESSION,
+                ("parts",),
+            ),
+        ]
+    return cases
+
+
+CASES: list[Case] = [
+    *_generic_cases(),
+    *_config_cases(),
+    *_conversation_cases(),
+    *_memory_cases(),
+    *_telemetry_cases(),
+    *_hostile_cases(),
+]
+
+
+# --- The schema's write operations ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    has_body: bool
+
+
+@functools.cache
+def write_operations() -> dict[str, Operation]:
+    """Every POST/PUT/PATCH/DELETE operation of the OpenAPI schema, by operationId."""
+    # drf-spectacular ships no type hints.
+    generator = SchemaGenerator()  # type: ignore[no-untyped-call]
+    schema: dict[str, Any] = generator.get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
+    operations: dict[str, Operation] = {}
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in WRITE_METHODS:
+                operations[operation["operationId"]] = Operation(
+                    method=method, path=path, has_body="requestBody" in operation
+                )
+    return operations
+
+
+def _url(operation: Operation, params: dict[str, Any]) -> str:
+    url = operation.path
+    for name, value in params.items():
+        url = url.replace("{" + name + "}", str(value))
+    assert "{" not in url, f"{operation.path}: a path parameter has no value in the case"
+    return url
+
+
+def test_every_write_endpoint_has_cases() -> None:
+    operations = write_operations()
+    covered = {case.op for case in CASES}
+    assert sorted(set(operations) - covered) == [], "write endpoints without a bad-input case"
+    assert sorted(covered - set(operations)) == [], "cases for operations the schema does not have"
+    with_body = {op for op, operation in operations.items() if operation.has_body}
+    assert sorted(with_body - set(BODY_TARGETS)) == [], "endpoints taking a body without the not-an-object cases"
+
+
+def test_case_ids_are_unique() -> None:
+    ids = [case.id for case in CASES]
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
+
+
+def _field_named(name: str, keys: list[str]) -> bool:
+    return any(key == name or key.startswith((f"{name}.", f"{name}[")) for key in keys)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_malformed_request_is_refused_and_changes_nothing(case: Case, api: APIClient, world: dict[str, Any]) -> None:
+    operation = write_operations()[case.op]
+    url = _url(operation, _resolve(case.path, world))
+    if case.raw is not None:
+        payload: str | None = case.raw
+    elif case.body is NO_BODY:
+        payload = None
+    else:
+        payload = json.dumps(_resolve(case.body, world))
+
+    before = db_snapshot()
+    if payload is None:
+        response = api.generic(operation.method.upper(), url)
+    else:
+        response = api.generic(operation.method.upper(), url, payload, content_type="application/json")
+    after = db_snapshot()
+
+    assert response.status_code == case.status, response.content[:2000]
+    body = response.json()
+    assert set(body) == {"detail", "code", "fields"}
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert isinstance(body["fields"], dict)
+    assert all(
+        isinstance(messages, list) and messages and all(isinstance(m, str) and m for m in messages)
+        for messages in body["fields"].values()
+    )
+    if case.status == 400 and case.raw is not None:
+        assert (body["code"], body["fields"]) == ("parse_error", {})
+        assert body["detail"].startswith("JSON parse error")
+    elif case.status == 400:
+        assert body["code"] == "invalid"
+        assert body["fields"], "a 400 must say which field is wrong"
+    else:
+        assert body["code"] == {404: "not_found", 409: "conflict"}[case.status]
+    missing = [name for name in case.fields if not _field_named(name, list(body["fields"]))]
+    assert missing == [], f"fields not named: {missing}; got {body['fields']}"
+    assert snapshot_changes(before, after) == []
+
+
+def test_the_snapshot_sees_an_accepted_write(api: APIClient, world: dict[str, Any]) -> None:
+    before = db_snapshot()
+    response = api.post(
+        f"/api/sessions/{world['session']}/messages/", {"role": "user", "content": "accepted"}, format="json"
+    )
+    assert response.status_code == 201
+    assert snapshot_changes(before, db_snapshot()) == [
+        "core_agentsession: 3 rows -> 3 rows",
+        "core_message: 5 rows -> 6 rows",
+    ]
