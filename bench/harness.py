@@ -139,7 +139,7 @@ def format_detail(detail: Detail) -> str:
     return ", ".join(parts)
 
 
-TABLE_COLUMNS = ("#", "measure", "level", "figure", "target", "result", "medians")
+TABLE_COLUMNS = ("#", "measure", "level", "figure", "target", "result", "reps", "medians")
 
 
 def table_cells(row: Row) -> list[str]:
@@ -150,6 +150,7 @@ def table_cells(row: Row) -> list[str]:
         format_figure(row.figure, row.unit) if row.status == "ok" else "n/a",
         row.target or "-",
         row.verdict,
+        str(row.reps) if row.reps else "-",
         format_detail(row.detail),
     ]
 

@@ -82,6 +82,8 @@ def machine_info(vendor: str, *, server: str = "") -> dict[str, Any]:
             "memory_gib": _meminfo_gib(),
             "cpu": _cpu_model(),
             "os": f"{platform.system()} {platform.release()}",
+            # The machine is shared: the load during the run says how noisy the absolute figures are.
+            "load_average": [round(value, 1) for value in os.getloadavg()],
             "python_executable": sys.executable.replace(str(ROOT) + "/", ""),
         },
         "versions": versions,
@@ -98,12 +100,15 @@ def results_update(path: Path, vendor: str, run: dict[str, Any]) -> dict[str, An
 
 def _run_section(title: str, run: dict[str, Any]) -> list[str]:
     machine = run["machine"]
+    load = machine.get("load_average")
+    load_text = f"; load average at the end {load[0]} / {load[1]} / {load[2]} (1/5/15 min)" if load else ""
     versions = ", ".join(f"{name} {version}" for name, version in run["versions"].items())
     rows = [Row.from_json(row) for row in run["rows"]]
     return [
         f"### {title}: {run['date']}",
         "",
-        f"- Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB memory, {machine['os']}",
+        f"- Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB memory, "
+        f"{machine['os']}{load_text}",
         f"- Versions: {versions}",
         f"- Commit: {run['commit']}; whole run {run['seconds']} s",
         "",

@@ -103,7 +103,7 @@ def test_format_table_aligns_columns_and_escapes_markdown() -> None:
         Row(6, "6.ours", "memory | search", "FULL", "sqlite", status="not available: memory_search"),
     ]
     text = format_table(rows).splitlines()
-    assert text[0].split() == ["#", "measure", "level", "figure", "target", "result", "medians"]
+    assert text[0].split() == ["#", "measure", "level", "figure", "target", "result", "reps", "medians"]
     assert text[2].startswith("1  append vs LangGraph")
     assert "0.60x" in text[2]
     assert "PASS" in text[2]
@@ -112,7 +112,7 @@ def test_format_table_aligns_columns_and_escapes_markdown() -> None:
     assert "not available: memory_search" in text[3]
     assert text[3].index("FULL") == text[0].index("level")
     markdown = format_table(rows, markdown=True).splitlines()
-    assert markdown[0] == "| # | measure | level | figure | target | result | medians |"
+    assert markdown[0] == "| # | measure | level | figure | target | result | reps | medians |"
     assert "| memory \\| search |" in markdown[3]
 
 
