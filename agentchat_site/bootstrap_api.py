@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
@@ -252,8 +253,17 @@ def etag_matches(header: str, etag: str) -> bool:
     return False
 
 
+class OneObjectSchema(AutoSchema):
+    """The bootstrap is the `list` action of its ViewSet but answers one object, not an array."""
+
+    def _is_list_view(self, serializer: Any = None) -> bool:
+        return False
+
+
 class BootstrapViewSet(viewsets.ViewSet):
     """The configuration, the counters and the state of every view, in one call."""
+
+    schema = OneObjectSchema()
 
     @extend_schema(
         operation_id="bootstrap_retrieve",

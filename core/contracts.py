@@ -235,3 +235,29 @@ def trace_payload_validate(event_type: str, payload: object, *, field: str = "pa
         first = next(iter(problems.items()))
         raise InvalidInputError(f"{first[0]}: {first[1][0]}", fields=problems)
     return payload  # type: ignore[return-value]  # checked key by key above
+
+
+def json_nul_path(value: object, path: str) -> str | None:
+    """The path of the first string (or key) holding a NUL character, which databases cannot store."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                return path
+            found = json_nul_path(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = json_nul_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def json_refuse_nul(value: object, field: str) -> None:
+    """Raise InvalidInputError naming where `value` holds a NUL character."""
+    found = json_nul_path(value, field)
+    if found:
+        raise InvalidInputError.for_field(found, "contains a NUL character (\\u0000); remove it")

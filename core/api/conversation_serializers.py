@@ -24,6 +24,9 @@ from core.models import (
 )
 from core.selectors.conversation import context_fullness_percent, session_needs_compaction
 
+# Seqs, indexes and token counts are 32-bit columns: larger filters are refused before the database sees them.
+MAX_INT32 = 2**31 - 1
+
 
 class StrictInputSerializer(serializers.Serializer[Any]):
     """An input serializer that answers 400 for keys it does not know, instead of ignoring them."""
@@ -125,7 +128,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
 
 
 class MessageListQuerySerializer(StrictInputSerializer):
-    after_seq = serializers.IntegerField(required=False, min_value=0, default=0)
+    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0)
     cursor = serializers.CharField(required=False)
     page_size = serializers.IntegerField(required=False, min_value=1)
 
@@ -230,7 +233,7 @@ class TraceEventSerializer(serializers.ModelSerializer[TraceEvent]):
 
 
 class TraceEventListQuerySerializer(StrictInputSerializer):
-    after_index = serializers.IntegerField(required=False, min_value=0, default=0)
+    after_index = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0)
     cursor = serializers.CharField(required=False)
     page_size = serializers.IntegerField(required=False, min_value=1)
 

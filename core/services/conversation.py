@@ -37,6 +37,7 @@ from core.contracts import (
     MAX_EVENT_TEXT_CHARS,
     MessagePart,
     estimate_tokens,
+    json_refuse_nul,
     parts_validate,
     trace_payload_validate,
 )
@@ -62,6 +63,9 @@ MAX_CLIENT_ID_CHARS = 128
 MAX_SUMMARY_CHARS = 200_000
 MAX_STATE_CHARS = 5_000_000
 MAX_REASON_CHARS = 2_000
+# Message.token_count and Checkpoint.token_count are 32-bit columns; a larger count is refused, not a 500.
+MAX_TOKEN_COUNT = 2**31 - 1
+MAX_ROW_ID = 2**63 - 1
 INTERRUPTED_ERROR = "interrupted: the process running this run stopped before it finished"
 
 
@@ -231,10 +235,14 @@ def message_append(
             "content", f"has {len(content)} characters; at most {MAX_CONTENT_CHARS} are allowed"
         )
     checked_parts = parts_validate(parts)
+    json_refuse_nul(content, "content")
+    json_refuse_nul(checked_parts, "parts")
     if not content and not checked_parts:
         raise InvalidInputError.for_field("content", "empty; give text content or at least one part")
     if token_count is not None and token_count < 0:
         raise InvalidInputError.for_field("token_count", "must be zero or more")
+    if token_count is not None and token_count > MAX_TOKEN_COUNT:
+        raise InvalidInputError.for_field("token_count", f"is {token_count}; at most {MAX_TOKEN_COUNT}")
     if client_id is not None:
         client_id = client_id.strip()
         if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
@@ -321,8 +329,14 @@ def checkpoint_create(
         )
     if token_count is not None and (not _is_int(token_count) or token_count < 0):
         raise InvalidInputError.for_field("token_count", "must be an integer of 0 or more")
-    if parent_id is not None and not _is_int(parent_id):
-        raise InvalidInputError.for_field("parent", "must be a checkpoint id (an integer)")
+    if token_count is not None and token_count > MAX_TOKEN_COUNT:
+        raise InvalidInputError.for_field("token_count", f"is {token_count}; at most {MAX_TOKEN_COUNT}")
+    if parent_id is not None and (not _is_int(parent_id) or not 0 < parent_id <= MAX_ROW_ID):
+        raise InvalidInputError.for_field("parent", "must be a checkpoint id (a positive integer)")
+    if through_seq > MAX_TOKEN_COUNT:
+        raise InvalidInputError.for_field("through_seq", f"is {through_seq}; at most {MAX_TOKEN_COUNT}")
+    json_refuse_nul(summary, "summary")
+    json_refuse_nul(state, "state")
 
     with transaction.atomic():
         session = _session_locked(session_id)
@@ -459,6 +473,7 @@ def run_event_append(*, run_id: UUID | str, event_type: str, payload: Mapping[st
     Any event after the run is terminal is refused (ConflictError).
     """
     checked = dict(trace_payload_validate(event_type, payload))
+    json_refuse_nul(checked, "payload")
     with transaction.atomic():
         run = _run_locked(run_id)
         _refuse_terminal(run)

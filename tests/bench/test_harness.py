@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from bench.db import Databases, Meta, seed
@@ -125,7 +126,9 @@ class InPlaceDatabases(Databases):
     """The test's own database instead of a fresh file per workload."""
 
     def fresh(self, name: str) -> None:
-        return None
+        """Empty the test database and put the seed back, as the PostgreSQL path does."""
+        call_command("flush", interactive=False, verbosity=0)
+        seed()
 
     def fixture(self, name: str, build: Callable[[], Meta], *, shared: bool = False) -> Meta:
         return build()

@@ -620,3 +620,38 @@ def test_list_endpoints_run_a_constant_number_of_queries(
     # 1: the run, 2: the text_delta payloads in index order.
     with django_assert_num_queries(2):
         api.get(f"/api/runs/{runs[0].id}/text/")
+
+
+def test_values_the_database_cannot_hold_are_400_not_500(api: APIClient, chat_session: AgentSession) -> None:
+    messages_url = f"/api/sessions/{chat_session.id}/messages/"
+    big = 2**40
+    assert _error(api.post(messages_url, {"role": "user", "content": "x", "token_count": big}))[2] == {
+        "token_count": [f"is {big}; at most 2147483647"]
+    }
+    assert _error(api.post(messages_url, {"role": "user", "content": "a\x00b"}))[2] == {
+        "content": ["contains a NUL character (\\u0000); remove it"]
+    }
+    nul_part = [{"type": "tool_call", "id": "c", "name": "n", "arguments": {"q": "\x00"}}]
+    assert _error(api.post(messages_url, {"role": "assistant", "parts": nul_part}))[2] == {
+        "parts[0].arguments.q": ["contains a NUL character (\\u0000); remove it"]
+    }
+    assert _error(api.get(f"{messages_url}?after_seq={big}"))[2] == {
+        "after_seq": ["Ensure this value is less than or equal to 2147483647."]
+    }
+    checkpoints_url = f"/api/sessions/{chat_session.id}/checkpoints/"
+    assert _error(api.post(checkpoints_url, {"through_seq": 0, "reason": "manual", "parent": 2**70}))[2] == {
+        "parent": ["must be a checkpoint id (a positive integer)"]
+    }
+    assert _error(api.post(checkpoints_url, {"through_seq": big, "reason": "manual"}))[2] == {
+        "through_seq": [f"is {big}; at most 2147483647"]
+    }
+    assert _error(api.post(checkpoints_url, {"through_seq": 0, "reason": "manual", "state": {"k": "\x00"}}))[2] == {
+        "state.k": ["contains a NUL character (\\u0000); remove it"]
+    }
+    run = run_create(session_id=chat_session.id, status="running")
+    events_url = f"/api/runs/{run.id}/events/"
+    assert _error(api.post(events_url, {"type": "text_delta", "payload": {"text": "\x00"}}))[2] == {
+        "payload.text": ["contains a NUL character (\\u0000); remove it"]
+    }
+    assert _error(api.get(f"{events_url}?after_index={big}"))[0] == 400
+    assert (Message.objects.count(), Checkpoint.objects.count(), TraceEvent.objects.count()) == (0, 0, 1)

@@ -98,6 +98,9 @@ def _world_build() -> dict[str, Any]:
     message_append(session_id=archived.id, role="user", content="old")
     session_archive(session_id=archived.id)
 
+    # On `fast`, whose provider needs OPENAI_API_KEY: blocked while the variable is unset.
+    blocked = session_create(title="blocked", route_alias="fast")
+
     usage_record(request_id="u-1", route_alias="main", session_id=active.id, input_tokens=100, output_tokens=20)
     units = memory_write(kind="preference", content="Prefers metric units.", key="units").memory
     memory_write(kind="fact", content="Lives in Lisbon.", key="home")
@@ -114,6 +117,7 @@ def _world_build() -> dict[str, Any]:
         "session": str(active.id),
         "other_session": str(other.id),
         "archived_session": str(archived.id),
+        "blocked_session": str(blocked.id),
         "message": first.pk,
         "other_message": other_message.pk,
         "other_checkpoint": other_checkpoint.pk,
@@ -370,6 +374,14 @@ def _config_cases() -> list[Case]:
             fields=("requires_approval",),
         ),
         c("config_tools_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
+        c(
+            "config_tools_partial_update",
+            "rename-onto-another-tool",
+            400,
+            {"name": "web_search"},
+            {"name": "clock"},
+            fields=("name",),
+        ),
         c(
             "config_tools_partial_update",
             "name-bad-characters",
@@ -746,6 +758,7 @@ def _conversation_cases() -> list[Case]:
             ("client_id",),
         ),
         c("sessions_turns_create", "archived-session", 409, {"text": "hi"}, ARCHIVED, ("session",)),
+        c("sessions_turns_create", "route-blocked", 409, {"text": "hi"}, {"session_id": Ref("blocked_session")}),
         c("sessions_turns_create", "unknown-session", 404, {"text": "hi"}, UNKNOWN_SESSION, ("session",)),
         # runs
         c("runs_create", "missing-session", 400, {}, fields=("session",)),
@@ -1358,7 +1371,11 @@ def _field_named(name: str, keys: list[str]) -> bool:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
-def test_malformed_request_is_refused_and_changes_nothing(case: Case, api: APIClient, world: dict[str, Any]) -> None:
+def test_malformed_request_is_refused_and_changes_nothing(
+    case: Case, api: APIClient, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keeps the `fast` route blocked, and makes sure no case could ever reach a real provider.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     operation = write_operations()[case.op]
     url = _url(operation, _resolve(case.path, world))
     if case.raw is not None:
@@ -1405,6 +1422,6 @@ def test_the_snapshot_sees_an_accepted_write(api: APIClient, world: dict[str, An
     )
     assert response.status_code == 201
     assert snapshot_changes(before, db_snapshot()) == [
-        "core_agentsession: 3 rows -> 3 rows",
+        "core_agentsession: 4 rows -> 4 rows",
         "core_message: 5 rows -> 6 rows",
     ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -84,3 +87,20 @@ def test_favicon_is_served(operator: User) -> None:
     response = Client().get("/favicon.ico")
     assert response.status_code == 301
     assert response["Location"] == "/static/agentchat_site/favicon.svg"
+
+
+@pytest.mark.django_db
+def test_json_nested_past_the_limit_is_a_400_naming_the_limit(client: Client, django_user_model: Any) -> None:
+    from core.api.parsers import MAX_JSON_DEPTH, json_depth
+
+    user = django_user_model.objects.create_user("deep", password="pw-deep-1234")
+    client.force_login(user)
+    at_limit = {"title": "ok", "x": json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)}
+    assert json_depth(at_limit) == MAX_JSON_DEPTH
+    past = {"title": "ok", "x": json.loads("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1))}
+    response = client.post("/api/sessions/", json.dumps(past), content_type="application/json")
+    assert response.status_code == 400
+    assert f"nested more than {MAX_JSON_DEPTH} levels" in response.json()["detail"]
+    response = client.post("/api/sessions/", json.dumps(at_limit), content_type="application/json")
+    assert response.status_code == 400
+    assert "x" in response.json()["fields"]

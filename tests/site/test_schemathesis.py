@@ -1,0 +1,84 @@
+"""Property-based API check: every operation of the OpenAPI schema, signed in, against the WSGI app.
+
+Schemathesis generates requests from the schema (valid and invalid ones) for each endpoint and
+method, sends them in-process to Django's WSGI application with a token, and checks that no
+response is a 5xx, that every status code is documented, and that every body matches its schema.
+Examples are bounded and derandomized so a run is reproducible; the database holds the example
+configuration, a session with a replay turn and a memory, so lists and details return real rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from django.contrib.auth.models import User
+from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
+from drf_spectacular.generators import SchemaGenerator
+from hypothesis import HealthCheck, settings
+from rest_framework.authtoken.models import Token
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from agentchat_site.turns import turn_run
+from core.config.loading import config_file_read
+from core.services.config import config_document_apply
+from core.services.conversation import session_create
+from memory.services import memory_write
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+EXAMPLES_PER_OPERATION = 10
+CHECKS = [not_a_server_error, response_schema_conformance]
+
+
+def _openapi() -> dict[str, object]:
+    document: dict[str, object] = SchemaGenerator().get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
+    return document
+
+
+schema = schemathesis.openapi.from_dict(_openapi())
+schema.app = get_wsgi_application()
+
+
+@pytest.fixture
+def token(operator: User) -> str:
+    """The operator's API token, with a realistic database behind it."""
+    config_document_apply(document=config_file_read(ROOT / "config" / "agentchat.example.toml"), prune=False)
+    session = session_create(title="schemathesis", route_alias="replay")
+    turn_run(session_id=session.pk, user_text="hello")
+    memory_write(kind="fact", content="The operator prefers short answers.", pinned=True)
+    key: str = Token.objects.create(user=operator).key
+    return key
+
+
+@pytest.fixture(autouse=True)
+def keep_test_connection() -> Iterator[None]:
+    """Requests run inside the test's transaction: do not let Django close the connection after each one."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_api_conforms_to_its_schema(case: Any, token: str) -> None:
+    response = case.call(headers={"Authorization": f"Token {token}", "Host": "localhost"})
+    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code}"
+    case.validate_response(response, checks=CHECKS)
