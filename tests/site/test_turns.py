@@ -8,6 +8,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from agentchat_site.management.commands.chat import cost_display
 from agentchat_site.turns import turn_run
 from core.errors import ConflictError, InvalidInputError
 from core.models import (
@@ -215,3 +216,11 @@ def test_chat_command_streams_and_prints_usage(replay_route: ModelRoute) -> None
     again = run_manage(["chat", str(session.pk), "/error nope"])
     assert again.returncode == 1
     assert "failed: nope" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("cost", "shown"),
+    [("0E-12", "$0"), ("0.000123000000", "$0.000123"), ("1.5E+2", "$150"), ("12.340000000000", "$12.34")],
+)
+def test_chat_shows_cost_as_plain_dollars(cost: str, shown: str) -> None:
+    assert cost_display(Decimal(cost)) == shown

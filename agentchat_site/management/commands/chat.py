@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -11,6 +12,11 @@ from core.errors import DomainError
 from core.models import RunStatus
 from core.runtime.events import ErrorEvent, RuntimeEvent, TextDelta, ToolCall, ToolResult
 from core.services.conversation import session_create
+
+
+def cost_display(cost: Decimal) -> str:
+    """Dollars as plain digits, without the exponent an exact Decimal may carry (`0E-12` → `$0`)."""
+    return f"${cost.normalize():f}"
 
 
 class Command(BaseCommand):
@@ -55,7 +61,7 @@ class Command(BaseCommand):
         if usage is None:
             self.stdout.write("usage: not reported by the provider")
             return
-        cost = "no price on this route" if usage.cost is None else f"${usage.cost}"
+        cost = "no price on this route" if usage.cost is None else cost_display(usage.cost)
         self.stdout.write(
             f"usage: input {usage.input_tokens} (cached {usage.cached_input_tokens}) · "
             f"output {usage.output_tokens} (reasoning {usage.reasoning_tokens}) · total {usage.total_tokens} "
