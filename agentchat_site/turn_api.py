@@ -47,7 +47,11 @@ class SessionTurnView(APIView):
             400: OpenApiResponse(ConversationErrorSerializer, description="Invalid text or client_id."),
             404: OpenApiResponse(ConversationErrorSerializer, description="No such session."),
             409: OpenApiResponse(
-                ConversationErrorSerializer, description="The session is archived, or its route is blocked or disabled."
+                ConversationErrorSerializer,
+                description=(
+                    "The session is archived, its route is blocked or disabled, or the client_id's turn already "
+                    "has a reply."
+                ),
             ),
         },
         description=(

@@ -10,7 +10,9 @@ Failure paths leave exactly one terminal state and no half-written assistant mes
 - the adapter streams an `error` event, or raises: the run ends `failed` with the error recorded;
 - the caller's `should_cancel()` turns true, or someone cancels the run (API, admin) while it
   streams: the run ends `cancelled`;
-- the route's adapter is blocked or disabled before anything happens: ConflictError, nothing written.
+- the route's adapter is blocked or disabled before anything happens: ConflictError, nothing written;
+- a retry with the `client_id` of a turn that already has a reply: ConflictError, nothing written
+  (a retry whose message is still the session's last, after a crash or a failed run, runs again).
 
 It lives in `agentchat_site/` because it needs core, memory and telemetry together.
 """
@@ -141,6 +143,15 @@ def turn_run(
     was_over_threshold = session_needs_compaction(session)
 
     user_message = message_append(session_id=session.pk, role=MessageRole.USER, content=user_text, client_id=client_id)
+    if not user_message.created and user_message.message.seq != session.last_seq:
+        # A retry of a turn that already got an answer (or was followed by other messages) must not
+        # ask the model again; one whose message is still the last (it crashed or failed) runs again.
+        seq = user_message.message.seq
+        raise ConflictError.for_field(
+            "client_id",
+            f"{client_id!r} already ran as message #{seq}, which has a reply; read the messages after #{seq}, "
+            "or send a new message with a new client_id",
+        )
     budget = max(1, session.route.context_window_tokens - session.route.max_output_tokens)
     prompt = _prompt(context_inputs(session_id=session.pk, budget_tokens=budget))
     run = run_create(session_id=session.pk, status=RunStatus.RUNNING)
