@@ -181,8 +181,11 @@ def turn_run(
     if stream.error is None and not stream.text and not stream.calls:
         stream.feed(ErrorEvent(message="the provider streamed no text and no tool call", code="empty_reply"))
     if stream.error is not None:
-        finished = run_finish(run_id=run.pk, status=RunStatus.FAILED)
-        return TurnResult(run=finished, messages=(user_message.message,), text="", usage=None, checkpoint=None)
+        # Tokens the provider reported before it failed were still spent: they are recorded too.
+        with transaction.atomic():
+            usage = _usage_record(run, stream, latency_ms=int((time.monotonic() - started) * 1000))
+            finished = run_finish(run_id=run.pk, status=RunStatus.FAILED)
+        return TurnResult(run=finished, messages=(user_message.message,), text="", usage=usage, checkpoint=None)
     latency_ms = int((time.monotonic() - started) * 1000)
     return _complete(run, user_message.message, stream, latency_ms=latency_ms, was_over=was_over_threshold)
 
@@ -225,22 +228,27 @@ def _complete(run: Run, user_message: Message, stream: _Stream, *, latency_ms: i
                     session_id=session_id, role=MessageRole.ASSISTANT, content=text, token_count=output_tokens
                 ).message
             )
-        usage = None
-        if stream.usage is not None:
-            usage = usage_record(
-                request_id=f"run:{run.pk}",
-                route_alias=run.route.alias if run.route is not None else None,
-                session_id=session_id,
-                run_id=run.pk,
-                input_tokens=stream.usage.input_tokens,
-                cached_input_tokens=stream.usage.cached_input_tokens,
-                output_tokens=stream.usage.output_tokens,
-                reasoning_tokens=stream.usage.reasoning_tokens,
-                latency_ms=latency_ms,
-            ).event
+        usage = _usage_record(run, stream, latency_ms=latency_ms)
         finished = run_finish(run_id=run.pk, status=RunStatus.COMPLETED)
         checkpoint = _checkpoint_if_crossed(session_id, run, was_over=was_over, last=appended[-1])
     return TurnResult(run=finished, messages=tuple(appended), text=text, usage=usage, checkpoint=checkpoint)
+
+
+def _usage_record(run: Run, stream: _Stream, *, latency_ms: int) -> UsageEvent | None:
+    """Record the usage the provider reported for this run (once: the request id is the run's)."""
+    if stream.usage is None:
+        return None
+    return usage_record(
+        request_id=f"run:{run.pk}",
+        route_alias=run.route.alias if run.route is not None else None,
+        session_id=run.session_id,
+        run_id=run.pk,
+        input_tokens=stream.usage.input_tokens,
+        cached_input_tokens=stream.usage.cached_input_tokens,
+        output_tokens=stream.usage.output_tokens,
+        reasoning_tokens=stream.usage.reasoning_tokens,
+        latency_ms=latency_ms,
+    ).event
 
 
 def _checkpoint_if_crossed(session_id: UUID, run: Run, *, was_over: bool, last: Message) -> Checkpoint | None:

@@ -10,6 +10,7 @@ Options (the provider's `options` table in the config file), all optional:
   list of steps `{"type": "text", "text"}`, `{"type": "tool_call", "name", "arguments"}`,
   `{"type": "tool_result", "content", "is_error"}`, `{"type": "error", "message"}`,
   `{"type": "usage", …token fields…}`. A prompt with more user messages than turns gets an error.
+  A `usage` step before an `error` step is streamed before the error (usage reported, then a failure).
 
 Without a script, the rule set answers the latest user message:
 - `/error [text]` → an `error` event (to exercise failure paths);
@@ -172,6 +173,9 @@ class ReplayAdapter(ProviderAdapter):
                     is_error=bool(step.get("is_error", False)),
                 )
             elif kind == "error":
+                if usage_step is not None:
+                    # A provider that reported usage and then failed: the usage comes first.
+                    yield self._usage(messages, "".join(reply), override=usage_step)
                 yield ErrorEvent(message=step["message"], code="scripted_error")
                 return
             else:

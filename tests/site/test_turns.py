@@ -89,6 +89,29 @@ def test_adapter_error_fails_run_without_assistant_message(chat_session: AgentSe
     assert not UsageEvent.objects.exists()
 
 
+def test_usage_reported_before_a_provider_error_is_still_recorded(replay_route: ModelRoute) -> None:
+    script = [
+        [
+            {"type": "text", "text": "half a rep"},
+            {"type": "usage", "input_tokens": 40, "output_tokens": 3},
+            {"type": "error", "message": "connection reset"},
+        ]
+    ]
+    Provider.objects.filter(pk=replay_route.provider_id).update(options={"script": script})
+    session = session_create(route_alias=replay_route.alias)
+    result = turn_run(session_id=session.pk, user_text="go")
+    run = Run.objects.get(pk=result.run.pk)
+    assert (run.status, run.error) == (RunStatus.FAILED, "connection reset")
+    assert trace_types(run)[-3:] == ["usage", "error", "run_finished"]
+    # No half-written reply, but the spent tokens are counted once, in the event and the rollups.
+    assert list(Message.objects.filter(session=session).values_list("role", flat=True)) == ["user"]
+    assert result.usage is not None
+    usage = UsageEvent.objects.get(run=run)
+    assert (usage.input_tokens, usage.output_tokens, usage.request_id) == (40, 3, f"run:{run.pk}")
+    assert UsageBySession.objects.get(session=session).total_tokens == 43
+    assert UsageAllTime.objects.get().event_count == 1
+
+
 def test_cancel_mid_stream_leaves_cancelled_run(chat_session: AgentSession) -> None:
     deltas: list[RuntimeEvent] = []
     result = turn_run(
