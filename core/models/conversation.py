@@ -74,7 +74,10 @@ class AgentSession(models.Model):
         indexes = [
             # The session list and the bootstrap's "most recent" read newest-first.
             models.Index(fields=["-updated", "-id"], name="session_recent_idx"),
-            models.Index(fields=["status", "-updated"], name="session_status_recent_idx"),
+            # The admin's session list filtered by status (its default order is -updated, -id).
+            models.Index(fields=["status", "-updated", "-id"], name="session_status_recent_idx"),
+            # The API's session list filtered by status pages newest-created first.
+            models.Index(fields=["status", "-created", "-id"], name="session_status_created_idx"),
             # The API's session list pages newest-created first with a stable cursor.
             models.Index(fields=["-created", "-id"], name="session_created_idx"),
         ]
@@ -164,7 +167,8 @@ class Run(models.Model):
         ordering = ["-created", "-id"]
         indexes = [
             # recover_runs finds runs left `running`; the run list filters by status.
-            models.Index(fields=["status", "-created"], name="run_status_created_idx"),
+            # Ends in -id like the list's order, so SQLite uses it for the ORDER BY too.
+            models.Index(fields=["status", "-created", "-id"], name="run_status_created_idx"),
             models.Index(fields=["session", "-created"], name="run_session_created_idx"),
             # The unfiltered run list pages newest first.
             models.Index(fields=["-created", "-id"], name="run_created_idx"),
