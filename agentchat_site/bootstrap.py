@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -30,8 +31,6 @@ from uuid import UUID
 from django.db import DatabaseError, connection
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
-from django.db.models import Count, F, Q, Sum, Value
-from django.db.models.lookups import GreaterThanOrEqual
 
 from core.config.contracts import (
     ConfigDocument,
@@ -286,8 +285,13 @@ def _migration_nodes(alias: str) -> tuple[tuple[tuple[str, str], tuple[tuple[str
 
 def pending_migrations() -> tuple[str, ...]:
     """`app.name` of each migration not applied yet (one query on django_migrations)."""
+    quote = connection.ops.quote_name
+    table = quote(MigrationRecorder.Migration._meta.db_table)
     try:
-        applied = set(MigrationRecorder.Migration.objects.values_list("app", "name"))
+        with connection.cursor() as cursor:
+            # Read as SQL, like the recorder's own table check: the ORM would compile more than it reads.
+            cursor.execute(f"SELECT {quote('app')}, {quote('name')} FROM {table}")  # noqa: S608  # nosec B608
+            applied = {(str(app), str(name)) for app, name in cursor.fetchall()}
     except DatabaseError:
         # No django_migrations table: nothing was ever migrated.
         applied = set()
@@ -314,8 +318,81 @@ def config_file_path() -> Path:
     return Path(settings.AGENTCHAT_CONFIG)
 
 
+@dataclass(frozen=True)
+class _FileCheck:
+    """What validating a configuration file depended on, and what it gave."""
+
+    data: bytes
+    skills_dir: str
+    # Each skill's instructions_path as written, with what the filesystem said when it was checked.
+    skill_files: tuple[tuple[str, str, bool], ...]
+    result: ConfigDocument | ConfigFileInfo
+
+
+# Path → the last validation of that file. Validating (TOML, every rule, each tool's JSON Schema)
+# costs more than the rest of the bootstrap together, and its result is a pure function of the
+# file's bytes, the skills folder and whether each instructions_path is a file in it: while all
+# of those are unchanged the stored result is exactly what validating again would give.
+_file_checks: dict[str, _FileCheck] = {}
+
+
+def _skill_files(data: bytes, skills_dir: str) -> tuple[tuple[str, str, bool], ...]:
+    """(instructions_path, resolved path, is a file) for each skill of the TOML in `data` that names one."""
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return ()
+    skills = raw.get(Kind.SKILL.value)
+    values = [
+        item["instructions_path"]
+        for item in (skills if isinstance(skills, list) else [])
+        if isinstance(item, dict) and isinstance(item.get("instructions_path"), str)
+    ]
+    return tuple(_skill_file_state(value, skills_dir) for value in values)
+
+
+def _skill_file_state(value: str, skills_dir: str) -> tuple[str, str, bool]:
+    try:
+        candidate = (Path(skills_dir) / value).resolve()
+        return value, str(candidate), candidate.is_file()
+    except (OSError, ValueError):  # a NUL byte, a path too long: validation reports it
+        return value, "", False
+
+
 def _config_file_document(path: Path) -> ConfigDocument | ConfigFileInfo:
-    """The validated document in `path`, or the file's state when it cannot be used."""
+    """The validated document in `path`, or the file's state when it cannot be used.
+
+    The last result per path is reused while the file's bytes, the skills folder and the state of
+    every skill file it names are unchanged (each request still reads the file and stats those).
+    """
+    from django.conf import settings
+
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return _config_file_validate(path)  # missing or unreadable: nothing worth keeping
+    skills_dir = str(Path(settings.AGENTCHAT_SKILLS_DIR).resolve())
+    key = str(path)
+    known = _file_checks.get(key)
+    if (
+        known is not None
+        and known.data == data
+        and known.skills_dir == skills_dir
+        and all(_skill_file_state(value, skills_dir) == (value, *state) for value, *state in known.skill_files)
+    ):
+        return known.result
+    skill_files = _skill_files(data, skills_dir)
+    result = _config_file_validate(path)
+    try:
+        unchanged = path.read_bytes() == data
+    except OSError:
+        unchanged = False
+    if unchanged:  # validated what was read: keep it (a file rewritten meanwhile is validated next time)
+        _file_checks[key] = _FileCheck(data=data, skills_dir=skills_dir, skill_files=skill_files, result=result)
+    return result
+
+
+def _config_file_validate(path: Path) -> ConfigDocument | ConfigFileInfo:
     try:
         return config_file_read(path)
     except ConfigFileError as exc:
@@ -349,6 +426,71 @@ def config_file_info(stored: ConfigDocument) -> ConfigFileInfo:
     if differences:
         return ConfigFileInfo(path=str(path), state="out_of_date", differences=tuple(differences))
     return ConfigFileInfo(path=str(path), state="loaded")
+
+
+# --- the stored configuration, read again only when it changed ------------------------------
+
+
+@functools.cache
+def _config_content_sql(vendor: str) -> str:
+    """One statement returning the whole content of every configuration table, one column per table.
+
+    The tables are every model of `core.models.config` with their many-to-many link tables: all
+    that `config_snapshot()` reads. Each column is the table's rows in primary-key order, every
+    value quoted by the database (SQLite `quote()`, PostgreSQL's row text), so two results are
+    equal only when every row and value is.
+    """
+    from django.apps import apps
+
+    quote = connection.ops.quote_name
+    columns = []  # only table and column names from the models are interpolated
+    for model in apps.get_app_config("core").get_models(include_auto_created=True):
+        if model.__module__ != "core.models.config":
+            continue
+        table = quote(model._meta.db_table)
+        pk = quote(model._meta.pk.column)
+        if vendor == "postgresql":
+            columns.append(
+                f"(SELECT string_agg(ROW(whole_row.*)::text, E'\\n' ORDER BY whole_row.{pk}) "  # noqa: S608  # nosec B608
+                f"FROM {table} whole_row)"
+            )
+        else:
+            row = " || ',' || ".join(f"quote({quote(field.column)})" for field in model._meta.concrete_fields)
+            columns.append(
+                f"(SELECT group_concat(r, char(10)) FROM (SELECT {row} AS r FROM {table} ORDER BY {pk}))"  # noqa: S608  # nosec B608
+            )
+    return "SELECT " + ", ".join(columns)
+
+
+def config_content() -> tuple[str | None, ...]:
+    """The content of every configuration table (one query): what `stored_config` keys its cache by."""
+    with connection.cursor() as cursor:
+        cursor.execute(_config_content_sql(connection.vendor))
+        row = cursor.fetchone()
+    return tuple(row)
+
+
+# (content of the configuration tables, the snapshot read from them); see stored_config.
+_snapshot: tuple[tuple[str | None, ...], ConfigDocument] | None = None
+
+
+def stored_config() -> ConfigDocument:
+    """`config_snapshot()`, read again only when the configuration tables changed.
+
+    Every request reads the tables' whole content in one statement and compares it with the
+    content the kept snapshot was read from: equal content gives an equal snapshot, so the answer
+    is exact whoever wrote (a service, the admin, another process) and however (`save()`,
+    `QuerySet.update()`, raw SQL). On a change: 1 + 12 + 1 queries. The snapshot is kept only when
+    the content read before and after it is the same, so it was read from that content.
+    """
+    global _snapshot
+    content = config_content()
+    if _snapshot is not None and _snapshot[0] == content:
+        return _snapshot[1]
+    snapshot = config_snapshot()
+    if config_content() == content:
+        _snapshot = (content, snapshot)
+    return snapshot
 
 
 # --- configuration records with their readiness ---------------------------------------------
@@ -514,35 +656,99 @@ def config_section(stored: ConfigDocument, report: ReadinessReport, file: Config
 # --- sessions, memory, telemetry ------------------------------------------------------------
 
 
-def _needs_compaction(threshold: int) -> Q:
-    # tokens * 100 >= threshold * window, as in core.selectors.conversation (route joined).
-    return Q(
-        GreaterThanOrEqual(
-            F("tokens_since_checkpoint") * Value(100), F("route__context_window_tokens") * Value(threshold)
-        )
+@functools.cache
+def _session_counts_sql() -> str:
+    """Total, active, active needing compaction and the summed message counters, in one pass."""
+    quote = connection.ops.quote_name
+    session = {field.name: field.column for field in AgentSession._meta.concrete_fields}
+    route = {field.name: field.column for field in ModelRoute._meta.concrete_fields}
+
+    def column(name: str) -> str:
+        return f"s.{quote(session[name])}"
+
+    status = column("status")
+    window = f"r.{quote(route['context_window_tokens'])}"
+    # tokens * 100 >= threshold * window, as core.selectors.conversation.session_needs_compaction says.
+    needs = f"{column('tokens_since_checkpoint')} * 100 >= {window} * %s"
+    return (
+        f"SELECT COUNT(*), "  # noqa: S608  # nosec B608 (table and column names only; values are parameters)
+        f"COUNT(*) FILTER (WHERE {status} = %s), "
+        f"COUNT(*) FILTER (WHERE {status} = %s AND {needs}), "
+        f"COALESCE(SUM({column('message_count')}), 0) "
+        f"FROM {quote(AgentSession._meta.db_table)} s "
+        f"JOIN {quote(ModelRoute._meta.db_table)} r ON r.{quote(route['id'])} = {column('route')}"
     )
+
+
+@functools.cache
+def _recent_sessions_sql() -> str:
+    """The most recent sessions (walking `session_recent_idx`) with their route's alias and window."""
+    quote = connection.ops.quote_name
+    session = {field.name: field.column for field in AgentSession._meta.concrete_fields}
+    route = {field.name: field.column for field in ModelRoute._meta.concrete_fields}
+    columns = ", ".join(f"s.{quote(column)}" for column in session.values())
+    return (
+        f"SELECT {columns}, r.{quote(route['alias'])} AS route_alias, "  # noqa: S608  # nosec B608 (names only)
+        f"r.{quote(route['context_window_tokens'])} AS route_window "
+        f"FROM {quote(AgentSession._meta.db_table)} s "
+        f"JOIN {quote(ModelRoute._meta.db_table)} r ON r.{quote(route['id'])} = s.{quote(session['route'])} "
+        f"ORDER BY s.{quote(session['updated'])} DESC, s.{quote(session['id'])} DESC LIMIT %s"
+    )
+
+
+def recent_sessions() -> list[AgentSession]:
+    """The RECENT_SESSIONS most recent sessions, each with its route's alias and window, in one query.
+
+    The rows are converted exactly as the ORM converts them (the backend's and each field's
+    converters), then built with `Model.from_db`; the route holds the two columns read with them.
+    The ORM's `select_related` query would cost more to compile than this costs to run.
+    """
+    fields = AgentSession._meta.concrete_fields
+    table = AgentSession._meta.db_table
+    converters = []
+    for index, model_field in enumerate(fields):
+        column = model_field.get_col(table)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            converters.append((index, column, found))
+    with connection.cursor() as cursor:
+        cursor.execute(_recent_sessions_sql(), [RECENT_SESSIONS])
+        rows = cursor.fetchall()
+    names = [field.attname for field in fields]
+    routes: dict[int, ModelRoute] = {}
+    sessions = []
+    for row in rows:
+        values = list(row[: len(fields)])
+        for index, column, found in converters:
+            for converter in found:
+                values[index] = converter(values[index], column, connection)
+        session = AgentSession.from_db(connection.alias, names, values)
+        alias, window = row[len(fields) :]
+        if session.route_id not in routes:
+            routes[session.route_id] = ModelRoute(id=session.route_id, alias=alias, context_window_tokens=window)
+        session.route = routes[session.route_id]
+        sessions.append(session)
+    return sessions
 
 
 def sessions_section() -> tuple[SessionsSection, int]:
     """Session counters and the message total in one aggregate query, the most recent sessions in another.
 
     Raw history (every stored message) is summed from the sessions' exact `message_count`
-    counters, so the messages table is never scanned.
+    counters, so the messages table is never scanned. The aggregate is SQL: one pass over the
+    sessions (the route is a primary-key lookup per row) that costs less to run than the ORM's
+    aggregate costs to compile.
     """
     threshold = compaction_threshold_percent()
-    active = Q(status=SessionStatus.ACTIVE)
-    counts = AgentSession.objects.order_by().aggregate(
-        total=Count("id"),
-        active=Count("id", filter=active),
-        needing=Count("id", filter=active & _needs_compaction(threshold)),
-        messages=Sum("message_count"),
-    )
-    recent = AgentSession.objects.select_related("route").order_by("-updated", "-id")[:RECENT_SESSIONS]
+    with connection.cursor() as cursor:
+        cursor.execute(_session_counts_sql(), [SessionStatus.ACTIVE.value, SessionStatus.ACTIVE.value, threshold])
+        total, active, needing, messages = cursor.fetchone()
+    recent = recent_sessions()
     section = SessionsSection(
-        total=counts["total"],
-        active=counts["active"],
-        archived=counts["total"] - counts["active"],
-        needing_compaction=counts["needing"],
+        total=int(total),
+        active=int(active),
+        archived=int(total) - int(active),
+        needing_compaction=int(needing),
         compaction_threshold_percent=threshold,
         recent=tuple(
             RecentSession(
@@ -558,7 +764,7 @@ def sessions_section() -> tuple[SessionsSection, int]:
             for session in recent
         ),
     )
-    return section, int(counts["messages"] or 0)
+    return section, int(messages)
 
 
 def memory_section(messages: int) -> MemorySection:
@@ -830,7 +1036,7 @@ def bootstrap_read() -> Bootstrap:
             telemetry=zero_usage,
         )
     else:
-        stored = config_snapshot()
+        stored = stored_config()
         report = readiness_report(stored)
         sessions, messages = sessions_section()
         facts = Facts(

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_counts_of_an_empty_store(db: None, django_assert_num_queries: DjangoAssertNumQueries) -> None:
-    # One aggregate per table: long-term memory, daily episodes, attachment references.
-    with django_assert_num_queries(3):
+    # One statement: long-term total and pinned, episodes and the latest day, attachments and contents.
+    with django_assert_num_queries(1):
         counts = memory_counts()
     assert counts == MemoryCounts(
         long_term=0, pinned=0, episodes=0, latest_episode_day=None, attachments=0, attachment_contents=0
@@ -41,7 +41,7 @@ def test_counts_per_tier(talked_session: AgentSession, django_assert_num_queries
             mime_type="image/png",
             size_bytes=10,
         )
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(1):  # the same single statement
         counts = memory_counts()
     assert counts == MemoryCounts(
         long_term=3,

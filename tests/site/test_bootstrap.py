@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from agentchat_site.bootstrap import VIEW_RULES
 from agentchat_site.turns import turn_run
-from core.config.contracts import Kind, McpServerConfig
+from core.config.contracts import Kind, McpServerConfig, ToolConfig
 from core.config.loading import config_file_read
 from core.models import AgentSession, Message, MessageRole, ModelRoute, Provider, SessionStatus
 from core.selectors.config import config_record_get
@@ -602,20 +602,43 @@ def test_bootstrap_query_count_is_constant(
     api: APIClient, example_loaded: None, django_assert_num_queries: DjangoAssertNumQueries, sessions: int
 ) -> None:
     _fill(sessions)
-    # 20 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
+    bootstrap(api)  # the configuration was just loaded: this request reads its snapshot
+    # 6 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
     #   1  django_migrations (applied migrations)
-    #   12 configuration snapshot: providers; routes+provider; tools; skills; their tools; MCP servers;
-    #      agents+route; their tools; skills; MCP servers; teams+lead; their members+agent
+    #   1  the content of every configuration table (unchanged: the kept snapshot is used)
     #   1  sessions aggregate: total, active, needing compaction, sum of message counts
     #   1  the 5 most recent sessions with their route
-    #   3  memory: long-term (total, pinned); episodes (total, latest day); attachments
-    #   2  telemetry rollups: today by model; all time by model
-    with django_assert_num_queries(20):
+    #   1  memory: long-term total and pinned, episodes and latest day, attachments
+    #   1  telemetry rollups: today's rows and the all-time rows
+    with django_assert_num_queries(6):
         body = bootstrap(api)
     assert body["sessions"]["total"] == sessions
     assert len(body["sessions"]["recent"]) == min(sessions, 5)
     assert body["memory"]["messages"] == 2 * sessions
     assert body["memory"]["long_term"] == sessions
+
+
+def test_bootstrap_after_a_configuration_change_reads_the_snapshot_once(
+    api: APIClient, example_loaded: None, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    from dataclasses import replace
+
+    bootstrap(api)
+    web_search = config_record_get(Kind.TOOL, "web_search")
+    assert isinstance(web_search, ToolConfig)
+    config_record_update(kind=Kind.TOOL, key="web_search", record=replace(web_search, description="Look it up"))
+    # 19 queries on the first request after a change, 6 on the next:
+    #   1  django_migrations
+    #   1  the content of every configuration table (differs from the kept snapshot's)
+    #   12 configuration snapshot: providers; routes+provider; tools; skills; their tools; MCP servers;
+    #      agents+route; their tools; skills; MCP servers; teams+lead; their members+agent
+    #   1  the content again (unchanged while the snapshot was read: the snapshot is kept)
+    #   4  sessions aggregate; recent sessions; memory counts; telemetry rollups
+    with django_assert_num_queries(19):
+        body = bootstrap(api)
+    assert next(t for t in body["config"]["tools"] if t["name"] == "web_search")["description"] == "Look it up"
+    with django_assert_num_queries(6):
+        assert bootstrap(api) == body
 
 
 def test_bootstrap_queries_name_no_per_row_lookups(api: APIClient, example_loaded: None) -> None:
@@ -624,7 +647,13 @@ def test_bootstrap_queries_name_no_per_row_lookups(api: APIClient, example_loade
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == len(set(statements)) == 20
+    # Only the configuration content is read twice (before and after the snapshot).
+    assert len(statements) == 19
+    assert len(set(statements)) == 18
+    with CaptureQueriesContext(connection) as queries:
+        bootstrap(api)
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert len(statements) == len(set(statements)) == 6
 
 
 @override_settings(AGENTCHAT_CONFIG=EXAMPLE)

@@ -365,18 +365,30 @@ def test_overview_reads_zeros_without_events(db: None) -> None:
     assert overview.today.cost == Decimal(0)
 
 
-def test_overview_is_two_queries(priced_route: ModelRoute, django_assert_num_queries: Any) -> None:
+def test_overview_is_one_query(priced_route: ModelRoute, django_assert_num_queries: Any) -> None:
     Provider.objects.create(name="anthropic", kind=ProviderKind.ANTHROPIC)
     usage_record(request_id="a", route_alias="gpt", input_tokens=3)
     usage_record(request_id="b", provider="anthropic", model="claude", input_tokens=5)
-    # 1. today's rows of usage by day, 2. the all-time rows.
-    with django_assert_num_queries(2):
+    # 1. today's rows of usage by day UNION ALL the all-time rows.
+    with django_assert_num_queries(1):
         overview = usage_overview()
     assert [(m.provider, m.model, m.today.input_tokens) for m in overview.by_model] == [
         ("anthropic", "claude", 5),
         ("openai", "gpt-4o", 3),
     ]
     assert overview.today.input_tokens == 8
+
+
+@override_settings(AGENTCHAT_TIMEZONE="Asia/Tokyo")
+def test_overview_today_is_only_todays_rows_in_the_configured_timezone(priced_route: ModelRoute) -> None:
+    usage_record(request_id="now", route_alias="gpt", input_tokens=7)
+    three_days_ago = timezone.now() - dt.timedelta(days=3)
+    usage_record(request_id="old", route_alias="gpt", input_tokens=100, occurred_at=three_days_ago)
+    with override_settings(AGENTCHAT_TIMEZONE="UTC"):  # the same day's rows, cut in another timezone
+        usage_record(request_id="utc", route_alias="gpt", input_tokens=1_000)
+    overview = usage_overview()
+    assert (overview.timezone, overview.today.input_tokens, overview.all_time.input_tokens) == ("Asia/Tokyo", 7, 1_107)
+    assert [(m.model, m.today.event_count, m.all_time.event_count) for m in overview.by_model] == [("gpt-4o", 1, 3)]
 
 
 def test_run_created_through_the_service_links(usage_session: AgentSession) -> None:
