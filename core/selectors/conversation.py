@@ -8,14 +8,35 @@ integers (`tokens * 100 >= threshold * window`) both in SQL and in Python, so bo
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 from uuid import UUID
+from weakref import WeakKeyDictionary
 
-from django.db.models import F, QuerySet, Value
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, Field, JSONField, Model, QuerySet, Value
+from django.db.models.base import ModelState
+from django.db.models.expressions import Col
 from django.db.models.lookups import GreaterThanOrEqual
+from django.utils.dateparse import parse_datetime
 
 from core.errors import InvalidInputError, NotFoundError
-from core.models import AgentSession, Checkpoint, Message, Run, RunStatus, SessionStatus, TraceEvent, TraceEventType
+from core.models import (
+    AgentSession,
+    Checkpoint,
+    Message,
+    ModelRoute,
+    Provider,
+    Run,
+    RunStatus,
+    SessionStatus,
+    TraceEvent,
+    TraceEventType,
+)
 
 
 def _uuid(value: UUID | str, *, field: str, noun: str) -> UUID:
@@ -35,6 +56,113 @@ def session_uuid(value: UUID | str) -> UUID:
 def run_uuid(value: UUID | str) -> UUID:
     """`value` as a UUID; a malformed id is simply an unknown run."""
     return _uuid(value, field="run", noun="run")
+
+
+# --- Fixed SQL for the per-turn paths -------------------------------------------------------
+#
+# Restore and append run on every turn, and compiling their queries through the ORM costs several
+# times the database work. They run fixed SQL instead, built once per connection (`per_connection`).
+# `ModelColumns` lists a model's columns for such a SELECT and turns a row back into an instance
+# with the converters a queryset applies on that backend (SQLite's text datetimes, char(32) UUIDs
+# and 0/1 booleans; JSON decoding on both), so the instance cannot be told apart from one read by
+# `Model.objects.get(...)`; tests/core/test_conversation_fast_paths.py compares them field by field.
+
+Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
+M = TypeVar("M", bound=Model)
+T = TypeVar("T")
+
+_PER_CONNECTION: WeakKeyDictionary[BaseDatabaseWrapper, dict[str, Any]] = WeakKeyDictionary()
+
+
+def per_connection(key: str, build: Callable[[BaseDatabaseWrapper], T]) -> tuple[BaseDatabaseWrapper, T]:
+    """This thread's default connection and `build(connection)`, built once per connection."""
+    db = connections[DEFAULT_DB_ALIAS]
+    cache = _PER_CONNECTION.get(db)
+    if cache is None:
+        cache = _PER_CONNECTION[db] = {}
+    if key not in cache:
+        cache[key] = build(db)
+    built: T = cache[key]
+    return db, built
+
+
+def instance_loaded(model: type[M], db_alias: str, values: dict[str, Any]) -> M:
+    """An instance of `model` holding `values` (every concrete field's attname), marked as read from `db_alias`.
+
+    Built the way unpickling builds one (`__dict__` filled), which skips `Model.__init__`'s per-field
+    descriptor calls and init signals; no model of the conversation store has init signal receivers.
+    """
+    instance = model.__new__(model)
+    state = ModelState()
+    state.adding = False
+    state.db = db_alias
+    values["_state"] = state
+    instance.__dict__ = values
+    return instance
+
+
+class ModelColumns(Generic[M]):
+    """The concrete columns of `model` under table alias `alias` (minus `given`), read as the ORM reads them."""
+
+    def __init__(self, model: type[M], alias: str, db: BaseDatabaseWrapper, given: Collection[str] = ()) -> None:
+        self.model = model
+        self.db = db
+        self.read = [field for field in model._meta.concrete_fields if field.attname not in given]
+        self.names = [field.attname for field in self.read]
+        self.width = len(self.read)
+        # In the order a queryset applies them: the backend's, then the field's own.
+        self.converters: list[tuple[str, Col, Converter]] = []
+        for field in self.read:
+            column = field.get_col(alias)  # a foreign key's column reads as its target field
+            for converter in (*db.ops.get_db_converters(column), *column.get_db_converters(db)):
+                self.converters.append((field.attname, column, _cheaper(converter, field, db)))
+        quote = db.ops.quote_name
+        self.sql = ", ".join(f"{alias}.{quote(field.column)}" for field in self.read)
+
+    def build(self, row: Sequence[Any], start: int = 0, given: Mapping[str, Any] | None = None) -> M:
+        """The instance held in `row[start : start + self.width]`, plus the `given` field values."""
+        values = dict(zip(self.names, row[start : start + self.width], strict=True))
+        db = self.db
+        for name, column, converter in self.converters:
+            values[name] = converter(values[name], column, db)
+        if given:
+            values.update(given)
+        return instance_loaded(self.model, db.alias, values)
+
+
+def _sqlite_datetime(value: Any, expression: Any, db: BaseDatabaseWrapper) -> Any:
+    """SQLite's `convert_datetimefield_value` without its per-row helper calls (same result).
+
+    `db.timezone` is None unless USE_TZ, and Django resets it when the setting changes.
+    """
+    if value is not None:
+        if not isinstance(value, datetime):
+            value = parse_datetime(value)
+        zone = db.timezone
+        if zone is not None and value is not None and value.utcoffset() is None:
+            value = value.replace(tzinfo=zone)
+    return value
+
+
+def _json_column(value: Any, expression: Any, db: BaseDatabaseWrapper) -> Any:
+    """`JSONField.from_db_value` for a plain column with the default decoder; most messages have no parts."""
+    if value is None:
+        return None
+    if value == "[]":
+        return []
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _cheaper(converter: Converter, field: Field[Any, Any], db: BaseDatabaseWrapper) -> Converter:
+    """An exact, cheaper equivalent of a converter that runs once per row (the one given otherwise)."""
+    if db.vendor == "sqlite" and converter == getattr(db.ops, "convert_datetimefield_value", None):
+        return _sqlite_datetime
+    if isinstance(field, JSONField) and field.decoder is None and converter == field.from_db_value:
+        return _json_column
+    return converter
 
 
 # --- Sessions and the compaction signal -----------------------------------------------------
@@ -144,17 +272,71 @@ class Restore:
 def session_restore(*, session_id: UUID | str) -> Restore:
     """The latest checkpoint plus only the messages after its `through_seq` (all of them without one).
 
-    Three queries whatever the session's length: the session, the latest checkpoint (index seek),
-    and `seq > through_seq` on the (session, seq) index, so older messages are never read.
+    Two queries whatever the session's length: the session joined to its route, provider and latest
+    checkpoint (an index seek), then `seq > through_seq` on the (session, seq) index, so older
+    messages are never read. Fixed SQL (see `ModelColumns`): restore runs on every turn.
     """
-    session = session_get(session_id=session_id)
-    checkpoint = checkpoint_latest(session_id=session.pk)
-    after_seq = checkpoint.through_seq if checkpoint is not None else 0
-    return Restore(
-        session=session,
-        checkpoint=checkpoint,
-        messages=list(messages_after(session_id=session.pk, after_seq=after_seq)),
-    )
+    pk = session_uuid(session_id)
+    db, plan = per_connection("session_restore", _RestorePlan)
+    with db.cursor() as cursor:
+        cursor.execute(plan.head_sql, [plan.session_pk.get_db_prep_value(pk, db)])
+        row = cursor.fetchone()
+        if row is None:
+            raise NotFoundError.for_field("session", f"no session {session_id}")
+        session, checkpoint = plan.head(row)
+        after_seq = checkpoint.through_seq if checkpoint is not None else 0
+        cursor.execute(plan.tail_sql, [plan.session_pk.get_db_prep_value(pk, db), after_seq])
+        given = {"session_id": session.pk}
+        messages = [plan.message.build(row, 0, given) for row in cursor.fetchall()]
+    return Restore(session=session, checkpoint=checkpoint, messages=messages)
+
+
+class _RestorePlan:
+    """The two statements of `session_restore` for one connection, and how to read their rows."""
+
+    def __init__(self, db: BaseDatabaseWrapper) -> None:
+        self.session_pk = AgentSession._meta.pk
+        self.session = ModelColumns(AgentSession, "s", db)
+        self.route = ModelColumns(ModelRoute, "r", db)
+        self.provider = ModelColumns(Provider, "p", db)
+        self.checkpoint = ModelColumns(Checkpoint, "c", db)
+        self.message = ModelColumns(Message, "m", db, given=("session_id",))
+        self.session_route = AgentSession._meta.get_field("route")
+        self.route_provider = ModelRoute._meta.get_field("provider")
+        self.checkpoint_session = Checkpoint._meta.get_field("session")
+        q = db.ops.quote_name
+        checkpoints = q(Checkpoint._meta.db_table)
+        columns = (self.session, self.route, self.provider, self.checkpoint)
+        # The latest checkpoint is found by the correlated subquery (an index seek on session, id).
+        self.head_sql = (
+            f"SELECT {', '.join(c.sql for c in columns)} FROM {q(AgentSession._meta.db_table)} s"  # noqa: S608  # nosec B608
+            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}"
+            f" INNER JOIN {q(Provider._meta.db_table)} p ON p.{q('id')} = r.{q('provider_id')}"
+            f" LEFT OUTER JOIN {checkpoints} c ON c.{q('id')} = (SELECT c2.{q('id')} FROM {checkpoints} c2"
+            f" WHERE c2.{q('session_id')} = s.{q('id')} ORDER BY c2.{q('id')} DESC LIMIT 1)"
+            f" WHERE s.{q('id')} = %s"
+        )
+        self.tail_sql = (
+            f"SELECT {self.message.sql} FROM {q(Message._meta.db_table)} m"  # noqa: S608  # nosec B608
+            f" WHERE m.{q('session_id')} = %s AND m.{q('seq')} > %s ORDER BY m.{q('seq')}"
+        )
+
+    def head(self, row: Sequence[Any]) -> tuple[AgentSession, Checkpoint | None]:
+        """The session (route and provider attached, as `select_related` would) and its latest checkpoint."""
+        at = 0
+        session = self.session.build(row, at)
+        at += self.session.width
+        route = self.route.build(row, at)
+        at += self.route.width
+        provider = self.provider.build(row, at)
+        at += self.provider.width
+        self.route_provider.set_cached_value(route, provider)
+        self.session_route.set_cached_value(session, route)
+        if row[at] is None:  # the checkpoint's id: NULL when the session has none
+            return session, None
+        checkpoint = self.checkpoint.build(row, at)
+        self.checkpoint_session.set_cached_value(checkpoint, session)
+        return session, checkpoint
 
 
 # --- Runs and traces ------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Writes to the conversation store: the only path by which sessions, messages, checkpoints, runs and
 trace events change.
 
-Seq allocation: the append locks the session row (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite
-the connection's `BEGIN IMMEDIATE` already holds the database write lock), reads `last_seq`, inserts
-`last_seq + 1` and bumps the counters with one UPDATE in the same transaction. Concurrent writers
-therefore queue and the log has no gap and no duplicate; the unique constraint on (session, seq)
-is the last line of defence. Trace event indexes are allocated the same way from `Run.event_count`
+Seq allocation: the append runs ONE `UPDATE … SET last_seq = last_seq + 1, <counters> WHERE id = …
+AND status = 'active' RETURNING last_seq`, then inserts the message with that seq, in the same
+transaction. The UPDATE takes the session's row lock on PostgreSQL (on SQLite the connection's
+`BEGIN IMMEDIATE` already holds the database write lock), so concurrent writers queue and the log
+has no gap and no duplicate; the unique constraint on (session, seq) is the last line of defence.
+Appends run on every turn, so both statements are fixed SQL rather than ORM queries (see
+`core.selectors.conversation.ModelColumns`). Trace event indexes are allocated the same way from `Run.event_count`
 with the run row locked.
 
 Run state machine (every run ends in exactly one terminal state; the trace records each move):
@@ -28,7 +30,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -56,7 +61,14 @@ from core.models import (
     TraceEventType,
 )
 from core.models.conversation import TERMINAL_RUN_STATUSES
-from core.selectors.conversation import run_uuid, session_get, session_uuid
+from core.selectors.conversation import (
+    ModelColumns,
+    instance_loaded,
+    per_connection,
+    run_uuid,
+    session_get,
+    session_uuid,
+)
 
 MAX_TITLE_CHARS = 200
 MAX_CLIENT_ID_CHARS = 128
@@ -66,6 +78,7 @@ MAX_REASON_CHARS = 2_000
 # Message.token_count and Checkpoint.token_count are 32-bit columns; a larger count is refused, not a 500.
 MAX_TOKEN_COUNT = 2**31 - 1
 MAX_ROW_ID = 2**63 - 1
+_ROLES = frozenset(MessageRole.values)
 INTERRUPTED_ERROR = "interrupted: the process running this run stopped before it finished"
 
 
@@ -226,7 +239,7 @@ def message_append(
 
     A `client_id` reused for a different role, content or parts is a conflict, not a retry.
     """
-    if role not in MessageRole.values:
+    if not isinstance(role, str) or role not in _ROLES:
         raise InvalidInputError.for_field("role", f"{role!r} is not a role; use one of {', '.join(MessageRole.values)}")
     if not isinstance(content, str):
         raise InvalidInputError.for_field("content", "must be a string")
@@ -249,11 +262,14 @@ def message_append(
             raise InvalidInputError.for_field("client_id", f"must be 1 to {MAX_CLIENT_ID_CHARS} characters")
     estimated = token_count is None
     tokens = estimate_tokens(content, checked_parts) if token_count is None else token_count
+    pk = session_uuid(session_id)
+    now = timezone.now()
 
-    with transaction.atomic():
-        session = _session_locked(session_id)
+    db, plan = per_connection("message_append", _AppendPlan)
+    with transaction.atomic(), db.cursor() as cursor:
+        session_param = plan.session_pk.get_db_prep_value(pk, db)
         if client_id is not None:
-            existing = Message.objects.filter(session=session, client_id=client_id).first()
+            existing = _append_retry(cursor, plan, session_id, session_param, client_id)
             if existing is not None:
                 if (existing.role, existing.content, existing.parts) != (role, content, checked_parts):
                     raise ConflictError.for_field(
@@ -262,24 +278,116 @@ def message_append(
                         "parts; a retry must repeat the same message, a new message needs a new client_id",
                     )
                 return AppendResult(message=existing, created=False)
-        _refuse_archived(session)
-        message = Message.objects.create(
-            session=session,
-            seq=session.last_seq + 1,
-            role=role,
-            content=content,
-            parts=checked_parts,
-            token_count=tokens,
-            token_count_estimated=estimated,
-            client_id=client_id,
+        # The conversions `Model.save()` ends in (the backend's adapters for the UUID, the datetime and
+        # the JSON); the other values are validated str/int/bool/None, which the ORM passes as they are.
+        now_param = db.ops.adapt_datetimefield_value(now)
+        seq = _seq_next(cursor, plan, session_id, [tokens, now_param, session_param, plan.active])
+        parts_param = db.ops.adapt_json_value(checked_parts, plan.parts_encoder)
+        params = [session_param, seq, role, content, parts_param, tokens, estimated, client_id, now_param]
+        cursor.execute(plan.insert_sql, params)
+        message_id = _returned(cursor)
+    values = {
+        "id": message_id,
+        "session_id": pk,
+        "seq": seq,
+        "role": role,
+        "content": content,
+        "parts": checked_parts,
+        "token_count": tokens,
+        "token_count_estimated": estimated,
+        "client_id": client_id,
+        "created": now,
+    }
+    return AppendResult(message=instance_loaded(Message, db.alias, values), created=True)
+
+
+class _AppendPlan:
+    """The statements of `message_append` for one connection (fixed SQL: see `ModelColumns`).
+
+    `advance_sql` allocates the seq and bumps the counters in ONE statement. On PostgreSQL it also
+    takes the session's row lock, so concurrent appenders queue behind it; on SQLite the
+    connection's BEGIN IMMEDIATE already holds the database write lock. Its `status` condition
+    makes an archived (or unknown) session update nothing, and the slow path then says why.
+    """
+
+    def __init__(self, db: BaseDatabaseWrapper) -> None:
+        q = db.ops.quote_name
+        sessions = q(AgentSession._meta.db_table)
+        messages = q(Message._meta.db_table)
+        self.session_pk = AgentSession._meta.pk
+        self.active = SessionStatus.ACTIVE.value
+        self.advance_sql = (
+            f"UPDATE {sessions} SET {q('last_seq')} = {q('last_seq')} + 1,"  # noqa: S608  # nosec B608
+            f" {q('message_count')} = {q('message_count')} + 1,"
+            f" {q('tokens_since_checkpoint')} = {q('tokens_since_checkpoint')} + %s, {q('updated')} = %s"
+            f" WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {q('last_seq')}"
         )
-        AgentSession.objects.filter(pk=session.pk).update(
-            last_seq=F("last_seq") + 1,
-            message_count=F("message_count") + 1,
-            tokens_since_checkpoint=F("tokens_since_checkpoint") + tokens,
-            updated=timezone.now(),
+        # The lock the retry check needs on PostgreSQL (SQLite holds the write lock since BEGIN).
+        lock = f" {db.ops.for_update_sql()}" if db.features.has_select_for_update else ""
+        self.lock_sql = f"SELECT {q('id')} FROM {sessions} WHERE {q('id')} = %s{lock}"  # noqa: S608  # nosec B608
+        self.message = ModelColumns(Message, "m", db)
+        self.retry_sql = (
+            f"SELECT {self.message.sql} FROM {messages} m"  # noqa: S608  # nosec B608
+            f" WHERE m.{q('session_id')} = %s AND m.{q('client_id')} = %s"
         )
-    return AppendResult(message=message, created=True)
+        self.parts_encoder = Message._meta.get_field("parts").encoder
+        fields = {field.name: field for field in Message._meta.concrete_fields if not field.primary_key}
+        if set(fields) != set(_INSERT_FIELDS):
+            # A field added to Message must be written (and returned) by message_append too.
+            raise ImproperlyConfigured(f"message_append writes {_INSERT_FIELDS}; Message has {tuple(fields)}")
+        columns = [str(fields[name].column) for name in _INSERT_FIELDS]
+        self.insert_sql = (
+            f"INSERT INTO {messages} ({', '.join(q(column) for column in columns)})"  # noqa: S608  # nosec B608
+            f" VALUES ({', '.join(['%s'] * len(columns))}) RETURNING {q('id')}"
+        )
+
+
+_INSERT_FIELDS = (
+    "session",
+    "seq",
+    "role",
+    "content",
+    "parts",
+    "token_count",
+    "token_count_estimated",
+    "client_id",
+    "created",
+)
+
+
+def _returned(cursor: CursorWrapper) -> int:
+    """The single value a `RETURNING` statement gave back."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return int(row[0])
+
+
+def _append_retry(
+    cursor: CursorWrapper, plan: _AppendPlan, session_id: UUID | str, session_param: Any, client_id: str
+) -> Message | None:
+    """The message already stored under `client_id` (read under the session's lock), or None."""
+    cursor.execute(plan.lock_sql, [session_param])
+    if cursor.fetchone() is None:
+        raise NotFoundError.for_field("session", f"no session {session_id}")
+    cursor.execute(plan.retry_sql, [session_param, client_id])
+    row = cursor.fetchone()
+    return plan.message.build(row) if row is not None else None
+
+
+def _seq_next(cursor: CursorWrapper, plan: _AppendPlan, session_id: UUID | str, params: list[Any]) -> int:
+    """Allocate the session's next seq and bump its counters; 404/409 when it is unknown/archived."""
+    cursor.execute(plan.advance_sql, params)
+    row = cursor.fetchone()
+    if row is None:
+        # Nothing updated: say why (unknown, archived); if the session became active meanwhile,
+        # the locked read below waited for that change, so the second UPDATE matches.
+        _refuse_archived(_session_locked(session_id))
+        cursor.execute(plan.advance_sql, params)
+        row = cursor.fetchone()
+        if row is None:
+            raise ConflictError.for_field("session", "changed while the message was appended; retry")
+    return int(row[0])
 
 
 # --- Checkpoints ----------------------------------------------------------------------------

@@ -608,8 +608,8 @@ def test_list_endpoints_run_a_constant_number_of_queries(
     # 1: the session, 2: the page of checkpoints.
     with django_assert_num_queries(2):
         assert len(api.get(f"/api/sessions/{session.id}/checkpoints/").json()["results"]) == rows
-    # 1: the session, 2: the latest checkpoint, 3: the messages after it.
-    with django_assert_num_queries(3):
+    # 1: the session joined to its route, provider and latest checkpoint, 2: the messages after it.
+    with django_assert_num_queries(2):
         api.get(f"/api/sessions/{session.id}/restore/")
     # 1: runs joined to their route.
     with django_assert_num_queries(1):

@@ -200,14 +200,15 @@ def test_restore_reads_only_the_tail(
     _fill(chat_session, 50)
     checkpoint_create(session_id=chat_session.id, through_seq=10, reason="manual")
     latest = checkpoint_create(session_id=chat_session.id, through_seq=45, reason="compaction", summary="so far")
-    # 1: the session with its route, 2: the latest checkpoint, 3: messages with seq > 45.
-    with django_assert_num_queries(3), CaptureQueriesContext(connection) as captured:
+    # 1: the session joined to its route, provider and latest checkpoint, 2: messages with seq > 45.
+    with django_assert_num_queries(2), CaptureQueriesContext(connection) as captured:
         restored = session_restore(session_id=chat_session.id)
     assert restored.checkpoint is not None
     assert restored.checkpoint.pk == latest.pk
     assert [m.seq for m in restored.messages] == [46, 47, 48, 49, 50]
-    message_sql = captured.captured_queries[2]["sql"]
-    assert '"core_message"."seq" > 45' in message_sql
+    message_sql = captured.captured_queries[1]["sql"]
+    assert 'FROM "core_message" m WHERE' in message_sql
+    assert 'm."seq" > 45' in message_sql
 
 
 def test_restore_without_checkpoint_returns_every_message(chat_session: AgentSession) -> None:
