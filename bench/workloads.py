@@ -9,6 +9,7 @@ documented name; when it is missing the row says `not available: <what>` instead
 from __future__ import annotations
 
 import cProfile
+import functools
 import importlib
 import io
 import itertools
@@ -18,7 +19,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -504,18 +505,26 @@ def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60) -> int
     return inserted
 
 
-def memories_load(count: int, *, seed: int = 5) -> int:
-    """`count` long-term memories of 16 words each, drawn with Zipf frequencies from 20,000 words."""
-    from memory.models import LongTermMemory
+def memory_contents(count: int, *, seed: int = 5) -> Iterator[str]:
+    """The text of each of `count` long-term memories: 16 words drawn with Zipf frequencies from 20,000 words.
 
+    Deterministic: the first n texts are the same whatever `count` is.
+    """
     rng = random.Random(seed)
     words = fixtures.vocabulary(20_000)
     weights = list(itertools.accumulate(1 / rank for rank in range(1, len(words) + 1)))
+    for _ in range(count):
+        yield " ".join(rng.choices(words, cum_weights=weights, k=16))
+
+
+def memories_load(count: int, *, seed: int = 5) -> int:
+    """`count` long-term memories (`memory_contents`)."""
+    from memory.models import LongTermMemory
+
     now = datetime.now(UTC).replace(microsecond=0)
 
     def rows() -> Any:
-        for index in range(count):
-            content = " ".join(rng.choices(words, cum_weights=weights, k=16))
+        for index, content in enumerate(memory_contents(count, seed=seed)):
             yield (MEMORY_KINDS[index % 3], content, 3, False, now, now)
 
     fields = ("kind", "content", "importance", "pinned", "created", "updated")
@@ -674,8 +683,35 @@ def w5_summary(ctx: Ctx) -> list[Row]:
 
 # --- 6. Memory search -----------------------------------------------------------------------
 
-# Word ranks (1 = most frequent) of the query words: everyday words, not the very commonest.
-SEARCH_QUERY_RANKS = ((300, 700), (2_000,), (150, 5_000))
+# How many memories each query word occurs in: the same at both sizes, each more than a page of 20.
+SEARCH_MATCHES = (24, 36, 48)
+
+
+@functools.cache
+def document_frequencies(count: int) -> dict[str, int]:
+    """How many of the `count` fixture memories contain each word (computed from the texts, no query)."""
+    frequencies: dict[str, int] = {}
+    for content in memory_contents(count):
+        for word in set(content.split()):
+            frequencies[word] = frequencies.get(word, 0) + 1
+    return frequencies
+
+
+def search_words(small: int, large: int) -> dict[int, list[str]]:
+    """One query word per SEARCH_MATCHES entry for each size, occurring in the same number of memories at both.
+
+    The small store has few words of each frequency: its word is the one whose count is closest to
+    the wanted one (ties: the more frequent word); the large store's word then has exactly that count.
+    """
+    small_df, large_df = document_frequencies(small), document_frequencies(large)
+    chosen: dict[int, list[str]] = {small: [], large: []}
+    for wanted in SEARCH_MATCHES:
+        word = min(small_df, key=lambda w: (abs(small_df[w] - wanted), -small_df[w], w))
+        matches = small_df[word]
+        twin = min(large_df, key=lambda w: (abs(large_df[w] - matches), w))
+        chosen[small].append(word)
+        chosen[large].append(twin)
+    return chosen
 
 
 def memory_search_all(memory_search: Callable[..., Any], queries: Sequence[str]) -> list[list[Any]]:
@@ -688,19 +724,28 @@ def w6_search(ctx: Ctx) -> list[Row]:
     memory_search = find("memory_search", ["memory.search", "memory.selectors", "memory.services"])
     if memory_search is None:
         return [unavailable(6, "6.ours", title, ctx.level, ctx.vendor, "memory.memory_search(query, limit)")]
-    words = fixtures.vocabulary(20_000)
-    queries = [" ".join(words[rank - 1] for rank in ranks) for ranks in SEARCH_QUERY_RANKS]
+    words = search_words(sizes.memory_small, sizes.memory_large)
+    counts = {"small": sizes.memory_small, "large": sizes.memory_large}
+    fixture_names = {name: f"memory-{count}" for name, count in counts.items()}
+    loaded = {"name": "small"}  # PostgreSQL: the data set built last
+
+    def current() -> str:
+        if ctx.sqlite:  # each data set is its own file, named after the fixture
+            path = Path(connection.settings_dict["NAME"])
+            return next(name for name, fixture in fixture_names.items() if path.name == f"{fixture}.sqlite3")
+        return loaded["name"]
 
     def search_all() -> object:
-        return memory_search_all(memory_search, queries)
+        return memory_search_all(memory_search, words[counts[current()]])
 
-    def builder(count: int) -> Callable[[], dict[str, Any]]:
-        return lambda: {"memories": memories_load(count)}
+    def builder(name: str) -> Callable[[], dict[str, Any]]:
+        def build() -> dict[str, Any]:
+            loaded["name"] = name
+            return {"memories": memories_load(counts[name])}
 
-    builds = {
-        "small": (f"memory-{sizes.memory_small}", builder(sizes.memory_small)),
-        "large": (f"memory-{sizes.memory_large}", builder(sizes.memory_large)),
-    }
+        return build
+
+    builds = {name: (fixture_names[name], builder(name)) for name in counts}
     seconds = alternate(ctx, builds, search_all, sizes.search_ops)
     hits = {}
     for name, (fixture_name, build) in builds.items():
@@ -708,8 +753,8 @@ def w6_search(ctx: Ctx) -> list[Row]:
             ctx.dbs.reopen(fixture_name)
         else:
             ctx.dbs.fixture(fixture_name, build)
-        hits[name] = sum(len(result) for result in memory_search_all(memory_search, queries))
-    seconds = {name: [value / len(queries) for value in values] for name, values in seconds.items()}
+        hits[name] = sum(len(result) for result in memory_search_all(memory_search, words[counts[name]]))
+    seconds = {name: [value / len(SEARCH_MATCHES) for value in values] for name, values in seconds.items()}
     row = ctx.row(
         6,
         "6.ours",
@@ -721,6 +766,7 @@ def w6_search(ctx: Ctx) -> list[Row]:
             "large ms": ms(seconds["large"]),
             "hits small": hits["small"],
             "hits large": hits["large"],
+            "matches": "/".join(str(document_frequencies(counts["small"])[w]) for w in words[counts["small"]]),
         },
     )
     row = ctx.judged(row, Target("<=", 2.0))
