@@ -31,7 +31,7 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Sum
@@ -199,6 +199,27 @@ def session_unarchive(*, session_id: UUID | str) -> AgentSession:
     return _session_status_set(session_id, status=SessionStatus.ACTIVE)
 
 
+def _message_dependents_clear(session: AgentSession) -> None:
+    """Delete (CASCADE) or detach (SET_NULL) the rows other apps keep pointing at this session's messages.
+
+    core cannot import those apps (memory's attachment references, for one), so the relations are
+    read from the model's metadata; each is one set-based statement over a subquery of the session's
+    messages. A protecting relation with rows refuses the delete.
+    """
+    for relation in Message._meta.related_objects:
+        field, holder = relation.field, relation.related_model
+        if isinstance(holder, str):  # only before the app registry resolves "app.Model" strings
+            raise TypeError(f"unresolved relation {holder!r} to Message")
+        dependents = holder._base_manager.filter(**{f"{field.name}__session": session})
+        if relation.on_delete is models.CASCADE:
+            dependents.delete()
+        elif relation.on_delete is models.SET_NULL:
+            dependents.update(**{field.name: None})
+        elif dependents.exists():
+            holders = holder._meta.verbose_name_plural
+            raise ConflictError.for_field("session", f"its messages are referenced by {holders}; delete those first")
+
+
 def session_delete(*, session_id: UUID | str) -> SessionDeleteResult:
     """Delete a session with its messages, checkpoints, runs and trace events, in one transaction.
 
@@ -214,7 +235,9 @@ def session_delete(*, session_id: UUID | str) -> SessionDeleteResult:
                 "session", f"has {open_runs} unfinished run(s) (queued or running); cancel them first"
             )
         events, _ = TraceEvent.objects.filter(run__session=session).delete()
-        messages, _ = Message.objects.filter(session=session).delete()
+        _message_dependents_clear(session)
+        # Nothing points at these messages any more: one DELETE, without the collector's SELECT of every row.
+        messages = Message.objects.filter(session=session)._raw_delete(Message.objects.db)
         # Checkpoints point at their parent; detach them first so the delete is one statement per batch.
         Checkpoint.objects.filter(session=session, parent__isnull=False).update(parent=None)
         checkpoints, _ = Checkpoint.objects.filter(session=session).delete()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, Message
-from core.services.conversation import message_append, session_create
+from core.services.conversation import message_append, session_create, session_delete
 from memory.models import AttachmentContent, AttachmentSummary, DailyEpisode
 from memory.services import AttachmentResult, attachment_record, episode_delete, episode_upsert
 
@@ -248,3 +249,40 @@ def test_url_sources_keep_their_address(talked_session: AgentSession) -> None:
     assert (result.created, result.content_created) == (True, True)
     assert AttachmentSummary.objects.get().uri == "https://example.com/post"
     assert str(AttachmentSummary.objects.get()) == "url notes.txt"
+
+
+def _session_with_attachments(size: int) -> AgentSession:
+    session = session_create(title=f"{size} messages", route_alias="replay")
+    for number in range(size):
+        message = message_append(session_id=session.pk, role="user", content=f"message {number} " * 20).message
+        attachment_record(
+            session_id=session.pk,
+            message_id=message.pk,
+            sha256=f"{number % 3:064x}",
+            kind="file",
+            display_name=f"notes-{number}.txt",
+            mime_type="text/plain",
+            size_bytes=100,
+            summary="shared notes",
+        )
+    return session
+
+
+def test_deleting_a_session_removes_its_attachment_references_without_reading_its_messages(
+    chat_session: AgentSession,
+) -> None:
+    small, large = _session_with_attachments(3), _session_with_attachments(40)
+    counts = []
+    for session, size in ((small, 3), (large, 40)):
+        with CaptureQueriesContext(connection) as captured:
+            result = session_delete(session_id=session.pk)
+        assert result.messages == size
+        # Set-based statements only: the same count at 3 and 40 messages, and no row of the log read back.
+        assert not [query["sql"] for query in captured.captured_queries if 'core_message"."content' in query["sql"]]
+        counts.append(len(captured.captured_queries))
+        assert not AttachmentSummary.objects.filter(session_id=session.pk).exists()
+    assert counts[0] == counts[1]
+    # The shared contents stay (other sessions may refer to them); the other session is untouched.
+    assert AttachmentContent.objects.count() == 3
+    assert Message.objects.filter(session=chat_session).count() == 0
+    assert AgentSession.objects.filter(pk=chat_session.pk).exists()
