@@ -6,7 +6,9 @@ unpinned or forgotten through actions that call the services. Lists count at mos
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from uuid import UUID
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
@@ -14,6 +16,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
+from core.models import AgentSession
 from memory.models import (
     IMPORTANCE_MAX,
     IMPORTANCE_MIN,
@@ -96,6 +99,34 @@ class ImportanceFilter(admin.SimpleListFilter):
         return queryset
 
 
+class RecentSessionFilter(admin.SimpleListFilter):
+    """The 20 most recently active sessions; any session works as `?session=<id>` (bounded, no COUNT)."""
+
+    title = "session"
+    parameter_name = "session"
+    field = "session"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, str]]:
+        recent = AgentSession.objects.order_by("-updated", "-id").only("id", "title")[:20]
+        return [(str(session.pk), str(session)) for session in recent]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            return queryset.filter(**{f"{self.field}_id": UUID(value)})
+        except ValueError:  # a malformed id in the URL selects nothing
+            return queryset.none()
+
+
+class SourceSessionFilter(RecentSessionFilter):
+    """A long-term memory's provenance session."""
+
+    title = "source session"
+    field = "source_session"
+
+
 @admin.register(LongTermMemory)
 class LongTermMemoryAdmin(_ReadOnlyAdmin[LongTermMemory]):
     list_display = [
@@ -109,7 +140,7 @@ class LongTermMemoryAdmin(_ReadOnlyAdmin[LongTermMemory]):
         "updated",
         "last_used_at",
     ]
-    list_filter = ["kind", PinnedFilter, ImportanceFilter, "created"]
+    list_filter = ["kind", PinnedFilter, ImportanceFilter, SourceSessionFilter, "created"]
     list_select_related = ["source_session"]
     search_fields = ["content"]  # answered by the full-text index, see get_search_results
     search_help_text = "Every word must occur (full-text search over content and key)."
@@ -161,7 +192,7 @@ class ScopeFilter(admin.SimpleListFilter):
 @admin.register(DailyEpisode)
 class DailyEpisodeAdmin(_ReadOnlyAdmin[DailyEpisode]):
     list_display = ["day", "timezone", "session", "source", "first_seq", "last_seq", "token_count", "updated"]
-    list_filter = ["source", ScopeFilter, "day"]
+    list_filter = ["source", ScopeFilter, RecentSessionFilter, "day"]
     list_select_related = ["session"]
     search_fields = ["summary", "=session__id"]
     search_help_text = "Words in the summary, or a session id."
@@ -180,7 +211,7 @@ class DailyEpisodeAdmin(_ReadOnlyAdmin[DailyEpisode]):
 @admin.register(AttachmentSummary)
 class AttachmentSummaryAdmin(_ReadOnlyAdmin[AttachmentSummary]):
     list_display = ["display_name", "kind", "mime_type", "size", "sha256_prefix", "session", "message_seq", "created"]
-    list_filter = ["kind", "created"]
+    list_filter = ["kind", RecentSessionFilter, "created"]
     list_select_related = ["content", "session", "message"]
     search_fields = ["display_name", "=content__sha256", "=session__id"]
     search_help_text = "A display name, a full sha256 or a session id."

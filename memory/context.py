@@ -33,10 +33,10 @@ from uuid import UUID
 from core.contracts import estimate_tokens
 from core.errors import InvalidInputError
 from core.models import Message
-from core.selectors.conversation import checkpoint_latest, session_get
+from core.selectors.conversation import checkpoint_latest, message_latest_user, messages_tail_chunk, session_get
 from memory.models import AttachmentContent, LongTermMemory
 from memory.search import MatchMode, memory_search
-from memory.selectors import episodes_recent, memories_pinned, message_latest_user, messages_tail_chunk
+from memory.selectors import episodes_recent, memories_pinned
 
 MAX_BUDGET_TOKENS = 2_000_000
 MAX_PINNED = 50

@@ -1,8 +1,6 @@
 """Reads of the memory tiers, with their joins applied, and the cheap counts the bootstrap shows.
-
-The two message reads at the end (`message_latest_user`, `messages_tail_chunk`) query core's
-`Message` table directly (read-only) because core has no selector for them: the newest user
-message, and a newest-first keyset chunk of the log above a seq.
+Raw history stays core's message log: the context builder reads it through core's selectors
+(`core.selectors.conversation.message_latest_user`, `messages_tail_chunk`).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from core.errors import NotFoundError
-from core.models import Message, MessageRole
 from core.selectors.conversation import session_uuid
 from memory.models import AttachmentSummary, DailyEpisode, LongTermMemory
 
@@ -156,22 +153,3 @@ def attachment_get(*, attachment_id: int) -> AttachmentSummary:
         return AttachmentSummary.objects.select_related("content", "message").get(pk=attachment_id)
     except AttachmentSummary.DoesNotExist:
         raise NotFoundError.for_field("attachment", f"no attachment {attachment_id}") from None
-
-
-def message_latest_user(*, session_id: UUID | str) -> Message | None:
-    """The session's newest user message (walks the (session, seq) index backwards)."""
-    return (
-        Message.objects.filter(session_id=session_uuid(session_id), role=MessageRole.USER)
-        .only("id", "seq", "content")
-        .order_by("-seq")
-        .first()
-    )
-
-
-def messages_tail_chunk(*, session_id: UUID | str, after_seq: int, before_seq: int, limit: int) -> list[Message]:
-    """Up to `limit` messages with after_seq < seq < before_seq, newest first (a keyset step down the log)."""
-    return list(
-        Message.objects.filter(session_id=session_uuid(session_id), seq__gt=after_seq, seq__lt=before_seq).order_by(
-            "-seq"
-        )[:limit]
-    )

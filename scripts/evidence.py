@@ -221,6 +221,7 @@ def gates() -> dict[str, Gate]:
             ),
         ),
         Gate("migrations-check", (py, "manage.py", "makemigrations", "--check", "--dry-run")),
+        Gate("schema-check", (py, "manage.py", "spectacular", "--validate", "--fail-on-warn", "--file", os.devnull)),
         Gate("check-deploy", (py, "manage.py", "check", "--deploy", "--fail-level", "WARNING"), env=deploy_env),
         Gate("pytest", (*pytest, "-m", "not browser")),
         Gate("fault-suite", (*pytest, "-m", "fault or persistence")),
@@ -281,12 +282,12 @@ def build_proofs(results: dict[str, GateResult], buildprint: Path, since: float)
     proofs: dict[str, Proof] = {}
 
     tests = pytest_counts(r["pytest"].output)
-    unit = [r["ruff-check"], r["ruff-format"], r["mypy"], r["migrations-check"], r["pytest"]]
+    unit = [r["ruff-check"], r["ruff-format"], r["mypy"], r["migrations-check"], r["schema-check"], r["pytest"]]
     unit_status = status_of(*unit) if tests["passed"] > 0 else "fail"
     proofs["unit_or_integration_test"] = Proof(
         unit_status,
         {**tests, "seconds": r["pytest"].seconds, "lint": r["ruff-check"].ok, "format": r["ruff-format"].ok}
-        | {"mypy": r["mypy"].ok, "migrations_in_sync": r["migrations-check"].ok},
+        | {"mypy": r["mypy"].ok, "migrations_in_sync": r["migrations-check"].ok, "schema_clean": r["schema-check"].ok},
         failures(*unit) or ("" if tests["passed"] else "pytest reported no passing test"),
     )
 

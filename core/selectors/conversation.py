@@ -29,6 +29,7 @@ from core.models import (
     AgentSession,
     Checkpoint,
     Message,
+    MessageRole,
     ModelRoute,
     Provider,
     Run,
@@ -251,6 +252,25 @@ def messages_after(*, session_id: UUID | str, after_seq: int, limit: int | None 
     """Messages with seq > `after_seq` in order; reads only the tail via the (session, seq) index."""
     queryset = Message.objects.filter(session_id=session_uuid(session_id), seq__gt=after_seq).order_by("seq")
     return queryset[:limit] if limit is not None else queryset
+
+
+def message_latest_user(*, session_id: UUID | str) -> Message | None:
+    """The session's newest user message (walks the (session, seq) index backwards)."""
+    return (
+        Message.objects.filter(session_id=session_uuid(session_id), role=MessageRole.USER)
+        .only("id", "seq", "content")
+        .order_by("-seq")
+        .first()
+    )
+
+
+def messages_tail_chunk(*, session_id: UUID | str, after_seq: int, before_seq: int, limit: int) -> list[Message]:
+    """Up to `limit` messages with after_seq < seq < before_seq, newest first (a keyset step down the log)."""
+    return list(
+        Message.objects.filter(session_id=session_uuid(session_id), seq__gt=after_seq, seq__lt=before_seq).order_by(
+            "-seq"
+        )[:limit]
+    )
 
 
 def messages_latest(*, session_id: UUID | str, limit: int) -> list[Message]:

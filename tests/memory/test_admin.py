@@ -53,17 +53,18 @@ def filled(talked_session: AgentSession) -> AgentSession:
 @pytest.mark.parametrize(
     ("url", "queries"),
     [
-        # session, user, capped COUNT, page SELECT (joined to the source session).
-        ("/admin/memory/longtermmemory/", 4),
-        ("/admin/memory/longtermmemory/?kind__exact=fact&pinned=yes", 4),
-        # session, user, the full-text filtered capped COUNT and page SELECT.
-        ("/admin/memory/longtermmemory/?q=tea+number", 4),
-        # session, user, capped COUNT, page SELECT (joined to the session), and the date hierarchy's
-        # MIN/MAX day and DISTINCT dates (episodes are one row per day and session: a small table).
-        ("/admin/memory/dailyepisode/", 6),
-        ("/admin/memory/dailyepisode/?scope=whole_day&source__exact=manual", 6),
-        # session, user, capped COUNT, page SELECT (joined to content, session and message).
-        ("/admin/memory/attachmentsummary/", 4),
+        # session, user, the 20 recent sessions for the session filter, capped COUNT, page SELECT
+        # (joined to the source session).
+        ("/admin/memory/longtermmemory/", 5),
+        ("/admin/memory/longtermmemory/?kind__exact=fact&pinned=yes", 5),
+        # session, user, recent sessions, the full-text filtered capped COUNT and page SELECT.
+        ("/admin/memory/longtermmemory/?q=tea+number", 5),
+        # session, user, recent sessions, capped COUNT, page SELECT (joined to the session), and the
+        # date hierarchy's MIN/MAX day and DISTINCT dates (one row per day and session: a small table).
+        ("/admin/memory/dailyepisode/", 7),
+        ("/admin/memory/dailyepisode/?scope=whole_day&source__exact=manual", 7),
+        # session, user, recent sessions, capped COUNT, page SELECT (joined to content, session, message).
+        ("/admin/memory/attachmentsummary/", 5),
         ("/admin/memory/attachmentcontent/", 4),
     ],
 )
@@ -77,6 +78,21 @@ def test_changelists_cost_a_constant_number_of_queries(
     with django_assert_num_queries(queries):
         response = admin_client.get(url)
     assert response.status_code == 200
+
+
+def test_each_tier_narrows_by_session(admin_client: Client, filled: AgentSession) -> None:
+    session = str(filled.pk)
+    episodes = admin_client.get("/admin/memory/dailyepisode/", {"session": session})
+    assert episodes.context["cl"].result_count == 10
+    assert (session, str(filled)) in [choice[:2] for choice in episodes.context["cl"].filter_specs[2].lookup_choices]
+    assert admin_client.get("/admin/memory/attachmentsummary/", {"session": session}).context["cl"].result_count == 4
+    memory_write(
+        kind="fact", content="from the talk", source_session_id=filled.pk, source_first_seq=1, source_last_seq=1
+    )
+    memories = admin_client.get("/admin/memory/longtermmemory/", {"session": session})
+    assert [row.content for row in memories.context["cl"].result_list] == ["from the talk"]
+    # A malformed id selects nothing instead of failing.
+    assert admin_client.get("/admin/memory/dailyepisode/", {"session": "nope"}).context["cl"].result_count == 0
 
 
 def test_memory_search_uses_every_word(admin_client: Client, filled: AgentSession) -> None:
