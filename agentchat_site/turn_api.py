@@ -18,6 +18,7 @@ from core.api.conversation_serializers import (
     RunSerializer,
     StrictInputSerializer,
 )
+from core.contracts import FINISH_REASONS
 from telemetry.api.serializers import UsageEventSerializer
 
 
@@ -33,6 +34,12 @@ class TurnResultSerializer(serializers.Serializer[TurnResult]):
     usage = UsageEventSerializer(allow_null=True, help_text="The usage recorded for the turn, if any.")
     checkpoint = CheckpointSerializer(
         allow_null=True, help_text="The run_end checkpoint, when the turn crossed the compaction threshold."
+    )
+    finish_reason = serializers.ChoiceField(
+        choices=FINISH_REASONS,
+        allow_null=True,
+        help_text="Why the model stopped: `length` means the reply was cut short at the route's max_output_tokens; "
+        "null when the provider did not say (or the run failed).",
     )
 
 

@@ -31,7 +31,7 @@ from core.contracts import ToolCallPart, ToolResultPart
 from core.errors import ConflictError, DomainError, InvalidInputError
 from core.models import Checkpoint, CheckpointReason, Message, MessageRole, Run, RunStatus
 from core.runtime.adapters import AdapterError, PromptMessage, adapter_for
-from core.runtime.events import ErrorEvent, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
+from core.runtime.events import ErrorEvent, Finish, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
 from core.selectors.conversation import context_fullness_percent, session_get, session_needs_compaction
 from core.services.conversation import (
     checkpoint_create,
@@ -60,6 +60,8 @@ class TurnResult:
     text: str
     usage: UsageEvent | None
     checkpoint: Checkpoint | None
+    # Why the model stopped (`length`: the reply was cut short at max_output_tokens); None if not said.
+    finish_reason: str | None = None
 
 
 def _prompt(bundle: ContextBundle) -> list[PromptMessage]:
@@ -100,6 +102,7 @@ class _Stream:
         self.calls: list[ToolCall] = []
         self.results: list[ToolResult] = []
         self.usage: Usage | None = None
+        self.finish: Finish | None = None
         self.error: ErrorEvent | None = None
 
     def feed(self, event: RuntimeEvent) -> None:
@@ -112,6 +115,8 @@ class _Stream:
             self.results.append(event)
         elif isinstance(event, Usage):
             self.usage = event
+        elif isinstance(event, Finish):
+            self.finish = event
         else:
             self.error = event
         if self.on_event is not None:
@@ -231,7 +236,14 @@ def _complete(run: Run, user_message: Message, stream: _Stream, *, latency_ms: i
         usage = _usage_record(run, stream, latency_ms=latency_ms)
         finished = run_finish(run_id=run.pk, status=RunStatus.COMPLETED)
         checkpoint = _checkpoint_if_crossed(session_id, run, was_over=was_over, last=appended[-1])
-    return TurnResult(run=finished, messages=tuple(appended), text=text, usage=usage, checkpoint=checkpoint)
+    return TurnResult(
+        run=finished,
+        messages=tuple(appended),
+        text=text,
+        usage=usage,
+        checkpoint=checkpoint,
+        finish_reason=stream.finish.reason if stream.finish is not None else None,
+    )
 
 
 def _usage_record(run: Run, stream: _Stream, *, latency_ms: int) -> UsageEvent | None:

@@ -117,6 +117,8 @@ def estimate_tokens(text: str, parts: list[MessagePart] | None = None) -> int:
 
 MAX_EVENT_TEXT_CHARS = 200_000
 FINISH_STATUSES = ("completed", "failed", "cancelled", "interrupted")
+# Why a model stopped (the `finish` event; same values as core.runtime.events.FINISH_REASONS).
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 
 
 class RunStartedPayload(TypedDict):
@@ -176,6 +178,7 @@ _EVENT_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         {"input_tokens": "count", "output_tokens": "count"},
         {"cached_input_tokens": "count", "reasoning_tokens": "count"},
     ),
+    "finish": ({"reason": "reason"}, {}),
     "error": ({"message": "text"}, {"code": "text"}),
     "run_finished": ({"status": "status"}, {}),
 }
@@ -186,6 +189,7 @@ _KIND_WORDS = {
     "boolean": "a boolean",
     "count": "an integer of 0 or more",
     "status": f"one of {', '.join(FINISH_STATUSES)}",
+    "reason": f"one of {', '.join(FINISH_REASONS)}",
 }
 
 
@@ -200,6 +204,8 @@ def _kind_ok(kind: str, value: object) -> bool:
         return isinstance(value, bool)
     if kind == "count":
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind == "reason":
+        return value in FINISH_REASONS
     return value in FINISH_STATUSES  # "status"
 
 

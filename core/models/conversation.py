@@ -51,6 +51,7 @@ class TraceEventType(models.TextChoices):
     TOOL_CALL = "tool_call", "Tool call"
     TOOL_RESULT = "tool_result", "Tool result"
     USAGE = "usage", "Usage"
+    FINISH = "finish", "Finish"
     ERROR = "error", "Error"
     RUN_FINISHED = "run_finished", "Run finished"
 

@@ -66,6 +66,22 @@ class Usage:
         }
 
 
+# The values of core.contracts.FINISH_REASONS, which the trace contract checks (a test keeps them equal).
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Why the model stopped: `stop` (done), `length` (hit max_output_tokens: the reply is cut short),
+    `tool_calls` (it waits for tool results), `content_filter` (the provider withheld the rest)."""
+
+    reason: FinishReason
+    type: Literal["finish"] = "finish"
+
+    def payload(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
 @dataclass(frozen=True)
 class ErrorEvent:
     """The provider failed this turn; the run ends `failed` with `message`."""
@@ -78,4 +94,4 @@ class ErrorEvent:
         return {"message": self.message, "code": self.code}
 
 
-RuntimeEvent = TextDelta | ToolCall | ToolResult | Usage | ErrorEvent
+RuntimeEvent = TextDelta | ToolCall | ToolResult | Usage | Finish | ErrorEvent

@@ -9,7 +9,8 @@ Options (the provider's `options` table in the config file), all optional:
 - `script` (list of turns): turn N answers the prompt's N-th user message (1-based); each turn is a
   list of steps `{"type": "text", "text"}`, `{"type": "tool_call", "name", "arguments"}`,
   `{"type": "tool_result", "content", "is_error"}`, `{"type": "error", "message"}`,
-  `{"type": "usage", …token fields…}`. A prompt with more user messages than turns gets an error.
+  `{"type": "usage", …token fields…}`, `{"type": "finish", "reason"}` (`stop` by default; `length`
+  replays a reply cut short at max_output_tokens). A prompt with more user messages than turns gets an error.
   A `usage` step before an `error` step is streamed before the error (usage reported, then a failure).
 
 Without a script, the rule set answers the latest user message:
@@ -26,11 +27,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.contracts import estimate_tokens
+from core.contracts import FINISH_REASONS, estimate_tokens
 from core.errors import InvalidInputError
 from core.models import ProviderKind
 from core.runtime.adapters import PromptMessage, ProviderAdapter
-from core.runtime.events import ErrorEvent, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
+from core.runtime.events import (
+    ErrorEvent,
+    Finish,
+    FinishReason,
+    RuntimeEvent,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 
 TOOL_COMMAND = re.compile(r"^/tool\s+([A-Za-z0-9_.-]+)\s*(.*)$", re.DOTALL)
 ERROR_COMMAND = re.compile(r"^/error\b\s*(.*)$", re.DOTALL)
@@ -40,9 +50,16 @@ STEP_FIELDS: dict[str, dict[str, type]] = {
     "tool_call": {"name": str, "arguments": dict},
     "tool_result": {"content": str, "is_error": bool},
     "error": {"message": str},
+    "finish": {"reason": str},
     "usage": dict.fromkeys(USAGE_FIELDS, int),
 }
-REQUIRED_STEP_FIELDS = {"text": ("text",), "tool_call": ("name",), "tool_result": ("content",), "error": ("message",)}
+REQUIRED_STEP_FIELDS = {
+    "text": ("text",),
+    "tool_call": ("name",),
+    "tool_result": ("content",),
+    "error": ("message",),
+    "finish": ("reason",),
+}
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,8 @@ def _check_turn(turn: object, path: str, problems: dict[str, list[str]]) -> tupl
         for key, expected in allowed.items():
             if key in step and not isinstance(step[key], expected):
                 problems[f"{step_path}.{key}"] = [f"must be a {expected.__name__}"]
+        if kind == "finish" and isinstance(step.get("reason"), str) and step["reason"] not in FINISH_REASONS:
+            problems[f"{step_path}.reason"] = [f"must be one of {', '.join(FINISH_REASONS)}"]
     return tuple(turn)
 
 
@@ -155,6 +174,7 @@ class ReplayAdapter(ProviderAdapter):
             return
         reply: list[str] = []
         usage_step: dict[str, Any] | None = None
+        reason: FinishReason = "stop"
         calls = 0
         last_call_id = ""
         for step in script[turn_number - 1]:
@@ -172,6 +192,8 @@ class ReplayAdapter(ProviderAdapter):
                     content=step["content"],
                     is_error=bool(step.get("is_error", False)),
                 )
+            elif kind == "finish":
+                reason = step["reason"]
             elif kind == "error":
                 if usage_step is not None:
                     # A provider that reported usage and then failed: the usage comes first.
@@ -180,6 +202,7 @@ class ReplayAdapter(ProviderAdapter):
                 return
             else:
                 usage_step = step
+        yield Finish(reason=reason)
         yield self._usage(messages, "".join(reply), override=usage_step)
 
     def _rules(self, messages: Sequence[PromptMessage], *, latest: str, turn_number: int) -> Iterator[RuntimeEvent]:
@@ -198,6 +221,7 @@ class ReplayAdapter(ProviderAdapter):
         else:
             reply = f"{self.options.prefix}{text}"
         yield from self._chunks(reply)
+        yield Finish(reason="stop")
         yield self._usage(messages, reply, override=None)
 
     def _chunks(self, text: str) -> Iterator[TextDelta]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from core.contracts import FINISH_REASONS
 from core.errors import InvalidInputError
 from core.models import ModelRoute, Provider, ProviderKind
 from core.runtime.adapters import (
@@ -15,7 +16,7 @@ from core.runtime.adapters import (
     PromptMessage,
     adapter_for,
 )
-from core.runtime.events import ErrorEvent, TextDelta, ToolCall, ToolResult, Usage
+from core.runtime.events import ErrorEvent, Finish, FinishReason, TextDelta, ToolCall, ToolResult, Usage
 from core.runtime.replay import ReplayAdapter, replay_options_parse
 
 pytestmark = pytest.mark.django_db
@@ -106,7 +107,7 @@ def test_replay_echoes_in_chunks_with_usage() -> None:
     events = list(adapter.stream(prompt("hello world")))
     deltas = [event.text for event in events if isinstance(event, TextDelta)]
     assert deltas == ["repla", "y: he", "llo w", "orld"]
-    assert events[-1] == Usage(input_tokens=3, output_tokens=5)  # 11 and 19 characters
+    assert events[-2:] == [Finish(reason="stop"), Usage(input_tokens=3, output_tokens=5)]  # 11 and 19 characters
     assert list(adapter.stream(prompt("hello world"))) == events  # deterministic
 
 
@@ -130,7 +131,11 @@ def test_replay_script_turns_and_usage_override() -> None:
     ]
     adapter = adapter_for(make_route(ProviderKind.REPLAY, options={"script": script, "usage": {"reasoning_tokens": 1}}))
     first = list(adapter.stream(prompt("a")))
-    assert first == [TextDelta(text="first"), Usage(input_tokens=10, output_tokens=2, reasoning_tokens=1)]
+    assert first == [
+        TextDelta(text="first"),
+        Finish(reason="stop"),
+        Usage(input_tokens=10, output_tokens=2, reasoning_tokens=1),
+    ]
     second = list(adapter.stream(prompt("a", "b")))
     assert second[:3] == [
         ToolCall(id="call_2_1", name="calc", arguments={"x": 1}),
@@ -139,6 +144,16 @@ def test_replay_script_turns_and_usage_override() -> None:
     ]
     third = list(adapter.stream(prompt("a", "b", "c")))
     assert third == [ErrorEvent(message="the replay script has 2 turns; turn 3 was asked for", code="script_exhausted")]
+
+
+def test_a_scripted_finish_reason_reaches_the_stream_and_the_contract_agrees() -> None:
+    script = [[{"type": "text", "text": "cut"}, {"type": "finish", "reason": "length"}]]
+    adapter = adapter_for(make_route(ProviderKind.REPLAY, options={"script": script}))
+    events = list(adapter.stream(prompt("a")))
+    assert events[:2] == [TextDelta(text="cut"), Finish(reason="length")]
+    assert isinstance(events[2], Usage)
+    # The typed events and the trace contract list the same reasons.
+    assert get_args(FinishReason) == FINISH_REASONS
 
 
 @pytest.mark.parametrize(
@@ -150,6 +165,10 @@ def test_replay_script_turns_and_usage_override() -> None:
         ({"script": []}, "options.script: must be a non-empty list of turns (each a list of steps)"),
         ({"script": [[{"type": "dance"}]]}, "options.script[0][0].type: must be one of text, tool_call"),
         ({"script": [[{"type": "text"}]]}, "options.script[0][0].text: required"),
+        (
+            {"script": [[{"type": "finish", "reason": "tired"}]]},
+            "options.script[0][0].reason: must be one of stop, length, tool_calls, content_filter",
+        ),
     ],
 )
 def test_replay_options_rejected(options: dict[str, Any], message: str) -> None:

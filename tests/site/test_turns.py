@@ -44,11 +44,12 @@ def test_turn_writes_every_store(chat_session: AgentSession) -> None:
     assert result.text == "replay: hello there"
     messages = list(Message.objects.filter(session=chat_session).order_by("seq").values_list("seq", "role", "content"))
     assert messages == [(1, "user", "hello there"), (2, "assistant", "replay: hello there")]
-    # Trace: started, the deltas, usage, then exactly one terminal event, in index order.
+    # Trace: started, the deltas, why the model stopped, usage, then exactly one terminal event, in index order.
     types = trace_types(result.run)
     assert types[0] == "run_started"
-    assert types[-2:] == ["usage", "run_finished"]
-    assert set(types[1:-2]) == {"text_delta"}
+    assert types[-3:] == ["finish", "usage", "run_finished"]
+    assert set(types[1:-3]) == {"text_delta"}
+    assert result.finish_reason == "stop"
     assert types.count("run_finished") == 1
     assert list(TraceEvent.objects.filter(run=result.run).values_list("index", flat=True).order_by("index")) == list(
         range(1, len(types) + 1)
@@ -89,6 +90,21 @@ def test_adapter_error_fails_run_without_assistant_message(chat_session: AgentSe
     assert not UsageEvent.objects.exists()
 
 
+def test_a_reply_cut_short_says_so_in_the_trace_the_result_and_the_api(
+    replay_route: ModelRoute, api: APIClient
+) -> None:
+    script = [[{"type": "text", "text": "the first half of"}, {"type": "finish", "reason": "length"}]] * 2
+    Provider.objects.filter(pk=replay_route.provider_id).update(options={"script": script})
+    session = session_create(route_alias=replay_route.alias)
+    result = turn_run(session_id=session.pk, user_text="go")
+    assert (result.run.status, result.finish_reason) == (RunStatus.COMPLETED, "length")
+    finish = TraceEvent.objects.get(run=result.run, type="finish")
+    assert finish.payload == {"reason": "length"}
+    assert result.messages[-1].content == "the first half of"
+    body = api.post(f"/api/sessions/{session.pk}/turns/", {"text": "again"}, format="json").json()
+    assert body["finish_reason"] == "length"
+
+
 def test_usage_reported_before_a_provider_error_is_still_recorded(replay_route: ModelRoute) -> None:
     script = [
         [
@@ -103,6 +119,7 @@ def test_usage_reported_before_a_provider_error_is_still_recorded(replay_route: 
     run = Run.objects.get(pk=result.run.pk)
     assert (run.status, run.error) == (RunStatus.FAILED, "connection reset")
     assert trace_types(run)[-3:] == ["usage", "error", "run_finished"]
+    assert result.finish_reason is None
     # No half-written reply, but the spent tokens are counted once, in the event and the rollups.
     assert list(Message.objects.filter(session=session).values_list("role", flat=True)) == ["user"]
     assert result.usage is not None

@@ -57,6 +57,10 @@ class Command(BaseCommand):
         if run.status != RunStatus.COMPLETED:
             raise CommandError(f"run {run.pk} {run.status}: {run.error or run.cancel_reason}")
         self.stdout.write(f"run {run.pk} completed; {len(result.messages)} messages appended")
+        if result.finish_reason == "length":
+            self.stdout.write("note: the reply was cut short at the route's max_output_tokens")
+        elif result.finish_reason == "content_filter":
+            self.stdout.write("note: the provider withheld the rest of the reply (content filter)")
         usage = result.usage
         if usage is None:
             self.stdout.write("usage: not reported by the provider")
