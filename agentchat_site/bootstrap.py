@@ -1031,7 +1031,7 @@ def bootstrap_read() -> Bootstrap:
     if pending:
         # The stores' tables may not exist yet: report the schema and nothing else.
         file = config_file_info(ConfigDocument())
-        zero_usage = usage_day_placeholder()
+        zero_usage = telemetry_zeros_today()
         facts = Facts(
             pending_migrations=pending,
             config=ConfigSection(file=file, default_route=None),
@@ -1061,7 +1061,7 @@ def bootstrap_read() -> Bootstrap:
     )
 
 
-def usage_day_placeholder() -> TelemetrySection:
+def telemetry_zeros_today() -> TelemetrySection:
     """Zeros for today (in the configured timezone), without touching the rollup tables."""
     from zoneinfo import ZoneInfo
 
