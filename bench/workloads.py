@@ -43,8 +43,8 @@ class Sizes:
     """Data sizes and repetition counts; `QUICK` is for development and the tests."""
 
     reps: int = 7
-    append_ops: int = 200
-    append_ops_full: int = 100  # at FULL every commit waits for an fsync
+    append_ops: int = 500
+    append_ops_full: int = 300  # at FULL every commit waits for an fsync
     checkpoint_small: int = 100
     checkpoint_large: int = 10_000
     checkpoint_ops: int = 20

@@ -49,8 +49,9 @@ class DailyEpisode(models.Model):
 
     day = models.DateField()
     timezone = models.CharField(max_length=64, help_text="IANA name of the timezone the day was cut in")
+    # No index of its own: `episode_session_day_idx` (session, day) leads with it.
     session = models.ForeignKey(
-        AgentSession, on_delete=models.CASCADE, null=True, blank=True, related_name="daily_episodes"
+        AgentSession, on_delete=models.CASCADE, null=True, blank=True, related_name="daily_episodes", db_index=False
     )
     summary = models.TextField()
     first_seq = models.PositiveIntegerField(null=True, blank=True)
@@ -164,8 +165,10 @@ class AttachmentContent(models.Model):
 class AttachmentSummary(models.Model):
     """A message's reference to an attachment or source; the summary itself lives on its content."""
 
-    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="attachments")
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    # Neither has an index of its own: `attachment_session_idx` (session, -created) and the
+    # (message, content) unique index lead with them.
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="attachments", db_index=False)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments", db_index=False)
     content = models.ForeignKey(AttachmentContent, on_delete=models.PROTECT, related_name="references")
     kind = models.CharField(max_length=8, choices=AttachmentKind.choices)
     display_name = models.CharField(max_length=255)

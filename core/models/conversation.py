@@ -73,10 +73,10 @@ class AgentSession(models.Model):
         ordering = ["-updated", "-id"]
         verbose_name = "session"
         indexes = [
-            # The session list and the bootstrap's "most recent" read newest-first.
+            # The session list and the bootstrap's "most recent" read newest-first. It is the only
+            # index on `updated`, which every append writes: the admin's status filter walks it too
+            # rather than have every message update a (status, -updated) index as well.
             models.Index(fields=["-updated", "-id"], name="session_recent_idx"),
-            # The admin's session list filtered by status (its default order is -updated, -id).
-            models.Index(fields=["status", "-updated", "-id"], name="session_status_recent_idx"),
             # The API's session list filtered by status pages newest-created first.
             models.Index(fields=["status", "-created", "-id"], name="session_status_created_idx"),
             # The API's session list pages newest-created first with a stable cursor.
@@ -94,7 +94,8 @@ class AgentSession(models.Model):
 class Message(models.Model):
     """One entry of a session's log; `seq` runs 1, 2, 3… per session with no gap."""
 
-    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: the (session, seq) unique index leads with it and serves every lookup.
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="messages", db_index=False)
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=MessageRole.choices)
     content = models.TextField(blank=True, default="")
@@ -127,7 +128,8 @@ class Message(models.Model):
 class Checkpoint(models.Model):
     """Resumable state covering the log up to `through_seq`; restore reads only what follows."""
 
-    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="checkpoints")
+    # No index of its own: `checkpoint_latest_idx` (session, -id) leads with it.
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="checkpoints", db_index=False)
     parent = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children")
     through_seq = models.PositiveIntegerField()
     summary = models.TextField(blank=True, default="")
@@ -154,7 +156,8 @@ class Run(models.Model):
     """One model turn; it ends in exactly one terminal state."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="runs")
+    # No index of its own: `run_session_created_idx` (session, -created) leads with it.
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="runs", db_index=False)
     route = models.ForeignKey(ModelRoute, on_delete=models.PROTECT, null=True, blank=True, related_name="runs")
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     error = models.TextField(blank=True, default="")
@@ -203,7 +206,8 @@ class Run(models.Model):
 class TraceEvent(models.Model):
     """One streamed event of a run, in order; `payload` follows the contract of its `type`."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: the (run, index) unique index leads with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
     index = models.PositiveIntegerField()
     type = models.CharField(max_length=16, choices=TraceEventType.choices)
     payload = models.JSONField(default=dict, blank=True)

@@ -23,6 +23,7 @@ Once a run is terminal every further event, finish or cancel is refused (Conflic
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,6 @@ from uuid import UUID
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -69,6 +69,7 @@ from core.selectors.conversation import (
     session_get,
     session_uuid,
 )
+from core.services.sqlite_write import SqliteWrite, Statements, qmark, sqlite_write_possible
 
 MAX_TITLE_CHARS = 200
 MAX_CLIENT_ID_CHARS = 128
@@ -289,12 +290,35 @@ def message_append(
     now = timezone.now()
 
     db, plan = per_connection("message_append", _AppendPlan)
+    write = _AppendWrite(session_id, pk, role, content, checked_parts, tokens, estimated, client_id, now)
+    if plan.direct is not None and sqlite_write_possible(db):
+        with SqliteWrite(db) as cursor:
+            return write.run(db, plan.direct, cursor)
     with transaction.atomic(), db.cursor() as cursor:
-        session_param = plan.session_pk.get_db_prep_value(pk, db)
+        return write.run(db, plan.sql, cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class _AppendWrite:
+    """What `message_append` writes, once validated; `run` writes it inside the caller's transaction."""
+
+    session_id: UUID | str
+    pk: UUID
+    role: str
+    content: str
+    parts: list[MessagePart]
+    tokens: int
+    estimated: bool
+    client_id: str | None
+    now: datetime
+
+    def run(self, db: BaseDatabaseWrapper, sql: _AppendSql, cursor: Statements) -> AppendResult:
+        session_param = sql.session_pk.get_db_prep_value(self.pk, db)
+        client_id = self.client_id
         if client_id is not None:
-            existing = _append_retry(cursor, plan, session_id, session_param, client_id)
+            existing = _append_retry(cursor, sql, self.session_id, session_param, client_id)
             if existing is not None:
-                if (existing.role, existing.content, existing.parts) != (role, content, checked_parts):
+                if (existing.role, existing.content, existing.parts) != (self.role, self.content, self.parts):
                     raise ConflictError.for_field(
                         "client_id",
                         f"{client_id!r} already names message #{existing.seq} with a different role, content or "
@@ -303,28 +327,37 @@ def message_append(
                 return AppendResult(message=existing, created=False)
         # The conversions `Model.save()` ends in (the backend's adapters for the UUID, the datetime and
         # the JSON); the other values are validated str/int/bool/None, which the ORM passes as they are.
-        now_param = db.ops.adapt_datetimefield_value(now)
-        seq = _seq_next(cursor, plan, session_id, [tokens, now_param, session_param, plan.active])
-        parts_param = db.ops.adapt_json_value(checked_parts, plan.parts_encoder)
-        params = [session_param, seq, role, content, parts_param, tokens, estimated, client_id, now_param]
-        cursor.execute(plan.insert_sql, params)
-        message_id = _returned(cursor)
-    values = {
-        "id": message_id,
-        "session_id": pk,
-        "seq": seq,
-        "role": role,
-        "content": content,
-        "parts": checked_parts,
-        "token_count": tokens,
-        "token_count_estimated": estimated,
-        "client_id": client_id,
-        "created": now,
-    }
-    return AppendResult(message=instance_loaded(Message, db.alias, values), created=True)
+        now_param = db.ops.adapt_datetimefield_value(self.now)
+        seq = _seq_next(cursor, sql, self.session_id, [self.tokens, now_param, session_param, sql.active])
+        parts_param = db.ops.adapt_json_value(self.parts, sql.parts_encoder)
+        params = [
+            session_param,
+            seq,
+            self.role,
+            self.content,
+            parts_param,
+            self.tokens,
+            self.estimated,
+            client_id,
+            now_param,
+        ]
+        cursor.execute(sql.insert_sql, params)
+        values = {
+            "id": _returned(cursor),
+            "session_id": self.pk,
+            "seq": seq,
+            "role": self.role,
+            "content": self.content,
+            "parts": self.parts,
+            "token_count": self.tokens,
+            "token_count_estimated": self.estimated,
+            "client_id": client_id,
+            "created": self.now,
+        }
+        return AppendResult(message=instance_loaded(Message, db.alias, values), created=True)
 
 
-class _AppendPlan:
+class _AppendSql:
     """The statements of `message_append` for one connection (fixed SQL: see `ModelColumns`).
 
     `advance_sql` allocates the seq and bumps the counters in ONE statement. On PostgreSQL it also
@@ -364,6 +397,23 @@ class _AppendPlan:
             f" VALUES ({', '.join(['%s'] * len(columns))}) RETURNING {q('id')}"
         )
 
+    def in_qmark_style(self) -> _AppendSql:
+        """These statements with sqlite3's own `?` placeholders, for `SqliteWrite`."""
+        direct = copy.copy(self)
+        direct.advance_sql = qmark(self.advance_sql)
+        direct.lock_sql = qmark(self.lock_sql)
+        direct.retry_sql = qmark(self.retry_sql)
+        direct.insert_sql = qmark(self.insert_sql)
+        return direct
+
+
+class _AppendPlan:
+    """`message_append`'s statements for Django's cursors and, on SQLite, for `SqliteWrite`."""
+
+    def __init__(self, db: BaseDatabaseWrapper) -> None:
+        self.sql = _AppendSql(db)
+        self.direct = self.sql.in_qmark_style() if db.vendor == "sqlite" else None
+
 
 _INSERT_FIELDS = (
     "session",
@@ -378,7 +428,7 @@ _INSERT_FIELDS = (
 )
 
 
-def _returned(cursor: CursorWrapper) -> int:
+def _returned(cursor: Statements) -> int:
     """The single value a `RETURNING` statement gave back."""
     row = cursor.fetchone()
     if row is None:
@@ -387,7 +437,7 @@ def _returned(cursor: CursorWrapper) -> int:
 
 
 def _append_retry(
-    cursor: CursorWrapper, plan: _AppendPlan, session_id: UUID | str, session_param: Any, client_id: str
+    cursor: Statements, plan: _AppendSql, session_id: UUID | str, session_param: Any, client_id: str
 ) -> Message | None:
     """The message already stored under `client_id` (read under the session's lock), or None."""
     cursor.execute(plan.lock_sql, [session_param])
@@ -398,7 +448,7 @@ def _append_retry(
     return plan.message.build(row) if row is not None else None
 
 
-def _seq_next(cursor: CursorWrapper, plan: _AppendPlan, session_id: UUID | str, params: list[Any]) -> int:
+def _seq_next(cursor: Statements, plan: _AppendSql, session_id: UUID | str, params: list[Any]) -> int:
     """Allocate the session's next seq and bump its counters; 404/409 when it is unknown/archived."""
     cursor.execute(plan.advance_sql, params)
     row = cursor.fetchone()

@@ -1,0 +1,48 @@
+"""Migration operations shared by the apps' migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import ProjectState
+
+
+class DropCoveredForeignKeyIndex(migrations.AlterField):
+    """Set `db_index=False` on a foreign key whose column leads another index, dropping its index in place.
+
+    `AlterField` would rebuild the whole table on SQLite for this (a copy of every message on a long
+    log); dropping the one index is all the change needs. Backwards re-creates the index under its
+    original name.
+    """
+
+    def __init__(self, model_name: str, name: str, field: models.Field[Any, Any], index_name: str) -> None:
+        self.index_name = index_name
+        super().__init__(model_name, name, field)
+
+    def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
+        name, args, kwargs = super().deconstruct()
+        kwargs["index_name"] = self.index_name
+        return name, args, kwargs
+
+    def _index(self) -> models.Index:
+        return models.Index(fields=[self.name], name=self.index_name)
+
+    def database_forwards(
+        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            schema_editor.remove_index(model, self._index())
+
+    def database_backwards(
+        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            schema_editor.add_index(model, self._index())
+
+    def describe(self) -> str:
+        return f"Drop the index {self.index_name} of {self.model_name}.{self.name}, which another index covers"

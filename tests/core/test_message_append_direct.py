@@ -1,0 +1,164 @@
+"""`message_append` outside any transaction: the path every real caller takes.
+
+On SQLite it runs on the sqlite3 connection itself (`core.services.sqlite_write.SqliteWrite`);
+on PostgreSQL, and inside an atomic block anywhere, through `transaction.atomic()`. These tests
+run without the test's own transaction, so they exercise that path: the same rows, the same
+errors, a rollback of everything on any failure, and statements Django's query log still counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from core.errors import ConflictError, NotFoundError
+from core.models import AgentSession, Message
+from core.services.conversation import message_append, session_archive
+from core.services.sqlite_write import qmark, sqlite_write_possible
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+UNKNOWN = "00000000-0000-0000-0000-000000000000"
+
+
+def _first_words(captured: CaptureQueriesContext) -> list[str]:
+    return [
+        " ".join(query["sql"].split()[:2]) if query["sql"].startswith("BEGIN") else query["sql"].split()[0]
+        for query in captured.captured_queries
+    ]
+
+
+def _begin() -> str:
+    """How a transaction of its own starts in the query log on this database."""
+    return "BEGIN IMMEDIATE" if connection.vendor == "sqlite" else "BEGIN"
+
+
+def _counters(session: AgentSession) -> tuple[int, int, int]:
+    stored = AgentSession.objects.get(pk=session.pk)
+    return stored.last_seq, stored.message_count, stored.tokens_since_checkpoint
+
+
+def test_outside_a_transaction_the_append_is_one_transaction_of_its_own(chat_session: AgentSession) -> None:
+    assert connection.get_autocommit()
+    assert not connection.in_atomic_block
+    assert sqlite_write_possible(connection) == (connection.vendor == "sqlite")
+    message_append(session_id=chat_session.id, role="user", content="warm up")
+    # 1: BEGIN (IMMEDIATE on SQLite: the write lock from the start), 2: UPDATE the counters
+    # RETURNING the seq, 3: INSERT the message RETURNING its id, 4: COMMIT.
+    with CaptureQueriesContext(connection) as captured:
+        result = message_append(session_id=chat_session.id, role="user", content="counted", token_count=7)
+    assert _first_words(captured) == [_begin(), "UPDATE", "INSERT", "COMMIT"]
+    assert not connection.in_atomic_block
+    assert result.message.seq == 2
+    stored = Message.objects.get(pk=result.message.pk)
+    fields = [field.attname for field in Message._meta.concrete_fields]
+    assert {name: getattr(result.message, name) for name in fields} == {name: getattr(stored, name) for name in fields}
+    assert result.message._state.adding is False
+    assert _counters(chat_session)[:2] == (2, 2)
+
+
+def test_a_retry_reads_under_the_lock_and_writes_nothing(chat_session: AgentSession) -> None:
+    first = message_append(session_id=chat_session.id, role="user", content="once", client_id="c-1")
+    with CaptureQueriesContext(connection) as captured:
+        retry = message_append(session_id=chat_session.id, role="user", content="once", client_id="c-1")
+    # BEGIN, the session row (FOR UPDATE on PostgreSQL), the message with this client_id, COMMIT.
+    assert _first_words(captured) == [_begin(), "SELECT", "SELECT", "COMMIT"]
+    assert (retry.created, retry.message.pk, retry.message.seq) == (False, first.message.pk, 1)
+    with pytest.raises(ConflictError, match=r"^client_id: 'c-1' already names message #1 with a different"):
+        message_append(session_id=chat_session.id, role="user", content="changed", client_id="c-1")
+    assert _counters(chat_session)[:2] == (1, 1)
+    assert not connection.in_atomic_block
+
+
+def test_unknown_and_archived_sessions_are_refused_and_leave_no_transaction_open(chat_session: AgentSession) -> None:
+    with pytest.raises(NotFoundError, match=rf"^session: no session {UNKNOWN}$"):
+        message_append(session_id=UNKNOWN, role="user", content="x")
+    session_archive(session_id=chat_session.id)
+    with pytest.raises(ConflictError, match=r"^session: is archived; unarchive it or start a new session$"):
+        message_append(session_id=chat_session.id, role="user", content="x")
+    assert Message.objects.count() == 0
+    assert _counters(chat_session) == (0, 0, 0)
+    if connection.vendor == "sqlite":
+        assert not connection.connection.in_transaction
+    # The connection is still good for the next write.
+    AgentSession.objects.filter(pk=chat_session.pk).update(status="active")
+    assert message_append(session_id=chat_session.id, role="user", content="after").message.seq == 1
+
+
+def test_a_database_error_after_the_counters_moved_rolls_them_back(chat_session: AgentSession) -> None:
+    message_append(session_id=chat_session.id, role="user", content="one", token_count=5)
+    # A row squatting on seq 2 (written around the service): the INSERT of seq 2 hits the unique constraint.
+    squatter = Message.objects.get(seq=1)
+    Message.objects.bulk_create([Message(session=chat_session, seq=2, role="user", content="squat", token_count=1)])
+    with pytest.raises(IntegrityError):
+        message_append(session_id=chat_session.id, role="user", content="two", token_count=9)
+    assert _counters(chat_session) == (1, 1, 5)
+    assert list(Message.objects.order_by("seq").values_list("seq", "content")) == [(1, squatter.content), (2, "squat")]
+    if connection.vendor == "sqlite":
+        assert not connection.connection.in_transaction
+
+
+def test_any_exception_between_the_statements_rolls_everything_back(
+    chat_session: AgentSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message_append(session_id=chat_session.id, role="user", content="one", token_count=5)
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("stopped between the UPDATE and the INSERT")
+
+    # The JSON of the parts is adapted after the seq is allocated and before the INSERT.
+    monkeypatch.setattr(connection.ops, "adapt_json_value", fail)
+    with pytest.raises(RuntimeError, match="between the UPDATE and the INSERT"):
+        message_append(session_id=chat_session.id, role="user", content="two", token_count=9)
+    monkeypatch.undo()
+    assert _counters(chat_session) == (1, 1, 5)
+    assert Message.objects.count() == 1
+    assert message_append(session_id=chat_session.id, role="user", content="two").message.seq == 2
+
+
+def test_inside_an_atomic_block_the_append_joins_it(chat_session: AgentSession) -> None:
+    def give_up() -> None:
+        with transaction.atomic():
+            assert not sqlite_write_possible(connection)
+            message_append(session_id=chat_session.id, role="user", content="kept?")
+            raise RuntimeError("caller gave up")
+
+    with CaptureQueriesContext(connection) as captured, pytest.raises(RuntimeError, match="caller gave up"):
+        give_up()
+    words = _first_words(captured)
+    assert words[:2] == [_begin(), "SAVEPOINT"]
+    assert words[-1] == "ROLLBACK"
+    assert Message.objects.count() == 0
+    assert _counters(chat_session) == (0, 0, 0)
+
+
+def test_an_installed_execute_wrapper_sees_every_statement(chat_session: AgentSession) -> None:
+    seen: list[str] = []
+
+    def watch(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        seen.append(sql.split()[0])
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        assert not sqlite_write_possible(connection)
+        message_append(session_id=chat_session.id, role="user", content="watched")
+    assert "UPDATE" in seen
+    assert "INSERT" in seen
+    assert Message.objects.get().content == "watched"
+
+
+def test_statements_are_not_logged_when_django_logs_none(chat_session: AgentSession) -> None:
+    assert not connection.queries_logged
+    before = len(connection.queries_log)
+    message_append(session_id=chat_session.id, role="user", content="quiet")
+    assert len(connection.queries_log) == before
+
+
+def test_qmark_converts_placeholders_and_refuses_any_other_percent() -> None:
+    assert qmark("UPDATE t SET a = %s WHERE id = %s") == "UPDATE t SET a = ? WHERE id = ?"
+    with pytest.raises(ValueError, match="no '%' besides its placeholders"):
+        qmark("SELECT 1 WHERE name LIKE '50%%' AND id = %s")
