@@ -10,9 +10,28 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 
 from core.models.config import ModelRoute
+
+
+class RowIdField(models.BigAutoField):
+    """A 64-bit auto id that on SQLite is the table's plain rowid, declared without AUTOINCREMENT.
+
+    With AUTOINCREMENT every insert also rewrites the table's row in `sqlite_sequence`: one more
+    page per message written and synced at each commit. Without it SQLite gives the next id past
+    the largest one in the table, so ids still only grow while that row lives; only after the
+    newest rows are deleted (a whole session deleted) can their ids come back. Nothing keeps a
+    message id past its row: its attachments are deleted with it and the API pages the log by seq.
+    PostgreSQL keeps its identity column.
+    """
+
+    def db_type_suffix(self, connection: BaseDatabaseWrapper) -> str | None:
+        if connection.vendor == "sqlite":
+            return None
+        suffix: str | None = super().db_type_suffix(connection)
+        return suffix
 
 
 class SessionStatus(models.TextChoices):
@@ -94,6 +113,7 @@ class AgentSession(models.Model):
 class Message(models.Model):
     """One entry of a session's log; `seq` runs 1, 2, 3… per session with no gap."""
 
+    id = RowIdField(primary_key=True)
     # No index of its own: the (session, seq) unique index leads with it and serves every lookup.
     session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="messages", db_index=False)
     seq = models.PositiveIntegerField()

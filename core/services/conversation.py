@@ -290,71 +290,57 @@ def message_append(
     now = timezone.now()
 
     db, plan = per_connection("message_append", _AppendPlan)
-    write = _AppendWrite(session_id, pk, role, content, checked_parts, tokens, estimated, client_id, now)
+    # The conversions `Model.save()` ends in (the backend's adapters for the UUID, the datetime and
+    # the JSON); the other values are validated str/int/bool/None, which the ORM passes as they are.
+    session_param = plan.sql.session_pk.get_db_prep_value(pk, db)
+    now_param = db.ops.adapt_datetimefield_value(now)
+    row = [session_param, 0, role, content, db.ops.adapt_json_value(checked_parts, plan.sql.parts_encoder)]
+    row += [tokens, estimated, client_id, now_param]
     if plan.direct is not None and sqlite_write_possible(db):
         with SqliteWrite(db) as cursor:
-            return write.run(db, plan.direct, cursor)
-    with transaction.atomic(), db.cursor() as cursor:
-        return write.run(db, plan.sql, cursor)
+            written = _append_rows(cursor, plan.direct, session_id, row, client_id)
+    else:
+        with transaction.atomic(), db.cursor() as cursor:
+            written = _append_rows(cursor, plan.sql, session_id, row, client_id)
+    if isinstance(written, Message):
+        if (written.role, written.content, written.parts) != (role, content, checked_parts):
+            raise ConflictError.for_field(
+                "client_id",
+                f"{client_id!r} already names message #{written.seq} with a different role, content or "
+                "parts; a retry must repeat the same message, a new message needs a new client_id",
+            )
+        return AppendResult(message=written, created=False)
+    seq, message_id = written
+    values = {
+        "id": message_id,
+        "session_id": pk,
+        "seq": seq,
+        "role": role,
+        "content": content,
+        "parts": checked_parts,
+        "token_count": tokens,
+        "token_count_estimated": estimated,
+        "client_id": client_id,
+        "created": now,
+    }
+    return AppendResult(message=instance_loaded(Message, db.alias, values), created=True)
 
 
-@dataclass(frozen=True, slots=True)
-class _AppendWrite:
-    """What `message_append` writes, once validated; `run` writes it inside the caller's transaction."""
+def _append_rows(
+    cursor: Statements, sql: _AppendSql, session_id: UUID | str, row: list[Any], client_id: str | None
+) -> Message | tuple[int, int]:
+    """In the caller's transaction: the message stored under `client_id`, or the new row's (seq, id).
 
-    session_id: UUID | str
-    pk: UUID
-    role: str
-    content: str
-    parts: list[MessagePart]
-    tokens: int
-    estimated: bool
-    client_id: str | None
-    now: datetime
-
-    def run(self, db: BaseDatabaseWrapper, sql: _AppendSql, cursor: Statements) -> AppendResult:
-        session_param = sql.session_pk.get_db_prep_value(self.pk, db)
-        client_id = self.client_id
-        if client_id is not None:
-            existing = _append_retry(cursor, sql, self.session_id, session_param, client_id)
-            if existing is not None:
-                if (existing.role, existing.content, existing.parts) != (self.role, self.content, self.parts):
-                    raise ConflictError.for_field(
-                        "client_id",
-                        f"{client_id!r} already names message #{existing.seq} with a different role, content or "
-                        "parts; a retry must repeat the same message, a new message needs a new client_id",
-                    )
-                return AppendResult(message=existing, created=False)
-        # The conversions `Model.save()` ends in (the backend's adapters for the UUID, the datetime and
-        # the JSON); the other values are validated str/int/bool/None, which the ORM passes as they are.
-        now_param = db.ops.adapt_datetimefield_value(self.now)
-        seq = _seq_next(cursor, sql, self.session_id, [self.tokens, now_param, session_param, sql.active])
-        parts_param = db.ops.adapt_json_value(self.parts, sql.parts_encoder)
-        params = [
-            session_param,
-            seq,
-            self.role,
-            self.content,
-            parts_param,
-            self.tokens,
-            self.estimated,
-            client_id,
-            now_param,
-        ]
-        cursor.execute(sql.insert_sql, params)
-        values = {
-            "id": _returned(cursor),
-            "session_id": self.pk,
-            "seq": seq,
-            "role": self.role,
-            "content": self.content,
-            "parts": self.parts,
-            "token_count": self.tokens,
-            "token_count_estimated": self.estimated,
-            "client_id": client_id,
-            "created": self.now,
-        }
-        return AppendResult(message=instance_loaded(Message, db.alias, values), created=True)
+    `row` is the INSERT's parameters (see `_INSERT_FIELDS`) with a placeholder seq at [1].
+    """
+    session_param, tokens, now_param = row[0], row[5], row[8]
+    if client_id is not None:
+        existing = _append_retry(cursor, sql, session_id, session_param, client_id)
+        if existing is not None:
+            return existing
+    row[1] = seq = _seq_next(cursor, sql, session_id, [tokens, now_param, session_param, sql.active])
+    cursor.execute(sql.insert_sql, row)
+    return seq, _returned(cursor)
 
 
 class _AppendSql:

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from core.errors import ConflictError, NotFoundError
 from core.models import AgentSession, Message
+from core.services import conversation
 from core.services.conversation import message_append, session_archive
 from core.services.sqlite_write import qmark, sqlite_write_possible
 
@@ -107,11 +108,13 @@ def test_any_exception_between_the_statements_rolls_everything_back(
 ) -> None:
     message_append(session_id=chat_session.id, role="user", content="one", token_count=5)
 
-    def fail(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("stopped between the UPDATE and the INSERT")
+    allocate = conversation._seq_next
 
-    # The JSON of the parts is adapted after the seq is allocated and before the INSERT.
-    monkeypatch.setattr(connection.ops, "adapt_json_value", fail)
+    def allocate_then_fail(*args: Any) -> int:
+        allocate(*args)  # the counters move and the seq is taken…
+        raise RuntimeError("stopped between the UPDATE and the INSERT")  # …and the INSERT never runs
+
+    monkeypatch.setattr(conversation, "_seq_next", allocate_then_fail)
     with pytest.raises(RuntimeError, match="between the UPDATE and the INSERT"):
         message_append(session_id=chat_session.id, role="user", content="two", token_count=9)
     monkeypatch.undo()

@@ -1,8 +1,9 @@
-"""The indexes every append, event and checkpoint writes: none that another index already covers.
+"""What every append, event and checkpoint writes: no index that another index already covers.
 
 A foreign key whose column leads another index has no index of its own (each one is a page more
-written per row), and `updated`, which every append moves, has one index only. Migrating back
-re-creates what the migrations dropped, under the original names.
+written per row), `updated`, which every append moves, has one index only, and on SQLite the
+message table has no AUTOINCREMENT (whose `sqlite_sequence` row is one more page per message).
+Migrating back re-creates what the migrations dropped, under the original names.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+
+from core.models import AgentSession, Message
+from core.services.conversation import message_append, session_create
 
 pytestmark = pytest.mark.django_db
 
@@ -60,16 +64,48 @@ def test_updated_has_one_index() -> None:
     assert on_updated == ["session_recent_idx"]
 
 
+def _message_table_sql() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'core_message'")
+        row = cursor.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_message_ids_are_the_rowid_and_keep_growing(chat_session: AgentSession) -> None:
+    first = message_append(session_id=chat_session.id, role="user", content="one").message.pk
+    other = session_create(title="other", route_alias=chat_session.route.alias)
+    second = message_append(session_id=other.id, role="user", content="two").message.pk
+    assert second > first
+    if connection.vendor == "sqlite":
+        assert "AUTOINCREMENT" not in _message_table_sql()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM sqlite_sequence WHERE name = 'core_message'")
+            assert cursor.fetchone() == (0,)
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_migrating_back_restores_the_indexes_and_forward_drops_them() -> None:
+def test_migrating_back_restores_the_indexes_and_forward_drops_them(chat_session: AgentSession) -> None:
+    for text in ("one", "two", "three"):
+        message_append(session_id=chat_session.id, role="user", content=text)
+    stored = list(Message.objects.order_by("seq").values_list("id", "seq", "content"))
     assert not DROPPED & _all_index_names()
+    if connection.vendor == "sqlite":
+        assert "AUTOINCREMENT" not in _message_table_sql()
     executor = MigrationExecutor(connection)
     leaves = executor.loader.graph.leaf_nodes()
     try:
         executor.migrate([("core", "0003_trace_finish_event"), ("memory", "0002_longterm_fulltext")])
         assert _all_index_names() >= DROPPED
+        if connection.vendor == "sqlite":
+            assert "AUTOINCREMENT" in _message_table_sql()
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(leaves)
     assert not DROPPED & _all_index_names()
+    if connection.vendor == "sqlite":
+        assert "AUTOINCREMENT" not in _message_table_sql()
+    # The rebuilt table kept every message under its id, and appends go on from there.
+    assert list(Message.objects.order_by("seq").values_list("id", "seq", "content")) == stored
+    assert message_append(session_id=chat_session.id, role="user", content="four").message.pk > stored[-1][0]
