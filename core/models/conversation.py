@@ -8,6 +8,7 @@ never copies it, so its cost does not grow with the session's length.
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -15,8 +16,13 @@ from django.db.models import Q
 
 from core.models.config import ModelRoute
 
+if TYPE_CHECKING:
+    _BigAutoField = models.BigAutoField[int, int]
+else:
+    _BigAutoField = models.BigAutoField
 
-class RowIdField(models.BigAutoField):
+
+class RowIdField(_BigAutoField):
     """A 64-bit auto id that on SQLite is the table's plain rowid, declared without AUTOINCREMENT.
 
     With AUTOINCREMENT every insert also rewrites the table's row in `sqlite_sequence`: one more
@@ -30,7 +36,7 @@ class RowIdField(models.BigAutoField):
     def db_type_suffix(self, connection: BaseDatabaseWrapper) -> str | None:
         if connection.vendor == "sqlite":
             return None
-        suffix: str | None = super().db_type_suffix(connection)
+        suffix: str | None = super().db_type_suffix(connection)  # type: ignore[misc]  # missing from the stubs
         return suffix
 
 
