@@ -6,7 +6,8 @@ fifth of the call; `transaction.atomic()` and Django's cursor wrappers cost most
 transaction Django would open, without those layers:
 
 - It is used only where Django would itself open a new transaction for the call: the connection is
-  SQLite, in autocommit and outside any atomic block, and no execute wrapper is installed (an
+  SQLite, in autocommit (not turned off by `transaction.set_autocommit(False)`) and outside any
+  atomic block, and no execute wrapper is installed (an
   installed wrapper expects to see every statement, so the caller takes Django's path instead).
 - It begins the way the configured `transaction_mode` makes Django begin (`BEGIN IMMEDIATE`), so a
   writer takes the database write lock at BEGIN and queues on the busy timeout.
@@ -39,7 +40,7 @@ class Statements(Protocol):
 
 def sqlite_write_possible(db: BaseDatabaseWrapper) -> bool:
     """Whether `db` would open a transaction of its own for a write now, with nothing watching its cursors."""
-    return db.vendor == "sqlite" and not db.in_atomic_block and not db.execute_wrappers
+    return db.vendor == "sqlite" and not db.in_atomic_block and not db.execute_wrappers and db.get_autocommit()
 
 
 def qmark(sql: str) -> str:

@@ -139,6 +139,21 @@ def test_inside_an_atomic_block_the_append_joins_it(chat_session: AgentSession) 
     assert _counters(chat_session) == (0, 0, 0)
 
 
+def test_with_autocommit_turned_off_the_append_stays_in_the_callers_transaction(chat_session: AgentSession) -> None:
+    transaction.set_autocommit(False)
+    try:
+        assert not sqlite_write_possible(connection)
+        # The caller's transaction is open (its first write began it) when the append runs in it.
+        AgentSession.objects.filter(pk=chat_session.pk).update(title="renamed")
+        message_append(session_id=chat_session.id, role="user", content="not yet")
+        transaction.rollback()
+    finally:
+        transaction.set_autocommit(True)
+    assert Message.objects.count() == 0
+    assert _counters(chat_session) == (0, 0, 0)
+    assert AgentSession.objects.get(pk=chat_session.pk).title == chat_session.title
+
+
 def test_an_installed_execute_wrapper_sees_every_statement(chat_session: AgentSession) -> None:
     seen: list[str] = []
 
