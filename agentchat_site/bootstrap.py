@@ -55,8 +55,8 @@ from core.runtime.adapters import adapter_for
 from core.selectors.config import config_snapshot
 from core.selectors.conversation import (
     compaction_threshold_percent,
-    context_fullness_percent,
-    session_needs_compaction,
+    fullness_percent,
+    needs_compaction,
 )
 from memory.selectors import memory_counts
 from telemetry.selectors import UsageCounts, usage_overview
@@ -409,12 +409,26 @@ def _config_file_validate(path: Path) -> ConfigDocument | ConfigFileInfo:
         )
 
 
+# Per file path: the last (file document, stored configuration, answer). Both documents are the
+# cached objects of their checks, so the same two objects mean the same answer.
+_file_infos: dict[str, tuple[ConfigDocument, ConfigDocument, ConfigFileInfo]] = {}
+
+
 def config_file_info(stored: ConfigDocument) -> ConfigFileInfo:
     """Whether the configuration file is readable and valid, and whether the database holds it."""
     path = config_file_path()
     document = _config_file_document(path)
     if isinstance(document, ConfigFileInfo):
         return document
+    last = _file_infos.get(str(path))
+    if last is not None and last[0] is document and last[1] is stored:
+        return last[2]
+    info = _config_file_compare(path, document, stored)
+    _file_infos[str(path)] = (document, stored, info)
+    return info
+
+
+def _config_file_compare(path: Path, document: ConfigDocument, stored: ConfigDocument) -> ConfigFileInfo:
     if document.count() == 0:
         return ConfigFileInfo(path=str(path), state="empty")
     if stored.count() == 0:
@@ -684,55 +698,64 @@ def _session_counts_sql() -> str:
     )
 
 
+# What the bootstrap shows of each recent session, as (AgentSession field, SQL alias) pairs.
+_RECENT_COLUMNS = ("id", "title", "status", "message_count", "tokens_since_checkpoint", "updated")
+
+
 @functools.cache
 def _recent_sessions_sql() -> str:
     """The most recent sessions (walking `session_recent_idx`) with their route's alias and window."""
     quote = connection.ops.quote_name
     session = {field.name: field.column for field in AgentSession._meta.concrete_fields}
     route = {field.name: field.column for field in ModelRoute._meta.concrete_fields}
-    columns = ", ".join(f"s.{quote(column)}" for column in session.values())
+    columns = ", ".join(f"s.{quote(session[name])}" for name in _RECENT_COLUMNS)
     return (
-        f"SELECT {columns}, r.{quote(route['alias'])} AS route_alias, "  # noqa: S608  # nosec B608 (names only)
-        f"r.{quote(route['context_window_tokens'])} AS route_window "
+        f"SELECT {columns}, r.{quote(route['alias'])}, "  # noqa: S608  # nosec B608 (names only)
+        f"r.{quote(route['context_window_tokens'])} "
         f"FROM {quote(AgentSession._meta.db_table)} s "
         f"JOIN {quote(ModelRoute._meta.db_table)} r ON r.{quote(route['id'])} = s.{quote(session['route'])} "
         f"ORDER BY s.{quote(session['updated'])} DESC, s.{quote(session['id'])} DESC LIMIT %s"
     )
 
 
-def recent_sessions() -> list[AgentSession]:
-    """The RECENT_SESSIONS most recent sessions, each with its route's alias and window, in one query.
+def recent_sessions(threshold: int) -> tuple[RecentSession, ...]:
+    """The RECENT_SESSIONS most recent sessions with their route's alias and context fullness, in one query.
 
-    The rows are converted exactly as the ORM converts them (the backend's and each field's
-    converters), then built with `Model.from_db`; the route holds the two columns read with them.
-    The ORM's `select_related` query would cost more to compile than this costs to run.
+    Each column is converted exactly as the ORM converts it (the backend's and the field's
+    converters: the id to a UUID, `updated` to an aware datetime); the fullness and the
+    compaction flag are core's `fullness_percent` and `needs_compaction`. The ORM's
+    `select_related` query would cost more to compile than this costs to run.
     """
-    fields = AgentSession._meta.concrete_fields
     table = AgentSession._meta.db_table
     converters = []
-    for index, model_field in enumerate(fields):
-        column = model_field.get_col(table)
+    for index, name in enumerate(_RECENT_COLUMNS):
+        column = AgentSession._meta.get_field(name).get_col(table)  # type: ignore[union-attr]
         found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
         if found:
             converters.append((index, column, found))
     with connection.cursor() as cursor:
         cursor.execute(_recent_sessions_sql(), [RECENT_SESSIONS])
         rows = cursor.fetchall()
-    names = [field.attname for field in fields]
-    routes: dict[int, ModelRoute] = {}
-    sessions = []
+    recent = []
     for row in rows:
-        values = list(row[: len(fields)])
+        values = list(row)
         for index, column, found in converters:
             for converter in found:
                 values[index] = converter(values[index], column, connection)
-        session = AgentSession.from_db(connection.alias, names, values)
-        alias, window = row[len(fields) :]
-        if session.route_id not in routes:
-            routes[session.route_id] = ModelRoute(id=session.route_id, alias=alias, context_window_tokens=window)
-        session.route = routes[session.route_id]
-        sessions.append(session)
-    return sessions
+        pk, title, status, message_count, tokens, updated, route, window = values
+        recent.append(
+            RecentSession(
+                id=pk,
+                title=title or f"session {pk}",  # AgentSession.__str__
+                status=status,
+                route=route,
+                message_count=message_count,
+                last_activity=updated,
+                context_fullness_percent=fullness_percent(tokens, window),
+                needs_compaction=needs_compaction(status, tokens, window, threshold),
+            )
+        )
+    return tuple(recent)
 
 
 def sessions_section() -> tuple[SessionsSection, int]:
@@ -747,26 +770,13 @@ def sessions_section() -> tuple[SessionsSection, int]:
     with connection.cursor() as cursor:
         cursor.execute(_session_counts_sql(), [SessionStatus.ACTIVE.value, SessionStatus.ACTIVE.value, threshold])
         total, active, needing, messages = cursor.fetchone()
-    recent = recent_sessions()
     section = SessionsSection(
         total=int(total),
         active=int(active),
         archived=int(total) - int(active),
         needing_compaction=int(needing),
         compaction_threshold_percent=threshold,
-        recent=tuple(
-            RecentSession(
-                id=session.pk,
-                title=str(session),
-                status=session.status,
-                route=session.route.alias,
-                message_count=session.message_count,
-                last_activity=session.updated,
-                context_fullness_percent=context_fullness_percent(session),
-                needs_compaction=session_needs_compaction(session),
-            )
-            for session in recent
-        ),
+        recent=recent_sessions(threshold),
     )
     return section, int(messages)
 

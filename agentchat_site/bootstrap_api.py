@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -334,10 +336,15 @@ class BootstrapViewSet(viewsets.ViewSet):
             304: OpenApiResponse(description="Not modified: If-None-Match names the current ETag; no body"),
         },
     )
-    def list(self, request: Request) -> Response:
+    def list(self, request: Request) -> HttpResponseBase:
         data = bootstrap_data(bootstrap_read())
-        etag = etag_of(JSONRenderer().render(data))
+        body = JSONRenderer().render(data)
+        etag = etag_of(body)
         headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Cookie, Authorization"}
         if etag_matches(request.headers.get("If-None-Match", ""), etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
-        return Response(data, headers=headers)
+        renderer = getattr(request, "accepted_renderer", None)
+        if type(renderer) is JSONRenderer and "indent" not in (request.accepted_media_type or ""):
+            # Plain JSON asked for: the body the ETag was computed on is the response, rendered once.
+            return HttpResponse(body, content_type=renderer.media_type, headers=headers)
+        return Response(data, headers=headers)  # the browsable API, or JSON with an indent

@@ -176,16 +176,28 @@ def compaction_threshold_percent() -> int:
     return int(settings.AGENTCHAT_COMPACTION_THRESHOLD_PERCENT)
 
 
+def fullness_percent(tokens: int, window: int) -> float:
+    """`tokens` since the last compaction as a percentage of a route's context `window`."""
+    return round(tokens * 100 / window, 1)
+
+
+def needs_compaction(status: str, tokens: int, window: int, threshold: int) -> bool:
+    """True for an active session whose context fullness reached `threshold` percent."""
+    return status == SessionStatus.ACTIVE and tokens * 100 >= threshold * window
+
+
 def context_fullness_percent(session: AgentSession) -> float:
     """How full the session's context is: tokens since the last compaction / the route's window, in %."""
-    return round(session.tokens_since_checkpoint * 100 / session.route.context_window_tokens, 1)
+    return fullness_percent(session.tokens_since_checkpoint, session.route.context_window_tokens)
 
 
 def session_needs_compaction(session: AgentSession) -> bool:
     """True when the session is active and its context fullness reached the threshold."""
-    window = session.route.context_window_tokens
-    return session.status == SessionStatus.ACTIVE and (
-        session.tokens_since_checkpoint * 100 >= compaction_threshold_percent() * window
+    return needs_compaction(
+        session.status,
+        session.tokens_since_checkpoint,
+        session.route.context_window_tokens,
+        compaction_threshold_percent(),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -529,6 +530,22 @@ def test_etag_and_not_modified(api: APIClient, example_loaded: None) -> None:
     changed = api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200
     assert changed.headers["ETag"] != etag
+
+
+def test_every_rendering_carries_the_etag_of_the_compact_json(api: APIClient, example_loaded: None) -> None:
+    plain = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
+    assert plain["Content-Type"] == "application/json"
+    assert plain.headers["ETag"] == '"' + hashlib.sha256(plain.content).hexdigest() + '"'
+    assert plain.headers["Vary"].replace(" ", "").split(",")[:2] == ["Cookie", "Authorization"]
+    # Indented JSON and the browsable API are other renderings of the same body: same ETag.
+    indented = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json; indent=2")
+    assert indented.content.startswith(b'{\n  "')
+    assert json.loads(indented.content) == json.loads(plain.content)
+    assert indented.headers["ETag"] == plain.headers["ETag"]
+    page = api.get("/api/bootstrap/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200
+    assert page["Content-Type"].startswith("text/html")
+    assert page.headers["ETag"] == plain.headers["ETag"]
 
 
 # --- no secret ------------------------------------------------------------------------------
