@@ -51,13 +51,20 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+_RESULT_FILES = (":(exclude)bench/results.json", ":(exclude)bench/RESULTS.md")
+
+
 def _git_commit() -> str:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+            # The results this harness writes do not count as a change to the code measured.
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_RESULT_FILES],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
