@@ -61,7 +61,7 @@ typecheck:
 	$(VENV)/bin/mypy .
 
 security:
-	$(VENV)/bin/bandit -q -c pyproject.toml -r agentchat_site core memory telemetry scripts --severity-level medium
+	$(VENV)/bin/bandit -q -c pyproject.toml -r agentchat_site core memory telemetry runtime web scripts --severity-level medium
 
 migrations-check:
 	$(MANAGE) makemigrations --check --dry-run

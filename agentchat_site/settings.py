@@ -59,7 +59,8 @@ INSTALLED_APPS = [
     "core",
     "memory",
     "telemetry",
-    "agentchat_site",
+    "runtime",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -190,11 +191,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         # Sessions, runs and readiness reports each have a `status`; name each choice set after its record.
-        "SessionStatusEnum": "core.models.conversation.SessionStatus",
-        "RunStatusEnum": "core.models.conversation.RunStatus",
+        "SessionStatusEnum": "core.conversation.models.SessionStatus",
+        "RunStatusEnum": "core.conversation.models.RunStatus",
         "ReadinessStatusEnum": ["ready", "blocked", "disabled"],
         # Providers, memories and attachments each have a `kind`; episodes a `source`.
-        "ProviderKindEnum": "core.models.config.ProviderKind",
+        "ProviderKindEnum": "core.config.models.ProviderKind",
         "MemoryKindEnum": "memory.models.MemoryKind",
         "AttachmentKindEnum": "memory.models.AttachmentKind",
         "EpisodeSourceEnum": "memory.models.EpisodeSource",

@@ -9,21 +9,21 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from agentchat_site import api_urls as site_api
-from agentchat_site.views import IndexView
 from core.api import urls as core_api
 from memory.api import urls as memory_api
+from runtime.api import urls as runtime_api
 from telemetry.api import urls as telemetry_api
+from web.views import IndexView
 
 router = DefaultRouter()
-for route in [*core_api.routes, *memory_api.routes, *telemetry_api.routes, *site_api.routes]:
+for route in [*core_api.routes, *memory_api.routes, *telemetry_api.routes, *runtime_api.routes]:
     router.register(route.prefix, route.viewset, basename=route.basename)
 
 api_patterns: list[URLPattern | URLResolver] = [
     *core_api.urlpatterns,
     *memory_api.urlpatterns,
     *telemetry_api.urlpatterns,
-    *site_api.urlpatterns,
+    *runtime_api.urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
@@ -33,7 +33,7 @@ api_patterns: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("", IndexView.as_view(), name="index"),
     # Browsers ask every site for /favicon.ico; answer with the static icon instead of a 404.
-    path("favicon.ico", RedirectView.as_view(url=static("agentchat_site/favicon.svg"), permanent=True)),
+    path("favicon.ico", RedirectView.as_view(url=static("web/favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("api-auth/", include("rest_framework.urls", namespace="rest_framework")),

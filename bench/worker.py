@@ -19,7 +19,7 @@ def main(session_id: str, count: int, tag: str) -> None:
     from django.db import connection
 
     from bench.peers import message_text
-    from core.services.conversation import message_append
+    from core.conversation.services import message_append
 
     connection.ensure_connection()
     print("ready", flush=True)

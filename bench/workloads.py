@@ -220,7 +220,7 @@ def ms(values: Sequence[float]) -> float:
 
 
 def w1_append(ctx: Ctx) -> list[Row]:
-    from core.services.conversation import message_append, session_create
+    from core.conversation.services import message_append, session_create
 
     sizes = ctx.sizes
     ctx.dbs.fresh("append")
@@ -288,9 +288,9 @@ CHECKPOINT_STATE = {"cursor": {"step": 12, "tool_calls": ["search", "book"]}, "n
 def w2_checkpoint(ctx: Ctx) -> list[Row]:
     sizes = ctx.sizes
     title = f"checkpoint write {sizes.checkpoint_large:,} vs {sizes.checkpoint_small:,} msgs"
-    checkpoint_create = find("checkpoint_create", ["core.services.conversation"])
+    checkpoint_create = find("checkpoint_create", ["core.conversation.services"])
     if checkpoint_create is None:
-        return [unavailable(2, "2.ours", title, ctx.level, ctx.vendor, "core.services.conversation.checkpoint_create")]
+        return [unavailable(2, "2.ours", title, ctx.level, ctx.vendor, "core.conversation.services.checkpoint_create")]
 
     def build() -> dict[str, Any]:
         return {
@@ -366,10 +366,10 @@ def w3_restore(ctx: Ctx) -> list[Row]:
     sizes = ctx.sizes
     title = f"restore {sizes.restore_large:,} vs {sizes.restore_small:,} msgs"
     peer_title = f"restore vs SQLiteSession.get_items({sizes.restore_tail}) at {sizes.restore_large:,}"
-    session_restore = find("session_restore", ["core.selectors.conversation", "core.services.conversation"])
-    checkpoint_create = find("checkpoint_create", ["core.services.conversation"])
+    session_restore = find("session_restore", ["core.conversation.selectors", "core.conversation.services"])
+    checkpoint_create = find("checkpoint_create", ["core.conversation.services"])
     if session_restore is None or checkpoint_create is None:
-        missing = "core.selectors.conversation.session_restore" if session_restore is None else "checkpoint_create"
+        missing = "core.conversation.selectors.session_restore" if session_restore is None else "checkpoint_create"
         return [
             unavailable(3, "3.ours", title, ctx.level, ctx.vendor, missing),
             unavailable(3, "3.agents", peer_title, ctx.level, ctx.vendor, missing),
@@ -552,7 +552,7 @@ def w4_bootstrap(ctx: Ctx) -> list[Row]:
     except NoReverseMatch:
         bootstrap_url = None
     if bootstrap_url is None:
-        missing = "GET /api/bootstrap/ (agentchat_site bootstrap endpoint)"
+        missing = "GET /api/bootstrap/ (the runtime's bootstrap endpoint)"
         return [
             unavailable(4, "4.ours", title, ctx.level, ctx.vendor, missing),
             unavailable(4, "4.queries", count_title, ctx.level, ctx.vendor, missing),
@@ -835,7 +835,7 @@ def _log_check(session_id: str) -> tuple[int, int, int, int]:
 
 
 def w7_concurrency(ctx: Ctx) -> list[Row]:
-    from core.services.conversation import session_create
+    from core.conversation.services import session_create
 
     sizes = ctx.sizes
     procs, appends = sizes.concurrency_procs, sizes.concurrency_appends
@@ -883,9 +883,9 @@ def w7_concurrency(ctx: Ctx) -> list[Row]:
 
 
 def w8_storage(ctx: Ctx) -> list[Row]:
-    from core.contracts import estimate_tokens
+    from core.conversation.contracts import estimate_tokens
+    from core.conversation.services import message_append, session_create
     from core.models import AgentSession, Message
-    from core.services.conversation import message_append, session_create
 
     sizes = ctx.sizes
     title = f"DB size after {sizes.storage_large:,} / after {sizes.storage_small:,} msgs"

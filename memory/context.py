@@ -17,7 +17,7 @@ contiguous tail, so step 6 stops at the first (newest-to-oldest) message that do
 `total_tokens` never exceeds the budget, and the same stored state always gives the same bundle.
 
 Token counts: a message's stored `token_count`; an episode's and an attachment content's stored
-`token_count`; for a memory and a checkpoint summary, `core.contracts.estimate_tokens` of the text.
+`token_count`; for a memory and a checkpoint summary, `core.conversation.contracts.estimate_tokens` of the text.
 
 Reads are bounded: the log is read newest-first in chunks of TAIL_CHUNK only until the messages
 read would fill the whole budget (or MAX_TAIL_MESSAGES, or the checkpoint is reached).
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from core.contracts import estimate_tokens
+from core.conversation.contracts import estimate_tokens
+from core.conversation.selectors import checkpoint_latest, message_latest_user, messages_tail_chunk, session_get
 from core.errors import InvalidInputError
 from core.models import Message
-from core.selectors.conversation import checkpoint_latest, message_latest_user, messages_tail_chunk, session_get
 from memory.models import AttachmentContent, LongTermMemory
 from memory.search import MatchMode, memory_search
 from memory.selectors import episodes_recent, memories_pinned

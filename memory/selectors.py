@@ -1,6 +1,6 @@
 """Reads of the memory tiers, with their joins applied, and the cheap counts the bootstrap shows.
 Raw history stays core's message log: the context builder reads it through core's selectors
-(`core.selectors.conversation.message_latest_user`, `messages_tail_chunk`).
+(`core.conversation.selectors.message_latest_user`, `messages_tail_chunk`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from uuid import UUID
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from core.conversation.selectors import session_uuid
 from core.errors import NotFoundError
-from core.selectors.conversation import session_uuid
 from memory.models import AttachmentSummary, DailyEpisode, LongTermMemory
 
 

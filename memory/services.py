@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.contracts import SHA256_RE, estimate_tokens
+from core.conversation.contracts import SHA256_RE, estimate_tokens
+from core.conversation.selectors import session_uuid
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, Message
-from core.selectors.conversation import session_uuid
 from memory.models import (
     IMPORTANCE_DEFAULT,
     IMPORTANCE_MAX,

@@ -51,7 +51,7 @@ LIVE_PROVIDER_DETAIL = (
 )
 PYTEST_COUNT_RE = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected|warnings?)\b")
 COLLECTED_RE = re.compile(r"(\d+)(?:/(\d+))? tests? collected")
-BANDIT_DIRS = ("agentchat_site", "core", "memory", "telemetry", "scripts")
+BANDIT_DIRS = ("agentchat_site", "core", "memory", "telemetry", "runtime", "web", "scripts")
 SECURITY_HEADING_RE = re.compile(r"^#+ .*security", re.IGNORECASE | re.MULTILINE)
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED_DIRS = ("agentchat_site", "core", "memory", "telemetry", "scripts", "bench", "tests")
+SCANNED_DIRS = ("agentchat_site", "core", "memory", "telemetry", "runtime", "web", "scripts", "bench", "tests")
 SKIPPED_DIR_NAMES = frozenset({"migrations", ".venv", "__pycache__", "node_modules", "var"})
 MARKER_RE = re.compile(r"\b(TODO|FIXME|XXX)\b")
 SHELL_SUFFIXES = frozenset({".sh", ".bash", ""})

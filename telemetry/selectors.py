@@ -22,9 +22,9 @@ from django.db.models import BigIntegerField, Count, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.conversation.selectors import session_uuid
 from core.errors import NotFoundError
 from core.models import AgentSession
-from core.selectors.conversation import session_uuid
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent, pico_usd_to_decimal
 
 COUNTER_FIELDS = (

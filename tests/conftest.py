@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from core.conversation.services import session_create
 from core.models import AgentSession, ModelRoute, Provider, ProviderKind
-from core.services.conversation import session_create
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from core.config.contracts import (
     RouteConfig,
     TeamConfig,
 )
-from core.models.config import McpTransport
+from core.config.models import McpTransport
 
 DISABLED_REASON = "disabled in the configuration; enable it to use it"
 

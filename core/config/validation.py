@@ -45,10 +45,10 @@ from core.config.contracts import (
     ToolConfig,
     kind_of,
 )
+from core.config.models import McpTransport, ProviderKind
+from core.config.replay_options import replay_options_parse
 from core.config.secrets import find_secret, iter_strings, secret_message
 from core.errors import InvalidInputError
-from core.models.config import McpTransport, ProviderKind
-from core.runtime.replay import replay_options_parse
 
 NAME_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,7 +1,7 @@
 # Message ids become SQLite's plain rowid (see RowIdField): the table is rebuilt once on SQLite
 # without AUTOINCREMENT, keeping every id; on PostgreSQL nothing changes.
 
-import core.models.conversation
+import core.conversation.models
 from django.db import migrations
 
 
@@ -15,6 +15,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='message',
             name='id',
-            field=core.models.conversation.RowIdField(primary_key=True, serialize=False),
+            field=core.conversation.models.RowIdField(primary_key=True, serialize=False),
         ),
     ]

@@ -261,6 +261,6 @@ def test_list_query_counts_are_pinned(
 def test_readiness_endpoint_query_count(
     api: APIClient, loaded: ConfigDocument, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
-    # The 12 queries of the configuration snapshot (see core.selectors.config.config_snapshot).
+    # The 12 queries of the configuration snapshot (see core.config.selectors.config_snapshot).
     with django_assert_num_queries(12):
         assert api.get("/api/config/readiness/").status_code == 200

@@ -168,7 +168,7 @@ def test_an_invalid_record_at_the_end_leaves_the_database_unchanged(
 
 def test_a_failure_while_writing_rolls_everything_back(minimal_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Even past validation, the load is one transaction: a crash on the last record keeps nothing."""
-    from core.services import config as service
+    from core.config import services as service
 
     real_write = service._write
 

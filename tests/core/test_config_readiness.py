@@ -11,9 +11,9 @@ from pytest_django.fixtures import DjangoAssertNumQueries
 
 from core.config.contracts import ConfigDocument, Kind, RecordReadiness
 from core.config.readiness import readiness_report
+from core.config.selectors import config_readiness
 from core.config.validation import document_parse
 from core.models import Provider
-from core.selectors.config import config_readiness
 from tests.core.conftest import MINIMAL
 
 pytestmark = pytest.mark.django_db

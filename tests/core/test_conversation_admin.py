@@ -9,9 +9,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from pytest_django.fixtures import DjangoAssertNumQueries
 
-from core.admin.conversation import COUNT_CAP, CappedCountPaginator
-from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run, SessionStatus, TraceEvent
-from core.services.conversation import (
+from core.conversation.admin import COUNT_CAP, CappedCountPaginator
+from core.conversation.services import (
     checkpoint_create,
     message_append,
     run_cancel,
@@ -20,6 +19,7 @@ from core.services.conversation import (
     session_archive,
     session_create,
 )
+from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run, SessionStatus, TraceEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,7 @@ from django.contrib.auth.models import User
 from pytest_django.fixtures import DjangoAssertNumQueries, Settings
 from rest_framework.test import APIClient
 
-from core.models import AgentSession, Checkpoint, Message, ModelRoute, Provider, Run, TraceEvent
-from core.services.conversation import (
+from core.conversation.services import (
     checkpoint_create,
     message_append,
     run_create,
@@ -18,6 +17,7 @@ from core.services.conversation import (
     session_archive,
     session_create,
 )
+from core.models import AgentSession, Checkpoint, Message, ModelRoute, Provider, Run, TraceEvent
 
 pytestmark = pytest.mark.django_db
 

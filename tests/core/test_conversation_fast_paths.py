@@ -16,10 +16,10 @@ from django.db.models import Model
 from django.test.utils import CaptureQueriesContext
 from pytest_django.fixtures import DjangoAssertNumQueries
 
+from core.conversation.selectors import session_restore
+from core.conversation.services import checkpoint_create, message_append, session_archive, session_create
 from core.errors import ConflictError, NotFoundError
 from core.models import AgentSession, Checkpoint, Message, ModelRoute, SessionStatus
-from core.selectors.conversation import session_restore
-from core.services.conversation import checkpoint_create, message_append, session_archive, session_create
 
 pytestmark = pytest.mark.django_db
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from django.db import connection, connections
 
+from core.conversation.selectors import run_text
+from core.conversation.services import session_create
 from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run, TraceEvent
-from core.selectors.conversation import run_text
-from core.services.conversation import session_create
 from tests.procs import run_manage, start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

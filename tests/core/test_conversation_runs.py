@@ -8,10 +8,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.models import AgentSession, ModelRoute, Provider, Run, RunStatus, TraceEvent
-from core.selectors.conversation import run_text, trace_events
-from core.services.conversation import (
+from core.conversation.selectors import run_text, trace_events
+from core.conversation.services import (
     INTERRUPTED_ERROR,
     run_cancel,
     run_create,
@@ -21,6 +19,8 @@ from core.services.conversation import (
     runs_recover,
     session_archive,
 )
+from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.models import AgentSession, ModelRoute, Provider, Run, RunStatus, TraceEvent
 
 pytestmark = pytest.mark.django_db
 

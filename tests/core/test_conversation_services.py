@@ -9,6 +9,26 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from pytest_django.fixtures import DjangoAssertNumQueries, Settings
 
+from core.conversation.selectors import (
+    context_fullness_percent,
+    session_needs_compaction,
+    session_restore,
+    sessions_list,
+    sessions_needing_compaction,
+    sessions_needing_compaction_count,
+)
+from core.conversation.services import (
+    checkpoint_create,
+    message_append,
+    run_cancel,
+    run_create,
+    run_event_append,
+    session_archive,
+    session_create,
+    session_delete,
+    session_unarchive,
+    session_update,
+)
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import (
     AgentSession,
@@ -20,26 +40,6 @@ from core.models import (
     Run,
     SessionStatus,
     TraceEvent,
-)
-from core.selectors.conversation import (
-    context_fullness_percent,
-    session_needs_compaction,
-    session_restore,
-    sessions_list,
-    sessions_needing_compaction,
-    sessions_needing_compaction_count,
-)
-from core.services.conversation import (
-    checkpoint_create,
-    message_append,
-    run_cancel,
-    run_create,
-    run_event_append,
-    session_archive,
-    session_create,
-    session_delete,
-    session_unarchive,
-    session_update,
 )
 
 pytestmark = pytest.mark.django_db

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from core.conversation.services import message_append, session_create
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, Message, ModelRoute, SessionStatus
-from core.services.conversation import message_append, session_create
 from tests.procs import start_worker
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """`message_append` outside any transaction: the path every real caller takes.
 
-On SQLite it runs on the sqlite3 connection itself (`core.services.sqlite_write.SqliteWrite`);
+On SQLite it runs on the sqlite3 connection itself (`core.conversation.sqlite_write.SqliteWrite`);
 on PostgreSQL, and inside an atomic block anywhere, through `transaction.atomic()`. These tests
 run without the test's own transaction, so they exercise that path: the same rows, the same
 errors, a rollback of everything on any failure, and statements Django's query log still counts.
@@ -15,11 +15,11 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from core.conversation import services as conversation
+from core.conversation.services import message_append, session_archive
+from core.conversation.sqlite_write import qmark, sqlite_write_possible
 from core.errors import ConflictError, NotFoundError
 from core.models import AgentSession, Message
-from core.services import conversation
-from core.services.conversation import message_append, session_archive
-from core.services.sqlite_write import qmark, sqlite_write_possible
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

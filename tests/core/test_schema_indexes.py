@@ -14,8 +14,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from core.conversation.services import message_append, session_create
 from core.models import AgentSession, Message
-from core.services.conversation import message_append, session_create
 
 pytestmark = pytest.mark.django_db
 

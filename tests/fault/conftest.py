@@ -22,9 +22,9 @@ import pytest
 from django.db import connection, connections
 from pytest_django.fixtures import Settings
 
+from core.config.services import config_document_apply
 from core.config.validation import document_parse
 from core.models import ModelRoute
-from core.services.config import config_document_apply
 
 # Every wait on a worker is bounded: a hung worker fails the test instead of hanging the suite.
 WAIT_SECONDS = 60.0

@@ -22,9 +22,9 @@ from drf_spectacular.generators import SchemaGenerator
 from pytest_django import DjangoDbBlocker
 from rest_framework.test import APIClient
 
+from core.config.services import config_document_apply
 from core.config.validation import document_parse
-from core.services.config import config_document_apply
-from core.services.conversation import (
+from core.conversation.services import (
     checkpoint_create,
     message_append,
     run_create,

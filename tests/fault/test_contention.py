@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
+from core.conversation.services import run_create, session_create
 from core.models import AgentSession, Message, ModelRoute, TraceEvent
-from core.services.conversation import run_create, session_create
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
 from telemetry.selectors import rollup_differences
 from telemetry.services import usage_cost_pico_usd

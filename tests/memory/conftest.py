@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.conversation.services import message_append
 from core.models import AgentSession
-from core.services.conversation import message_append
 
 
 @pytest.fixture

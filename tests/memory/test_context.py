@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pytest_django import DjangoAssertNumQueries
 
+from core.conversation.services import checkpoint_create, message_append, session_create
 from core.errors import InvalidInputError, NotFoundError
 from core.models import AgentSession, Message
-from core.services.conversation import checkpoint_create, message_append, session_create
 from memory.context import MAX_BUDGET_TOKENS, ContextBundle, context_inputs
 from memory.services import attachment_record, episode_upsert, memory_write
 

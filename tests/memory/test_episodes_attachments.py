@@ -8,9 +8,9 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from core.conversation.services import message_append, session_create, session_delete
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, Message
-from core.services.conversation import message_append, session_create, session_delete
 from memory.models import AttachmentContent, AttachmentSummary, DailyEpisode
 from memory.services import AttachmentResult, attachment_record, episode_delete, episode_upsert
 

@@ -45,9 +45,9 @@ def manage_ok(args: list[str], **env: str) -> str:
 def session_with_messages(notes: list[str]) -> str | None:
     """Create a session and two messages through the conversation services; None (with a note) if not possible."""
     try:
-        from core.services import conversation
+        from core.conversation import services as conversation
     except ImportError as exc:
-        notes.append(f"session change page not checked: core.services.conversation is missing ({exc})")
+        notes.append(f"session change page not checked: core.conversation.services is missing ({exc})")
         return None
     if not (hasattr(conversation, "session_create") and hasattr(conversation, "message_append")):
         notes.append("session change page not checked: conversation services lack session_create/message_append")

@@ -86,7 +86,7 @@ def test_flatten_errors_paths() -> None:
 def test_favicon_is_served(operator: User) -> None:
     response = Client().get("/favicon.ico")
     assert response.status_code == 301
-    assert response["Location"] == "/static/agentchat_site/favicon.svg"
+    assert response["Location"] == "/static/web/favicon.svg"
 
 
 @pytest.mark.django_db

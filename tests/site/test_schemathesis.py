@@ -25,11 +25,11 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from agentchat_site.turns import turn_run
 from core.config.loading import config_file_read
-from core.services.config import config_document_apply
-from core.services.conversation import session_create
+from core.config.services import config_document_apply
+from core.conversation.services import session_create
 from memory.services import memory_write
+from runtime.turns import turn_run
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from django.urls.resolvers import RoutePattern
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from agentchat_site.apps import PRIVATE_DIR_MODE, path_make_private
+from core.apps import PRIVATE_DIR_MODE, path_make_private
 from core.models import AgentSession
 
 pytestmark = pytest.mark.django_db

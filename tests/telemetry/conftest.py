@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from core.conversation.services import run_create, session_create
 from core.models import AgentSession, ModelRoute, Provider, ProviderKind, Run
-from core.services.conversation import run_create, session_create
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from core.conversation.services import session_create
 from core.models import ModelRoute
-from core.services.conversation import session_create
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
 from telemetry.selectors import rollup_differences
 from tests.procs import run_manage, start_worker

@@ -11,9 +11,9 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from core.conversation.services import run_cancel, run_create, session_create, session_delete
 from core.errors import ConflictError, InvalidInputError
 from core.models import AgentSession, ModelRoute, Provider, ProviderKind, Run
-from core.services.conversation import run_cancel, run_create, session_create, session_delete
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
 from telemetry.selectors import SessionUsage, UsageCounts, rollup_differences, usage_overview, usage_summary
 from telemetry.services import usage_correct, usage_cost_pico_usd, usage_delete, usage_record

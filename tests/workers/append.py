@@ -12,7 +12,7 @@ from tests.workers.setup import django_setup
 
 def main(session_id: str, count: int, tag: str) -> None:
     django_setup()
-    from core.services.conversation import message_append
+    from core.conversation.services import message_append
 
     for index in range(count):
         client_id = f"{tag}-{index}"

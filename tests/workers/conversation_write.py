@@ -14,7 +14,7 @@ from tests.workers.setup import django_setup
 
 def main(session_id: str, count: int) -> None:
     django_setup()
-    from core.services.conversation import checkpoint_create, message_append, run_create, run_event_append, run_finish
+    from core.conversation.services import checkpoint_create, message_append, run_create, run_event_append, run_finish
 
     for n in range(1, count + 1):
         result = message_append(session_id=session_id, role="user", content=f"line {n}", client_id=f"m-{n}")

@@ -58,7 +58,7 @@ def _wait_for(go_file: Path) -> None:
 
 def main(session_id: str, run_id: str, route_alias: str, tag: str, count: int, go_file: Path) -> None:
     django_setup()
-    from core.services.conversation import message_append, run_event_append
+    from core.conversation.services import message_append, run_event_append
     from telemetry.services import usage_record
 
     print("ready", flush=True)

@@ -45,7 +45,7 @@ def round_usage(request_id: str) -> UsageCounts:
 
 def main(session_id: str, route_alias: str, tag: str, rounds: int) -> None:
     django_setup()
-    from core.services.conversation import message_append, run_create, run_event_append
+    from core.conversation.services import message_append, run_create, run_event_append
     from telemetry.services import usage_record
 
     run = run_create(session_id=session_id, status="running")

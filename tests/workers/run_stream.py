@@ -16,7 +16,7 @@ from tests.workers.setup import django_setup
 
 def main(session_id: str, deltas: int, mode: str) -> None:
     django_setup()
-    from core.services.conversation import run_create, run_event_append, run_finish
+    from core.conversation.services import run_create, run_event_append, run_finish
 
     run = run_create(session_id=session_id, status="running")
     print(f"run {run.id}", flush=True)

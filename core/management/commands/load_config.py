@@ -10,9 +10,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.config.loading import ConfigFileError, config_file_read
 from core.config.report import plural, problems_summary, readiness_lines
+from core.config.selectors import config_readiness
+from core.config.services import config_document_apply
 from core.config.validation import ConfigInvalidError
-from core.selectors.config import config_readiness
-from core.services.config import config_document_apply
 
 
 class Command(BaseCommand):

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from core.services.conversation import runs_recover
+from core.conversation.services import runs_recover
 
 
 class Command(BaseCommand):

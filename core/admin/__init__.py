@@ -1,4 +1,0 @@
-"""Admin for core's records; each area registers its own ModelAdmins."""
-
-from core.admin import config as config
-from core.admin import conversation as conversation

@@ -1,0 +1,358 @@
+"""Admin for the configuration records.
+
+Every form runs `core.config.validation` (the checks `load_config` and the API run) and saves
+through `core.config.services`; a record something refers to cannot be deleted. Providers,
+routes and MCP servers show their readiness in the list.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, QueryDict
+
+from core.config.contracts import Kind, RecordConfig, TeamConfig
+from core.config.models import (
+    AgentProfile,
+    McpServerSpec,
+    ModelRoute,
+    Provider,
+    SkillSpec,
+    Team,
+    TeamMember,
+    ToolSpec,
+)
+from core.config.readiness import mcp_server_readiness, provider_credential, provider_readiness, route_readiness
+from core.config.secrets import SECRET_HINT
+from core.config.selectors import (
+    config_references,
+    config_referrers,
+    mcp_server_config,
+    provider_config,
+    route_config,
+)
+from core.config.services import config_record_create, config_record_delete, config_record_update
+from core.config.validation import ConfigInvalidError, record_from_raw, record_validate
+
+_M = TypeVar("_M", bound=models.Model)
+
+if TYPE_CHECKING:
+    _ModelForm = forms.ModelForm[Any]
+    _MemberFormSet = BaseInlineFormSet[TeamMember, Team, Any]
+    _MemberInline = admin.TabularInline[TeamMember, Team]
+    _ModelAdmin = admin.ModelAdmin
+else:  # Django's classes are generic only in the type stubs (django-stubs-ext is a dev dependency)
+    _ModelForm = forms.ModelForm
+    _MemberFormSet = BaseInlineFormSet
+    _MemberInline = admin.TabularInline
+
+    class _ModelAdmin(admin.ModelAdmin, Generic[_M]):
+        """`ModelAdmin[Model]` at run time, as the stubs declare it."""
+
+
+def _raw_from_cleaned(kind: Kind, cleaned: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """A raw record (as the file or the API would give it) from a form's cleaned data."""
+    raw: dict[str, Any] = {}
+    for name in names:
+        if name not in cleaned:
+            continue
+        value = cleaned[name]
+        if isinstance(value, models.Model):
+            value = getattr(value, "alias" if isinstance(value, ModelRoute) else "name")
+        elif isinstance(value, models.QuerySet):
+            value = sorted(item.name for item in value)
+        elif value is None and name in ("options", "parameters", "args", "env_vars", "tool_allowlist"):
+            continue
+        raw[name] = value
+    return raw
+
+
+def _field_of(location: str) -> str:
+    return location.split(".", 1)[0].split("[", 1)[0]
+
+
+class ConfigRecordForm(_ModelForm):
+    """Runs the configuration validation on the whole record; keeps the contract for saving."""
+
+    kind: ClassVar[Kind]
+    contract_fields: ClassVar[tuple[str, ...]]
+    config_record: RecordConfig | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.existing_key: str | None = getattr(self.instance, self.kind.key_field) if self.instance.pk else None
+
+    def raw_record(self, cleaned: dict[str, Any]) -> dict[str, Any]:
+        """The record as the file or the API would give it."""
+        return _raw_from_cleaned(self.kind, cleaned, self.contract_fields)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # Names are checked by the configuration validation below (one message, not Django's second).
+        self._validate_unique = False
+        if self.errors:
+            return cleaned
+        raw = self.raw_record(cleaned)
+        try:
+            record = record_from_raw(self.kind, raw)
+            record_validate(record, refs=config_references(), existing_key=self.existing_key)
+        except ConfigInvalidError as exc:
+            self.add_problems(exc)
+            return cleaned
+        self.config_record = record
+        return cleaned
+
+    def add_problems(self, exc: ConfigInvalidError) -> None:
+        secret_fields = set()
+        for problem in exc.problems:
+            field = _field_of(problem.location)
+            message = str(problem) if field not in self.fields or field != problem.location else problem.message
+            self.add_error(field if field in self.fields else None, message)
+            if SECRET_HINT in problem.message and field in self.fields:
+                secret_fields.add(field)
+        if secret_fields:
+            # Never render a suspected secret back into the page: the field comes back empty.
+            data = QueryDict(mutable=True)
+            data.update(self.data)
+            for field in secret_fields:
+                data[self.add_prefix(field)] = ""
+            self.data = data
+
+
+class ConfigAdmin(_ModelAdmin[_M]):
+    """Saves and deletes through the configuration services."""
+
+    kind: ClassVar[Kind]
+    save_on_top = True
+    # True when the record is complete only with its inlines (a team's members): written in save_related.
+    saves_with_inlines: ClassVar[bool] = False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if self.saves_with_inlines:
+            return
+        record = form.config_record
+        if change:
+            saved = config_record_update(kind=self.kind, key=form.existing_key, record=record)
+        else:
+            saved = config_record_create(record=record)
+        obj.pk = saved.pk
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """The service wrote the relations; leave what the admin's change message reads."""
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        config_record_delete(kind=self.kind, key=getattr(obj, self.kind.key_field))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or not config_referrers(self.kind, getattr(obj, self.kind.key_field))
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # bulk deletes would skip the reference check
+        return actions
+
+
+def _form(model_: type[models.Model], kind_: Kind, names: tuple[str, ...]) -> type[ConfigRecordForm]:
+    # URLs are plain text here: the configuration validation checks them (http(s), no credentials).
+    url_fields = {
+        field.name: forms.CharField for field in model_._meta.concrete_fields if isinstance(field, models.URLField)
+    }
+    meta = type("Meta", (), {"model": model_, "fields": list(names), "field_classes": url_fields})
+    form: type[ConfigRecordForm] = type(
+        f"{model_.__name__}Form", (ConfigRecordForm,), {"Meta": meta, "kind": kind_, "contract_fields": names}
+    )
+    return form
+
+
+def _readiness_text(status: str, reasons: tuple[str, ...]) -> str:
+    return status if not reasons or status == "disabled" else f"{status}: {'; '.join(reasons)}"
+
+
+@admin.register(Provider)
+class ProviderAdmin(ConfigAdmin[Provider]):
+    kind = Kind.PROVIDER
+    form = _form(Provider, Kind.PROVIDER, ("name", "kind", "base_url", "api_key_env", "enabled", "options"))
+    list_display = ["name", "kind", "api_key_env", "credential", "readiness", "enabled"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name", "api_key_env", "base_url"]
+
+    @admin.display(description="credential")
+    def credential(self, obj: Provider) -> str:
+        return provider_credential(provider_config(obj))
+
+    @admin.display(description="readiness")
+    def readiness(self, obj: Provider) -> str:
+        state = provider_readiness(provider_config(obj))
+        return _readiness_text(state.status, state.reasons)
+
+
+@admin.register(ModelRoute)
+class RouteAdmin(ConfigAdmin[ModelRoute]):
+    kind = Kind.ROUTE
+    form = _form(
+        ModelRoute,
+        Kind.ROUTE,
+        (
+            "alias",
+            "provider",
+            "model_id",
+            "context_window_tokens",
+            "max_output_tokens",
+            "price_input_per_mtok",
+            "price_cached_input_per_mtok",
+            "price_output_per_mtok",
+            "is_default",
+            "enabled",
+        ),
+    )
+    list_display = ["alias", "provider", "model_id", "context_window_tokens", "is_default", "readiness", "enabled"]
+    list_filter = ["provider", "is_default", "enabled"]
+    list_select_related = ["provider"]
+    search_fields = ["alias", "model_id", "provider__name"]
+
+    @admin.display(description="readiness")
+    def readiness(self, obj: ModelRoute) -> str:
+        state = route_readiness(route_config(obj), provider_readiness(provider_config(obj.provider)))
+        return _readiness_text(state.status, state.reasons)
+
+
+@admin.register(ToolSpec)
+class ToolAdmin(ConfigAdmin[ToolSpec]):
+    kind = Kind.TOOL
+    form = _form(ToolSpec, Kind.TOOL, ("name", "description", "parameters", "requires_approval", "enabled"))
+    list_display = ["name", "description", "requires_approval", "enabled"]
+    list_filter = ["requires_approval", "enabled"]
+    search_fields = ["name", "description"]
+
+
+@admin.register(SkillSpec)
+class SkillAdmin(ConfigAdmin[SkillSpec]):
+    kind = Kind.SKILL
+    form = _form(
+        SkillSpec, Kind.SKILL, ("name", "description", "instructions", "instructions_path", "tools", "enabled")
+    )
+    list_display = ["name", "description", "instructions_path", "enabled"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "description", "instructions_path"]
+    filter_horizontal = ["tools"]
+
+
+@admin.register(McpServerSpec)
+class McpServerAdmin(ConfigAdmin[McpServerSpec]):
+    kind = Kind.MCP_SERVER
+    form = _form(
+        McpServerSpec,
+        Kind.MCP_SERVER,
+        ("name", "transport", "command", "args", "url", "env_vars", "tool_allowlist", "enabled"),
+    )
+    list_display = ["name", "transport", "command", "url", "readiness", "enabled"]
+    list_filter = ["transport", "enabled"]
+    search_fields = ["name", "command", "url"]
+
+    @admin.display(description="readiness")
+    def readiness(self, obj: McpServerSpec) -> str:
+        state = mcp_server_readiness(mcp_server_config(obj))
+        return _readiness_text(state.status, state.reasons)
+
+
+@admin.register(AgentProfile)
+class AgentAdmin(ConfigAdmin[AgentProfile]):
+    kind = Kind.AGENT
+    form = _form(
+        AgentProfile,
+        Kind.AGENT,
+        ("name", "description", "instructions", "route", "tools", "skills", "mcp_servers", "enabled"),
+    )
+    list_display = ["name", "description", "route", "enabled"]
+    list_filter = ["route", "enabled"]
+    list_select_related = ["route"]
+    search_fields = ["name", "description", "route__alias"]
+    filter_horizontal = ["tools", "skills", "mcp_servers"]
+
+
+class TeamMemberFormSet(_MemberFormSet):
+    """Checks the member list with the team (lead is a member, no agent twice) before anything is saved."""
+
+    def ordered_members(self) -> list[str]:
+        rows = [
+            (form.cleaned_data["position"], form.cleaned_data["agent"].name)
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE") and form.cleaned_data.get("agent")
+        ]
+        return [name for _, name in sorted(rows)]
+
+    def clean(self) -> None:
+        super().clean()
+        if any(form.errors for form in self.forms):
+            return
+        team = self.instance
+        lead = team.lead.name if team.lead_id else None
+        if lead is None:
+            return
+        existing = None if team._state.adding else Team.objects.values_list("name", flat=True).get(pk=team.pk)
+        record = TeamConfig(
+            name=team.name, description=team.description, lead=lead, members=tuple(self.ordered_members())
+        )
+        try:
+            record_validate(record, refs=config_references(), existing_key=existing)
+        except ConfigInvalidError as exc:
+            member_problems = [p for p in exc.problems if _field_of(p.location) in ("members", "lead")]
+            if member_problems:
+                raise ValidationError([str(problem) for problem in member_problems]) from None
+
+
+class TeamMemberInline(_MemberInline):
+    model = TeamMember
+    formset = TeamMemberFormSet
+    fields = ["position", "agent"]
+    ordering = ["position"]
+    extra = 1
+    autocomplete_fields = ["agent"]
+
+
+class TeamForm(ConfigRecordForm):
+    kind = Kind.TEAM
+    contract_fields = ("name", "description", "lead", "enabled")
+
+    class Meta:
+        model = Team
+        fields = ["name", "description", "lead", "enabled"]
+
+    def raw_record(self, cleaned: dict[str, Any]) -> dict[str, Any]:
+        # The member list is checked with the inline (TeamMemberFormSet); here the lead stands in.
+        lead = cleaned.get("lead")
+        return {**super().raw_record(cleaned), "members": [lead.name] if lead else []}
+
+
+@admin.register(Team)
+class TeamAdmin(ConfigAdmin[Team]):
+    kind = Kind.TEAM
+    form = TeamForm
+    inlines = [TeamMemberInline]
+    list_display = ["name", "description", "lead", "enabled"]
+    list_filter = ["enabled"]
+    list_select_related = ["lead"]
+    search_fields = ["name", "description", "lead__name"]
+    saves_with_inlines = True
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        members = next(fs for fs in formsets if isinstance(fs, TeamMemberFormSet)).ordered_members()
+        base = form.config_record
+        record = TeamConfig(
+            name=base.name, description=base.description, lead=base.lead, members=tuple(members), enabled=base.enabled
+        )
+        if change:
+            saved = config_record_update(kind=Kind.TEAM, key=form.existing_key, record=record)
+        else:
+            saved = config_record_create(record=record)
+        form.instance.pk = saved.pk
+        super().save_related(request, form, formsets, change)

@@ -1,0 +1,295 @@
+"""Shapes of the configuration records in the API.
+
+Output serializers read stored records (relations by name, never ids) and add what a client
+needs to act: a provider's `credential` (`present` | `missing` | `not_needed`, never a value)
+and the readiness of providers, routes and MCP servers. Input serializers document the request
+bodies; the bodies themselves are checked by `core.config.validation`, the same code that checks
+the TOML file and the admin forms, so every path rejects the same things with the same messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from core.config.contracts import Credential, ReadinessReport, RecordReadiness
+from core.config.models import (
+    AgentProfile,
+    McpServerSpec,
+    McpTransport,
+    ModelRoute,
+    Provider,
+    ProviderKind,
+    SkillSpec,
+    Team,
+    ToolSpec,
+)
+from core.config.readiness import (
+    env_is_set,
+    mcp_server_readiness,
+    provider_credential,
+    provider_readiness,
+    route_readiness,
+)
+from core.config.selectors import mcp_server_config, provider_config, route_config
+
+STATUSES = ["ready", "blocked", "disabled"]
+CREDENTIALS = ["present", "missing", "not_needed"]
+
+
+class ReadinessSerializer(serializers.Serializer[RecordReadiness]):
+    status = serializers.ChoiceField(choices=STATUSES)
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+def _readiness(state: RecordReadiness) -> dict[str, Any]:
+    return {"status": state.status, "reasons": list(state.reasons)}
+
+
+class RecordReadinessSerializer(ReadinessSerializer):
+    kind = serializers.SerializerMethodField()
+    name = serializers.CharField()
+
+    def get_kind(self, obj: RecordReadiness) -> str:
+        return obj.kind.value
+
+
+class ReadinessReportSerializer(serializers.Serializer[ReadinessReport]):
+    default_route = serializers.CharField(allow_null=True)
+    providers = RecordReadinessSerializer(many=True)
+    routes = RecordReadinessSerializer(many=True)
+    mcp_servers = RecordReadinessSerializer(many=True)
+    agents = RecordReadinessSerializer(many=True)
+    teams = RecordReadinessSerializer(many=True)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+class ProviderSerializer(serializers.ModelSerializer[Provider]):
+    credential = serializers.SerializerMethodField()
+    readiness = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Provider
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "api_key_env",
+            "enabled",
+            "options",
+            "credential",
+            "readiness",
+            "created",
+            "updated",
+        ]
+
+    @extend_schema_field(serializers.ChoiceField(choices=CREDENTIALS))
+    def get_credential(self, obj: Provider) -> Credential:
+        return provider_credential(provider_config(obj))
+
+    @extend_schema_field(ReadinessSerializer)
+    def get_readiness(self, obj: Provider) -> dict[str, Any]:
+        return _readiness(provider_readiness(provider_config(obj)))
+
+
+class RouteSerializer(serializers.ModelSerializer[ModelRoute]):
+    provider: serializers.SlugRelatedField[Provider] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    readiness = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelRoute
+        fields = [
+            "alias",
+            "provider",
+            "model_id",
+            "context_window_tokens",
+            "max_output_tokens",
+            "price_input_per_mtok",
+            "price_cached_input_per_mtok",
+            "price_output_per_mtok",
+            "is_default",
+            "enabled",
+            "readiness",
+            "created",
+            "updated",
+        ]
+
+    @extend_schema_field(ReadinessSerializer)
+    def get_readiness(self, obj: ModelRoute) -> dict[str, Any]:
+        provider = provider_readiness(provider_config(obj.provider))
+        return _readiness(route_readiness(route_config(obj), provider))
+
+
+class ToolSerializer(serializers.ModelSerializer[ToolSpec]):
+    class Meta:
+        model = ToolSpec
+        fields = ["name", "description", "parameters", "requires_approval", "enabled", "created", "updated"]
+
+
+class SkillSerializer(serializers.ModelSerializer[SkillSpec]):
+    tools: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
+
+    class Meta:
+        model = SkillSpec
+        fields = ["name", "description", "instructions", "instructions_path", "tools", "enabled", "created", "updated"]
+
+
+class McpServerSerializer(serializers.ModelSerializer[McpServerSpec]):
+    env = serializers.SerializerMethodField()
+    readiness = serializers.SerializerMethodField()
+
+    class Meta:
+        model = McpServerSpec
+        fields = [
+            "name",
+            "transport",
+            "command",
+            "args",
+            "url",
+            "env_vars",
+            "tool_allowlist",
+            "enabled",
+            "env",
+            "readiness",
+            "created",
+            "updated",
+        ]
+
+    @extend_schema_field(serializers.DictField(child=serializers.ChoiceField(choices=["present", "missing"])))
+    def get_env(self, obj: McpServerSpec) -> dict[str, str]:
+        """Whether each variable the server needs is set (never its value)."""
+        return {name: "present" if env_is_set(name) else "missing" for name in obj.env_vars}
+
+    @extend_schema_field(ReadinessSerializer)
+    def get_readiness(self, obj: McpServerSpec) -> dict[str, Any]:
+        return _readiness(mcp_server_readiness(mcp_server_config(obj)))
+
+
+class AgentSerializer(serializers.ModelSerializer[AgentProfile]):
+    route: serializers.SlugRelatedField[ModelRoute] = serializers.SlugRelatedField(slug_field="alias", read_only=True)
+    tools: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
+    skills: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
+    mcp_servers: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
+
+    class Meta:
+        model = AgentProfile
+        fields = [
+            "name",
+            "description",
+            "instructions",
+            "route",
+            "tools",
+            "skills",
+            "mcp_servers",
+            "enabled",
+            "created",
+            "updated",
+        ]
+
+
+class TeamSerializer(serializers.ModelSerializer[Team]):
+    lead: serializers.SlugRelatedField[AgentProfile] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    members = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Team
+        fields = ["name", "description", "lead", "members", "enabled", "created", "updated"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_members(self, obj: Team) -> list[str]:
+        """Member agent names in team order."""
+        return [member.agent.name for member in obj.members.all()]
+
+
+# --- input (documentation of the request bodies) -----------------------------------------------
+
+
+def _names(help_text: str) -> serializers.ListField:
+    return serializers.ListField(child=serializers.CharField(), required=False, help_text=help_text)
+
+
+class ProviderInputSerializer(serializers.Serializer[Any]):
+    name = serializers.SlugField(max_length=64)
+    kind = serializers.ChoiceField(choices=ProviderKind.choices)
+    base_url = serializers.CharField(required=False, help_text="http(s) URL; required for ollama, openai_compatible")
+    api_key_env = serializers.CharField(
+        required=False, help_text="NAME of the environment variable holding the key (never the key)"
+    )
+    enabled = serializers.BooleanField(required=False)
+    options = serializers.DictField(required=False, help_text="free-form adapter options; checked for secrets")
+
+
+class RouteInputSerializer(serializers.Serializer[Any]):
+    alias = serializers.SlugField(max_length=64)
+    provider = serializers.CharField(help_text="a provider name")
+    model_id = serializers.CharField(max_length=200)
+    context_window_tokens = serializers.IntegerField(min_value=1)
+    max_output_tokens = serializers.IntegerField(min_value=1)
+    price_input_per_mtok = serializers.DecimalField(max_digits=12, decimal_places=6, required=False, allow_null=True)
+    price_cached_input_per_mtok = serializers.DecimalField(
+        max_digits=12, decimal_places=6, required=False, allow_null=True
+    )
+    price_output_per_mtok = serializers.DecimalField(max_digits=12, decimal_places=6, required=False, allow_null=True)
+    is_default = serializers.BooleanField(required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
+class ToolInputSerializer(serializers.Serializer[Any]):
+    name = serializers.SlugField(max_length=64)
+    description = serializers.CharField(required=False, allow_blank=True)
+    parameters = serializers.DictField(required=False, help_text='a JSON Schema with "type": "object"')
+    requires_approval = serializers.BooleanField(required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
+class SkillInputSerializer(serializers.Serializer[Any]):
+    name = serializers.SlugField(max_length=64)
+    description = serializers.CharField(required=False, allow_blank=True)
+    instructions = serializers.CharField(required=False, allow_blank=True, help_text="inline, or use instructions_path")
+    instructions_path = serializers.CharField(
+        required=False, allow_blank=True, help_text="relative to the skills folder"
+    )
+    tools = _names("tool names")
+    enabled = serializers.BooleanField(required=False)
+
+
+class McpServerInputSerializer(serializers.Serializer[Any]):
+    name = serializers.SlugField(max_length=64)
+    transport = serializers.ChoiceField(choices=McpTransport.choices)
+    command = serializers.CharField(required=False, allow_blank=True, help_text="stdio only")
+    args = _names("stdio only: the command's arguments")
+    url = serializers.CharField(required=False, allow_blank=True, help_text="streamable_http and sse only")
+    env_vars = _names("NAMES of environment variables the server needs")
+    tool_allowlist = _names("the server's tools agents may use")
+    enabled = serializers.BooleanField(required=False)
+
+
+class AgentInputSerializer(serializers.Serializer[Any]):
+    name = serializers.SlugField(max_length=64)
+    description = serializers.CharField(required=False, allow_blank=True)
+    instructions = serializers.CharField(required=False, allow_blank=True)
+    route = serializers.CharField(help_text="a route alias")
+    tools = _names("tool names")
+    skills = _names("skill names")
+    mcp_servers = _names("MCP server names")
+    enabled = serializers.BooleanField(required=False)
+
+
+class TeamInputSerializer(serializers.Serializer[Any]):
+    name = serializers.SlugField(max_length=64)
+    description = serializers.CharField(required=False, allow_blank=True)
+    lead = serializers.CharField(help_text="an agent name; must be one of members")
+    members = serializers.ListField(child=serializers.CharField(), help_text="agent names, in order")
+    enabled = serializers.BooleanField(required=False)

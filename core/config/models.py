@@ -1,0 +1,197 @@
+"""Configuration records: what providers, routes, tools, skills, MCP servers and agents exist.
+
+They are loaded from the operator's TOML file (or edited in the admin/API) through
+`core.config.services`, which validates every field. Secrets are never stored: a provider
+names the environment variable that holds its key.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class ProviderKind(models.TextChoices):
+    OPENAI = "openai", "OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    GOOGLE = "google", "Google"
+    OLLAMA = "ollama", "Ollama"
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
+    REPLAY = "replay", "Replay (offline)"
+
+
+class McpTransport(models.TextChoices):
+    STDIO = "stdio", "stdio"
+    STREAMABLE_HTTP = "streamable_http", "Streamable HTTP"
+    SSE = "sse", "Server-sent events"
+
+
+class Provider(models.Model):
+    """An LLM provider account; `api_key_env` is the NAME of the variable holding its key."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=32, choices=ProviderKind.choices)
+    base_url = models.URLField(max_length=500, blank=True, default="")
+    api_key_env = models.CharField(max_length=128, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    options = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=ProviderKind.values), name="provider_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class ModelRoute(models.Model):
+    """An alias sessions and the UI use for one provider model, with its limits and prices."""
+
+    alias = models.SlugField(max_length=64, unique=True)
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="routes")
+    model_id = models.CharField(max_length=200)
+    context_window_tokens = models.PositiveIntegerField()
+    max_output_tokens = models.PositiveIntegerField()
+    # USD per million tokens; empty means "no price known" (cost is then left empty).
+    price_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    price_cached_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    price_output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    is_default = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["alias"]
+        constraints = [
+            # At most one default route.
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="route_single_default"),
+            models.CheckConstraint(condition=Q(context_window_tokens__gt=0), name="route_context_window_positive"),
+            models.CheckConstraint(condition=Q(max_output_tokens__gt=0), name="route_max_output_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alias} ({self.model_id})"
+
+
+class ToolSpec(models.Model):
+    """A tool the agents may call; `parameters` is a JSON Schema object."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True, default="")
+    parameters = models.JSONField(default=dict, blank=True)
+    requires_approval = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SkillSpec(models.Model):
+    """Instructions (inline, or a file inside the skills folder) and the tools they may use."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True, default="")
+    instructions = models.TextField(blank=True, default="")
+    instructions_path = models.CharField(max_length=500, blank=True, default="")
+    tools = models.ManyToManyField(ToolSpec, blank=True, related_name="skills")
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class McpServerSpec(models.Model):
+    """How to reach an MCP server: a stdio command or an HTTP URL, and the env var names it needs."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    transport = models.CharField(max_length=32, choices=McpTransport.choices)
+    command = models.CharField(max_length=500, blank=True, default="")
+    args = models.JSONField(default=list, blank=True)
+    url = models.URLField(max_length=500, blank=True, default="")
+    env_vars = models.JSONField(default=list, blank=True)
+    tool_allowlist = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "MCP server"
+        constraints = [
+            models.CheckConstraint(condition=Q(transport__in=McpTransport.values), name="mcp_transport_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.transport})"
+
+
+class AgentProfile(models.Model):
+    """A named agent: role instructions, its model route, and what it may use."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True, default="")
+    instructions = models.TextField(blank=True, default="")
+    route = models.ForeignKey(ModelRoute, on_delete=models.PROTECT, related_name="agents")
+    tools = models.ManyToManyField(ToolSpec, blank=True, related_name="agents")
+    skills = models.ManyToManyField(SkillSpec, blank=True, related_name="agents")
+    mcp_servers = models.ManyToManyField(McpServerSpec, blank=True, related_name="agents")
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "agent"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Team(models.Model):
+    """Agents that work together, with a lead who is one of its members."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True, default="")
+    lead = models.ForeignKey(AgentProfile, on_delete=models.PROTECT, related_name="teams_led")
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMember(models.Model):
+    """One agent's place in a team's ordered member list."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="members")
+    agent = models.ForeignKey(AgentProfile, on_delete=models.PROTECT, related_name="memberships")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["team", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "position"], name="team_member_position_unique"),
+            models.UniqueConstraint(fields=["team", "agent"], name="team_member_agent_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team_id}#{self.position}: {self.agent_id}"

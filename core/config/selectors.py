@@ -1,0 +1,274 @@
+"""Reads of the configuration records, with their joins applied, as querysets or contracts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import models
+from django.db.models import Prefetch, QuerySet
+
+from core.config.contracts import (
+    AgentConfig,
+    ConfigDocument,
+    Kind,
+    McpServerConfig,
+    ProviderConfig,
+    ReadinessReport,
+    RecordConfig,
+    RouteConfig,
+    SkillConfig,
+    TeamConfig,
+    ToolConfig,
+)
+from core.config.models import (
+    AgentProfile,
+    McpServerSpec,
+    ModelRoute,
+    Provider,
+    SkillSpec,
+    Team,
+    TeamMember,
+    ToolSpec,
+)
+from core.config.readiness import readiness_report
+from core.config.validation import References
+from core.errors import NotFoundError
+
+MODELS: dict[Kind, type[models.Model]] = {
+    Kind.PROVIDER: Provider,
+    Kind.ROUTE: ModelRoute,
+    Kind.TOOL: ToolSpec,
+    Kind.SKILL: SkillSpec,
+    Kind.MCP_SERVER: McpServerSpec,
+    Kind.AGENT: AgentProfile,
+    Kind.TEAM: Team,
+}
+# How a referring model is named in "… is used by routes: fast, smart".
+_REFERRER_LABELS: dict[type[models.Model], str] = {
+    ModelRoute: "routes",
+    SkillSpec: "skills",
+    AgentProfile: "agents",
+    Team: "teams",
+    TeamMember: "teams",
+}
+
+
+def provider_list() -> QuerySet[Provider]:
+    """Providers by name."""
+    return Provider.objects.order_by("name")
+
+
+def route_list() -> QuerySet[ModelRoute]:
+    """Routes by alias, each with its provider."""
+    return ModelRoute.objects.select_related("provider").order_by("alias")
+
+
+def tool_list() -> QuerySet[ToolSpec]:
+    """Tools by name."""
+    return ToolSpec.objects.order_by("name")
+
+
+def skill_list() -> QuerySet[SkillSpec]:
+    """Skills by name, with their tools."""
+    return SkillSpec.objects.prefetch_related(Prefetch("tools", queryset=ToolSpec.objects.order_by("name"))).order_by(
+        "name"
+    )
+
+
+def mcp_server_list() -> QuerySet[McpServerSpec]:
+    """MCP servers by name."""
+    return McpServerSpec.objects.order_by("name")
+
+
+def agent_list() -> QuerySet[AgentProfile]:
+    """Agents by name, with their route, tools, skills and MCP servers."""
+    return (
+        AgentProfile.objects.select_related("route")
+        .prefetch_related(
+            Prefetch("tools", queryset=ToolSpec.objects.order_by("name")),
+            Prefetch("skills", queryset=SkillSpec.objects.order_by("name")),
+            Prefetch("mcp_servers", queryset=McpServerSpec.objects.order_by("name")),
+        )
+        .order_by("name")
+    )
+
+
+def team_list() -> QuerySet[Team]:
+    """Teams by name, with their lead and their members in order."""
+    return (
+        Team.objects.select_related("lead")
+        .prefetch_related(Prefetch("members", queryset=TeamMember.objects.select_related("agent").order_by("position")))
+        .order_by("name")
+    )
+
+
+LISTS: dict[Kind, Callable[[], QuerySet[Any]]] = {
+    Kind.PROVIDER: provider_list,
+    Kind.ROUTE: route_list,
+    Kind.TOOL: tool_list,
+    Kind.SKILL: skill_list,
+    Kind.MCP_SERVER: mcp_server_list,
+    Kind.AGENT: agent_list,
+    Kind.TEAM: team_list,
+}
+
+
+def config_queryset(kind: Kind) -> QuerySet[Any]:
+    """The list queryset for one kind (joins applied)."""
+    return LISTS[kind]()
+
+
+def config_instance_get(kind: Kind, key: str) -> Any:
+    """The stored record of `kind` named `key`, with its joins; raises `NotFoundError`."""
+    try:
+        return config_queryset(kind).get(**{kind.key_field: key})
+    except MODELS[kind].DoesNotExist:  # type: ignore[attr-defined]
+        raise NotFoundError.for_field(kind.key_field, f"no {kind.label} named {key!r}; check the name") from None
+
+
+def provider_config(instance: Provider) -> ProviderConfig:
+    """The contract of a stored provider."""
+    return ProviderConfig(
+        name=instance.name,
+        kind=instance.kind,
+        base_url=instance.base_url,
+        api_key_env=instance.api_key_env,
+        enabled=instance.enabled,
+        options=instance.options,
+    )
+
+
+def route_config(instance: ModelRoute) -> RouteConfig:
+    """The contract of a stored route (its provider must be selected with it)."""
+    return RouteConfig(
+        alias=instance.alias,
+        provider=instance.provider.name,
+        model_id=instance.model_id,
+        context_window_tokens=instance.context_window_tokens,
+        max_output_tokens=instance.max_output_tokens,
+        price_input_per_mtok=instance.price_input_per_mtok,
+        price_cached_input_per_mtok=instance.price_cached_input_per_mtok,
+        price_output_per_mtok=instance.price_output_per_mtok,
+        is_default=instance.is_default,
+        enabled=instance.enabled,
+    )
+
+
+def mcp_server_config(instance: McpServerSpec) -> McpServerConfig:
+    """The contract of a stored MCP server."""
+    return McpServerConfig(
+        name=instance.name,
+        transport=instance.transport,
+        command=instance.command,
+        args=tuple(instance.args),
+        url=instance.url,
+        env_vars=tuple(instance.env_vars),
+        tool_allowlist=tuple(instance.tool_allowlist),
+        enabled=instance.enabled,
+    )
+
+
+def record_to_config(instance: models.Model) -> RecordConfig:
+    """The contract of a stored record (its relations must be loaded by the list selector)."""
+    if isinstance(instance, Provider):
+        return provider_config(instance)
+    if isinstance(instance, ModelRoute):
+        return route_config(instance)
+    if isinstance(instance, McpServerSpec):
+        return mcp_server_config(instance)
+    if isinstance(instance, ToolSpec):
+        return ToolConfig(
+            name=instance.name,
+            description=instance.description,
+            parameters=instance.parameters,
+            requires_approval=instance.requires_approval,
+            enabled=instance.enabled,
+        )
+    if isinstance(instance, SkillSpec):
+        return SkillConfig(
+            name=instance.name,
+            description=instance.description,
+            instructions=instance.instructions,
+            instructions_path=instance.instructions_path,
+            tools=tuple(tool.name for tool in instance.tools.all()),
+            enabled=instance.enabled,
+        )
+    if isinstance(instance, AgentProfile):
+        return AgentConfig(
+            name=instance.name,
+            description=instance.description,
+            instructions=instance.instructions,
+            route=instance.route.alias,
+            tools=tuple(tool.name for tool in instance.tools.all()),
+            skills=tuple(skill.name for skill in instance.skills.all()),
+            mcp_servers=tuple(server.name for server in instance.mcp_servers.all()),
+            enabled=instance.enabled,
+        )
+    if isinstance(instance, Team):
+        return TeamConfig(
+            name=instance.name,
+            description=instance.description,
+            lead=instance.lead.name,
+            members=tuple(member.agent.name for member in instance.members.all()),
+            enabled=instance.enabled,
+        )
+    raise TypeError(f"not a configuration record: {type(instance).__name__}")
+
+
+def config_record_get(kind: Kind, key: str) -> RecordConfig:
+    """The contract of the record of `kind` named `key`; raises `NotFoundError`."""
+    return record_to_config(config_instance_get(kind, key))
+
+
+def config_snapshot() -> ConfigDocument:
+    """Every stored record as contracts, in 12 queries whatever the number of records.
+
+    providers; routes+provider; tools; skills, their tools; MCP servers; agents+route, their
+    tools, skills and MCP servers; teams+lead, their members+agent.
+    """
+    sections: dict[str, Any] = {
+        kind.value: tuple(record_to_config(item) for item in config_queryset(kind)) for kind in Kind
+    }
+    return ConfigDocument(**sections)
+
+
+def config_references() -> References:
+    """The names that exist, per kind, and the default route: what one-record validation checks against."""
+    names = {kind: frozenset(MODELS[kind]._default_manager.values_list(kind.key_field, flat=True)) for kind in Kind}
+    default = ModelRoute.objects.filter(is_default=True).values_list("alias", flat=True).first()
+    return References(names=names, default_route=default)
+
+
+def config_referrers(kind: Kind, key: str) -> list[str]:
+    """What refers to the record (`routes: fast, smart`), for refusing its deletion."""
+    instance = config_instance_get(kind, key)
+    found: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    for relation in instance._meta.related_objects:
+        if relation.one_to_many and relation.on_delete is models.CASCADE:
+            continue  # owned rows (a team's member list) go with the record
+        related = relation.related_model
+        rows = related._default_manager.filter(**{relation.field.name: instance})
+        label = _REFERRER_LABELS.get(related, str(related._meta.verbose_name_plural))
+        if related is TeamMember:
+            names = rows.values_list("team__name", flat=True)
+        elif any(field.name == "name" for field in related._meta.concrete_fields):
+            names = rows.values_list("name", flat=True)
+        elif any(field.name == "alias" for field in related._meta.concrete_fields):
+            names = rows.values_list("alias", flat=True)
+        else:
+            count = rows.count()
+            if count:
+                counts[label] = counts.get(label, 0) + count
+            continue
+        for name in names:
+            if name not in found.setdefault(label, []):
+                found[label].append(name)
+    described = [f"{label}: {', '.join(sorted(names))}" for label, names in found.items() if names]
+    return described + [f"{count} {label}" for label, count in counts.items()]
+
+
+def config_readiness() -> ReadinessReport:
+    """Readiness of every stored provider, route, MCP server, agent and team (12 queries, see snapshot)."""
+    return readiness_report(config_snapshot())

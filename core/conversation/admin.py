@@ -1,0 +1,417 @@
+"""Admin for the conversation store: sessions with their latest messages, checkpoints and runs; runs with
+their trace in order; read-only changelists for messages, checkpoints, runs and trace events.
+
+Built for tables of millions of rows: changelists never COUNT(*) a whole table (`CappedCountPaginator`
+counts at most `COUNT_CAP` rows, `show_full_result_count` is off), inlines show only the newest rows,
+and every list joins what it displays so the query count does not grow with the page.
+Writes go through the services: sessions are created, edited, archived and deleted by them; messages,
+checkpoints, runs and events are never edited here.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db import models
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.http import HttpRequest
+from django.utils.text import Truncator
+
+from core.conversation.selectors import context_fullness_percent, run_text
+from core.conversation.services import (
+    run_cancel,
+    session_archive,
+    session_create,
+    session_delete,
+    session_unarchive,
+    session_update,
+)
+from core.errors import ConflictError
+from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run, RunStatus, SessionStatus, TraceEvent
+
+_M = TypeVar("_M", bound=models.Model)
+
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin
+    _Paginator = Paginator[Any]
+    _MessageInline = admin.TabularInline[Message, AgentSession]
+    _CheckpointInline = admin.TabularInline[Checkpoint, AgentSession]
+    _RunInline = admin.TabularInline[Run, AgentSession]
+    _EventInline = admin.TabularInline[TraceEvent, Run]
+else:  # ModelAdmin, Paginator and the inlines are generic only in the type stubs
+    _Paginator = Paginator
+    _MessageInline = _CheckpointInline = _RunInline = _EventInline = admin.TabularInline
+
+    class _ModelAdmin(admin.ModelAdmin, Generic[_M]):
+        """`ModelAdmin[Model]` at run time, as the stubs declare it."""
+
+
+COUNT_CAP = 10_000
+LATEST_MESSAGES = 50
+LATEST_CHECKPOINTS = 20
+LATEST_RUNS = 20
+FIRST_EVENTS = 500
+PREVIEW_CHARS = 120
+
+
+class CappedCountPaginator(_Paginator):
+    """Counts at most COUNT_CAP rows (a LIMITed subquery, no sort), so a page costs the same on any size.
+
+    A list longer than the cap shows COUNT_CAP results; narrow it with the filters to reach the rest.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if isinstance(queryset, QuerySet):
+            return queryset.order_by()[:COUNT_CAP].count()
+        return len(queryset)
+
+
+def _preview(text: str) -> str:
+    return Truncator(text.replace("\n", " ")).chars(PREVIEW_CHARS)
+
+
+class _ReadOnlyAdmin(_ModelAdmin[_M]):
+    """A view-only changelist for a table the services own."""
+
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    list_per_page = 100
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
+        return False
+
+
+class _ReadOnlyInlineMixin:
+    extra = 0
+    max_num: int | None = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- Sessions -------------------------------------------------------------------------------
+
+
+class MessageInline(_ReadOnlyInlineMixin, _MessageInline):
+    model = Message
+    verbose_name_plural = f"messages (the latest {LATEST_MESSAGES}, newest first)"
+    fields = readonly_fields = (
+        "seq",
+        "role",
+        "content_preview",
+        "token_count",
+        "token_count_estimated",
+        "client_id",
+        "created",
+    )
+
+    @admin.display(description="content")
+    def content_preview(self, message: Message) -> str:
+        return _preview(message.content) or f"({len(message.parts)} part(s))"
+
+
+class CheckpointInline(_ReadOnlyInlineMixin, _CheckpointInline):
+    model = Checkpoint
+    verbose_name_plural = f"checkpoints (the latest {LATEST_CHECKPOINTS})"
+    fields = readonly_fields = (
+        "id",
+        "parent_id",
+        "through_seq",
+        "reason",
+        "token_count",
+        "summary_preview",
+        "created",
+    )
+
+    @admin.display(description="summary")
+    def summary_preview(self, checkpoint: Checkpoint) -> str:
+        return _preview(checkpoint.summary)
+
+
+class RunInline(_ReadOnlyInlineMixin, _RunInline):
+    model = Run
+    verbose_name_plural = f"runs (the latest {LATEST_RUNS})"
+    fields = readonly_fields = (
+        "status",
+        "route",
+        "event_count",
+        "created",
+        "finished_at",
+        "error_preview",
+    )
+    show_change_link = True
+
+    @admin.display(description="error")
+    def error_preview(self, run: Run) -> str:
+        return _preview(run.error or run.cancel_reason)
+
+
+class SessionStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, str(label)) for value, label in SessionStatus.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
+@admin.register(AgentSession)
+class AgentSessionAdmin(_ModelAdmin[AgentSession]):
+    """Sessions; created and edited through the services, archived by the actions, deleted explicitly."""
+
+    list_display = [
+        "__str__",
+        "route",
+        "status",
+        "message_count",
+        "tokens_since_checkpoint",
+        "context_fullness",
+        "updated",
+        "created",
+    ]
+    list_select_related = ["route"]
+    list_filter = [SessionStatusFilter, "route", ("created", admin.DateFieldListFilter)]
+    search_fields = ["title"]
+    search_help_text = (
+        "Searches titles, and message text (case-insensitive, 3 characters or more). Message search scans "
+        "each candidate session's messages until a match, so on millions of messages it can take seconds."
+    )
+    ordering = ["-updated", "-id"]
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    list_per_page = 100
+    fields = ["title", "route", "status", "message_count", "last_seq", "tokens_since_checkpoint", "created", "updated"]
+    readonly_fields = ["status", "message_count", "last_seq", "tokens_since_checkpoint", "created", "updated"]
+    inlines = [MessageInline, CheckpointInline, RunInline]
+    actions = ["archive_sessions", "unarchive_sessions"]
+
+    @admin.display(description="context full")
+    def context_fullness(self, session: AgentSession) -> str:
+        return f"{context_fullness_percent(session)}%"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AgentSession | None = None) -> Any:
+        if obj is not None and obj.status == SessionStatus.ARCHIVED:
+            return self.fields  # an archived session is read-only; unarchive it to edit
+        return self.readonly_fields
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "route":
+            kwargs["queryset"] = ModelRoute.objects.filter(enabled=True).select_related("provider")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[AgentSession], search_term: str
+    ) -> tuple[QuerySet[AgentSession], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(title__icontains=term)
+        if len(term) >= 3:
+            # EXISTS stops at the first matching message of each session and never duplicates sessions.
+            condition |= Q(Exists(Message.objects.filter(session=OuterRef("pk"), content__icontains=term)))
+        return queryset.filter(condition), False
+
+    def get_formset_kwargs(self, request: HttpRequest, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = super().get_formset_kwargs(request, obj, inline, prefix)
+        if obj is None or obj.pk is None:
+            return kwargs
+        # Only the newest rows: a session may hold millions of messages.
+        if isinstance(inline, MessageInline):
+            kwargs["queryset"] = Message.objects.filter(seq__gt=obj.last_seq - LATEST_MESSAGES).order_by("-seq")
+        elif isinstance(inline, CheckpointInline):
+            newest = Checkpoint.objects.filter(session=obj).order_by("-id").values("pk")[:LATEST_CHECKPOINTS]
+            kwargs["queryset"] = Checkpoint.objects.filter(pk__in=Subquery(newest)).order_by("-id")
+        elif isinstance(inline, RunInline):
+            newest_runs = Run.objects.filter(session=obj).order_by("-created", "-id").values("pk")[:LATEST_RUNS]
+            kwargs["queryset"] = (
+                Run.objects.filter(pk__in=Subquery(newest_runs)).select_related("route").order_by("-created", "-id")
+            )
+        return kwargs
+
+    def save_model(self, request: HttpRequest, obj: AgentSession, form: Any, change: bool) -> None:
+        route_alias = obj.route.alias if obj.route_id else None
+        if change:
+            session_update(session_id=obj.pk, title=obj.title, route_alias=route_alias)
+            return
+        created = session_create(title=obj.title, route_alias=route_alias)
+        obj.pk = created.pk
+        obj.created, obj.updated = created.created, created.updated
+        obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: AgentSession) -> None:
+        session_delete(session_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AgentSession]) -> None:
+        for session_id in queryset.values_list("pk", flat=True):
+            session_delete(session_id=session_id)
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """A summary instead of Django's list of every related row (which would load every message)."""
+        sessions = list(objs)
+        ids = [session.pk for session in sessions]
+        runs = Run.objects.filter(session_id__in=ids).aggregate(
+            total=Count("id"), open=Count("id", filter=Q(status__in=(RunStatus.QUEUED, RunStatus.RUNNING)))
+        )
+        checkpoints = Checkpoint.objects.filter(session_id__in=ids).count()
+        messages_total = sum(session.message_count for session in sessions)
+        summary: list[Any] = [
+            f"Session: {session} ({session.message_count} messages, with its checkpoints, runs and events)"
+            for session in sessions
+        ]
+        counts = {
+            "sessions": len(sessions),
+            "messages": messages_total,
+            "checkpoints": checkpoints,
+            "runs": runs["total"],
+        }
+        protected = [f"{runs['open']} queued or running run(s): cancel them first"] if runs["open"] else []
+        return summary, counts, set(), protected
+
+    @admin.action(description="Archive selected sessions")
+    def archive_sessions(self, request: HttpRequest, queryset: QuerySet[AgentSession]) -> None:
+        ids = list(queryset.filter(status=SessionStatus.ACTIVE).values_list("pk", flat=True))
+        for session_id in ids:
+            session_archive(session_id=session_id)
+        self.message_user(request, f"Archived {len(ids)} session(s).", messages.SUCCESS)
+
+    @admin.action(description="Unarchive selected sessions")
+    def unarchive_sessions(self, request: HttpRequest, queryset: QuerySet[AgentSession]) -> None:
+        ids = list(queryset.filter(status=SessionStatus.ARCHIVED).values_list("pk", flat=True))
+        for session_id in ids:
+            session_unarchive(session_id=session_id)
+        self.message_user(request, f"Unarchived {len(ids)} session(s).", messages.SUCCESS)
+
+
+# --- Read-only changelists ------------------------------------------------------------------
+
+
+@admin.register(Message)
+class MessageAdmin(_ReadOnlyAdmin[Message]):
+    list_display = ["session", "seq", "role", "content_preview", "token_count", "token_count_estimated", "created"]
+    list_select_related = ["session"]
+    list_filter = ["role"]
+    ordering = ["-id"]  # newest first on the primary key: an index walk, never a sort
+    fields = [
+        "session",
+        "seq",
+        "role",
+        "content",
+        "parts",
+        "token_count",
+        "token_count_estimated",
+        "client_id",
+        "created",
+    ]
+
+    @admin.display(description="content")
+    def content_preview(self, message: Message) -> str:
+        return _preview(message.content) or f"({len(message.parts)} part(s))"
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(_ReadOnlyAdmin[Checkpoint]):
+    list_display = ["session", "through_seq", "reason", "token_count", "parent_id", "created"]
+    list_select_related = ["session"]
+    list_filter = ["reason"]
+    ordering = ["-id"]
+    fields = ["session", "parent", "through_seq", "reason", "token_count", "summary", "state", "created"]
+
+
+class TraceEventInline(_ReadOnlyInlineMixin, _EventInline):
+    model = TraceEvent
+    verbose_name_plural = f"trace events (in order, the first {FIRST_EVENTS})"
+    fields = readonly_fields = (
+        "index",
+        "type",
+        "payload",
+        "created",
+    )
+    ordering = ["index"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TraceEvent]:
+        return super().get_queryset(request).filter(index__lte=FIRST_EVENTS)
+
+
+class RunStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, str(label)) for value, label in RunStatus.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
+@admin.register(Run)
+class RunAdmin(_ReadOnlyAdmin[Run]):
+    list_display = ["id", "session", "route", "status", "event_count", "created", "finished_at"]
+    list_select_related = ["session", "route"]
+    list_filter = [RunStatusFilter, "route", ("created", admin.DateFieldListFilter)]
+    ordering = ["-created", "-id"]
+    fields = [
+        "session",
+        "route",
+        "status",
+        "error",
+        "cancel_reason",
+        "event_count",
+        "created",
+        "started_at",
+        "finished_at",
+        "text",
+    ]
+    readonly_fields = ["text"]
+    inlines = [TraceEventInline]
+    actions = ["cancel_runs"]
+
+    @admin.display(description="streamed text (rebuilt from text_delta events)")
+    def text(self, run: Run) -> str:
+        return run_text(run_id=run.pk)
+
+    @admin.action(description="Cancel selected queued or running runs")
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        open_ids = list(queryset.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).values_list("pk", flat=True))
+        cancelled = 0
+        for run_id in open_ids:
+            try:
+                run_cancel(run_id=run_id, reason=f"cancelled in the admin by {request.user}")
+            except ConflictError:
+                continue  # it finished meanwhile
+            cancelled += 1
+        self.message_user(request, f"Cancelled {cancelled} run(s).", messages.SUCCESS)
+
+
+@admin.register(TraceEvent)
+class TraceEventAdmin(_ReadOnlyAdmin[TraceEvent]):
+    list_display = ["run", "index", "type", "payload_preview", "created"]
+    list_select_related = ["run"]
+    list_filter = ["type"]
+    ordering = ["-id"]
+    fields = ["run", "index", "type", "payload", "created"]
+
+    @admin.display(description="payload")
+    def payload_preview(self, event: TraceEvent) -> str:
+        return _preview(str(event.payload))

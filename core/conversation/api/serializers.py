@@ -1,0 +1,243 @@
+"""Shapes of the conversation API: what each endpoint accepts and answers (no domain rules here).
+
+Input serializers check types and refuse unknown keys; the services check everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from core.conversation.selectors import context_fullness_percent, session_needs_compaction
+from core.models import (
+    AgentSession,
+    Checkpoint,
+    CheckpointReason,
+    Message,
+    Run,
+    RunStatus,
+    SessionStatus,
+    TraceEvent,
+    TraceEventType,
+)
+
+# Seqs, indexes and token counts are 32-bit columns: larger filters are refused before the database sees them.
+MAX_INT32 = 2**31 - 1
+
+
+class StrictInputSerializer(serializers.Serializer[Any]):
+    """An input serializer that answers 400 for keys it does not know, instead of ignoring them."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                accepted = ", ".join(self.fields) or "no fields"
+                raise serializers.ValidationError(
+                    {key: [f"unknown field; this endpoint accepts {accepted}"] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+# The error body of every endpoint: a sentence, a code, and per-field messages.
+ConversationErrorSerializer = inline_serializer(
+    name="ConversationError",
+    fields={
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(),
+        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    },
+)
+
+
+# --- Sessions -------------------------------------------------------------------------------
+
+
+class SessionSerializer(serializers.ModelSerializer[AgentSession]):
+    route = serializers.CharField(source="route.alias", read_only=True)
+    context_window_tokens = serializers.IntegerField(source="route.context_window_tokens", read_only=True)
+    context_fullness_percent = serializers.SerializerMethodField()
+    needs_compaction = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AgentSession
+        fields = [
+            "id",
+            "title",
+            "route",
+            "status",
+            "message_count",
+            "last_seq",
+            "tokens_since_checkpoint",
+            "context_window_tokens",
+            "context_fullness_percent",
+            "needs_compaction",
+            "created",
+            "updated",
+        ]
+        read_only_fields = fields
+
+    def get_context_fullness_percent(self, session: AgentSession) -> float:
+        """tokens_since_checkpoint / the route's context window, in percent (one decimal)."""
+        return context_fullness_percent(session)
+
+    def get_needs_compaction(self, session: AgentSession) -> bool:
+        """True when the fullness reached AGENTCHAT_COMPACTION_THRESHOLD_PERCENT (active sessions only)."""
+        return session_needs_compaction(session)
+
+
+class SessionListQuerySerializer(StrictInputSerializer):
+    status = serializers.ChoiceField(choices=SessionStatus.choices, required=False)
+    needs_compaction = serializers.BooleanField(required=False, allow_null=True, default=None)
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.IntegerField(required=False, min_value=1)
+
+
+class SessionCreateSerializer(StrictInputSerializer):
+    title = serializers.CharField(required=False, allow_blank=True, default="")
+    route = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default=None, help_text="Route alias; the default if absent"
+    )
+
+
+class SessionUpdateSerializer(StrictInputSerializer):
+    title = serializers.CharField(required=False, allow_blank=True)
+    route = serializers.CharField(required=False, help_text="A route alias")
+
+
+class SessionDeleteSerializer(serializers.Serializer[Any]):
+    """How many rows the delete removed, per record."""
+
+    messages = serializers.IntegerField()
+    checkpoints = serializers.IntegerField()
+    runs = serializers.IntegerField()
+    events = serializers.IntegerField()
+
+
+# --- Messages -------------------------------------------------------------------------------
+
+
+class MessageSerializer(serializers.ModelSerializer[Message]):
+    class Meta:
+        model = Message
+        fields = ["seq", "role", "content", "parts", "token_count", "token_count_estimated", "client_id", "created"]
+        read_only_fields = fields
+
+
+class MessageListQuerySerializer(StrictInputSerializer):
+    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0)
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.IntegerField(required=False, min_value=1)
+
+
+class MessageAppendSerializer(StrictInputSerializer):
+    role = serializers.CharField(help_text="system, user, assistant or tool")
+    content = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
+    parts = serializers.JSONField(
+        required=False, allow_null=True, default=None, help_text="A list of tool_call, tool_result or attachment parts"
+    )
+    client_id = serializers.CharField(
+        required=False, allow_null=True, default=None, help_text="Makes the append idempotent: a retry returns the same"
+    )
+    token_count = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Provider-reported tokens; estimated when absent"
+    )
+
+
+# --- Checkpoints and restore ----------------------------------------------------------------
+
+
+class CheckpointSerializer(serializers.ModelSerializer[Checkpoint]):
+    class Meta:
+        model = Checkpoint
+        fields = ["id", "parent", "through_seq", "summary", "state", "token_count", "reason", "created"]
+        read_only_fields = fields
+
+
+class CheckpointCreateSerializer(StrictInputSerializer):
+    through_seq = serializers.IntegerField(help_text="The last message seq the checkpoint covers")
+    summary = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
+    state = serializers.JSONField(required=False, default=dict, help_text="The runtime's resumable state (an object)")
+    reason = serializers.ChoiceField(choices=CheckpointReason.choices)
+    token_count = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # `parent` is also the attribute a field uses for its enclosing serializer, so it is added here.
+        fields = super().get_fields()
+        fields["parent"] = serializers.IntegerField(
+            required=False, allow_null=True, default=None, help_text="Parent checkpoint id; the latest when absent"
+        )
+        return fields
+
+
+class RestoreSerializer(serializers.Serializer[Any]):
+    checkpoint = CheckpointSerializer(allow_null=True)
+    messages = MessageSerializer(many=True)
+
+
+# --- Runs and traces ------------------------------------------------------------------------
+
+
+class RunSerializer(serializers.ModelSerializer[Run]):
+    route = serializers.CharField(source="route.alias", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "session",
+            "route",
+            "status",
+            "error",
+            "cancel_reason",
+            "event_count",
+            "created",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class RunListQuerySerializer(StrictInputSerializer):
+    session = serializers.UUIDField(required=False)
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.IntegerField(required=False, min_value=1)
+
+
+class RunCreateSerializer(StrictInputSerializer):
+    session = serializers.CharField(help_text="The session id")
+    route = serializers.CharField(required=False, allow_null=True, default=None, help_text="The session's if absent")
+    status = serializers.ChoiceField(
+        choices=RunStatus.choices, default=RunStatus.QUEUED, help_text="A new run is queued (default) or running"
+    )
+
+
+class RunCancelSerializer(StrictInputSerializer):
+    reason = serializers.CharField(trim_whitespace=False, help_text="Why the run is cancelled (recorded)")
+
+
+class RunTextSerializer(serializers.Serializer[Any]):
+    run = serializers.UUIDField()
+    text = serializers.CharField()
+
+
+class TraceEventSerializer(serializers.ModelSerializer[TraceEvent]):
+    class Meta:
+        model = TraceEvent
+        fields = ["index", "type", "payload", "created"]
+        read_only_fields = fields
+
+
+class TraceEventListQuerySerializer(StrictInputSerializer):
+    after_index = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0)
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.IntegerField(required=False, min_value=1)
+
+
+class TraceEventAppendSerializer(StrictInputSerializer):
+    type = serializers.ChoiceField(choices=TraceEventType.choices)
+    payload = serializers.JSONField(required=False, default=dict, help_text="Per the event type's contract")

@@ -1,0 +1,97 @@
+"""Typed runtime events: what a provider adapter streams for one model turn.
+
+Each event maps one-to-one onto a trace event (`core.models.TraceEventType`) through `payload()`,
+so the runner can store the stream as it arrives and the UI can replay it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the assistant's reply text."""
+
+    text: str
+    type: Literal["text_delta"] = "text_delta"
+
+    def payload(self) -> dict[str, Any]:
+        return {"text": self.text}
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model asks for a tool to be called with `arguments`."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    type: Literal["tool_call"] = "tool_call"
+
+    def payload(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """A tool's answer to the call `tool_call_id`."""
+
+    tool_call_id: str
+    content: str
+    is_error: bool = False
+    type: Literal["tool_result"] = "tool_result"
+
+    def payload(self) -> dict[str, Any]:
+        return {"tool_call_id": self.tool_call_id, "content": self.content, "is_error": self.is_error}
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage the provider reported (OpenTelemetry GenAI names; cached and reasoning are subsets)."""
+
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    type: Literal["usage"] = "usage"
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
+
+
+# The values of core.conversation.contracts.FINISH_REASONS, which the trace contract checks (a test keeps them equal).
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Why the model stopped: `stop` (done), `length` (hit max_output_tokens: the reply is cut short),
+    `tool_calls` (it waits for tool results), `content_filter` (the provider withheld the rest)."""
+
+    reason: FinishReason
+    type: Literal["finish"] = "finish"
+
+    def payload(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """The provider failed this turn; the run ends `failed` with `message`."""
+
+    message: str
+    code: str = "provider_error"
+    type: Literal["error"] = "error"
+
+    def payload(self) -> dict[str, Any]:
+        return {"message": self.message, "code": self.code}
+
+
+RuntimeEvent = TextDelta | ToolCall | ToolResult | Usage | Finish | ErrorEvent

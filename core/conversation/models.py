@@ -1,0 +1,252 @@
+"""The conversation store: sessions, their append-only message log, checkpoints, runs and traces.
+
+Writes go only through `core.conversation.services`, which allocates message seqs and keeps the
+session's counters exact in the same transaction. A checkpoint points at the log by seq and
+never copies it, so its cost does not grow with the session's length.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Q
+
+from core.config.models import ModelRoute
+
+if TYPE_CHECKING:
+    _BigAutoField = models.BigAutoField[int, int]
+else:
+    _BigAutoField = models.BigAutoField
+
+
+class RowIdField(_BigAutoField):
+    """A 64-bit auto id that on SQLite is the table's plain rowid, declared without AUTOINCREMENT.
+
+    With AUTOINCREMENT every insert also rewrites the table's row in `sqlite_sequence`: one more
+    page per message written and synced at each commit. Without it SQLite gives the next id past
+    the largest one in the table, so ids still only grow while that row lives; only after the
+    newest rows are deleted (a whole session deleted) can their ids come back. Nothing keeps a
+    message id past its row: its attachments are deleted with it and the API pages the log by seq.
+    PostgreSQL keeps its identity column.
+    """
+
+    def db_type_suffix(self, connection: BaseDatabaseWrapper) -> str | None:
+        if connection.vendor == "sqlite":
+            return None
+        suffix: str | None = super().db_type_suffix(connection)  # type: ignore[misc]  # missing from the stubs
+        return suffix
+
+
+class SessionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ARCHIVED = "archived", "Archived"
+
+
+class MessageRole(models.TextChoices):
+    SYSTEM = "system", "System"
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+    TOOL = "tool", "Tool"
+
+
+class CheckpointReason(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    COMPACTION = "compaction", "Compaction"
+    RUN_END = "run_end", "Run end"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+TERMINAL_RUN_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
+
+
+class TraceEventType(models.TextChoices):
+    RUN_STARTED = "run_started", "Run started"
+    TEXT_DELTA = "text_delta", "Text delta"
+    TOOL_CALL = "tool_call", "Tool call"
+    TOOL_RESULT = "tool_result", "Tool result"
+    USAGE = "usage", "Usage"
+    FINISH = "finish", "Finish"
+    ERROR = "error", "Error"
+    RUN_FINISHED = "run_finished", "Run finished"
+
+
+class AgentSession(models.Model):
+    """A conversation; its counters are kept exact by the services that append to it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    title = models.CharField(max_length=200, blank=True, default="")
+    route = models.ForeignKey(ModelRoute, on_delete=models.PROTECT, related_name="sessions")
+    status = models.CharField(max_length=16, choices=SessionStatus.choices, default=SessionStatus.ACTIVE)
+    message_count = models.PositiveIntegerField(default=0)
+    last_seq = models.PositiveIntegerField(default=0)
+    tokens_since_checkpoint = models.PositiveBigIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated", "-id"]
+        verbose_name = "session"
+        indexes = [
+            # The session list and the bootstrap's "most recent" read newest-first. It is the only
+            # index on `updated`, which every append writes: the admin's status filter walks it too
+            # rather than have every message update a (status, -updated) index as well.
+            models.Index(fields=["-updated", "-id"], name="session_recent_idx"),
+            # The API's session list filtered by status pages newest-created first.
+            models.Index(fields=["status", "-created", "-id"], name="session_status_created_idx"),
+            # The API's session list pages newest-created first with a stable cursor.
+            models.Index(fields=["-created", "-id"], name="session_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=SessionStatus.values), name="session_status_valid"),
+            models.CheckConstraint(condition=Q(message_count__lte=models.F("last_seq")), name="session_count_le_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"session {self.id}"
+
+
+class Message(models.Model):
+    """One entry of a session's log; `seq` runs 1, 2, 3… per session with no gap."""
+
+    id = RowIdField(primary_key=True)
+    # No index of its own: the (session, seq) unique index leads with it and serves every lookup.
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=16, choices=MessageRole.choices)
+    content = models.TextField(blank=True, default="")
+    parts = models.JSONField(default=list, blank=True)
+    token_count = models.PositiveIntegerField(default=0)
+    token_count_estimated = models.BooleanField(default=True)
+    # NULL (not "") when absent, so the partial unique constraint ignores messages without one.
+    client_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "seq"]
+        constraints = [
+            # Serves every tail read (`seq > through_seq`) as well as forbidding duplicates.
+            models.UniqueConstraint(fields=["session", "seq"], name="message_session_seq_unique"),
+            # Makes a retried append with the same client_id find the stored row.
+            models.UniqueConstraint(
+                fields=["session", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_session_client_id_unique",
+            ),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="message_seq_positive"),
+            models.CheckConstraint(condition=Q(role__in=MessageRole.values), name="message_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}#{self.seq} {self.role}"
+
+
+class Checkpoint(models.Model):
+    """Resumable state covering the log up to `through_seq`; restore reads only what follows."""
+
+    # No index of its own: `checkpoint_latest_idx` (session, -id) leads with it.
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="checkpoints", db_index=False)
+    parent = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children")
+    through_seq = models.PositiveIntegerField()
+    summary = models.TextField(blank=True, default="")
+    state = models.JSONField(default=dict, blank=True)
+    token_count = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=16, choices=CheckpointReason.choices)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "-id"]
+        indexes = [
+            # "Latest checkpoint of a session" is an index seek.
+            models.Index(fields=["session", "-id"], name="checkpoint_latest_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(reason__in=CheckpointReason.values), name="checkpoint_reason_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} checkpoint through #{self.through_seq} ({self.reason})"
+
+
+class Run(models.Model):
+    """One model turn; it ends in exactly one terminal state."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of its own: `run_session_created_idx` (session, -created) leads with it.
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="runs", db_index=False)
+    route = models.ForeignKey(ModelRoute, on_delete=models.PROTECT, null=True, blank=True, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    error = models.TextField(blank=True, default="")
+    cancel_reason = models.TextField(blank=True, default="")
+    event_count = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [
+            # recover_runs finds runs left `running`; the run list filters by status.
+            # Ends in -id like the list's order, so SQLite uses it for the ORDER BY too.
+            models.Index(fields=["status", "-created", "-id"], name="run_status_created_idx"),
+            models.Index(fields=["session", "-created"], name="run_session_created_idx"),
+            # The unfiltered run list pages newest first.
+            models.Index(fields=["-created", "-id"], name="run_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_valid"),
+            # Terminal runs carry their finish time; open runs do not.
+            models.CheckConstraint(
+                condition=(Q(status__in=TERMINAL_RUN_STATUSES) & Q(finished_at__isnull=False))
+                | (~Q(status__in=TERMINAL_RUN_STATUSES) & Q(finished_at__isnull=True)),
+                name="run_finished_iff_terminal",
+            ),
+            # A run that is (or was) running has a start time; a queued one has not started.
+            models.CheckConstraint(
+                condition=(Q(status=RunStatus.QUEUED) & Q(started_at__isnull=True))
+                | (Q(status__in=(RunStatus.RUNNING, RunStatus.COMPLETED)) & Q(started_at__isnull=False))
+                | Q(status__in=(RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)),
+                name="run_started_unless_queued",
+            ),
+            # A cancelled run records why; a failed run records what went wrong.
+            models.CheckConstraint(
+                condition=~Q(status=RunStatus.CANCELLED) | ~Q(cancel_reason=""), name="run_cancel_has_reason"
+            ),
+            models.CheckConstraint(condition=~Q(status=RunStatus.FAILED) | ~Q(error=""), name="run_failed_has_error"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.id} ({self.status})"
+
+
+class TraceEvent(models.Model):
+    """One streamed event of a run, in order; `payload` follows the contract of its `type`."""
+
+    # No index of its own: the (run, index) unique index leads with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
+    index = models.PositiveIntegerField()
+    type = models.CharField(max_length=16, choices=TraceEventType.choices)
+    payload = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            # Serves reading a trace in order (and the text rebuild) as well as forbidding duplicates.
+            models.UniqueConstraint(fields=["run", "index"], name="trace_event_run_index_unique"),
+            models.CheckConstraint(condition=Q(index__gte=1), name="trace_event_index_positive"),
+            models.CheckConstraint(condition=Q(type__in=TraceEventType.values), name="trace_event_type_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.index} {self.type}"

@@ -1,0 +1,717 @@
+"""Writes to the conversation store: the only path by which sessions, messages, checkpoints, runs and
+trace events change.
+
+Seq allocation: the append runs ONE `UPDATE … SET last_seq = last_seq + 1, <counters> WHERE id = …
+AND status = 'active' RETURNING last_seq`, then inserts the message with that seq, in the same
+transaction. The UPDATE takes the session's row lock on PostgreSQL (on SQLite the connection's
+`BEGIN IMMEDIATE` already holds the database write lock), so concurrent writers queue and the log
+has no gap and no duplicate; the unique constraint on (session, seq) is the last line of defence.
+Appends run on every turn, so both statements are fixed SQL rather than ORM queries (see
+`core.conversation.selectors.ModelColumns`). Trace event indexes are allocated the same way from `Run.event_count`
+with the run row locked.
+
+Run state machine (every run ends in exactly one terminal state; the trace records each move):
+
+    queued ──run_started──▶ running ──run_finished{completed}──▶ completed
+      │                       │  └──error … run_finished{failed}──▶ failed
+      │                       ├──run_cancel(reason)──▶ cancelled
+      └──(same three exits)   └──runs_recover (after a crash)──▶ interrupted
+
+A queued run may also fail (error then run_finished{failed}), be cancelled or be interrupted.
+Once a run is terminal every further event, finish or cancel is refused (ConflictError, 409).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from core.conversation.contracts import (
+    MAX_CONTENT_CHARS,
+    MAX_EVENT_TEXT_CHARS,
+    MessagePart,
+    estimate_tokens,
+    json_refuse_nul,
+    parts_validate,
+    trace_payload_validate,
+)
+from core.conversation.models import TERMINAL_RUN_STATUSES
+from core.conversation.selectors import (
+    ModelColumns,
+    instance_loaded,
+    per_connection,
+    run_uuid,
+    session_get,
+    session_uuid,
+)
+from core.conversation.sqlite_write import SqliteWrite, Statements, qmark, sqlite_write_possible
+from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.models import (
+    AgentSession,
+    Checkpoint,
+    CheckpointReason,
+    Message,
+    MessageRole,
+    ModelRoute,
+    Run,
+    RunStatus,
+    SessionStatus,
+    TraceEvent,
+    TraceEventType,
+)
+
+MAX_TITLE_CHARS = 200
+MAX_CLIENT_ID_CHARS = 128
+MAX_SUMMARY_CHARS = 200_000
+MAX_STATE_CHARS = 5_000_000
+MAX_REASON_CHARS = 2_000
+# Message.token_count and Checkpoint.token_count are 32-bit columns; a larger count is refused, not a 500.
+MAX_TOKEN_COUNT = 2**31 - 1
+MAX_ROW_ID = 2**63 - 1
+_ROLES = frozenset(MessageRole.values)
+INTERRUPTED_ERROR = "interrupted: the process running this run stopped before it finished"
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """The stored message, and whether this call created it (False for an idempotent retry)."""
+
+    message: Message
+    created: bool
+
+
+@dataclass(frozen=True)
+class SessionDeleteResult:
+    """How many rows `session_delete` removed, per record."""
+
+    messages: int
+    checkpoints: int
+    runs: int
+    events: int
+
+
+@dataclass(frozen=True)
+class RecoverResult:
+    """The runs `runs_recover` marked interrupted, by the status they were left in."""
+
+    running: list[UUID] = field(default_factory=list)
+    queued: list[UUID] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.running) + len(self.queued)
+
+
+# --- Sessions -------------------------------------------------------------------------------
+
+
+def _route_resolve(route_alias: str | None) -> ModelRoute:
+    if route_alias:
+        route = ModelRoute.objects.filter(alias=route_alias).select_related("provider").first()
+        if route is None:
+            raise InvalidInputError.for_field(
+                "route", f"no model route {route_alias!r}; use an alias from /api/config/routes/"
+            )
+    else:
+        route = ModelRoute.objects.filter(is_default=True).select_related("provider").first()
+        if route is None:
+            raise InvalidInputError.for_field(
+                "route", "no route given and no default route is configured; name a route or mark one as default"
+            )
+    if not route.enabled:
+        raise InvalidInputError.for_field("route", f"route {route.alias!r} is disabled; enable it or pick another")
+    return route
+
+
+def _title_clean(title: str) -> str:
+    title = title.strip()
+    if len(title) > MAX_TITLE_CHARS:
+        raise InvalidInputError.for_field("title", f"has {len(title)} characters; at most {MAX_TITLE_CHARS}")
+    return title
+
+
+def session_create(*, title: str = "", route_alias: str | None = None) -> AgentSession:
+    """Start a session on `route_alias` (or the default route)."""
+    title = _title_clean(title)
+    route = _route_resolve(route_alias)
+    with transaction.atomic():
+        return AgentSession.objects.create(title=title, route=route)
+
+
+def _session_locked(session_id: UUID | str) -> AgentSession:
+    """The session row, locked for the rest of the transaction."""
+    try:
+        return AgentSession.objects.select_for_update().get(pk=session_uuid(session_id))
+    except AgentSession.DoesNotExist:
+        raise NotFoundError.for_field("session", f"no session {session_id}") from None
+
+
+def _refuse_archived(session: AgentSession) -> None:
+    if session.status == SessionStatus.ARCHIVED:
+        raise ConflictError.for_field("session", "is archived; unarchive it or start a new session")
+
+
+def session_update(*, session_id: UUID | str, title: str | None = None, route_alias: str | None = None) -> AgentSession:
+    """Rename a session and/or move it to another route; an archived session is read-only."""
+    clean_title = _title_clean(title) if title is not None else None
+    if route_alias is not None and not route_alias.strip():
+        raise InvalidInputError.for_field("route", "empty; give a route alias")
+    route = _route_resolve(route_alias) if route_alias is not None else None
+    with transaction.atomic():
+        session = _session_locked(session_id)
+        _refuse_archived(session)
+        changes: dict[str, Any] = {"updated": timezone.now()}
+        if clean_title is not None:
+            changes["title"] = clean_title
+        if route is not None:
+            changes["route"] = route
+        AgentSession.objects.filter(pk=session.pk).update(**changes)
+    return session_get(session_id=session.pk)
+
+
+def _session_status_set(session_id: UUID | str, *, status: SessionStatus) -> AgentSession:
+    with transaction.atomic():
+        session = _session_locked(session_id)
+        if session.status == status:
+            verb = "archived" if status == SessionStatus.ARCHIVED else "active"
+            raise ConflictError.for_field("session", f"is already {verb}")
+        AgentSession.objects.filter(pk=session.pk).update(status=status, updated=timezone.now())
+    return session_get(session_id=session.pk)
+
+
+def session_archive(*, session_id: UUID | str) -> AgentSession:
+    """Archive a session: it keeps everything but takes no new messages, checkpoints or runs."""
+    return _session_status_set(session_id, status=SessionStatus.ARCHIVED)
+
+
+def session_unarchive(*, session_id: UUID | str) -> AgentSession:
+    """Make an archived session active again."""
+    return _session_status_set(session_id, status=SessionStatus.ACTIVE)
+
+
+def _message_dependents_clear(session: AgentSession) -> None:
+    """Delete (CASCADE) or detach (SET_NULL) the rows other apps keep pointing at this session's messages.
+
+    core cannot import those apps (memory's attachment references, for one), so the relations are
+    read from the model's metadata; each is one set-based statement over a subquery of the session's
+    messages. A protecting relation with rows refuses the delete.
+    """
+    for relation in Message._meta.related_objects:
+        field, holder = relation.field, relation.related_model
+        if isinstance(holder, str):  # only before the app registry resolves "app.Model" strings
+            raise TypeError(f"unresolved relation {holder!r} to Message")
+        dependents = holder._base_manager.filter(**{f"{field.name}__session": session})
+        if relation.on_delete is models.CASCADE:
+            dependents.delete()
+        elif relation.on_delete is models.SET_NULL:
+            dependents.update(**{field.name: None})
+        elif dependents.exists():
+            holders = holder._meta.verbose_name_plural
+            raise ConflictError.for_field("session", f"its messages are referenced by {holders}; delete those first")
+
+
+def session_delete(*, session_id: UUID | str) -> SessionDeleteResult:
+    """Delete a session with its messages, checkpoints, runs and trace events, in one transaction.
+
+    Each table is emptied with its own set-based DELETE (children first), so deleting a session of
+    millions of messages never loads them into Python. A session with a queued or running run is
+    refused: cancel the run first, so no runner keeps writing into a vanished session.
+    """
+    with transaction.atomic():
+        session = _session_locked(session_id)
+        open_runs = Run.objects.filter(session=session, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).count()
+        if open_runs:
+            raise ConflictError.for_field(
+                "session", f"has {open_runs} unfinished run(s) (queued or running); cancel them first"
+            )
+        events, _ = TraceEvent.objects.filter(run__session=session).delete()
+        _message_dependents_clear(session)
+        # Nothing points at these messages any more: one DELETE, without the collector's SELECT of every row.
+        messages = Message.objects.filter(session=session)._raw_delete(Message.objects.db)
+        # Checkpoints point at their parent; detach them first so the delete is one statement per batch.
+        Checkpoint.objects.filter(session=session, parent__isnull=False).update(parent=None)
+        checkpoints, _ = Checkpoint.objects.filter(session=session).delete()
+        runs, _ = Run.objects.filter(session=session).delete()
+        AgentSession.objects.filter(pk=session.pk).delete()
+    return SessionDeleteResult(messages=messages, checkpoints=checkpoints, runs=runs, events=events)
+
+
+# --- Messages -------------------------------------------------------------------------------
+
+
+def message_append(
+    *,
+    session_id: UUID | str,
+    role: str,
+    content: str = "",
+    parts: list[MessagePart] | None = None,
+    token_count: int | None = None,
+    client_id: str | None = None,
+) -> AppendResult:
+    """Append one message with the next seq; a retry with the same `client_id` returns the stored one.
+
+    A `client_id` reused for a different role, content or parts is a conflict, not a retry.
+    """
+    if not isinstance(role, str) or role not in _ROLES:
+        raise InvalidInputError.for_field("role", f"{role!r} is not a role; use one of {', '.join(MessageRole.values)}")
+    if not isinstance(content, str):
+        raise InvalidInputError.for_field("content", "must be a string")
+    if len(content) > MAX_CONTENT_CHARS:
+        raise InvalidInputError.for_field(
+            "content", f"has {len(content)} characters; at most {MAX_CONTENT_CHARS} are allowed"
+        )
+    checked_parts = parts_validate(parts)
+    json_refuse_nul(content, "content")
+    json_refuse_nul(checked_parts, "parts")
+    if not content and not checked_parts:
+        raise InvalidInputError.for_field("content", "empty; give text content or at least one part")
+    if token_count is not None and token_count < 0:
+        raise InvalidInputError.for_field("token_count", "must be zero or more")
+    if token_count is not None and token_count > MAX_TOKEN_COUNT:
+        raise InvalidInputError.for_field("token_count", f"is {token_count}; at most {MAX_TOKEN_COUNT}")
+    if client_id is not None:
+        client_id = client_id.strip()
+        if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
+            raise InvalidInputError.for_field("client_id", f"must be 1 to {MAX_CLIENT_ID_CHARS} characters")
+    estimated = token_count is None
+    tokens = estimate_tokens(content, checked_parts) if token_count is None else token_count
+    pk = session_uuid(session_id)
+    now = timezone.now()
+
+    db, plan = per_connection("message_append", _AppendPlan)
+    # The conversions `Model.save()` ends in (the backend's adapters for the UUID, the datetime and
+    # the JSON); the other values are validated str/int/bool/None, which the ORM passes as they are.
+    session_param = plan.sql.session_pk.get_db_prep_value(pk, db)
+    now_param = db.ops.adapt_datetimefield_value(now)
+    row = [session_param, 0, role, content, db.ops.adapt_json_value(checked_parts, plan.sql.parts_encoder)]
+    row += [tokens, estimated, client_id, now_param]
+    if plan.direct is not None and sqlite_write_possible(db):
+        with SqliteWrite(db) as cursor:
+            written = _append_rows(cursor, plan.direct, session_id, row, client_id)
+    else:
+        with transaction.atomic(), db.cursor() as cursor:
+            written = _append_rows(cursor, plan.sql, session_id, row, client_id)
+    if isinstance(written, Message):
+        if (written.role, written.content, written.parts) != (role, content, checked_parts):
+            raise ConflictError.for_field(
+                "client_id",
+                f"{client_id!r} already names message #{written.seq} with a different role, content or "
+                "parts; a retry must repeat the same message, a new message needs a new client_id",
+            )
+        return AppendResult(message=written, created=False)
+    seq, message_id = written
+    values = {
+        "id": message_id,
+        "session_id": pk,
+        "seq": seq,
+        "role": role,
+        "content": content,
+        "parts": checked_parts,
+        "token_count": tokens,
+        "token_count_estimated": estimated,
+        "client_id": client_id,
+        "created": now,
+    }
+    return AppendResult(message=instance_loaded(Message, db.alias, values), created=True)
+
+
+def _append_rows(
+    cursor: Statements, sql: _AppendSql, session_id: UUID | str, row: list[Any], client_id: str | None
+) -> Message | tuple[int, int]:
+    """In the caller's transaction: the message stored under `client_id`, or the new row's (seq, id).
+
+    `row` is the INSERT's parameters (see `_INSERT_FIELDS`) with a placeholder seq at [1].
+    """
+    session_param, tokens, now_param = row[0], row[5], row[8]
+    if client_id is not None:
+        existing = _append_retry(cursor, sql, session_id, session_param, client_id)
+        if existing is not None:
+            return existing
+    row[1] = seq = _seq_next(cursor, sql, session_id, [tokens, now_param, session_param, sql.active])
+    cursor.execute(sql.insert_sql, row)
+    return seq, _returned(cursor)
+
+
+class _AppendSql:
+    """The statements of `message_append` for one connection (fixed SQL: see `ModelColumns`).
+
+    `advance_sql` allocates the seq and bumps the counters in ONE statement. On PostgreSQL it also
+    takes the session's row lock, so concurrent appenders queue behind it; on SQLite the
+    connection's BEGIN IMMEDIATE already holds the database write lock. Its `status` condition
+    makes an archived (or unknown) session update nothing, and the slow path then says why.
+    """
+
+    def __init__(self, db: BaseDatabaseWrapper) -> None:
+        q = db.ops.quote_name
+        sessions = q(AgentSession._meta.db_table)
+        messages = q(Message._meta.db_table)
+        self.session_pk = AgentSession._meta.pk
+        self.active = SessionStatus.ACTIVE.value
+        self.advance_sql = (
+            f"UPDATE {sessions} SET {q('last_seq')} = {q('last_seq')} + 1,"  # noqa: S608  # nosec B608
+            f" {q('message_count')} = {q('message_count')} + 1,"
+            f" {q('tokens_since_checkpoint')} = {q('tokens_since_checkpoint')} + %s, {q('updated')} = %s"
+            f" WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {q('last_seq')}"
+        )
+        # The lock the retry check needs on PostgreSQL (SQLite holds the write lock since BEGIN).
+        lock = f" {db.ops.for_update_sql()}" if db.features.has_select_for_update else ""
+        self.lock_sql = f"SELECT {q('id')} FROM {sessions} WHERE {q('id')} = %s{lock}"  # noqa: S608  # nosec B608
+        self.message = ModelColumns(Message, "m", db)
+        self.retry_sql = (
+            f"SELECT {self.message.sql} FROM {messages} m"  # noqa: S608  # nosec B608
+            f" WHERE m.{q('session_id')} = %s AND m.{q('client_id')} = %s"
+        )
+        self.parts_encoder = Message._meta.get_field("parts").encoder
+        fields = {field.name: field for field in Message._meta.concrete_fields if not field.primary_key}
+        if set(fields) != set(_INSERT_FIELDS):
+            # A field added to Message must be written (and returned) by message_append too.
+            raise ImproperlyConfigured(f"message_append writes {_INSERT_FIELDS}; Message has {tuple(fields)}")
+        columns = [str(fields[name].column) for name in _INSERT_FIELDS]
+        self.insert_sql = (
+            f"INSERT INTO {messages} ({', '.join(q(column) for column in columns)})"  # noqa: S608  # nosec B608
+            f" VALUES ({', '.join(['%s'] * len(columns))}) RETURNING {q('id')}"
+        )
+
+    def in_qmark_style(self) -> _AppendSql:
+        """These statements with sqlite3's own `?` placeholders, for `SqliteWrite`."""
+        direct = copy.copy(self)
+        direct.advance_sql = qmark(self.advance_sql)
+        direct.lock_sql = qmark(self.lock_sql)
+        direct.retry_sql = qmark(self.retry_sql)
+        direct.insert_sql = qmark(self.insert_sql)
+        return direct
+
+
+class _AppendPlan:
+    """`message_append`'s statements for Django's cursors and, on SQLite, for `SqliteWrite`."""
+
+    def __init__(self, db: BaseDatabaseWrapper) -> None:
+        self.sql = _AppendSql(db)
+        self.direct = self.sql.in_qmark_style() if db.vendor == "sqlite" else None
+
+
+_INSERT_FIELDS = (
+    "session",
+    "seq",
+    "role",
+    "content",
+    "parts",
+    "token_count",
+    "token_count_estimated",
+    "client_id",
+    "created",
+)
+
+
+def _returned(cursor: Statements) -> int:
+    """The single value a `RETURNING` statement gave back."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return int(row[0])
+
+
+def _append_retry(
+    cursor: Statements, plan: _AppendSql, session_id: UUID | str, session_param: Any, client_id: str
+) -> Message | None:
+    """The message already stored under `client_id` (read under the session's lock), or None."""
+    cursor.execute(plan.lock_sql, [session_param])
+    if cursor.fetchone() is None:
+        raise NotFoundError.for_field("session", f"no session {session_id}")
+    cursor.execute(plan.retry_sql, [session_param, client_id])
+    row = cursor.fetchone()
+    return plan.message.build(row) if row is not None else None
+
+
+def _seq_next(cursor: Statements, plan: _AppendSql, session_id: UUID | str, params: list[Any]) -> int:
+    """Allocate the session's next seq and bump its counters; 404/409 when it is unknown/archived."""
+    cursor.execute(plan.advance_sql, params)
+    row = cursor.fetchone()
+    if row is None:
+        # Nothing updated: say why (unknown, archived); if the session became active meanwhile,
+        # the locked read below waited for that change, so the second UPDATE matches.
+        _refuse_archived(_session_locked(session_id))
+        cursor.execute(plan.advance_sql, params)
+        row = cursor.fetchone()
+        if row is None:
+            raise ConflictError.for_field("session", "changed while the message was appended; retry")
+    return int(row[0])
+
+
+# --- Checkpoints ----------------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def checkpoint_create(
+    *,
+    session_id: UUID | str,
+    through_seq: int,
+    reason: str,
+    summary: str = "",
+    state: Mapping[str, Any] | None = None,
+    token_count: int | None = None,
+    parent_id: int | None = None,
+) -> Checkpoint:
+    """Record resumable state covering the log up to `through_seq` (it refers to messages, never copies them).
+
+    The parent is the session's latest checkpoint unless `parent_id` names another of its checkpoints;
+    `through_seq` lies between the parent's and the session's `last_seq`. A `compaction` checkpoint
+    resets the session's `tokens_since_checkpoint` to the tokens of the messages after `through_seq`
+    (one SUM over that tail, which the (session, seq) index bounds).
+    """
+    if reason not in CheckpointReason.values:
+        raise InvalidInputError.for_field(
+            "reason", f"{reason!r} is not a reason; use one of {', '.join(CheckpointReason.values)}"
+        )
+    if not _is_int(through_seq) or through_seq < 0:
+        raise InvalidInputError.for_field("through_seq", "must be an integer of 0 or more (the last seq covered)")
+    if not isinstance(summary, str):
+        raise InvalidInputError.for_field("summary", "must be a string")
+    if len(summary) > MAX_SUMMARY_CHARS:
+        raise InvalidInputError.for_field(
+            "summary", f"has {len(summary)} characters; at most {MAX_SUMMARY_CHARS} are allowed"
+        )
+    if state is None:
+        state = {}
+    if not isinstance(state, Mapping):
+        raise InvalidInputError.for_field("state", "must be a JSON object")
+    state_size = len(json.dumps(state))
+    if state_size > MAX_STATE_CHARS:
+        raise InvalidInputError.for_field(
+            "state", f"is {state_size} characters as JSON; at most {MAX_STATE_CHARS} are allowed"
+        )
+    if token_count is not None and (not _is_int(token_count) or token_count < 0):
+        raise InvalidInputError.for_field("token_count", "must be an integer of 0 or more")
+    if token_count is not None and token_count > MAX_TOKEN_COUNT:
+        raise InvalidInputError.for_field("token_count", f"is {token_count}; at most {MAX_TOKEN_COUNT}")
+    if parent_id is not None and (not _is_int(parent_id) or not 0 < parent_id <= MAX_ROW_ID):
+        raise InvalidInputError.for_field("parent", "must be a checkpoint id (a positive integer)")
+    if through_seq > MAX_TOKEN_COUNT:
+        raise InvalidInputError.for_field("through_seq", f"is {through_seq}; at most {MAX_TOKEN_COUNT}")
+    json_refuse_nul(summary, "summary")
+    json_refuse_nul(state, "state")
+
+    with transaction.atomic():
+        session = _session_locked(session_id)
+        _refuse_archived(session)
+        if through_seq > session.last_seq:
+            raise InvalidInputError.for_field(
+                "through_seq",
+                f"{through_seq} is past the session's last message (#{session.last_seq}); "
+                f"give a seq from 0 to {session.last_seq}",
+            )
+        parents = Checkpoint.objects.filter(session=session).only("id", "through_seq")
+        parent = parents.filter(pk=parent_id).first() if parent_id is not None else parents.order_by("-id").first()
+        if parent_id is not None and parent is None:
+            raise InvalidInputError.for_field("parent", f"no checkpoint {parent_id} in this session")
+        if parent is not None and through_seq < parent.through_seq:
+            raise InvalidInputError.for_field(
+                "through_seq",
+                f"{through_seq} is before the parent checkpoint's through_seq {parent.through_seq}; "
+                f"a checkpoint covers at least what its parent covers",
+            )
+        checkpoint = Checkpoint.objects.create(
+            session=session,
+            parent=parent,
+            through_seq=through_seq,
+            summary=summary,
+            state=dict(state),
+            token_count=estimate_tokens(summary) if token_count is None else token_count,
+            reason=reason,
+        )
+        changes: dict[str, Any] = {"updated": timezone.now()}
+        if reason == CheckpointReason.COMPACTION:
+            tail = Message.objects.filter(session=session, seq__gt=through_seq).aggregate(tokens=Sum("token_count"))
+            changes["tokens_since_checkpoint"] = tail["tokens"] or 0
+        AgentSession.objects.filter(pk=session.pk).update(**changes)
+    return checkpoint
+
+
+# --- Runs and their traces ------------------------------------------------------------------
+
+
+def _run_locked(run_id: UUID | str) -> Run:
+    """The run row, locked for the rest of the transaction (it allocates the next event index)."""
+    try:
+        return Run.objects.select_for_update().get(pk=run_uuid(run_id))
+    except Run.DoesNotExist:
+        raise NotFoundError.for_field("run", f"no run {run_id}") from None
+
+
+def _events_write(run: Run, events: list[tuple[str, dict[str, Any]]], **changes: Any) -> list[TraceEvent]:
+    """Insert `events` at the run's next indexes and apply `changes` with one UPDATE (run row locked)."""
+    written = [
+        TraceEvent.objects.create(run=run, index=run.event_count + offset, type=event_type, payload=payload)
+        for offset, (event_type, payload) in enumerate(events, start=1)
+    ]
+    Run.objects.filter(pk=run.pk).update(event_count=F("event_count") + len(events), **changes)
+    run.event_count += len(events)
+    for name, value in changes.items():
+        setattr(run, name, value)
+    return written
+
+
+def _refuse_terminal(run: Run) -> None:
+    if run.status in TERMINAL_RUN_STATUSES:
+        raise ConflictError.for_field("run", f"is {run.status}; a finished run takes no more events")
+
+
+def _start(run: Run) -> list[TraceEvent]:
+    if run.status != RunStatus.QUEUED:
+        raise ConflictError.for_field("run", f"is already {run.status}; only a queued run can start")
+    return _events_write(run, [(TraceEventType.RUN_STARTED, {})], status=RunStatus.RUNNING, started_at=timezone.now())
+
+
+def _finish(run: Run, status: str, error: str) -> list[TraceEvent]:
+    """Move an open run to `status` (completed or failed), recording the error event first when given."""
+    if status not in (RunStatus.COMPLETED, RunStatus.FAILED):
+        raise InvalidInputError.for_field(
+            "status",
+            f"{status!r} cannot be set by finishing; use completed or failed "
+            "(cancel a run with its reason; recover_runs marks crashed runs interrupted)",
+        )
+    if status == RunStatus.COMPLETED:
+        if error:
+            raise InvalidInputError.for_field("error", "a completed run has no error; finish it as failed")
+        if run.status == RunStatus.QUEUED:
+            raise ConflictError.for_field("run", "is queued; start it before completing it")
+        if run.error:
+            raise ConflictError.for_field("run", "reported an error; finish it as failed")
+    events: list[tuple[str, dict[str, Any]]] = []
+    if error:
+        events.append((TraceEventType.ERROR, {"message": error}))
+    elif status == RunStatus.FAILED and not run.error:
+        raise ConflictError.for_field("run", "has no error recorded; append an error event (or give one) first")
+    events.append((TraceEventType.RUN_FINISHED, {"status": status}))
+    return _events_write(run, events, status=status, error=run.error or error, finished_at=timezone.now())
+
+
+def _error_clean(error: str) -> str:
+    error = error.strip()
+    if len(error) > MAX_EVENT_TEXT_CHARS:
+        raise InvalidInputError.for_field("error", f"has {len(error)} characters; at most {MAX_EVENT_TEXT_CHARS}")
+    return error
+
+
+def run_create(*, session_id: UUID | str, route_alias: str | None = None, status: str = RunStatus.QUEUED) -> Run:
+    """Open a run (one model turn) on an active session, `queued` or already `running`.
+
+    The route defaults to the session's. A run created `running` starts its trace with `run_started`.
+    """
+    if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        raise InvalidInputError.for_field("status", f"{status!r}: a new run is queued or running")
+    route = _route_resolve(route_alias) if route_alias else None
+    with transaction.atomic():
+        session = _session_locked(session_id)
+        _refuse_archived(session)
+        run = Run.objects.create(session=session, route=route or session.route)
+        if status == RunStatus.RUNNING:
+            _start(run)
+    return run
+
+
+def run_start(*, run_id: UUID | str) -> Run:
+    """Move a queued run to `running`, recording `run_started`."""
+    with transaction.atomic():
+        run = _run_locked(run_id)
+        _refuse_terminal(run)
+        _start(run)
+    return run
+
+
+def run_event_append(*, run_id: UUID | str, event_type: str, payload: Mapping[str, Any] | None = None) -> TraceEvent:
+    """Append one event at the run's next index; `run_started` and `run_finished` move the run's state.
+
+    An `error` event records the run's error; the run then finishes with `run_finished{failed}`.
+    Any event after the run is terminal is refused (ConflictError).
+    """
+    checked = dict(trace_payload_validate(event_type, payload))
+    json_refuse_nul(checked, "payload")
+    with transaction.atomic():
+        run = _run_locked(run_id)
+        _refuse_terminal(run)
+        if event_type == TraceEventType.RUN_STARTED:
+            return _start(run)[-1]
+        if event_type == TraceEventType.RUN_FINISHED:
+            return _finish(run, str(checked["status"]), "")[-1]
+        if run.status == RunStatus.QUEUED and event_type != TraceEventType.ERROR:
+            raise ConflictError.for_field(
+                "run", f"is queued; append run_started before {event_type} (or cancel the run)"
+            )
+        changes: dict[str, Any] = {}
+        if event_type == TraceEventType.ERROR and not run.error:
+            changes["error"] = str(checked["message"])
+        return _events_write(run, [(event_type, checked)], **changes)[-1]
+
+
+def run_finish(*, run_id: UUID | str, status: str, error: str = "") -> Run:
+    """End an open run as `completed`, or `failed` with `error` (or the error event already recorded)."""
+    error = _error_clean(error)
+    with transaction.atomic():
+        run = _run_locked(run_id)
+        _refuse_terminal(run)
+        _finish(run, status, error)
+    return run
+
+
+def run_cancel(*, run_id: UUID | str, reason: str) -> Run:
+    """Cancel a queued or running run, recording why; the trace ends with `run_finished{cancelled}`."""
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not reason:
+        raise InvalidInputError.for_field("reason", "empty; say why the run is cancelled")
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidInputError.for_field("reason", f"has {len(reason)} characters; at most {MAX_REASON_CHARS}")
+    with transaction.atomic():
+        run = _run_locked(run_id)
+        if run.status in TERMINAL_RUN_STATUSES:
+            raise ConflictError.for_field("run", f"is {run.status}; only a queued or running run can be cancelled")
+        _events_write(
+            run,
+            [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
+            status=RunStatus.CANCELLED,
+            cancel_reason=reason,
+            finished_at=timezone.now(),
+        )
+    return run
+
+
+def runs_recover(*, before: datetime | None = None) -> RecoverResult:
+    """Mark runs a crash left `running` or `queued` (created before `before`, default now) as `interrupted`.
+
+    Meant to run at every start, before any runner is serving: no run from an earlier process can
+    still be progressing, and a queued run is owned by the process that queued it, so neither would
+    ever finish. Each gets `run_finished{interrupted}` as its last event. A second call finds nothing.
+    """
+    cutoff = before or timezone.now()
+    result = RecoverResult()
+    with transaction.atomic():
+        stuck = list(
+            Run.objects.select_for_update()
+            .filter(status__in=(RunStatus.RUNNING, RunStatus.QUEUED), created__lt=cutoff)
+            .order_by("created", "id")
+        )
+        now = timezone.now()
+        for run in stuck:
+            (result.running if run.status == RunStatus.RUNNING else result.queued).append(run.pk)
+            _events_write(
+                run,
+                [(TraceEventType.RUN_FINISHED, {"status": RunStatus.INTERRUPTED})],
+                status=RunStatus.INTERRUPTED,
+                error=run.error or INTERRUPTED_ERROR,
+                finished_at=now,
+            )
+    return result

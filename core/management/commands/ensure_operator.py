@@ -1,0 +1,44 @@
+"""`manage.py ensure_operator`: make sure the local operator account exists, without prompting."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from core.accounts import operator_ensure
+from core.errors import DomainError
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the operator superuser if missing. The password comes from AGENTCHAT_OPERATOR_PASSWORD, "
+        "or is generated and printed once. An existing account is left as it is."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--username",
+            default=os.environ.get("AGENTCHAT_OPERATOR_USERNAME", "operator"),
+            help="user name (default: AGENTCHAT_OPERATOR_USERNAME or 'operator')",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = os.environ.get("AGENTCHAT_OPERATOR_PASSWORD") or None
+        try:
+            result = operator_ensure(username=options["username"], password=password)
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
+        if not result.created:
+            self.stdout.write(f"operator account '{result.username}' already exists; left unchanged")
+        elif result.generated_password is not None:
+            self.stdout.write(
+                f"created operator account '{result.username}' with password: {result.generated_password}\n"
+                "  (shown once; change it with `.venv/bin/python manage.py changepassword "
+                f"{result.username}`)"
+            )
+        else:
+            self.stdout.write(
+                f"created operator account '{result.username}' with the password from AGENTCHAT_OPERATOR_PASSWORD"
+            )

@@ -1,1 +1,0 @@
-"""The runtime contract: typed events a provider adapter streams, and the adapters themselves."""

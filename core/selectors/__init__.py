@@ -1,1 +1,0 @@
-"""Selectors: typed reads with their joins already applied."""

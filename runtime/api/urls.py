@@ -1,0 +1,14 @@
+"""The runtime's API routes: turns and the bootstrap."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, path
+
+from core.api.routing import Route
+from runtime.api.views import SessionTurnView
+from runtime.bootstrap.api import BootstrapViewSet
+
+routes: list[Route] = [Route("bootstrap", BootstrapViewSet, "bootstrap")]
+urlpatterns: list[URLPattern] = [
+    path("sessions/<uuid:session_id>/turns/", SessionTurnView.as_view(), name="session-turns"),
+]

@@ -1,0 +1,77 @@
+"""`POST /api/sessions/{id}/turns/`: run one chat turn and answer with what it wrote."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.conversation.api.serializers import (
+    CheckpointSerializer,
+    ConversationErrorSerializer,
+    MessageSerializer,
+    RunSerializer,
+    StrictInputSerializer,
+)
+from core.conversation.contracts import FINISH_REASONS
+from runtime.turns import TurnResult, turn_run
+from telemetry.api.serializers import UsageEventSerializer
+
+
+class TurnRequestSerializer(StrictInputSerializer):
+    text = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    client_id = serializers.CharField(max_length=128, required=False, allow_null=True)
+
+
+class TurnResultSerializer(serializers.Serializer[TurnResult]):
+    run = RunSerializer()
+    messages = MessageSerializer(many=True, help_text="The messages this turn appended, in seq order.")
+    text = serializers.CharField(help_text="The assistant's reply, as streamed (empty if the run failed).")
+    usage = UsageEventSerializer(allow_null=True, help_text="The usage recorded for the turn, if any.")
+    checkpoint = CheckpointSerializer(
+        allow_null=True, help_text="The run_end checkpoint, when the turn crossed the compaction threshold."
+    )
+    finish_reason = serializers.ChoiceField(
+        choices=FINISH_REASONS,
+        allow_null=True,
+        help_text="Why the model stopped: `length` means the reply was cut short at the route's max_output_tokens; "
+        "null when the provider did not say (or the run failed).",
+    )
+
+
+class SessionTurnView(APIView):
+    """Run one turn: the user's text in, the streamed reply stored, the run closed, usage recorded."""
+
+    @extend_schema(
+        operation_id="sessions_turns_create",
+        request=TurnRequestSerializer,
+        responses={
+            201: TurnResultSerializer,
+            400: OpenApiResponse(ConversationErrorSerializer, description="Invalid text or client_id."),
+            404: OpenApiResponse(ConversationErrorSerializer, description="No such session."),
+            409: OpenApiResponse(
+                ConversationErrorSerializer,
+                description=(
+                    "The session is archived, its route is blocked or disabled, or the client_id's turn already "
+                    "has a reply."
+                ),
+            ),
+        },
+        description=(
+            "Runs the turn synchronously. A provider error still answers 201, with the run `failed` and its "
+            "error recorded; nothing of the reply is stored then."
+        ),
+    )
+    def post(self, request: Request, session_id: UUID) -> Response:
+        payload = TurnRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        result = turn_run(
+            session_id=session_id,
+            user_text=payload.validated_data["text"],
+            client_id=payload.validated_data.get("client_id"),
+        )
+        return Response(TurnResultSerializer(result).data, status=status.HTTP_201_CREATED)

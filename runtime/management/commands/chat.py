@@ -1,0 +1,84 @@
+"""`manage.py chat SESSION_OR_NEW "text"`: run one turn from the command line, streaming the reply."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from core.conversation.events import ErrorEvent, RuntimeEvent, TextDelta, ToolCall, ToolResult
+from core.conversation.services import session_create
+from core.errors import DomainError
+from core.models import RunStatus
+from runtime.turns import turn_run
+
+
+def cost_display(cost: Decimal) -> str:
+    """Dollars as plain digits, without the exponent an exact Decimal may carry (`0E-12` → `$0`)."""
+    return f"${cost.normalize():f}"
+
+
+class Command(BaseCommand):
+    help = (
+        'Send TEXT to a session and print the reply as it streams, then the run\'s usage. Use "new" for '
+        "SESSION to start a session on the default route (or --route)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("session", help='a session id, or "new"')
+        parser.add_argument("text", help="the message to send")
+        parser.add_argument("--route", help="with new: the route alias (default: the default route)")
+        parser.add_argument("--title", default="", help="with new: the session's title")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            self._chat(options)
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
+
+    def _chat(self, options: dict[str, Any]) -> None:
+        session_ref: str = options["session"]
+        if session_ref == "new":
+            title = options["title"] or options["text"][:60]
+            session = session_create(title=title, route_alias=options["route"])
+            session_id = str(session.pk)
+            self.stdout.write(f"session {session_id} (route {session.route.alias})")
+        else:
+            if options["route"] or options["title"]:
+                raise CommandError("--route and --title apply only to a new session")
+            session_id = session_ref
+        try:
+            result = turn_run(session_id=session_id, user_text=options["text"], on_event=self._show)
+        except KeyboardInterrupt:
+            raise CommandError("interrupted; run `manage.py recover_runs` to close the open run") from None
+        self.stdout.write("")
+        run = result.run
+        if run.status != RunStatus.COMPLETED:
+            raise CommandError(f"run {run.pk} {run.status}: {run.error or run.cancel_reason}")
+        self.stdout.write(f"run {run.pk} completed; {len(result.messages)} messages appended")
+        if result.finish_reason == "length":
+            self.stdout.write("note: the reply was cut short at the route's max_output_tokens")
+        elif result.finish_reason == "content_filter":
+            self.stdout.write("note: the provider withheld the rest of the reply (content filter)")
+        usage = result.usage
+        if usage is None:
+            self.stdout.write("usage: not reported by the provider")
+            return
+        cost = "no price on this route" if usage.cost is None else cost_display(usage.cost)
+        self.stdout.write(
+            f"usage: input {usage.input_tokens} (cached {usage.cached_input_tokens}) · "
+            f"output {usage.output_tokens} (reasoning {usage.reasoning_tokens}) · total {usage.total_tokens} "
+            f"tokens · cost {cost}"
+        )
+
+    def _show(self, event: RuntimeEvent) -> None:
+        if isinstance(event, TextDelta):
+            self.stdout.write(event.text, ending="")
+        elif isinstance(event, ToolCall):
+            self.stdout.write(f"[tool call {event.name} {event.arguments}]")
+        elif isinstance(event, ToolResult):
+            self.stdout.write(f"[tool result {event.content}]")
+        elif isinstance(event, ErrorEvent):
+            self.stderr.write(f"error: {event.message}")
+        self.stdout.flush()

@@ -1,0 +1,287 @@
+"""One chat turn end to end, the way the runner will drive the stores.
+
+`turn_run` appends the user message, builds the context inputs (memory), opens a run, feeds the
+provider adapter's events into the run's trace as they arrive, then in one transaction appends the
+assistant message (and the tool messages when the model called a tool), records the usage
+(telemetry) and closes the run `completed`. It writes a `run_end` checkpoint when the turn makes
+the session cross its compaction threshold.
+
+Failure paths leave exactly one terminal state and no half-written assistant message:
+- the adapter streams an `error` event, or raises: the run ends `failed` with the error recorded;
+- the caller's `should_cancel()` turns true, or someone cancels the run (API, admin) while it
+  streams: the run ends `cancelled`;
+- the route's adapter is blocked or disabled before anything happens: ConflictError, nothing written;
+- a retry with the `client_id` of a turn that already has a reply: ConflictError, nothing written
+  (a retry whose message is still the session's last, after a crash or a failed run, runs again).
+
+It lives in `runtime/`, the one app that may use core, memory and telemetry together.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+
+from core.conversation.contracts import ToolCallPart, ToolResultPart
+from core.conversation.events import ErrorEvent, Finish, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
+from core.conversation.selectors import context_fullness_percent, session_get, session_needs_compaction
+from core.conversation.services import (
+    checkpoint_create,
+    message_append,
+    run_cancel,
+    run_create,
+    run_event_append,
+    run_finish,
+)
+from core.errors import ConflictError, DomainError, InvalidInputError
+from core.models import Checkpoint, CheckpointReason, Message, MessageRole, Run, RunStatus
+from memory.context import ContextBundle, context_inputs
+from runtime.providers import AdapterError, PromptMessage, adapter_for
+from telemetry.models import UsageEvent
+from telemetry.services import usage_record
+
+MAX_USER_TEXT_CHARS = 100_000
+SUMMARY_QUOTE_CHARS = 200
+
+EventCallback = Callable[[RuntimeEvent], None]
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """What one turn wrote: its run, the messages it appended, the usage it recorded."""
+
+    run: Run
+    messages: tuple[Message, ...]
+    text: str
+    usage: UsageEvent | None
+    checkpoint: Checkpoint | None
+    # Why the model stopped (`length`: the reply was cut short at max_output_tokens); None if not said.
+    finish_reason: str | None = None
+
+
+def _prompt(bundle: ContextBundle) -> list[PromptMessage]:
+    """The context bundle as prompt messages: one system message of memory, then the log's tail."""
+    sections: list[str] = []
+    memories = [*bundle.pinned_memories, *bundle.relevant_memories]
+    if memories:
+        sections.append("Remembered:\n" + "\n".join(f"- ({m.kind}) {m.content}" for m in memories))
+    if bundle.checkpoint is not None and bundle.checkpoint.summary:
+        sections.append(f"Summary of the conversation so far:\n{bundle.checkpoint.summary}")
+    if bundle.episodes:
+        sections.append("Recent days:\n" + "\n".join(f"- {e.day}: {e.summary}" for e in bundle.episodes))
+    if bundle.attachments:
+        sections.append(
+            "Attachments:\n" + "\n".join(f"- {a.name} ({a.mime_type}): {a.summary}" for a in bundle.attachments)
+        )
+    prompt = [PromptMessage(role="system", content="\n\n".join(sections))] if sections else []
+    prompt.extend(PromptMessage(role=m.role, content=m.content, parts=tuple(m.parts)) for m in bundle.messages)
+    return prompt
+
+
+def _quote(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SUMMARY_QUOTE_CHARS else text[: SUMMARY_QUOTE_CHARS - 1] + "…"
+
+
+def _run_cancelled(run_id: UUID) -> bool:
+    return Run.objects.filter(pk=run_id, status=RunStatus.CANCELLED).exists()
+
+
+class _Stream:
+    """Collects what the adapter streamed while each event goes into the trace."""
+
+    def __init__(self, run: Run, on_event: EventCallback | None) -> None:
+        self.run = run
+        self.on_event = on_event
+        self.text: list[str] = []
+        self.calls: list[ToolCall] = []
+        self.results: list[ToolResult] = []
+        self.usage: Usage | None = None
+        self.finish: Finish | None = None
+        self.error: ErrorEvent | None = None
+
+    def feed(self, event: RuntimeEvent) -> None:
+        run_event_append(run_id=self.run.pk, event_type=event.type, payload=event.payload())
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+        elif isinstance(event, ToolCall):
+            self.calls.append(event)
+        elif isinstance(event, ToolResult):
+            self.results.append(event)
+        elif isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, Finish):
+            self.finish = event
+        else:
+            self.error = event
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+def turn_run(
+    *,
+    session_id: UUID | str,
+    user_text: str,
+    client_id: str | None = None,
+    on_event: EventCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> TurnResult:
+    """Run one chat turn on the session's route and write it to every store."""
+    if not isinstance(user_text, str) or not user_text.strip():
+        raise InvalidInputError.for_field("text", "empty; give the message to send")
+    if len(user_text) > MAX_USER_TEXT_CHARS:
+        raise InvalidInputError.for_field(
+            "text", f"has {len(user_text)} characters; at most {MAX_USER_TEXT_CHARS} are allowed"
+        )
+    session = session_get(session_id=session_id)
+    adapter = adapter_for(session.route)
+    status = adapter.status()
+    if status.state != "ready":
+        raise ConflictError.for_field(
+            "route", f"{session.route.alias!r} is {status.state}: {'; '.join(status.reasons)}"
+        )
+    was_over_threshold = session_needs_compaction(session)
+
+    user_message = message_append(session_id=session.pk, role=MessageRole.USER, content=user_text, client_id=client_id)
+    if not user_message.created and user_message.message.seq != session.last_seq:
+        # A retry of a turn that already got an answer (or was followed by other messages) must not
+        # ask the model again; one whose message is still the last (it crashed or failed) runs again.
+        seq = user_message.message.seq
+        raise ConflictError.for_field(
+            "client_id",
+            f"{client_id!r} already ran as message #{seq}, which has a reply; read the messages after #{seq}, "
+            "or send a new message with a new client_id",
+        )
+    budget = max(1, session.route.context_window_tokens - session.route.max_output_tokens)
+    prompt = _prompt(context_inputs(session_id=session.pk, budget_tokens=budget))
+    run = run_create(session_id=session.pk, status=RunStatus.RUNNING)
+    stream = _Stream(run, on_event)
+    started = time.monotonic()
+    try:
+        for event in adapter.stream(prompt):
+            if _run_cancelled(run.pk):
+                return _cancelled(run, user_message.message, reason="")
+            if should_cancel is not None and should_cancel():
+                return _cancelled(run, user_message.message, reason="cancelled while the reply was streaming")
+            stream.feed(event)
+            if stream.error is not None:
+                break
+    except ConflictError:
+        # The run was cancelled from outside (API, admin) while we were appending its events.
+        if _run_cancelled(run.pk):
+            return _cancelled(run, user_message.message, reason="")
+        raise
+    except (AdapterError, DomainError) as exc:
+        stream.feed(ErrorEvent(message=exc.message, code=exc.code))
+    except Exception as exc:
+        # A bug, not a provider answer: record it so the run is not left `running`, then let it surface.
+        stream.feed(ErrorEvent(message=f"{type(exc).__name__}: {exc}", code="internal_error"))
+        run_finish(run_id=run.pk, status=RunStatus.FAILED)
+        raise
+    if stream.error is None and not stream.text and not stream.calls:
+        stream.feed(ErrorEvent(message="the provider streamed no text and no tool call", code="empty_reply"))
+    if stream.error is not None:
+        # Tokens the provider reported before it failed were still spent: they are recorded too.
+        with transaction.atomic():
+            usage = _usage_record(run, stream, latency_ms=int((time.monotonic() - started) * 1000))
+            finished = run_finish(run_id=run.pk, status=RunStatus.FAILED)
+        return TurnResult(run=finished, messages=(user_message.message,), text="", usage=usage, checkpoint=None)
+    latency_ms = int((time.monotonic() - started) * 1000)
+    return _complete(run, user_message.message, stream, latency_ms=latency_ms, was_over=was_over_threshold)
+
+
+def _cancelled(run: Run, user_message: Message, *, reason: str) -> TurnResult:
+    run = run_cancel(run_id=run.pk, reason=reason) if reason else Run.objects.get(pk=run.pk)
+    return TurnResult(run=run, messages=(user_message,), text="", usage=None, checkpoint=None)
+
+
+def _complete(run: Run, user_message: Message, stream: _Stream, *, latency_ms: int, was_over: bool) -> TurnResult:
+    """Append the reply, record usage and close the run, all in one transaction."""
+    session_id = run.session_id
+    text = "".join(stream.text)
+    appended: list[Message] = [user_message]
+    with transaction.atomic():
+        if stream.calls:
+            call_parts: list[ToolCallPart] = [
+                {"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.arguments}
+                for call in stream.calls
+            ]
+            appended.append(
+                message_append(session_id=session_id, role=MessageRole.ASSISTANT, parts=list(call_parts)).message
+            )
+            for result in stream.results:
+                result_part: ToolResultPart = {
+                    "type": "tool_result",
+                    "tool_call_id": result.tool_call_id,
+                    "content": result.content,
+                    "is_error": result.is_error,
+                }
+                appended.append(
+                    message_append(
+                        session_id=session_id, role=MessageRole.TOOL, content=result.content, parts=[result_part]
+                    ).message
+                )
+        if text:
+            output_tokens = stream.usage.output_tokens if stream.usage is not None else None
+            appended.append(
+                message_append(
+                    session_id=session_id, role=MessageRole.ASSISTANT, content=text, token_count=output_tokens
+                ).message
+            )
+        usage = _usage_record(run, stream, latency_ms=latency_ms)
+        finished = run_finish(run_id=run.pk, status=RunStatus.COMPLETED)
+        checkpoint = _checkpoint_if_crossed(session_id, run, was_over=was_over, last=appended[-1])
+    return TurnResult(
+        run=finished,
+        messages=tuple(appended),
+        text=text,
+        usage=usage,
+        checkpoint=checkpoint,
+        finish_reason=stream.finish.reason if stream.finish is not None else None,
+    )
+
+
+def _usage_record(run: Run, stream: _Stream, *, latency_ms: int) -> UsageEvent | None:
+    """Record the usage the provider reported for this run (once: the request id is the run's)."""
+    if stream.usage is None:
+        return None
+    return usage_record(
+        request_id=f"run:{run.pk}",
+        route_alias=run.route.alias if run.route is not None else None,
+        session_id=run.session_id,
+        run_id=run.pk,
+        input_tokens=stream.usage.input_tokens,
+        cached_input_tokens=stream.usage.cached_input_tokens,
+        output_tokens=stream.usage.output_tokens,
+        reasoning_tokens=stream.usage.reasoning_tokens,
+        latency_ms=latency_ms,
+    ).event
+
+
+def _checkpoint_if_crossed(session_id: UUID, run: Run, *, was_over: bool, last: Message) -> Checkpoint | None:
+    """A `run_end` checkpoint when this turn took the session over its compaction threshold."""
+    session = session_get(session_id=session_id)
+    if was_over or not session_needs_compaction(session):
+        return None
+    state: dict[str, Any] = {
+        "run_id": str(run.pk),
+        "route": session.route.alias,
+        "context_fullness_percent": context_fullness_percent(session),
+        "needs_compaction": True,
+    }
+    summary = (
+        f"Context reached {context_fullness_percent(session)}% of {session.route.alias}'s window "
+        f"after message #{session.last_seq}; last reply: {_quote(last.content)}"
+    )
+    return checkpoint_create(
+        session_id=session_id,
+        through_seq=session.last_seq,
+        reason=CheckpointReason.RUN_END,
+        summary=summary,
+        state=state,
+    )

@@ -1,0 +1,178 @@
+"""The provider adapter contract: credential status, blocked live kinds, and the replay provider."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import pytest
+
+from core.config.replay_options import replay_options_parse
+from core.conversation.contracts import FINISH_REASONS
+from core.conversation.events import ErrorEvent, Finish, FinishReason, TextDelta, ToolCall, ToolResult, Usage
+from core.errors import InvalidInputError
+from core.models import ModelRoute, Provider, ProviderKind
+from runtime.providers import (
+    AdapterBlockedError,
+    AnthropicAdapter,
+    LiveCallsUnavailableError,
+    PromptMessage,
+    adapter_for,
+)
+from runtime.providers.replay import ReplayAdapter
+
+pytestmark = pytest.mark.django_db
+
+SECRET_VALUE = "sk-test-RECOGNISABLE-adapter-0123456789"
+
+
+def make_route(
+    kind: str, *, api_key_env: str = "", base_url: str = "", options: dict[str, Any] | None = None
+) -> ModelRoute:
+    provider = Provider.objects.create(
+        name=f"p-{kind}".replace("_", "-"), kind=kind, api_key_env=api_key_env, base_url=base_url, options=options or {}
+    )
+    return ModelRoute.objects.create(
+        alias=f"r-{kind}".replace("_", "-"),
+        provider=provider,
+        model_id="m-1",
+        context_window_tokens=1000,
+        max_output_tokens=100,
+    )
+
+
+def prompt(*texts: str) -> list[PromptMessage]:
+    return [PromptMessage(role="user", content=text) for text in texts]
+
+
+def test_live_adapter_blocked_when_key_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    adapter = adapter_for(make_route(ProviderKind.OPENAI, api_key_env="OPENAI_API_KEY"))
+    assert adapter.credential_status() == "missing"
+    assert adapter.status().state == "blocked"
+    assert adapter.status().reasons == ("OPENAI_API_KEY is not set",)
+    with pytest.raises(AdapterBlockedError, match=r"^blocked: OPENAI_API_KEY is not set$"):
+        list(adapter.stream(prompt("hi")))
+
+
+def test_live_adapter_with_key_says_live_calls_are_not_in_this_phase(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET_VALUE)
+    adapter = adapter_for(make_route(ProviderKind.OPENAI, api_key_env="OPENAI_API_KEY"))
+    assert adapter.credential_status() == "present"
+    assert adapter.status().state == "ready"
+    with pytest.raises(LiveCallsUnavailableError) as caught:
+        list(adapter.stream(prompt("hi")))
+    assert "live provider calls are not part of this phase" in caught.value.message
+    request = adapter.build_request(prompt("hi"))  # type: ignore[attr-defined]
+    assert request.url == "https://api.openai.com/v1/chat/completions"
+    assert request.headers["Authorization"] == "Bearer ${OPENAI_API_KEY}"
+    assert SECRET_VALUE not in repr(request)
+
+
+def test_anthropic_request_moves_system_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET_VALUE)
+    adapter = adapter_for(make_route(ProviderKind.ANTHROPIC, api_key_env="ANTHROPIC_API_KEY"))
+    assert isinstance(adapter, AnthropicAdapter)
+    request = adapter.build_request([PromptMessage(role="system", content="be brief"), *prompt("hi")])
+    assert request.url == "https://api.anthropic.com/v1/messages"
+    assert request.body["system"] == "be brief"
+    assert request.body["messages"] == [{"role": "user", "content": "hi"}]
+    assert request.headers["x-api-key"] == "${ANTHROPIC_API_KEY}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "kwargs", "message"),
+    [
+        (ProviderKind.OPENAI, {}, "api_key_env: the openai provider 'p-openai' needs the name of its key variable"),
+        (ProviderKind.OLLAMA, {}, "base_url: the ollama provider needs a base_url"),
+        (ProviderKind.OPENAI_COMPATIBLE, {"base_url": "ftp://x"}, "base_url: 'ftp://x' is not an http(s) URL"),
+    ],
+)
+def test_live_adapter_validation(kind: str, kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        adapter_for(make_route(kind, base_url=kwargs.get("base_url", "")))
+    assert str(caught.value) == message
+
+
+def test_disabled_provider_reports_disabled() -> None:
+    route = make_route(ProviderKind.REPLAY)
+    Provider.objects.filter(pk=route.provider_id).update(enabled=False)
+    route.refresh_from_db()
+    status = adapter_for(route).status()
+    assert (status.state, status.reasons) == ("disabled", ("provider 'p-replay' is disabled",))
+
+
+def test_replay_echoes_in_chunks_with_usage() -> None:
+    adapter = adapter_for(make_route(ProviderKind.REPLAY, options={"chunk_chars": 5}))
+    assert isinstance(adapter, ReplayAdapter)
+    assert adapter.credential_status() == "not_needed"
+    events = list(adapter.stream(prompt("hello world")))
+    deltas = [event.text for event in events if isinstance(event, TextDelta)]
+    assert deltas == ["repla", "y: he", "llo w", "orld"]
+    assert events[-2:] == [Finish(reason="stop"), Usage(input_tokens=3, output_tokens=5)]  # 11 and 19 characters
+    assert list(adapter.stream(prompt("hello world"))) == events  # deterministic
+
+
+def test_replay_tool_and_error_rules() -> None:
+    adapter = adapter_for(make_route(ProviderKind.REPLAY))
+    events = list(adapter.stream(prompt("/tool search cats")))
+    assert events[0] == ToolCall(id="call_1_1", name="search", arguments={"input": "cats"})
+    assert events[1] == ToolResult(tool_call_id="call_1_1", content="replayed result of search('cats')")
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "replay: called search with 'cats'"
+    assert list(adapter.stream(prompt("/error boom"))) == [ErrorEvent(message="boom", code="requested_error")]
+
+
+def test_replay_script_turns_and_usage_override() -> None:
+    script = [
+        [{"type": "text", "text": "first"}, {"type": "usage", "input_tokens": 10, "output_tokens": 2}],
+        [
+            {"type": "tool_call", "name": "calc", "arguments": {"x": 1}},
+            {"type": "tool_result", "content": "2"},
+            {"type": "text", "text": "two"},
+        ],
+    ]
+    adapter = adapter_for(make_route(ProviderKind.REPLAY, options={"script": script, "usage": {"reasoning_tokens": 1}}))
+    first = list(adapter.stream(prompt("a")))
+    assert first == [
+        TextDelta(text="first"),
+        Finish(reason="stop"),
+        Usage(input_tokens=10, output_tokens=2, reasoning_tokens=1),
+    ]
+    second = list(adapter.stream(prompt("a", "b")))
+    assert second[:3] == [
+        ToolCall(id="call_2_1", name="calc", arguments={"x": 1}),
+        ToolResult(tool_call_id="call_2_1", content="2"),
+        TextDelta(text="two"),
+    ]
+    third = list(adapter.stream(prompt("a", "b", "c")))
+    assert third == [ErrorEvent(message="the replay script has 2 turns; turn 3 was asked for", code="script_exhausted")]
+
+
+def test_a_scripted_finish_reason_reaches_the_stream_and_the_contract_agrees() -> None:
+    script = [[{"type": "text", "text": "cut"}, {"type": "finish", "reason": "length"}]]
+    adapter = adapter_for(make_route(ProviderKind.REPLAY, options={"script": script}))
+    events = list(adapter.stream(prompt("a")))
+    assert events[:2] == [TextDelta(text="cut"), Finish(reason="length")]
+    assert isinstance(events[2], Usage)
+    # The typed events and the trace contract list the same reasons.
+    assert get_args(FinishReason) == FINISH_REASONS
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"speed": 1}, "options.speed: unknown replay option; use one of chunk_chars, prefix, script, usage"),
+        ({"chunk_chars": 0}, "options.chunk_chars: must be a whole number from 1 to 10000"),
+        ({"usage": {"input_tokens": -1}}, "options.usage.input_tokens: must be a whole number of tokens, zero or more"),
+        ({"script": []}, "options.script: must be a non-empty list of turns (each a list of steps)"),
+        ({"script": [[{"type": "dance"}]]}, "options.script[0][0].type: must be one of text, tool_call"),
+        ({"script": [[{"type": "text"}]]}, "options.script[0][0].text: required"),
+        (
+            {"script": [[{"type": "finish", "reason": "tired"}]]},
+            "options.script[0][0].reason: must be one of stop, length, tool_calls, content_filter",
+        ),
+    ],
+)
+def test_replay_options_rejected(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        replay_options_parse(options)
+    assert str(caught.value).startswith(message)

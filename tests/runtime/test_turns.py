@@ -1,0 +1,266 @@
+"""One offline turn end to end: every store checked after the replay provider answers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from core.conversation.events import RuntimeEvent, TextDelta
+from core.conversation.selectors import run_text
+from core.conversation.services import run_cancel, session_create
+from core.errors import ConflictError, InvalidInputError
+from core.models import (
+    AgentSession,
+    Checkpoint,
+    CheckpointReason,
+    Message,
+    ModelRoute,
+    Provider,
+    ProviderKind,
+    Run,
+    RunStatus,
+    TraceEvent,
+)
+from runtime.management.commands.chat import cost_display
+from runtime.turns import turn_run
+from telemetry.models import UsageAllTime, UsageBySession, UsageEvent
+from tests.procs import run_manage
+
+pytestmark = pytest.mark.django_db
+
+
+def trace_types(run: Run) -> list[str]:
+    return list(TraceEvent.objects.filter(run=run).order_by("index").values_list("type", flat=True))
+
+
+def test_turn_writes_every_store(chat_session: AgentSession) -> None:
+    seen: list[RuntimeEvent] = []
+    result = turn_run(session_id=chat_session.pk, user_text="hello there", on_event=seen.append)
+
+    assert result.run.status == RunStatus.COMPLETED
+    assert result.text == "replay: hello there"
+    messages = list(Message.objects.filter(session=chat_session).order_by("seq").values_list("seq", "role", "content"))
+    assert messages == [(1, "user", "hello there"), (2, "assistant", "replay: hello there")]
+    # Trace: started, the deltas, why the model stopped, usage, then exactly one terminal event, in index order.
+    types = trace_types(result.run)
+    assert types[0] == "run_started"
+    assert types[-3:] == ["finish", "usage", "run_finished"]
+    assert set(types[1:-3]) == {"text_delta"}
+    assert result.finish_reason == "stop"
+    assert types.count("run_finished") == 1
+    assert list(TraceEvent.objects.filter(run=result.run).values_list("index", flat=True).order_by("index")) == list(
+        range(1, len(types) + 1)
+    )
+    assert run_text(run_id=result.run.pk) == result.messages[-1].content
+    assert "".join(event.text for event in seen if isinstance(event, TextDelta)) == result.text
+    # Telemetry: the event and every rollup equal the streamed usage.
+    usage = UsageEvent.objects.get(run=result.run)
+    assert (usage.input_tokens, usage.output_tokens) == (3, 5)
+    assert usage.request_id == f"run:{result.run.pk}"
+    all_time = UsageAllTime.objects.get()
+    assert (all_time.event_count, all_time.input_tokens, all_time.output_tokens) == (1, 3, 5)
+    by_session = UsageBySession.objects.get(session=chat_session)
+    assert by_session.total_tokens == 8
+    assert result.messages[-1].token_count == 5
+    assert result.messages[-1].token_count_estimated is False
+    assert result.checkpoint is None
+
+
+def test_turn_with_tool_call_appends_tool_messages(chat_session: AgentSession) -> None:
+    result = turn_run(session_id=chat_session.pk, user_text="/tool search cats")
+    roles = [(m.seq, m.role) for m in result.messages]
+    assert roles == [(1, "user"), (2, "assistant"), (3, "tool"), (4, "assistant")]
+    assert result.messages[1].parts == [
+        {"type": "tool_call", "id": "call_1_1", "name": "search", "arguments": {"input": "cats"}}
+    ]
+    assert result.messages[2].parts[0]["tool_call_id"] == "call_1_1"
+    assert result.messages[3].content == "replay: called search with 'cats'"
+    assert trace_types(result.run)[1:3] == ["tool_call", "tool_result"]
+
+
+def test_adapter_error_fails_run_without_assistant_message(chat_session: AgentSession) -> None:
+    result = turn_run(session_id=chat_session.pk, user_text="/error provider fell over")
+    run = Run.objects.get(pk=result.run.pk)
+    assert (run.status, run.error) == (RunStatus.FAILED, "provider fell over")
+    assert trace_types(run) == ["run_started", "error", "run_finished"]
+    assert list(Message.objects.filter(session=chat_session).values_list("role", flat=True)) == ["user"]
+    assert not UsageEvent.objects.exists()
+
+
+def test_a_reply_cut_short_says_so_in_the_trace_the_result_and_the_api(
+    replay_route: ModelRoute, api: APIClient
+) -> None:
+    script = [[{"type": "text", "text": "the first half of"}, {"type": "finish", "reason": "length"}]] * 2
+    Provider.objects.filter(pk=replay_route.provider_id).update(options={"script": script})
+    session = session_create(route_alias=replay_route.alias)
+    result = turn_run(session_id=session.pk, user_text="go")
+    assert (result.run.status, result.finish_reason) == (RunStatus.COMPLETED, "length")
+    finish = TraceEvent.objects.get(run=result.run, type="finish")
+    assert finish.payload == {"reason": "length"}
+    assert result.messages[-1].content == "the first half of"
+    body = api.post(f"/api/sessions/{session.pk}/turns/", {"text": "again"}, format="json").json()
+    assert body["finish_reason"] == "length"
+
+
+def test_usage_reported_before_a_provider_error_is_still_recorded(replay_route: ModelRoute) -> None:
+    script = [
+        [
+            {"type": "text", "text": "half a rep"},
+            {"type": "usage", "input_tokens": 40, "output_tokens": 3},
+            {"type": "error", "message": "connection reset"},
+        ]
+    ]
+    Provider.objects.filter(pk=replay_route.provider_id).update(options={"script": script})
+    session = session_create(route_alias=replay_route.alias)
+    result = turn_run(session_id=session.pk, user_text="go")
+    run = Run.objects.get(pk=result.run.pk)
+    assert (run.status, run.error) == (RunStatus.FAILED, "connection reset")
+    assert trace_types(run)[-3:] == ["usage", "error", "run_finished"]
+    assert result.finish_reason is None
+    # No half-written reply, but the spent tokens are counted once, in the event and the rollups.
+    assert list(Message.objects.filter(session=session).values_list("role", flat=True)) == ["user"]
+    assert result.usage is not None
+    usage = UsageEvent.objects.get(run=run)
+    assert (usage.input_tokens, usage.output_tokens, usage.request_id) == (40, 3, f"run:{run.pk}")
+    assert UsageBySession.objects.get(session=session).total_tokens == 43
+    assert UsageAllTime.objects.get().event_count == 1
+
+
+def test_cancel_mid_stream_leaves_cancelled_run(chat_session: AgentSession) -> None:
+    deltas: list[RuntimeEvent] = []
+    result = turn_run(
+        session_id=chat_session.pk,
+        user_text="a long enough message to stream in several deltas",
+        on_event=deltas.append,
+        should_cancel=lambda: len(deltas) >= 2,
+    )
+    run = Run.objects.get(pk=result.run.pk)
+    assert run.status == RunStatus.CANCELLED
+    assert run.cancel_reason == "cancelled while the reply was streaming"
+    assert trace_types(run)[-1] == "run_finished"
+    assert trace_types(run).count("run_finished") == 1
+    assert list(Message.objects.filter(session=chat_session).values_list("role", flat=True)) == ["user"]
+    assert not UsageEvent.objects.exists()
+
+
+def test_cancel_from_outside_stops_the_stream(chat_session: AgentSession) -> None:
+    def cancel_after_first_delta(event: RuntimeEvent) -> None:
+        if isinstance(event, TextDelta):
+            run = Run.objects.get(session=chat_session)
+            if run.status == RunStatus.RUNNING:
+                run_cancel(run_id=run.pk, reason="stopped from the UI")
+
+    result = turn_run(
+        session_id=chat_session.pk, user_text="stream me something long please", on_event=cancel_after_first_delta
+    )
+    assert (result.run.status, result.run.cancel_reason) == (RunStatus.CANCELLED, "stopped from the UI")
+    assert Message.objects.filter(session=chat_session).count() == 1
+
+
+@override_settings(AGENTCHAT_COMPACTION_THRESHOLD_PERCENT=80)
+def test_run_end_checkpoint_written_when_threshold_crossed(replay_route: ModelRoute) -> None:
+    small = ModelRoute.objects.create(
+        alias="small", provider=replay_route.provider, model_id="tiny", context_window_tokens=60, max_output_tokens=10
+    )
+    session = session_create(route_alias=small.alias)
+    first = turn_run(session_id=session.pk, user_text="x" * 40)  # 10 + 13 tokens: 38% full
+    assert first.checkpoint is None
+    second = turn_run(session_id=session.pk, user_text="y" * 40)  # 46 tokens: 76%
+    assert second.checkpoint is None
+    third = turn_run(session_id=session.pk, user_text="z" * 20)  # crosses 80%
+    assert third.checkpoint is not None
+    assert third.checkpoint.reason == CheckpointReason.RUN_END
+    assert third.checkpoint.through_seq == 6
+    assert third.checkpoint.state["run_id"] == str(third.run.pk)
+    fourth = turn_run(session_id=session.pk, user_text="again")  # still over: no second checkpoint
+    assert fourth.checkpoint is None
+    assert Checkpoint.objects.filter(session=session).count() == 1
+
+
+def test_blocked_route_refused_before_anything_is_written(monkeypatch: pytest.MonkeyPatch, db: None) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    provider = Provider.objects.create(name="openai", kind=ProviderKind.OPENAI, api_key_env="OPENAI_API_KEY")
+    ModelRoute.objects.create(
+        alias="gpt", provider=provider, model_id="gpt-x", context_window_tokens=1000, max_output_tokens=100
+    )
+    session = session_create(route_alias="gpt")
+    with pytest.raises(ConflictError, match=r"^route: 'gpt' is blocked: OPENAI_API_KEY is not set$"):
+        turn_run(session_id=session.pk, user_text="hi")
+    assert not Message.objects.exists()
+    assert not Run.objects.exists()
+
+
+def test_live_route_with_key_fails_run_with_clear_error(monkeypatch: pytest.MonkeyPatch, db: None) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-RECOGNISABLE-turns-000000")
+    provider = Provider.objects.create(name="openai", kind=ProviderKind.OPENAI, api_key_env="OPENAI_API_KEY")
+    ModelRoute.objects.create(
+        alias="gpt",
+        provider=provider,
+        model_id="gpt-x",
+        context_window_tokens=1000,
+        max_output_tokens=100,
+        price_input_per_mtok=Decimal("2.5"),
+    )
+    session = session_create(route_alias="gpt")
+    result = turn_run(session_id=session.pk, user_text="hi")
+    assert result.run.status == RunStatus.FAILED
+    assert "live provider calls are not part of this phase" in result.run.error
+    assert "sk-test-RECOGNISABLE" not in result.run.error
+
+
+def test_turn_rejects_empty_text(chat_session: AgentSession) -> None:
+    with pytest.raises(InvalidInputError, match=r"^text: empty; give the message to send$"):
+        turn_run(session_id=chat_session.pk, user_text="   ")
+    assert not Message.objects.exists()
+
+
+def test_turn_api(api: APIClient, chat_session: AgentSession) -> None:
+    response = api.post(f"/api/sessions/{chat_session.pk}/turns/", {"text": "hi api"}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["run"]["status"] == "completed"
+    assert [m["seq"] for m in body["messages"]] == [1, 2]
+    assert body["messages"][1]["content"] == body["text"] == "replay: hi api"
+    assert body["usage"]["total_tokens"] == body["usage"]["input_tokens"] + body["usage"]["output_tokens"]
+    assert body["checkpoint"] is None
+
+
+def test_turn_api_errors(api: APIClient, chat_session: AgentSession) -> None:
+    missing = api.post("/api/sessions/00000000-0000-0000-0000-000000000000/turns/", {"text": "x"}, format="json")
+    assert missing.status_code == 404
+    empty = api.post(f"/api/sessions/{chat_session.pk}/turns/", {}, format="json")
+    assert empty.status_code == 400
+    assert empty.json()["fields"] == {"text": ["This field is required."]}
+    unknown = api.post(f"/api/sessions/{chat_session.pk}/turns/", {"text": "x", "txet": 1}, format="json")
+    assert unknown.status_code == 400
+    assert "txet" in unknown.json()["fields"]
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chat_command_streams_and_prints_usage(replay_route: ModelRoute) -> None:
+    result = run_manage(["chat", "new", "hello"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("session ")
+    assert lines[0].endswith("(route replay)")
+    assert "replay: hello" in result.stdout
+    assert "usage: input 2 (cached 0) · output 4 (reasoning 0) · total 6 tokens · cost no price on this route" in (
+        result.stdout
+    )
+    session = AgentSession.objects.get()
+    assert session.message_count == 2
+    again = run_manage(["chat", str(session.pk), "/error nope"])
+    assert again.returncode == 1
+    assert "failed: nope" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("cost", "shown"),
+    [("0E-12", "$0"), ("0.000123000000", "$0.000123"), ("1.5E+2", "$150"), ("12.340000000000", "$12.34")],
+)
+def test_chat_shows_cost_as_plain_dollars(cost: str, shown: str) -> None:
+    assert cost_display(Decimal(cost)) == shown
