@@ -1,0 +1,157 @@
+"""An existing database upgrades with its data: one made by the code at an earlier main, migrated
+forward by today's code, reads every record back.
+
+The old tree comes out of this repository's own history (`git archive`), and both trees run as
+real `manage.py` processes on a real database: a SQLite file, or a fresh database on the
+PostgreSQL server the suite runs on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# main before the house was reorganised (core's models in core/models/, the SQLite append of its own).
+BEFORE_HOUSE = "09c9fb1d78c287a20e880727cc4d986d41dfa663"
+DUMPED = ["core", "memory", "telemetry", "authtoken", "auth.user"]
+
+pytestmark = [pytest.mark.slow, pytest.mark.persistence]
+
+MAKE_DATA = """
+import datetime
+from memory.services import attachment_record, episode_upsert, memory_write
+from core.models import AgentSession, Message
+session = AgentSession.objects.order_by("created").first()
+message = Message.objects.filter(session=session).order_by("seq").first()
+memory_write(kind="fact", content="The upgrade keeps oolong tea notes", key="tea")
+memory_write(kind="preference", content="Answers short and plain", pinned=True)
+episode_upsert(day=datetime.date(2026, 11, 1), timezone_name="UTC", summary="Talked about tea", source="manual",
+               session_id=session.id)
+attachment_record(session_id=session.id, message_id=message.id, sha256="ab" * 32, kind="file",
+                  display_name="notes.txt", mime_type="text/plain", size_bytes=12, summary="tea notes")
+"""
+
+READ_BACK = """
+import json
+from memory.search import memory_search
+print(json.dumps([hit.memory.key for hit in memory_search("oolong")]))
+"""
+
+
+def old_tree(destination: Path) -> Path:
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", BEFORE_HOUSE],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(destination, filter="data")
+    return destination
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A new, empty database of the kind the suite runs on."""
+    server = os.environ.get("DATABASE_URL", "")
+    if not server.startswith(("postgres://", "postgresql://")):
+        yield f"sqlite:///{tmp_path / 'upgrade.sqlite3'}"
+        return
+    import psycopg
+
+    base, _, _ = server.rpartition("/")
+    name = f"agentchat_upgrade_{secrets.token_hex(4)}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')  # nosec B608: a name this test made up
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # nosec B608
+
+
+def manage(tree: Path, database_url: str, *args: str) -> str:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "agentchat_site.settings",
+        "PYTHONPATH": str(tree),
+        "SECRET_KEY": "upgrade-test-" + "k" * 40,
+        "AGENTCHAT_CONFIG": str(tree / "config" / "agentchat.example.toml"),
+        "AGENTCHAT_OPERATOR_PASSWORD": "upgrade-" + secrets.token_hex(8),
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"manage.py {' '.join(args)} in {tree.name}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def records(dump: str) -> dict[tuple[str, Any], dict[str, Any]]:
+    return {(row["model"], row["pk"]): row["fields"] for row in json.loads(dump)}
+
+
+def test_a_database_made_before_the_house_upgrades_and_reads_every_record_back(
+    tmp_path: Path, database_url: str
+) -> None:
+    old = old_tree(tmp_path / "old")
+    manage(old, database_url, "migrate", "--noinput")
+    manage(old, database_url, "load_config")
+    manage(old, database_url, "ensure_operator")
+    manage(old, database_url, "chat", "new", "hello before the upgrade")
+    manage(old, database_url, "chat", "new", "/tool web_search tea prices")
+    manage(old, database_url, "drf_create_token", "operator")
+    manage(old, database_url, "shell", "-c", MAKE_DATA)
+    before = records(manage(old, database_url, "dumpdata", *DUMPED))
+    counts = {model: sum(1 for name, _ in before if name == model) for model, _ in before}
+    assert counts["core.message"] >= 5 and counts["core.traceevent"] >= 10, counts
+    assert {model for model, _ in before} >= {
+        "core.agentsession",
+        "core.message",
+        "core.run",
+        "core.traceevent",
+        "core.checkpoint",
+        "core.provider",
+        "core.modelroute",
+        "memory.longtermmemory",
+        "memory.dailyepisode",
+        "memory.attachmentsummary",
+        "telemetry.usageevent",
+        "authtoken.token",
+    } - {"core.checkpoint"}
+
+    manage(ROOT, database_url, "migrate", "--noinput")
+    after = records(manage(ROOT, database_url, "dumpdata", *DUMPED))
+
+    missing = sorted(str(key) for key in before if key not in after)
+    assert missing == []
+    changed = {
+        str(key): {
+            name: (value, after[key].get(name)) for name, value in fields.items() if after[key].get(name) != value
+        }
+        for key, fields in before.items()
+    }
+    assert {key: diff for key, diff in changed.items() if diff} == {}
+
+    # The upgraded database works: full-text search finds an old memory, and a new turn continues
+    # an old session.
+    assert json.loads(manage(ROOT, database_url, "shell", "-c", READ_BACK).strip().splitlines()[-1]) == ["tea"]
+    session = next(key[1] for key in before if key[0] == "core.agentsession")
+    reply = manage(ROOT, database_url, "chat", str(session), "hello after the upgrade")
+    assert "hello after the upgrade" in reply
