@@ -108,6 +108,8 @@ class RecoverResult:
 
     running: list[UUID] = field(default_factory=list)
     queued: list[UUID] = field(default_factory=list)
+    # Running runs left alone: the process streaming them is alive on this host.
+    alive: list[UUID] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -716,6 +718,7 @@ def runs_recover(*, before: datetime | None = None) -> RecoverResult:
         now = timezone.now()
         for run in stuck:
             if run.status == RunStatus.RUNNING and worker_alive(started.get(run.pk) or {}):
+                result.alive.append(run.pk)
                 continue
             (result.running if run.status == RunStatus.RUNNING else result.queued).append(run.pk)
             _events_write(
