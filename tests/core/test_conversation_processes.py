@@ -280,3 +280,19 @@ def test_a_second_start_and_recover_runs_leave_a_live_turn_alone(replay_route: M
     assert run.status == "interrupted"
     assert TraceEvent.objects.filter(run=run).order_by("-index").first().type == "run_finished"  # type: ignore[union-attr]
     assert Message.objects.filter(session=session, role="assistant").count() == 0
+
+
+def test_a_worker_is_alive_only_as_the_same_process_on_this_host(db: None) -> None:
+    import os
+
+    from core.conversation.workers import worker_alive, worker_identity
+
+    me = worker_identity()
+    assert worker_alive(me)
+    assert not worker_alive({**me, "worker_start": "another-boot:1"})  # the pid reused by another process
+    assert not worker_alive({**me, "worker_host": me["worker_host"] + "-elsewhere"})
+    assert not worker_alive({})  # a run that did not record its worker
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=WAIT_SECONDS)
+    assert not worker_alive({**me, "worker_pid": child.pid, "worker_start": me["worker_start"]})
+    assert me["worker_pid"] == os.getpid()
