@@ -40,14 +40,18 @@ var/static/.collected: $(VENV)/.base-installed
 migrate: install var/secret_key
 	$(MANAGE) migrate --noinput
 
-# Everything before `serve` is idempotent: a second `make run` changes nothing.
-run: migrate var/static/.collected
+# Everything before `serve` is idempotent. The port is checked first: a second `make run` while a
+# server is listening stops there, before recover_runs could touch the first server's live turns.
+run:
+	@$(PYTHON) scripts/port_free.py $(HOST_PORT)
+	$(MAKE) --no-print-directory migrate var/static/.collected
 	$(MANAGE) recover_runs
 	$(MANAGE) load_config
 	$(MANAGE) ensure_operator
 	$(MAKE) --no-print-directory serve
 
 serve:
+	@$(PYTHON) scripts/port_free.py $(HOST_PORT)
 	@echo "Agent Chat on http://$(HOST_PORT)/  (admin: /admin/, API: /api/, docs: /api/docs/)"
 	$(MANAGE) runserver --noreload $(HOST_PORT)
 

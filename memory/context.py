@@ -5,11 +5,12 @@
 1. pinned long-term memories (most important first, then newest; at most MAX_PINNED);
 2. long-term memories relevant to the latest user message (full-text search for any of its words,
    best first; pinned ones are never repeated here; at most MAX_RELEVANT);
-3. the latest checkpoint's summary;
+3. the summary of the latest checkpoint that carries one (`compaction`, or `manual` with a summary;
+   a `run_end` checkpoint marks a moment and never hides messages);
 4. recent daily episodes, the session's and the whole-day ones, newest day first (at most MAX_EPISODES);
 5. summaries of attachments referenced (attachment parts, by sha256) by the messages read in step 6,
    newest reference first (at most MAX_ATTACHMENTS);
-6. the messages after the checkpoint, in log order, trimmed from the OLDEST end to fit what is left.
+6. the messages after that checkpoint, in log order, trimmed from the OLDEST end to fit what is left.
 
 Items of 1 to 5 are taken whole or not at all: one that does not fit in what remains is skipped
 (counted in `skipped_items`) and the next, smaller one may still fit. Messages must stay a
@@ -31,7 +32,12 @@ from typing import Any
 from uuid import UUID
 
 from core.conversation.contracts import estimate_tokens
-from core.conversation.selectors import checkpoint_latest, message_latest_user, messages_tail_chunk, session_get
+from core.conversation.selectors import (
+    checkpoint_latest_summary,
+    message_latest_user,
+    messages_tail_chunk,
+    session_get,
+)
 from core.errors import InvalidInputError
 from core.models import Message
 from memory.models import AttachmentContent, LongTermMemory
@@ -223,7 +229,7 @@ def context_inputs(*, session_id: UUID | str, budget_tokens: int | None = None) 
         hits = memory_search(latest_user.content, MAX_RELEVANT, mode=MatchMode.ANY, include_pinned=False)
         relevant = tuple(m for m in (_memory(hit.memory) for hit in hits) if budget.take(m.token_count))
 
-    checkpoint = checkpoint_latest(session_id=session.pk)
+    checkpoint = checkpoint_latest_summary(session_id=session.pk)
     context_checkpoint: ContextCheckpoint | None = None
     if checkpoint is not None and checkpoint.summary:
         candidate = ContextCheckpoint(

@@ -10,9 +10,18 @@ Failure paths leave exactly one terminal state and no half-written assistant mes
 - the adapter streams an `error` event, or raises: the run ends `failed` with the error recorded;
 - the caller's `should_cancel()` turns true, or someone cancels the run (API, admin) while it
   streams: the run ends `cancelled`;
-- the route's adapter is blocked or disabled before anything happens: ConflictError, nothing written;
-- a retry with the `client_id` of a turn that already has a reply: ConflictError, nothing written
-  (a retry whose message is still the session's last, after a crash or a failed run, runs again).
+- the text is empty or too long, or the route's adapter is blocked or disabled: InvalidInputError or
+  ConflictError before anything is written (`turn_refusal` checks the same before a caller creates
+  a session for the turn).
+
+Retries never ask the model twice. The user message and its run are written in ONE transaction, and
+the run's `run_started` event names the message (`message_seq`) and the process running it. A retry
+with the same `client_id` and the same text gets the run that already answers that message, open
+or finished (`TurnResult.created` is False; the API answers 200), and nothing is written; the same
+`client_id` with another text is a ConflictError. Running the model again for a failed or
+interrupted run, or regenerating a reply, would be an explicit action of its own (not built yet).
+A message stored without a run (written before runs named their message, or appended directly)
+runs once if it is still the session's last message, and is a ConflictError otherwise.
 
 It lives in `runtime/`, the one app that may use core, memory and telemetry together.
 """
@@ -29,7 +38,14 @@ from django.db import transaction
 
 from core.conversation.contracts import ToolCallPart, ToolResultPart
 from core.conversation.events import ErrorEvent, Finish, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
-from core.conversation.selectors import context_fullness_percent, session_get, session_needs_compaction
+from core.conversation.selectors import (
+    context_fullness_percent,
+    messages_after,
+    run_for_message,
+    run_text,
+    session_get,
+    session_needs_compaction,
+)
 from core.conversation.services import (
     checkpoint_create,
     message_append,
@@ -38,15 +54,28 @@ from core.conversation.services import (
     run_event_append,
     run_finish,
 )
+from core.conversation.workers import worker_identity
 from core.errors import ConflictError, DomainError, InvalidInputError
-from core.models import Checkpoint, CheckpointReason, Message, MessageRole, Run, RunStatus
+from core.models import (
+    AgentSession,
+    Checkpoint,
+    CheckpointReason,
+    Message,
+    MessageRole,
+    Run,
+    RunStatus,
+    TraceEvent,
+    TraceEventType,
+)
 from memory.context import ContextBundle, context_inputs
-from runtime.providers import AdapterError, PromptMessage, adapter_for
+from runtime.providers import AdapterError, PromptMessage, ProviderAdapter, adapter_for
 from telemetry.models import UsageEvent
 from telemetry.services import usage_record
 
 MAX_USER_TEXT_CHARS = 100_000
 SUMMARY_QUOTE_CHARS = 200
+# How many messages after the user message a replayed (retried) turn's answer may list.
+MAX_REPLY_MESSAGES = 200
 
 EventCallback = Callable[[RuntimeEvent], None]
 
@@ -62,6 +91,8 @@ class TurnResult:
     checkpoint: Checkpoint | None
     # Why the model stopped (`length`: the reply was cut short at max_output_tokens); None if not said.
     finish_reason: str | None = None
+    # False when a retry found the run that already answers its message (nothing was written).
+    created: bool = True
 
 
 def _prompt(bundle: ContextBundle) -> list[PromptMessage]:
@@ -123,6 +154,27 @@ class _Stream:
             self.on_event(event)
 
 
+def turn_refusal(*, session: AgentSession, user_text: object) -> ProviderAdapter:
+    """The adapter for a turn on `session`, or the InvalidInputError/ConflictError that refuses it.
+
+    Reads only; a caller that creates a session for the turn checks this first, in the same
+    transaction, so a refused turn leaves nothing behind.
+    """
+    if not isinstance(user_text, str) or not user_text.strip():
+        raise InvalidInputError.for_field("text", "empty; give the message to send")
+    if len(user_text) > MAX_USER_TEXT_CHARS:
+        raise InvalidInputError.for_field(
+            "text", f"has {len(user_text)} characters; at most {MAX_USER_TEXT_CHARS} are allowed"
+        )
+    adapter = adapter_for(session.route)
+    status = adapter.status()
+    if status.state != "ready":
+        raise ConflictError.for_field(
+            "route", f"{session.route.alias!r} is {status.state}: {'; '.join(status.reasons)}"
+        )
+    return adapter
+
+
 def turn_run(
     *,
     session_id: UUID | str,
@@ -131,50 +183,53 @@ def turn_run(
     on_event: EventCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> TurnResult:
-    """Run one chat turn on the session's route and write it to every store."""
+    """Run one chat turn on the session's route and write it to every store (see the module docstring)."""
     if not isinstance(user_text, str) or not user_text.strip():
         raise InvalidInputError.for_field("text", "empty; give the message to send")
-    if len(user_text) > MAX_USER_TEXT_CHARS:
-        raise InvalidInputError.for_field(
-            "text", f"has {len(user_text)} characters; at most {MAX_USER_TEXT_CHARS} are allowed"
-        )
     session = session_get(session_id=session_id)
-    adapter = adapter_for(session.route)
-    status = adapter.status()
-    if status.state != "ready":
-        raise ConflictError.for_field(
-            "route", f"{session.route.alias!r} is {status.state}: {'; '.join(status.reasons)}"
-        )
+    adapter = turn_refusal(session=session, user_text=user_text)
     was_over_threshold = session_needs_compaction(session)
 
-    user_message = message_append(session_id=session.pk, role=MessageRole.USER, content=user_text, client_id=client_id)
-    if not user_message.created and user_message.message.seq != session.last_seq:
-        # A retry of a turn that already got an answer (or was followed by other messages) must not
-        # ask the model again; one whose message is still the last (it crashed or failed) runs again.
-        seq = user_message.message.seq
-        raise ConflictError.for_field(
-            "client_id",
-            f"{client_id!r} already ran as message #{seq}, which has a reply; read the messages after #{seq}, "
-            "or send a new message with a new client_id",
+    with transaction.atomic():
+        # The message and its run commit together: a retry sees both or neither (it waits on the
+        # session's lock, PostgreSQL, or on the write lock, SQLite), never a message without its run.
+        appended = message_append(session_id=session.pk, role=MessageRole.USER, content=user_text, client_id=client_id)
+        user_message = appended.message
+        if not appended.created:
+            existing = run_for_message(session_id=session.pk, message_seq=user_message.seq)
+            if existing is not None:
+                return _existing(existing, user_message)
+            if user_message.seq != session.last_seq:
+                seq = user_message.seq
+                raise ConflictError.for_field(
+                    "client_id",
+                    f"{client_id!r} names message #{seq}, which other messages already follow; read the "
+                    f"messages after #{seq}, or send a new message with a new client_id",
+                )
+        run = run_create(session_id=session.pk, status=RunStatus.QUEUED)
+        run_event_append(
+            run_id=run.pk,
+            event_type=TraceEventType.RUN_STARTED,
+            payload={"message_seq": user_message.seq, **worker_identity()},
         )
+    run.refresh_from_db()
     budget = max(1, session.route.context_window_tokens - session.route.max_output_tokens)
-    prompt = _prompt(context_inputs(session_id=session.pk, budget_tokens=budget))
-    run = run_create(session_id=session.pk, status=RunStatus.RUNNING)
     stream = _Stream(run, on_event)
     started = time.monotonic()
     try:
+        prompt = _prompt(context_inputs(session_id=session.pk, budget_tokens=budget))
         for event in adapter.stream(prompt):
             if _run_cancelled(run.pk):
-                return _cancelled(run, user_message.message, reason="")
+                return _cancelled(run, user_message, reason="")
             if should_cancel is not None and should_cancel():
-                return _cancelled(run, user_message.message, reason="cancelled while the reply was streaming")
+                return _cancelled(run, user_message, reason="cancelled while the reply was streaming")
             stream.feed(event)
             if stream.error is not None:
                 break
     except ConflictError:
         # The run was cancelled from outside (API, admin) while we were appending its events.
         if _run_cancelled(run.pk):
-            return _cancelled(run, user_message.message, reason="")
+            return _cancelled(run, user_message, reason="")
         raise
     except (AdapterError, DomainError) as exc:
         stream.feed(ErrorEvent(message=exc.message, code=exc.code))
@@ -190,9 +245,31 @@ def turn_run(
         with transaction.atomic():
             usage = _usage_record(run, stream, latency_ms=int((time.monotonic() - started) * 1000))
             finished = run_finish(run_id=run.pk, status=RunStatus.FAILED)
-        return TurnResult(run=finished, messages=(user_message.message,), text="", usage=usage, checkpoint=None)
+        return TurnResult(run=finished, messages=(user_message,), text="", usage=usage, checkpoint=None)
     latency_ms = int((time.monotonic() - started) * 1000)
-    return _complete(run, user_message.message, stream, latency_ms=latency_ms, was_over=was_over_threshold)
+    return _complete(run, user_message, stream, latency_ms=latency_ms, was_over=was_over_threshold)
+
+
+def _existing(run: Run, user_message: Message) -> TurnResult:
+    """What a turn already wrote for `user_message`, as its run stands now (open or finished)."""
+    replies: list[Message] = []
+    if run.status == RunStatus.COMPLETED:
+        for message in messages_after(session_id=run.session_id, after_seq=user_message.seq, limit=MAX_REPLY_MESSAGES):
+            if message.role == MessageRole.USER or (run.finished_at and message.created > run.finished_at):
+                break
+            replies.append(message)
+    finish = TraceEvent.objects.filter(run=run, type=TraceEventType.FINISH).order_by("-index").first()
+    return TurnResult(
+        run=run,
+        messages=(user_message, *replies),
+        text=run_text(run_id=run.pk) if run.status in (RunStatus.RUNNING, RunStatus.COMPLETED) else "",
+        usage=UsageEvent.objects.filter(run=run).first(),
+        checkpoint=Checkpoint.objects.filter(
+            session_id=run.session_id, reason=CheckpointReason.RUN_END, state__run_id=str(run.pk)
+        ).first(),
+        finish_reason=str(finish.payload.get("reason")) if finish is not None else None,
+        created=False,
+    )
 
 
 def _cancelled(run: Run, user_message: Message, *, reason: str) -> TurnResult:

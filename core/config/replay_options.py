@@ -11,6 +11,8 @@ from typing import Any
 from core.conversation.contracts import FINISH_REASONS
 from core.errors import InvalidInputError
 
+MAX_DELAY_MS = 10_000
+MAX_PAUSE_MS = 600_000
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
 STEP_FIELDS: dict[str, dict[str, type]] = {
     "text": {"text": str},
@@ -35,6 +37,11 @@ class ReplayOptions:
     chunk_chars: int
     usage: dict[str, int]
     script: tuple[tuple[dict[str, Any], ...], ...] | None
+    # A pause before each streamed text chunk, and a longer one before chunk `pause_at_chunk` (0-based,
+    # counted over the turn's text chunks); both in milliseconds. For exercising slow providers.
+    delay_ms: int = 0
+    pause_at_chunk: int | None = None
+    pause_ms: int = 0
 
 
 def replay_options_parse(options: object, *, field: str = "options") -> ReplayOptions:
@@ -42,7 +49,7 @@ def replay_options_parse(options: object, *, field: str = "options") -> ReplayOp
     if not isinstance(options, dict):
         raise InvalidInputError.for_field(field, "must be an object")
     problems: dict[str, list[str]] = {}
-    known = {"prefix", "chunk_chars", "usage", "script"}
+    known = {"prefix", "chunk_chars", "usage", "script", "delay_ms", "pause_at_chunk", "pause_ms"}
     for key in sorted(set(options) - known):
         problems[f"{field}.{key}"] = [f"unknown replay option; use one of {', '.join(sorted(known))}"]
     prefix = options.get("prefix", "replay: ")
@@ -51,6 +58,18 @@ def replay_options_parse(options: object, *, field: str = "options") -> ReplayOp
     chunk = options.get("chunk_chars", 16)
     if not isinstance(chunk, int) or isinstance(chunk, bool) or not 1 <= chunk <= 10_000:
         problems[f"{field}.chunk_chars"] = ["must be a whole number from 1 to 10000"]
+    delay = options.get("delay_ms", 0)
+    if not _whole(delay, MAX_DELAY_MS):
+        problems[f"{field}.delay_ms"] = [f"must be a whole number of milliseconds from 0 to {MAX_DELAY_MS}"]
+    pause_at = options.get("pause_at_chunk")
+    pause = options.get("pause_ms")
+    if pause_at is not None and not _whole(pause_at, 1_000_000):
+        problems[f"{field}.pause_at_chunk"] = ["must be a whole number from 0 to 1000000 (0 is the first chunk)"]
+    if pause is not None and not _whole(pause, MAX_PAUSE_MS):
+        problems[f"{field}.pause_ms"] = [f"must be a whole number of milliseconds from 0 to {MAX_PAUSE_MS}"]
+    if (pause_at is None) != (pause is None):
+        given, missing = ("pause_at_chunk", "pause_ms") if pause is None else ("pause_ms", "pause_at_chunk")
+        problems.setdefault(f"{field}.{missing}", []).append(f"required with {given}; give both or neither")
     usage = options.get("usage", {})
     if not isinstance(usage, dict):
         problems[f"{field}.usage"] = ["must be an object of token counts"]
@@ -71,7 +90,14 @@ def replay_options_parse(options: object, *, field: str = "options") -> ReplayOp
         chunk_chars=int(chunk),
         usage={key: int(value) for key, value in usage.items()},
         script=tuple(turns) if turns is not None else None,
+        delay_ms=int(delay),
+        pause_at_chunk=int(pause_at) if pause_at is not None else None,
+        pause_ms=int(pause) if pause is not None else 0,
     )
+
+
+def _whole(value: object, maximum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum
 
 
 def _check_usage(usage: dict[str, Any], path: str, problems: dict[str, list[str]]) -> None:

@@ -107,7 +107,9 @@ def estimate_tokens(text: str, parts: list[MessagePart] | None = None) -> int:
 #
 # Each trace event's `payload` is an object whose keys depend on the event's `type`:
 #
-# - `run_started`: `{}`
+# - `run_started`: `{"message_seq"?, "worker_host"?, "worker_pid"?, "worker_start"?}` — the user message
+#   the run answers, and the process running it (host name, pid, and its start as `boot_id:ticks`),
+#   so a retry finds the run and recovery can leave a run whose process is alive alone.
 # - `text_delta`: `{"text": str}` — a piece of the streamed reply; the trace text is their concatenation.
 # - `tool_call`: `{"id", "name", "arguments": {...}}`
 # - `tool_result`: `{"tool_call_id", "content": str, "is_error"?: bool}`
@@ -121,8 +123,13 @@ FINISH_STATUSES = ("completed", "failed", "cancelled", "interrupted")
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 
 
-class RunStartedPayload(TypedDict):
-    """No keys: the event itself says that the run began."""
+class RunStartedPayload(TypedDict, total=False):
+    """All optional: which user message the run answers and which process runs it."""
+
+    message_seq: int
+    worker_host: str
+    worker_pid: int
+    worker_start: str
 
 
 class TextDeltaPayload(TypedDict):
@@ -170,7 +177,10 @@ TracePayload = (
 # Per type: required keys and optional keys with their kind ("text" is a non-empty string,
 # "string" may be empty, "count" an integer ≥ 0).
 _EVENT_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
-    "run_started": ({}, {}),
+    "run_started": (
+        {},
+        {"message_seq": "count", "worker_host": "text", "worker_pid": "count", "worker_start": "text"},
+    ),
     "text_delta": ({"text": "string"}, {}),
     "tool_call": ({"id": "text", "name": "text", "arguments": "object"}, {}),
     "tool_result": ({"tool_call_id": "text", "content": "string"}, {"is_error": "boolean"}),

@@ -28,6 +28,7 @@ from core.errors import InvalidInputError, NotFoundError
 from core.models import (
     AgentSession,
     Checkpoint,
+    CheckpointReason,
     Message,
     MessageRole,
     ModelRoute,
@@ -412,3 +413,35 @@ def run_text(*, run_id: UUID | str) -> str:
         .values_list("payload", flat=True)
     )
     return "".join(str(payload.get("text", "")) for payload in deltas.iterator(chunk_size=2_000))
+
+
+# --- Which run answers a message; which checkpoint folds history ----------------------------
+
+
+def run_for_message(*, session_id: UUID | str, message_seq: int) -> Run | None:
+    """The newest run started for the user message `message_seq` (its `run_started` names it), or None."""
+    return (
+        Run.objects.filter(
+            session_id=session_uuid(session_id),
+            events__type=TraceEventType.RUN_STARTED,
+            events__payload__message_seq=message_seq,
+        )
+        .select_related("route")
+        .order_by("-created", "-id")
+        .first()
+    )
+
+
+# A checkpoint folds the messages it covers only when it carries a real summary: a `compaction`
+# (or a `manual` one with a summary). A `run_end` checkpoint marks a moment and never hides messages.
+SUMMARY_CHECKPOINT_REASONS = (CheckpointReason.COMPACTION, CheckpointReason.MANUAL)
+
+
+def checkpoint_latest_summary(*, session_id: UUID | str) -> Checkpoint | None:
+    """The session's newest checkpoint that may stand in for the messages it covers (see above)."""
+    return (
+        Checkpoint.objects.filter(session_id=session_uuid(session_id), reason__in=SUMMARY_CHECKPOINT_REASONS)
+        .exclude(summary="")
+        .order_by("-id")
+        .first()
+    )

@@ -56,6 +56,7 @@ from core.conversation.selectors import (
     session_uuid,
 )
 from core.conversation.sqlite_write import SqliteWrite, Statements, qmark, sqlite_write_possible
+from core.conversation.workers import worker_alive
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import (
     AgentSession,
@@ -107,6 +108,8 @@ class RecoverResult:
 
     running: list[UUID] = field(default_factory=list)
     queued: list[UUID] = field(default_factory=list)
+    # Running runs left alone: the process streaming them is alive on this host.
+    alive: list[UUID] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -570,10 +573,11 @@ def _refuse_terminal(run: Run) -> None:
         raise ConflictError.for_field("run", f"is {run.status}; a finished run takes no more events")
 
 
-def _start(run: Run) -> list[TraceEvent]:
+def _start(run: Run, payload: dict[str, Any] | None = None) -> list[TraceEvent]:
     if run.status != RunStatus.QUEUED:
         raise ConflictError.for_field("run", f"is already {run.status}; only a queued run can start")
-    return _events_write(run, [(TraceEventType.RUN_STARTED, {})], status=RunStatus.RUNNING, started_at=timezone.now())
+    started = (TraceEventType.RUN_STARTED, payload or {})
+    return _events_write(run, [started], status=RunStatus.RUNNING, started_at=timezone.now())
 
 
 def _finish(run: Run, status: str, error: str) -> list[TraceEvent]:
@@ -645,7 +649,7 @@ def run_event_append(*, run_id: UUID | str, event_type: str, payload: Mapping[st
         run = _run_locked(run_id)
         _refuse_terminal(run)
         if event_type == TraceEventType.RUN_STARTED:
-            return _start(run)[-1]
+            return _start(run, checked)[-1]
         if event_type == TraceEventType.RUN_FINISHED:
             return _finish(run, str(checked["status"]), "")[-1]
         if run.status == RunStatus.QUEUED and event_type != TraceEventType.ERROR:
@@ -692,9 +696,11 @@ def run_cancel(*, run_id: UUID | str, reason: str) -> Run:
 def runs_recover(*, before: datetime | None = None) -> RecoverResult:
     """Mark runs a crash left `running` or `queued` (created before `before`, default now) as `interrupted`.
 
-    Meant to run at every start, before any runner is serving: no run from an earlier process can
+    Meant to run at every start, before any runner is serving: a run from an earlier process cannot
     still be progressing, and a queued run is owned by the process that queued it, so neither would
     ever finish. Each gets `run_finished{interrupted}` as its last event. A second call finds nothing.
+    A running run whose `run_started` names a worker process still alive on this host is left alone
+    (`core.conversation.workers`): another server may be streaming it.
     """
     cutoff = before or timezone.now()
     result = RecoverResult()
@@ -704,8 +710,16 @@ def runs_recover(*, before: datetime | None = None) -> RecoverResult:
             .filter(status__in=(RunStatus.RUNNING, RunStatus.QUEUED), created__lt=cutoff)
             .order_by("created", "id")
         )
+        started = dict(
+            TraceEvent.objects.filter(
+                run__in=[run.pk for run in stuck if run.status == RunStatus.RUNNING], type=TraceEventType.RUN_STARTED
+            ).values_list("run_id", "payload")
+        )
         now = timezone.now()
         for run in stuck:
+            if run.status == RunStatus.RUNNING and worker_alive(started.get(run.pk) or {}):
+                result.alive.append(run.pk)
+                continue
             (result.running if run.status == RunStatus.RUNNING else result.queued).append(run.pk)
             _events_write(
                 run,

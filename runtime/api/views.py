@@ -50,20 +50,27 @@ class SessionTurnView(APIView):
         operation_id="sessions_turns_create",
         request=TurnRequestSerializer,
         responses={
-            201: TurnResultSerializer,
+            200: OpenApiResponse(
+                TurnResultSerializer,
+                description="A retry: this client_id's message already has a run (open or finished); that run "
+                "as it stands now, and nothing was written or asked of the model.",
+            ),
+            201: OpenApiResponse(TurnResultSerializer, description="The turn ran; what it wrote."),
             400: OpenApiResponse(ConversationErrorSerializer, description="Invalid text or client_id."),
             404: OpenApiResponse(ConversationErrorSerializer, description="No such session."),
             409: OpenApiResponse(
                 ConversationErrorSerializer,
                 description=(
-                    "The session is archived, its route is blocked or disabled, or the client_id's turn already "
-                    "has a reply."
+                    "The session is archived, its route is blocked or disabled, or the client_id names a "
+                    "different message (or one that other messages already follow)."
                 ),
             ),
         },
         description=(
             "Runs the turn synchronously. A provider error still answers 201, with the run `failed` and its "
-            "error recorded; nothing of the reply is stored then."
+            "error recorded; nothing of the reply is stored then. Retrying with the same client_id and text "
+            "never runs the model again: it answers 200 with the run that already answers that message, "
+            "even while it is still streaming."
         ),
     )
     def post(self, request: Request, session_id: UUID) -> Response:
@@ -74,4 +81,5 @@ class SessionTurnView(APIView):
             user_text=payload.validated_data["text"],
             client_id=payload.validated_data.get("client_id"),
         )
-        return Response(TurnResultSerializer(result).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(TurnResultSerializer(result).data, status=code)

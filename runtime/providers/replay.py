@@ -13,6 +13,11 @@ Options (the provider's `options` table in the config file), all optional:
   replays a reply cut short at max_output_tokens). A prompt with more user messages than turns gets an error.
   A `usage` step before an `error` step is streamed before the error (usage reported, then a failure).
 
+- `delay_ms` (0 to 10,000, default 0): a pause before each streamed text chunk.
+- `pause_at_chunk` with `pause_ms` (0 to 600,000): one longer pause before that text chunk of the
+  turn (0 is the first); give both or neither. These make a slow provider for tests of races
+  (a retry or a recovery while a reply is still streaming).
+
 Without a script, the rule set answers the latest user message:
 - `/error [text]` → an `error` event (to exercise failure paths);
 - `/tool NAME [arguments]` → a `tool_call` of NAME with `{"input": arguments}`, a replayed
@@ -23,6 +28,7 @@ Without a script, the rule set answers the latest user message:
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -50,12 +56,14 @@ class ReplayAdapter(ProviderAdapter):
 
     kind = ProviderKind.REPLAY.value
     needs_credential = False
+    _chunk_index = 0
 
     def validate(self) -> None:
         self.options = replay_options_parse(self.provider.options, field="options")
 
     def stream(self, messages: Sequence[PromptMessage]) -> Iterator[RuntimeEvent]:
         self.ensure_ready()
+        self._chunk_index = 0
         user_messages = [message for message in messages if message.role == "user"]
         if not user_messages:
             yield ErrorEvent(message="the replay provider needs a user message to answer", code="no_user_message")
@@ -128,6 +136,12 @@ class ReplayAdapter(ProviderAdapter):
     def _chunks(self, text: str) -> Iterator[TextDelta]:
         size = self.options.chunk_chars
         for start in range(0, len(text), size):
+            pause_ms = self.options.delay_ms
+            if self._chunk_index == self.options.pause_at_chunk:
+                pause_ms += self.options.pause_ms
+            if pause_ms:
+                time.sleep(pause_ms / 1000)
+            self._chunk_index += 1
             yield TextDelta(text=text[start : start + size])
 
     def _usage(self, messages: Sequence[PromptMessage], reply: str, *, override: dict[str, Any] | None) -> Usage:

@@ -46,7 +46,8 @@ def test_replay_options_are_checked_by_the_adapter_parser() -> None:
     raw = tomllib.loads(MINIMAL)
     raw["providers"][0]["options"] = {"default_reply": "hi", "chunk_chars": 0, "script": [[{"type": "text"}]]}
     assert problems_raw(raw) == [
-        "providers[0].options.default_reply: unknown replay option; use one of chunk_chars, prefix, script, usage",
+        "providers[0].options.default_reply: unknown replay option; use one of chunk_chars, delay_ms, "
+        "pause_at_chunk, pause_ms, prefix, script, usage",
         "providers[0].options.chunk_chars: must be a whole number from 1 to 10000",
         "providers[0].options.script[0][0].text: required",
     ]

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import queue
 import signal
+import socket
 import sqlite3
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +19,8 @@ from django.db import connection, connections
 
 from core.conversation.selectors import run_text
 from core.conversation.services import session_create
-from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run, TraceEvent
-from tests.procs import run_manage, start_worker
+from core.models import AgentSession, Checkpoint, Message, ModelRoute, Provider, ProviderKind, Run, TraceEvent
+from tests.procs import ROOT, run_manage, start_worker, worker_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -185,3 +188,111 @@ def test_recover_runs_marks_a_killed_runner_interrupted_once(replay_route: Model
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "recover_runs: no unfinished runs; nothing to do"
     assert TraceEvent.objects.filter(run=run).count() == 5
+
+
+def _slow_session() -> AgentSession:
+    """A session on a replay route that streams one chunk, then pauses (far longer than any test waits)."""
+    provider = Provider.objects.create(
+        name="slow-replay",
+        kind=ProviderKind.REPLAY,
+        options={"chunk_chars": 4, "pause_at_chunk": 1, "pause_ms": 600_000},
+    )
+    ModelRoute.objects.create(
+        alias="slow", provider=provider, model_id="replay-1", context_window_tokens=8_000, max_output_tokens=1_000
+    )
+    return session_create(title="slow", route_alias="slow")
+
+
+def _streaming_run(session: AgentSession, chat: subprocess.Popen[str]) -> Run:
+    """The session's run once it is running and has streamed its first delta (the worker then pauses)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        run = Run.objects.filter(session=session, status="running").first()
+        if run is not None and TraceEvent.objects.filter(run=run, type="text_delta").exists():
+            return run
+        if chat.poll() is not None:
+            pytest.fail(f"the chat process exited early: {chat.stderr.read() if chat.stderr else ''}")
+        if time.monotonic() > deadline:
+            pytest.fail("the chat process never started streaming")
+        time.sleep(0.05)
+
+
+@pytest.mark.fault
+def test_a_second_start_and_recover_runs_leave_a_live_turn_alone(replay_route: ModelRoute) -> None:
+    session = _slow_session()
+    connection.close()
+    chat = subprocess.Popen(
+        [sys.executable, "manage.py", "chat", str(session.pk), "hello there"],
+        cwd=ROOT,
+        env=worker_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run = _streaming_run(session, chat)
+        events = run.event_count
+
+        # A second start while the port is taken (the first server is listening) stops before anything.
+        with socket.socket() as first_server:
+            first_server.bind(("127.0.0.1", 0))
+            first_server.listen()
+            port = first_server.getsockname()[1]
+            second = subprocess.run(
+                ["make", "--no-print-directory", "run", f"HOST_PORT=127.0.0.1:{port}"],
+                cwd=ROOT,
+                env=worker_env(),
+                capture_output=True,
+                text=True,
+                timeout=WAIT_SECONDS,
+                check=False,
+            )
+        assert second.returncode != 0
+        assert f"port check: 127.0.0.1:{port} is already in use" in second.stderr
+        assert "recover_runs" not in second.stdout
+        run.refresh_from_db()
+        assert (run.status, run.event_count) == ("running", events)
+
+        # recover_runs from another process leaves the run alone: its worker is alive.
+        recovered = run_manage(["recover_runs"])
+        assert recovered.returncode == 0, recovered.stderr
+        assert recovered.stdout.splitlines() == [
+            "recover_runs: left 1 running run(s) alone: the process streaming each is alive on this host",
+            f"  {run.pk} (still running)",
+        ]
+        run.refresh_from_db()
+        assert (run.status, run.event_count) == ("running", events)
+        started = TraceEvent.objects.get(run=run, index=1)
+        assert started.payload["worker_pid"] == chat.pid
+    finally:
+        chat.send_signal(signal.SIGKILL)
+        chat.wait(timeout=WAIT_SECONDS)
+    assert chat.returncode == -signal.SIGKILL
+
+    # Its worker killed, the run is recovered.
+    recovered = run_manage(["recover_runs"])
+    assert recovered.returncode == 0, recovered.stderr
+    assert recovered.stdout.splitlines() == [
+        "recover_runs: marked 1 run(s) interrupted (1 running, 0 queued)",
+        f"  {run.pk} (was running)",
+    ]
+    run.refresh_from_db()
+    assert run.status == "interrupted"
+    assert TraceEvent.objects.filter(run=run).order_by("-index").first().type == "run_finished"  # type: ignore[union-attr]
+    assert Message.objects.filter(session=session, role="assistant").count() == 0
+
+
+def test_a_worker_is_alive_only_as_the_same_process_on_this_host(db: None) -> None:
+    import os
+
+    from core.conversation.workers import worker_alive, worker_identity
+
+    me = worker_identity()
+    assert worker_alive(me)
+    assert not worker_alive({**me, "worker_start": "another-boot:1"})  # the pid reused by another process
+    assert not worker_alive({**me, "worker_host": me["worker_host"] + "-elsewhere"})
+    assert not worker_alive({})  # a run that did not record its worker
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=WAIT_SECONDS)
+    assert not worker_alive({**me, "worker_pid": child.pid, "worker_start": me["worker_start"]})
+    assert me["worker_pid"] == os.getpid()

@@ -191,7 +191,13 @@ def test_cancel_records_the_reason(chat_session: AgentSession) -> None:
         ("usage", {"input_tokens": True, "output_tokens": 0}, "payload.input_tokens: must be an integer of 0 or more"),
         ("error", {"message": " "}, "payload.message: must be a non-empty string"),
         ("run_finished", {"status": "done"}, "payload.status: must be one of completed, failed, cancelled"),
-        ("run_started", {"extra": 1}, "payload: unknown keys extra for a run_started event; it takes no keys"),
+        (
+            "run_started",
+            {"extra": 1},
+            "payload: unknown keys extra for a run_started event; it takes message_seq, worker_host, worker_pid, "
+            "worker_start",
+        ),
+        ("run_started", {"worker_pid": -3}, "payload.worker_pid: must be an integer of 0 or more"),
         ("text_delta", {"text": "x" * 200_001}, "payload.text: has 200001 characters; at most 200000 are allowed"),
         ("run_finished", {"status": "cancelled"}, "status: 'cancelled' cannot be set by finishing"),
     ],

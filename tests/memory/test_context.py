@@ -146,6 +146,40 @@ def test_a_session_without_checkpoint_or_memories_gets_its_messages(talked_sessi
     assert (bundle.total_tokens, bundle.messages_omitted) == (20, 2)
 
 
+def test_a_run_end_checkpoint_never_hides_messages(rich_session: AgentSession) -> None:
+    # A run_end checkpoint newer than the manual one, through the whole log: it marks a moment only.
+    checkpoint_create(session_id=rich_session.id, through_seq=10, reason="run_end", summary="Context reached 80%")
+    bundle = context_inputs(session_id=rich_session.id, budget_tokens=MAX_BUDGET_TOKENS)
+    assert bundle.checkpoint is not None
+    assert bundle.checkpoint.through_seq == 4
+    assert bundle.checkpoint.summary == "Earlier: greetings." * 2
+    assert [m.seq for m in bundle.messages] == [5, 6, 7, 8, 9, 10]
+
+
+def test_only_a_run_end_checkpoint_keeps_the_whole_log(talked_session: AgentSession) -> None:
+    checkpoint_create(session_id=talked_session.id, through_seq=4, reason="run_end", summary="Context reached 80%")
+    bundle = context_inputs(session_id=talked_session.id, budget_tokens=MAX_BUDGET_TOKENS)
+    assert bundle.checkpoint is None
+    assert [m.seq for m in bundle.messages] == [1, 2, 3, 4]
+    assert bundle.messages_omitted == 0
+
+
+def test_a_manual_checkpoint_without_summary_never_hides_messages(talked_session: AgentSession) -> None:
+    checkpoint_create(session_id=talked_session.id, through_seq=3, reason="manual", summary="")
+    bundle = context_inputs(session_id=talked_session.id, budget_tokens=MAX_BUDGET_TOKENS)
+    assert bundle.checkpoint is None
+    assert [m.seq for m in bundle.messages] == [1, 2, 3, 4]
+
+
+def test_a_compaction_checkpoint_folds_what_it_covers(talked_session: AgentSession) -> None:
+    checkpoint_create(session_id=talked_session.id, through_seq=2, reason="compaction", summary="Said hello twice.")
+    checkpoint_create(session_id=talked_session.id, through_seq=3, reason="run_end", summary="Context reached 80%")
+    bundle = context_inputs(session_id=talked_session.id, budget_tokens=MAX_BUDGET_TOKENS)
+    assert bundle.checkpoint is not None
+    assert (bundle.checkpoint.through_seq, bundle.checkpoint.summary) == (2, "Said hello twice.")
+    assert [m.seq for m in bundle.messages] == [3, 4]
+
+
 def test_reads_are_bounded_by_the_budget(
     chat_session: AgentSession, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:

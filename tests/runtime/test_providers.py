@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, get_args
 
 import pytest
@@ -160,8 +161,26 @@ def test_a_scripted_finish_reason_reaches_the_stream_and_the_contract_agrees() -
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"speed": 1}, "options.speed: unknown replay option; use one of chunk_chars, prefix, script, usage"),
+        (
+            {"speed": 1},
+            "options.speed: unknown replay option; use one of chunk_chars, delay_ms, pause_at_chunk, pause_ms, "
+            "prefix, script, usage",
+        ),
         ({"chunk_chars": 0}, "options.chunk_chars: must be a whole number from 1 to 10000"),
+        ({"delay_ms": -1}, "options.delay_ms: must be a whole number of milliseconds from 0 to 10000"),
+        ({"delay_ms": 10_001}, "options.delay_ms: must be a whole number of milliseconds from 0 to 10000"),
+        ({"delay_ms": 1.5}, "options.delay_ms: must be a whole number of milliseconds from 0 to 10000"),
+        ({"delay_ms": True}, "options.delay_ms: must be a whole number of milliseconds from 0 to 10000"),
+        ({"pause_at_chunk": 2}, "options.pause_ms: required with pause_at_chunk; give both or neither"),
+        ({"pause_ms": 100}, "options.pause_at_chunk: required with pause_ms; give both or neither"),
+        (
+            {"pause_at_chunk": -1, "pause_ms": 5},
+            "options.pause_at_chunk: must be a whole number from 0 to 1000000 (0 is the first chunk)",
+        ),
+        (
+            {"pause_at_chunk": 0, "pause_ms": "5s"},
+            "options.pause_ms: must be a whole number of milliseconds from 0 to 600000",
+        ),
         ({"usage": {"input_tokens": -1}}, "options.usage.input_tokens: must be a whole number of tokens, zero or more"),
         ({"script": []}, "options.script: must be a non-empty list of turns (each a list of steps)"),
         ({"script": [[{"type": "dance"}]]}, "options.script[0][0].type: must be one of text, tool_call"),
@@ -176,3 +195,26 @@ def test_replay_options_rejected(options: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
         replay_options_parse(options)
     assert str(caught.value).startswith(message)
+
+
+def test_replay_pauses_before_chunks_as_configured() -> None:
+    # delay_ms before each of the 3 chunks, plus pause_ms before chunk 1: at least 3 * 40 + 300 ms.
+    options = {"chunk_chars": 8, "delay_ms": 40, "pause_at_chunk": 1, "pause_ms": 300}
+    adapter = adapter_for(make_route(ProviderKind.REPLAY, options=options))
+    arrived: list[tuple[str, float]] = []
+    started = time.monotonic()
+    for event in adapter.stream([PromptMessage(role="user", content="hi there, you")]):
+        if isinstance(event, TextDelta):
+            arrived.append((event.text, time.monotonic() - started))
+    assert [text for text, _ in arrived] == ["replay: ", "hi there", ", you"]
+    # Lower bounds only (a sleep never returns early): the pause falls before the second chunk.
+    assert arrived[0][1] >= 0.04
+    assert arrived[1][1] - arrived[0][1] >= 0.34
+    assert arrived[2][1] - arrived[1][1] >= 0.04
+
+
+def test_replay_options_accept_the_pause_settings() -> None:
+    parsed = replay_options_parse({"delay_ms": 0, "pause_at_chunk": 0, "pause_ms": 600_000})
+    assert (parsed.delay_ms, parsed.pause_at_chunk, parsed.pause_ms) == (0, 0, 600_000)
+    default = replay_options_parse({})
+    assert (default.delay_ms, default.pause_at_chunk, default.pause_ms) == (0, None, 0)

@@ -24,6 +24,7 @@ from core.models import (
     RunStatus,
     TraceEvent,
 )
+from memory.context import context_inputs
 from runtime.management.commands.chat import cost_display
 from runtime.turns import turn_run
 from telemetry.models import UsageAllTime, UsageBySession, UsageEvent
@@ -180,6 +181,26 @@ def test_run_end_checkpoint_written_when_threshold_crossed(replay_route: ModelRo
     assert Checkpoint.objects.filter(session=session).count() == 1
 
 
+@override_settings(AGENTCHAT_COMPACTION_THRESHOLD_PERCENT=80)
+def test_crossing_the_threshold_keeps_earlier_messages_in_the_next_prompt(replay_route: ModelRoute) -> None:
+    # Each replay turn reports as input tokens the size of the prompt it was given.
+    small = ModelRoute.objects.create(
+        alias="small", provider=replay_route.provider, model_id="tiny", context_window_tokens=1000, max_output_tokens=10
+    )
+    session = session_create(route_alias=small.alias)
+    turns = [turn_run(session_id=session.pk, user_text=letter * 400) for letter in "abcd"]  # ~200 tokens a turn
+    assert [t.checkpoint is not None for t in turns] == [False, False, False, True]  # the 4th crossed 80%
+    assert turns[-1].checkpoint is not None
+    assert turns[-1].checkpoint.reason == CheckpointReason.RUN_END
+    nxt = turn_run(session_id=session.pk, user_text="what did I say first?")
+    bundle = context_inputs(session_id=session.pk, budget_tokens=10_000)
+    assert bundle.checkpoint is None
+    assert [m.seq for m in bundle.messages] == list(range(1, 11))
+    assert nxt.usage is not None
+    # The prompt held the eight earlier messages (about 800 tokens), not just the summary and the question.
+    assert nxt.usage.input_tokens > 800
+
+
 def test_blocked_route_refused_before_anything_is_written(monkeypatch: pytest.MonkeyPatch, db: None) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     provider = Provider.objects.create(name="openai", kind=ProviderKind.OPENAI, api_key_env="OPENAI_API_KEY")
@@ -264,3 +285,23 @@ def test_chat_command_streams_and_prints_usage(replay_route: ModelRoute) -> None
 )
 def test_chat_shows_cost_as_plain_dollars(cost: str, shown: str) -> None:
     assert cost_display(Decimal(cost)) == shown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chat_new_with_a_refused_turn_writes_nothing(monkeypatch: pytest.MonkeyPatch, replay_route: ModelRoute) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    provider = Provider.objects.create(name="openai", kind=ProviderKind.OPENAI, api_key_env="OPENAI_API_KEY")
+    ModelRoute.objects.create(
+        alias="fast", provider=provider, model_id="gpt-x", context_window_tokens=1000, max_output_tokens=100
+    )
+    blocked = run_manage(["chat", "new", "hi", "--route", "fast"])
+    assert blocked.returncode == 1
+    assert "route: 'fast' is blocked: OPENAI_API_KEY is not set" in blocked.stderr
+    empty = run_manage(["chat", "new", ""])
+    assert empty.returncode == 1
+    assert "text: empty; give the message to send" in empty.stderr
+    blank = run_manage(["chat", "new", "   "])
+    assert blank.returncode == 1
+    assert not AgentSession.objects.exists()
+    assert not Message.objects.exists()
+    assert not Run.objects.exists()

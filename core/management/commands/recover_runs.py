@@ -1,7 +1,9 @@
 """`manage.py recover_runs`: mark runs a crash left `running` or `queued` as `interrupted`.
 
-Run it at every start, before serving (`make run` does): no run from an earlier process can still
-be progressing then. It is idempotent: a second run finds nothing and says so.
+Run it at every start, before serving (`make run` does, once it has checked that the port is free).
+A running run whose worker process (named in its `run_started` event) is still alive on this host
+is left alone and listed: another server is streaming it. It is idempotent: a second run finds
+nothing new and says so.
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = runs_recover()
+        if result.alive:
+            self.stdout.write(
+                f"recover_runs: left {len(result.alive)} running run(s) alone: the process streaming each "
+                "is alive on this host"
+            )
+            for run_id in result.alive:
+                self.stdout.write(f"  {run_id} (still running)")
         if not result.total:
-            self.stdout.write("recover_runs: no unfinished runs; nothing to do")
+            if not result.alive:
+                self.stdout.write("recover_runs: no unfinished runs; nothing to do")
             return
         self.stdout.write(
             f"recover_runs: marked {result.total} run(s) interrupted "

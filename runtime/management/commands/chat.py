@@ -6,12 +6,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from core.conversation.events import ErrorEvent, RuntimeEvent, TextDelta, ToolCall, ToolResult
 from core.conversation.services import session_create
 from core.errors import DomainError
 from core.models import RunStatus
-from runtime.turns import turn_run
+from runtime.turns import turn_refusal, turn_run
 
 
 def cost_display(cost: Decimal) -> str:
@@ -41,7 +42,10 @@ class Command(BaseCommand):
         session_ref: str = options["session"]
         if session_ref == "new":
             title = options["title"] or options["text"][:60]
-            session = session_create(title=title, route_alias=options["route"])
+            # The session exists only if its first turn may run: a refused turn writes nothing.
+            with transaction.atomic():
+                session = session_create(title=title, route_alias=options["route"])
+                turn_refusal(session=session, user_text=options["text"])
             session_id = str(session.pk)
             self.stdout.write(f"session {session_id} (route {session.route.alias})")
         else:
