@@ -148,6 +148,7 @@ AXES_LOCKOUT_PARAMETERS = "core.accounts.throttle.lockout_parameters"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_VERBOSE = False  # no start-up banner; a failure still logs the account and address it counts against
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

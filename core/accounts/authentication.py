@@ -7,6 +7,8 @@ from typing import Any
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_cool_off
 from django.contrib.auth.signals import user_login_failed
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
@@ -62,3 +64,16 @@ class ApiTokenAuthentication(BaseAuthentication):
             wait=wait,
             detail="Too many failed sign-ins from this address; wait for the cool-off to end, then try again.",
         )
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    """The schema's description of the header, as drf-spectacular gives DRF's token class."""
+
+    target_class = ApiTokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        definition: dict[str, Any] = build_bearer_security_scheme_object(
+            header_name="Authorization", token_prefix=KEYWORD
+        )
+        return definition
