@@ -280,3 +280,16 @@ def test_drf_create_token_refuses_an_unknown_user(db: None) -> None:
     with pytest.raises(CommandError, match="User nobody does not exist"):
         call_command("drf_create_token", "nobody")
     assert ApiToken.objects.count() == 0
+
+
+def test_the_admin_lists_tokens_without_their_keys(operator: User, plain: User) -> None:
+    key = token_create(user=plain, name="laptop").key
+    client = Client()
+    client.force_login(operator)
+    page = client.get("/admin/core/apitoken/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "laptop" in html
+    assert key[:8] in html
+    assert key not in html
+    assert client.get("/admin/core/apitoken/add/").status_code == 403
