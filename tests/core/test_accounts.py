@@ -20,6 +20,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from core.accounts.authentication import ApiTokenAuthentication
 from core.accounts.models import ApiToken
 from core.accounts.services import token_create
+from tests.procs import run_manage
 
 PASSWORD = "a-long-test-password-789"
 LIMIT = settings.AXES_FAILURE_LIMIT
@@ -122,6 +123,25 @@ def test_the_lockout_ends_after_the_cool_off(plain: User) -> None:
     assert sign_in(client, "plain", PASSWORD, "10.0.2.1") == 429
     AccessAttempt.objects.update(attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(seconds=1))
     assert sign_in(client, "plain", PASSWORD, "10.0.2.1") == 302
+
+
+FAIL_IN_ANOTHER_PROCESS = """
+from django.test import Client
+client = Client(HTTP_HOST="localhost")
+codes = [
+    client.post("/accounts/login/", {"username": "plain", "password": "wrong"}, REMOTE_ADDR=f"10.0.13.{n}").status_code
+    for n in range(1, LIMIT)
+]
+print(codes)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failures_counted_in_another_process_hold_here(plain: User) -> None:
+    done = run_manage(["shell", "-c", f"LIMIT = {LIMIT}\n" + FAIL_IN_ANOTHER_PROCESS])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str([200] * (LIMIT - 1))
+    assert sign_in(Client(), "plain", "wrong", "10.0.13.99") == 429
 
 
 def test_the_admin_login_is_throttled_too(operator: User) -> None:
