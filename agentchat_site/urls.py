@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from core.accounts.api import urls as accounts_api
 from core.api import urls as core_api
 from memory.api import urls as memory_api
 from runtime.api import urls as runtime_api
@@ -16,7 +18,7 @@ from telemetry.api import urls as telemetry_api
 from web.views import IndexView
 
 router = DefaultRouter()
-for route in [*core_api.routes, *memory_api.routes, *telemetry_api.routes, *runtime_api.routes]:
+for route in [*accounts_api.routes, *core_api.routes, *memory_api.routes, *telemetry_api.routes, *runtime_api.routes]:
     router.register(route.prefix, route.viewset, basename=route.basename)
 
 api_patterns: list[URLPattern | URLResolver] = [
@@ -34,6 +36,8 @@ urlpatterns = [
     path("", IndexView.as_view(), name="index"),
     # Browsers ask every site for /favicon.ico; answer with the static icon instead of a 404.
     path("favicon.ico", RedirectView.as_view(url=static("web/favicon.svg"), permanent=True)),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("api-auth/", include("rest_framework.urls", namespace="rest_framework")),

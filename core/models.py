@@ -1,5 +1,6 @@
-"""Core's records: configuration (`config`) and the conversation store (`conversation`)."""
+"""Core's records: configuration (`config`), the conversation store (`conversation`) and API tokens (`accounts`)."""
 
+from core.accounts.models import ApiToken
 from core.config.models import (
     AgentProfile,
     McpServerSpec,
@@ -28,6 +29,7 @@ from core.conversation.models import (
 __all__ = [
     "AgentProfile",
     "AgentSession",
+    "ApiToken",
     "Checkpoint",
     "CheckpointReason",
     "McpServerSpec",

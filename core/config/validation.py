@@ -45,7 +45,9 @@ from core.config.contracts import (
     ToolConfig,
     kind_of,
 )
+from core.config.env_rules import env_name_refusal
 from core.config.models import McpTransport, ProviderKind
+from core.config.network_rules import url_host_refusal
 from core.config.replay_options import replay_options_parse
 from core.config.secrets import find_secret, iter_strings, secret_message
 from core.errors import InvalidInputError
@@ -328,6 +330,8 @@ def _check_env_name(value: str, location: str, problems: Problems) -> None:
             f"{value[:ENV_NAME_MAX]!r} is not a valid environment variable name; "
             "use letters, digits and _, not starting with a digit (e.g. OPENAI_API_KEY)",
         )
+    elif (refusal := env_name_refusal(value)) is not None:
+        problems.add(location, refusal)
 
 
 def _check_url(value: str, location: str, problems: Problems) -> None:
@@ -341,6 +345,8 @@ def _check_url(value: str, location: str, problems: Problems) -> None:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
         problems.add(location, f"{value!r} is not an http(s) URL; give one such as http://localhost:11434/v1")
+    elif (refusal := url_host_refusal(value)) is not None:
+        problems.add(location, refusal)
 
 
 def _check_json_values(value: object, location: str, problems: Problems) -> None:

@@ -21,10 +21,10 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from core.accounts.services import token_create
 from core.config.loading import config_file_read
 from core.config.services import config_document_apply
 from core.conversation.services import session_create
@@ -54,7 +54,7 @@ def token(operator: User) -> str:
     session = session_create(title="schemathesis", route_alias="replay")
     turn_run(session_id=session.pk, user_text="hello")
     memory_write(kind="fact", content="The operator prefers short answers.", pinned=True)
-    key: str = Token.objects.create(user=operator).key
+    key: str = token_create(user=operator, name="schemathesis").key
     return key
 
 

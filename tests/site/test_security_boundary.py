@@ -16,9 +16,9 @@ from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RoutePattern
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core.accounts.services import token_create
 from core.apps import PRIVATE_DIR_MODE, path_make_private
 from core.models import AgentSession
 
@@ -39,11 +39,13 @@ SAMPLE_VALUES = {
     "id": "1",
     "url": "no-such-page/",
 }
-# The only URLs an anonymous caller may reach, with what each answers: the two login forms, the
-# logout endpoints (the admin's sends a signed-out caller to its index, DRF's is POST-only) and the
-# favicon redirect. Everything else is behind sign-in.
+# The only URLs an anonymous caller may reach, with what each answers: the three login forms, the
+# logout endpoints (the admin's sends a signed-out caller to its index, the others are POST-only)
+# and the favicon redirect. Everything else is behind sign-in.
 PUBLIC = {
     ("favicon.ico", "get"): 301,
+    ("accounts/login/", "get"): 200,
+    ("accounts/logout/", "get"): 405,
     ("admin/login/", "get"): 200,
     ("admin/logout/", "get"): 302,
     ("api-auth/login/", "get"): 200,
@@ -143,7 +145,9 @@ def test_every_page_outside_the_api_sends_an_anonymous_caller_to_sign_in() -> No
             assert response.status_code == PUBLIC[key], f"{url}: {response.status_code}"
             continue
         assert response.status_code == 302, f"GET {url} ({text}): {response.status_code}"
-        assert response["Location"].startswith("/admin/login/"), f"GET {url} → {response['Location']}"
+        # The admin sends to its own (staff-only) form; every other page to the accounts' one.
+        login = "/admin/login/" if url.startswith("/admin/") else "/accounts/login/"
+        assert response["Location"].startswith(login), f"GET {url} → {response['Location']}"
         # Writes are refused too: CSRF (403) or the same redirect to sign in.
         assert client.post(url).status_code in (302, 403), f"POST {url}"
 
@@ -174,8 +178,8 @@ def test_session_signed_in_write_needs_the_csrf_token(operator: User, replay_rou
 
 def test_token_authenticated_write_needs_no_csrf_token(operator: User, replay_route: object) -> None:
     client = APIClient(enforce_csrf_checks=True)
-    token = Token.objects.create(user=operator)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    key = token_create(user=operator, name="test").key
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     response = client.post("/api/sessions/", {"title": "by token"}, format="json")
     assert response.status_code == 201
     assert AgentSession.objects.filter(title="by token").count() == 1
@@ -191,7 +195,9 @@ def test_admin_login_form_is_csrf_protected(operator: User) -> None:
 def test_admin_admits_staff_only(django_user_model: type[User]) -> None:
     django_user_model.objects.create_user("plain", password="a-long-test-password-456")
     client = Client()
-    assert client.login(username="plain", password="a-long-test-password-456")
+    signed_in = client.post("/accounts/login/", {"username": "plain", "password": "a-long-test-password-456"})
+    assert signed_in.status_code == 302
+    assert "_auth_user_id" in client.session
     for url in ("/admin/", "/admin/core/agentsession/", "/admin/core/provider/"):
         response = client.get(url)
         assert response.status_code == 302, url

@@ -8,6 +8,7 @@ PostgreSQL server the suite runs on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -24,7 +25,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # main before the house was reorganised (core's models in core/models/, the SQLite append of its own).
 BEFORE_HOUSE = "09c9fb1d78c287a20e880727cc4d986d41dfa663"
-DUMPED = ["core", "memory", "telemetry", "authtoken", "auth.user"]
+DUMPED = ["core", "memory", "telemetry", "auth.user"]
+# The old tree kept API keys in clear in DRF's `authtoken` app; the upgrade hashes them into
+# `core.apitoken` and drops DRF's table.
+DUMPED_BEFORE = [*DUMPED, "authtoken"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.persistence]
 
@@ -40,6 +44,17 @@ episode_upsert(day=datetime.date(2026, 11, 1), timezone_name="UTC", summary="Tal
                session_id=session.id)
 attachment_record(session_id=session.id, message_id=message.id, sha256="ab" * 32, kind="file",
                   display_name="notes.txt", mime_type="text/plain", size_bytes=12, summary="tea notes")
+"""
+
+SIGN_IN_WITH = """
+from django.db import connection
+from django.test import Client
+with connection.cursor() as cursor:
+    tables = connection.introspection.table_names(cursor)
+response = Client(HTTP_HOST="localhost").get(
+    "/api/auth/tokens/", HTTP_AUTHORIZATION="Token " + KEY, REMOTE_ADDR="127.0.0.1"
+)
+print(response.status_code, "authtoken_token" in tables)
 """
 
 READ_BACK = """
@@ -118,7 +133,7 @@ def test_a_database_made_before_the_house_upgrades_and_reads_every_record_back(
     manage(old, database_url, "chat", "new", "/tool web_search tea prices")
     manage(old, database_url, "drf_create_token", "operator")
     manage(old, database_url, "shell", "-c", MAKE_DATA)
-    before = records(manage(old, database_url, "dumpdata", *DUMPED))
+    before = records(manage(old, database_url, "dumpdata", *DUMPED_BEFORE))
     counts = {model: sum(1 for name, _ in before if name == model) for model, _ in before}
     assert counts["core.message"] >= 5, counts
     assert counts["core.traceevent"] >= 10, counts
@@ -138,7 +153,20 @@ def test_a_database_made_before_the_house_upgrades_and_reads_every_record_back(
     } - {"core.checkpoint"}
 
     manage(ROOT, database_url, "migrate", "--noinput")
-    after = records(manage(ROOT, database_url, "dumpdata", *DUMPED))
+    dump_after = manage(ROOT, database_url, "dumpdata", *DUMPED)
+    after = records(dump_after)
+
+    # Each old token is now a hashed one of the same user and creation time, and works; no key
+    # stays in clear anywhere.
+    old_tokens = {key[1]: before.pop(key) for key in list(before) if key[0] == "authtoken.token"}
+    new_tokens = {fields["key_sha256"]: fields for (model, _), fields in after.items() if model == "core.apitoken"}
+    assert len(old_tokens) == len(new_tokens) == 1
+    for old_key, fields in old_tokens.items():
+        hashed = new_tokens[hashlib.sha256(old_key.encode()).hexdigest()]
+        assert (hashed["user"], hashed["created"], hashed["prefix"]) == (fields["user"], fields["created"], old_key[:8])
+        assert old_key not in dump_after
+        signed_in = manage(ROOT, database_url, "shell", "-c", f"KEY = {old_key!r}\n" + SIGN_IN_WITH)
+        assert signed_in.strip().splitlines()[-1] == "200 False"
 
     missing = sorted(str(key) for key in before if key not in after)
     assert missing == []

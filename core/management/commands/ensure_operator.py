@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from core.accounts import operator_ensure
+from core.accounts.services import operator_ensure
 from core.errors import DomainError
 
 

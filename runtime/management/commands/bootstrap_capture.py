@@ -145,7 +145,7 @@ def _fetch() -> tuple[bytes, str | None]:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from core.accounts import operator_ensure
+    from core.accounts.services import operator_ensure
 
     operator_ensure(username=CAPTURE_USERNAME, password=None)
     user = get_user_model()._default_manager.get(username=CAPTURE_USERNAME)

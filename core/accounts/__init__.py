@@ -1,0 +1,1 @@
+"""Accounts: the operator account, signing in, and hashed API tokens."""
