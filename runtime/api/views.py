@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.views import error_response, parsed
 from core.conversation.api.serializers import (
     CheckpointSerializer,
-    ConversationErrorSerializer,
     MessageSerializer,
     RunSerializer,
     StrictInputSerializer,
@@ -51,14 +51,11 @@ class SessionTurnView(APIView):
         request=TurnRequestSerializer,
         responses={
             201: TurnResultSerializer,
-            400: OpenApiResponse(ConversationErrorSerializer, description="Invalid text or client_id."),
-            404: OpenApiResponse(ConversationErrorSerializer, description="No such session."),
-            409: OpenApiResponse(
-                ConversationErrorSerializer,
-                description=(
-                    "The session is archived, its route is blocked or disabled, or the client_id's turn already "
-                    "has a reply."
-                ),
+            400: error_response("Invalid text or client_id."),
+            404: error_response("No such session."),
+            409: error_response(
+                "The session is archived, its route is blocked or disabled, or the client_id's turn already "
+                "has a reply."
             ),
         },
         description=(
@@ -67,11 +64,6 @@ class SessionTurnView(APIView):
         ),
     )
     def post(self, request: Request, session_id: UUID) -> Response:
-        payload = TurnRequestSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        result = turn_run(
-            session_id=session_id,
-            user_text=payload.validated_data["text"],
-            client_id=payload.validated_data.get("client_id"),
-        )
+        data = parsed(TurnRequestSerializer, request.data)
+        result = turn_run(session_id=session_id, user_text=data["text"], client_id=data.get("client_id"))
         return Response(TurnResultSerializer(result).data, status=status.HTTP_201_CREATED)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from core.conversation.selectors import context_fullness_percent, session_needs_compaction
@@ -40,17 +39,6 @@ class StrictInputSerializer(serializers.Serializer[Any]):
                     {key: [f"unknown field; this endpoint accepts {accepted}"] for key in unknown}
                 )
         return super().to_internal_value(data)
-
-
-# The error body of every endpoint: a sentence, a code, and per-field messages.
-ConversationErrorSerializer = inline_serializer(
-    name="ConversationError",
-    fields={
-        "detail": serializers.CharField(),
-        "code": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-    },
-)
 
 
 # --- Sessions -------------------------------------------------------------------------------
