@@ -6,17 +6,13 @@ unpinned or forgotten through actions that call the services. Lists count at mos
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-from uuid import UUID
+from typing import Any, TypeVar
 
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
-from django.utils.functional import cached_property
 
-from core.models import AgentSession
+from core.admin_base import ReadOnlyAdmin, SessionFilter
 from memory.models import (
     IMPORTANCE_MAX,
     IMPORTANCE_MIN,
@@ -28,46 +24,13 @@ from memory.models import (
 from memory.search import memory_search_q
 from memory.services import episode_delete, memory_delete, memory_pin
 
-M = TypeVar("M", bound=Model)
-COUNT_CAP = 10_000
-
-if TYPE_CHECKING:
-    _ModelAdmin = admin.ModelAdmin
-    _Paginator = Paginator[Any]
-else:  # ModelAdmin and Paginator are generic only in the type stubs
-
-    class _ModelAdmin(admin.ModelAdmin, Generic[M]):
-        """`ModelAdmin[Model]` at run time, as the stubs declare it."""
-
-    _Paginator = Paginator
+_M = TypeVar("_M", bound=Model)
 
 
-class CappedCountPaginator(_Paginator):
-    """Counts at most COUNT_CAP rows (a LIMITed subquery), so a page costs the same at 100,000 memories."""
-
-    @cached_property
-    def count(self) -> int:
-        rows = self.object_list
-        if isinstance(rows, QuerySet):
-            return rows.order_by()[:COUNT_CAP].count()
-        return len(rows)
-
-
-class _ReadOnlyAdmin(_ModelAdmin[M]):
+class _MemoryAdmin(ReadOnlyAdmin[_M]):
     """Records written by services: viewable, never added or edited here."""
 
-    paginator = CappedCountPaginator
-    show_full_result_count = False
     list_per_page = 50
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
-        return False
 
 
 class PinnedFilter(admin.SimpleListFilter):
@@ -99,28 +62,7 @@ class ImportanceFilter(admin.SimpleListFilter):
         return queryset
 
 
-class RecentSessionFilter(admin.SimpleListFilter):
-    """The 20 most recently active sessions; any session works as `?session=<id>` (bounded, no COUNT)."""
-
-    title = "session"
-    parameter_name = "session"
-    field = "session"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, str]]:
-        recent = AgentSession.objects.order_by("-updated", "-id").only("id", "title")[:20]
-        return [(str(session.pk), str(session)) for session in recent]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if not value:
-            return queryset
-        try:
-            return queryset.filter(**{f"{self.field}_id": UUID(value)})
-        except ValueError:  # a malformed id in the URL selects nothing
-            return queryset.none()
-
-
-class SourceSessionFilter(RecentSessionFilter):
+class SourceSessionFilter(SessionFilter):
     """A long-term memory's provenance session."""
 
     title = "source session"
@@ -128,7 +70,7 @@ class SourceSessionFilter(RecentSessionFilter):
 
 
 @admin.register(LongTermMemory)
-class LongTermMemoryAdmin(_ReadOnlyAdmin[LongTermMemory]):
+class LongTermMemoryAdmin(_MemoryAdmin[LongTermMemory]):
     list_display = [
         "id",
         "kind",
@@ -190,9 +132,9 @@ class ScopeFilter(admin.SimpleListFilter):
 
 
 @admin.register(DailyEpisode)
-class DailyEpisodeAdmin(_ReadOnlyAdmin[DailyEpisode]):
+class DailyEpisodeAdmin(_MemoryAdmin[DailyEpisode]):
     list_display = ["day", "timezone", "session", "source", "first_seq", "last_seq", "token_count", "updated"]
-    list_filter = ["source", ScopeFilter, RecentSessionFilter, "day"]
+    list_filter = ["source", ScopeFilter, SessionFilter, "day"]
     list_select_related = ["session"]
     search_fields = ["summary", "=session__id"]
     search_help_text = "Words in the summary, or a session id."
@@ -209,9 +151,9 @@ class DailyEpisodeAdmin(_ReadOnlyAdmin[DailyEpisode]):
 
 
 @admin.register(AttachmentSummary)
-class AttachmentSummaryAdmin(_ReadOnlyAdmin[AttachmentSummary]):
+class AttachmentSummaryAdmin(_MemoryAdmin[AttachmentSummary]):
     list_display = ["display_name", "kind", "mime_type", "size", "sha256_prefix", "session", "message_seq", "created"]
-    list_filter = ["kind", RecentSessionFilter, "created"]
+    list_filter = ["kind", SessionFilter, "created"]
     list_select_related = ["content", "session", "message"]
     search_fields = ["display_name", "=content__sha256", "=session__id"]
     search_help_text = "A display name, a full sha256 or a session id."
@@ -231,7 +173,7 @@ class AttachmentSummaryAdmin(_ReadOnlyAdmin[AttachmentSummary]):
 
 
 @admin.register(AttachmentContent)
-class AttachmentContentAdmin(_ReadOnlyAdmin[AttachmentContent]):
+class AttachmentContentAdmin(_MemoryAdmin[AttachmentContent]):
     list_display = ["sha256", "size_bytes", "token_count", "has_summary", "created"]
     list_filter = ["created"]
     search_fields = ["=sha256", "summary"]

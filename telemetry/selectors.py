@@ -131,11 +131,13 @@ class UsageSummary(UsageOverview):
     session: SessionUsage | None = None
 
 
-def _local_today() -> tuple[dt.date, str]:
+def local_day(moment: dt.datetime | None = None) -> tuple[dt.date, str]:
+    """The local day `moment` (now when absent) falls on in AGENTCHAT_TIMEZONE, read at call time, and the
+    zone's name: the day usage is counted on, in the events, the rollups, the summary and the admin."""
     from django.conf import settings
 
     zone_name: str = settings.AGENTCHAT_TIMEZONE
-    return timezone.localdate(timezone.now(), ZoneInfo(zone_name)), zone_name
+    return timezone.localdate(moment or timezone.now(), ZoneInfo(zone_name)), zone_name
 
 
 def _by_model(today_rows: Iterable[Mapping[str, Any]], all_time_rows: Iterable[Mapping[str, Any]]) -> list[ModelUsage]:
@@ -181,7 +183,7 @@ def usage_overview() -> UsageOverview:
 
     Written as SQL: the ORM would compile two querysets (or a union) costing more than running them.
     """
-    today, zone_name = _local_today()
+    today, zone_name = local_day()
     names = ("provider", "model", *COUNTER_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(_overview_sql(), [zone_name, connection.ops.adapt_datefield_value(today)])
@@ -212,7 +214,7 @@ def usage_summary(*, session_id: UUID | str | None = None) -> UsageSummary:
 
     Two queries (three with a session), whatever the number of events.
     """
-    today, zone_name = _local_today()
+    today, zone_name = local_day()
     first_day = today - dt.timedelta(days=SUMMARY_DAYS - 1)
     day_rows = list(
         UsageByDay.objects.filter(timezone=zone_name, day__gte=first_day, day__lte=today).values(

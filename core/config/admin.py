@@ -7,7 +7,7 @@ routes and MCP servers show their readiness in the list.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from django import forms
 from django.contrib import admin
@@ -41,19 +41,6 @@ from core.config.validation import ConfigInvalidError, record_from_raw, record_v
 
 _M = TypeVar("_M", bound=models.Model)
 
-if TYPE_CHECKING:
-    _ModelForm = forms.ModelForm[Any]
-    _MemberFormSet = BaseInlineFormSet[TeamMember, Team, Any]
-    _MemberInline = admin.TabularInline[TeamMember, Team]
-    _ModelAdmin = admin.ModelAdmin
-else:  # Django's classes are generic only in the type stubs (django-stubs-ext is a dev dependency)
-    _ModelForm = forms.ModelForm
-    _MemberFormSet = BaseInlineFormSet
-    _MemberInline = admin.TabularInline
-
-    class _ModelAdmin(admin.ModelAdmin, Generic[_M]):
-        """`ModelAdmin[Model]` at run time, as the stubs declare it."""
-
 
 def _raw_from_cleaned(kind: Kind, cleaned: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """A raw record (as the file or the API would give it) from a form's cleaned data."""
@@ -76,7 +63,7 @@ def _field_of(location: str) -> str:
     return location.split(".", 1)[0].split("[", 1)[0]
 
 
-class ConfigRecordForm(_ModelForm):
+class ConfigRecordForm(forms.ModelForm[Any]):
     """Runs the configuration validation on the whole record; keeps the contract for saving."""
 
     kind: ClassVar[Kind]
@@ -124,7 +111,7 @@ class ConfigRecordForm(_ModelForm):
             self.data = data
 
 
-class ConfigAdmin(_ModelAdmin[_M]):
+class ConfigAdmin(admin.ModelAdmin[_M]):
     """Saves and deletes through the configuration services."""
 
     kind: ClassVar[Kind]
@@ -279,7 +266,7 @@ class AgentAdmin(ConfigAdmin[AgentProfile]):
     filter_horizontal = ["tools", "skills", "mcp_servers"]
 
 
-class TeamMemberFormSet(_MemberFormSet):
+class TeamMemberFormSet(BaseInlineFormSet[TeamMember, Team, Any]):
     """Checks the member list with the team (lead is a member, no agent twice) before anything is saved."""
 
     def ordered_members(self) -> list[str]:
@@ -310,7 +297,7 @@ class TeamMemberFormSet(_MemberFormSet):
                 raise ValidationError([str(problem) for problem in member_problems]) from None
 
 
-class TeamMemberInline(_MemberInline):
+class TeamMemberInline(admin.TabularInline[TeamMember, Team]):
     model = TeamMember
     formset = TeamMemberFormSet
     fields = ["position", "agent"]

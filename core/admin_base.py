@@ -1,0 +1,116 @@
+"""What every app's admin shares: a paginator that never counts a whole table, read-only changelists
+and inlines for the tables the services own, and the list filters several changelists use.
+
+Django autodiscovers `core/admin.py`; this module registers nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cached_property
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils.text import Truncator
+
+from core.conversation.models import AgentSession
+
+_M = TypeVar("_M", bound=Model)
+
+COUNT_CAP = 10_000
+PREVIEW_CHARS = 120
+RECENT_SESSIONS = 20
+
+
+class CappedCountPaginator(Paginator[Any]):
+    """Counts at most COUNT_CAP rows (a LIMITed subquery, no sort), so a page costs the same on any size.
+
+    A list longer than the cap shows COUNT_CAP results; narrow it with the filters to reach the rest.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        rows = self.object_list
+        if isinstance(rows, QuerySet):
+            return rows.order_by()[:COUNT_CAP].count()
+        return len(rows)
+
+
+def preview(text: str) -> str:
+    """One line of at most PREVIEW_CHARS characters, for a list column."""
+    return Truncator(text.replace("\n", " ")).chars(PREVIEW_CHARS)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin[_M]):
+    """A view-only changelist for a table the services own; it never COUNTs the whole table."""
+
+    show_full_result_count = False
+    paginator: ClassVar[type[Paginator[Any]]] = CappedCountPaginator
+    list_per_page = 100
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
+        return False
+
+
+class ReadOnlyInlineMixin:
+    """Put before `admin.TabularInline[...]`: rows shown, never added, changed or deleted."""
+
+    extra = 0
+    max_num: int | None = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ChoicesFilter(admin.SimpleListFilter):
+    """Filters the field `parameter_name` on the `(value, label)` pairs of `options`; no query to list them."""
+
+    options: ClassVar[Iterable[tuple[str, Any]]] = ()
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(value), str(label)) for value, label in self.options]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{str(self.parameter_name): value}) if value else queryset
+
+
+class SessionFilter(admin.SimpleListFilter):
+    """The RECENT_SESSIONS most recently active sessions; any session works as `?session=<id>` (no COUNT).
+
+    `field` is the foreign key to the session; a subclass may list other sessions in `lookups`.
+    """
+
+    title = "session"
+    parameter_name = "session"
+    field: ClassVar[str] = "session"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, str]]:
+        recent = AgentSession.objects.order_by("-updated", "-id").only("id", "title")[:RECENT_SESSIONS]
+        return [(str(session.pk), str(session)) for session in recent]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            return queryset.filter(**{f"{self.field}_id": UUID(value)})
+        except ValueError:  # a malformed id in the URL selects nothing
+            return queryset.none()
