@@ -22,7 +22,7 @@ from django.template.response import TemplateResponse
 
 from core.admin_base import ChoicesFilter, ReadOnlyAdmin, SessionFilter
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
-from telemetry.selectors import UsageCounts, local_day, usage_all_time_totals, usage_events_totals
+from telemetry.selectors import TOKEN_FIELDS, UsageCounts, local_day, usage_all_time_totals, usage_events_totals
 
 
 class RollupCountPaginator(Paginator[Any]):
@@ -87,20 +87,7 @@ class UsageSessionFilter(SessionFilter):
 
 @admin.register(UsageEvent)
 class UsageEventAdmin(ReadOnlyAdmin[UsageEvent]):
-    list_display = (
-        "occurred_at",
-        "provider",
-        "model",
-        "route",
-        "session",
-        "input_tokens",
-        "cached_input_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "total_tokens",
-        "cost",
-        "latency_ms",
-    )
+    list_display = ("occurred_at", "provider", "model", "route", "session", *TOKEN_FIELDS, "cost", "latency_ms")
     list_filter = (DayFilter, ProviderFilter, ModelFilter, UsageSessionFilter)
     list_select_related = ("route", "session")
     search_fields = ("=request_id",)
@@ -119,16 +106,8 @@ class UsageEventAdmin(ReadOnlyAdmin[UsageEvent]):
         return response
 
 
-_COUNTER_COLUMNS = (
-    "event_count",
-    "priced_event_count",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "cost",
-)
+# A rollup's counters, the cost shown as an exact decimal.
+_COUNTER_COLUMNS = ("event_count", "priced_event_count", *TOKEN_FIELDS, "cost")
 
 
 @admin.register(UsageByDay)

@@ -27,16 +27,10 @@ from core.errors import NotFoundError
 from core.models import AgentSession
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent, pico_usd_to_decimal
 
-COUNTER_FIELDS = (
-    "event_count",
-    "priced_event_count",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "cost_pico_usd",
-)
+# The token counts of an event, each summed by the rollups.
+TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
+# Every counter a rollup row holds (the sums of the events it covers).
+COUNTER_FIELDS = ("event_count", "priced_event_count", *TOKEN_FIELDS, "cost_pico_usd")
 SUMMARY_DAYS = 30
 RECENT_DAYS = 7
 

@@ -35,6 +35,12 @@ LATEST_RUNS = 20
 FIRST_EVENTS = 500
 
 
+@admin.display(description="content")
+def _message_preview(admin_: object, message: Message) -> str:
+    """A message's text on one line, or how many parts it holds when it has no text."""
+    return preview(message.content) or f"({len(message.parts)} part(s))"
+
+
 # --- Sessions -------------------------------------------------------------------------------
 
 
@@ -51,9 +57,7 @@ class MessageInline(ReadOnlyInlineMixin, admin.TabularInline[Message, AgentSessi
         "created",
     )
 
-    @admin.display(description="content")
-    def content_preview(self, message: Message) -> str:
-        return preview(message.content) or f"({len(message.parts)} part(s))"
+    content_preview = _message_preview
 
 
 class CheckpointInline(ReadOnlyInlineMixin, admin.TabularInline[Checkpoint, AgentSession]):
@@ -248,9 +252,7 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
         "created",
     ]
 
-    @admin.display(description="content")
-    def content_preview(self, message: Message) -> str:
-        return preview(message.content) or f"({len(message.parts)} part(s))"
+    content_preview = _message_preview
 
 
 @admin.register(Checkpoint)

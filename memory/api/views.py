@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.pagination import NewestFirstCursorPagination
-from core.api.views import PagedViewSet, created_or_ok, error_response, parsed, parsed_query
+from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from core.errors import NotFoundError
 from memory.api.serializers import (
     AttachmentListQuerySerializer,
@@ -56,7 +56,6 @@ from memory.services import (
     memory_write,
 )
 
-ERRORS_400 = error_response("Invalid input; `fields` names each problem")
 ERRORS_404 = error_response("Unknown id")
 ERRORS_409 = error_response("The key belongs to another memory")
 RECORD_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The record id")
@@ -82,10 +81,10 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
     serializer_class = LongTermMemorySerializer
     pagination_class = NewestFirstCursorPagination
 
-    @extend_schema(
-        summary="List memories newest first, or search them with ?q= (best match first)",
-        parameters=[LongTermMemoryListQuerySerializer],
-        responses={200: LongTermMemorySerializer(many=True), 400: ERRORS_400},
+    @list_schema(
+        "List memories newest first, or search them with ?q= (best match first)",
+        LongTermMemorySerializer,
+        LongTermMemoryListQuerySerializer,
     )
     def list(self, request: Request) -> Response:
         query = parsed_query(LongTermMemoryListQuerySerializer, request)
@@ -100,7 +99,7 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
     @extend_schema(
         summary="Remember something; a key that exists already updates that memory (200) instead of adding one (201)",
         request=LongTermMemoryWriteSerializer,
-        responses={201: LongTermMemorySerializer, 200: LongTermMemorySerializer, 400: ERRORS_400, 404: ERRORS_404},
+        responses={201: LongTermMemorySerializer, 200: LongTermMemorySerializer, 400: INVALID_INPUT, 404: ERRORS_404},
         examples=[
             OpenApiExample(
                 "preference",
@@ -133,7 +132,7 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
         summary="Replace a memory (absent key: none; importance: 3; pinned: false)",
         parameters=[RECORD_ID],
         request=LongTermMemoryUpdateSerializer,
-        responses={200: LongTermMemorySerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={200: LongTermMemorySerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def update(self, request: Request, pk: str) -> Response:
         memory_id = _pk(pk, "memory")
@@ -152,7 +151,7 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
         summary="Change some fields of a memory (pin or unpin it with `pinned`)",
         parameters=[RECORD_ID],
         request=LongTermMemoryPatchSerializer,
-        responses={200: LongTermMemorySerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={200: LongTermMemorySerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         memory_id = _pk(pk, "memory")
@@ -180,11 +179,7 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
     serializer_class = DailyEpisodeSerializer
     pagination_class = EpisodeCursorPagination
 
-    @extend_schema(
-        summary="List daily episodes, newest day first",
-        parameters=[DailyEpisodeListQuerySerializer],
-        responses={200: DailyEpisodeSerializer(many=True), 400: ERRORS_400},
-    )
+    @list_schema("List daily episodes, newest day first", DailyEpisodeSerializer, DailyEpisodeListQuerySerializer)
     def list(self, request: Request) -> Response:
         query = parsed_query(DailyEpisodeListQuerySerializer, request)
         episodes = episode_list(
@@ -199,7 +194,7 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
     @extend_schema(
         summary="Store a day's summary (201); the same day and session again replaces it (200)",
         request=DailyEpisodeWriteSerializer,
-        responses={201: DailyEpisodeSerializer, 200: DailyEpisodeSerializer, 400: ERRORS_400, 404: ERRORS_404},
+        responses={201: DailyEpisodeSerializer, 200: DailyEpisodeSerializer, 400: INVALID_INPUT, 404: ERRORS_404},
     )
     def create(self, request: Request) -> Response:
         data = parsed(DailyEpisodeWriteSerializer, request.data)
@@ -229,11 +224,7 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
     serializer_class = AttachmentSummarySerializer
     pagination_class = NewestFirstCursorPagination
 
-    @extend_schema(
-        summary="List attachment references, newest first",
-        parameters=[AttachmentListQuerySerializer],
-        responses={200: AttachmentSummarySerializer(many=True), 400: ERRORS_400},
-    )
+    @list_schema("List attachment references, newest first", AttachmentSummarySerializer, AttachmentListQuerySerializer)
     def list(self, request: Request) -> Response:
         query = parsed_query(AttachmentListQuerySerializer, request)
         attachments = attachment_list(
@@ -250,7 +241,7 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
         responses={
             201: AttachmentSummarySerializer,
             200: AttachmentSummarySerializer,
-            400: ERRORS_400,
+            400: INVALID_INPUT,
             404: ERRORS_404,
             409: error_response("The sha256 was recorded with another size"),
         },
@@ -290,7 +281,7 @@ class SessionContextView(APIView):
             OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The session id"),
             ContextQuerySerializer,
         ],
-        responses={200: ContextBundleSerializer, 400: ERRORS_400, 404: ERRORS_404},
+        responses={200: ContextBundleSerializer, 400: INVALID_INPUT, 404: ERRORS_404},
     )
     def get(self, request: Request, session_id: UUID) -> Response:
         query = parsed_query(ContextQuerySerializer, request)

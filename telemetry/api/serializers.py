@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from telemetry.models import UsageEvent
+from telemetry.selectors import TOKEN_FIELDS
 
 COST_MAX_DIGITS = 32
 COST_DECIMAL_PLACES = 12
@@ -62,11 +63,7 @@ class UsageEventSerializer(serializers.ModelSerializer[UsageEvent]):
             "route",
             "session",
             "run",
-            "input_tokens",
-            "cached_input_tokens",
-            "output_tokens",
-            "reasoning_tokens",
-            "total_tokens",
+            *TOKEN_FIELDS,
             "cost",
             "latency_ms",
             "created",

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.pagination import NewestFirstCursorPagination
-from core.api.views import PagedViewSet, created_or_ok, error_response, parsed, parsed_query
+from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from telemetry.api.serializers import (
     UsageEventSerializer,
     UsageListQuerySerializer,
@@ -24,7 +24,6 @@ from telemetry.models import UsageEvent
 from telemetry.selectors import usage_events, usage_summary
 from telemetry.services import usage_record
 
-ERRORS_400 = error_response("Invalid input; `fields` names each problem")
 ERRORS_404 = error_response("Unknown (or malformed) session id")
 ERRORS_409 = error_response("request_id already recorded with other usage")
 
@@ -42,10 +41,8 @@ class UsageViewSet(PagedViewSet[UsageEvent]):
     serializer_class = UsageEventSerializer
     pagination_class = UsageCursorPagination
 
-    @extend_schema(
-        summary="List usage events, newest first",
-        parameters=[UsageListQuerySerializer],
-        responses={200: UsageEventSerializer(many=True), 400: ERRORS_400, 404: ERRORS_404},
+    @list_schema(
+        "List usage events, newest first", UsageEventSerializer, UsageListQuerySerializer, not_found=ERRORS_404
     )
     def list(self, request: Request) -> Response:
         query = parsed_query(UsageListQuerySerializer, request)
@@ -58,7 +55,7 @@ class UsageViewSet(PagedViewSet[UsageEvent]):
         responses={
             201: OpenApiResponse(UsageEventSerializer, description="Recorded"),
             200: OpenApiResponse(UsageEventSerializer, description="Already recorded: the stored event"),
-            400: ERRORS_400,
+            400: INVALID_INPUT,
             409: ERRORS_409,
         },
     )

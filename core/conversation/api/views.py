@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.pagination import NewestFirstCursorPagination, SeqCursorPagination
-from core.api.views import PagedViewSet, created_or_ok, error_response, parsed, parsed_query
+from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from core.conversation.api.serializers import (
     CheckpointCreateSerializer,
     CheckpointSerializer,
@@ -62,7 +62,6 @@ from core.conversation.services import (
 )
 from core.models import AgentSession, Checkpoint, Message, Run, TraceEvent
 
-ERRORS_400 = error_response("Invalid input; `fields` names each problem")
 ERRORS_404 = error_response("Unknown (or malformed) id")
 ERRORS_409 = error_response("The record's state forbids this")
 SESSION_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The session id")
@@ -98,11 +97,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     serializer_class = SessionSerializer
     pagination_class = NewestFirstCursorPagination
 
-    @extend_schema(
-        summary="List sessions, newest first",
-        parameters=[SessionListQuerySerializer],
-        responses={200: SessionSerializer(many=True), 400: ERRORS_400},
-    )
+    @list_schema("List sessions, newest first", SessionSerializer, SessionListQuerySerializer)
     def list(self, request: Request) -> Response:
         query = parsed_query(SessionListQuerySerializer, request)
         sessions = sessions_list(status=query.get("status"), needs_compaction=query.get("needs_compaction"))
@@ -111,7 +106,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     @extend_schema(
         summary="Start a session (on the default route unless `route` names one)",
         request=SessionCreateSerializer,
-        responses={201: SessionSerializer, 400: ERRORS_400},
+        responses={201: SessionSerializer, 400: INVALID_INPUT},
         examples=[OpenApiExample("create", value={"title": "Trip planning", "route": "replay"}, request_only=True)],
     )
     def create(self, request: Request) -> Response:
@@ -126,7 +121,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     @extend_schema(
         summary="Rename a session or move it to another route",
         request=SessionUpdateSerializer,
-        responses={200: SessionSerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={200: SessionSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         data = parsed(SessionUpdateSerializer, request.data)
@@ -180,10 +175,11 @@ class SessionMessageViewSet(PagedViewSet[Message]):
     serializer_class = MessageSerializer
     pagination_class = SeqCursorPagination
 
-    @extend_schema(
-        summary="Messages in seq order (cursor pages; `after_seq` reads only the tail)",
-        parameters=[MessageListQuerySerializer],
-        responses={200: MessageSerializer(many=True), 400: ERRORS_400, 404: ERRORS_404},
+    @list_schema(
+        "Messages in seq order (cursor pages; `after_seq` reads only the tail)",
+        MessageSerializer,
+        MessageListQuerySerializer,
+        not_found=ERRORS_404,
     )
     def list(self, request: Request, session_id: str) -> Response:
         query = parsed_query(MessageListQuerySerializer, request)
@@ -196,7 +192,7 @@ class SessionMessageViewSet(PagedViewSet[Message]):
         responses={
             201: MessageSerializer,
             200: OpenApiResponse(MessageSerializer, description="Idempotent retry: the message already stored"),
-            400: ERRORS_400,
+            400: INVALID_INPUT,
             404: ERRORS_404,
             409: ERRORS_409,
         },
@@ -230,10 +226,7 @@ class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
     serializer_class = CheckpointSerializer
     pagination_class = NewestCheckpointCursorPagination
 
-    @extend_schema(
-        summary="Checkpoints, newest first",
-        responses={200: CheckpointSerializer(many=True), 404: ERRORS_404},
-    )
+    @list_schema("Checkpoints, newest first", CheckpointSerializer, not_found=ERRORS_404)
     def list(self, request: Request, session_id: str) -> Response:
         session = session_get(session_id=session_id)
         return self.page(checkpoints_list(session_id=session.pk), CheckpointSerializer)
@@ -241,7 +234,7 @@ class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
     @extend_schema(
         summary="Write a checkpoint covering the log up to through_seq",
         request=CheckpointCreateSerializer,
-        responses={201: CheckpointSerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={201: CheckpointSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
         examples=[
             OpenApiExample(
                 "compaction",
@@ -276,11 +269,7 @@ class RunViewSet(PagedViewSet[Run]):
     serializer_class = RunSerializer
     pagination_class = NewestFirstCursorPagination
 
-    @extend_schema(
-        summary="List runs newest first (filter by session and status)",
-        parameters=[RunListQuerySerializer],
-        responses={200: RunSerializer(many=True), 400: ERRORS_400},
-    )
+    @list_schema("List runs newest first (filter by session and status)", RunSerializer, RunListQuerySerializer)
     def list(self, request: Request) -> Response:
         query = parsed_query(RunListQuerySerializer, request)
         return self.page(runs_list(session_id=query.get("session"), status=query.get("status")), RunSerializer)
@@ -288,7 +277,7 @@ class RunViewSet(PagedViewSet[Run]):
     @extend_schema(
         summary="Open a run on a session (queued, or running)",
         request=RunCreateSerializer,
-        responses={201: RunSerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={201: RunSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def create(self, request: Request) -> Response:
         data = parsed(RunCreateSerializer, request.data)
@@ -302,7 +291,7 @@ class RunViewSet(PagedViewSet[Run]):
     @extend_schema(
         summary="Cancel a queued or running run, recording why",
         request=RunCancelSerializer,
-        responses={200: RunSerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={200: RunSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
@@ -331,10 +320,11 @@ class RunEventViewSet(PagedViewSet[TraceEvent]):
     serializer_class = TraceEventSerializer
     pagination_class = EventIndexCursorPagination
 
-    @extend_schema(
-        summary="Events in index order (cursor pages; `after_index` reads only what follows)",
-        parameters=[TraceEventListQuerySerializer],
-        responses={200: TraceEventSerializer(many=True), 400: ERRORS_400, 404: ERRORS_404},
+    @list_schema(
+        "Events in index order (cursor pages; `after_index` reads only what follows)",
+        TraceEventSerializer,
+        TraceEventListQuerySerializer,
+        not_found=ERRORS_404,
     )
     def list(self, request: Request, run_id: str) -> Response:
         query = parsed_query(TraceEventListQuerySerializer, request)
@@ -344,7 +334,7 @@ class RunEventViewSet(PagedViewSet[TraceEvent]):
     @extend_schema(
         summary="Append the next event; run_finished (or error, then run_finished) ends the run",
         request=TraceEventAppendSerializer,
-        responses={201: TraceEventSerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={201: TraceEventSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
         examples=[OpenApiExample("delta", value={"type": "text_delta", "payload": {"text": "Hel"}}, request_only=True)],
     )
     def create(self, request: Request, run_id: str) -> Response:
