@@ -63,11 +63,15 @@ class ReadOnlyAdmin(admin.ModelAdmin[_M]):
 
 
 class ReadOnlyInlineMixin:
-    """Put before `admin.TabularInline[...]`: rows shown, never added, changed or deleted."""
+    """Put before `admin.TabularInline[...]`: rows shown, never added, changed or deleted; every field in
+    `fields` is read-only (so a column may be a display method)."""
 
     extra = 0
     max_num: int | None = 0
     can_delete = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return getattr(self, "fields", None) or ()
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -47,7 +47,7 @@ def _message_preview(admin_: object, message: Message) -> str:
 class MessageInline(ReadOnlyInlineMixin, admin.TabularInline[Message, AgentSession]):
     model = Message
     verbose_name_plural = f"messages (the latest {LATEST_MESSAGES}, newest first)"
-    fields = readonly_fields = (
+    fields = (
         "seq",
         "role",
         "content_preview",
@@ -63,7 +63,7 @@ class MessageInline(ReadOnlyInlineMixin, admin.TabularInline[Message, AgentSessi
 class CheckpointInline(ReadOnlyInlineMixin, admin.TabularInline[Checkpoint, AgentSession]):
     model = Checkpoint
     verbose_name_plural = f"checkpoints (the latest {LATEST_CHECKPOINTS})"
-    fields = readonly_fields = (
+    fields = (
         "id",
         "parent_id",
         "through_seq",
@@ -81,7 +81,7 @@ class CheckpointInline(ReadOnlyInlineMixin, admin.TabularInline[Checkpoint, Agen
 class RunInline(ReadOnlyInlineMixin, admin.TabularInline[Run, AgentSession]):
     model = Run
     verbose_name_plural = f"runs (the latest {LATEST_RUNS})"
-    fields = readonly_fields = (
+    fields = (
         "status",
         "route",
         "event_count",
@@ -267,7 +267,7 @@ class CheckpointAdmin(ReadOnlyAdmin[Checkpoint]):
 class TraceEventInline(ReadOnlyInlineMixin, admin.TabularInline[TraceEvent, Run]):
     model = TraceEvent
     verbose_name_plural = f"trace events (in order, the first {FIRST_EVENTS})"
-    fields = readonly_fields = (
+    fields = (
         "index",
         "type",
         "payload",

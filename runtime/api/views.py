@@ -10,12 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.serializers import StrictInputSerializer
 from core.api.views import error_response, parsed
 from core.conversation.api.serializers import (
     CheckpointSerializer,
     MessageSerializer,
     RunSerializer,
-    StrictInputSerializer,
 )
 from core.conversation.contracts import FINISH_REASONS
 from runtime.turns import TurnResult, turn_run
