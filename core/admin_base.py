@@ -45,6 +45,12 @@ def preview(text: str) -> str:
     return Truncator(text.replace("\n", " ")).chars(PREVIEW_CHARS)
 
 
+def columns(model: type[Model], *extra: str) -> tuple[str, ...]:
+    """Every stored column of `model` but its primary key, in declaration order, then `extra` (display
+    methods): what the change page of a read-only record shows."""
+    return (*(field.name for field in model._meta.concrete_fields if not field.primary_key), *extra)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin[_M]):
     """A view-only changelist for a table the services own; it never COUNTs the whole table."""
 

@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 
-from core.admin_base import CappedCountPaginator, ChoicesFilter, ReadOnlyAdmin, ReadOnlyInlineMixin, preview
+from core.admin_base import CappedCountPaginator, ChoicesFilter, ReadOnlyAdmin, ReadOnlyInlineMixin, columns, preview
 from core.conversation.selectors import context_fullness_percent, run_text
 from core.conversation.services import (
     run_cancel,
@@ -240,17 +240,7 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
     list_select_related = ["session"]
     list_filter = ["role"]
     ordering = ["-id"]  # newest first on the primary key: an index walk, never a sort
-    fields = [
-        "session",
-        "seq",
-        "role",
-        "content",
-        "parts",
-        "token_count",
-        "token_count_estimated",
-        "client_id",
-        "created",
-    ]
+    fields = columns(Message)
 
     content_preview = _message_preview
 
@@ -261,7 +251,7 @@ class CheckpointAdmin(ReadOnlyAdmin[Checkpoint]):
     list_select_related = ["session"]
     list_filter = ["reason"]
     ordering = ["-id"]
-    fields = ["session", "parent", "through_seq", "reason", "token_count", "summary", "state", "created"]
+    fields = columns(Checkpoint)
 
 
 class TraceEventInline(ReadOnlyInlineMixin, admin.TabularInline[TraceEvent, Run]):
@@ -291,18 +281,7 @@ class RunAdmin(ReadOnlyAdmin[Run]):
     list_select_related = ["session", "route"]
     list_filter = [RunStatusFilter, "route", ("created", admin.DateFieldListFilter)]
     ordering = ["-created", "-id"]
-    fields = [
-        "session",
-        "route",
-        "status",
-        "error",
-        "cancel_reason",
-        "event_count",
-        "created",
-        "started_at",
-        "finished_at",
-        "text",
-    ]
+    fields = columns(Run, "text")
     readonly_fields = ["text"]
     inlines = [TraceEventInline]
     actions = ["cancel_runs"]
@@ -330,7 +309,7 @@ class TraceEventAdmin(ReadOnlyAdmin[TraceEvent]):
     list_select_related = ["run"]
     list_filter = ["type"]
     ordering = ["-id"]
-    fields = ["run", "index", "type", "payload", "created"]
+    fields = columns(TraceEvent)
 
     @admin.display(description="payload")
     def payload_preview(self, event: TraceEvent) -> str:
