@@ -6,14 +6,14 @@ Django autodiscovers `core/admin.py`; this module registers nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
@@ -89,17 +89,23 @@ class ReadOnlyInlineMixin:
         return False
 
 
-class ChoicesFilter(admin.SimpleListFilter):
-    """Filters the field `parameter_name` on the `(value, label)` pairs of `options`; no query to list them."""
+class ConditionFilter(admin.SimpleListFilter):
+    """A filter over fixed choices, each a label and the condition it selects (no query to list them); a value
+    it does not know (a hand-edited URL) leaves the list unfiltered."""
 
-    options: ClassVar[Iterable[tuple[str, Any]]] = ()
+    conditions: ClassVar[Mapping[str, tuple[str, Q]]] = {}
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(str(value), str(label)) for value, label in self.options]
+        return [(value, label) for value, (label, _) in self.conditions.items()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        return queryset.filter(**{str(self.parameter_name): value}) if value else queryset
+        chosen = self.conditions.get(self.value() or "")
+        return queryset.filter(chosen[1]) if chosen else queryset
+
+
+def choice_conditions(field: str, choices: Iterable[tuple[Any, Any]]) -> dict[str, tuple[str, Q]]:
+    """`ConditionFilter.conditions` selecting each of a field's `(value, label)` choices."""
+    return {str(value): (str(label), Q(**{field: value})) for value, label in choices}
 
 
 class SessionFilter(admin.SimpleListFilter):

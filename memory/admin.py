@@ -6,13 +6,13 @@ unpinned or forgotten through actions that call the services. Lists count at mos
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.contrib import admin, messages
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
-from core.admin_base import ReadOnlyAdmin, SessionFilter
+from core.admin_base import ConditionFilter, ReadOnlyAdmin, SessionFilter, choice_conditions
 from memory.models import (
     IMPORTANCE_MAX,
     IMPORTANCE_MIN,
@@ -33,33 +33,18 @@ class _MemoryAdmin(ReadOnlyAdmin[_M]):
     list_per_page = 50
 
 
-class PinnedFilter(admin.SimpleListFilter):
-    title = "pinned"
-    parameter_name = "pinned"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Pinned"), ("no", "Not pinned")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        if self.value() in ("yes", "no"):
-            return queryset.filter(pinned=self.value() == "yes")
-        return queryset
+class PinnedFilter(ConditionFilter):
+    title = parameter_name = "pinned"
+    conditions = {"yes": ("Pinned", Q(pinned=True)), "no": ("Not pinned", Q(pinned=False))}
 
 
-class ImportanceFilter(admin.SimpleListFilter):
+class ImportanceFilter(ConditionFilter):
     """Fixed choices: the default filter would SELECT DISTINCT over the whole table."""
 
-    title = "importance"
-    parameter_name = "importance"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(str(value), str(value)) for value in range(IMPORTANCE_MAX, IMPORTANCE_MIN - 1, -1)]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value is not None and value.isdigit():
-            return queryset.filter(importance=int(value))
-        return queryset
+    title = parameter_name = "importance"
+    conditions = choice_conditions(
+        "importance", ((value, value) for value in range(IMPORTANCE_MAX, IMPORTANCE_MIN - 1, -1))
+    )
 
 
 class SourceSessionFilter(SessionFilter):
@@ -118,17 +103,12 @@ class LongTermMemoryAdmin(_MemoryAdmin[LongTermMemory]):
         self.message_user(request, f"Forgot {len(ids)} memories.", messages.SUCCESS)
 
 
-class ScopeFilter(admin.SimpleListFilter):
-    title = "scope"
-    parameter_name = "scope"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("whole_day", "Whole day"), ("session", "One session")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        if self.value() in ("whole_day", "session"):
-            return queryset.filter(session__isnull=self.value() == "whole_day")
-        return queryset
+class ScopeFilter(ConditionFilter):
+    title = parameter_name = "scope"
+    conditions = {
+        "whole_day": ("Whole day", Q(session__isnull=True)),
+        "session": ("One session", Q(session__isnull=False)),
+    }
 
 
 @admin.register(DailyEpisode)

@@ -20,7 +20,7 @@ from django.db.models import QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from core.admin_base import ChoicesFilter, ReadOnlyAdmin, SessionFilter
+from core.admin_base import ReadOnlyAdmin, SessionFilter
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
 from telemetry.selectors import TOKEN_FIELDS, UsageCounts, local_day, usage_all_time_totals, usage_events_totals
 
@@ -60,13 +60,17 @@ class DayFilter(admin.SimpleListFilter):
             return queryset.none()
 
 
-class _RollupValueFilter(ChoicesFilter):
+class _RollupValueFilter(admin.SimpleListFilter):
     """The values of `parameter_name` that have usage (read from the all-time rollup, not the events)."""
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         field = str(self.parameter_name)
         names = UsageAllTime.objects.order_by(field).values_list(field, flat=True)
         return [(name, name) for name in names.distinct()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{str(self.parameter_name): value}) if value else queryset
 
 
 class ProviderFilter(_RollupValueFilter):

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -134,6 +134,23 @@ def local_day(moment: dt.datetime | None = None) -> tuple[dt.date, str]:
     return timezone.localdate(moment or timezone.now(), ZoneInfo(zone_name)), zone_name
 
 
+class _Totals(TypedDict):
+    today: UsageCounts
+    all_time: UsageCounts
+
+
+def _totals(items: list[ModelUsage]) -> _Totals:
+    """Today's and all-time sums over models' usage."""
+    return {
+        "today": UsageCounts.total(item.today for item in items),
+        "all_time": UsageCounts.total(item.all_time for item in items),
+    }
+
+
+def _overview(zone_name: str, today: dt.date, by_model: list[ModelUsage]) -> UsageOverview:
+    return UsageOverview(timezone=zone_name, day=today, by_model=by_model, **_totals(by_model))
+
+
 def _by_model(today_rows: Iterable[Mapping[str, Any]], all_time_rows: Iterable[Mapping[str, Any]]) -> list[ModelUsage]:
     today = {(row["provider"], row["model"]): UsageCounts.of(row) for row in today_rows}
     all_time = {(row["provider"], row["model"]): UsageCounts.of(row) for row in all_time_rows}
@@ -184,14 +201,7 @@ def usage_overview() -> UsageOverview:
         rows = cursor.fetchall()
     today_rows = [dict(zip(names, row[1:], strict=True)) for row in rows if row[0] == 1]
     all_time_rows = [dict(zip(names, row[1:], strict=True)) for row in rows if row[0] == 0]
-    by_model = _by_model(today_rows, all_time_rows)
-    return UsageOverview(
-        timezone=zone_name,
-        day=today,
-        today=UsageCounts.total(item.today for item in by_model),
-        all_time=UsageCounts.total(item.all_time for item in by_model),
-        by_model=by_model,
-    )
+    return _overview(zone_name, today, _by_model(today_rows, all_time_rows))
 
 
 def session_usage(*, session_id: UUID | str) -> SessionUsage:
@@ -226,21 +236,10 @@ def usage_summary(*, session_id: UUID | str | None = None) -> UsageSummary:
     providers: dict[str, list[ModelUsage]] = {}
     for item in by_model:
         providers.setdefault(item.provider, []).append(item)
-    by_provider = [
-        ProviderUsage(
-            provider=name,
-            today=UsageCounts.total(item.today for item in items),
-            all_time=UsageCounts.total(item.all_time for item in items),
-        )
-        for name, items in providers.items()
-    ]
+    by_provider = [ProviderUsage(provider=name, **_totals(items)) for name, items in providers.items()]
     by_provider.sort(key=lambda item: (-item.all_time.total_tokens, item.provider))
     return UsageSummary(
-        timezone=zone_name,
-        day=today,
-        today=UsageCounts.total(item.today for item in by_model),
-        all_time=UsageCounts.total(item.all_time for item in by_model),
-        by_model=by_model,
+        **vars(_overview(zone_name, today, by_model)),
         last_7_days=days[-RECENT_DAYS:],
         last_30_days=days,
         by_provider=by_provider,

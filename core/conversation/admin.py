@@ -16,7 +16,15 @@ from django.contrib import admin, messages
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 
-from core.admin_base import CappedCountPaginator, ChoicesFilter, ReadOnlyAdmin, ReadOnlyInlineMixin, columns, preview
+from core.admin_base import (
+    CappedCountPaginator,
+    ConditionFilter,
+    ReadOnlyAdmin,
+    ReadOnlyInlineMixin,
+    choice_conditions,
+    columns,
+    preview,
+)
 from core.conversation.selectors import context_fullness_percent, run_text
 from core.conversation.services import (
     run_cancel,
@@ -96,10 +104,9 @@ class RunInline(ReadOnlyInlineMixin, admin.TabularInline[Run, AgentSession]):
         return preview(run.error or run.cancel_reason)
 
 
-class SessionStatusFilter(ChoicesFilter):
-    title = "status"
-    parameter_name = "status"
-    options = SessionStatus.choices
+class SessionStatusFilter(ConditionFilter):
+    title = parameter_name = "status"
+    conditions = choice_conditions("status", SessionStatus.choices)
 
 
 @admin.register(AgentSession)
@@ -269,10 +276,9 @@ class TraceEventInline(ReadOnlyInlineMixin, admin.TabularInline[TraceEvent, Run]
         return super().get_queryset(request).filter(index__lte=FIRST_EVENTS)
 
 
-class RunStatusFilter(ChoicesFilter):
-    title = "status"
-    parameter_name = "status"
-    options = RunStatus.choices
+class RunStatusFilter(ConditionFilter):
+    title = parameter_name = "status"
+    conditions = choice_conditions("status", RunStatus.choices)
 
 
 @admin.register(Run)
