@@ -6,12 +6,12 @@ Django autodiscovers `core/admin.py`; this module registers nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
@@ -49,6 +49,21 @@ def columns(model: type[Model], *extra: str) -> tuple[str, ...]:
     """Every stored column of `model` but its primary key, in declaration order, then `extra` (display
     methods): what the change page of a read-only record shows."""
     return (*(field.name for field in model._meta.concrete_fields if not field.primary_key), *extra)
+
+
+def each_selected(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    call: Callable[[Any], object],
+    done: str,
+) -> None:
+    """An admin action over the selected rows: `call(pk)` for each (one service call, its own transaction),
+    then `done` (with `{count}`) as the success message."""
+    ids = list(queryset.values_list("pk", flat=True))
+    for pk in ids:
+        call(pk)
+    model_admin.message_user(request, done.format(count=len(ids)), messages.SUCCESS)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[_M]):

@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
-from core.admin_base import ConditionFilter, ReadOnlyAdmin, SessionFilter, choice_conditions
+from core.admin_base import ConditionFilter, ReadOnlyAdmin, SessionFilter, choice_conditions, each_selected
 from memory.models import (
     IMPORTANCE_MAX,
     IMPORTANCE_MIN,
@@ -97,10 +97,7 @@ class LongTermMemoryAdmin(_MemoryAdmin[LongTermMemory]):
 
     @admin.action(description="Forget selected memories")
     def forget(self, request: HttpRequest, queryset: QuerySet[LongTermMemory]) -> None:
-        ids = list(queryset.values_list("id", flat=True))
-        for memory_id in ids:
-            memory_delete(memory_id=memory_id)
-        self.message_user(request, f"Forgot {len(ids)} memories.", messages.SUCCESS)
+        each_selected(self, request, queryset, lambda pk: memory_delete(memory_id=pk), "Forgot {count} memories.")
 
 
 class ScopeFilter(ConditionFilter):
@@ -124,10 +121,7 @@ class DailyEpisodeAdmin(_MemoryAdmin[DailyEpisode]):
 
     @admin.action(description="Delete selected episodes")
     def forget(self, request: HttpRequest, queryset: QuerySet[DailyEpisode]) -> None:
-        ids = list(queryset.values_list("id", flat=True))
-        for episode_id in ids:
-            episode_delete(episode_id=episode_id)
-        self.message_user(request, f"Deleted {len(ids)} episodes.", messages.SUCCESS)
+        each_selected(self, request, queryset, lambda pk: episode_delete(episode_id=pk), "Deleted {count} episodes.")
 
 
 @admin.register(AttachmentSummary)

@@ -23,6 +23,7 @@ from core.admin_base import (
     ReadOnlyInlineMixin,
     choice_conditions,
     columns,
+    each_selected,
     preview,
 )
 from core.conversation.selectors import context_fullness_percent, run_text
@@ -225,17 +226,15 @@ class AgentSessionAdmin(admin.ModelAdmin[AgentSession]):
 
     @admin.action(description="Archive selected sessions")
     def archive_sessions(self, request: HttpRequest, queryset: QuerySet[AgentSession]) -> None:
-        ids = list(queryset.filter(status=SessionStatus.ACTIVE).values_list("pk", flat=True))
-        for session_id in ids:
-            session_archive(session_id=session_id)
-        self.message_user(request, f"Archived {len(ids)} session(s).", messages.SUCCESS)
+        active = queryset.filter(status=SessionStatus.ACTIVE)
+        each_selected(self, request, active, lambda pk: session_archive(session_id=pk), "Archived {count} session(s).")
 
     @admin.action(description="Unarchive selected sessions")
     def unarchive_sessions(self, request: HttpRequest, queryset: QuerySet[AgentSession]) -> None:
-        ids = list(queryset.filter(status=SessionStatus.ARCHIVED).values_list("pk", flat=True))
-        for session_id in ids:
-            session_unarchive(session_id=session_id)
-        self.message_user(request, f"Unarchived {len(ids)} session(s).", messages.SUCCESS)
+        archived = queryset.filter(status=SessionStatus.ARCHIVED)
+        each_selected(
+            self, request, archived, lambda pk: session_unarchive(session_id=pk), "Unarchived {count} session(s)."
+        )
 
 
 # --- Read-only changelists ------------------------------------------------------------------
