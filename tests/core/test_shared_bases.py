@@ -20,7 +20,7 @@ from core.config.selectors import route_resolve
 from core.conversation.api.serializers import SessionListQuerySerializer
 from core.conversation.services import session_create
 from core.errors import InvalidInputError
-from core.models import AgentSession, Message, ModelRoute, SessionStatus
+from core.models import AgentSession, ModelRoute, SessionStatus, TraceEvent
 from memory.models import DailyEpisode
 from telemetry.selectors import local_day
 from telemetry.services import usage_record
@@ -140,15 +140,5 @@ def test_session_filter_treats_a_malformed_id_as_no_session(chat_session: AgentS
 
 
 def test_columns_lists_every_stored_column_but_the_key() -> None:
-    assert columns(Message, "preview") == (
-        "session",
-        "seq",
-        "role",
-        "content",
-        "parts",
-        "token_count",
-        "token_count_estimated",
-        "client_id",
-        "created",
-        "preview",
-    )
+    assert columns(TraceEvent) == ("run", "index", "type", "payload", "created")
+    assert columns(TraceEvent, "text") == ("run", "index", "type", "payload", "created", "text")
