@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import django_stubs_ext
 import environ
 
 from agentchat_site.envconfig import (
@@ -24,6 +25,10 @@ from agentchat_site.envconfig import (
     read_str,
     read_timezone,
 )
+
+# Django's classes that the type stubs declare generic (ModelAdmin[Model], Paginator[...], inlines, model
+# forms and formsets) become subscriptable at run time too, so code writes them once, as mypy reads them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"

@@ -6,17 +6,13 @@ unpinned or forgotten through actions that call the services. Lists count at mos
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-from uuid import UUID
+from typing import TypeVar
 
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
-from django.utils.functional import cached_property
 
-from core.models import AgentSession
+from core.admin_base import ConditionFilter, ReadOnlyAdmin, SessionFilter, choice_conditions, each_selected
 from memory.models import (
     IMPORTANCE_MAX,
     IMPORTANCE_MIN,
@@ -28,99 +24,30 @@ from memory.models import (
 from memory.search import memory_search_q
 from memory.services import episode_delete, memory_delete, memory_pin
 
-M = TypeVar("M", bound=Model)
-COUNT_CAP = 10_000
-
-if TYPE_CHECKING:
-    _ModelAdmin = admin.ModelAdmin
-    _Paginator = Paginator[Any]
-else:  # ModelAdmin and Paginator are generic only in the type stubs
-
-    class _ModelAdmin(admin.ModelAdmin, Generic[M]):
-        """`ModelAdmin[Model]` at run time, as the stubs declare it."""
-
-    _Paginator = Paginator
+_M = TypeVar("_M", bound=Model)
 
 
-class CappedCountPaginator(_Paginator):
-    """Counts at most COUNT_CAP rows (a LIMITed subquery), so a page costs the same at 100,000 memories."""
-
-    @cached_property
-    def count(self) -> int:
-        rows = self.object_list
-        if isinstance(rows, QuerySet):
-            return rows.order_by()[:COUNT_CAP].count()
-        return len(rows)
-
-
-class _ReadOnlyAdmin(_ModelAdmin[M]):
+class _MemoryAdmin(ReadOnlyAdmin[_M]):
     """Records written by services: viewable, never added or edited here."""
 
-    paginator = CappedCountPaginator
-    show_full_result_count = False
     list_per_page = 50
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
-        return False
+class PinnedFilter(ConditionFilter):
+    title = parameter_name = "pinned"
+    conditions = {"yes": ("Pinned", Q(pinned=True)), "no": ("Not pinned", Q(pinned=False))}
 
 
-class PinnedFilter(admin.SimpleListFilter):
-    title = "pinned"
-    parameter_name = "pinned"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Pinned"), ("no", "Not pinned")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        if self.value() in ("yes", "no"):
-            return queryset.filter(pinned=self.value() == "yes")
-        return queryset
-
-
-class ImportanceFilter(admin.SimpleListFilter):
+class ImportanceFilter(ConditionFilter):
     """Fixed choices: the default filter would SELECT DISTINCT over the whole table."""
 
-    title = "importance"
-    parameter_name = "importance"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(str(value), str(value)) for value in range(IMPORTANCE_MAX, IMPORTANCE_MIN - 1, -1)]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value is not None and value.isdigit():
-            return queryset.filter(importance=int(value))
-        return queryset
+    title = parameter_name = "importance"
+    conditions = choice_conditions(
+        "importance", ((value, value) for value in range(IMPORTANCE_MAX, IMPORTANCE_MIN - 1, -1))
+    )
 
 
-class RecentSessionFilter(admin.SimpleListFilter):
-    """The 20 most recently active sessions; any session works as `?session=<id>` (bounded, no COUNT)."""
-
-    title = "session"
-    parameter_name = "session"
-    field = "session"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, str]]:
-        recent = AgentSession.objects.order_by("-updated", "-id").only("id", "title")[:20]
-        return [(str(session.pk), str(session)) for session in recent]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if not value:
-            return queryset
-        try:
-            return queryset.filter(**{f"{self.field}_id": UUID(value)})
-        except ValueError:  # a malformed id in the URL selects nothing
-            return queryset.none()
-
-
-class SourceSessionFilter(RecentSessionFilter):
+class SourceSessionFilter(SessionFilter):
     """A long-term memory's provenance session."""
 
     title = "source session"
@@ -128,7 +55,7 @@ class SourceSessionFilter(RecentSessionFilter):
 
 
 @admin.register(LongTermMemory)
-class LongTermMemoryAdmin(_ReadOnlyAdmin[LongTermMemory]):
+class LongTermMemoryAdmin(_MemoryAdmin[LongTermMemory]):
     list_display = [
         "id",
         "kind",
@@ -170,29 +97,21 @@ class LongTermMemoryAdmin(_ReadOnlyAdmin[LongTermMemory]):
 
     @admin.action(description="Forget selected memories")
     def forget(self, request: HttpRequest, queryset: QuerySet[LongTermMemory]) -> None:
-        ids = list(queryset.values_list("id", flat=True))
-        for memory_id in ids:
-            memory_delete(memory_id=memory_id)
-        self.message_user(request, f"Forgot {len(ids)} memories.", messages.SUCCESS)
+        each_selected(self, request, queryset, lambda pk: memory_delete(memory_id=pk), "Forgot {count} memories.")
 
 
-class ScopeFilter(admin.SimpleListFilter):
-    title = "scope"
-    parameter_name = "scope"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("whole_day", "Whole day"), ("session", "One session")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        if self.value() in ("whole_day", "session"):
-            return queryset.filter(session__isnull=self.value() == "whole_day")
-        return queryset
+class ScopeFilter(ConditionFilter):
+    title = parameter_name = "scope"
+    conditions = {
+        "whole_day": ("Whole day", Q(session__isnull=True)),
+        "session": ("One session", Q(session__isnull=False)),
+    }
 
 
 @admin.register(DailyEpisode)
-class DailyEpisodeAdmin(_ReadOnlyAdmin[DailyEpisode]):
+class DailyEpisodeAdmin(_MemoryAdmin[DailyEpisode]):
     list_display = ["day", "timezone", "session", "source", "first_seq", "last_seq", "token_count", "updated"]
-    list_filter = ["source", ScopeFilter, RecentSessionFilter, "day"]
+    list_filter = ["source", ScopeFilter, SessionFilter, "day"]
     list_select_related = ["session"]
     search_fields = ["summary", "=session__id"]
     search_help_text = "Words in the summary, or a session id."
@@ -202,16 +121,13 @@ class DailyEpisodeAdmin(_ReadOnlyAdmin[DailyEpisode]):
 
     @admin.action(description="Delete selected episodes")
     def forget(self, request: HttpRequest, queryset: QuerySet[DailyEpisode]) -> None:
-        ids = list(queryset.values_list("id", flat=True))
-        for episode_id in ids:
-            episode_delete(episode_id=episode_id)
-        self.message_user(request, f"Deleted {len(ids)} episodes.", messages.SUCCESS)
+        each_selected(self, request, queryset, lambda pk: episode_delete(episode_id=pk), "Deleted {count} episodes.")
 
 
 @admin.register(AttachmentSummary)
-class AttachmentSummaryAdmin(_ReadOnlyAdmin[AttachmentSummary]):
+class AttachmentSummaryAdmin(_MemoryAdmin[AttachmentSummary]):
     list_display = ["display_name", "kind", "mime_type", "size", "sha256_prefix", "session", "message_seq", "created"]
-    list_filter = ["kind", RecentSessionFilter, "created"]
+    list_filter = ["kind", SessionFilter, "created"]
     list_select_related = ["content", "session", "message"]
     search_fields = ["display_name", "=content__sha256", "=session__id"]
     search_help_text = "A display name, a full sha256 or a session id."
@@ -231,7 +147,7 @@ class AttachmentSummaryAdmin(_ReadOnlyAdmin[AttachmentSummary]):
 
 
 @admin.register(AttachmentContent)
-class AttachmentContentAdmin(_ReadOnlyAdmin[AttachmentContent]):
+class AttachmentContentAdmin(_MemoryAdmin[AttachmentContent]):
     list_display = ["sha256", "size_bytes", "token_count", "has_summary", "created"]
     list_filter = ["created"]
     search_fields = ["=sha256", "summary"]

@@ -12,57 +12,25 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import models
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
 
+from core.admin_base import ReadOnlyAdmin, SessionFilter
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
-from telemetry.selectors import UsageCounts, usage_all_time_totals, usage_events_totals
-
-_M = TypeVar("_M", bound=models.Model)
-
-if TYPE_CHECKING:
-    _ModelAdmin = admin.ModelAdmin
-    _Paginator = Paginator[Any]
-else:  # ModelAdmin and Paginator are generic only in the type stubs
-    _Paginator = Paginator
-
-    class _ModelAdmin(admin.ModelAdmin, Generic[_M]):
-        """`ModelAdmin[Model]` at run time, as the stubs declare it."""
+from telemetry.selectors import TOKEN_FIELDS, UsageCounts, local_day, usage_all_time_totals, usage_events_totals
 
 
-class RollupCountPaginator(_Paginator):
+class RollupCountPaginator(Paginator[Any]):
     """Pages without COUNT(*): the number of events is read from the all-time rollup (exact unfiltered)."""
 
     @cached_property
     def count(self) -> int:
         return int(UsageAllTime.objects.aggregate(events=Sum("event_count"))["events"] or 0)
-
-
-class _ReadOnlyAdmin(_ModelAdmin[_M]):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
-        return False
-
-
-def _local_today() -> tuple[dt.date, str]:
-    from django.conf import settings
-
-    zone_name: str = settings.AGENTCHAT_TIMEZONE
-    return timezone.localdate(timezone.now(), ZoneInfo(zone_name)), zone_name
 
 
 class DayFilter(admin.SimpleListFilter):
@@ -78,7 +46,7 @@ class DayFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        today, zone_name = _local_today()
+        today, zone_name = local_day()
         events = queryset.filter(day_timezone=zone_name)
         if value == "today":
             return events.filter(day=today)
@@ -92,78 +60,44 @@ class DayFilter(admin.SimpleListFilter):
             return queryset.none()
 
 
-class ProviderFilter(admin.SimpleListFilter):
-    """Providers that have usage (read from the all-time rollup, not the events)."""
+class _RollupValueFilter(admin.SimpleListFilter):
+    """The values of `parameter_name` that have usage (read from the all-time rollup, not the events)."""
 
-    title = "provider"
-    parameter_name = "provider"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, str]]:
-        names = UsageAllTime.objects.order_by("provider").values_list("provider", flat=True).distinct()
-        return [(name, name) for name in names]
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        field = str(self.parameter_name)
+        names = UsageAllTime.objects.order_by(field).values_list(field, flat=True)
+        return [(name, name) for name in names.distinct()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(provider=self.value()) if self.value() else queryset
+        value = self.value()
+        return queryset.filter(**{str(self.parameter_name): value}) if value else queryset
 
 
-class ModelFilter(admin.SimpleListFilter):
-    """Models that have usage (read from the all-time rollup, not the events)."""
-
-    title = "model"
-    parameter_name = "model"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, str]]:
-        names = UsageAllTime.objects.order_by("model").values_list("model", flat=True).distinct()
-        return [(name, name) for name in names]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(model=self.value()) if self.value() else queryset
+class ProviderFilter(_RollupValueFilter):
+    title = parameter_name = "provider"
 
 
-class SessionFilter(admin.SimpleListFilter):
-    """The 20 most recently active sessions with usage; any session works as `?session=<id>`."""
+class ModelFilter(_RollupValueFilter):
+    title = parameter_name = "model"
 
-    title = "session"
-    parameter_name = "session"
+
+class UsageSessionFilter(SessionFilter):
+    """The sessions with usage, most recently active first; any session works as `?session=<id>`."""
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, str]]:
         rows = UsageBySession.objects.select_related("session").order_by("-session__updated")[:20]
         return [(str(row.session_id), str(row.session)) for row in rows]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if not value:
-            return queryset
-        try:
-            return queryset.filter(session_id=value)
-        except ValidationError:  # a malformed id in the URL selects nothing
-            return queryset.none()
-
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(_ReadOnlyAdmin[UsageEvent]):
-    list_display = (
-        "occurred_at",
-        "provider",
-        "model",
-        "route",
-        "session",
-        "input_tokens",
-        "cached_input_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "total_tokens",
-        "cost",
-        "latency_ms",
-    )
-    list_filter = (DayFilter, ProviderFilter, ModelFilter, SessionFilter)
+class UsageEventAdmin(ReadOnlyAdmin[UsageEvent]):
+    list_display = ("occurred_at", "provider", "model", "route", "session", *TOKEN_FIELDS, "cost", "latency_ms")
+    list_filter = (DayFilter, ProviderFilter, ModelFilter, UsageSessionFilter)
     list_select_related = ("route", "session")
     search_fields = ("=request_id",)
     search_help_text = "Exact request id"
     ordering = ("-occurred_at", "-id")
-    show_full_result_count = False
     paginator = RollupCountPaginator
-    list_per_page = 100
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
@@ -176,33 +110,25 @@ class UsageEventAdmin(_ReadOnlyAdmin[UsageEvent]):
         return response
 
 
-_COUNTER_COLUMNS = (
-    "event_count",
-    "priced_event_count",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "cost",
-)
+# A rollup's counters, the cost shown as an exact decimal.
+_COUNTER_COLUMNS = ("event_count", "priced_event_count", *TOKEN_FIELDS, "cost")
 
 
 @admin.register(UsageByDay)
-class UsageByDayAdmin(_ReadOnlyAdmin[UsageByDay]):
+class UsageByDayAdmin(ReadOnlyAdmin[UsageByDay]):
     list_display = ("day", "timezone", "provider", "model", *_COUNTER_COLUMNS)
     list_filter = ("timezone", "provider", "model")
     ordering = ("-day", "provider", "model")
 
 
 @admin.register(UsageBySession)
-class UsageBySessionAdmin(_ReadOnlyAdmin[UsageBySession]):
+class UsageBySessionAdmin(ReadOnlyAdmin[UsageBySession]):
     list_display = ("session", *_COUNTER_COLUMNS)
     list_select_related = ("session",)
     ordering = ("-total_tokens",)
 
 
 @admin.register(UsageAllTime)
-class UsageAllTimeAdmin(_ReadOnlyAdmin[UsageAllTime]):
+class UsageAllTimeAdmin(ReadOnlyAdmin[UsageAllTime]):
     list_display = ("provider", "model", *_COUNTER_COLUMNS)
     ordering = ("provider", "model")

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -27,16 +27,10 @@ from core.errors import NotFoundError
 from core.models import AgentSession
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent, pico_usd_to_decimal
 
-COUNTER_FIELDS = (
-    "event_count",
-    "priced_event_count",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "cost_pico_usd",
-)
+# The token counts of an event, each summed by the rollups.
+TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
+# Every counter a rollup row holds (the sums of the events it covers).
+COUNTER_FIELDS = ("event_count", "priced_event_count", *TOKEN_FIELDS, "cost_pico_usd")
 SUMMARY_DAYS = 30
 RECENT_DAYS = 7
 
@@ -131,11 +125,30 @@ class UsageSummary(UsageOverview):
     session: SessionUsage | None = None
 
 
-def _local_today() -> tuple[dt.date, str]:
+def local_day(moment: dt.datetime | None = None) -> tuple[dt.date, str]:
+    """The local day `moment` (now when absent) falls on in AGENTCHAT_TIMEZONE, read at call time, and the
+    zone's name: the day usage is counted on, in the events, the rollups, the summary and the admin."""
     from django.conf import settings
 
     zone_name: str = settings.AGENTCHAT_TIMEZONE
-    return timezone.localdate(timezone.now(), ZoneInfo(zone_name)), zone_name
+    return timezone.localdate(moment or timezone.now(), ZoneInfo(zone_name)), zone_name
+
+
+class _Totals(TypedDict):
+    today: UsageCounts
+    all_time: UsageCounts
+
+
+def _totals(items: list[ModelUsage]) -> _Totals:
+    """Today's and all-time sums over models' usage."""
+    return {
+        "today": UsageCounts.total(item.today for item in items),
+        "all_time": UsageCounts.total(item.all_time for item in items),
+    }
+
+
+def _overview(zone_name: str, today: dt.date, by_model: list[ModelUsage]) -> UsageOverview:
+    return UsageOverview(timezone=zone_name, day=today, by_model=by_model, **_totals(by_model))
 
 
 def _by_model(today_rows: Iterable[Mapping[str, Any]], all_time_rows: Iterable[Mapping[str, Any]]) -> list[ModelUsage]:
@@ -181,21 +194,14 @@ def usage_overview() -> UsageOverview:
 
     Written as SQL: the ORM would compile two querysets (or a union) costing more than running them.
     """
-    today, zone_name = _local_today()
+    today, zone_name = local_day()
     names = ("provider", "model", *COUNTER_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(_overview_sql(), [zone_name, connection.ops.adapt_datefield_value(today)])
         rows = cursor.fetchall()
     today_rows = [dict(zip(names, row[1:], strict=True)) for row in rows if row[0] == 1]
     all_time_rows = [dict(zip(names, row[1:], strict=True)) for row in rows if row[0] == 0]
-    by_model = _by_model(today_rows, all_time_rows)
-    return UsageOverview(
-        timezone=zone_name,
-        day=today,
-        today=UsageCounts.total(item.today for item in by_model),
-        all_time=UsageCounts.total(item.all_time for item in by_model),
-        by_model=by_model,
-    )
+    return _overview(zone_name, today, _by_model(today_rows, all_time_rows))
 
 
 def session_usage(*, session_id: UUID | str) -> SessionUsage:
@@ -212,7 +218,7 @@ def usage_summary(*, session_id: UUID | str | None = None) -> UsageSummary:
 
     Two queries (three with a session), whatever the number of events.
     """
-    today, zone_name = _local_today()
+    today, zone_name = local_day()
     first_day = today - dt.timedelta(days=SUMMARY_DAYS - 1)
     day_rows = list(
         UsageByDay.objects.filter(timezone=zone_name, day__gte=first_day, day__lte=today).values(
@@ -230,21 +236,10 @@ def usage_summary(*, session_id: UUID | str | None = None) -> UsageSummary:
     providers: dict[str, list[ModelUsage]] = {}
     for item in by_model:
         providers.setdefault(item.provider, []).append(item)
-    by_provider = [
-        ProviderUsage(
-            provider=name,
-            today=UsageCounts.total(item.today for item in items),
-            all_time=UsageCounts.total(item.all_time for item in items),
-        )
-        for name, items in providers.items()
-    ]
+    by_provider = [ProviderUsage(provider=name, **_totals(items)) for name, items in providers.items()]
     by_provider.sort(key=lambda item: (-item.all_time.total_tokens, item.provider))
     return UsageSummary(
-        timezone=zone_name,
-        day=today,
-        today=UsageCounts.total(item.today for item in by_model),
-        all_time=UsageCounts.total(item.all_time for item in by_model),
-        by_model=by_model,
+        **vars(_overview(zone_name, today, by_model)),
         last_7_days=days[-RECENT_DAYS:],
         last_30_days=days,
         by_provider=by_provider,

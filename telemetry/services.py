@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Field
 from django.utils import timezone
 
+from core.config.selectors import route_resolve
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, ModelRoute, Provider, Run
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
@@ -34,6 +34,7 @@ from telemetry.selectors import (
     COUNTER_FIELDS,
     RollupDifference,
     RollupModel,
+    local_day,
     rollup_differences,
     rollups_recomputed,
 )
@@ -160,14 +161,6 @@ def _raise_if(errors: dict[str, list[str]]) -> None:
         _fail(errors)
 
 
-def _day_of(occurred_at: dt.datetime) -> tuple[dt.date, str]:
-    """The local day `occurred_at` falls on in AGENTCHAT_TIMEZONE (read now), and that zone's name."""
-    from django.conf import settings
-
-    zone_name: str = settings.AGENTCHAT_TIMEZONE
-    return occurred_at.astimezone(ZoneInfo(zone_name)).date(), zone_name
-
-
 # --- Rollup arithmetic ------------------------------------------------------------------------
 
 
@@ -281,12 +274,14 @@ def _repeat(event: UsageEvent, provider: str | None, model: str | None, counts: 
 
 
 def _route_resolve(route_alias: str | None, errors: dict[str, list[str]]) -> ModelRoute | None:
+    """The route usage is counted under: any known route, enabled or not (it may be disabled since)."""
     if route_alias is None:
         return None
-    route = ModelRoute.objects.select_related("provider").filter(alias=route_alias).first()
-    if route is None:
-        errors["route"] = [f"no model route {route_alias!r}; use an alias from /api/config/routes/"]
-    return route
+    try:
+        return route_resolve(route_alias, enabled_only=False)
+    except InvalidInputError as exc:
+        errors.update(exc.fields)
+        return None
 
 
 def _session_run_resolve(
@@ -425,7 +420,7 @@ def _event_build(
         "price_output_per_mtok": route.price_output_per_mtok if route else None,
     }
     cost = _cost_checked(counts, prices)
-    day, zone_name = _day_of(occurred_at)
+    day, zone_name = local_day(occurred_at)
     return UsageEvent(
         request_id=request_id,
         occurred_at=occurred_at,
@@ -514,7 +509,7 @@ def usage_correct(
             event.latency_ms = latency_ms
         if occurred_at is not None:
             event.occurred_at = occurred_at
-            event.day, event.day_timezone = _day_of(occurred_at)
+            event.day, event.day_timezone = local_day(occurred_at)
         event.corrected_at = timezone.now()
         event.save()
         _deltas_add(deltas, event, +1)

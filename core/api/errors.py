@@ -11,11 +11,22 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import DomainError
+
+# The error body in the OpenAPI description (every app's 400, 404 and 409 answers).
+ErrorSerializer = inline_serializer(
+    name="ApiError",
+    fields={
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(),
+        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    },
+)
 
 
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -14,12 +14,15 @@ class PagePagination(PageNumberPagination):
 
 
 class NewestFirstCursorPagination(CursorPagination):
-    """Cursor pages newest first; no COUNT(*), so it stays fast on large tables."""
+    """Cursor pages newest first; no COUNT(*), so it stays fast on large tables.
+
+    A table whose "newest" is another key subclasses this and sets only `ordering`.
+    """
 
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
-    ordering = ("-created", "-id")
+    ordering: tuple[str, ...] = ("-created", "-id")
 
 
 class SeqCursorPagination(CursorPagination):
@@ -28,4 +31,4 @@ class SeqCursorPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 500
-    ordering = ("seq",)
+    ordering: tuple[str, ...] = ("seq",)

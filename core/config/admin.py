@@ -7,7 +7,8 @@ routes and MCP servers show their readiness in the list.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+import dataclasses
+from typing import Any, ClassVar, TypeVar
 
 from django import forms
 from django.contrib import admin
@@ -16,7 +17,7 @@ from django.db import models
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, QueryDict
 
-from core.config.contracts import Kind, RecordConfig, TeamConfig
+from core.config.contracts import CONTRACTS, Kind, RecordConfig, TeamConfig
 from core.config.models import (
     AgentProfile,
     McpServerSpec,
@@ -41,19 +42,6 @@ from core.config.validation import ConfigInvalidError, record_from_raw, record_v
 
 _M = TypeVar("_M", bound=models.Model)
 
-if TYPE_CHECKING:
-    _ModelForm = forms.ModelForm[Any]
-    _MemberFormSet = BaseInlineFormSet[TeamMember, Team, Any]
-    _MemberInline = admin.TabularInline[TeamMember, Team]
-    _ModelAdmin = admin.ModelAdmin
-else:  # Django's classes are generic only in the type stubs (django-stubs-ext is a dev dependency)
-    _ModelForm = forms.ModelForm
-    _MemberFormSet = BaseInlineFormSet
-    _MemberInline = admin.TabularInline
-
-    class _ModelAdmin(admin.ModelAdmin, Generic[_M]):
-        """`ModelAdmin[Model]` at run time, as the stubs declare it."""
-
 
 def _raw_from_cleaned(kind: Kind, cleaned: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """A raw record (as the file or the API would give it) from a form's cleaned data."""
@@ -76,7 +64,7 @@ def _field_of(location: str) -> str:
     return location.split(".", 1)[0].split("[", 1)[0]
 
 
-class ConfigRecordForm(_ModelForm):
+class ConfigRecordForm(forms.ModelForm[Any]):
     """Runs the configuration validation on the whole record; keeps the contract for saving."""
 
     kind: ClassVar[Kind]
@@ -124,7 +112,7 @@ class ConfigRecordForm(_ModelForm):
             self.data = data
 
 
-class ConfigAdmin(_ModelAdmin[_M]):
+class ConfigAdmin(admin.ModelAdmin[_M]):
     """Saves and deletes through the configuration services."""
 
     kind: ClassVar[Kind]
@@ -161,7 +149,13 @@ class ConfigAdmin(_ModelAdmin[_M]):
         return actions
 
 
-def _form(model_: type[models.Model], kind_: Kind, names: tuple[str, ...]) -> type[ConfigRecordForm]:
+def _contract_fields(kind: Kind) -> tuple[str, ...]:
+    """The fields of the kind's contract, in its order: what a form edits and the validation checks."""
+    return tuple(item.name for item in dataclasses.fields(CONTRACTS[kind]))
+
+
+def _form(model_: type[models.Model], kind_: Kind) -> type[ConfigRecordForm]:
+    names = _contract_fields(kind_)
     # URLs are plain text here: the configuration validation checks them (http(s), no credentials).
     url_fields = {
         field.name: forms.CharField for field in model_._meta.concrete_fields if isinstance(field, models.URLField)
@@ -180,7 +174,7 @@ def _readiness_text(status: str, reasons: tuple[str, ...]) -> str:
 @admin.register(Provider)
 class ProviderAdmin(ConfigAdmin[Provider]):
     kind = Kind.PROVIDER
-    form = _form(Provider, Kind.PROVIDER, ("name", "kind", "base_url", "api_key_env", "enabled", "options"))
+    form = _form(Provider, Kind.PROVIDER)
     list_display = ["name", "kind", "api_key_env", "credential", "readiness", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "api_key_env", "base_url"]
@@ -198,22 +192,7 @@ class ProviderAdmin(ConfigAdmin[Provider]):
 @admin.register(ModelRoute)
 class RouteAdmin(ConfigAdmin[ModelRoute]):
     kind = Kind.ROUTE
-    form = _form(
-        ModelRoute,
-        Kind.ROUTE,
-        (
-            "alias",
-            "provider",
-            "model_id",
-            "context_window_tokens",
-            "max_output_tokens",
-            "price_input_per_mtok",
-            "price_cached_input_per_mtok",
-            "price_output_per_mtok",
-            "is_default",
-            "enabled",
-        ),
-    )
+    form = _form(ModelRoute, Kind.ROUTE)
     list_display = ["alias", "provider", "model_id", "context_window_tokens", "is_default", "readiness", "enabled"]
     list_filter = ["provider", "is_default", "enabled"]
     list_select_related = ["provider"]
@@ -228,7 +207,7 @@ class RouteAdmin(ConfigAdmin[ModelRoute]):
 @admin.register(ToolSpec)
 class ToolAdmin(ConfigAdmin[ToolSpec]):
     kind = Kind.TOOL
-    form = _form(ToolSpec, Kind.TOOL, ("name", "description", "parameters", "requires_approval", "enabled"))
+    form = _form(ToolSpec, Kind.TOOL)
     list_display = ["name", "description", "requires_approval", "enabled"]
     list_filter = ["requires_approval", "enabled"]
     search_fields = ["name", "description"]
@@ -237,9 +216,7 @@ class ToolAdmin(ConfigAdmin[ToolSpec]):
 @admin.register(SkillSpec)
 class SkillAdmin(ConfigAdmin[SkillSpec]):
     kind = Kind.SKILL
-    form = _form(
-        SkillSpec, Kind.SKILL, ("name", "description", "instructions", "instructions_path", "tools", "enabled")
-    )
+    form = _form(SkillSpec, Kind.SKILL)
     list_display = ["name", "description", "instructions_path", "enabled"]
     list_filter = ["enabled"]
     search_fields = ["name", "description", "instructions_path"]
@@ -249,11 +226,7 @@ class SkillAdmin(ConfigAdmin[SkillSpec]):
 @admin.register(McpServerSpec)
 class McpServerAdmin(ConfigAdmin[McpServerSpec]):
     kind = Kind.MCP_SERVER
-    form = _form(
-        McpServerSpec,
-        Kind.MCP_SERVER,
-        ("name", "transport", "command", "args", "url", "env_vars", "tool_allowlist", "enabled"),
-    )
+    form = _form(McpServerSpec, Kind.MCP_SERVER)
     list_display = ["name", "transport", "command", "url", "readiness", "enabled"]
     list_filter = ["transport", "enabled"]
     search_fields = ["name", "command", "url"]
@@ -267,11 +240,7 @@ class McpServerAdmin(ConfigAdmin[McpServerSpec]):
 @admin.register(AgentProfile)
 class AgentAdmin(ConfigAdmin[AgentProfile]):
     kind = Kind.AGENT
-    form = _form(
-        AgentProfile,
-        Kind.AGENT,
-        ("name", "description", "instructions", "route", "tools", "skills", "mcp_servers", "enabled"),
-    )
+    form = _form(AgentProfile, Kind.AGENT)
     list_display = ["name", "description", "route", "enabled"]
     list_filter = ["route", "enabled"]
     list_select_related = ["route"]
@@ -279,7 +248,7 @@ class AgentAdmin(ConfigAdmin[AgentProfile]):
     filter_horizontal = ["tools", "skills", "mcp_servers"]
 
 
-class TeamMemberFormSet(_MemberFormSet):
+class TeamMemberFormSet(BaseInlineFormSet[TeamMember, Team, Any]):
     """Checks the member list with the team (lead is a member, no agent twice) before anything is saved."""
 
     def ordered_members(self) -> list[str]:
@@ -310,7 +279,7 @@ class TeamMemberFormSet(_MemberFormSet):
                 raise ValidationError([str(problem) for problem in member_problems]) from None
 
 
-class TeamMemberInline(_MemberInline):
+class TeamMemberInline(admin.TabularInline[TeamMember, Team]):
     model = TeamMember
     formset = TeamMemberFormSet
     fields = ["position", "agent"]
@@ -319,13 +288,17 @@ class TeamMemberInline(_MemberInline):
     autocomplete_fields = ["agent"]
 
 
+# A team's fields but its member list, which the inline (TeamMemberFormSet) edits.
+_TEAM_FORM_FIELDS = tuple(name for name in _contract_fields(Kind.TEAM) if name != "members")
+
+
 class TeamForm(ConfigRecordForm):
     kind = Kind.TEAM
-    contract_fields = ("name", "description", "lead", "enabled")
+    contract_fields = _TEAM_FORM_FIELDS
 
     class Meta:
         model = Team
-        fields = ["name", "description", "lead", "enabled"]
+        fields = list(_TEAM_FORM_FIELDS)
 
     def raw_record(self, cleaned: dict[str, Any]) -> dict[str, Any]:
         # The member list is checked with the inline (TeamMemberFormSet); here the lead stands in.

@@ -33,7 +33,7 @@ from core.config.models import (
 )
 from core.config.readiness import readiness_report
 from core.config.validation import References
-from core.errors import NotFoundError
+from core.errors import InvalidInputError, NotFoundError
 
 MODELS: dict[Kind, type[models.Model]] = {
     Kind.PROVIDER: Provider,
@@ -62,6 +62,30 @@ def provider_list() -> QuerySet[Provider]:
 def route_list() -> QuerySet[ModelRoute]:
     """Routes by alias, each with its provider."""
     return ModelRoute.objects.select_related("provider").order_by("alias")
+
+
+def route_resolve(route_alias: str | None, *, enabled_only: bool = True) -> ModelRoute:
+    """The route named `route_alias` (the default route when None or empty), with its provider.
+
+    An unknown alias, no default route, or (with `enabled_only`) a disabled route is an
+    `InvalidInputError` on the field `route`, saying what to send instead.
+    """
+    routes = ModelRoute.objects.select_related("provider")
+    if route_alias:
+        route = routes.filter(alias=route_alias).first()
+        if route is None:
+            raise InvalidInputError.for_field(
+                "route", f"no model route {route_alias!r}; use an alias from /api/config/routes/"
+            )
+    else:
+        route = routes.filter(is_default=True).first()
+        if route is None:
+            raise InvalidInputError.for_field(
+                "route", "no route given and no default route is configured; name a route or mark one as default"
+            )
+    if enabled_only and not route.enabled:
+        raise InvalidInputError.for_field("route", f"route {route.alias!r} is disabled; enable it or pick another")
+    return route
 
 
 def tool_list() -> QuerySet[ToolSpec]:

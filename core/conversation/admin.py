@@ -10,16 +10,22 @@ checkpoints, runs and events are never edited here.
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any
 
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
-from django.db import models
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
-from django.utils.text import Truncator
 
+from core.admin_base import (
+    CappedCountPaginator,
+    ConditionFilter,
+    ReadOnlyAdmin,
+    ReadOnlyInlineMixin,
+    choice_conditions,
+    columns,
+    each_selected,
+    preview,
+)
 from core.conversation.selectors import context_fullness_percent, run_text
 from core.conversation.services import (
     run_cancel,
@@ -32,88 +38,25 @@ from core.conversation.services import (
 from core.errors import ConflictError
 from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run, RunStatus, SessionStatus, TraceEvent
 
-_M = TypeVar("_M", bound=models.Model)
-
-if TYPE_CHECKING:
-    _ModelAdmin = admin.ModelAdmin
-    _Paginator = Paginator[Any]
-    _MessageInline = admin.TabularInline[Message, AgentSession]
-    _CheckpointInline = admin.TabularInline[Checkpoint, AgentSession]
-    _RunInline = admin.TabularInline[Run, AgentSession]
-    _EventInline = admin.TabularInline[TraceEvent, Run]
-else:  # ModelAdmin, Paginator and the inlines are generic only in the type stubs
-    _Paginator = Paginator
-    _MessageInline = _CheckpointInline = _RunInline = _EventInline = admin.TabularInline
-
-    class _ModelAdmin(admin.ModelAdmin, Generic[_M]):
-        """`ModelAdmin[Model]` at run time, as the stubs declare it."""
-
-
-COUNT_CAP = 10_000
 LATEST_MESSAGES = 50
 LATEST_CHECKPOINTS = 20
 LATEST_RUNS = 20
 FIRST_EVENTS = 500
-PREVIEW_CHARS = 120
 
 
-class CappedCountPaginator(_Paginator):
-    """Counts at most COUNT_CAP rows (a LIMITed subquery, no sort), so a page costs the same on any size.
-
-    A list longer than the cap shows COUNT_CAP results; narrow it with the filters to reach the rest.
-    """
-
-    @cached_property
-    def count(self) -> int:
-        queryset = self.object_list
-        if isinstance(queryset, QuerySet):
-            return queryset.order_by()[:COUNT_CAP].count()
-        return len(queryset)
-
-
-def _preview(text: str) -> str:
-    return Truncator(text.replace("\n", " ")).chars(PREVIEW_CHARS)
-
-
-class _ReadOnlyAdmin(_ModelAdmin[_M]):
-    """A view-only changelist for a table the services own."""
-
-    show_full_result_count = False
-    paginator = CappedCountPaginator
-    list_per_page = 100
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
-        return False
-
-
-class _ReadOnlyInlineMixin:
-    extra = 0
-    max_num: int | None = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+@admin.display(description="content")
+def _message_preview(admin_: object, message: Message) -> str:
+    """A message's text on one line, or how many parts it holds when it has no text."""
+    return preview(message.content) or f"({len(message.parts)} part(s))"
 
 
 # --- Sessions -------------------------------------------------------------------------------
 
 
-class MessageInline(_ReadOnlyInlineMixin, _MessageInline):
+class MessageInline(ReadOnlyInlineMixin, admin.TabularInline[Message, AgentSession]):
     model = Message
     verbose_name_plural = f"messages (the latest {LATEST_MESSAGES}, newest first)"
-    fields = readonly_fields = (
+    fields = (
         "seq",
         "role",
         "content_preview",
@@ -123,15 +66,13 @@ class MessageInline(_ReadOnlyInlineMixin, _MessageInline):
         "created",
     )
 
-    @admin.display(description="content")
-    def content_preview(self, message: Message) -> str:
-        return _preview(message.content) or f"({len(message.parts)} part(s))"
+    content_preview = _message_preview
 
 
-class CheckpointInline(_ReadOnlyInlineMixin, _CheckpointInline):
+class CheckpointInline(ReadOnlyInlineMixin, admin.TabularInline[Checkpoint, AgentSession]):
     model = Checkpoint
     verbose_name_plural = f"checkpoints (the latest {LATEST_CHECKPOINTS})"
-    fields = readonly_fields = (
+    fields = (
         "id",
         "parent_id",
         "through_seq",
@@ -143,13 +84,13 @@ class CheckpointInline(_ReadOnlyInlineMixin, _CheckpointInline):
 
     @admin.display(description="summary")
     def summary_preview(self, checkpoint: Checkpoint) -> str:
-        return _preview(checkpoint.summary)
+        return preview(checkpoint.summary)
 
 
-class RunInline(_ReadOnlyInlineMixin, _RunInline):
+class RunInline(ReadOnlyInlineMixin, admin.TabularInline[Run, AgentSession]):
     model = Run
     verbose_name_plural = f"runs (the latest {LATEST_RUNS})"
-    fields = readonly_fields = (
+    fields = (
         "status",
         "route",
         "event_count",
@@ -161,22 +102,16 @@ class RunInline(_ReadOnlyInlineMixin, _RunInline):
 
     @admin.display(description="error")
     def error_preview(self, run: Run) -> str:
-        return _preview(run.error or run.cancel_reason)
+        return preview(run.error or run.cancel_reason)
 
 
-class SessionStatusFilter(admin.SimpleListFilter):
-    title = "status"
-    parameter_name = "status"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(value, str(label)) for value, label in SessionStatus.choices]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(status=self.value()) if self.value() else queryset
+class SessionStatusFilter(ConditionFilter):
+    title = parameter_name = "status"
+    conditions = choice_conditions("status", SessionStatus.choices)
 
 
 @admin.register(AgentSession)
-class AgentSessionAdmin(_ModelAdmin[AgentSession]):
+class AgentSessionAdmin(admin.ModelAdmin[AgentSession]):
     """Sessions; created and edited through the services, archived by the actions, deleted explicitly."""
 
     list_display = [
@@ -199,7 +134,7 @@ class AgentSessionAdmin(_ModelAdmin[AgentSession]):
     ordering = ["-updated", "-id"]
     show_full_result_count = False
     paginator = CappedCountPaginator
-    list_per_page = 100
+    list_per_page = ReadOnlyAdmin.list_per_page
     fields = ["title", "route", "status", "message_count", "last_seq", "tokens_since_checkpoint", "created", "updated"]
     readonly_fields = ["status", "message_count", "last_seq", "tokens_since_checkpoint", "created", "updated"]
     inlines = [MessageInline, CheckpointInline, RunInline]
@@ -291,58 +226,44 @@ class AgentSessionAdmin(_ModelAdmin[AgentSession]):
 
     @admin.action(description="Archive selected sessions")
     def archive_sessions(self, request: HttpRequest, queryset: QuerySet[AgentSession]) -> None:
-        ids = list(queryset.filter(status=SessionStatus.ACTIVE).values_list("pk", flat=True))
-        for session_id in ids:
-            session_archive(session_id=session_id)
-        self.message_user(request, f"Archived {len(ids)} session(s).", messages.SUCCESS)
+        active = queryset.filter(status=SessionStatus.ACTIVE)
+        each_selected(self, request, active, lambda pk: session_archive(session_id=pk), "Archived {count} session(s).")
 
     @admin.action(description="Unarchive selected sessions")
     def unarchive_sessions(self, request: HttpRequest, queryset: QuerySet[AgentSession]) -> None:
-        ids = list(queryset.filter(status=SessionStatus.ARCHIVED).values_list("pk", flat=True))
-        for session_id in ids:
-            session_unarchive(session_id=session_id)
-        self.message_user(request, f"Unarchived {len(ids)} session(s).", messages.SUCCESS)
+        archived = queryset.filter(status=SessionStatus.ARCHIVED)
+        each_selected(
+            self, request, archived, lambda pk: session_unarchive(session_id=pk), "Unarchived {count} session(s)."
+        )
 
 
 # --- Read-only changelists ------------------------------------------------------------------
 
 
 @admin.register(Message)
-class MessageAdmin(_ReadOnlyAdmin[Message]):
+class MessageAdmin(ReadOnlyAdmin[Message]):
     list_display = ["session", "seq", "role", "content_preview", "token_count", "token_count_estimated", "created"]
     list_select_related = ["session"]
     list_filter = ["role"]
     ordering = ["-id"]  # newest first on the primary key: an index walk, never a sort
-    fields = [
-        "session",
-        "seq",
-        "role",
-        "content",
-        "parts",
-        "token_count",
-        "token_count_estimated",
-        "client_id",
-        "created",
-    ]
+    fields = columns(Message)
 
-    @admin.display(description="content")
-    def content_preview(self, message: Message) -> str:
-        return _preview(message.content) or f"({len(message.parts)} part(s))"
+    content_preview = _message_preview
 
 
 @admin.register(Checkpoint)
-class CheckpointAdmin(_ReadOnlyAdmin[Checkpoint]):
+class CheckpointAdmin(ReadOnlyAdmin[Checkpoint]):
     list_display = ["session", "through_seq", "reason", "token_count", "parent_id", "created"]
     list_select_related = ["session"]
     list_filter = ["reason"]
     ordering = ["-id"]
-    fields = ["session", "parent", "through_seq", "reason", "token_count", "summary", "state", "created"]
+    fields = columns(Checkpoint)
 
 
-class TraceEventInline(_ReadOnlyInlineMixin, _EventInline):
+class TraceEventInline(ReadOnlyInlineMixin, admin.TabularInline[TraceEvent, Run]):
     model = TraceEvent
     verbose_name_plural = f"trace events (in order, the first {FIRST_EVENTS})"
-    fields = readonly_fields = (
+    fields = (
         "index",
         "type",
         "payload",
@@ -354,35 +275,18 @@ class TraceEventInline(_ReadOnlyInlineMixin, _EventInline):
         return super().get_queryset(request).filter(index__lte=FIRST_EVENTS)
 
 
-class RunStatusFilter(admin.SimpleListFilter):
-    title = "status"
-    parameter_name = "status"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(value, str(label)) for value, label in RunStatus.choices]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(status=self.value()) if self.value() else queryset
+class RunStatusFilter(ConditionFilter):
+    title = parameter_name = "status"
+    conditions = choice_conditions("status", RunStatus.choices)
 
 
 @admin.register(Run)
-class RunAdmin(_ReadOnlyAdmin[Run]):
+class RunAdmin(ReadOnlyAdmin[Run]):
     list_display = ["id", "session", "route", "status", "event_count", "created", "finished_at"]
     list_select_related = ["session", "route"]
     list_filter = [RunStatusFilter, "route", ("created", admin.DateFieldListFilter)]
     ordering = ["-created", "-id"]
-    fields = [
-        "session",
-        "route",
-        "status",
-        "error",
-        "cancel_reason",
-        "event_count",
-        "created",
-        "started_at",
-        "finished_at",
-        "text",
-    ]
+    fields = columns(Run, "text")
     readonly_fields = ["text"]
     inlines = [TraceEventInline]
     actions = ["cancel_runs"]
@@ -405,13 +309,13 @@ class RunAdmin(_ReadOnlyAdmin[Run]):
 
 
 @admin.register(TraceEvent)
-class TraceEventAdmin(_ReadOnlyAdmin[TraceEvent]):
+class TraceEventAdmin(ReadOnlyAdmin[TraceEvent]):
     list_display = ["run", "index", "type", "payload_preview", "created"]
     list_select_related = ["run"]
     list_filter = ["type"]
     ordering = ["-id"]
-    fields = ["run", "index", "type", "payload", "created"]
+    fields = columns(TraceEvent)
 
     @admin.display(description="payload")
     def payload_preview(self, event: TraceEvent) -> str:
-        return _preview(str(event.payload))
+        return preview(str(event.payload))

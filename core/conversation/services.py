@@ -37,6 +37,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from core.config.selectors import route_resolve as _route_resolve
 from core.conversation.contracts import (
     MAX_CONTENT_CHARS,
     MAX_EVENT_TEXT_CHARS,
@@ -64,7 +65,6 @@ from core.models import (
     CheckpointReason,
     Message,
     MessageRole,
-    ModelRoute,
     Run,
     RunStatus,
     SessionStatus,
@@ -117,24 +117,6 @@ class RecoverResult:
 
 
 # --- Sessions -------------------------------------------------------------------------------
-
-
-def _route_resolve(route_alias: str | None) -> ModelRoute:
-    if route_alias:
-        route = ModelRoute.objects.filter(alias=route_alias).select_related("provider").first()
-        if route is None:
-            raise InvalidInputError.for_field(
-                "route", f"no model route {route_alias!r}; use an alias from /api/config/routes/"
-            )
-    else:
-        route = ModelRoute.objects.filter(is_default=True).select_related("provider").first()
-        if route is None:
-            raise InvalidInputError.for_field(
-                "route", "no route given and no default route is configured; name a route or mark one as default"
-            )
-    if not route.enabled:
-        raise InvalidInputError.for_field("route", f"route {route.alias!r} is disabled; enable it or pick another")
-    return route
 
 
 def _title_clean(title: str) -> str:

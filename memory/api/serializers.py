@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from memory.context import MAX_BUDGET_TOKENS
@@ -17,17 +16,6 @@ from memory.models import (
     MemoryKind,
 )
 from memory.search import MAX_LIMIT, MAX_QUERY_CHARS
-
-# The error body of every memory endpoint: a sentence, a code, and per-field messages.
-MemoryErrorSerializer = inline_serializer(
-    name="MemoryError",
-    fields={
-        "detail": serializers.CharField(),
-        "code": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-    },
-)
-
 
 # --- long-term memory ---------------------------------------------------------------------------
 

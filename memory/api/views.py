@@ -8,20 +8,18 @@ details, state conflicts (a key held by another memory) 409.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Model, QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status, viewsets
-from rest_framework.pagination import CursorPagination
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.pagination import NewestFirstCursorPagination
+from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from core.errors import NotFoundError
 from memory.api.serializers import (
     AttachmentListQuerySerializer,
@@ -37,7 +35,6 @@ from memory.api.serializers import (
     LongTermMemorySerializer,
     LongTermMemoryUpdateSerializer,
     LongTermMemoryWriteSerializer,
-    MemoryErrorSerializer,
 )
 from memory.context import budget_validate, context_inputs
 from memory.models import IMPORTANCE_DEFAULT, AttachmentSummary, DailyEpisode, LongTermMemory
@@ -59,33 +56,15 @@ from memory.services import (
     memory_write,
 )
 
-_M = TypeVar("_M", bound=Model)
-
-ERRORS_400 = OpenApiResponse(MemoryErrorSerializer, description="Invalid input; `fields` names each problem")
-ERRORS_404 = OpenApiResponse(MemoryErrorSerializer, description="Unknown id")
-ERRORS_409 = OpenApiResponse(MemoryErrorSerializer, description="The key belongs to another memory")
+ERRORS_404 = error_response("Unknown id")
+ERRORS_409 = error_response("The key belongs to another memory")
 RECORD_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The record id")
 
 
-class EpisodeCursorPagination(CursorPagination):
+class EpisodeCursorPagination(NewestFirstCursorPagination):
     """Daily episodes, newest day first."""
 
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
     ordering = ("-day", "-id")
-
-
-def _parsed(serializer_class: type[serializers.Serializer[Any]], data: Any, *, partial: bool = False) -> dict[str, Any]:
-    """Validated input, or a 400 with field details."""
-    serializer = serializer_class(data=data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _query(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
-    # A plain dict, so that absent booleans stay absent instead of reading as HTML "unchecked".
-    return _parsed(serializer_class, request.query_params.dict())
 
 
 def _pk(value: str, noun: str) -> int:
@@ -95,40 +74,32 @@ def _pk(value: str, noun: str) -> int:
     return int(value)
 
 
-class _PagedViewSet(viewsets.GenericViewSet[_M]):
-    """A viewset whose list answers one cursor page of a selector's queryset."""
-
-    def _page(self, queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer[Any]]) -> Response:
-        page = self.paginate_queryset(queryset) or []  # every viewset here sets a cursor pagination class
-        return self.get_paginated_response(serializer_class(page, many=True).data)
-
-
-class LongTermMemoryViewSet(_PagedViewSet[LongTermMemory]):
+class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
     """Long-term memory: list newest first or search (`?q=`), create (a known key updates), update, delete."""
 
     queryset = LongTermMemory.objects.none()
     serializer_class = LongTermMemorySerializer
     pagination_class = NewestFirstCursorPagination
 
-    @extend_schema(
-        summary="List memories newest first, or search them with ?q= (best match first)",
-        parameters=[LongTermMemoryListQuerySerializer],
-        responses={200: LongTermMemorySerializer(many=True), 400: ERRORS_400},
+    @list_schema(
+        "List memories newest first, or search them with ?q= (best match first)",
+        LongTermMemorySerializer,
+        LongTermMemoryListQuerySerializer,
     )
     def list(self, request: Request) -> Response:
-        query = _query(LongTermMemoryListQuerySerializer, request)
+        query = parsed_query(LongTermMemoryListQuerySerializer, request)
         if "q" in query:
             # One ranked page: search results are ordered by relevance, which a cursor cannot follow.
             hits = memory_search(query["q"], query["limit"])
             results = LongTermMemorySerializer([hit.memory for hit in hits], many=True).data
             return Response({"next": None, "previous": None, "results": results})
         memories = memory_list(kind=query.get("kind"), pinned=query.get("pinned"), key=query.get("key"))
-        return self._page(memories, LongTermMemorySerializer)
+        return self.page(memories, LongTermMemorySerializer)
 
     @extend_schema(
         summary="Remember something; a key that exists already updates that memory (200) instead of adding one (201)",
         request=LongTermMemoryWriteSerializer,
-        responses={201: LongTermMemorySerializer, 200: LongTermMemorySerializer, 400: ERRORS_400, 404: ERRORS_404},
+        responses={201: LongTermMemorySerializer, 200: LongTermMemorySerializer, 400: INVALID_INPUT, 404: ERRORS_404},
         examples=[
             OpenApiExample(
                 "preference",
@@ -138,7 +109,7 @@ class LongTermMemoryViewSet(_PagedViewSet[LongTermMemory]):
         ],
     )
     def create(self, request: Request) -> Response:
-        data = _parsed(LongTermMemoryWriteSerializer, request.data)
+        data = parsed(LongTermMemoryWriteSerializer, request.data)
         result = memory_write(
             kind=data["kind"],
             content=data["content"],
@@ -149,8 +120,7 @@ class LongTermMemoryViewSet(_PagedViewSet[LongTermMemory]):
             source_first_seq=data.get("source_first_seq"),
             source_last_seq=data.get("source_last_seq"),
         )
-        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(LongTermMemorySerializer(result.memory).data, status=code)
+        return Response(LongTermMemorySerializer(result.memory).data, status=created_or_ok(result.created))
 
     @extend_schema(
         summary="One memory", parameters=[RECORD_ID], responses={200: LongTermMemorySerializer, 404: ERRORS_404}
@@ -162,11 +132,11 @@ class LongTermMemoryViewSet(_PagedViewSet[LongTermMemory]):
         summary="Replace a memory (absent key: none; importance: 3; pinned: false)",
         parameters=[RECORD_ID],
         request=LongTermMemoryUpdateSerializer,
-        responses={200: LongTermMemorySerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={200: LongTermMemorySerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def update(self, request: Request, pk: str) -> Response:
         memory_id = _pk(pk, "memory")
-        data = _parsed(LongTermMemoryUpdateSerializer, request.data)
+        data = parsed(LongTermMemoryUpdateSerializer, request.data)
         memory = memory_update(
             memory_id=memory_id,
             kind=data["kind"],
@@ -181,11 +151,11 @@ class LongTermMemoryViewSet(_PagedViewSet[LongTermMemory]):
         summary="Change some fields of a memory (pin or unpin it with `pinned`)",
         parameters=[RECORD_ID],
         request=LongTermMemoryPatchSerializer,
-        responses={200: LongTermMemorySerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={200: LongTermMemorySerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         memory_id = _pk(pk, "memory")
-        data = _parsed(LongTermMemoryPatchSerializer, request.data, partial=True)
+        data = parsed(LongTermMemoryPatchSerializer, request.data, partial=True)
         memory = memory_update(
             memory_id=memory_id,
             kind=data.get("kind"),
@@ -202,20 +172,16 @@ class LongTermMemoryViewSet(_PagedViewSet[LongTermMemory]):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class DailyEpisodeViewSet(_PagedViewSet[DailyEpisode]):
+class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
     """Daily episodes: list newest day first (filters), create or replace the one for (day, session)."""
 
     queryset = DailyEpisode.objects.none()
     serializer_class = DailyEpisodeSerializer
     pagination_class = EpisodeCursorPagination
 
-    @extend_schema(
-        summary="List daily episodes, newest day first",
-        parameters=[DailyEpisodeListQuerySerializer],
-        responses={200: DailyEpisodeSerializer(many=True), 400: ERRORS_400},
-    )
+    @list_schema("List daily episodes, newest day first", DailyEpisodeSerializer, DailyEpisodeListQuerySerializer)
     def list(self, request: Request) -> Response:
-        query = _query(DailyEpisodeListQuerySerializer, request)
+        query = parsed_query(DailyEpisodeListQuerySerializer, request)
         episodes = episode_list(
             session_id=query.get("session"),
             whole_day=query.get("whole_day"),
@@ -223,15 +189,15 @@ class DailyEpisodeViewSet(_PagedViewSet[DailyEpisode]):
             day_to=query.get("day_to"),
             source=query.get("source"),
         )
-        return self._page(episodes, DailyEpisodeSerializer)
+        return self.page(episodes, DailyEpisodeSerializer)
 
     @extend_schema(
         summary="Store a day's summary (201); the same day and session again replaces it (200)",
         request=DailyEpisodeWriteSerializer,
-        responses={201: DailyEpisodeSerializer, 200: DailyEpisodeSerializer, 400: ERRORS_400, 404: ERRORS_404},
+        responses={201: DailyEpisodeSerializer, 200: DailyEpisodeSerializer, 400: INVALID_INPUT, 404: ERRORS_404},
     )
     def create(self, request: Request) -> Response:
-        data = _parsed(DailyEpisodeWriteSerializer, request.data)
+        data = parsed(DailyEpisodeWriteSerializer, request.data)
         result = episode_upsert(
             day=data["day"],
             timezone_name=data.get("timezone") or settings.AGENTCHAT_TIMEZONE,
@@ -242,8 +208,7 @@ class DailyEpisodeViewSet(_PagedViewSet[DailyEpisode]):
             last_seq=data.get("last_seq"),
             token_count=data.get("token_count"),
         )
-        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(DailyEpisodeSerializer(result.episode).data, status=code)
+        return Response(DailyEpisodeSerializer(result.episode).data, status=created_or_ok(result.created))
 
     @extend_schema(
         summary="One daily episode", parameters=[RECORD_ID], responses={200: DailyEpisodeSerializer, 404: ERRORS_404}
@@ -252,27 +217,23 @@ class DailyEpisodeViewSet(_PagedViewSet[DailyEpisode]):
         return Response(DailyEpisodeSerializer(episode_get(episode_id=_pk(pk, "episode"))).data)
 
 
-class AttachmentSummaryViewSet(_PagedViewSet[AttachmentSummary]):
+class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
     """Attachments and sources referenced by messages, each with the summary shared by its content."""
 
     queryset = AttachmentSummary.objects.none()
     serializer_class = AttachmentSummarySerializer
     pagination_class = NewestFirstCursorPagination
 
-    @extend_schema(
-        summary="List attachment references, newest first",
-        parameters=[AttachmentListQuerySerializer],
-        responses={200: AttachmentSummarySerializer(many=True), 400: ERRORS_400},
-    )
+    @list_schema("List attachment references, newest first", AttachmentSummarySerializer, AttachmentListQuerySerializer)
     def list(self, request: Request) -> Response:
-        query = _query(AttachmentListQuerySerializer, request)
+        query = parsed_query(AttachmentListQuerySerializer, request)
         attachments = attachment_list(
             session_id=query.get("session"),
             message_id=query.get("message"),
             sha256=query.get("sha256"),
             kind=query.get("kind"),
         )
-        return self._page(attachments, AttachmentSummarySerializer)
+        return self.page(attachments, AttachmentSummarySerializer)
 
     @extend_schema(
         summary="Record a message's attachment (201); the same content for the same message again answers 200",
@@ -280,13 +241,13 @@ class AttachmentSummaryViewSet(_PagedViewSet[AttachmentSummary]):
         responses={
             201: AttachmentSummarySerializer,
             200: AttachmentSummarySerializer,
-            400: ERRORS_400,
+            400: INVALID_INPUT,
             404: ERRORS_404,
-            409: OpenApiResponse(MemoryErrorSerializer, description="The sha256 was recorded with another size"),
+            409: error_response("The sha256 was recorded with another size"),
         },
     )
     def create(self, request: Request) -> Response:
-        data = _parsed(AttachmentWriteSerializer, request.data)
+        data = parsed(AttachmentWriteSerializer, request.data)
         result = attachment_record(
             session_id=data["session"],
             message_id=data["message"],
@@ -300,8 +261,7 @@ class AttachmentSummaryViewSet(_PagedViewSet[AttachmentSummary]):
             uri=data["uri"],
         )
         attachment = attachment_get(attachment_id=result.attachment.pk)
-        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(AttachmentSummarySerializer(attachment).data, status=code)
+        return Response(AttachmentSummarySerializer(attachment).data, status=created_or_ok(result.created))
 
     @extend_schema(
         summary="One attachment reference",
@@ -321,10 +281,10 @@ class SessionContextView(APIView):
             OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The session id"),
             ContextQuerySerializer,
         ],
-        responses={200: ContextBundleSerializer, 400: ERRORS_400, 404: ERRORS_404},
+        responses={200: ContextBundleSerializer, 400: INVALID_INPUT, 404: ERRORS_404},
     )
     def get(self, request: Request, session_id: UUID) -> Response:
-        query = _query(ContextQuerySerializer, request)
+        query = parsed_query(ContextQuerySerializer, request)
         budget = budget_validate(query["budget"]) if "budget" in query else None
         bundle = context_inputs(session_id=session_id, budget_tokens=budget)
         return Response(ContextBundleSerializer(bundle).data)

@@ -10,12 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.serializers import StrictInputSerializer
+from core.api.views import error_response, parsed
 from core.conversation.api.serializers import (
     CheckpointSerializer,
-    ConversationErrorSerializer,
     MessageSerializer,
     RunSerializer,
-    StrictInputSerializer,
 )
 from core.conversation.contracts import FINISH_REASONS
 from runtime.turns import TurnResult, turn_run
@@ -56,14 +56,11 @@ class SessionTurnView(APIView):
                 "as it stands now, and nothing was written or asked of the model.",
             ),
             201: OpenApiResponse(TurnResultSerializer, description="The turn ran; what it wrote."),
-            400: OpenApiResponse(ConversationErrorSerializer, description="Invalid text or client_id."),
-            404: OpenApiResponse(ConversationErrorSerializer, description="No such session."),
-            409: OpenApiResponse(
-                ConversationErrorSerializer,
-                description=(
-                    "The session is archived, its route is blocked or disabled, or the client_id names a "
-                    "different message (or one that other messages already follow)."
-                ),
+            400: error_response("Invalid text or client_id."),
+            404: error_response("No such session."),
+            409: error_response(
+                "The session is archived, its route is blocked or disabled, or the client_id names a "
+                "different message (or one that other messages already follow)."
             ),
         },
         description=(
@@ -74,12 +71,7 @@ class SessionTurnView(APIView):
         ),
     )
     def post(self, request: Request, session_id: UUID) -> Response:
-        payload = TurnRequestSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        result = turn_run(
-            session_id=session_id,
-            user_text=payload.validated_data["text"],
-            client_id=payload.validated_data.get("client_id"),
-        )
+        data = parsed(TurnRequestSerializer, request.data)
+        result = turn_run(session_id=session_id, user_text=data["text"], client_id=data.get("client_id"))
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(TurnResultSerializer(result).data, status=code)

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from telemetry.models import UsageEvent
+from telemetry.selectors import TOKEN_FIELDS
 
 COST_MAX_DIGITS = 32
 COST_DECIMAL_PLACES = 12
-
-
-# The error body of every endpoint (`fields` cannot be a declared field: it names the serializer's own map).
-TelemetryErrorSerializer = inline_serializer(
-    name="TelemetryError",
-    fields={
-        "detail": serializers.CharField(),
-        "code": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-    },
-)
 
 
 class UsageRecordSerializer(serializers.Serializer[Any]):
@@ -74,11 +63,7 @@ class UsageEventSerializer(serializers.ModelSerializer[UsageEvent]):
             "route",
             "session",
             "run",
-            "input_tokens",
-            "cached_input_tokens",
-            "output_tokens",
-            "reasoning_tokens",
-            "total_tokens",
+            *TOKEN_FIELDS,
             "cost",
             "latency_ms",
             "created",

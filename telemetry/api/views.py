@@ -6,17 +6,14 @@ summary reads only rollups, so its cost does not depend on the number of events.
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status, viewsets
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.pagination import NewestFirstCursorPagination
+from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from telemetry.api.serializers import (
-    TelemetryErrorSerializer,
     UsageEventSerializer,
     UsageListQuerySerializer,
     UsageRecordSerializer,
@@ -27,43 +24,30 @@ from telemetry.models import UsageEvent
 from telemetry.selectors import usage_events, usage_summary
 from telemetry.services import usage_record
 
-ERRORS_400 = OpenApiResponse(TelemetryErrorSerializer, description="Invalid input; `fields` names each problem")
-ERRORS_404 = OpenApiResponse(TelemetryErrorSerializer, description="Unknown (or malformed) session id")
-ERRORS_409 = OpenApiResponse(TelemetryErrorSerializer, description="request_id already recorded with other usage")
+ERRORS_404 = error_response("Unknown (or malformed) session id")
+ERRORS_409 = error_response("request_id already recorded with other usage")
 
 
-class UsageCursorPagination(CursorPagination):
+class UsageCursorPagination(NewestFirstCursorPagination):
     """Usage events newest first by occurrence (usage_event_recent_idx); no COUNT."""
 
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
     ordering = ("-occurred_at", "-id")
 
 
-def _parsed(serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-class UsageViewSet(viewsets.GenericViewSet[UsageEvent]):
+class UsageViewSet(PagedViewSet[UsageEvent]):
     """Usage events: record one provider report, list them newest first."""
 
     queryset = UsageEvent.objects.none()
     serializer_class = UsageEventSerializer
     pagination_class = UsageCursorPagination
 
-    @extend_schema(
-        summary="List usage events, newest first",
-        parameters=[UsageListQuerySerializer],
-        responses={200: UsageEventSerializer(many=True), 400: ERRORS_400, 404: ERRORS_404},
+    @list_schema(
+        "List usage events, newest first", UsageEventSerializer, UsageListQuerySerializer, not_found=ERRORS_404
     )
     def list(self, request: Request) -> Response:
-        query = _parsed(UsageListQuerySerializer, request.query_params.dict())
+        query = parsed_query(UsageListQuerySerializer, request)
         events = usage_events(session_id=query.get("session"), provider=query.get("provider"), model=query.get("model"))
-        page = self.paginate_queryset(events) or []
-        return self.get_paginated_response(UsageEventSerializer(page, many=True).data)
+        return self.page(events, UsageEventSerializer)
 
     @extend_schema(
         summary="Record one usage report",
@@ -71,12 +55,12 @@ class UsageViewSet(viewsets.GenericViewSet[UsageEvent]):
         responses={
             201: OpenApiResponse(UsageEventSerializer, description="Recorded"),
             200: OpenApiResponse(UsageEventSerializer, description="Already recorded: the stored event"),
-            400: ERRORS_400,
+            400: INVALID_INPUT,
             409: ERRORS_409,
         },
     )
     def create(self, request: Request) -> Response:
-        data = _parsed(UsageRecordSerializer, request.data)
+        data = parsed(UsageRecordSerializer, request.data)
         result = usage_record(
             request_id=data["request_id"],
             provider=data.get("provider"),
@@ -91,10 +75,7 @@ class UsageViewSet(viewsets.GenericViewSet[UsageEvent]):
             latency_ms=data.get("latency_ms"),
             occurred_at=data.get("occurred_at"),
         )
-        return Response(
-            UsageEventSerializer(result.event).data,
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
-        )
+        return Response(UsageEventSerializer(result.event).data, status=created_or_ok(result.created))
 
 
 class UsageSummaryView(APIView):
@@ -106,5 +87,5 @@ class UsageSummaryView(APIView):
         responses={200: UsageSummarySerializer, 404: ERRORS_404},
     )
     def get(self, request: Request) -> Response:
-        query = _parsed(UsageSummaryQuerySerializer, request.query_params.dict())
+        query = parsed_query(UsageSummaryQuerySerializer, request)
         return Response(UsageSummarySerializer(usage_summary(session_id=query.get("session"))).data)

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from pytest_django.fixtures import DjangoAssertNumQueries
 
-from core.conversation.admin import COUNT_CAP, CappedCountPaginator
+from core.admin_base import COUNT_CAP, CappedCountPaginator
 from core.conversation.services import (
     checkpoint_create,
     message_append,

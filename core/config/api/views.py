@@ -102,53 +102,20 @@ def _documented(kind: Kind, output: type[BaseSerializer[Any]], body: type[BaseSe
     )
 
 
-@_documented(Kind.PROVIDER, ProviderSerializer, ProviderInputSerializer)
-class ProviderViewSet(ConfigRecordViewSet):
-    kind = Kind.PROVIDER
-    lookup_field = "name"
-    serializer_class = ProviderSerializer
+def _record_viewset(kind: Kind, output: type[BaseSerializer[Any]], body: type[BaseSerializer[Any]]) -> Any:
+    """The viewset of one record kind, addressed by the kind's key field, with its OpenAPI description."""
+    name = "".join(part.title() for part in kind.name.split("_"))
+    attrs = {"kind": kind, "lookup_field": kind.key_field, "serializer_class": output, "__module__": __name__}
+    return _documented(kind, output, body)(type(f"{name}ViewSet", (ConfigRecordViewSet,), attrs))
 
 
-@_documented(Kind.ROUTE, RouteSerializer, RouteInputSerializer)
-class RouteViewSet(ConfigRecordViewSet):
-    kind = Kind.ROUTE
-    lookup_field = "alias"
-    serializer_class = RouteSerializer
-
-
-@_documented(Kind.TOOL, ToolSerializer, ToolInputSerializer)
-class ToolViewSet(ConfigRecordViewSet):
-    kind = Kind.TOOL
-    lookup_field = "name"
-    serializer_class = ToolSerializer
-
-
-@_documented(Kind.SKILL, SkillSerializer, SkillInputSerializer)
-class SkillViewSet(ConfigRecordViewSet):
-    kind = Kind.SKILL
-    lookup_field = "name"
-    serializer_class = SkillSerializer
-
-
-@_documented(Kind.MCP_SERVER, McpServerSerializer, McpServerInputSerializer)
-class McpServerViewSet(ConfigRecordViewSet):
-    kind = Kind.MCP_SERVER
-    lookup_field = "name"
-    serializer_class = McpServerSerializer
-
-
-@_documented(Kind.AGENT, AgentSerializer, AgentInputSerializer)
-class AgentViewSet(ConfigRecordViewSet):
-    kind = Kind.AGENT
-    lookup_field = "name"
-    serializer_class = AgentSerializer
-
-
-@_documented(Kind.TEAM, TeamSerializer, TeamInputSerializer)
-class TeamViewSet(ConfigRecordViewSet):
-    kind = Kind.TEAM
-    lookup_field = "name"
-    serializer_class = TeamSerializer
+ProviderViewSet = _record_viewset(Kind.PROVIDER, ProviderSerializer, ProviderInputSerializer)
+RouteViewSet = _record_viewset(Kind.ROUTE, RouteSerializer, RouteInputSerializer)
+ToolViewSet = _record_viewset(Kind.TOOL, ToolSerializer, ToolInputSerializer)
+SkillViewSet = _record_viewset(Kind.SKILL, SkillSerializer, SkillInputSerializer)
+McpServerViewSet = _record_viewset(Kind.MCP_SERVER, McpServerSerializer, McpServerInputSerializer)
+AgentViewSet = _record_viewset(Kind.AGENT, AgentSerializer, AgentInputSerializer)
+TeamViewSet = _record_viewset(Kind.TEAM, TeamSerializer, TeamInputSerializer)
 
 
 class ReadinessView(APIView):

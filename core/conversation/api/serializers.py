@@ -5,12 +5,11 @@ Input serializers check types and refuse unknown keys; the services check everyt
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
+from core.api.serializers import PageQuerySerializer, StrictInputSerializer
 from core.conversation.selectors import context_fullness_percent, session_needs_compaction
 from core.models import (
     AgentSession,
@@ -26,31 +25,6 @@ from core.models import (
 
 # Seqs, indexes and token counts are 32-bit columns: larger filters are refused before the database sees them.
 MAX_INT32 = 2**31 - 1
-
-
-class StrictInputSerializer(serializers.Serializer[Any]):
-    """An input serializer that answers 400 for keys it does not know, instead of ignoring them."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                accepted = ", ".join(self.fields) or "no fields"
-                raise serializers.ValidationError(
-                    {key: [f"unknown field; this endpoint accepts {accepted}"] for key in unknown}
-                )
-        return super().to_internal_value(data)
-
-
-# The error body of every endpoint: a sentence, a code, and per-field messages.
-ConversationErrorSerializer = inline_serializer(
-    name="ConversationError",
-    fields={
-        "detail": serializers.CharField(),
-        "code": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-    },
-)
 
 
 # --- Sessions -------------------------------------------------------------------------------
@@ -89,11 +63,9 @@ class SessionSerializer(serializers.ModelSerializer[AgentSession]):
         return session_needs_compaction(session)
 
 
-class SessionListQuerySerializer(StrictInputSerializer):
+class SessionListQuerySerializer(PageQuerySerializer):
     status = serializers.ChoiceField(choices=SessionStatus.choices, required=False)
     needs_compaction = serializers.BooleanField(required=False, allow_null=True, default=None)
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1)
 
 
 class SessionCreateSerializer(StrictInputSerializer):
@@ -127,10 +99,8 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         read_only_fields = fields
 
 
-class MessageListQuerySerializer(StrictInputSerializer):
+class MessageListQuerySerializer(PageQuerySerializer):
     after_seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0)
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1)
 
 
 class MessageAppendSerializer(StrictInputSerializer):
@@ -201,11 +171,9 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         read_only_fields = fields
 
 
-class RunListQuerySerializer(StrictInputSerializer):
+class RunListQuerySerializer(PageQuerySerializer):
     session = serializers.UUIDField(required=False)
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1)
 
 
 class RunCreateSerializer(StrictInputSerializer):
@@ -232,10 +200,8 @@ class TraceEventSerializer(serializers.ModelSerializer[TraceEvent]):
         read_only_fields = fields
 
 
-class TraceEventListQuerySerializer(StrictInputSerializer):
+class TraceEventListQuerySerializer(PageQuerySerializer):
     after_index = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0)
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1)
 
 
 class TraceEventAppendSerializer(StrictInputSerializer):

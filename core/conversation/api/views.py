@@ -7,22 +7,18 @@ Unknown or malformed ids are 404, invalid input 400 with field details, state co
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
-from django.db.models import Model, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import serializers, status, viewsets
+from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.pagination import NewestFirstCursorPagination, SeqCursorPagination
+from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from core.conversation.api.serializers import (
     CheckpointCreateSerializer,
     CheckpointSerializer,
-    ConversationErrorSerializer,
     MessageAppendSerializer,
     MessageListQuerySerializer,
     MessageSerializer,
@@ -66,23 +62,17 @@ from core.conversation.services import (
 )
 from core.models import AgentSession, Checkpoint, Message, Run, TraceEvent
 
-_M = TypeVar("_M", bound=Model)
-
-ERRORS_400 = OpenApiResponse(ConversationErrorSerializer, description="Invalid input; `fields` names each problem")
-ERRORS_404 = OpenApiResponse(ConversationErrorSerializer, description="Unknown (or malformed) id")
-ERRORS_409 = OpenApiResponse(ConversationErrorSerializer, description="The record's state forbids this")
+ERRORS_404 = error_response("Unknown (or malformed) id")
+ERRORS_409 = error_response("The record's state forbids this")
 SESSION_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The session id")
 SESSION_ID_NESTED = OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Session id")
 RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run id")
 RUN_ID_NESTED = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run id")
 
 
-class NewestCheckpointCursorPagination(CursorPagination):
+class NewestCheckpointCursorPagination(NewestFirstCursorPagination):
     """A session's checkpoints, newest first."""
 
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
     ordering = ("-id",)
 
 
@@ -90,26 +80,6 @@ class EventIndexCursorPagination(SeqCursorPagination):
     """A run's events in index order."""
 
     ordering = ("index",)
-
-
-def _parsed(serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
-    """Validated input, or a 400 with field details (a body that is not an object is refused too)."""
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _query(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
-    # A plain dict, so that absent booleans stay absent instead of reading as HTML "unchecked".
-    return _parsed(serializer_class, request.query_params.dict())
-
-
-class _PagedViewSet(viewsets.GenericViewSet[_M]):
-    """A viewset whose list answers one cursor page of a selector's queryset."""
-
-    def _page(self, queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer[Any]]) -> Response:
-        page = self.paginate_queryset(queryset) or []  # every viewset here sets a cursor pagination class
-        return self.get_paginated_response(serializer_class(page, many=True).data)
 
 
 @extend_schema_view(
@@ -120,31 +90,27 @@ class _PagedViewSet(viewsets.GenericViewSet[_M]):
     unarchive=extend_schema(parameters=[SESSION_ID]),
     restore=extend_schema(parameters=[SESSION_ID]),
 )
-class SessionViewSet(_PagedViewSet[AgentSession]):
+class SessionViewSet(PagedViewSet[AgentSession]):
     """Conversations: list newest first, create on a route, rename, move, archive and delete."""
 
     queryset = AgentSession.objects.none()
     serializer_class = SessionSerializer
     pagination_class = NewestFirstCursorPagination
 
-    @extend_schema(
-        summary="List sessions, newest first",
-        parameters=[SessionListQuerySerializer],
-        responses={200: SessionSerializer(many=True), 400: ERRORS_400},
-    )
+    @list_schema("List sessions, newest first", SessionSerializer, SessionListQuerySerializer)
     def list(self, request: Request) -> Response:
-        query = _query(SessionListQuerySerializer, request)
+        query = parsed_query(SessionListQuerySerializer, request)
         sessions = sessions_list(status=query.get("status"), needs_compaction=query.get("needs_compaction"))
-        return self._page(sessions, SessionSerializer)
+        return self.page(sessions, SessionSerializer)
 
     @extend_schema(
         summary="Start a session (on the default route unless `route` names one)",
         request=SessionCreateSerializer,
-        responses={201: SessionSerializer, 400: ERRORS_400},
+        responses={201: SessionSerializer, 400: INVALID_INPUT},
         examples=[OpenApiExample("create", value={"title": "Trip planning", "route": "replay"}, request_only=True)],
     )
     def create(self, request: Request) -> Response:
-        data = _parsed(SessionCreateSerializer, request.data)
+        data = parsed(SessionCreateSerializer, request.data)
         session = session_create(title=data["title"], route_alias=data["route"] or None)
         return Response(SessionSerializer(session_get(session_id=session.pk)).data, status=status.HTTP_201_CREATED)
 
@@ -155,10 +121,10 @@ class SessionViewSet(_PagedViewSet[AgentSession]):
     @extend_schema(
         summary="Rename a session or move it to another route",
         request=SessionUpdateSerializer,
-        responses={200: SessionSerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={200: SessionSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def partial_update(self, request: Request, pk: str) -> Response:
-        data = _parsed(SessionUpdateSerializer, request.data)
+        data = parsed(SessionUpdateSerializer, request.data)
         session = session_update(session_id=pk, title=data.get("title"), route_alias=data.get("route"))
         return Response(SessionSerializer(session).data)
 
@@ -202,22 +168,23 @@ class SessionViewSet(_PagedViewSet[AgentSession]):
     list=extend_schema(parameters=[SESSION_ID_NESTED]),
     create=extend_schema(parameters=[SESSION_ID_NESTED]),
 )
-class SessionMessageViewSet(_PagedViewSet[Message]):
+class SessionMessageViewSet(PagedViewSet[Message]):
     """A session's message log: read it in seq order, append to it."""
 
     queryset = Message.objects.none()
     serializer_class = MessageSerializer
     pagination_class = SeqCursorPagination
 
-    @extend_schema(
-        summary="Messages in seq order (cursor pages; `after_seq` reads only the tail)",
-        parameters=[MessageListQuerySerializer],
-        responses={200: MessageSerializer(many=True), 400: ERRORS_400, 404: ERRORS_404},
+    @list_schema(
+        "Messages in seq order (cursor pages; `after_seq` reads only the tail)",
+        MessageSerializer,
+        MessageListQuerySerializer,
+        not_found=ERRORS_404,
     )
     def list(self, request: Request, session_id: str) -> Response:
-        query = _query(MessageListQuerySerializer, request)
+        query = parsed_query(MessageListQuerySerializer, request)
         session = session_get(session_id=session_id)
-        return self._page(messages_after(session_id=session.pk, after_seq=query["after_seq"]), MessageSerializer)
+        return self.page(messages_after(session_id=session.pk, after_seq=query["after_seq"]), MessageSerializer)
 
     @extend_schema(
         summary="Append a message (201); a retry with the same client_id returns the stored one (200)",
@@ -225,7 +192,7 @@ class SessionMessageViewSet(_PagedViewSet[Message]):
         responses={
             201: MessageSerializer,
             200: OpenApiResponse(MessageSerializer, description="Idempotent retry: the message already stored"),
-            400: ERRORS_400,
+            400: INVALID_INPUT,
             404: ERRORS_404,
             409: ERRORS_409,
         },
@@ -236,7 +203,7 @@ class SessionMessageViewSet(_PagedViewSet[Message]):
         ],
     )
     def create(self, request: Request, session_id: str) -> Response:
-        data = _parsed(MessageAppendSerializer, request.data)
+        data = parsed(MessageAppendSerializer, request.data)
         result = message_append(
             session_id=session_id,
             role=data["role"],
@@ -245,33 +212,29 @@ class SessionMessageViewSet(_PagedViewSet[Message]):
             client_id=data["client_id"],
             token_count=data["token_count"],
         )
-        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(MessageSerializer(result.message).data, status=code)
+        return Response(MessageSerializer(result.message).data, status=created_or_ok(result.created))
 
 
 @extend_schema_view(
     list=extend_schema(parameters=[SESSION_ID_NESTED]),
     create=extend_schema(parameters=[SESSION_ID_NESTED]),
 )
-class SessionCheckpointViewSet(_PagedViewSet[Checkpoint]):
+class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
     """A session's checkpoints: list newest first, write one."""
 
     queryset = Checkpoint.objects.none()
     serializer_class = CheckpointSerializer
     pagination_class = NewestCheckpointCursorPagination
 
-    @extend_schema(
-        summary="Checkpoints, newest first",
-        responses={200: CheckpointSerializer(many=True), 404: ERRORS_404},
-    )
+    @list_schema("Checkpoints, newest first", CheckpointSerializer, not_found=ERRORS_404)
     def list(self, request: Request, session_id: str) -> Response:
         session = session_get(session_id=session_id)
-        return self._page(checkpoints_list(session_id=session.pk), CheckpointSerializer)
+        return self.page(checkpoints_list(session_id=session.pk), CheckpointSerializer)
 
     @extend_schema(
         summary="Write a checkpoint covering the log up to through_seq",
         request=CheckpointCreateSerializer,
-        responses={201: CheckpointSerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={201: CheckpointSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
         examples=[
             OpenApiExample(
                 "compaction",
@@ -281,7 +244,7 @@ class SessionCheckpointViewSet(_PagedViewSet[Checkpoint]):
         ],
     )
     def create(self, request: Request, session_id: str) -> Response:
-        data = _parsed(CheckpointCreateSerializer, request.data)
+        data = parsed(CheckpointCreateSerializer, request.data)
         checkpoint = checkpoint_create(
             session_id=session_id,
             through_seq=data["through_seq"],
@@ -299,29 +262,25 @@ class SessionCheckpointViewSet(_PagedViewSet[Checkpoint]):
     cancel=extend_schema(parameters=[RUN_ID]),
     text=extend_schema(parameters=[RUN_ID]),
 )
-class RunViewSet(_PagedViewSet[Run]):
+class RunViewSet(PagedViewSet[Run]):
     """Runs (one model turn each): open, list, read, cancel, and the text their trace streamed."""
 
     queryset = Run.objects.none()
     serializer_class = RunSerializer
     pagination_class = NewestFirstCursorPagination
 
-    @extend_schema(
-        summary="List runs newest first (filter by session and status)",
-        parameters=[RunListQuerySerializer],
-        responses={200: RunSerializer(many=True), 400: ERRORS_400},
-    )
+    @list_schema("List runs newest first (filter by session and status)", RunSerializer, RunListQuerySerializer)
     def list(self, request: Request) -> Response:
-        query = _query(RunListQuerySerializer, request)
-        return self._page(runs_list(session_id=query.get("session"), status=query.get("status")), RunSerializer)
+        query = parsed_query(RunListQuerySerializer, request)
+        return self.page(runs_list(session_id=query.get("session"), status=query.get("status")), RunSerializer)
 
     @extend_schema(
         summary="Open a run on a session (queued, or running)",
         request=RunCreateSerializer,
-        responses={201: RunSerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={201: RunSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def create(self, request: Request) -> Response:
-        data = _parsed(RunCreateSerializer, request.data)
+        data = parsed(RunCreateSerializer, request.data)
         run = run_create(session_id=data["session"], route_alias=data["route"], status=data["status"])
         return Response(RunSerializer(run_get(run_id=run.pk)).data, status=status.HTTP_201_CREATED)
 
@@ -332,11 +291,11 @@ class RunViewSet(_PagedViewSet[Run]):
     @extend_schema(
         summary="Cancel a queued or running run, recording why",
         request=RunCancelSerializer,
-        responses={200: RunSerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={200: RunSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        data = _parsed(RunCancelSerializer, request.data)
+        data = parsed(RunCancelSerializer, request.data)
         run = run_cancel(run_id=pk, reason=data["reason"])
         return Response(RunSerializer(run_get(run_id=run.pk)).data)
 
@@ -354,30 +313,31 @@ class RunViewSet(_PagedViewSet[Run]):
     list=extend_schema(parameters=[RUN_ID_NESTED]),
     create=extend_schema(parameters=[RUN_ID_NESTED]),
 )
-class RunEventViewSet(_PagedViewSet[TraceEvent]):
+class RunEventViewSet(PagedViewSet[TraceEvent]):
     """A run's stream trace: read it in index order, append the next event."""
 
     queryset = TraceEvent.objects.none()
     serializer_class = TraceEventSerializer
     pagination_class = EventIndexCursorPagination
 
-    @extend_schema(
-        summary="Events in index order (cursor pages; `after_index` reads only what follows)",
-        parameters=[TraceEventListQuerySerializer],
-        responses={200: TraceEventSerializer(many=True), 400: ERRORS_400, 404: ERRORS_404},
+    @list_schema(
+        "Events in index order (cursor pages; `after_index` reads only what follows)",
+        TraceEventSerializer,
+        TraceEventListQuerySerializer,
+        not_found=ERRORS_404,
     )
     def list(self, request: Request, run_id: str) -> Response:
-        query = _query(TraceEventListQuerySerializer, request)
+        query = parsed_query(TraceEventListQuerySerializer, request)
         run = run_get(run_id=run_id)
-        return self._page(trace_events(run_id=run.pk, after_index=query["after_index"]), TraceEventSerializer)
+        return self.page(trace_events(run_id=run.pk, after_index=query["after_index"]), TraceEventSerializer)
 
     @extend_schema(
         summary="Append the next event; run_finished (or error, then run_finished) ends the run",
         request=TraceEventAppendSerializer,
-        responses={201: TraceEventSerializer, 400: ERRORS_400, 404: ERRORS_404, 409: ERRORS_409},
+        responses={201: TraceEventSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
         examples=[OpenApiExample("delta", value={"type": "text_delta", "payload": {"text": "Hel"}}, request_only=True)],
     )
     def create(self, request: Request, run_id: str) -> Response:
-        data = _parsed(TraceEventAppendSerializer, request.data)
+        data = parsed(TraceEventAppendSerializer, request.data)
         event = run_event_append(run_id=run_id, event_type=data["type"], payload=data["payload"])
         return Response(TraceEventSerializer(event).data, status=status.HTTP_201_CREATED)

@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from core.config.loading import ConfigFileError, config_file_read
 from core.config.readiness import readiness_report
-from core.config.report import document_summary, problems_summary, readiness_lines
-from core.config.validation import ConfigInvalidError
+from core.config.report import document_summary, readiness_lines
+from core.management.config_file import document_read, file_argument_add, file_path
 
 
 class Command(BaseCommand):
     help = "Validate a configuration file (default: AGENTCHAT_CONFIG) and print every problem; changes nothing."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", nargs="?", help="the TOML file (default: settings.AGENTCHAT_CONFIG)")
+        file_argument_add(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = Path(options["file"] or settings.AGENTCHAT_CONFIG)
-        try:
-            document = config_file_read(path)
-        except ConfigFileError as exc:
-            raise CommandError(str(exc)) from None
-        except ConfigInvalidError as exc:
-            for problem in exc.problems:
-                self.stderr.write(str(problem))
-            raise CommandError(problems_summary(path, exc.problems)) from None
+        path = file_path(options)
+        document = document_read(self, path)
         self.stdout.write(f"{path}: valid ({document_summary(document)})")
         for line in readiness_lines(readiness_report(document)):
             self.stdout.write(f"  {line}")

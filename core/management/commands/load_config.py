@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from core.config.loading import ConfigFileError, config_file_read
-from core.config.report import plural, problems_summary, readiness_lines
+from core.config.report import plural, readiness_lines
 from core.config.selectors import config_readiness
 from core.config.services import config_document_apply
-from core.config.validation import ConfigInvalidError
+from core.management.config_file import document_read, file_argument_add, file_path
 
 
 class Command(BaseCommand):
@@ -22,19 +19,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", nargs="?", help="the TOML file (default: settings.AGENTCHAT_CONFIG)")
+        file_argument_add(parser)
         parser.add_argument("--prune", action="store_true", help="disable stored records that the file does not name")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = Path(options["file"] or settings.AGENTCHAT_CONFIG)
-        try:
-            document = config_file_read(path)
-        except ConfigFileError as exc:
-            raise CommandError(str(exc)) from None
-        except ConfigInvalidError as exc:
-            for problem in exc.problems:
-                self.stderr.write(str(problem))
-            raise CommandError(f"{problems_summary(path, exc.problems)}; the database was not changed") from None
+        path = file_path(options)
+        document = document_read(self, path, on_problems="; the database was not changed")
         result = config_document_apply(document=document, prune=options["prune"])
         if not result.changed:
             count = plural(result.unchanged, "record")
