@@ -372,7 +372,8 @@ def test_checkpoints_create_list_and_restore(api: APIClient, chat_session: Agent
     assert [c["through_seq"] for c in api.get(url).json()["results"]] == [4, 2]
 
     restored = api.get(f"/api/sessions/{chat_session.id}/restore/").json()
-    assert set(restored) == {"checkpoint", "messages"}
+    assert set(restored) == {"checkpoint", "messages", "next"}
+    assert restored["next"] is None
     assert restored["checkpoint"] == body
     assert [m["seq"] for m in restored["messages"]] == [5, 6]
 

@@ -1,8 +1,9 @@
 """The fixed-SQL paths of the conversation store: message_append and session_restore.
 
-Both skip the ORM's query compilation (they run on every turn), so these tests hold them to what
-the ORM would have produced: the same rows, the same counters, and instances equal field by field
-to ones read back through `Model.objects`, on SQLite and PostgreSQL alike.
+Both run fixed SQL on Django's cursor (they run on every turn; the append's UPDATE … RETURNING is
+beyond the ORM), so these tests hold them to what the ORM would have produced: the same rows, the
+same counters, and instances equal field by field to ones read back through `Model.objects`, on
+SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def test_append_created_is_aware_utc_and_matches_the_stored_value(chat_session: 
 def test_append_runs_two_statements_in_one_transaction(
     chat_session: AgentSession, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
-    message_append(session_id=chat_session.id, role="user", content="warm up")  # builds the per-connection SQL
+    message_append(session_id=chat_session.id, role="user", content="warm up")
     # 1: SAVEPOINT (the service's transaction.atomic inside the test's transaction),
     # 2: UPDATE the session's counters … RETURNING the new last_seq (takes the row lock on PostgreSQL),
     # 3: INSERT the message … RETURNING its id, 4: RELEASE SAVEPOINT.

@@ -11,7 +11,12 @@ from typing import Any
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from core.conversation.selectors import context_fullness_percent, session_needs_compaction
+from core.conversation.selectors import (
+    MESSAGE_PAGE_DEFAULT_COUNT,
+    MESSAGE_PAGE_MAX_COUNT,
+    context_fullness_percent,
+    session_needs_compaction,
+)
 from core.models import (
     AgentSession,
     Checkpoint,
@@ -128,9 +133,21 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
 
 
 class MessageListQuerySerializer(StrictInputSerializer):
-    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0)
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1)
+    after_seq = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_INT32, default=0, help_text="Read only messages with a greater seq"
+    )
+    page_size = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MESSAGE_PAGE_MAX_COUNT,
+        default=MESSAGE_PAGE_DEFAULT_COUNT,
+        help_text="At most this many messages (the page's byte budget may stop it sooner)",
+    )
+
+
+class MessagePageSerializer(serializers.Serializer[Any]):
+    next = serializers.URLField(allow_null=True, help_text="The next page (null at the end of the log)")
+    results = MessageSerializer(many=True)
 
 
 class MessageAppendSerializer(StrictInputSerializer):
@@ -175,7 +192,10 @@ class CheckpointCreateSerializer(StrictInputSerializer):
 
 class RestoreSerializer(serializers.Serializer[Any]):
     checkpoint = CheckpointSerializer(allow_null=True)
-    messages = MessageSerializer(many=True)
+    messages = MessageSerializer(many=True, help_text="The first page of the messages after the checkpoint")
+    next = serializers.URLField(
+        allow_null=True, help_text="The message list page that continues the tail (null when `messages` is all of it)"
+    )
 
 
 # --- Runs and traces ------------------------------------------------------------------------
