@@ -1,0 +1,45 @@
+"""Connections are released: a process that opens thousands of connections one after another (a
+new one per thread, as runserver's request threads do), each appending one message, keeps a flat
+count of live connection objects, of open file descriptors and of resident memory.
+
+Nothing may keep a reference to a connection after its thread is gone (a per-connection cache
+keyed on it once kept every connection ever opened alive: 2 file descriptors each on SQLite with
+persistent connections, and memory growing with every request).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.conversation.services import session_create
+from core.models import Message, ModelRoute
+from tests.fault.conftest import stop_if_running
+from tests.procs import start_worker
+
+pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+WARMUP = 300
+CONNECTIONS = 5_000
+# Resident memory may move by allocator noise; a retained connection costs several kB each, so
+# 5,000 of them would add tens of MB.
+RSS_SLACK_KB = 12 * 1024
+
+
+def test_5000_new_connections_leave_no_connection_fd_or_memory_behind(replay_route: ModelRoute) -> None:
+    session = session_create(title="churn")
+    worker = start_worker("tests.workers.connection_churn", [str(session.id), str(WARMUP), str(CONNECTIONS)])
+    try:
+        out, err = worker.communicate(timeout=120)
+    finally:
+        stop_if_running(worker)
+    assert worker.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    before, after = report["before"], report["after"]
+    print(f"connection churn, {CONNECTIONS} connections: {before} -> {after}")
+    assert Message.objects.filter(session=session).count() == WARMUP + CONNECTIONS
+    # This thread's connection (and at most one more the collector has not reached) stays alive, not one per round.
+    assert after["wrappers"] <= max(before["wrappers"], 2), report
+    assert after["fds"] <= before["fds"] + 2, report
+    assert after["rss_kb"] - before["rss_kb"] <= RSS_SLACK_KB, report
