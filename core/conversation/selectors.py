@@ -282,9 +282,11 @@ def message_page_bytes() -> int:
 def message_size_bytes(message: Message) -> int:
     """What `message` counts against a page's byte budget: its content and parts in UTF-8, plus the overhead.
 
-    The same measure as the SQL of `messages_page` (PostgreSQL's jsonb text may space parts differently).
+    The measure the SQL of `messages_page` takes on the stored row: the parts as the database holds
+    their JSON text (SQLite: Django's `json.dumps`, non-ASCII escaped; PostgreSQL: jsonb's text, UTF-8).
     """
-    parts = json.dumps(message.parts, ensure_ascii=False, separators=(", ", ": "))
+    vendor = connections[message._state.db or DEFAULT_DB_ALIAS].vendor
+    parts = json.dumps(message.parts, ensure_ascii=vendor != "postgresql")
     return len(message.content.encode()) + len(parts.encode()) + MESSAGE_OVERHEAD_BYTES
 
 

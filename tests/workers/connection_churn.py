@@ -1,10 +1,10 @@
 """Worker: open many database connections one after another, each doing one append, and report
 what stays alive.
 
-Usage: python -m tests.workers.connection_churn SESSION_ID WARMUP COUNT
+Usage: python -m tests.workers.connection_churn SESSION_ID WARMUP COUNT PARALLEL
 
-Each round runs on a new thread, so it gets a new connection (Django keeps one per thread, as
-runserver's request threads do): append one message, then either `connection.close()` (even
+Each round runs on a new thread (PARALLEL of them at a time), so it gets a new connection (Django
+keeps one per thread, as runserver's request threads do): append one message, then either `connection.close()` (even
 rounds) or nothing, leaving the connection to die with its thread as a persistent connection
 (`CONN_MAX_AGE`) of a finished request thread does (odd rounds). After WARMUP rounds and again
 after COUNT more, it prints one JSON line: the live `BaseDatabaseWrapper` objects (after
@@ -21,6 +21,8 @@ import threading
 
 from tests.workers.setup import django_setup
 
+COLLECT_EVERY = 64
+
 
 def _measure() -> dict[str, int]:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -36,7 +38,7 @@ def _measure() -> dict[str, int]:
     }
 
 
-def main(session_id: str, warmup: int, count: int) -> None:
+def main(session_id: str, warmup: int, count: int, parallel: int) -> None:
     django_setup()
     from django.db import connection
 
@@ -53,12 +55,21 @@ def main(session_id: str, warmup: int, count: int) -> None:
             failures.append(error)
 
     def rounds(start: int, stop: int) -> None:
-        for index in range(start, stop):
-            thread = threading.Thread(target=one_round, args=(index,))
-            thread.start()
-            thread.join()
+        for first in range(start, stop, parallel):
+            threads = [
+                threading.Thread(target=one_round, args=(index,)) for index in range(first, min(first + parallel, stop))
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
             if failures:
-                raise RuntimeError(f"round {index} failed: {failures[0]!r}") from failures[0]
+                raise RuntimeError(f"rounds from {first} failed: {failures[0]!r}") from failures[0]
+            if first % COLLECT_EVERY < parallel:
+                # A connection left open is freed with its wrapper, which sits in reference cycles
+                # (wrapper <-> ops, features, …): only the cycle collector frees it, and it may
+                # wait longer than the server's connection slots last. Run it as time passes.
+                gc.collect()
 
     rounds(0, warmup)
     before = _measure()
@@ -68,4 +79,4 @@ def main(session_id: str, warmup: int, count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
