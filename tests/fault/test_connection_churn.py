@@ -3,8 +3,9 @@ new one per thread, as runserver's request threads do), each appending one messa
 count of live connection objects, of open file descriptors and of resident memory.
 
 Nothing may keep a reference to a connection after its thread is gone (a per-connection cache
-keyed on it once kept every connection ever opened alive: 2 file descriptors each on SQLite with
-persistent connections, and memory growing with every request).
+keyed on it once kept every connection ever opened alive: in this test, 5,000 live wrappers, one
+open file descriptor each and 700 MB more memory on SQLite; on PostgreSQL the server ran out of
+connection slots).
 """
 
 from __future__ import annotations
