@@ -50,6 +50,10 @@ AGENTCHAT_TIMEZONE = read_timezone(env, "AGENTCHAT_TIMEZONE", default="UTC")
 AGENTCHAT_COMPACTION_THRESHOLD_PERCENT = read_int(
     env, "AGENTCHAT_COMPACTION_THRESHOLD_PERCENT", default=80, minimum=1, maximum=100
 )
+# The byte budget of one page of messages (the message list and restore's first page of the tail).
+AGENTCHAT_MESSAGE_PAGE_BYTES = read_int(
+    env, "AGENTCHAT_MESSAGE_PAGE_BYTES", default=1_048_576, minimum=4_096, maximum=64 * 1_048_576
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

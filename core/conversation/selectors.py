@@ -9,17 +9,16 @@ integers (`tokens * 100 >= threshold * window`) both in SQL and in Python, so bo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
-from weakref import WeakKeyDictionary
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Field, JSONField, Model, QuerySet, Value
-from django.db.models.base import ModelState
 from django.db.models.expressions import Col
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.dateparse import parse_datetime
@@ -60,76 +59,52 @@ def run_uuid(value: UUID | str) -> UUID:
     return _uuid(value, field="run", noun="run")
 
 
-# --- Fixed SQL for the per-turn paths -------------------------------------------------------
+# --- Fixed SQL for restore -----------------------------------------------------------------
 #
-# Restore and append run on every turn, and compiling their queries through the ORM costs several
-# times the database work. They run fixed SQL instead, built once per connection (`per_connection`).
-# `ModelColumns` lists a model's columns for such a SELECT and turns a row back into an instance
-# with the converters a queryset applies on that backend (SQLite's text datetimes, char(32) UUIDs
-# and 0/1 booleans; JSON decoding on both), so the instance cannot be told apart from one read by
+# Restore runs on every turn, and compiling its joined head query through the ORM costs several
+# times the database work, so it runs fixed SQL on Django's cursor. The statements are strings
+# built once per database vendor (nothing cached refers to a connection). `ModelColumns` lists a
+# model's columns for such a SELECT and turns a row back into an instance with the converters a
+# queryset applies on that backend (SQLite's text datetimes, char(32) UUIDs and 0/1 booleans; JSON
+# decoding on both) and `Model.from_db`, so the instance cannot be told apart from one read by
 # `Model.objects.get(...)`; tests/core/test_conversation_fast_paths.py compares them field by field.
 
 Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
 M = TypeVar("M", bound=Model)
-T = TypeVar("T")
-
-_PER_CONNECTION: WeakKeyDictionary[BaseDatabaseWrapper, dict[str, Any]] = WeakKeyDictionary()
 
 
-def per_connection(key: str, build: Callable[[BaseDatabaseWrapper], T]) -> tuple[BaseDatabaseWrapper, T]:
-    """This thread's default connection and `build(connection)`, built once per connection."""
-    db = connections[DEFAULT_DB_ALIAS]
-    cache = _PER_CONNECTION.get(db)
-    if cache is None:
-        cache = _PER_CONNECTION[db] = {}
-    if key not in cache:
-        cache[key] = build(db)
-    built: T = cache[key]
-    return db, built
-
-
-def instance_loaded(model: type[M], db_alias: str, values: dict[str, Any]) -> M:
-    """An instance of `model` holding `values` (every concrete field's attname), marked as read from `db_alias`.
-
-    Built the way unpickling builds one (`__dict__` filled), which skips `Model.__init__`'s per-field
-    descriptor calls and init signals; no model of the conversation store has init signal receivers.
-    """
-    instance = model.__new__(model)
-    state = ModelState()
-    state.adding = False
-    state.db = db_alias
-    values["_state"] = state
-    instance.__dict__ = values
-    return instance
+def select_list(model: type[Model], alias: str, db: BaseDatabaseWrapper) -> str:
+    """The concrete columns of `model` under table alias `alias`, in field order, for a SELECT."""
+    quote = db.ops.quote_name
+    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
 
 
 class ModelColumns(Generic[M]):
-    """The concrete columns of `model` under table alias `alias` (minus `given`), read as the ORM reads them."""
+    """Reads instances of `model` from rows holding its concrete columns in field order (see `select_list`).
 
-    def __init__(self, model: type[M], alias: str, db: BaseDatabaseWrapper, given: Collection[str] = ()) -> None:
+    Built for one call on one connection: it holds that connection's converters, so it is never cached.
+    """
+
+    def __init__(self, model: type[M], alias: str, db: BaseDatabaseWrapper) -> None:
         self.model = model
         self.db = db
-        self.read = [field for field in model._meta.concrete_fields if field.attname not in given]
-        self.names = [field.attname for field in self.read]
-        self.width = len(self.read)
+        fields = model._meta.concrete_fields
+        self.names = [field.attname for field in fields]
+        self.width = len(fields)
         # In the order a queryset applies them: the backend's, then the field's own.
-        self.converters: list[tuple[str, Col, Converter]] = []
-        for field in self.read:
+        self.converters: list[tuple[int, Col, Converter]] = []
+        for position, field in enumerate(fields):
             column = field.get_col(alias)  # a foreign key's column reads as its target field
             for converter in (*db.ops.get_db_converters(column), *column.get_db_converters(db)):
-                self.converters.append((field.attname, column, _cheaper(converter, field, db)))
-        quote = db.ops.quote_name
-        self.sql = ", ".join(f"{alias}.{quote(field.column)}" for field in self.read)
+                self.converters.append((position, column, _cheaper(converter, field, db)))
 
-    def build(self, row: Sequence[Any], start: int = 0, given: Mapping[str, Any] | None = None) -> M:
-        """The instance held in `row[start : start + self.width]`, plus the `given` field values."""
-        values = dict(zip(self.names, row[start : start + self.width], strict=True))
+    def build(self, row: Sequence[Any], start: int = 0) -> M:
+        """The instance held in `row[start : start + self.width]`, built by `Model.from_db`."""
+        values = list(row[start : start + self.width])
         db = self.db
-        for name, column, converter in self.converters:
-            values[name] = converter(values[name], column, db)
-        if given:
-            values.update(given)
-        return instance_loaded(self.model, db.alias, values)
+        for position, column, converter in self.converters:
+            values[position] = converter(values[position], column, db)
+        return self.model.from_db(db.alias, self.names, values)
 
 
 def _sqlite_datetime(value: Any, expression: Any, db: BaseDatabaseWrapper) -> Any:
@@ -293,68 +268,193 @@ def messages_latest(*, session_id: UUID | str, limit: int) -> list[Message]:
     return newest_first
 
 
+# Message pages are bounded by count AND by bytes, so one response never carries the whole log.
+MESSAGE_PAGE_MAX_COUNT = 500
+MESSAGE_PAGE_DEFAULT_COUNT = 100
+# What a message's other fields (ids, seq, role, counts, dates) take in a JSON page, at most.
+MESSAGE_OVERHEAD_BYTES = 256
+
+
+def message_page_bytes() -> int:
+    """The byte budget of one page of messages (`settings.AGENTCHAT_MESSAGE_PAGE_BYTES`, read at call time)."""
+    return int(settings.AGENTCHAT_MESSAGE_PAGE_BYTES)
+
+
+def message_size_bytes(message: Message) -> int:
+    """What `message` counts against a page's byte budget: its content and parts in UTF-8, plus the overhead.
+
+    The measure the SQL of `messages_page` takes on the stored row: the parts as the database holds
+    their JSON text (SQLite: Django's `json.dumps`, non-ASCII escaped; PostgreSQL: jsonb's text, UTF-8).
+    """
+    vendor = connections[message._state.db or DEFAULT_DB_ALIAS].vendor
+    parts = json.dumps(message.parts, ensure_ascii=vendor != "postgresql")
+    return len(message.content.encode()) + len(parts.encode()) + MESSAGE_OVERHEAD_BYTES
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """Messages in seq order, and the `after_seq` of the next page (None when the log ends here)."""
+
+    messages: list[Message]
+    next_after_seq: int | None
+
+
+@dataclass(frozen=True)
+class _PageSql:
+    """The bounded tail read for one database vendor (strings only; see `_page_sql`)."""
+
+    select: str
+
+
+_PAGE_SQL: dict[str, _PageSql] = {}
+
+
+def _page_sql(db: BaseDatabaseWrapper) -> _PageSql:
+    """`seq > after` on the (session, seq) index, at most N rows, cut where the running size passes the budget.
+
+    The innermost SELECT reads at most N rows of the session's tail; a window sums their sizes in seq
+    order; a row is kept while the sum is within the budget, and the first row always (a message
+    larger than the whole budget is a page of its own).
+    """
+    built = _PAGE_SQL.get(db.vendor)
+    if built is not None:
+        return built
+    q = db.ops.quote_name
+    if db.vendor == "postgresql":
+        size = f"OCTET_LENGTH(m.{q('content')}) + COALESCE(OCTET_LENGTH(m.{q('parts')}::text), 0)"
+    else:
+        size = f"LENGTH(CAST(m.{q('content')} AS BLOB)) + COALESCE(LENGTH(CAST(m.{q('parts')} AS BLOB)), 0)"
+    columns_a = select_list(Message, "a", db)
+    built = _PAGE_SQL[db.vendor] = _PageSql(
+        select=(
+            f"SELECT {select_list(Message, 'b', db)} FROM ("  # noqa: S608  # nosec B608
+            f"SELECT {columns_a}, a.size, SUM(a.size) OVER (ORDER BY a.{q('seq')} ROWS UNBOUNDED PRECEDING) AS running"
+            f" FROM (SELECT {select_list(Message, 'm', db)}, {size} + {MESSAGE_OVERHEAD_BYTES} AS size"
+            f" FROM {q(Message._meta.db_table)} m WHERE m.{q('session_id')} = %s AND m.{q('seq')} > %s"
+            f" ORDER BY m.{q('seq')} LIMIT %s) a"
+            f") b WHERE b.running <= %s OR b.running = b.size ORDER BY b.{q('seq')}"
+        )
+    )
+    return built
+
+
+def _page_read(
+    cursor: Any, db: BaseDatabaseWrapper, pk: UUID, after_seq: int, last_seq: int, limit: int | None, budget: int | None
+) -> MessagePage:
+    count = min(limit or MESSAGE_PAGE_MAX_COUNT, MESSAGE_PAGE_MAX_COUNT)
+    budget = message_page_bytes() if budget is None else budget
+    session_param = AgentSession._meta.pk.get_db_prep_value(pk, db)
+    cursor.execute(_page_sql(db).select, [session_param, after_seq, count, budget])
+    reader = ModelColumns(Message, "b", db)
+    messages = [reader.build(row) for row in cursor.fetchall()]
+    end = messages[-1].seq if messages else after_seq
+    return MessagePage(messages=messages, next_after_seq=end if messages and end < last_seq else None)
+
+
+def messages_page(
+    *, session: AgentSession, after_seq: int = 0, limit: int | None = None, budget_bytes: int | None = None
+) -> MessagePage:
+    """One page of `session`'s messages with seq > `after_seq`, in seq order (one query).
+
+    At most `limit` (and never more than MESSAGE_PAGE_MAX_COUNT) messages, and no more than
+    `budget_bytes` (default `message_page_bytes()`) by `message_size_bytes`, except that the first
+    message is always returned, however large. `next_after_seq` continues where the page stopped.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        return _page_read(cursor, db, session.pk, after_seq, session.last_seq, limit, budget_bytes)
+
+
 @dataclass(frozen=True)
 class Restore:
-    """What a runtime needs to resume a session: its latest checkpoint and the messages after it."""
+    """What a runtime needs to resume a session: its latest checkpoint and the first page of messages after it.
+
+    `next_after_seq` is None when `messages` is the whole tail; otherwise the rest is read with
+    `messages_page(after_seq=next_after_seq)` (the API: the session's message list).
+    """
 
     session: AgentSession
     checkpoint: Checkpoint | None
     messages: list[Message]
+    next_after_seq: int | None
 
 
-def session_restore(*, session_id: UUID | str) -> Restore:
-    """The latest checkpoint plus only the messages after its `through_seq` (all of them without one).
+def session_restore(*, session_id: UUID | str, limit: int | None = None, budget_bytes: int | None = None) -> Restore:
+    """The latest checkpoint plus the first page (see `messages_page`) of the messages after its `through_seq`.
 
     Two queries whatever the session's length: the session joined to its route, provider and latest
-    checkpoint (an index seek), then `seq > through_seq` on the (session, seq) index, so older
-    messages are never read. Fixed SQL (see `ModelColumns`): restore runs on every turn.
+    checkpoint (an index seek), then one bounded page of `seq > through_seq` on the (session, seq)
+    index, so older messages are never read. Fixed SQL (see `ModelColumns`): restore runs on every turn.
     """
     pk = session_uuid(session_id)
-    db, plan = per_connection("session_restore", _RestorePlan)
+    db = connections[DEFAULT_DB_ALIAS]
+    head = _restore_head(db)
     with db.cursor() as cursor:
-        cursor.execute(plan.head_sql, [plan.session_pk.get_db_prep_value(pk, db)])
+        cursor.execute(head.sql, [AgentSession._meta.pk.get_db_prep_value(pk, db)])
         row = cursor.fetchone()
         if row is None:
             raise NotFoundError.for_field("session", f"no session {session_id}")
-        session, checkpoint = plan.head(row)
+        session, checkpoint = _RestoreHead(db).read(row)
         after_seq = checkpoint.through_seq if checkpoint is not None else 0
-        cursor.execute(plan.tail_sql, [plan.session_pk.get_db_prep_value(pk, db), after_seq])
-        given = {"session_id": session.pk}
-        messages = [plan.message.build(row, 0, given) for row in cursor.fetchall()]
-    return Restore(session=session, checkpoint=checkpoint, messages=messages)
+        page = _page_read(cursor, db, pk, after_seq, session.last_seq, limit, budget_bytes)
+    for message in page.messages:
+        _MESSAGE_SESSION.set_cached_value(message, session)
+    return Restore(session=session, checkpoint=checkpoint, messages=page.messages, next_after_seq=page.next_after_seq)
 
 
-class _RestorePlan:
-    """The two statements of `session_restore` for one connection, and how to read their rows."""
+_MESSAGE_SESSION = Message._meta.get_field("session")
+
+
+@dataclass(frozen=True)
+class _HeadSql:
+    sql: str
+
+
+_HEAD_SQL: dict[str, _HeadSql] = {}
+
+
+def _restore_head(db: BaseDatabaseWrapper) -> _HeadSql:
+    """The session joined to its route, provider and latest checkpoint, for one database vendor."""
+    built = _HEAD_SQL.get(db.vendor)
+    if built is not None:
+        return built
+    q = db.ops.quote_name
+    checkpoints = q(Checkpoint._meta.db_table)
+    columns = ", ".join(
+        select_list(model, alias, db)
+        for model, alias in ((AgentSession, "s"), (ModelRoute, "r"), (Provider, "p"), (Checkpoint, "c"))
+    )
+    # The latest checkpoint that folds history (see SUMMARY_CHECKPOINT_REASONS) is found by the
+    # correlated subquery: an index seek on (session, id), walking back past `run_end` marks.
+    summary_reasons = ", ".join(f"'{reason.value}'" for reason in SUMMARY_CHECKPOINT_REASONS)
+    built = _HEAD_SQL[db.vendor] = _HeadSql(
+        sql=(
+            f"SELECT {columns} FROM {q(AgentSession._meta.db_table)} s"  # noqa: S608  # nosec B608
+            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}"
+            f" INNER JOIN {q(Provider._meta.db_table)} p ON p.{q('id')} = r.{q('provider_id')}"
+            f" LEFT OUTER JOIN {checkpoints} c ON c.{q('id')} = (SELECT c2.{q('id')} FROM {checkpoints} c2"
+            f" WHERE c2.{q('session_id')} = s.{q('id')} AND c2.{q('reason')} IN ({summary_reasons})"
+            f" AND c2.{q('summary')} <> '' ORDER BY c2.{q('id')} DESC LIMIT 1)"
+            f" WHERE s.{q('id')} = %s"
+        )
+    )
+    return built
+
+
+class _RestoreHead:
+    """How to read the head row of `session_restore` on one connection (built per call)."""
+
+    session_route = AgentSession._meta.get_field("route")
+    route_provider = ModelRoute._meta.get_field("provider")
+    checkpoint_session = Checkpoint._meta.get_field("session")
 
     def __init__(self, db: BaseDatabaseWrapper) -> None:
-        self.session_pk = AgentSession._meta.pk
         self.session = ModelColumns(AgentSession, "s", db)
         self.route = ModelColumns(ModelRoute, "r", db)
         self.provider = ModelColumns(Provider, "p", db)
         self.checkpoint = ModelColumns(Checkpoint, "c", db)
-        self.message = ModelColumns(Message, "m", db, given=("session_id",))
-        self.session_route = AgentSession._meta.get_field("route")
-        self.route_provider = ModelRoute._meta.get_field("provider")
-        self.checkpoint_session = Checkpoint._meta.get_field("session")
-        q = db.ops.quote_name
-        checkpoints = q(Checkpoint._meta.db_table)
-        columns = (self.session, self.route, self.provider, self.checkpoint)
-        # The latest checkpoint is found by the correlated subquery (an index seek on session, id).
-        self.head_sql = (
-            f"SELECT {', '.join(c.sql for c in columns)} FROM {q(AgentSession._meta.db_table)} s"  # noqa: S608  # nosec B608
-            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}"
-            f" INNER JOIN {q(Provider._meta.db_table)} p ON p.{q('id')} = r.{q('provider_id')}"
-            f" LEFT OUTER JOIN {checkpoints} c ON c.{q('id')} = (SELECT c2.{q('id')} FROM {checkpoints} c2"
-            f" WHERE c2.{q('session_id')} = s.{q('id')} ORDER BY c2.{q('id')} DESC LIMIT 1)"
-            f" WHERE s.{q('id')} = %s"
-        )
-        self.tail_sql = (
-            f"SELECT {self.message.sql} FROM {q(Message._meta.db_table)} m"  # noqa: S608  # nosec B608
-            f" WHERE m.{q('session_id')} = %s AND m.{q('seq')} > %s ORDER BY m.{q('seq')}"
-        )
 
-    def head(self, row: Sequence[Any]) -> tuple[AgentSession, Checkpoint | None]:
+    def read(self, row: Sequence[Any]) -> tuple[AgentSession, Checkpoint | None]:
         """The session (route and provider attached, as `select_related` would) and its latest checkpoint."""
         at = 0
         session = self.session.build(row, at)

@@ -6,9 +6,9 @@ AND status = 'active' RETURNING last_seq`, then inserts the message with that se
 transaction. The UPDATE takes the session's row lock on PostgreSQL (on SQLite the connection's
 `BEGIN IMMEDIATE` already holds the database write lock), so concurrent writers queue and the log
 has no gap and no duplicate; the unique constraint on (session, seq) is the last line of defence.
-Appends run on every turn, so both statements are fixed SQL rather than ORM queries (see
-`core.conversation.selectors.ModelColumns`). Trace event indexes are allocated the same way from `Run.event_count`
-with the run row locked.
+Both statements are fixed SQL run on Django's cursor inside `transaction.atomic` (the ORM cannot
+say an UPDATE … RETURNING); the returned instance is built by `Message.from_db`. Trace event
+indexes are allocated the same way from `Run.event_count` with the run row locked.
 
 Run state machine (every run ends in exactly one terminal state; the trace records each move):
 
@@ -23,7 +23,6 @@ Once a run is terminal every further event, finish or cancel is refused (Conflic
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,8 +31,9 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -48,15 +48,7 @@ from core.conversation.contracts import (
     trace_payload_validate,
 )
 from core.conversation.models import TERMINAL_RUN_STATUSES
-from core.conversation.selectors import (
-    ModelColumns,
-    instance_loaded,
-    per_connection,
-    run_uuid,
-    session_get,
-    session_uuid,
-)
-from core.conversation.sqlite_write import SqliteWrite, Statements, qmark, sqlite_write_possible
+from core.conversation.selectors import run_uuid, session_get, session_uuid
 from core.conversation.workers import worker_alive
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import (
@@ -274,19 +266,16 @@ def message_append(
     pk = session_uuid(session_id)
     now = timezone.now()
 
-    db, plan = per_connection("message_append", _AppendPlan)
+    db = connections[DEFAULT_DB_ALIAS]
+    sql = _append_sql(db)
     # The conversions `Model.save()` ends in (the backend's adapters for the UUID, the datetime and
     # the JSON); the other values are validated str/int/bool/None, which the ORM passes as they are.
-    session_param = plan.sql.session_pk.get_db_prep_value(pk, db)
+    session_param = _SESSION_PK.get_db_prep_value(pk, db)
     now_param = db.ops.adapt_datetimefield_value(now)
-    row = [session_param, 0, role, content, db.ops.adapt_json_value(checked_parts, plan.sql.parts_encoder)]
+    row = [session_param, 0, role, content, db.ops.adapt_json_value(checked_parts, _PARTS_ENCODER)]
     row += [tokens, estimated, client_id, now_param]
-    if plan.direct is not None and sqlite_write_possible(db):
-        with SqliteWrite(db) as cursor:
-            written = _append_rows(cursor, plan.direct, session_id, row, client_id)
-    else:
-        with transaction.atomic(), db.cursor() as cursor:
-            written = _append_rows(cursor, plan.sql, session_id, row, client_id)
+    with transaction.atomic(using=db.alias), db.cursor() as cursor:
+        written = _append_rows(cursor, sql, pk, session_id, row, client_id)
     if isinstance(written, Message):
         if (written.role, written.content, written.parts) != (role, content, checked_parts):
             raise ConflictError.for_field(
@@ -296,23 +285,17 @@ def message_append(
             )
         return AppendResult(message=written, created=False)
     seq, message_id = written
-    values = {
-        "id": message_id,
-        "session_id": pk,
-        "seq": seq,
-        "role": role,
-        "content": content,
-        "parts": checked_parts,
-        "token_count": tokens,
-        "token_count_estimated": estimated,
-        "client_id": client_id,
-        "created": now,
-    }
-    return AppendResult(message=instance_loaded(Message, db.alias, values), created=True)
+    # Django builds the instance, as it does for a row it read (`_INSERT_FIELDS` order after the id).
+    message = Message.from_db(
+        db.alias,
+        _MESSAGE_ATTNAMES,
+        (message_id, pk, seq, role, content, checked_parts, tokens, estimated, client_id, now),
+    )
+    return AppendResult(message=message, created=True)
 
 
 def _append_rows(
-    cursor: Statements, sql: _AppendSql, session_id: UUID | str, row: list[Any], client_id: str | None
+    cursor: CursorWrapper, sql: _AppendSql, pk: UUID, session_id: UUID | str, row: list[Any], client_id: str | None
 ) -> Message | tuple[int, int]:
     """In the caller's transaction: the message stored under `client_id`, or the new row's (seq, id).
 
@@ -320,71 +303,33 @@ def _append_rows(
     """
     session_param, tokens, now_param = row[0], row[5], row[8]
     if client_id is not None:
-        existing = _append_retry(cursor, sql, session_id, session_param, client_id)
+        existing = _append_retry(pk, session_id, client_id)
         if existing is not None:
             return existing
-    row[1] = seq = _seq_next(cursor, sql, session_id, [tokens, now_param, session_param, sql.active])
-    cursor.execute(sql.insert_sql, row)
+    row[1] = seq = _seq_next(cursor, sql, session_id, [tokens, now_param, session_param, SessionStatus.ACTIVE.value])
+    cursor.execute(sql.insert, row)
     return seq, _returned(cursor)
 
 
+@dataclass(frozen=True)
 class _AppendSql:
-    """The statements of `message_append` for one connection (fixed SQL: see `ModelColumns`).
+    """The two statements of `message_append` on one kind of database (fixed SQL, strings only).
 
-    `advance_sql` allocates the seq and bumps the counters in ONE statement. On PostgreSQL it also
-    takes the session's row lock, so concurrent appenders queue behind it; on SQLite the
-    connection's BEGIN IMMEDIATE already holds the database write lock. Its `status` condition
-    makes an archived (or unknown) session update nothing, and the slow path then says why.
+    `advance` allocates the seq and bumps the counters in ONE statement (the ORM cannot return the
+    updated value). On PostgreSQL it also takes the session's row lock, so concurrent appenders
+    queue behind it; on SQLite the transaction's BEGIN IMMEDIATE already holds the database write
+    lock. Its `status` condition makes an archived (or unknown) session update nothing, and the
+    slow path then says why. `insert` writes the message and returns its id.
     """
 
-    def __init__(self, db: BaseDatabaseWrapper) -> None:
-        q = db.ops.quote_name
-        sessions = q(AgentSession._meta.db_table)
-        messages = q(Message._meta.db_table)
-        self.session_pk = AgentSession._meta.pk
-        self.active = SessionStatus.ACTIVE.value
-        self.advance_sql = (
-            f"UPDATE {sessions} SET {q('last_seq')} = {q('last_seq')} + 1,"  # noqa: S608  # nosec B608
-            f" {q('message_count')} = {q('message_count')} + 1,"
-            f" {q('tokens_since_checkpoint')} = {q('tokens_since_checkpoint')} + %s, {q('updated')} = %s"
-            f" WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {q('last_seq')}"
-        )
-        # The lock the retry check needs on PostgreSQL (SQLite holds the write lock since BEGIN).
-        lock = f" {db.ops.for_update_sql()}" if db.features.has_select_for_update else ""
-        self.lock_sql = f"SELECT {q('id')} FROM {sessions} WHERE {q('id')} = %s{lock}"  # noqa: S608  # nosec B608
-        self.message = ModelColumns(Message, "m", db)
-        self.retry_sql = (
-            f"SELECT {self.message.sql} FROM {messages} m"  # noqa: S608  # nosec B608
-            f" WHERE m.{q('session_id')} = %s AND m.{q('client_id')} = %s"
-        )
-        self.parts_encoder = Message._meta.get_field("parts").encoder
-        fields = {field.name: field for field in Message._meta.concrete_fields if not field.primary_key}
-        if set(fields) != set(_INSERT_FIELDS):
-            # A field added to Message must be written (and returned) by message_append too.
-            raise ImproperlyConfigured(f"message_append writes {_INSERT_FIELDS}; Message has {tuple(fields)}")
-        columns = [str(fields[name].column) for name in _INSERT_FIELDS]
-        self.insert_sql = (
-            f"INSERT INTO {messages} ({', '.join(q(column) for column in columns)})"  # noqa: S608  # nosec B608
-            f" VALUES ({', '.join(['%s'] * len(columns))}) RETURNING {q('id')}"
-        )
-
-    def in_qmark_style(self) -> _AppendSql:
-        """These statements with sqlite3's own `?` placeholders, for `SqliteWrite`."""
-        direct = copy.copy(self)
-        direct.advance_sql = qmark(self.advance_sql)
-        direct.lock_sql = qmark(self.lock_sql)
-        direct.retry_sql = qmark(self.retry_sql)
-        direct.insert_sql = qmark(self.insert_sql)
-        return direct
+    advance: str
+    insert: str
 
 
-class _AppendPlan:
-    """`message_append`'s statements for Django's cursors and, on SQLite, for `SqliteWrite`."""
-
-    def __init__(self, db: BaseDatabaseWrapper) -> None:
-        self.sql = _AppendSql(db)
-        self.direct = self.sql.in_qmark_style() if db.vendor == "sqlite" else None
-
+# Per database vendor (a handful of strings; nothing here refers to a connection).
+_APPEND_SQL: dict[str, _AppendSql] = {}
+_SESSION_PK = AgentSession._meta.pk
+_PARTS_ENCODER = Message._meta.get_field("parts").encoder
 
 _INSERT_FIELDS = (
     "session",
@@ -397,9 +342,38 @@ _INSERT_FIELDS = (
     "client_id",
     "created",
 )
+_MESSAGE_ATTNAMES = [field.attname for field in Message._meta.concrete_fields]
 
 
-def _returned(cursor: Statements) -> int:
+def _append_sql(db: BaseDatabaseWrapper) -> _AppendSql:
+    """`message_append`'s statements in `db`'s dialect, built once per vendor."""
+    built = _APPEND_SQL.get(db.vendor)
+    if built is not None:
+        return built
+    q = db.ops.quote_name
+    sessions = q(AgentSession._meta.db_table)
+    messages = q(Message._meta.db_table)
+    fields = {field.name: field for field in Message._meta.concrete_fields if not field.primary_key}
+    if set(fields) != set(_INSERT_FIELDS) or _MESSAGE_ATTNAMES[1:] != [fields[name].attname for name in _INSERT_FIELDS]:
+        # A field added to Message must be written (and returned) by message_append too.
+        raise ImproperlyConfigured(f"message_append writes {_INSERT_FIELDS}; Message has {tuple(fields)}")
+    columns = [str(fields[name].column) for name in _INSERT_FIELDS]
+    built = _APPEND_SQL[db.vendor] = _AppendSql(
+        advance=(
+            f"UPDATE {sessions} SET {q('last_seq')} = {q('last_seq')} + 1,"  # noqa: S608  # nosec B608
+            f" {q('message_count')} = {q('message_count')} + 1,"
+            f" {q('tokens_since_checkpoint')} = {q('tokens_since_checkpoint')} + %s, {q('updated')} = %s"
+            f" WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {q('last_seq')}"
+        ),
+        insert=(
+            f"INSERT INTO {messages} ({', '.join(q(column) for column in columns)})"  # noqa: S608  # nosec B608
+            f" VALUES ({', '.join(['%s'] * len(columns))}) RETURNING {q('id')}"
+        ),
+    )
+    return built
+
+
+def _returned(cursor: CursorWrapper) -> int:
     """The single value a `RETURNING` statement gave back."""
     row = cursor.fetchone()
     if row is None:
@@ -407,27 +381,22 @@ def _returned(cursor: Statements) -> int:
     return int(row[0])
 
 
-def _append_retry(
-    cursor: Statements, plan: _AppendSql, session_id: UUID | str, session_param: Any, client_id: str
-) -> Message | None:
+def _append_retry(pk: UUID, session_id: UUID | str, client_id: str) -> Message | None:
     """The message already stored under `client_id` (read under the session's lock), or None."""
-    cursor.execute(plan.lock_sql, [session_param])
-    if cursor.fetchone() is None:
+    if not AgentSession.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True):
         raise NotFoundError.for_field("session", f"no session {session_id}")
-    cursor.execute(plan.retry_sql, [session_param, client_id])
-    row = cursor.fetchone()
-    return plan.message.build(row) if row is not None else None
+    return Message.objects.filter(session_id=pk, client_id=client_id).first()
 
 
-def _seq_next(cursor: Statements, plan: _AppendSql, session_id: UUID | str, params: list[Any]) -> int:
+def _seq_next(cursor: CursorWrapper, sql: _AppendSql, session_id: UUID | str, params: list[Any]) -> int:
     """Allocate the session's next seq and bump its counters; 404/409 when it is unknown/archived."""
-    cursor.execute(plan.advance_sql, params)
+    cursor.execute(sql.advance, params)
     row = cursor.fetchone()
     if row is None:
         # Nothing updated: say why (unknown, archived); if the session became active meanwhile,
         # the locked read below waited for that change, so the second UPDATE matches.
         _refuse_archived(_session_locked(session_id))
-        cursor.execute(plan.advance_sql, params)
+        cursor.execute(sql.advance, params)
         row = cursor.fetchone()
         if row is None:
             raise ConflictError.for_field("session", "changed while the message was appended; retry")

@@ -185,7 +185,7 @@ def test_unknown_or_malformed_session_ids_are_404(api: APIClient, replay_route: 
 
 def test_delete_session_removes_everything(api: APIClient, chat_session: AgentSession) -> None:
     _fill(chat_session, 3)
-    checkpoint_create(session_id=chat_session.id, through_seq=2, reason="manual")
+    checkpoint_create(session_id=chat_session.id, through_seq=2, reason="manual", summary="So far")
     run = run_create(session_id=chat_session.id, status="running")
     run_event_append(run_id=run.id, event_type="run_finished", payload={"status": "completed"})
 
@@ -372,7 +372,8 @@ def test_checkpoints_create_list_and_restore(api: APIClient, chat_session: Agent
     assert [c["through_seq"] for c in api.get(url).json()["results"]] == [4, 2]
 
     restored = api.get(f"/api/sessions/{chat_session.id}/restore/").json()
-    assert set(restored) == {"checkpoint", "messages"}
+    assert set(restored) == {"checkpoint", "messages", "next"}
+    assert restored["next"] is None
     assert restored["checkpoint"] == body
     assert [m["seq"] for m in restored["messages"]] == [5, 6]
 
@@ -594,7 +595,7 @@ def test_list_endpoints_run_a_constant_number_of_queries(
     session = sessions[0]
     _fill(session, rows)
     for through in range(1, rows + 1):
-        checkpoint_create(session_id=session.id, through_seq=through, reason="manual")
+        checkpoint_create(session_id=session.id, through_seq=through, reason="manual", summary="So far")
     runs = [run_create(session_id=session.id, status="running") for _ in range(rows)]
     for n in range(rows - 1):
         run_event_append(run_id=runs[0].id, event_type="text_delta", payload={"text": str(n)})

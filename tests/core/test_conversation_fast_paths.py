@@ -1,8 +1,9 @@
 """The fixed-SQL paths of the conversation store: message_append and session_restore.
 
-Both skip the ORM's query compilation (they run on every turn), so these tests hold them to what
-the ORM would have produced: the same rows, the same counters, and instances equal field by field
-to ones read back through `Model.objects`, on SQLite and PostgreSQL alike.
+Both run fixed SQL on Django's cursor (they run on every turn; the append's UPDATE … RETURNING is
+beyond the ORM), so these tests hold them to what the ORM would have produced: the same rows, the
+same counters, and instances equal field by field to ones read back through `Model.objects`, on
+SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def test_append_created_is_aware_utc_and_matches_the_stored_value(chat_session: 
 def test_append_runs_two_statements_in_one_transaction(
     chat_session: AgentSession, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
-    message_append(session_id=chat_session.id, role="user", content="warm up")  # builds the per-connection SQL
+    message_append(session_id=chat_session.id, role="user", content="warm up")
     # 1: SAVEPOINT (the service's transaction.atomic inside the test's transaction),
     # 2: UPDATE the session's counters … RETURNING the new last_seq (takes the row lock on PostgreSQL),
     # 3: INSERT the message … RETURNING its id, 4: RELEASE SAVEPOINT.
@@ -221,7 +222,7 @@ def _filled(session: AgentSession, count: int) -> None:
 
 def test_restore_reads_instances_equal_to_the_orm(chat_session: AgentSession) -> None:
     _filled(chat_session, 12)
-    checkpoint_create(session_id=chat_session.id, through_seq=4, reason="manual")
+    checkpoint_create(session_id=chat_session.id, through_seq=4, reason="manual", summary="So far")
     latest = checkpoint_create(
         session_id=chat_session.id, through_seq=7, reason="compaction", summary="so far ✎ ✓", state={"k": ["ü", 1]}
     )
@@ -244,7 +245,7 @@ def test_restore_runs_two_queries_and_reads_only_the_tail(
     chat_session: AgentSession, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     _filled(chat_session, 50)
-    checkpoint_create(session_id=chat_session.id, through_seq=45, reason="manual")
+    checkpoint_create(session_id=chat_session.id, through_seq=45, reason="manual", summary="So far")
     # 1: the session joined to its route, provider and latest checkpoint (a correlated index seek),
     # 2: the messages with seq > 45 on the (session, seq) index.
     with django_assert_num_queries(2) as captured:
@@ -271,11 +272,30 @@ def test_restore_without_checkpoint_returns_every_message(chat_session: AgentSes
 
 def test_restore_of_a_fully_checkpointed_session_has_no_messages(chat_session: AgentSession) -> None:
     _filled(chat_session, 4)
-    checkpoint_create(session_id=chat_session.id, through_seq=4, reason="run_end")
+    checkpoint_create(session_id=chat_session.id, through_seq=4, reason="compaction", summary="All four, summed up")
     restored = session_restore(session_id=chat_session.id)
     assert restored.checkpoint is not None
     assert restored.checkpoint.through_seq == 4
     assert restored.messages == []
+
+
+def test_restore_never_folds_history_behind_a_run_end_checkpoint(chat_session: AgentSession) -> None:
+    _filled(chat_session, 4)
+    checkpoint_create(session_id=chat_session.id, through_seq=2, reason="compaction", summary="The first two")
+    checkpoint_create(session_id=chat_session.id, through_seq=4, reason="run_end", summary="Context reached 80%")
+    checkpoint_create(session_id=chat_session.id, through_seq=4, reason="manual")  # no summary: a mark only
+    restored = session_restore(session_id=chat_session.id)
+    assert restored.checkpoint is not None
+    assert (restored.checkpoint.reason, restored.checkpoint.through_seq) == ("compaction", 2)
+    assert [m.seq for m in restored.messages] == [3, 4]
+
+
+def test_restore_with_only_a_run_end_checkpoint_returns_every_message(chat_session: AgentSession) -> None:
+    _filled(chat_session, 3)
+    checkpoint_create(session_id=chat_session.id, through_seq=3, reason="run_end", summary="Context reached 80%")
+    restored = session_restore(session_id=chat_session.id)
+    assert restored.checkpoint is None
+    assert [m.seq for m in restored.messages] == [1, 2, 3]
 
 
 def test_restore_of_an_empty_archived_session(chat_session: AgentSession) -> None:
@@ -294,7 +314,7 @@ def test_restore_of_unknown_session_is_not_found(replay_route: ModelRoute, sessi
 def test_restore_reads_only_its_own_session(replay_route: ModelRoute) -> None:
     mine, other = session_create(title="mine"), session_create(title="other")
     _filled(other, 5)
-    checkpoint_create(session_id=other.id, through_seq=2, reason="manual")
+    checkpoint_create(session_id=other.id, through_seq=2, reason="manual", summary="So far")
     _filled(mine, 2)
     restored = session_restore(session_id=mine.id)
     assert restored.checkpoint is None

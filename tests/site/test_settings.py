@@ -108,6 +108,7 @@ def run_check(**env: str) -> subprocess.CompletedProcess[str]:
         ("SQLITE_SYNCHRONOUS", "sometimes", "error: SQLITE_SYNCHRONOUS: 'SOMETIMES' is not one of NORMAL, FULL"),
         ("AGENTCHAT_TIMEZONE", "Mars/Olympus", "error: AGENTCHAT_TIMEZONE: 'Mars/Olympus' is not a known timezone"),
         ("AGENTCHAT_COMPACTION_THRESHOLD_PERCENT", "150", "error: AGENTCHAT_COMPACTION_THRESHOLD_PERCENT: 150 is out"),
+        ("AGENTCHAT_MESSAGE_PAGE_BYTES", "100", "error: AGENTCHAT_MESSAGE_PAGE_BYTES: 100 is out"),
     ],
 )
 def test_manage_py_stops_with_one_line(variable: str, value: str, line: str) -> None:

@@ -10,7 +10,12 @@ from typing import Any
 from rest_framework import serializers
 
 from core.api.serializers import PageQuerySerializer, StrictInputSerializer
-from core.conversation.selectors import context_fullness_percent, session_needs_compaction
+from core.conversation.selectors import (
+    MESSAGE_PAGE_DEFAULT_COUNT,
+    MESSAGE_PAGE_MAX_COUNT,
+    context_fullness_percent,
+    session_needs_compaction,
+)
 from core.models import (
     AgentSession,
     Checkpoint,
@@ -99,8 +104,22 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         read_only_fields = fields
 
 
-class MessageListQuerySerializer(PageQuerySerializer):
-    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0)
+class MessageListQuerySerializer(StrictInputSerializer):
+    after_seq = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_INT32, default=0, help_text="Read only messages with a greater seq"
+    )
+    page_size = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MESSAGE_PAGE_MAX_COUNT,
+        default=MESSAGE_PAGE_DEFAULT_COUNT,
+        help_text="At most this many messages (the page's byte budget may stop it sooner)",
+    )
+
+
+class MessagePageSerializer(serializers.Serializer[Any]):
+    next = serializers.URLField(allow_null=True, help_text="The next page (null at the end of the log)")
+    results = MessageSerializer(many=True)
 
 
 class MessageAppendSerializer(StrictInputSerializer):
@@ -145,7 +164,10 @@ class CheckpointCreateSerializer(StrictInputSerializer):
 
 class RestoreSerializer(serializers.Serializer[Any]):
     checkpoint = CheckpointSerializer(allow_null=True)
-    messages = MessageSerializer(many=True)
+    messages = MessageSerializer(many=True, help_text="The first page of the messages after the checkpoint")
+    next = serializers.URLField(
+        allow_null=True, help_text="The message list page that continues the tail (null when `messages` is all of it)"
+    )
 
 
 # --- Runs and traces ------------------------------------------------------------------------

@@ -7,12 +7,16 @@ Unknown or malformed ids are 404, invalid input 400 with field details, state co
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+from uuid import UUID
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from core.api.pagination import NewestFirstCursorPagination, SeqCursorPagination
 from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
@@ -21,6 +25,7 @@ from core.conversation.api.serializers import (
     CheckpointSerializer,
     MessageAppendSerializer,
     MessageListQuerySerializer,
+    MessagePageSerializer,
     MessageSerializer,
     RestoreSerializer,
     RunCancelSerializer,
@@ -39,7 +44,7 @@ from core.conversation.api.serializers import (
 )
 from core.conversation.selectors import (
     checkpoints_list,
-    messages_after,
+    messages_page,
     run_get,
     run_text,
     runs_list,
@@ -80,6 +85,15 @@ class EventIndexCursorPagination(SeqCursorPagination):
     """A run's events in index order."""
 
     ordering = ("index",)
+
+
+def _messages_next(request: Request, session_id: UUID, after_seq: int | None, page_size: int | None) -> str | None:
+    """The absolute URL of the message list page that starts after `after_seq` (None: nothing follows)."""
+    if after_seq is None:
+        return None
+    query = {"after_seq": after_seq} if page_size is None else {"after_seq": after_seq, "page_size": page_size}
+    path = reverse("session-messages", kwargs={"session_id": str(session_id)})
+    return request.build_absolute_uri(f"{path}?{urlencode(query)}")
 
 
 @extend_schema_view(
@@ -155,13 +169,18 @@ class SessionViewSet(PagedViewSet[AgentSession]):
         return Response(SessionSerializer(session_unarchive(session_id=pk)).data)
 
     @extend_schema(
-        summary="The latest checkpoint and only the messages after its through_seq",
+        summary=(
+            "The latest checkpoint and the first page of the messages after its through_seq "
+            "(`next` pages the rest of the tail)"
+        ),
         responses={200: RestoreSerializer, 404: ERRORS_404},
     )
     @action(detail=True, methods=["get"], pagination_class=None)
     def restore(self, request: Request, pk: str) -> Response:
         restored = session_restore(session_id=pk)
-        return Response(RestoreSerializer(restored).data)
+        body = RestoreSerializer(restored).data
+        body["next"] = _messages_next(request, restored.session.pk, restored.next_after_seq, None)
+        return Response(body)
 
 
 @extend_schema_view(
@@ -173,18 +192,27 @@ class SessionMessageViewSet(PagedViewSet[Message]):
 
     queryset = Message.objects.none()
     serializer_class = MessageSerializer
-    pagination_class = SeqCursorPagination
+    pagination_class = None
 
-    @list_schema(
-        "Messages in seq order (cursor pages; `after_seq` reads only the tail)",
-        MessageSerializer,
-        MessageListQuerySerializer,
-        not_found=ERRORS_404,
+    @extend_schema(
+        summary=(
+            "Messages in seq order, pages bounded by count and bytes (`after_seq` reads only the tail; "
+            "`next` continues)"
+        ),
+        parameters=[MessageListQuerySerializer],
+        responses={200: MessagePageSerializer, 400: INVALID_INPUT, 404: ERRORS_404},
     )
     def list(self, request: Request, session_id: str) -> Response:
         query = parsed_query(MessageListQuerySerializer, request)
         session = session_get(session_id=session_id)
-        return self.page(messages_after(session_id=session.pk, after_seq=query["after_seq"]), MessageSerializer)
+        page = messages_page(session=session, after_seq=query["after_seq"], limit=query["page_size"])
+        explicit_size = query["page_size"] if "page_size" in request.query_params else None
+        return Response(
+            {
+                "next": _messages_next(request, session.pk, page.next_after_seq, explicit_size),
+                "results": MessageSerializer(page.messages, many=True).data,
+            }
+        )
 
     @extend_schema(
         summary="Append a message (201); a retry with the same client_id returns the stored one (200)",

@@ -1,9 +1,9 @@
 """`message_append` outside any transaction: the path every real caller takes.
 
-On SQLite it runs on the sqlite3 connection itself (`core.conversation.sqlite_write.SqliteWrite`);
-on PostgreSQL, and inside an atomic block anywhere, through `transaction.atomic()`. These tests
-run without the test's own transaction, so they exercise that path: the same rows, the same
-errors, a rollback of everything on any failure, and statements Django's query log still counts.
+The append runs its statements on Django's cursor inside `transaction.atomic()`, which opens a
+transaction of its own there (BEGIN IMMEDIATE on SQLite). These tests run without the test's own
+transaction, so they exercise that path: the same rows, the same errors (Django's), a rollback of
+everything on any failure, and every statement in Django's query log and execute wrappers.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from django.test.utils import CaptureQueriesContext
 
 from core.conversation import services as conversation
 from core.conversation.services import message_append, session_archive
-from core.conversation.sqlite_write import qmark, sqlite_write_possible
 from core.errors import ConflictError, NotFoundError
 from core.models import AgentSession, Message
 
@@ -46,7 +45,6 @@ def _counters(session: AgentSession) -> tuple[int, int, int]:
 def test_outside_a_transaction_the_append_is_one_transaction_of_its_own(chat_session: AgentSession) -> None:
     assert connection.get_autocommit()
     assert not connection.in_atomic_block
-    assert sqlite_write_possible(connection) == (connection.vendor == "sqlite")
     message_append(session_id=chat_session.id, role="user", content="warm up")
     # 1: BEGIN (IMMEDIATE on SQLite: the write lock from the start), 2: UPDATE the counters
     # RETURNING the seq, 3: INSERT the message RETURNING its id, 4: COMMIT.
@@ -126,7 +124,7 @@ def test_any_exception_between_the_statements_rolls_everything_back(
 def test_inside_an_atomic_block_the_append_joins_it(chat_session: AgentSession) -> None:
     def give_up() -> None:
         with transaction.atomic():
-            assert not sqlite_write_possible(connection)
+            assert connection.in_atomic_block
             message_append(session_id=chat_session.id, role="user", content="kept?")
             raise RuntimeError("caller gave up")
 
@@ -142,7 +140,7 @@ def test_inside_an_atomic_block_the_append_joins_it(chat_session: AgentSession) 
 def test_with_autocommit_turned_off_the_append_stays_in_the_callers_transaction(chat_session: AgentSession) -> None:
     transaction.set_autocommit(False)
     try:
-        assert not sqlite_write_possible(connection)
+        assert not connection.get_autocommit()
         # The caller's transaction is open (its first write began it) when the append runs in it.
         AgentSession.objects.filter(pk=chat_session.pk).update(title="renamed")
         message_append(session_id=chat_session.id, role="user", content="not yet")
@@ -154,19 +152,33 @@ def test_with_autocommit_turned_off_the_append_stays_in_the_callers_transaction(
     assert AgentSession.objects.get(pk=chat_session.pk).title == chat_session.title
 
 
-def test_an_installed_execute_wrapper_sees_every_statement(chat_session: AgentSession) -> None:
-    seen: list[str] = []
+def test_every_statement_runs_on_djangos_cursor_inside_an_atomic_block(chat_session: AgentSession) -> None:
+    seen: list[tuple[str, bool]] = []
 
     def watch(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-        seen.append(sql.split()[0])
+        seen.append((sql.split()[0], context["connection"].in_atomic_block))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(watch):
-        assert not sqlite_write_possible(connection)
         message_append(session_id=chat_session.id, role="user", content="watched")
-    assert "UPDATE" in seen
-    assert "INSERT" in seen
-    assert Message.objects.get().content == "watched"
+        message_append(session_id=chat_session.id, role="user", content="keyed", client_id="k-1")
+        message_append(session_id=chat_session.id, role="user", content="keyed", client_id="k-1")
+    # An execute wrapper sees exactly the statements Django's cursor runs: all of them, each in the
+    # service's atomic block (the first: UPDATE, INSERT; the second: lock, lookup, UPDATE, INSERT;
+    # the retry: lock, lookup). On SQLite, Django's BEGIN IMMEDIATE opening each block passes too.
+    begins = [entry for entry in seen if entry[0] == "BEGIN"]
+    assert begins == ([("BEGIN", False)] * 3 if connection.vendor == "sqlite" else [])
+    assert [entry for entry in seen if entry[0] != "BEGIN"] == [
+        ("UPDATE", True),
+        ("INSERT", True),
+        ("SELECT", True),
+        ("SELECT", True),
+        ("UPDATE", True),
+        ("INSERT", True),
+        ("SELECT", True),
+        ("SELECT", True),
+    ]
+    assert list(Message.objects.order_by("seq").values_list("content", flat=True)) == ["watched", "keyed"]
 
 
 def test_statements_are_not_logged_when_django_logs_none(chat_session: AgentSession) -> None:
@@ -174,9 +186,3 @@ def test_statements_are_not_logged_when_django_logs_none(chat_session: AgentSess
     before = len(connection.queries_log)
     message_append(session_id=chat_session.id, role="user", content="quiet")
     assert len(connection.queries_log) == before
-
-
-def test_qmark_converts_placeholders_and_refuses_any_other_percent() -> None:
-    assert qmark("UPDATE t SET a = %s WHERE id = %s") == "UPDATE t SET a = ? WHERE id = ?"
-    with pytest.raises(ValueError, match="no '%' besides its placeholders"):
-        qmark("SELECT 1 WHERE name LIKE '50%%' AND id = %s")
