@@ -45,6 +45,7 @@ from core.config.contracts import (
     ToolConfig,
     kind_of,
 )
+from core.config.live_options import live_options_parse
 from core.config.models import McpTransport, ProviderKind
 from core.config.replay_options import replay_options_parse
 from core.config.secrets import find_secret, iter_strings, secret_message
@@ -434,6 +435,14 @@ def _provider_rules(record: ProviderConfig, location: str, problems: Problems, c
             # The replay adapter's own parser, so a file that loads is one the adapter can run.
             try:
                 replay_options_parse(record.options, field=at(location, "options"))
+            except InvalidInputError as exc:
+                for where, messages in exc.fields.items():
+                    for message in messages:
+                        problems.add(where, message)
+        elif record.kind in ProviderKind.values:
+            # The live adapters' own parser (max_retries, timeout_s, and api for the OpenAI kinds).
+            try:
+                live_options_parse(record.kind, record.options, field=at(location, "options"))
             except InvalidInputError as exc:
                 for where, messages in exc.fields.items():
                     for message in messages:

@@ -39,7 +39,7 @@ from core.conversation.events import (
     Usage,
 )
 from core.models import ProviderKind
-from runtime.providers.base import PromptMessage, ProviderAdapter
+from runtime.providers.base import PromptMessage, ProviderAdapter, ToolDefinition
 
 TOOL_COMMAND = re.compile(r"^/tool\s+([A-Za-z0-9_.-]+)\s*(.*)$", re.DOTALL)
 ERROR_COMMAND = re.compile(r"^/error\b\s*(.*)$", re.DOTALL)
@@ -54,7 +54,9 @@ class ReplayAdapter(ProviderAdapter):
     def validate(self) -> None:
         self.options = replay_options_parse(self.provider.options, field="options")
 
-    def stream(self, messages: Sequence[PromptMessage]) -> Iterator[RuntimeEvent]:
+    def stream(
+        self, messages: Sequence[PromptMessage], *, tools: Sequence[ToolDefinition] = ()
+    ) -> Iterator[RuntimeEvent]:
         self.ensure_ready()
         user_messages = [message for message in messages if message.role == "user"]
         if not user_messages:
