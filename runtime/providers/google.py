@@ -123,6 +123,7 @@ class GoogleAdapter(LiveAdapter):
         options: dict[str, Any] = {
             "timeout": int(self.options.timeout_s * 1000),
             "retry_options": types.HttpRetryOptions(attempts=self.options.max_retries + 1),
+            "api_version": "v1beta",  # the Gemini API's current surface (thinking, JSON Schema tools)
         }
         if segments and segments[-1] in API_VERSIONS:
             options["api_version"] = segments[-1]
