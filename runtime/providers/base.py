@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -124,5 +124,5 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def stream(
         self, messages: Sequence[PromptMessage], *, tools: Sequence[ToolDefinition] = ()
-    ) -> Iterator[RuntimeEvent]:
+    ) -> Generator[RuntimeEvent, None, None]:
         """Yield the events of one model turn answering `messages`, offering `tools` to the model."""

@@ -19,7 +19,7 @@ import json
 import os
 import re
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -188,7 +188,7 @@ class LiveAdapter(ProviderAdapter):
 
     def stream(
         self, messages: Sequence[PromptMessage], *, tools: Sequence[ToolDefinition] = ()
-    ) -> Iterator[RuntimeEvent]:
+    ) -> Generator[RuntimeEvent, None, None]:
         self.ensure_ready()
         key = self.api_key()
         started = False

@@ -23,7 +23,7 @@ Without a script, the rule set answers the latest user message:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from core.config.replay_options import USAGE_FIELDS, replay_options_parse
@@ -56,7 +56,7 @@ class ReplayAdapter(ProviderAdapter):
 
     def stream(
         self, messages: Sequence[PromptMessage], *, tools: Sequence[ToolDefinition] = ()
-    ) -> Iterator[RuntimeEvent]:
+    ) -> Generator[RuntimeEvent, None, None]:
         self.ensure_ready()
         user_messages = [message for message in messages if message.role == "user"]
         if not user_messages:

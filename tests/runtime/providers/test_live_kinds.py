@@ -122,16 +122,19 @@ def test_parallel_tool_calls(make_adapter: AdapterFactory, name: str) -> None:
     assert finish.reason == "tool_calls"
     body = server.requests[0].body
     if name == "anthropic":
-        assert body["tools"][0]["name"] == "get_weather" and body["tools"][0]["input_schema"]["required"] == ["city"]
+        assert body["tools"][0]["name"] == "get_weather"
+        assert body["tools"][0]["input_schema"]["required"] == ["city"]
         assert text_of(events) == "Checking both cities."
     elif name == "google":
         declaration = body["tools"][0]["functionDeclarations"][0]
         schema = (
             declaration.get("parametersJsonSchema") or declaration["parameters_json_schema"]
         )  # as the SDK spells it
-        assert declaration["name"] == "get_weather" and schema["required"] == ["city"]
+        assert declaration["name"] == "get_weather"
+        assert schema["required"] == ["city"]
     elif name == "openai_responses":
-        assert body["tools"][0]["name"] == "get_weather" and body["tools"][0]["type"] == "function"
+        assert body["tools"][0]["name"] == "get_weather"
+        assert body["tools"][0]["type"] == "function"
     else:
         assert body["tools"][0]["function"]["name"] == "get_weather"
 
@@ -163,8 +166,11 @@ def test_length_cut_off(make_adapter: AdapterFactory, name: str) -> None:
     assert text_of(events).startswith("Once upon")
     cut = [event for event in events if isinstance(event, ToolCall)]
     if name in ("anthropic", "openai_responses"):  # these recordings end inside a tool call's arguments
-        assert len(cut) == 1 and cut[0].arguments == {} and (cut[0].raw_arguments or "").startswith('{"city": "Pa')
-        assert cut[0].arguments_error is not None and "cut short" in cut[0].arguments_error
+        assert len(cut) == 1
+        assert cut[0].arguments == {}
+        assert (cut[0].raw_arguments or "").startswith('{"city": "Pa')
+        assert cut[0].arguments_error is not None
+        assert "cut short" in cut[0].arguments_error
     if name == "google":  # thoughts are outside the candidates count
         assert events[-1] == Usage(input_tokens=12, output_tokens=100, reasoning_tokens=96)
 
@@ -178,7 +184,8 @@ def test_connection_cut_mid_stream(make_adapter: AdapterFactory, name: str) -> N
     with ProviderServer(Reply.sse(f"{name}/text.sse", cut_after=cut)) as server:
         events = run(adapter(make_adapter, name, server))
     assert text_of(events) in ("Hello", "Hello from Ollama"[:5])
-    assert isinstance(events[-1], ErrorEvent) and events[-1].code == "stream_interrupted"
+    assert isinstance(events[-1], ErrorEvent)
+    assert events[-1].code == "stream_interrupted"
     assert "the text streamed so far is kept" in events[-1].message
 
 
@@ -186,7 +193,8 @@ def test_connection_cut_mid_stream(make_adapter: AdapterFactory, name: str) -> N
 def test_401_names_the_variable_and_never_the_key(make_adapter: AdapterFactory, name: str) -> None:
     with ProviderServer(Reply.error(401, error_body(name, 401, f"invalid key {SECRET}"))) as server:
         events = run(adapter(make_adapter, name, server))
-    assert len(events) == 1 and isinstance(events[0], ErrorEvent)
+    assert len(events) == 1
+    assert isinstance(events[0], ErrorEvent)
     assert events[0].code == "key_refused"
     assert f"the key in {KINDS[name][2]} was refused" in events[0].message
     assert SECRET not in events[0].message
@@ -207,9 +215,11 @@ def test_429_then_success(make_adapter: AdapterFactory, name: str) -> None:
 def test_500_fails_with_the_providers_message(make_adapter: AdapterFactory, name: str) -> None:
     with ProviderServer(Reply.error(500, error_body(name, 500, "internal trouble"))) as server:
         events = run(adapter(make_adapter, name, server))
-    assert len(events) == 1 and isinstance(events[0], ErrorEvent)
+    assert len(events) == 1
+    assert isinstance(events[0], ErrorEvent)
     assert events[0].code == "provider_unavailable"
-    assert "(HTTP 500)" in events[0].message and "internal trouble" in events[0].message
+    assert "(HTTP 500)" in events[0].message
+    assert "internal trouble" in events[0].message
     assert len(server.requests) == 1  # max_retries 0
 
 
@@ -217,7 +227,8 @@ def test_anthropic_error_event_mid_stream(make_adapter: AdapterFactory) -> None:
     with ProviderServer(Reply.sse("anthropic/overloaded.sse")) as server:
         events = run(adapter(make_adapter, "anthropic", server))
     assert text_of(events) == "Hel"
-    assert isinstance(events[-1], ErrorEvent) and "Overloaded" in events[-1].message
+    assert isinstance(events[-1], ErrorEvent)
+    assert "Overloaded" in events[-1].message
 
 
 @pytest.mark.parametrize("name", KINDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 KIND = ProviderKind.OPENAI_COMPATIBLE
 
 
-def text_of(events: list[object]) -> str:
+def text_of(events: Sequence[object]) -> str:
     return "".join(event.text for event in events if isinstance(event, TextDelta))
 
 
@@ -53,8 +54,10 @@ def test_parallel_tool_calls_assembled_and_a_cut_argument_kept_raw(make_adapter:
     calls = [event for event in events if isinstance(event, ToolCall)]
     assert calls[0] == ToolCall(id="call_weather_paris", name="get_weather", arguments={"city": "Paris"})
     assert calls[1] == ToolCall(id="call_weather_tokyo", name="get_weather", arguments={"city": "Tokyo"})
-    assert calls[2].arguments == {} and calls[2].raw_arguments == '{"zone": '
-    assert calls[2].arguments_error is not None and "not valid JSON" in calls[2].arguments_error
+    assert calls[2].arguments == {}
+    assert calls[2].raw_arguments == '{"zone": '
+    assert calls[2].arguments_error is not None
+    assert "not valid JSON" in calls[2].arguments_error
     assert Finish(reason="tool_calls", provider_reason="tool_calls") in events
     tools = server.requests[0].body["tools"]
     assert [tool["function"]["name"] for tool in tools] == ["get_weather", "get_time"]
@@ -90,7 +93,8 @@ def test_connection_cut_mid_stream(make_adapter: AdapterFactory) -> None:
     with ProviderServer(Reply.sse("openai_chat/text.sse", cut_after=3)) as server:
         events = run(make_adapter(KIND, server.url))
     assert text_of(events) == "Hello, world"
-    assert isinstance(events[-1], ErrorEvent) and events[-1].code == "stream_interrupted"
+    assert isinstance(events[-1], ErrorEvent)
+    assert events[-1].code == "stream_interrupted"
 
 
 def test_stream_ending_without_finish(make_adapter: AdapterFactory) -> None:
@@ -111,10 +115,12 @@ def test_401_names_the_variable_and_never_the_key(make_adapter: AdapterFactory) 
     }
     with ProviderServer(Reply.error(401, body)) as server:
         events = run(make_adapter(KIND, server.url, key_env="LOCAL_KEY"))
-    assert len(events) == 1 and isinstance(events[0], ErrorEvent)
+    assert len(events) == 1
+    assert isinstance(events[0], ErrorEvent)
     assert events[0].code == "key_refused"
     assert events[0].message.startswith("the key in LOCAL_KEY was refused by")
-    assert SECRET not in events[0].message and "[the key]" in events[0].message
+    assert SECRET not in events[0].message
+    assert "[the key]" in events[0].message
 
 
 def test_429_then_success_honours_retry_after(make_adapter: AdapterFactory) -> None:
@@ -172,4 +178,5 @@ def test_closing_a_slow_stream_closes_the_http_stream_within_a_second(make_adapt
         while server.disconnected_at is None and time.monotonic() < deadline:
             time.sleep(0.02)
     assert [event.text for event in seen] == ["word0 ", "word1 "]  # type: ignore[union-attr]
-    assert server.disconnected_at is not None and server.disconnected_at - closed < 1.0
+    assert server.disconnected_at is not None
+    assert server.disconnected_at - closed < 1.0
