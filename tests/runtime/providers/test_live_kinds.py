@@ -12,6 +12,7 @@ import pytest
 
 from core.conversation.events import ErrorEvent, Finish, Reasoning, RuntimeEvent, TextDelta, ToolCall, Usage
 from core.models import ProviderKind
+from runtime.providers import PromptMessage
 from tests.runtime.providers.conftest import SECRET, WEATHER, AdapterFactory, hello, run
 from tests.runtime.providers.servers import ProviderServer, Reply
 
@@ -244,3 +245,100 @@ def test_closing_a_slow_stream_closes_the_http_stream_within_a_second(make_adapt
     assert [event.text for event in seen if isinstance(event, TextDelta)] == ["word0 ", "word1 "]
     assert server.disconnected_at is not None
     assert server.disconnected_at - closed < 1.0
+
+
+# --- the prompt: tool calls and results of earlier steps, in each provider's format -------------
+
+HISTORY = [
+    PromptMessage(role="system", content="Be brief."),
+    PromptMessage(role="user", content="Weather in Paris?"),
+    PromptMessage(
+        role="assistant",
+        content="",
+        parts=({"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}},),
+    ),
+    PromptMessage(
+        role="tool", content="", parts=({"type": "tool_result", "tool_call_id": "call_1", "content": "sunny"},)
+    ),
+]
+
+
+@pytest.mark.parametrize("name", [*KINDS, "openai_chat"])
+def test_tool_calls_and_results_are_sent_in_the_providers_format(make_adapter: AdapterFactory, name: str) -> None:
+    recording = "openai_chat" if name == "openai_chat" else name
+    with ProviderServer(Reply.sse(f"{recording}/text.sse")) as server:
+        if name == "openai_chat":
+            made = make_adapter(ProviderKind.OPENAI_COMPATIBLE, server.url)
+        else:
+            made = adapter(make_adapter, name, server)
+        list(made.stream(HISTORY, tools=[WEATHER]))
+    body = server.requests[0].body
+    if name in ("openai_chat", "ollama"):
+        assert body["messages"][1:] == [
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        ]
+    elif name == "openai_responses":
+        assert body["input"] == [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        ]
+    elif name == "anthropic":
+        assert body["messages"] == [
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "sunny", "is_error": False}],
+            },
+        ]
+    else:
+        assert body["contents"] == [
+            {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+            {
+                "role": "model",
+                "parts": [{"functionCall": {"id": "call_1", "name": "get_weather", "args": {"city": "Paris"}}}],
+            },
+            {
+                "role": "user",
+                "parts": [
+                    {"functionResponse": {"id": "call_1", "name": "get_weather", "response": {"output": "sunny"}}}
+                ],
+            },
+        ]
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_unknown_model_is_named(make_adapter: AdapterFactory, name: str) -> None:
+    with ProviderServer(Reply.error(404, error_body(name, 404, "model 'm-1' not found"))) as server:
+        events = run(adapter(make_adapter, name, server))
+    assert len(events) == 1
+    assert isinstance(events[0], ErrorEvent)
+    assert events[0].code == "model_not_found"
+    assert "does not know model 'm-1'" in events[0].message
+    assert "check the route's model_id" in events[0].message
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_a_silent_provider_times_out(make_adapter: AdapterFactory, name: str) -> None:
+    with ProviderServer(Reply.sse(f"{name}/text.sse", event_delay_s=1.6)) as server:
+        events = run(adapter(make_adapter, name, server, timeout_s=1))
+    assert isinstance(events[-1], ErrorEvent)
+    assert events[-1].code == "timeout"
+    assert "did not answer within 1 s" in events[-1].message
+    assert not any(isinstance(event, Finish) for event in events)
