@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 
@@ -180,3 +181,38 @@ def test_closing_a_slow_stream_closes_the_http_stream_within_a_second(make_adapt
     assert [event.text for event in seen] == ["word0 ", "word1 "]  # type: ignore[union-attr]
     assert server.disconnected_at is not None
     assert server.disconnected_at - closed < 1.0
+
+
+def test_an_error_inside_the_stream_fails_with_the_providers_message(make_adapter: AdapterFactory) -> None:
+    head = b"\n\n".join(Reply.sse("openai_chat/text.sse").body.split(b"\n\n", 2)[:2]) + b"\n\n"
+    body = head + b'data: {"error": {"message": "The model is overloaded", "type": "server_error"}}\n\n'
+    with ProviderServer(Reply(body=body)) as server:
+        events = run(make_adapter(KIND, server.url))
+    assert text_of(events) == "Hello"
+    last = events[-1]
+    assert isinstance(last, ErrorEvent)
+    assert "The model is overloaded" in last.message
+
+
+def test_responses_failed_with_context_length_is_named(make_adapter: AdapterFactory) -> None:
+    failed = {
+        "type": "response.failed",
+        "sequence_number": 1,
+        "response": {
+            "id": "resp_1",
+            "object": "response",
+            "created_at": 1,
+            "status": "failed",
+            "model": "gpt-5-mini",
+            "output": [],
+            "error": {"code": "context_length_exceeded", "message": "Your input exceeds the context window."},
+            "usage": None,
+        },
+    }
+    body = b"event: response.failed\ndata: " + json.dumps(failed).encode() + b"\n\n"
+    with ProviderServer(Reply(body=body)) as server:
+        events = run(make_adapter(ProviderKind.OPENAI, server.url + "/v1", key_env="OPENAI_API_KEY"))
+    assert len(events) == 1
+    assert isinstance(events[0], ErrorEvent)
+    assert events[0].code == "context_length_exceeded"
+    assert "compact the session" in events[0].message
