@@ -70,7 +70,14 @@ def anthropic_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]
             )
             continue
         if message.role == "assistant":
-            blocks: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
+            # Thinking blocks first, exactly as they came (their signatures are checked by Anthropic).
+            blocks: list[dict[str, Any]] = [
+                dict(state["block"])
+                for state in message.reasoning
+                if state.get("provider") == "anthropic" and isinstance(state.get("block"), dict)
+            ]
+            if message.content:
+                blocks.append({"type": "text", "text": message.content})
             blocks += [
                 {"type": "tool_use", "id": part["id"], "name": wire_name(part["name"]), "input": part["arguments"]}
                 for part in message.parts

@@ -52,6 +52,10 @@ class PromptMessage:
     role: str
     content: str
     parts: Sequence[MessagePart] = ()
+    # On an assistant message: the `state` of each `Reasoning` event the model streamed with it, to
+    # send back unchanged (Anthropic thinking blocks, Gemini thought signatures, Responses reasoning
+    # items); a provider refuses a tool loop with thinking enabled without it. Others ignore it.
+    reasoning: Sequence[dict[str, Any]] = ()
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,23 @@ def gemini_contents(messages: Sequence[PromptMessage]) -> list[types.Content]:
                 for part in message.parts
                 if part["type"] == "tool_call"
             ]
+        _attach_signatures(parts, message.reasoning)
         if parts:
             contents.append(types.Content(role="model" if message.role == "assistant" else "user", parts=parts))
     return contents
+
+
+def _attach_signatures(parts: list[types.Part], reasoning: Sequence[dict[str, Any]]) -> None:
+    """Put each thought signature back on the part it came with: its function call, else the first part."""
+    for state in reasoning:
+        signature = state.get("thought_signature")
+        if state.get("provider") != "google" or not isinstance(signature, str) or not parts:
+            continue
+        target = next(
+            (part for part in parts if part.function_call is not None and part.function_call.id == state.get("call")),
+            parts[0],
+        )
+        target.thought_signature = base64.b64decode(signature)
 
 
 def gemini_usage(meta: Any) -> Usage:
@@ -192,16 +206,17 @@ class GoogleAdapter(LiveAdapter):
                             elif part.function_call is not None:
                                 calls += 1
                                 call = part.function_call
+                                call_id = call.id or f"call_{uuid.uuid4().hex[:12]}"
                                 tool = names.get(call.name or "")
                                 yield ToolCall(
-                                    id=call.id or f"call_{uuid.uuid4().hex[:12]}",
+                                    id=call_id,
                                     name=tool.name if tool else (call.name or ""),
                                     arguments=dict(call.args or {}),
                                 )
                                 if signature:
                                     yield Reasoning(
                                         text="",
-                                        state={"provider": "google", "thought_signature": signature, "call": call.id},
+                                        state={"provider": "google", "thought_signature": signature, "call": call_id},
                                     )
                             elif part.text:
                                 yield TextDelta(text=part.text)

@@ -50,6 +50,13 @@ def responses_input(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
             )
             continue
         role = "assistant" if message.role == "assistant" else "user"
+        if message.role == "assistant":
+            # The reasoning items, unchanged (id, summary, encrypted_content), before what followed them.
+            items.extend(
+                dict(state["item"])
+                for state in message.reasoning
+                if state.get("provider") == "openai_responses" and isinstance(state.get("item"), dict)
+            )
         if message.content:
             items.append({"role": role, "content": message.content})
         if message.role == "assistant":

@@ -342,3 +342,37 @@ def test_a_silent_provider_times_out(make_adapter: AdapterFactory, name: str) ->
     assert events[-1].code == "timeout"
     assert "did not answer within 1 s" in events[-1].message
     assert not any(isinstance(event, Finish) for event in events)
+
+
+@pytest.mark.parametrize("name", ["anthropic", "google", "openai_responses"])
+def test_reasoning_state_goes_back_unchanged_on_the_next_request(make_adapter: AdapterFactory, name: str) -> None:
+    recording = "tools.sse" if name == "google" else "text.sse"  # Gemini's signature rides on the call
+    with ProviderServer(Reply.sse(f"{name}/{recording}"), Reply.sse(f"{name}/text.sse")) as server:
+        made = adapter(make_adapter, name, server)
+        first = list(made.stream(hello(), tools=[WEATHER]))
+        states = [event.state for event in first if isinstance(event, Reasoning) and len(event.state) > 1]
+        assert states
+        calls = [event for event in first if isinstance(event, ToolCall)]
+        parts: tuple[Any, ...] = tuple(
+            {"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.arguments} for call in calls
+        )
+        assistant = PromptMessage(role="assistant", content=text_of(first), parts=parts, reasoning=tuple(states))
+        list(made.stream([*hello(), assistant, PromptMessage(role="user", content="and?")], tools=[WEATHER]))
+    body = server.requests[1].body
+    if name == "anthropic":
+        sent = body["messages"][1]["content"][0]
+        assert sent == {
+            "type": "thinking",
+            "thinking": "The user greets me; reply in kind.",
+            "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds",
+        }
+    elif name == "openai_responses":
+        item = body["input"][1]
+        assert item["type"] == "reasoning"
+        assert item["id"] == "rs_67ccd2bf17f0819081ff3bb2cf6508e6"
+        assert item["encrypted_content"] == "gAAAAABoR3Yx-opaque-encrypted-reasoning=="
+    else:
+        model_parts = body["contents"][1]["parts"]
+        assert model_parts[0]["functionCall"]["args"] == {"city": "Paris"}
+        assert model_parts[0]["thoughtSignature"] == "Q2lZQjBlMmtCOTRl"
+        assert "thoughtSignature" not in model_parts[1]
