@@ -148,8 +148,9 @@ class _Stream:
             self.usage = event
         elif isinstance(event, Finish):
             self.finish = event
-        else:
+        elif isinstance(event, ErrorEvent):
             self.error = event
+        # A Reasoning event is kept in the trace only (it is never reply text).
         if self.on_event is not None:
             self.on_event(event)
 

@@ -46,6 +46,7 @@ from core.config.contracts import (
     kind_of,
 )
 from core.config.env_rules import env_name_refusal
+from core.config.live_options import live_options_parse
 from core.config.models import McpTransport, ProviderKind
 from core.config.network_rules import url_host_refusal
 from core.config.replay_options import replay_options_parse
@@ -440,6 +441,14 @@ def _provider_rules(record: ProviderConfig, location: str, problems: Problems, c
             # The replay adapter's own parser, so a file that loads is one the adapter can run.
             try:
                 replay_options_parse(record.options, field=at(location, "options"))
+            except InvalidInputError as exc:
+                for where, messages in exc.fields.items():
+                    for message in messages:
+                        problems.add(where, message)
+        elif record.kind in ProviderKind.values:
+            # The live adapters' own parser (max_retries, timeout_s, and api for the OpenAI kinds).
+            try:
+                live_options_parse(record.kind, record.options, field=at(location, "options"))
             except InvalidInputError as exc:
                 for where, messages in exc.fields.items():
                     for message in messages:

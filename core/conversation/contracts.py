@@ -111,9 +111,13 @@ def estimate_tokens(text: str, parts: list[MessagePart] | None = None) -> int:
 #   the run answers, and the process running it (host name, pid, and its start as `boot_id:ticks`),
 #   so a retry finds the run and recovery can leave a run whose process is alive alone.
 # - `text_delta`: `{"text": str}` — a piece of the streamed reply; the trace text is their concatenation.
-# - `tool_call`: `{"id", "name", "arguments": {...}}`
+# - `reasoning`: `{"text": str, "state"?: {...}}` — the model's thinking (never reply text) and the
+#   provider's opaque reasoning state, kept unchanged.
+# - `tool_call`: `{"id", "name", "arguments": {...}, "raw_arguments"?: str, "arguments_error"?: str}`
+#   (the last two when the streamed arguments were cut short or invalid)
 # - `tool_result`: `{"tool_call_id", "content": str, "is_error"?: bool}`
 # - `usage`: `{"input_tokens", "output_tokens", "cached_input_tokens"?, "reasoning_tokens"?}` (integers ≥ 0)
+# - `finish`: `{"reason", "provider_reason"?: str, "refusal"?: str}`
 # - `error`: `{"message": str, "code"?: str}`
 # - `run_finished`: `{"status": "completed" | "failed" | "cancelled" | "interrupted"}`
 
@@ -136,10 +140,23 @@ class TextDeltaPayload(TypedDict):
     text: str
 
 
+class ReasoningPayload(TypedDict):
+    text: str
+    state: NotRequired[dict[str, Any]]
+
+
 class ToolCallPayload(TypedDict):
     id: str
     name: str
     arguments: dict[str, Any]
+    raw_arguments: NotRequired[str]
+    arguments_error: NotRequired[str]
+
+
+class FinishPayload(TypedDict):
+    reason: str
+    provider_reason: NotRequired[str]
+    refusal: NotRequired[str]
 
 
 class ToolResultPayload(TypedDict):
@@ -167,9 +184,11 @@ class RunFinishedPayload(TypedDict):
 TracePayload = (
     RunStartedPayload
     | TextDeltaPayload
+    | ReasoningPayload
     | ToolCallPayload
     | ToolResultPayload
     | UsagePayload
+    | FinishPayload
     | ErrorPayload
     | RunFinishedPayload
 )
@@ -182,13 +201,17 @@ _EVENT_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         {"message_seq": "count", "worker_host": "text", "worker_pid": "count", "worker_start": "text"},
     ),
     "text_delta": ({"text": "string"}, {}),
-    "tool_call": ({"id": "text", "name": "text", "arguments": "object"}, {}),
+    "reasoning": ({"text": "string"}, {"state": "object"}),
+    "tool_call": (
+        {"id": "text", "name": "text", "arguments": "object"},
+        {"raw_arguments": "string", "arguments_error": "text"},
+    ),
     "tool_result": ({"tool_call_id": "text", "content": "string"}, {"is_error": "boolean"}),
     "usage": (
         {"input_tokens": "count", "output_tokens": "count"},
         {"cached_input_tokens": "count", "reasoning_tokens": "count"},
     ),
-    "finish": ({"reason": "reason"}, {}),
+    "finish": ({"reason": "reason"}, {"provider_reason": "text", "refusal": "string"}),
     "error": ({"message": "text"}, {"code": "text"}),
     "run_finished": ({"status": "status"}, {}),
 }
@@ -243,7 +266,7 @@ def trace_payload_validate(event_type: str, payload: object, *, field: str = "pa
     if unknown:
         allowed = ", ".join([*required, *optional]) or "no keys"
         problems[field] = [f"unknown keys {', '.join(unknown)} for a {event_type} event; it takes {allowed}"]
-    for name in ("text", "content", "message"):
+    for name in ("text", "content", "message", "raw_arguments", "refusal"):
         value = payload.get(name)
         if isinstance(value, str) and len(value) > MAX_EVENT_TEXT_CHARS:
             problems[f"{field}.{name}"] = [f"has {len(value)} characters; at most {MAX_EVENT_TEXT_CHARS} are allowed"]

@@ -28,10 +28,18 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
+    # Set when the streamed arguments were cut short or are not a JSON object: `arguments` is then
+    # empty, `raw_arguments` keeps the text as the provider sent it and `arguments_error` says why.
+    raw_arguments: str | None = None
+    arguments_error: str | None = None
     type: Literal["tool_call"] = "tool_call"
 
     def payload(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+        payload: dict[str, Any] = {"id": self.id, "name": self.name, "arguments": self.arguments}
+        if self.arguments_error is not None:
+            payload["raw_arguments"] = self.raw_arguments or ""
+            payload["arguments_error"] = self.arguments_error
+        return payload
 
 
 @dataclass(frozen=True)
@@ -76,10 +84,19 @@ class Finish:
     `tool_calls` (it waits for tool results), `content_filter` (the provider withheld the rest)."""
 
     reason: FinishReason
+    # The provider's own word for it (e.g. `end_turn`, `MAX_TOKENS`, `refusal`), kept beside the mapped reason.
+    provider_reason: str = ""
+    # The model's refusal text, when it declined to answer (then `reason` is `content_filter`).
+    refusal: str = ""
     type: Literal["finish"] = "finish"
 
     def payload(self) -> dict[str, Any]:
-        return {"reason": self.reason}
+        payload: dict[str, Any] = {"reason": self.reason}
+        if self.provider_reason:
+            payload["provider_reason"] = self.provider_reason
+        if self.refusal:
+            payload["refusal"] = self.refusal
+        return payload
 
 
 @dataclass(frozen=True)
@@ -94,4 +111,25 @@ class ErrorEvent:
         return {"message": self.message, "code": self.code}
 
 
-RuntimeEvent = TextDelta | ToolCall | ToolResult | Usage | Finish | ErrorEvent
+@dataclass(frozen=True)
+class Reasoning:
+    """The model's reasoning (thinking) for this turn, never part of the reply text.
+
+    `state` keeps the provider's opaque reasoning data exactly as received (Anthropic thinking
+    signatures or redacted thinking, Gemini thought signatures, an OpenAI Responses reasoning item
+    with its encrypted content) under a `provider` key naming the wire protocol; a provider that
+    requires it back (a tool loop with thinking enabled) is sent it unchanged on the next request.
+    """
+
+    text: str
+    state: dict[str, Any] = field(default_factory=dict)
+    type: Literal["reasoning"] = "reasoning"
+
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": self.text}
+        if self.state:
+            payload["state"] = self.state
+        return payload
+
+
+RuntimeEvent = TextDelta | Reasoning | ToolCall | ToolResult | Usage | Finish | ErrorEvent

@@ -73,6 +73,7 @@ TERMINAL_RUN_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCEL
 class TraceEventType(models.TextChoices):
     RUN_STARTED = "run_started", "Run started"
     TEXT_DELTA = "text_delta", "Text delta"
+    REASONING = "reasoning", "Reasoning"
     TOOL_CALL = "tool_call", "Tool call"
     TOOL_RESULT = "tool_result", "Tool result"
     USAGE = "usage", "Usage"

@@ -9,13 +9,12 @@ from runtime.providers.base import (
     AdapterBlockedError,
     AdapterError,
     AdapterStatus,
-    LiveAdapter,
-    LiveCallsUnavailableError,
     PromptMessage,
     ProviderAdapter,
-    ProviderRequest,
+    ToolDefinition,
 )
 from runtime.providers.google import GoogleAdapter
+from runtime.providers.live import LiveAdapter
 from runtime.providers.ollama import OllamaAdapter
 from runtime.providers.openai_chat import OpenAIAdapter, OpenAICompatibleAdapter
 from runtime.providers.replay import ReplayAdapter
@@ -27,14 +26,13 @@ __all__ = [
     "AnthropicAdapter",
     "GoogleAdapter",
     "LiveAdapter",
-    "LiveCallsUnavailableError",
     "OllamaAdapter",
     "OpenAIAdapter",
     "OpenAICompatibleAdapter",
     "PromptMessage",
     "ProviderAdapter",
-    "ProviderRequest",
     "ReplayAdapter",
+    "ToolDefinition",
     "adapter_classes",
     "adapter_for",
 ]

@@ -1,27 +1,209 @@
-"""Anthropic's Messages protocol (`/v1/messages`)."""
+"""Anthropic's Messages protocol (`/v1/messages`), through the `anthropic` SDK.
+
+The raw stream events become runtime events: `text_delta` → `TextDelta`; a `tool_use` block whose
+`input_json_delta` pieces are assembled at `content_block_stop` → `ToolCall`; a `thinking` block
+(its `signature_delta` kept) or a `redacted_thinking` block (its opaque `data` kept) → `Reasoning`;
+`message_delta.stop_reason` → `Finish` (`end_turn`, `stop_sequence`, `pause_turn` → `stop`;
+`max_tokens`, `model_context_window_exceeded` → `length`; `tool_use` → `tool_calls`; `refusal` →
+`content_filter`); usage from `message_start` updated by `message_delta` → `Usage`, where input is
+`input_tokens + cache_read_input_tokens + cache_creation_input_tokens` (Anthropic reports the cache
+reads and writes outside `input_tokens`) and cached is the cache reads. A stream without
+`message_stop` is interrupted; an `error` event mid-stream (e.g. `overloaded_error`) is a failure.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import anthropic
+
+from core.conversation.events import Finish, FinishReason, Reasoning, RuntimeEvent, TextDelta, Usage
 from core.models import ProviderKind
-from runtime.providers.base import LiveAdapter, PromptMessage
+from runtime.providers.base import PromptMessage, ToolDefinition
+from runtime.providers.live import (
+    Failure,
+    LiveAdapter,
+    StreamInterruptedError,
+    finish_reason_map,
+    stainless_failure,
+    system_text,
+    tool_call_parse,
+    tool_parameters,
+    tool_wire_names,
+    wire_name,
+)
+
+ANTHROPIC_FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def anthropic_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
+    """The prompt as Messages turns: tool_use blocks on the assistant, tool_result blocks on the user."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        results = [part for part in message.parts if part["type"] == "tool_result"]
+        if results:
+            out.append(
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": part["tool_call_id"],
+                            "content": part["content"],
+                            "is_error": bool(part.get("is_error", False)),
+                        }
+                        for part in results
+                    ],
+                }
+            )
+            continue
+        if message.role == "assistant":
+            # Thinking blocks first, exactly as they came (their signatures are checked by Anthropic).
+            blocks: list[dict[str, Any]] = [
+                dict(state["block"])
+                for state in message.reasoning
+                if state.get("provider") == "anthropic" and isinstance(state.get("block"), dict)
+            ]
+            if message.content:
+                blocks.append({"type": "text", "text": message.content})
+            blocks += [
+                {"type": "tool_use", "id": part["id"], "name": wire_name(part["name"]), "input": part["arguments"]}
+                for part in message.parts
+                if part["type"] == "tool_call"
+            ]
+            if blocks:
+                out.append({"role": "assistant", "content": blocks})
+            continue
+        out.append({"role": "user", "content": message.content})
+    return out
+
+
+def anthropic_usage(counts: dict[str, int]) -> Usage:
+    cache_read = counts.get("cache_read_input_tokens", 0)
+    cache_write = counts.get("cache_creation_input_tokens", 0)
+    input_tokens = counts.get("input_tokens", 0) + cache_read + cache_write
+    # Anthropic does not report thinking tokens apart: they are inside output_tokens.
+    return Usage(
+        input_tokens=input_tokens, output_tokens=counts.get("output_tokens", 0), cached_input_tokens=cache_read
+    )
+
+
+def _count(counts: dict[str, int], usage: Any) -> None:
+    """Take every count `usage` reports (message_delta's are cumulative; a missing one keeps its value)."""
+    if usage is None:
+        return
+    for key in USAGE_KEYS:
+        value = getattr(usage, key, None)
+        if isinstance(value, int):
+            counts[key] = value
 
 
 class AnthropicAdapter(LiveAdapter):
     kind = ProviderKind.ANTHROPIC.value
     default_base_url = "https://api.anthropic.com"
+    label = "Anthropic"
 
-    def auth_headers(self) -> dict[str, str]:
-        return {"x-api-key": f"${{{self.provider.api_key_env}}}", "anthropic-version": "2023-06-01"}
+    def _failure(self, exc: Exception) -> Failure:
+        return stainless_failure(exc, anthropic)
 
-    def chat_path(self) -> str:
-        return "/v1/messages"
-
-    def chat_body(self, messages: Sequence[PromptMessage]) -> dict[str, Any]:
-        body = super().chat_body([message for message in messages if message.role != "system"])
-        system = "\n\n".join(message.content for message in messages if message.role == "system")
+    def _events(
+        self, messages: Sequence[PromptMessage], tools: Sequence[ToolDefinition], *, key: str
+    ) -> Iterator[RuntimeEvent]:
+        names = tool_wire_names(tools)
+        request: dict[str, Any] = {
+            "model": self.route.model_id,
+            "max_tokens": self.route.max_output_tokens,
+            "messages": anthropic_messages(messages),
+            "stream": True,
+        }
+        system = system_text(messages)
         if system:
-            body["system"] = system
-        return body
+            request["system"] = system
+        if names:
+            request["tools"] = [
+                {"name": name, "description": tool.description, "input_schema": tool_parameters(tool)}
+                for name, tool in names.items()
+            ]
+        blocks: dict[int, dict[str, Any]] = {}
+        counts: dict[str, int] = {}
+        provider_reason = ""
+        calls = 0
+        stopped = False
+        client = anthropic.Anthropic(
+            api_key=key,
+            base_url=self.base_url(),
+            max_retries=self.options.max_retries,
+            timeout=self.options.timeout_s,
+        )
+        with client, client.messages.create(**request) as stream:
+            for event in stream:
+                kind = event.type
+                if kind == "message_start":
+                    _count(counts, event.message.usage)
+                elif kind == "content_block_start":
+                    block = event.content_block
+                    slot: dict[str, Any] = {"type": block.type, "parts": []}
+                    if block.type == "tool_use":
+                        slot.update(id=block.id, name=block.name)
+                    elif block.type == "thinking":
+                        slot.update(parts=[block.thinking or ""], signature=block.signature or "")
+                    elif block.type == "redacted_thinking":
+                        slot.update(data=block.data)
+                    elif block.type == "text" and block.text:
+                        yield TextDelta(text=block.text)
+                    blocks[event.index] = slot
+                elif kind == "content_block_delta":
+                    delta = event.delta
+                    slot = blocks.setdefault(event.index, {"type": "unknown", "parts": []})
+                    if delta.type == "text_delta":
+                        yield TextDelta(text=delta.text)
+                    elif delta.type == "input_json_delta":
+                        slot["parts"].append(delta.partial_json)
+                    elif delta.type == "thinking_delta":
+                        slot["parts"].append(delta.thinking)
+                    elif delta.type == "signature_delta":
+                        slot["signature"] = slot.get("signature", "") + delta.signature
+                elif kind == "content_block_stop":
+                    slot = blocks.pop(event.index, {"type": "unknown", "parts": []})
+                    if slot["type"] == "tool_use":
+                        calls += 1
+                        tool = names.get(slot["name"])
+                        yield tool_call_parse(slot["id"], tool.name if tool else slot["name"], "".join(slot["parts"]))
+                    elif slot["type"] == "thinking":
+                        thinking = "".join(slot["parts"])
+                        block_state = {"type": "thinking", "thinking": thinking, "signature": slot.get("signature", "")}
+                        yield Reasoning(text=thinking, state={"provider": "anthropic", "block": block_state})
+                    elif slot["type"] == "redacted_thinking":
+                        block_state = {"type": "redacted_thinking", "data": slot.get("data", "")}
+                        yield Reasoning(text="", state={"provider": "anthropic", "block": block_state})
+                elif kind == "message_delta":
+                    provider_reason = event.delta.stop_reason or provider_reason
+                    _count(counts, event.usage)
+                elif kind == "message_stop":
+                    stopped = True
+        # A tool_use block still open when the stream ended was cut short (max_tokens).
+        for slot in blocks.values():
+            if slot["type"] == "tool_use":
+                calls += 1
+                tool = names.get(slot["name"])
+                name = tool.name if tool else slot["name"]
+                yield tool_call_parse(slot["id"], name, "".join(slot["parts"]) or "{", cut_short=True)
+        if not stopped or not provider_reason:
+            if counts:
+                yield anthropic_usage(counts)
+            raise StreamInterruptedError("no message_stop event arrived")
+        reason = finish_reason_map(provider_reason, ANTHROPIC_FINISH, tool_calls=calls > 0)
+        yield Finish(reason=reason, provider_reason=provider_reason)
+        yield anthropic_usage(counts)

@@ -6,26 +6,27 @@ and streams typed runtime events (`core.conversation.events`) for a list of prom
 This module holds the contract and the base every network provider shares; each wire protocol
 has its own module beside it, and `runtime.providers` picks one by provider kind.
 
-The live kinds (`openai`, `anthropic`, `google`, `ollama`, `openai_compatible`) are created and
-validated from config, and build the request they would send (without the key); sending it is not
-part of this phase, so `stream()` raises `LiveCallsUnavailableError`, and a blocked adapter raises
-`AdapterBlockedError` naming the missing variable. The offline `replay` kind streams for real
-(`runtime.providers.replay`).
+The live kinds (`openai`, `anthropic`, `google`, `ollama`, `openai_compatible`) stream through the
+providers' official SDKs (`LiveAdapter`): the key is read from the named variable at call time and
+handed to the SDK only; the SDK retries 429, 5xx, timeouts and dropped connections (bounded by the
+provider's `max_retries` and `timeout_s` options, `core.config.live_options`); every failure after
+that is streamed as an `ErrorEvent` whose code says what happened and whose text never holds the key.
+A blocked adapter raises `AdapterBlockedError` naming the missing variable. The offline `replay`
+kind streams deterministic replies (`runtime.providers.replay`).
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 from core.conversation.contracts import MessagePart
 from core.conversation.events import RuntimeEvent
 from core.errors import DomainError, InvalidInputError
-from core.models import ModelRoute, Provider
+from core.models import ModelRoute, Provider, ToolSpec
 
 CredentialState = Literal["present", "missing", "not_needed"]
 AdapterState = Literal["ready", "blocked", "disabled"]
@@ -44,12 +45,6 @@ class AdapterBlockedError(AdapterError):
     code = "adapter_blocked"
 
 
-class LiveCallsUnavailableError(AdapterError):
-    """Live provider calls are not part of this phase of Agent Chat."""
-
-    code = "live_calls_unavailable"
-
-
 @dataclass(frozen=True)
 class PromptMessage:
     """One message of the prompt the adapter answers."""
@@ -57,6 +52,10 @@ class PromptMessage:
     role: str
     content: str
     parts: Sequence[MessagePart] = ()
+    # On an assistant message: the `state` of each `Reasoning` event the model streamed with it, to
+    # send back unchanged (Anthropic thinking blocks, Gemini thought signatures, Responses reasoning
+    # items); a provider refuses a tool loop with thinking enabled without it. Others ignore it.
+    reasoning: Sequence[dict[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -66,13 +65,17 @@ class AdapterStatus:
 
 
 @dataclass(frozen=True)
-class ProviderRequest:
-    """What a live adapter would send: URL, headers (the key only as a named placeholder) and body."""
+class ToolDefinition:
+    """A tool the model may call: a name, what it does, and its arguments' JSON Schema (an object)."""
 
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: dict[str, Any] = field(default_factory=dict)
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    @classmethod
+    def from_spec(cls, spec: ToolSpec) -> ToolDefinition:
+        parameters = dict(spec.parameters) if spec.parameters else {"type": "object", "properties": {}}
+        return cls(name=spec.name, description=spec.description, parameters=parameters)
 
 
 class ProviderAdapter(ABC):
@@ -123,56 +126,7 @@ class ProviderAdapter(ABC):
             raise AdapterBlockedError(f"{status.state}: {'; '.join(status.reasons)}")
 
     @abstractmethod
-    def stream(self, messages: Sequence[PromptMessage]) -> Iterator[RuntimeEvent]:
-        """Yield the events of one model turn answering `messages`."""
-
-
-class LiveAdapter(ProviderAdapter):
-    """A network provider: validated and able to build its request; calls are not made in this phase."""
-
-    default_base_url: ClassVar[str] = ""
-
-    def validate(self) -> None:
-        super().validate()
-        base = self.base_url()
-        if not base:
-            raise InvalidInputError.for_field("base_url", f"the {self.kind} provider needs a base_url")
-        parts = urlsplit(base)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidInputError.for_field("base_url", f"{base!r} is not an http(s) URL")
-
-    def base_url(self) -> str:
-        return (self.provider.base_url or self.default_base_url).rstrip("/")
-
-    def auth_headers(self) -> dict[str, str]:
-        """Headers naming where the key goes; the value stays a `${VAR}` placeholder."""
-        if not self.provider.api_key_env:
-            return {}
-        return {"Authorization": f"Bearer ${{{self.provider.api_key_env}}}"}
-
-    def chat_body(self, messages: Sequence[PromptMessage]) -> dict[str, Any]:
-        return {
-            "model": self.route.model_id,
-            "max_tokens": self.route.max_output_tokens,
-            "stream": True,
-            "messages": [{"role": message.role, "content": message.content} for message in messages],
-        }
-
-    def chat_path(self) -> str:
-        return "/chat/completions"
-
-    def build_request(self, messages: Sequence[PromptMessage]) -> ProviderRequest:
-        """The HTTP request this adapter would send for `messages` (no secret inside)."""
-        return ProviderRequest(
-            method="POST",
-            url=self.base_url() + self.chat_path(),
-            headers={"Content-Type": "application/json", **self.auth_headers()},
-            body=self.chat_body(messages),
-        )
-
-    def stream(self, messages: Sequence[PromptMessage]) -> Iterator[RuntimeEvent]:
-        self.ensure_ready()
-        raise LiveCallsUnavailableError(
-            f"the {self.kind} adapter for route {self.route.alias!r} is configured, but live provider calls are "
-            "not part of this phase of Agent Chat; use a route on the replay provider"
-        )
+    def stream(
+        self, messages: Sequence[PromptMessage], *, tools: Sequence[ToolDefinition] = ()
+    ) -> Generator[RuntimeEvent, None, None]:
+        """Yield the events of one model turn answering `messages`, offering `tools` to the model."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from core.config.replay_options import USAGE_FIELDS, replay_options_parse
@@ -45,7 +45,7 @@ from core.conversation.events import (
     Usage,
 )
 from core.models import ProviderKind
-from runtime.providers.base import PromptMessage, ProviderAdapter
+from runtime.providers.base import PromptMessage, ProviderAdapter, ToolDefinition
 
 TOOL_COMMAND = re.compile(r"^/tool\s+([A-Za-z0-9_.-]+)\s*(.*)$", re.DOTALL)
 ERROR_COMMAND = re.compile(r"^/error\b\s*(.*)$", re.DOTALL)
@@ -61,7 +61,9 @@ class ReplayAdapter(ProviderAdapter):
     def validate(self) -> None:
         self.options = replay_options_parse(self.provider.options, field="options")
 
-    def stream(self, messages: Sequence[PromptMessage]) -> Iterator[RuntimeEvent]:
+    def stream(
+        self, messages: Sequence[PromptMessage], *, tools: Sequence[ToolDefinition] = ()
+    ) -> Generator[RuntimeEvent, None, None]:
         self.ensure_ready()
         self._chunk_index = 0
         user_messages = [message for message in messages if message.role == "user"]

@@ -1,4 +1,6 @@
-"""The provider adapter contract: credential status, blocked live kinds, and the replay provider."""
+"""The provider adapter contract: credential status, blocked live kinds, options, and the replay provider.
+
+The live kinds' streaming is proven against local servers in `tests/runtime/providers/`."""
 
 from __future__ import annotations
 
@@ -7,15 +9,17 @@ from typing import Any, get_args
 
 import pytest
 
+from core.config.live_options import live_options_parse
 from core.config.replay_options import replay_options_parse
-from core.conversation.contracts import FINISH_REASONS
-from core.conversation.events import ErrorEvent, Finish, FinishReason, TextDelta, ToolCall, ToolResult, Usage
+from core.config.validation import ConfigInvalidError, document_parse
+from core.conversation.contracts import FINISH_REASONS, trace_payload_validate
+from core.conversation.events import ErrorEvent, Finish, FinishReason, Reasoning, TextDelta, ToolCall, ToolResult, Usage
 from core.errors import InvalidInputError
 from core.models import ModelRoute, Provider, ProviderKind
 from runtime.providers import (
     AdapterBlockedError,
-    AnthropicAdapter,
-    LiveCallsUnavailableError,
+    OllamaAdapter,
+    OpenAIAdapter,
     PromptMessage,
     adapter_for,
 )
@@ -55,29 +59,35 @@ def test_live_adapter_blocked_when_key_unset(monkeypatch: pytest.MonkeyPatch) ->
         list(adapter.stream(prompt("hi")))
 
 
-def test_live_adapter_with_key_says_live_calls_are_not_in_this_phase(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_live_adapter_reads_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET_VALUE)
     adapter = adapter_for(make_route(ProviderKind.OPENAI, api_key_env="OPENAI_API_KEY"))
+    assert isinstance(adapter, OpenAIAdapter)
     assert adapter.credential_status() == "present"
     assert adapter.status().state == "ready"
-    with pytest.raises(LiveCallsUnavailableError) as caught:
-        list(adapter.stream(prompt("hi")))
-    assert "live provider calls are not part of this phase" in caught.value.message
-    request = adapter.build_request(prompt("hi"))  # type: ignore[attr-defined]
-    assert request.url == "https://api.openai.com/v1/chat/completions"
-    assert request.headers["Authorization"] == "Bearer ${OPENAI_API_KEY}"
-    assert SECRET_VALUE not in repr(request)
+    assert (adapter.options.api, adapter.options.max_retries, adapter.options.timeout_s) == ("responses", 2, 60.0)
+    assert adapter.base_url() == "https://api.openai.com/v1"
+    compatible = adapter_for(make_route(ProviderKind.OPENAI_COMPATIBLE, base_url="http://127.0.0.1:8080/v1"))
+    assert compatible.options.api == "chat_completions"  # type: ignore[attr-defined]
+    ollama = adapter_for(make_route(ProviderKind.OLLAMA, base_url="http://localhost:11434"))
+    assert isinstance(ollama, OllamaAdapter)
+    assert ollama.base_url() == "http://localhost:11434/v1"
 
 
-def test_anthropic_request_moves_system_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET_VALUE)
-    adapter = adapter_for(make_route(ProviderKind.ANTHROPIC, api_key_env="ANTHROPIC_API_KEY"))
-    assert isinstance(adapter, AnthropicAdapter)
-    request = adapter.build_request([PromptMessage(role="system", content="be brief"), *prompt("hi")])
-    assert request.url == "https://api.anthropic.com/v1/messages"
-    assert request.body["system"] == "be brief"
-    assert request.body["messages"] == [{"role": "user", "content": "hi"}]
-    assert request.headers["x-api-key"] == "${ANTHROPIC_API_KEY}"
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        (ProviderKind.OPENAI, {"api": "completions"}, "options.api: 'completions' is not an OpenAI wire protocol"),
+        (ProviderKind.ANTHROPIC, {"api": "responses"}, "options.api: only openai and openai_compatible providers"),
+        (ProviderKind.GOOGLE, {"max_retries": 11}, "options.max_retries: must be a whole number from 0 to 10"),
+        (ProviderKind.OPENAI, {"timeout_s": 0}, "options.timeout_s: must be a number of seconds from 1 to 600"),
+        (ProviderKind.OPENAI, {"max_retries": True}, "options.max_retries: must be a whole number"),
+    ],
+)
+def test_live_options_rejected_with_the_field_and_the_fix(kind: str, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        live_options_parse(kind, options)
+    assert str(caught.value).startswith(message)
 
 
 @pytest.mark.parametrize(
@@ -218,3 +228,31 @@ def test_replay_options_accept_the_pause_settings() -> None:
     assert (parsed.delay_ms, parsed.pause_at_chunk, parsed.pause_ms) == (0, 0, 600_000)
     default = replay_options_parse({})
     assert (default.delay_ms, default.pause_at_chunk, default.pause_ms) == (0, None, 0)
+
+
+def test_a_config_file_with_a_bad_live_option_names_the_field() -> None:
+    raw = {
+        "providers": [
+            {"name": "openai", "kind": "openai", "api_key_env": "OPENAI_API_KEY", "options": {"api": "legacy"}},
+            {"name": "claude", "kind": "anthropic", "api_key_env": "ANTHROPIC_API_KEY", "options": {"timeout_s": -1}},
+        ]
+    }
+    with pytest.raises(ConfigInvalidError) as caught:
+        document_parse(raw)
+    found = [f"{problem.location}: {problem.message}" for problem in caught.value.problems]
+    assert any(line.startswith("providers[0].options.api: 'legacy' is not an OpenAI wire protocol") for line in found)
+    assert any(line.startswith("providers[1].options.timeout_s: must be a number of seconds") for line in found)
+
+
+def test_the_new_event_payloads_pass_the_trace_contract() -> None:
+    reasoning = Reasoning(text="thinking", state={"provider": "anthropic", "block": {"signature": "sig"}})
+    cut = ToolCall(id="c1", name="f", raw_arguments='{"a": ', arguments_error="not valid JSON")
+    refused = Finish(reason="content_filter", provider_reason="refusal", refusal="no")
+    for event in (reasoning, cut, refused, Finish(reason="stop")):
+        assert dict(trace_payload_validate(event.type, event.payload())) == event.payload()
+    assert cut.payload()["raw_arguments"] == '{"a": '
+    assert Finish(reason="stop").payload() == {"reason": "stop"}
+    with pytest.raises(InvalidInputError, match=r"payload.state: must be an object"):
+        trace_payload_validate("reasoning", {"text": "x", "state": "opaque"})
+    with pytest.raises(InvalidInputError, match=r"payload.arguments_error: must be a non-empty string"):
+        trace_payload_validate("tool_call", {"id": "c", "name": "f", "arguments": {}, "arguments_error": ""})

@@ -29,6 +29,7 @@ from runtime.management.commands.chat import cost_display
 from runtime.turns import turn_run
 from telemetry.models import UsageAllTime, UsageBySession, UsageEvent
 from tests.procs import run_manage
+from tests.runtime.providers.servers import ProviderServer, Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -214,22 +215,39 @@ def test_blocked_route_refused_before_anything_is_written(monkeypatch: pytest.Mo
     assert not Run.objects.exists()
 
 
-def test_live_route_with_key_fails_run_with_clear_error(monkeypatch: pytest.MonkeyPatch, db: None) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-RECOGNISABLE-turns-000000")
-    provider = Provider.objects.create(name="openai", kind=ProviderKind.OPENAI, api_key_env="OPENAI_API_KEY")
-    ModelRoute.objects.create(
-        alias="gpt",
-        provider=provider,
-        model_id="gpt-x",
-        context_window_tokens=1000,
-        max_output_tokens=100,
-        price_input_per_mtok=Decimal("2.5"),
+def test_live_route_streams_a_turn_and_a_refused_key_fails_it_clearly(
+    monkeypatch: pytest.MonkeyPatch, db: None
+) -> None:
+    secret = "sk-test-RECOGNISABLE-turns-000000"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    refused = Reply.error(
+        401, {"error": {"message": f"Incorrect API key provided: {secret}", "code": "invalid_api_key"}}
     )
-    session = session_create(route_alias="gpt")
-    result = turn_run(session_id=session.pk, user_text="hi")
-    assert result.run.status == RunStatus.FAILED
-    assert "live provider calls are not part of this phase" in result.run.error
-    assert "sk-test-RECOGNISABLE" not in result.run.error
+    with ProviderServer(Reply.sse("openai_responses/text.sse"), refused) as server:
+        provider = Provider.objects.create(
+            name="openai",
+            kind=ProviderKind.OPENAI,
+            api_key_env="OPENAI_API_KEY",
+            base_url=server.url + "/v1",
+            options={"max_retries": 0},
+        )
+        ModelRoute.objects.create(
+            alias="gpt",
+            provider=provider,
+            model_id="gpt-x",
+            context_window_tokens=10_000,
+            max_output_tokens=100,
+            price_input_per_mtok=Decimal("2.5"),
+        )
+        session = session_create(route_alias="gpt")
+        result = turn_run(session_id=session.pk, user_text="hi")
+        assert result.run.status == RunStatus.COMPLETED
+        assert result.text == "Hello, world!"
+        assert result.usage is not None
+        failed = turn_run(session_id=session.pk, user_text="again")
+    assert failed.run.status == RunStatus.FAILED
+    assert "the key in OPENAI_API_KEY was refused" in failed.run.error
+    assert secret not in failed.run.error
 
 
 def test_turn_rejects_empty_text(chat_session: AgentSession) -> None:

@@ -1,0 +1,284 @@
+"""The base of the network providers: options, the key read at call time, tools, and failures.
+
+A `LiveAdapter` subclass implements `_events` with its provider's official SDK and `_failure` to
+turn that SDK's exceptions into a `Failure`; `stream` does the rest the same way for every kind:
+
+- the key is read from the provider's variable when the turn starts, handed to the SDK only, and
+  scrubbed from every error text (a provider that echoes it back cannot leak it);
+- 401/403 → `key_refused` naming the variable; 404 → `model_not_found` naming the model and the
+  provider; context length exceeded → `context_length_exceeded` with what to do; 429 →
+  `rate_limited`, 5xx → `provider_unavailable`, timeouts → `timeout`, no connection →
+  `provider_unreachable`, each after the SDK's bounded retries and with the provider's message;
+- a stream cut before its terminal event → `stream_interrupted` (the text already streamed stays
+  streamed); closing the generator closes the HTTP stream at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from abc import abstractmethod
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx2
+
+from core.config.live_options import LiveOptions, live_options_parse
+from core.conversation.events import (
+    ErrorEvent,
+    FinishReason,
+    Reasoning,
+    RuntimeEvent,
+    TextDelta,
+    ToolCall,
+)
+from core.errors import InvalidInputError
+from runtime.providers.base import PromptMessage, ProviderAdapter, ToolDefinition
+
+CONTEXT_LENGTH_MARKERS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "maximum context",
+    "prompt is too long",
+    "too many tokens",
+    "input token count",
+    "exceeds the maximum number of tokens",
+)
+MAX_PROVIDER_MESSAGE_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What went wrong, before it is worded: an HTTP status, or a timeout / connection problem."""
+
+    message: str
+    status: int | None = None
+    timeout: bool = False
+    connection: bool = False
+
+
+class StreamInterruptedError(Exception):
+    """The provider's stream ended before its terminal event."""
+
+
+def wire_name(name: str) -> str:
+    """`name` as a tool name every provider accepts (`^[a-zA-Z0-9_-]{1,64}$`)."""
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "tool"
+
+
+def tool_wire_names(tools: Sequence[ToolDefinition]) -> dict[str, ToolDefinition]:
+    """Each tool under a name every provider accepts (`^[a-zA-Z0-9_-]{1,64}$`), unique; maps back."""
+    names: dict[str, ToolDefinition] = {}
+    for tool in tools:
+        base = wire_name(tool.name)
+        name, n = base, 1
+        while name in names:
+            n += 1
+            suffix = f"_{n}"
+            name = base[: 64 - len(suffix)] + suffix
+        names[name] = tool
+    return names
+
+
+def tool_parameters(tool: ToolDefinition) -> dict[str, Any]:
+    """The tool's JSON Schema, always an object schema (what every provider requires)."""
+    schema = dict(tool.parameters)
+    if schema.get("type") != "object":
+        schema = {"type": "object", "properties": {"input": schema}} if schema else {"type": "object"}
+    schema.setdefault("properties", {})
+    return schema
+
+
+def tool_call_parse(call_id: str, name: str, raw: str, *, cut_short: bool = False) -> ToolCall:
+    """A tool call from its streamed argument text; invalid or cut-short text is kept raw, with why."""
+    text = raw.strip()
+    if not text:
+        return ToolCall(id=call_id, name=name, arguments={})
+    hint = " (the reply was cut short before the arguments ended)" if cut_short else ""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return ToolCall(
+            id=call_id, name=name, raw_arguments=raw, arguments_error=f"not valid JSON: {exc.msg} at {exc.pos}{hint}"
+        )
+    if not isinstance(value, dict):
+        return ToolCall(
+            id=call_id,
+            name=name,
+            raw_arguments=raw,
+            arguments_error=f"a JSON {type(value).__name__}, not an object{hint}",
+        )
+    return ToolCall(id=call_id, name=name, arguments=value)
+
+
+def finish_reason_map(provider_reason: str, table: dict[str, FinishReason], *, tool_calls: bool) -> FinishReason:
+    """The runtime's finish reason for the provider's own (`stop` when unknown); calls → `tool_calls`."""
+    reason = table.get(provider_reason, "stop")
+    if tool_calls and reason == "stop":
+        return "tool_calls"
+    return reason
+
+
+def tool_names_by_call(messages: Sequence[PromptMessage]) -> dict[str, str]:
+    """The tool name of every tool call in the prompt, by call id (Gemini names results by tool)."""
+    names: dict[str, str] = {}
+    for message in messages:
+        for part in message.parts:
+            if part["type"] == "tool_call":
+                names[part["id"]] = part["name"]
+    return names
+
+
+def system_text(messages: Sequence[PromptMessage]) -> str:
+    return "\n\n".join(message.content for message in messages if message.role == "system" and message.content)
+
+
+def body_message(body: object, fallback: str) -> str:
+    """The provider's own error message from an error body (`{"error": {"message"}}` and kin)."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            code = error.get("code") or error.get("type") or error.get("status")
+            return f"{error['message']}" + (f" ({code})" if isinstance(code, str) and code else "")
+        if isinstance(error, str):
+            return error
+    return fallback
+
+
+def stainless_failure(exc: Exception, sdk: Any) -> Failure:
+    """A failure from the `openai` or `anthropic` SDK (both share their exception classes' shape)."""
+    if isinstance(exc, sdk.APIStatusError):
+        return Failure(message=body_message(exc.body, exc.message), status=exc.status_code)
+    if isinstance(exc, sdk.APITimeoutError | httpx2.TimeoutException):
+        return Failure(message=str(exc) or "the request timed out", timeout=True)
+    if isinstance(exc, sdk.APIConnectionError | httpx2.TransportError):
+        return Failure(message=str(exc) or type(exc).__name__, connection=True)
+    if isinstance(exc, sdk.APIError):
+        return Failure(message=body_message(exc.body, exc.message))
+    return Failure(message=f"{type(exc).__name__}: {exc}")
+
+
+class LiveAdapter(ProviderAdapter):
+    """A network provider streamed through its official SDK (see the module docstring)."""
+
+    default_base_url: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+
+    def validate(self) -> None:
+        super().validate()
+        base = self.base_url()
+        if not base:
+            raise InvalidInputError.for_field("base_url", f"the {self.kind} provider needs a base_url")
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidInputError.for_field("base_url", f"{base!r} is not an http(s) URL")
+        self.options: LiveOptions = live_options_parse(self.kind, self.provider.options, field="options")
+
+    def base_url(self) -> str:
+        return (self.provider.base_url or self.default_base_url).rstrip("/")
+
+    def api_key(self) -> str:
+        """The key, read from the provider's variable now (never stored); empty when none is named."""
+        name = self.provider.api_key_env
+        return os.environ.get(name, "") if name else ""
+
+    def stream(
+        self, messages: Sequence[PromptMessage], *, tools: Sequence[ToolDefinition] = ()
+    ) -> Generator[RuntimeEvent, None, None]:
+        self.ensure_ready()
+        key = self.api_key()
+        started = False
+        try:
+            for event in self._events(messages, tools, key=key):
+                if isinstance(event, TextDelta | Reasoning | ToolCall):
+                    started = True
+                if isinstance(event, ErrorEvent):
+                    event = ErrorEvent(message=self._scrub(event.message, key), code=event.code)
+                yield event
+        except StreamInterruptedError as exc:
+            yield self._interrupted(str(exc), key)
+        except Exception as exc:
+            failure = self._failure(exc)
+            if started and (failure.connection or failure.timeout):
+                yield self._interrupted(failure.message, key)
+            else:
+                yield self.error_event(failure, key)
+
+    @abstractmethod
+    def _events(
+        self, messages: Sequence[PromptMessage], tools: Sequence[ToolDefinition], *, key: str
+    ) -> Iterator[RuntimeEvent]:
+        """The turn's events from the SDK's stream."""
+
+    @abstractmethod
+    def _failure(self, exc: Exception) -> Failure:
+        """What the SDK's exception means."""
+
+    # --- wording failures -------------------------------------------------------------------
+
+    def _scrub(self, text: str, key: str) -> str:
+        if key:
+            text = text.replace(key, "[the key]")
+        return text[:MAX_PROVIDER_MESSAGE_CHARS]
+
+    def _interrupted(self, detail: str, key: str) -> ErrorEvent:
+        message = (
+            f"the {self.label} stream for route {self.route.alias!r} ended before the reply was complete"
+            + (f" ({detail})" if detail else "")
+            + "; the text streamed so far is kept in the trace, send the message again to retry"
+        )
+        return ErrorEvent(message=self._scrub(message, key), code="stream_interrupted")
+
+    def error_event(self, failure: Failure, key: str) -> ErrorEvent:
+        said = self._scrub(failure.message, key)
+        retries = self.options.max_retries
+        after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+        status = failure.status
+        where = f"{self.label} (route {self.route.alias!r})"
+        if status in (401, 403):
+            variable = self.provider.api_key_env
+            if variable:
+                message = f"the key in {variable} was refused by {where} (HTTP {status}); set a valid key in {variable}"
+            else:
+                message = (
+                    f"{where} refused the request without a key (HTTP {status}); "
+                    "name the variable holding its key in the provider's api_key_env"
+                )
+            return ErrorEvent(message=f"{message}: {said}", code="key_refused")
+        if status in (400, 413, 422) and any(marker in failure.message.lower() for marker in CONTEXT_LENGTH_MARKERS):
+            return ErrorEvent(
+                message=(
+                    f"the prompt is longer than model {self.route.model_id!r} accepts on {where}: {said}; "
+                    "compact the session, start a new one, or use a route with a larger context window"
+                ),
+                code="context_length_exceeded",
+            )
+        if status == 404:
+            return ErrorEvent(
+                message=(
+                    f"{where} does not know model {self.route.model_id!r} (HTTP 404): {said}; "
+                    "check the route's model_id and the provider's base_url"
+                ),
+                code="model_not_found",
+            )
+        if status == 429:
+            return ErrorEvent(
+                message=f"{where} is rate limiting requests (HTTP 429){after}: {said}", code="rate_limited"
+            )
+        if status is not None and status >= 500:
+            return ErrorEvent(message=f"{where} failed (HTTP {status}){after}: {said}", code="provider_unavailable")
+        if status is not None:
+            return ErrorEvent(message=f"{where} rejected the request (HTTP {status}): {said}", code="provider_rejected")
+        if failure.timeout:
+            return ErrorEvent(
+                message=f"{where} did not answer within {self.options.timeout_s:g} s{after}: {said}", code="timeout"
+            )
+        if failure.connection:
+            return ErrorEvent(
+                message=f"cannot reach {where} at {self.base_url()}{after}: {said}", code="provider_unreachable"
+            )
+        return ErrorEvent(message=f"{where} failed: {said}", code="provider_error")

@@ -1,0 +1,200 @@
+"""OpenAI's Responses API (`/responses`), through the `openai` SDK: the default for the `openai` kind.
+
+The stream's typed events become runtime events: `response.output_text.delta` → `TextDelta`;
+function calls (arguments streamed by `response.function_call_arguments.delta`, final in
+`response.output_item.done`) → `ToolCall`; a reasoning output item → `Reasoning`, its summary text
+beside the whole item (id, summary, `encrypted_content`) kept as the opaque state to send back;
+`response.refusal.delta` → the refusal of a `content_filter` finish; `response.completed` /
+`response.incomplete` (`max_output_tokens` → `length`, `content_filter`) → `Finish` and `Usage`
+(input_tokens includes cached reads, output_tokens includes reasoning); `response.failed` and
+`error` events → `ErrorEvent`. A stream that ends before one of the terminal events is interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from core.conversation.events import ErrorEvent, Finish, FinishReason, Reasoning, RuntimeEvent, TextDelta, Usage
+from runtime.providers.base import PromptMessage, ToolDefinition
+from runtime.providers.live import (
+    CONTEXT_LENGTH_MARKERS,
+    Failure,
+    LiveAdapter,
+    StreamInterruptedError,
+    system_text,
+    tool_call_parse,
+    tool_parameters,
+    tool_wire_names,
+    wire_name,
+)
+
+if TYPE_CHECKING:
+    import openai
+
+INCOMPLETE_FINISH: dict[str, FinishReason] = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def responses_input(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
+    """The prompt as Responses input items (the system text goes in `instructions`)."""
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        results = [part for part in message.parts if part["type"] == "tool_result"]
+        if results:
+            items.extend(
+                {"type": "function_call_output", "call_id": part["tool_call_id"], "output": part["content"]}
+                for part in results
+            )
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        if message.role == "assistant":
+            # The reasoning items, unchanged (id, summary, encrypted_content), before what followed them.
+            items.extend(
+                dict(state["item"])
+                for state in message.reasoning
+                if state.get("provider") == "openai_responses" and isinstance(state.get("item"), dict)
+            )
+        if message.content:
+            items.append({"role": role, "content": message.content})
+        if message.role == "assistant":
+            items.extend(
+                {
+                    "type": "function_call",
+                    "call_id": part["id"],
+                    "name": wire_name(part["name"]),
+                    "arguments": json.dumps(part["arguments"]),
+                }
+                for part in message.parts
+                if part["type"] == "tool_call"
+            )
+    return items
+
+
+def responses_usage(usage: Any) -> Usage:
+    input_tokens = usage.input_tokens or 0
+    output_tokens = usage.output_tokens or 0
+    cached = getattr(usage.input_tokens_details, "cached_tokens", None) or 0
+    reasoning = getattr(usage.output_tokens_details, "reasoning_tokens", None) or 0
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=min(cached, input_tokens),
+        reasoning_tokens=min(reasoning, output_tokens),
+    )
+
+
+def _reasoning_text(item: Any) -> str:
+    texts = [part.text for part in getattr(item, "summary", None) or [] if getattr(part, "text", "")]
+    texts += [part.text for part in getattr(item, "content", None) or [] if getattr(part, "text", "")]
+    return "\n\n".join(texts)
+
+
+def responses_events(
+    adapter: LiveAdapter,
+    client: openai.OpenAI,
+    messages: Sequence[PromptMessage],
+    tools: Sequence[ToolDefinition],
+) -> Iterator[RuntimeEvent]:
+    names = tool_wire_names(tools)
+    request: dict[str, Any] = {
+        "model": adapter.route.model_id,
+        "input": responses_input(messages),
+        "max_output_tokens": adapter.route.max_output_tokens,
+        "stream": True,
+    }
+    instructions = system_text(messages)
+    if instructions:
+        request["instructions"] = instructions
+    if names:
+        request["tools"] = [
+            {
+                "type": "function",
+                "name": name,
+                "description": tool.description,
+                "parameters": tool_parameters(tool),
+                "strict": False,
+            }
+            for name, tool in names.items()
+        ]
+    # Function calls by output item id, in the order they began: name, call id, streamed arguments, final?
+    calls: dict[str, dict[str, Any]] = {}
+    refusal: list[str] = []
+    final: Any = None
+    terminal = ""
+    with client.responses.create(**request) as stream:
+        for event in stream:
+            kind = event.type
+            if kind == "response.output_text.delta":
+                yield TextDelta(text=event.delta)
+            elif kind == "response.refusal.delta":
+                refusal.append(event.delta)
+            elif kind == "response.output_item.added" and event.item.type == "function_call":
+                calls[event.item.id or str(event.output_index)] = {
+                    "call_id": event.item.call_id,
+                    "name": event.item.name,
+                    "arguments": [event.item.arguments or ""],
+                    "done": False,
+                }
+            elif kind == "response.function_call_arguments.delta":
+                slot = calls.get(event.item_id)
+                if slot is not None:
+                    slot["arguments"].append(event.delta)
+            elif kind == "response.output_item.done":
+                item = event.item
+                if item.type == "function_call":
+                    calls[item.id or str(event.output_index)] = {
+                        "call_id": item.call_id,
+                        "name": item.name,
+                        "arguments": [item.arguments or ""],
+                        "done": True,
+                    }
+                elif item.type == "reasoning":
+                    yield Reasoning(
+                        text=_reasoning_text(item),
+                        state={"provider": "openai_responses", "item": item.model_dump(mode="json", exclude_none=True)},
+                    )
+            elif kind in ("response.completed", "response.incomplete", "response.failed"):
+                final, terminal = event.response, kind
+            elif kind == "error":
+                yield _error(adapter, getattr(event, "message", "") or "", getattr(event, "code", None))
+                return
+    if final is None:
+        raise StreamInterruptedError("no response.completed event arrived")
+    if terminal == "response.failed":
+        error = final.error
+        yield _error(adapter, error.message if error else "the response failed", error.code if error else None)
+        if final.usage is not None:
+            yield responses_usage(final.usage)
+        return
+    provider_reason = "completed"
+    reason: FinishReason = "stop"
+    if terminal == "response.incomplete":
+        details = final.incomplete_details
+        provider_reason = (details.reason if details else None) or "incomplete"
+        reason = INCOMPLETE_FINISH.get(provider_reason, "length")
+    for slot in calls.values():
+        tool = names.get(slot["name"])
+        yield tool_call_parse(
+            slot["call_id"],
+            tool.name if tool else slot["name"],
+            "".join(slot["arguments"]),
+            cut_short=not slot["done"] or reason == "length",
+        )
+    if calls and reason == "stop":
+        reason = "tool_calls"
+    if refusal:
+        yield Finish(reason="content_filter", provider_reason="refusal", refusal="".join(refusal))
+    else:
+        yield Finish(reason=reason, provider_reason=provider_reason)
+    if final.usage is not None:
+        yield responses_usage(final.usage)
+
+
+def _error(adapter: LiveAdapter, message: str, code: str | None) -> ErrorEvent:
+    text = f"{message} ({code})" if code else message
+    if any(marker in text.lower() for marker in CONTEXT_LENGTH_MARKERS):
+        return adapter.error_event(Failure(message=text, status=400), "")
+    return ErrorEvent(message=f"{adapter.label} (route {adapter.route.alias!r}) failed: {text}", code="provider_error")
