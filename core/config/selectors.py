@@ -23,6 +23,7 @@ from core.config.contracts import (
 )
 from core.config.models import (
     AgentProfile,
+    ConfigVersion,
     McpServerSpec,
     ModelRoute,
     Provider,
@@ -44,6 +45,8 @@ MODELS: dict[Kind, type[models.Model]] = {
     Kind.AGENT: AgentProfile,
     Kind.TEAM: Team,
 }
+# The primary key of ConfigVersion's single row.
+CONFIG_VERSION_ROW = 1
 # How a referring model is named in "… is used by routes: fast, smart".
 _REFERRER_LABELS: dict[type[models.Model], str] = {
     ModelRoute: "routes",
@@ -231,6 +234,16 @@ def config_snapshot() -> ConfigDocument:
         kind.value: tuple(record_to_config(item) for item in config_queryset(kind)) for kind in Kind
     }
     return ConfigDocument(**sections)
+
+
+def config_version() -> str:
+    """The configuration's version stamp: replaced by every service write that changes a record (one query).
+
+    Equal stamps mean equal records as long as every write goes through `core.config.services`
+    (the API, the admin and `load_config` all do); "" when the row is missing.
+    """
+    stamp = ConfigVersion.objects.filter(pk=CONFIG_VERSION_ROW).values_list("stamp", flat=True).first()
+    return "" if stamp is None else str(stamp)
 
 
 def config_references() -> References:

@@ -3,7 +3,8 @@
 Context fullness: a session's `tokens_since_checkpoint` as a percentage of its route's
 `context_window_tokens`. A session needs compaction when that percentage reaches
 `settings.AGENTCHAT_COMPACTION_THRESHOLD_PERCENT` (read at call time); the comparison is done in
-integers (`tokens * 100 >= threshold * window`) both in SQL and in Python, so both agree exactly.
+integers (`tokens * 100 - threshold * window >= 0`), written once in `compaction_margin` and
+evaluated by Python (`needs_compaction`) or by the database (`needs_compaction_condition`).
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 from uuid import UUID
 from weakref import WeakKeyDictionary
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Field, JSONField, Model, QuerySet, Value
+from django.db.models import Count, F, Field, JSONField, Model, Q, QuerySet, Sum, Value
 from django.db.models.base import ModelState
-from django.db.models.expressions import Col
+from django.db.models.expressions import Col, Combinable
+from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.dateparse import parse_datetime
 
@@ -181,9 +183,26 @@ def fullness_percent(tokens: int, window: int) -> float:
     return round(tokens * 100 / window, 1)
 
 
+@overload
+def compaction_margin(tokens: int, window: int, threshold: int) -> int: ...
+
+
+@overload
+def compaction_margin(tokens: Combinable, window: Combinable, threshold: Combinable) -> Combinable: ...
+
+
+def compaction_margin(tokens: Any, window: Any, threshold: Any) -> Any:
+    """The compaction rule, written once: at or above 0 when `tokens` reached `threshold` % of `window`.
+
+    The same arithmetic serves Python integers (`needs_compaction`) and ORM expressions
+    (`needs_compaction_condition`, which the database evaluates), so both agree exactly.
+    """
+    return tokens * 100 - threshold * window
+
+
 def needs_compaction(status: str, tokens: int, window: int, threshold: int) -> bool:
     """True for an active session whose context fullness reached `threshold` percent."""
-    return status == SessionStatus.ACTIVE and tokens * 100 >= threshold * window
+    return status == SessionStatus.ACTIVE and compaction_margin(tokens, window, threshold) >= 0
 
 
 def context_fullness_percent(session: AgentSession) -> float:
@@ -201,12 +220,12 @@ def session_needs_compaction(session: AgentSession) -> bool:
     )
 
 
-def _needs_compaction_condition() -> GreaterThanOrEqual[int]:
-    # tokens * 100 >= threshold * window, evaluated by the database against the joined route.
-    return GreaterThanOrEqual(
-        F("tokens_since_checkpoint") * Value(100),
-        F("route__context_window_tokens") * Value(compaction_threshold_percent()),
+def needs_compaction_condition() -> Q:
+    """`needs_compaction` as a filter on sessions, evaluated by the database against the joined route."""
+    margin = compaction_margin(
+        F("tokens_since_checkpoint"), F("route__context_window_tokens"), Value(compaction_threshold_percent())
     )
+    return Q(GreaterThanOrEqual(margin, Value(0)), status=SessionStatus.ACTIVE)
 
 
 def session_get(*, session_id: UUID | str) -> AgentSession:
@@ -227,9 +246,9 @@ def sessions_list(*, status: str | None = None, needs_compaction: bool | None = 
             )
         queryset = queryset.filter(status=status)
     if needs_compaction is True:
-        queryset = queryset.filter(_needs_compaction_condition(), status=SessionStatus.ACTIVE)
+        queryset = queryset.filter(needs_compaction_condition())
     elif needs_compaction is False:
-        queryset = queryset.exclude(_needs_compaction_condition(), status=SessionStatus.ACTIVE)
+        queryset = queryset.exclude(needs_compaction_condition())
     return queryset
 
 
@@ -237,14 +256,48 @@ def sessions_needing_compaction() -> QuerySet[AgentSession]:
     """Active sessions whose context fullness reached the threshold, fullest first (one SQL query)."""
     return (
         AgentSession.objects.select_related("route")
-        .filter(_needs_compaction_condition(), status=SessionStatus.ACTIVE)
+        .filter(needs_compaction_condition())
         .order_by("-tokens_since_checkpoint", "-id")
     )
 
 
 def sessions_needing_compaction_count() -> int:
     """How many active sessions need compaction (one COUNT query)."""
-    return AgentSession.objects.filter(_needs_compaction_condition(), status=SessionStatus.ACTIVE).count()
+    return AgentSession.objects.filter(needs_compaction_condition()).count()
+
+
+@dataclass(frozen=True)
+class SessionCounts:
+    """Session counters and the number of stored messages (summed from the exact per-session counters)."""
+
+    total: int
+    active: int
+    needing_compaction: int
+    messages: int
+
+
+def sessions_counts() -> SessionCounts:
+    """Every session, the active ones, those needing compaction and the message total, in one aggregate.
+
+    The messages table is never scanned: each session keeps its exact `message_count`.
+    """
+    counts = AgentSession.objects.aggregate(
+        total=Count("pk"),
+        active=Count("pk", filter=Q(status=SessionStatus.ACTIVE)),
+        needing=Count("pk", filter=needs_compaction_condition()),
+        messages=Coalesce(Sum("message_count"), 0),
+    )
+    return SessionCounts(
+        total=int(counts["total"]),
+        active=int(counts["active"]),
+        needing_compaction=int(counts["needing"]),
+        messages=int(counts["messages"]),
+    )
+
+
+def sessions_recent(*, limit: int) -> list[AgentSession]:
+    """The `limit` sessions with the latest activity, newest first, with their route (one query, session_recent_idx)."""
+    return list(AgentSession.objects.select_related("route").order_by("-updated", "-id")[:limit])
 
 
 # --- Messages, checkpoints and restore ------------------------------------------------------

@@ -6,9 +6,10 @@ from django.urls import URLPattern, path
 
 from core.api.routing import Route
 from runtime.api.views import SessionTurnView
-from runtime.bootstrap.api import BootstrapViewSet
+from runtime.bootstrap.api import BootstrapView
 
-routes: list[Route] = [Route("bootstrap", BootstrapViewSet, "bootstrap")]
+routes: list[Route] = []
 urlpatterns: list[URLPattern] = [
+    path("bootstrap/", BootstrapView.as_view(), name="bootstrap"),
     path("sessions/<uuid:session_id>/turns/", SessionTurnView.as_view(), name="session-turns"),
 ]
