@@ -19,10 +19,9 @@ from weakref import WeakKeyDictionary
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, F, Field, JSONField, Model, Q, QuerySet, Sum, Value
+from django.db.models import F, Field, JSONField, Model, Q, QuerySet, Value
 from django.db.models.base import ModelState
 from django.db.models.expressions import Col, Combinable
-from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.dateparse import parse_datetime
 
@@ -277,27 +276,70 @@ class SessionCounts:
 
 
 def sessions_counts() -> SessionCounts:
-    """Every session, the active ones, those needing compaction and the message total, in one aggregate.
+    """Every session, the active ones, those needing compaction and the message total, in one pass.
 
-    The messages table is never scanned: each session keeps its exact `message_count`.
+    The messages table is never scanned: each session keeps its exact `message_count`. The
+    statement is fixed SQL (compiling the ORM's aggregate costs more than running it) whose
+    compaction test is `needs_compaction_condition()` compiled by the ORM, once per connection
+    and threshold: the rule stays written once.
     """
-    counts = AgentSession.objects.aggregate(
-        total=Count("pk"),
-        active=Count("pk", filter=Q(status=SessionStatus.ACTIVE)),
-        needing=Count("pk", filter=needs_compaction_condition()),
-        messages=Coalesce(Sum("message_count"), 0),
-    )
-    return SessionCounts(
-        total=int(counts["total"]),
-        active=int(counts["active"]),
-        needing_compaction=int(counts["needing"]),
-        messages=int(counts["messages"]),
-    )
+    db, plan = per_connection("sessions_overview", _SessionsOverviewPlan)
+    sql, params = plan.counts_statement(compaction_threshold_percent())
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        total, active, needing, messages = cursor.fetchone()
+    return SessionCounts(total=int(total), active=int(active), needing_compaction=int(needing), messages=int(messages))
 
 
 def sessions_recent(*, limit: int) -> list[AgentSession]:
-    """The `limit` sessions with the latest activity, newest first, with their route (one query, session_recent_idx)."""
-    return list(AgentSession.objects.select_related("route").order_by("-updated", "-id")[:limit])
+    """The `limit` sessions with the latest activity, newest first, route attached (one query on session_recent_idx).
+
+    What `AgentSession.objects.select_related("route").order_by("-updated", "-id")[:limit]`
+    returns, read with fixed SQL (tests/core/test_sessions_overview.py compares them).
+    """
+    db, plan = per_connection("sessions_overview", _SessionsOverviewPlan)
+    with db.cursor() as cursor:
+        cursor.execute(plan.recent_sql, [limit])
+        return [plan.recent(row) for row in cursor.fetchall()]
+
+
+class _SessionsOverviewPlan:
+    """The statements of `sessions_counts` and `sessions_recent` for one connection."""
+
+    def __init__(self, db: BaseDatabaseWrapper) -> None:
+        self.db = db
+        self.session = ModelColumns(AgentSession, "s", db)
+        self.route = ModelColumns(ModelRoute, "r", db)
+        self.session_route = AgentSession._meta.get_field("route")
+        q = db.ops.quote_name
+        self.recent_sql = (
+            f"SELECT {self.session.sql}, {self.route.sql} FROM {q(AgentSession._meta.db_table)} s"  # noqa: S608  # nosec B608
+            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}"
+            f" ORDER BY s.{q('updated')} DESC, s.{q('id')} DESC LIMIT %s"
+        )
+        self._counts: dict[int, tuple[str, list[Any]]] = {}
+
+    def recent(self, row: Sequence[Any]) -> AgentSession:
+        session = self.session.build(row)
+        self.session_route.set_cached_value(session, self.route.build(row, self.session.width))
+        return session
+
+    def counts_statement(self, threshold: int) -> tuple[str, list[Any]]:
+        """The counting statement and its parameters for `threshold` (compiled on first use)."""
+        if threshold not in self._counts:
+            query = AgentSession.objects.filter(needs_compaction_condition()).query
+            compiler = query.get_compiler(connection=self.db)
+            tables, table_params = compiler.get_from_clause()
+            needs_sql, needs_params = compiler.compile(query.where)
+            q = self.db.ops.quote_name
+            table = q(AgentSession._meta.db_table)
+            sql = (
+                f"SELECT COUNT(*), COUNT(CASE WHEN {table}.{q('status')} = %s THEN 1 END), "  # noqa: S608  # nosec B608
+                f"COUNT(CASE WHEN {needs_sql} THEN 1 END), COALESCE(SUM({table}.{q('message_count')}), 0) "
+                f"FROM {' '.join(tables)}"
+            )
+            self._counts[threshold] = (sql, [SessionStatus.ACTIVE.value, *needs_params, *table_params])
+        return self._counts[threshold]
 
 
 # --- Messages, checkpoints and restore ------------------------------------------------------
