@@ -47,7 +47,7 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest() + '"'
 
 
-def bootstrap_etag(request: Request) -> str:
+def bootstrap_etag(request: Request, format: str | None = None) -> str:
     return etag_of(rendered(request)[1])
 
 
@@ -75,7 +75,7 @@ class BootstrapView(APIView):
     # revalidated on each use, and varying by the signed-in user.
     @method_decorator([vary_on_headers("Cookie", "Authorization"), cache_control(private=True, no_cache=True)])
     @method_decorator(etag(bootstrap_etag))
-    def get(self, request: Request) -> HttpResponseBase:
+    def get(self, request: Request, format: str | None = None) -> HttpResponseBase:
         data, body = rendered(request)
         renderer = getattr(request, "accepted_renderer", None)
         if type(renderer) is JSONRenderer and "indent" not in (request.accepted_media_type or ""):
