@@ -123,14 +123,18 @@ def chat_rule(facts: Facts) -> ViewStatus:
     return _ready()
 
 
+def _records_rule(facts: Facts, items: Sequence[Entry[Any]], noun: str, short: str, section: str) -> ViewStatus:
+    """Empty without records; blocked (with every record's reasons) when none is ready; ready when one is."""
+    if not items:
+        return _empty(f"no {noun} is configured: {_load_hint(facts, section)}")
+    if not any(item.status == "ready" for item in items):
+        return _none_ready(short, items)
+    return _ready()
+
+
 def model_rule(facts: Facts) -> ViewStatus:
     """Empty without routes; blocked when no route is ready; ready when one is."""
-    routes = facts.config.routes
-    if not routes:
-        return _empty(f"no model route is configured: {_load_hint(facts, 'routes')}")
-    if not any(route.status == "ready" for route in routes):
-        return _none_ready("route", routes)
-    return _ready()
+    return _records_rule(facts, facts.config.routes, "model route", "route", "routes")
 
 
 def tools_rule(facts: Facts) -> ViewStatus:
@@ -145,22 +149,17 @@ def tools_rule(facts: Facts) -> ViewStatus:
 
 def skills_rule(facts: Facts) -> ViewStatus:
     """Empty without skills; blocked when no skill is ready; ready when one is."""
-    skills = facts.config.skills
-    if not skills:
-        return _empty(f"no skill is configured: {_load_hint(facts, 'skills')}")
-    if not any(skill.status == "ready" for skill in skills):
-        return _none_ready("skill", skills)
-    return _ready()
+    return _records_rule(facts, facts.config.skills, "skill", "skill", "skills")
 
 
 def mcp_rule(facts: Facts) -> ViewStatus:
     """Empty without MCP servers; blocked when no server is ready; ready when one is."""
-    servers = facts.config.mcp_servers
-    if not servers:
-        return _empty(f"no MCP server is configured: {_load_hint(facts, 'mcp_servers')}")
-    if not any(server.status == "ready" for server in servers):
-        return _none_ready("MCP server", servers)
-    return _ready()
+    return _records_rule(facts, facts.config.mcp_servers, "MCP server", "MCP server", "mcp_servers")
+
+
+def team_rule(facts: Facts) -> ViewStatus:
+    """Empty without teams; blocked when no team is ready; ready when one is."""
+    return _records_rule(facts, facts.config.teams, "team", "team", "teams")
 
 
 def memory_rule(facts: Facts) -> ViewStatus:
@@ -168,16 +167,6 @@ def memory_rule(facts: Facts) -> ViewStatus:
     memory = facts.memory
     if not (memory.messages or memory.daily_episodes or memory.long_term or memory.attachments):
         return _empty("nothing remembered yet: messages, daily episodes and memories appear as you chat")
-    return _ready()
-
-
-def team_rule(facts: Facts) -> ViewStatus:
-    """Empty without teams; blocked when no team is ready; ready when one is."""
-    teams = facts.config.teams
-    if not teams:
-        return _empty(f"no team is configured: {_load_hint(facts, 'teams')}")
-    if not any(team.status == "ready" for team in teams):
-        return _none_ready("team", teams)
     return _ready()
 
 
