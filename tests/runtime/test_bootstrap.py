@@ -108,6 +108,17 @@ def test_bootstrap_sections_and_app(api: APIClient) -> None:
     )
 
 
+def test_view_rules_are_pure(example_loaded: None, django_assert_num_queries: DjangoAssertNumQueries) -> None:
+    """Every rule answers from the facts alone: no query, and the same facts give the same answer."""
+    from runtime.bootstrap.compose import facts_read
+
+    facts = facts_read(())
+    with django_assert_num_queries(0):
+        first = {name: rule(facts) for name, rule in VIEW_RULES.items()}
+        assert {name: rule(facts) for name, rule in VIEW_RULES.items()} == first
+    assert first["model"].state == "ready"
+
+
 # --- the three database situations ---------------------------------------------------------
 
 
