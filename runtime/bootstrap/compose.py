@@ -115,6 +115,12 @@ def stored_config() -> ConfigDocument:
     return snapshot
 
 
+def snapshot_forget() -> None:
+    """Drop the kept snapshot: for code that wrote the tables without the services (test fixtures)."""
+    global _snapshot
+    _snapshot = None
+
+
 # --- sessions, memory, telemetry ------------------------------------------------------------
 
 

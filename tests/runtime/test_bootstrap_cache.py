@@ -19,6 +19,7 @@ from core.config.services import (
     config_record_delete,
     config_record_update,
 )
+from core.models import ToolSpec
 from runtime.bootstrap.compose import stored_config
 
 pytestmark = pytest.mark.django_db
@@ -103,6 +104,19 @@ def test_a_rolled_back_write_leaves_no_stale_snapshot(example_loaded: None) -> N
     # A later write cannot meet the rolled-back stamp again (a counter would: 1 → rolled back → 1).
     config_record_update(kind=Kind.TOOL, key="web_search", record=replace(_web_search(), description="Other"))
     assert stored_config() == config_snapshot()
+
+
+def test_a_write_behind_the_services_back_shows_with_the_next_service_write(example_loaded: None) -> None:
+    """What README says: a hand-written change is not seen until a service renews the stamp."""
+    kept = stored_config()
+    ToolSpec.objects.filter(name="web_search").update(description="by hand")
+    assert stored_config() is kept  # same stamp: the kept snapshot
+    write_file = config_record_get(Kind.TOOL, "write_file")
+    assert isinstance(write_file, ToolConfig)
+    config_record_update(kind=Kind.TOOL, key="write_file", record=replace(write_file, description="Writes"))
+    assert stored_config() == config_snapshot()
+    assert _web_search().description == "by hand"
+    assert next(tool for tool in stored_config().tools if tool.name == "web_search").description == "by hand"
 
 
 def test_bootstrap_shows_a_service_write_at_once(api: APIClient, example_loaded: None) -> None:
