@@ -172,7 +172,8 @@ def _profiles(run: dict[str, Any]) -> list[str]:
 
 HEADER = """# Benchmark results
 
-Written by `make bench` (`python -m bench`) from `bench/results.json`; do not edit by hand.
+Written by `make bench` (`python -m bench`) from `bench/results.json`; do not edit by hand
+(except below "Notes kept by hand", which a run keeps as it is).
 `bench/README.md` says what each workload measures and how the comparison is kept fair.
 Every figure with a target is a ratio of two things measured in the same run, interleaved;
 each figure is the median of the repetitions (`reps`). The `medians` column gives the
@@ -196,6 +197,13 @@ def results_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+# Everything from this heading on is written by hand (dated measurements outside a full run) and
+# kept as it is when the file is written again.
+KEPT_HEADING = "## Notes kept by hand"
+
+
 def results_write(json_path: Path, markdown_path: Path, results: dict[str, Any]) -> None:
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    markdown_path.write_text(results_markdown(results))
+    previous = markdown_path.read_text() if markdown_path.exists() else ""
+    kept = previous[previous.index(KEPT_HEADING) :] if KEPT_HEADING in previous else ""
+    markdown_path.write_text(results_markdown(results) + ("\n" + kept if kept else ""))

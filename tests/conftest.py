@@ -10,6 +10,15 @@ from core.conversation.services import session_create
 from core.models import AgentSession, ModelRoute, Provider, ProviderKind
 
 
+@pytest.fixture(autouse=True)
+def bootstrap_snapshot_forgotten() -> None:
+    """Fixtures write configuration rows without the services (which renew the version stamp the
+    bootstrap keeps its snapshot by): each test starts with no snapshot kept."""
+    from runtime.bootstrap.compose import snapshot_forget
+
+    snapshot_forget()
+
+
 @pytest.fixture
 def operator(db: None) -> User:
     return User.objects.create_superuser(username="op", password="a-long-test-password-123", email="")

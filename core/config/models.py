@@ -7,6 +7,8 @@ names the environment variable that holds its key.
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 from django.db.models import Q
 
@@ -195,3 +197,17 @@ class TeamMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team_id}#{self.position}: {self.agent_id}"
+
+
+class ConfigVersion(models.Model):
+    """One row: a fresh random stamp written by every configuration service write that changes a record.
+
+    Readers that keep something derived from the configuration (the bootstrap's snapshot) compare
+    this stamp instead of the records. Random, not a counter: a rolled-back write cannot make an
+    older configuration look current again. Writes that bypass `core.config.services` leave it.
+    """
+
+    stamp = models.UUIDField(default=uuid.uuid4)
+
+    def __str__(self) -> str:
+        return f"configuration version {self.stamp}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Prefetch, QuerySet
 
 from core.config.contracts import (
@@ -23,6 +23,7 @@ from core.config.contracts import (
 )
 from core.config.models import (
     AgentProfile,
+    ConfigVersion,
     McpServerSpec,
     ModelRoute,
     Provider,
@@ -44,6 +45,8 @@ MODELS: dict[Kind, type[models.Model]] = {
     Kind.AGENT: AgentProfile,
     Kind.TEAM: Team,
 }
+# The primary key of ConfigVersion's single row.
+CONFIG_VERSION_ROW = 1
 # How a referring model is named in "… is used by routes: fast, smart".
 _REFERRER_LABELS: dict[type[models.Model], str] = {
     ModelRoute: "routes",
@@ -255,6 +258,24 @@ def config_snapshot() -> ConfigDocument:
         kind.value: tuple(record_to_config(item) for item in config_queryset(kind)) for kind in Kind
     }
     return ConfigDocument(**sections)
+
+
+def config_version() -> str:
+    """The configuration's version stamp: replaced by every service write that changes a record (one query).
+
+    Equal stamps mean equal records as long as every write goes through `core.config.services`
+    (the API, the admin and `load_config` all do); "" when the row is missing. Read as fixed SQL:
+    the bootstrap asks on every request, and the ORM would cost more to compile than this to run.
+    """
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {quote('stamp')} FROM {quote(ConfigVersion._meta.db_table)} "  # noqa: S608  # nosec B608 (names only)
+        f"WHERE {quote(ConfigVersion._meta.pk.column)} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [CONFIG_VERSION_ROW])
+        row = cursor.fetchone()
+    return "" if row is None else str(row[0])
 
 
 def config_references() -> References:

@@ -7,6 +7,7 @@ may be stored), then writes in one transaction. Log lines carry record names and
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -15,11 +16,13 @@ from django.db import models, transaction
 
 from core.config.contracts import ConfigDocument, Kind, RecordConfig, kind_of
 from core.config.models import (
+    ConfigVersion,
     ModelRoute,
     Team,
     TeamMember,
 )
 from core.config.selectors import (
+    CONFIG_VERSION_ROW,
     MODELS,
     config_instance_get,
     config_record_get,
@@ -100,12 +103,20 @@ def _members_write(team: Team, members: tuple[str, ...], lookup: _Lookup) -> Non
     )
 
 
+def _version_renew() -> None:
+    """A new configuration version stamp (`config_version`), inside the caller's transaction."""
+    stamp = uuid.uuid4()
+    if not ConfigVersion.objects.filter(pk=CONFIG_VERSION_ROW).update(stamp=stamp):
+        ConfigVersion.objects.create(pk=CONFIG_VERSION_ROW, stamp=stamp)
+
+
 def config_record_create(*, record: RecordConfig) -> models.Model:
     """Validate and create one record (API, admin)."""
     kind = kind_of(record)
     with transaction.atomic():
         record_validate(record, refs=config_references(), existing_key=None)
         instance = _write(record, None, _Lookup())
+        _version_renew()
     logger.info("configuration: created %s %r", kind.label, record.key)
     return instance
 
@@ -118,6 +129,7 @@ def config_record_update(*, kind: Kind, key: str, record: RecordConfig) -> model
         instance = config_instance_get(kind, key)
         record_validate(record, refs=config_references(), existing_key=key)
         saved = _write(record, instance, _Lookup())
+        _version_renew()
     logger.info("configuration: updated %s %r", kind.label, record.key)
     return saved
 
@@ -132,6 +144,7 @@ def config_record_delete(*, kind: Kind, key: str) -> None:
                 f"{kind.label} {key!r} is used by {'; '.join(referrers)}; remove those references first",
             )
         config_instance_get(kind, key).delete()
+        _version_renew()
     logger.info("configuration: deleted %s %r", kind.label, key)
 
 
@@ -203,6 +216,8 @@ def config_document_apply(*, document: ConfigDocument, prune: bool) -> ApplyResu
                     for key in sorted(gone):
                         disabled.append(_describe(kind, key))
                         lines.append(f"disabled {_describe(kind, key)} (not in the file)")
+        if created or updated or disabled:
+            _version_renew()
     result = ApplyResult(
         created=tuple(created),
         updated=tuple(updated),

@@ -3,7 +3,8 @@
 Context fullness: a session's `tokens_since_checkpoint` as a percentage of its route's
 `context_window_tokens`. A session needs compaction when that percentage reaches
 `settings.AGENTCHAT_COMPACTION_THRESHOLD_PERCENT` (read at call time); the comparison is done in
-integers (`tokens * 100 >= threshold * window`) both in SQL and in Python, so both agree exactly.
+integers (`tokens * 100 - threshold * window >= 0`), written once in `compaction_margin` and
+evaluated by Python (`needs_compaction`) or by the database (`needs_compaction_condition`).
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 from uuid import UUID
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Field, JSONField, Model, QuerySet, Value
-from django.db.models.expressions import Col
+from django.db.models import F, Field, JSONField, Model, Q, QuerySet, Value
+from django.db.models.expressions import Col, Combinable
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.dateparse import parse_datetime
 
@@ -157,9 +158,26 @@ def fullness_percent(tokens: int, window: int) -> float:
     return round(tokens * 100 / window, 1)
 
 
+@overload
+def compaction_margin(tokens: int, window: int, threshold: int) -> int: ...
+
+
+@overload
+def compaction_margin(tokens: Combinable, window: Combinable, threshold: Combinable) -> Combinable: ...
+
+
+def compaction_margin(tokens: Any, window: Any, threshold: Any) -> Any:
+    """The compaction rule, written once: at or above 0 when `tokens` reached `threshold` % of `window`.
+
+    The same arithmetic serves Python integers (`needs_compaction`) and ORM expressions
+    (`needs_compaction_condition`, which the database evaluates), so both agree exactly.
+    """
+    return tokens * 100 - threshold * window
+
+
 def needs_compaction(status: str, tokens: int, window: int, threshold: int) -> bool:
     """True for an active session whose context fullness reached `threshold` percent."""
-    return status == SessionStatus.ACTIVE and tokens * 100 >= threshold * window
+    return status == SessionStatus.ACTIVE and compaction_margin(tokens, window, threshold) >= 0
 
 
 def context_fullness_percent(session: AgentSession) -> float:
@@ -177,12 +195,12 @@ def session_needs_compaction(session: AgentSession) -> bool:
     )
 
 
-def _needs_compaction_condition() -> GreaterThanOrEqual[int]:
-    # tokens * 100 >= threshold * window, evaluated by the database against the joined route.
-    return GreaterThanOrEqual(
-        F("tokens_since_checkpoint") * Value(100),
-        F("route__context_window_tokens") * Value(compaction_threshold_percent()),
+def needs_compaction_condition() -> Q:
+    """`needs_compaction` as a filter on sessions, evaluated by the database against the joined route."""
+    margin = compaction_margin(
+        F("tokens_since_checkpoint"), F("route__context_window_tokens"), Value(compaction_threshold_percent())
     )
+    return Q(GreaterThanOrEqual(margin, Value(0)), status=SessionStatus.ACTIVE)
 
 
 def session_get(*, session_id: UUID | str) -> AgentSession:
@@ -203,9 +221,9 @@ def sessions_list(*, status: str | None = None, needs_compaction: bool | None = 
             )
         queryset = queryset.filter(status=status)
     if needs_compaction is True:
-        queryset = queryset.filter(_needs_compaction_condition(), status=SessionStatus.ACTIVE)
+        queryset = queryset.filter(needs_compaction_condition())
     elif needs_compaction is False:
-        queryset = queryset.exclude(_needs_compaction_condition(), status=SessionStatus.ACTIVE)
+        queryset = queryset.exclude(needs_compaction_condition())
     return queryset
 
 
@@ -213,14 +231,98 @@ def sessions_needing_compaction() -> QuerySet[AgentSession]:
     """Active sessions whose context fullness reached the threshold, fullest first (one SQL query)."""
     return (
         AgentSession.objects.select_related("route")
-        .filter(_needs_compaction_condition(), status=SessionStatus.ACTIVE)
+        .filter(needs_compaction_condition())
         .order_by("-tokens_since_checkpoint", "-id")
     )
 
 
 def sessions_needing_compaction_count() -> int:
     """How many active sessions need compaction (one COUNT query)."""
-    return AgentSession.objects.filter(_needs_compaction_condition(), status=SessionStatus.ACTIVE).count()
+    return AgentSession.objects.filter(needs_compaction_condition()).count()
+
+
+@dataclass(frozen=True)
+class SessionCounts:
+    """Session counters and the number of stored messages (summed from the exact per-session counters)."""
+
+    total: int
+    active: int
+    needing_compaction: int
+    messages: int
+
+
+def sessions_counts() -> SessionCounts:
+    """Every session, the active ones, those needing compaction and the message total, in one pass.
+
+    The messages table is never scanned: each session keeps its exact `message_count`. The
+    statement is fixed SQL (compiling the ORM's aggregate costs more than running it) whose
+    compaction test is `needs_compaction_condition()` compiled by the ORM, once per database
+    vendor and threshold: the rule stays written once.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    sql, params = _sessions_counts_sql(db, compaction_threshold_percent())
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        total, active, needing, messages = cursor.fetchone()
+    return SessionCounts(total=int(total), active=int(active), needing_compaction=int(needing), messages=int(messages))
+
+
+def sessions_recent(*, limit: int) -> list[AgentSession]:
+    """The `limit` sessions with the latest activity, newest first, route attached (one query on session_recent_idx).
+
+    What `AgentSession.objects.select_related("route").order_by("-updated", "-id")[:limit]`
+    returns, read with fixed SQL (tests/core/test_sessions_overview.py compares them).
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    sessions = ModelColumns(AgentSession, "s", db)
+    routes = ModelColumns(ModelRoute, "r", db)
+    with db.cursor() as cursor:
+        cursor.execute(_sessions_recent_sql(db), [limit])
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        session = sessions.build(row)
+        _SESSION_ROUTE.set_cached_value(session, routes.build(row, sessions.width))
+        found.append(session)
+    return found
+
+
+_SESSION_ROUTE = AgentSession._meta.get_field("route")
+# The statements hold SQL text only (nothing that refers to a connection), per vendor.
+_RECENT_SQL: dict[str, str] = {}
+_COUNTS_SQL: dict[tuple[str, int], tuple[str, list[Any]]] = {}
+
+
+def _sessions_recent_sql(db: BaseDatabaseWrapper) -> str:
+    sql = _RECENT_SQL.get(db.vendor)
+    if sql is None:
+        q = db.ops.quote_name
+        columns = f"{select_list(AgentSession, 's', db)}, {select_list(ModelRoute, 'r', db)}"
+        sql = _RECENT_SQL[db.vendor] = (
+            f"SELECT {columns} FROM {q(AgentSession._meta.db_table)} s"  # noqa: S608  # nosec B608
+            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}"
+            f" ORDER BY s.{q('updated')} DESC, s.{q('id')} DESC LIMIT %s"
+        )
+    return sql
+
+
+def _sessions_counts_sql(db: BaseDatabaseWrapper, threshold: int) -> tuple[str, list[Any]]:
+    """The counting statement and its parameters for `threshold` (compiled on first use)."""
+    key = (db.vendor, threshold)
+    if key not in _COUNTS_SQL:
+        query = AgentSession.objects.filter(needs_compaction_condition()).query
+        compiler = query.get_compiler(connection=db)
+        tables, table_params = compiler.get_from_clause()
+        needs_sql, needs_params = compiler.compile(query.where)
+        q = db.ops.quote_name
+        table = q(AgentSession._meta.db_table)
+        sql = (
+            f"SELECT COUNT(*), COUNT(CASE WHEN {table}.{q('status')} = %s THEN 1 END), "  # noqa: S608  # nosec B608
+            f"COUNT(CASE WHEN {needs_sql} THEN 1 END), COALESCE(SUM({table}.{q('message_count')}), 0) "
+            f"FROM {' '.join(tables)}"
+        )
+        _COUNTS_SQL[key] = (sql, [SessionStatus.ACTIVE.value, *needs_params, *table_params])
+    return _COUNTS_SQL[key]
 
 
 # --- Messages, checkpoints and restore ------------------------------------------------------

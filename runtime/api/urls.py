@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, re_path
 
 from core.api.routing import Route
 from runtime.api.views import SessionTurnView
-from runtime.bootstrap.api import BootstrapViewSet
+from runtime.bootstrap.api import BootstrapView
 
-routes: list[Route] = [Route("bootstrap", BootstrapViewSet, "bootstrap")]
+routes: list[Route] = []
 urlpatterns: list[URLPattern] = [
+    path("bootstrap/", BootstrapView.as_view(), name="bootstrap"),
+    # With a format suffix (/api/bootstrap.json), as the router served it; the schema lists it once.
+    re_path(r"^bootstrap\.(?P<format>[a-z0-9]+)/?$", BootstrapView.as_view(), name="bootstrap"),
     path("sessions/<uuid:session_id>/turns/", SessionTurnView.as_view(), name="session-turns"),
 ]

@@ -157,3 +157,17 @@ def test_tiny_storage_workload_produces_a_judged_row(tmp_path: Path) -> None:
         assert row.target is None
         assert row.passed is None
     assert row.verdict in ("PASS", "FAIL", "-")
+
+
+def test_writing_results_keeps_the_notes_written_by_hand(tmp_path: Path) -> None:
+    from bench.report import KEPT_HEADING, results_write
+
+    markdown = tmp_path / "RESULTS.md"
+    notes = f"{KEPT_HEADING}\n\n### 2026-01-01: a figure measured outside a full run\n"
+    markdown.write_text("# Benchmark results\n\nold generated text\n\n" + notes)
+    results_write(tmp_path / "results.json", markdown, {})
+    text = markdown.read_text()
+    assert "old generated text" not in text
+    assert text.endswith(notes)
+    results_write(tmp_path / "results.json", markdown, {})  # and again: kept once, not doubled
+    assert markdown.read_text() == text

@@ -24,7 +24,7 @@ from core.config.services import config_document_apply, config_record_create, co
 from core.conversation.services import session_create
 from core.models import AgentSession, Message, MessageRole, ModelRoute, Provider, SessionStatus
 from memory.models import DailyEpisode, EpisodeSource, LongTermMemory, MemoryKind
-from runtime.bootstrap.build import VIEW_RULES
+from runtime.bootstrap.rules import VIEW_RULES
 from runtime.turns import turn_run
 from telemetry.services import usage_record
 
@@ -108,6 +108,17 @@ def test_bootstrap_sections_and_app(api: APIClient) -> None:
     )
 
 
+def test_view_rules_are_pure(example_loaded: None, django_assert_num_queries: DjangoAssertNumQueries) -> None:
+    """Every rule answers from the facts alone: no query, and the same facts give the same answer."""
+    from runtime.bootstrap.compose import facts_read
+
+    facts = facts_read(())
+    with django_assert_num_queries(0):
+        first = {name: rule(facts) for name, rule in VIEW_RULES.items()}
+        assert {name: rule(facts) for name, rule in VIEW_RULES.items()} == first
+    assert first["model"].state == "ready"
+
+
 # --- the three database situations ---------------------------------------------------------
 
 
@@ -188,8 +199,9 @@ def test_restart_reads_back_the_same_bootstrap(api: APIClient, example_loaded: N
     here = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
     code = (
         "from rest_framework.renderers import JSONRenderer;"
-        "from runtime.bootstrap.build import bootstrap_read;"
-        "from runtime.bootstrap.api import BootstrapSerializer, etag_of;"
+        "from runtime.bootstrap.compose import bootstrap_read;"
+        "from runtime.bootstrap.api import etag_of;"
+        "from runtime.bootstrap.serializers import BootstrapSerializer;"
         "import sys;"
         "body = JSONRenderer().render(BootstrapSerializer(bootstrap_read()).data);"
         "sys.stdout.write(etag_of(body) + '\\n' + body.decode())"
@@ -303,10 +315,10 @@ def test_example_config_without_keys(api: APIClient, example_loaded: None) -> No
         "chat": ("empty", ["no session yet: start one (POST /api/sessions/); it will use route 'replay'"]),
         "model": ("ready", []),
         "tools": ("ready", []),
-        "skills": ("ready", []),
+        "skills": ("blocked", ["skills are configured but not used in prompts yet"]),
         "mcp": ("ready", []),
         "memory": ("empty", ["nothing remembered yet: messages, daily episodes and memories appear as you chat"]),
-        "team": ("ready", []),
+        "team": ("blocked", ["teams are configured but not run yet"]),
         "tokens": ("empty", ["no token usage recorded yet: it appears after the first model reply"]),
         "config": ("ready", []),
     }
@@ -372,7 +384,7 @@ def test_blocked_chat_names_the_keys_to_set_or_the_replay_provider(api: APIClien
     )
     state, reasons = views(body)["team"]
     assert state == "blocked"
-    assert reasons[0] == "no team is ready"
+    assert reasons[0] == "teams are configured but not run yet"
     assert reasons[1].startswith("team 'research-desk': lead 'researcher' is blocked: ")
 
 
@@ -423,7 +435,10 @@ def test_disabled_tools_block_tools_and_skills(api: APIClient, example_loaded: N
     assert views(body)["tools"] == ("blocked", [f"every tool is disabled: set enabled = true on one in {EXAMPLE}"])
     assert views(body)["skills"] == (
         "blocked",
-        ["no skill is ready", "skill 'research-notes' uses disabled tool 'web_search'; enable it"],
+        [
+            "skills are configured but not used in prompts yet",
+            "skill 'research-notes' uses disabled tool 'web_search'; enable it",
+        ],
     )
 
 
@@ -622,7 +637,7 @@ def test_bootstrap_query_count_is_constant(
     bootstrap(api)  # the configuration was just loaded: this request reads its snapshot
     # 6 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
     #   1  django_migrations (applied migrations)
-    #   1  the content of every configuration table (unchanged: the kept snapshot is used)
+    #   1  the configuration version stamp (unchanged: the kept snapshot is used)
     #   1  sessions aggregate: total, active, needing compaction, sum of message counts
     #   1  the 5 most recent sessions with their route
     #   1  memory: long-term total and pinned, episodes and latest day, attachments
@@ -644,14 +659,13 @@ def test_bootstrap_after_a_configuration_change_reads_the_snapshot_once(
     web_search = config_record_get(Kind.TOOL, "web_search")
     assert isinstance(web_search, ToolConfig)
     config_record_update(kind=Kind.TOOL, key="web_search", record=replace(web_search, description="Look it up"))
-    # 19 queries on the first request after a change, 6 on the next:
+    # 18 queries on the first request after a change, 6 on the next:
     #   1  django_migrations
-    #   1  the content of every configuration table (differs from the kept snapshot's)
+    #   1  the configuration version stamp (renewed by the update: differs from the kept snapshot's)
     #   12 configuration snapshot: providers; routes+provider; tools; skills; their tools; MCP servers;
     #      agents+route; their tools; skills; MCP servers; teams+lead; their members+agent
-    #   1  the content again (unchanged while the snapshot was read: the snapshot is kept)
     #   4  sessions aggregate; recent sessions; memory counts; telemetry rollups
-    with django_assert_num_queries(19):
+    with django_assert_num_queries(18):
         body = bootstrap(api)
     assert next(t for t in body["config"]["tools"] if t["name"] == "web_search")["description"] == "Look it up"
     with django_assert_num_queries(6):
@@ -664,9 +678,7 @@ def test_bootstrap_queries_name_no_per_row_lookups(api: APIClient, example_loade
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    # Only the configuration content is read twice (before and after the snapshot).
-    assert len(statements) == 19
-    assert len(set(statements)) == 18
+    assert len(statements) == len(set(statements)) == 18
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]

@@ -1,22 +1,26 @@
-"""The bootstrap's kept results: the configuration snapshot and the validated file are exact after any change."""
+"""What the bootstrap keeps: the configuration snapshot (by version stamp) and the validated file."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
+from django.db import transaction
 from rest_framework.test import APIClient
 
+from core.config.contracts import ConfigDocument, Kind, ToolConfig
 from core.config.loading import config_file_read
-from core.config.selectors import config_snapshot
-from core.config.services import config_document_apply
-from core.models import AgentProfile, McpServerSpec, ModelRoute, Provider, SkillSpec, Team, TeamMember, ToolSpec
-from runtime.bootstrap.build import _config_content_sql, config_content, stored_config
+from core.config.selectors import config_record_get, config_snapshot, config_version
+from core.config.services import (
+    config_document_apply,
+    config_record_create,
+    config_record_delete,
+    config_record_update,
+)
+from core.models import ToolSpec
+from runtime.bootstrap.compose import stored_config
 
 pytestmark = pytest.mark.django_db
 
@@ -37,62 +41,90 @@ def bootstrap(api: APIClient) -> dict[str, Any]:
     return body
 
 
-def _tables(sql: str) -> set[str]:
-    return set(re.findall(r'(?:FROM|JOIN) "?(\w+)"?', sql))
-
-
-def test_the_content_covers_every_table_the_snapshot_reads(example_loaded: None) -> None:
-    with CaptureQueriesContext(connection) as queries:
-        config_snapshot()
-    read = set().union(*(_tables(query["sql"]) for query in queries.captured_queries))
-    assert read  # the snapshot read something
-    assert read <= _tables(_config_content_sql(connection.vendor))
+def _web_search() -> ToolConfig:
+    record = config_record_get(Kind.TOOL, "web_search")
+    assert isinstance(record, ToolConfig)
+    return record
 
 
 def test_kept_snapshot_equals_a_fresh_one(example_loaded: None) -> None:
     first = stored_config()
-    assert stored_config() is first  # unchanged tables: the kept snapshot
+    assert stored_config() is first  # same version: the kept snapshot
     assert first == config_snapshot()
 
 
-# Writes that bypass the services and leave every `updated` column as it was: only a comparison
-# of the whole content notices them.
-BYPASSING_WRITES: dict[str, Callable[[], object]] = {
-    "provider flag": lambda: Provider.objects.filter(name="openai").update(enabled=False),
-    "route number": lambda: ModelRoute.objects.filter(alias="replay").update(context_window_tokens=1_000),
-    "tool JSON": lambda: ToolSpec.objects.filter(name="web_search").update(parameters={"type": "object"}),
-    "skill text": lambda: SkillSpec.objects.update(description="changed"),
-    "skill's tool link": lambda: SkillSpec.tools.through.objects.all().delete(),
-    "MCP server list": lambda: McpServerSpec.objects.update(tool_allowlist=["read_file"]),
-    "agent's MCP link": lambda: AgentProfile.mcp_servers.through.objects.all().delete(),
-    "team member": lambda: TeamMember.objects.filter(position__gt=0).delete(),
-    "team lead": lambda: Team.objects.update(description="other"),
+# Every configuration service that changes a record renews the version stamp in its transaction.
+SERVICE_WRITES: dict[str, Any] = {
+    "create": lambda: config_record_create(record=ToolConfig(name="calculator", description="Adds")),
+    "update": lambda: config_record_update(
+        kind=Kind.TOOL, key="web_search", record=replace(_web_search(), enabled=False)
+    ),
+    "delete": lambda: config_record_delete(kind=Kind.TEAM, key="research-desk"),
+    "apply a changed file": lambda: config_document_apply(
+        document=replace(config_file_read(EXAMPLE), tools=(replace(_web_search(), description="Changed"),)),
+        prune=False,
+    ),
+    "prune": lambda: config_document_apply(document=ConfigDocument(), prune=True),
 }
 
 
-@pytest.mark.parametrize("write", list(BYPASSING_WRITES))
-def test_a_write_behind_the_services_back_is_seen_at_once(example_loaded: None, write: str) -> None:
+@pytest.mark.parametrize("write", list(SERVICE_WRITES))
+def test_every_service_write_renews_the_version_and_the_snapshot(example_loaded: None, write: str) -> None:
     before = stored_config()
-    content = config_content()
-    BYPASSING_WRITES[write]()
-    assert config_content() != content
+    version = config_version()
+    SERVICE_WRITES[write]()
+    assert config_version() != version
     after = stored_config()
     assert after == config_snapshot()
     assert after != before
 
 
-def test_bootstrap_shows_a_write_made_without_the_services(api: APIClient, example_loaded: None) -> None:
-    assert bootstrap(api)["config"]["providers"][0]["name"] == "anthropic"
-    Provider.objects.filter(name="anthropic").update(enabled=False)  # `updated` is not touched
-    provider = bootstrap(api)["config"]["providers"][0]
-    assert (provider["name"], provider["enabled"], provider["status"]) == ("anthropic", False, "disabled")
+def test_applying_an_unchanged_file_keeps_the_version(example_loaded: None) -> None:
+    kept = stored_config()
+    version = config_version()
+    result = config_document_apply(document=config_file_read(EXAMPLE), prune=False)
+    assert not result.changed
+    assert config_version() == version
+    assert stored_config() is kept
 
 
-def test_a_reverted_change_gives_the_original_answer(api: APIClient, example_loaded: None) -> None:
+def test_a_rolled_back_write_leaves_no_stale_snapshot(example_loaded: None) -> None:
+    """The bootstrap reads a write's snapshot inside its transaction, which is then rolled back."""
+    original = stored_config()
+
+    def write_read_and_fail() -> None:
+        with transaction.atomic():
+            config_record_update(kind=Kind.TOOL, key="web_search", record=replace(_web_search(), enabled=False))
+            assert stored_config() != original  # kept, under the write's stamp
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError, match="roll back"):
+        write_read_and_fail()
+    assert stored_config() == original == config_snapshot()
+    # A later write cannot meet the rolled-back stamp again (a counter would: 1 → rolled back → 1).
+    config_record_update(kind=Kind.TOOL, key="web_search", record=replace(_web_search(), description="Other"))
+    assert stored_config() == config_snapshot()
+
+
+def test_a_write_behind_the_services_back_shows_with_the_next_service_write(example_loaded: None) -> None:
+    """What README says: a hand-written change is not seen until a service renews the stamp."""
+    kept = stored_config()
+    ToolSpec.objects.filter(name="web_search").update(description="by hand")
+    assert stored_config() is kept  # same stamp: the kept snapshot
+    write_file = config_record_get(Kind.TOOL, "write_file")
+    assert isinstance(write_file, ToolConfig)
+    config_record_update(kind=Kind.TOOL, key="write_file", record=replace(write_file, description="Writes"))
+    assert stored_config() == config_snapshot()
+    assert _web_search().description == "by hand"
+    assert next(tool for tool in stored_config().tools if tool.name == "web_search").description == "by hand"
+
+
+def test_bootstrap_shows_a_service_write_at_once(api: APIClient, example_loaded: None) -> None:
     original = bootstrap(api)
-    ToolSpec.objects.filter(name="web_search").update(enabled=False)
-    assert bootstrap(api) != original
-    ToolSpec.objects.filter(name="web_search").update(enabled=True)
+    config_record_update(kind=Kind.TOOL, key="web_search", record=replace(_web_search(), enabled=False))
+    tool = next(item for item in bootstrap(api)["config"]["tools"] if item["name"] == "web_search")
+    assert (tool["enabled"], tool["status"]) == (False, "disabled")
+    config_record_update(kind=Kind.TOOL, key="web_search", record=replace(_web_search(), enabled=True))
     assert bootstrap(api) == original
 
 
@@ -158,8 +190,8 @@ def test_planned_shape_equals_the_serializer(api: APIClient, example_loaded: Non
     """Every kind of field (decimal prices, datetimes, UUIDs, nested lists, the views mapping) shaped alike."""
     from core.conversation.services import session_create
     from memory.services import memory_write
-    from runtime.bootstrap.api import BootstrapSerializer, bootstrap_data
-    from runtime.bootstrap.build import bootstrap_read
+    from runtime.bootstrap.compose import bootstrap_read
+    from runtime.bootstrap.serializers import BootstrapSerializer, bootstrap_data
     from runtime.turns import turn_run
 
     session = session_create(title="", route_alias="replay")
@@ -167,6 +199,6 @@ def test_planned_shape_equals_the_serializer(api: APIClient, example_loaded: Non
     memory_write(kind="fact", content="the sky is blue", pinned=True)
     state = bootstrap_read()
     assert state.sessions.recent[0].title == f"session {session.pk}"
-    assert any(route.price_input_per_mtok is not None for route in state.config.routes)
+    assert any(route.record.price_input_per_mtok is not None for route in state.config.routes)
     assert bootstrap_data(state) == BootstrapSerializer(state).data
     assert bootstrap(api) == BootstrapSerializer(bootstrap_read()).data

@@ -23,12 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLE = ROOT / "config" / "agentchat.example.toml"
 TEAMS_NOT_RUN = "teams are configured but not run yet"
 SKILLS_NOT_USED = "skills are configured but not used in prompts yet"
-# The states come from runtime/bootstrap/build.py (team_rule, skills_rule); strict, so the marker
-# must go when those rules say `blocked`.
-PENDING_RULES = pytest.mark.xfail(
-    strict=True,
-    reason="team_rule and skills_rule in runtime/bootstrap/build.py still say ready for configured records",
-)
 
 
 @pytest.fixture
@@ -51,12 +45,10 @@ def view(api: APIClient, name: str) -> tuple[str, list[str]]:
     return body["state"], body["reasons"]
 
 
-@PENDING_RULES
 def test_a_ready_team_is_still_blocked_because_nothing_runs_teams(api: APIClient, example_loaded: None) -> None:
     assert view(api, "team") == ("blocked", [TEAMS_NOT_RUN])
 
 
-@PENDING_RULES
 def test_a_ready_skill_is_still_blocked_because_no_prompt_uses_skills(api: APIClient, example_loaded: None) -> None:
     assert view(api, "skills") == ("blocked", [SKILLS_NOT_USED])
 

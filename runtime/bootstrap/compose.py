@@ -1,0 +1,222 @@
+"""The composition: each app read through its own selectors, then the view rules applied.
+
+Queries, whatever the amount of data (pinned in tests/runtime/test_bootstrap.py):
+  1   applied migrations (django_migrations; the migration files are read once per process)
+  1   the configuration version (`core.config.selectors.config_version`)
+      (+12 for `config_snapshot`, on the first request after the configuration changed)
+  1   session counters and the message total (`core.conversation.selectors.sessions_counts`)
+  1   the most recent sessions with their route (`sessions_recent`)
+  1   memory counts (`memory.selectors.memory_counts`)
+  1   telemetry today and all time (`telemetry.selectors.usage_overview`)
+When migrations are pending the stores may not have their tables yet: only the first query runs,
+and every view is blocked until `manage.py migrate`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import DatabaseError, connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
+
+from core.config.contracts import ConfigDocument
+from core.config.readiness import readiness_report
+from core.config.selectors import config_snapshot, config_version
+from core.conversation.selectors import (
+    compaction_threshold_percent,
+    context_fullness_percent,
+    session_needs_compaction,
+    sessions_counts,
+    sessions_recent,
+)
+from memory.selectors import memory_counts
+from runtime.bootstrap.config_file import config_file_info
+from runtime.bootstrap.entries import config_section
+from runtime.bootstrap.response import (
+    APP_NAME,
+    RECENT_SESSIONS,
+    SCHEMA_VERSION,
+    AppInfo,
+    Bootstrap,
+    ConfigSection,
+    MemorySection,
+    RecentSession,
+    SessionsSection,
+)
+from runtime.bootstrap.rules import Facts, view_states
+from telemetry.selectors import UsageCounts, UsageOverview, usage_overview
+
+# --- migrations -----------------------------------------------------------------------------
+
+
+@functools.cache
+def _migration_nodes(alias: str) -> tuple[tuple[tuple[str, str], tuple[tuple[str, str], ...]], ...]:
+    """Every migration on disk with what it replaces, in plan order (read once per process).
+
+    Reading the files never queries the database (`MigrationLoader(None)`); which of them are
+    applied is read on each call, so the answer is right right after `migrate`.
+    """
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    ordered: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+    for key in loader.graph.leaf_nodes():
+        for node in loader.graph.forwards_plan(key):
+            ordered.setdefault(node, tuple(loader.disk_migrations[node].replaces))
+    return tuple(ordered.items())
+
+
+def pending_migrations() -> tuple[str, ...]:
+    """`app.name` of each migration not applied yet (one query on django_migrations)."""
+    quote = connection.ops.quote_name
+    table = quote(MigrationRecorder.Migration._meta.db_table)
+    try:
+        with connection.cursor() as cursor:
+            # Read as SQL, like the recorder's own table check: the ORM would compile more than it reads.
+            cursor.execute(f"SELECT {quote('app')}, {quote('name')} FROM {table}")  # noqa: S608  # nosec B608
+            applied = {(str(app), str(name)) for app, name in cursor.fetchall()}
+    except DatabaseError:
+        # No django_migrations table: nothing was ever migrated.
+        applied = set()
+    pending = []
+    for node, replaces in _migration_nodes(connection.alias):
+        if node in applied or (replaces and all(tuple(item) in applied for item in replaces)):
+            continue
+        pending.append(f"{node[0]}.{node[1]}")
+    return tuple(pending)
+
+
+def app_version() -> str:
+    from django.conf import settings
+
+    return str(settings.SPECTACULAR_SETTINGS.get("VERSION", "0"))
+
+
+# --- the stored configuration ---------------------------------------------------------------
+
+# (configuration version stamp, the snapshot read at it). Reading the snapshot takes 12 queries
+# (bench/RESULTS.md, "Bootstrap: what is kept"); every configuration service renews the
+# version in the transaction that changes a record, so an equal version means an equal snapshot.
+_snapshot: tuple[str, ConfigDocument] | None = None
+
+
+def stored_config() -> ConfigDocument:
+    """`config_snapshot()`, read again only when the configuration version changed (1 query otherwise).
+
+    The version is read before the snapshot: a write committed in between leaves a newer snapshot
+    under the older version, which the next request's version replaces.
+    """
+    global _snapshot
+    version = config_version()
+    kept = _snapshot
+    if kept is not None and kept[0] == version:
+        return kept[1]
+    snapshot = config_snapshot()
+    _snapshot = (version, snapshot)
+    return snapshot
+
+
+def snapshot_forget() -> None:
+    """Drop the kept snapshot: for code that wrote the tables without the services (test fixtures)."""
+    global _snapshot
+    _snapshot = None
+
+
+# --- sessions, memory, telemetry ------------------------------------------------------------
+
+
+def sessions_section() -> tuple[SessionsSection, int]:
+    """Session counters and the most recent sessions, plus the message total (for the memory section)."""
+    counts = sessions_counts()
+    recent = tuple(
+        RecentSession(
+            id=session.id,
+            title=str(session),
+            status=session.status,
+            route=session.route.alias,
+            message_count=session.message_count,
+            last_activity=session.updated,
+            context_fullness_percent=context_fullness_percent(session),
+            needs_compaction=session_needs_compaction(session),
+        )
+        for session in sessions_recent(limit=RECENT_SESSIONS)
+    )
+    section = SessionsSection(
+        total=counts.total,
+        active=counts.active,
+        archived=counts.total - counts.active,
+        needing_compaction=counts.needing_compaction,
+        compaction_threshold_percent=compaction_threshold_percent(),
+        recent=recent,
+    )
+    return section, counts.messages
+
+
+def memory_section(messages: int) -> MemorySection:
+    counts = memory_counts()
+    return MemorySection(
+        messages=messages,
+        daily_episodes=counts.episodes,
+        long_term=counts.long_term,
+        pinned=counts.pinned,
+        attachments=counts.attachments,
+        latest_episode_day=counts.latest_episode_day,
+    )
+
+
+def telemetry_zeros_today() -> UsageOverview:
+    """Zeros for today (in the configured timezone), without touching the rollup tables."""
+    from zoneinfo import ZoneInfo
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    zone = str(settings.AGENTCHAT_TIMEZONE)
+    day = timezone.localdate(timezone.now(), ZoneInfo(zone))
+    return UsageOverview(timezone=zone, day=day, today=UsageCounts(), all_time=UsageCounts(), by_model=[])
+
+
+# --- the whole bootstrap --------------------------------------------------------------------
+
+
+def facts_read(pending: tuple[str, ...]) -> Facts:
+    """Everything the view rules look at; with pending migrations, only the file and zeros."""
+    if pending:
+        # The stores' tables may not exist yet: report the schema and nothing else.
+        return Facts(
+            pending_migrations=pending,
+            config=ConfigSection(file=config_file_info(ConfigDocument()), default_route=None),
+            sessions=SessionsSection(compaction_threshold_percent=compaction_threshold_percent()),
+            memory=MemorySection(),
+            telemetry=telemetry_zeros_today(),
+        )
+    stored = stored_config()
+    sessions, messages = sessions_section()
+    return Facts(
+        pending_migrations=pending,
+        config=config_section(stored, readiness_report(stored), config_file_info(stored)),
+        sessions=sessions,
+        memory=memory_section(messages),
+        telemetry=usage_overview(),
+    )
+
+
+def bootstrap_read() -> Bootstrap:
+    """The whole bootstrap in 6 queries (18 after a configuration change), whatever the amount of data."""
+    pending = pending_migrations()
+    facts = facts_read(pending)
+    return Bootstrap(
+        schema_version=SCHEMA_VERSION,
+        app=AppInfo(
+            name=APP_NAME,
+            version=app_version(),
+            schema_version=SCHEMA_VERSION,
+            database_vendor=connection.vendor,
+            migrations_applied=not pending,
+            pending_migrations=pending,
+        ),
+        config=facts.config,
+        sessions=facts.sessions,
+        memory=facts.memory,
+        telemetry=facts.telemetry,
+        views=view_states(facts),
+    )

@@ -1,0 +1,108 @@
+"""Every stored configuration record with its readiness: built from one snapshot, no query.
+
+The readiness of providers, routes, MCP servers, agents and teams is core's readiness report;
+the bootstrap adds two things core cannot know: a ready route whose provider adapter rejects its
+settings is blocked, and a skill is blocked when a tool it uses is missing or disabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from core.config.contracts import (
+    ConfigDocument,
+    ProviderConfig,
+    ReadinessReport,
+    ReadinessStatus,
+    RecordReadiness,
+    RouteConfig,
+)
+from core.config.readiness import DISABLED_REASON, provider_credential
+from core.errors import InvalidInputError
+from core.models import ModelRoute, Provider
+from runtime.bootstrap.response import ConfigFileInfo, ConfigSection, Entry, ProviderEntry
+from runtime.providers import adapter_for
+
+State = tuple[ReadinessStatus, tuple[str, ...]]
+
+
+def plain_state(enabled: bool, reasons: Sequence[str] = ()) -> State:
+    """The state of a record whose readiness the config report does not compute."""
+    if not enabled:
+        return "disabled", (DISABLED_REASON,)
+    return ("blocked" if reasons else "ready"), tuple(reasons)
+
+
+def adapter_problem(route: RouteConfig, provider: ProviderConfig | None) -> str | None:
+    """Why the route's provider adapter cannot be built from the stored settings (no query), if it cannot."""
+    if provider is None:
+        return None
+    stored_provider = Provider(
+        name=provider.name,
+        kind=provider.kind,
+        base_url=provider.base_url,
+        api_key_env=provider.api_key_env,
+        options=dict(provider.options),
+    )
+    stored_route = ModelRoute(
+        alias=route.alias,
+        provider=stored_provider,
+        model_id=route.model_id,
+        context_window_tokens=route.context_window_tokens,
+        max_output_tokens=route.max_output_tokens,
+    )
+    try:
+        adapter_for(stored_route)
+    except InvalidInputError as exc:
+        return f"provider {provider.name!r} cannot answer: {exc.message}; fix it in the configuration"
+    return None
+
+
+def route_state(route: RouteConfig, state: RecordReadiness, provider: ProviderConfig | None) -> State:
+    """The config report's readiness; a ready route whose adapter rejects its settings is blocked."""
+    if state.status != "ready":
+        return state.status, state.reasons
+    problem = adapter_problem(route, provider)
+    return ("ready", ()) if problem is None else ("blocked", (problem,))
+
+
+def _reported(states: Sequence[RecordReadiness]) -> Mapping[str, State]:
+    return {item.name: (item.status, item.reasons) for item in states}
+
+
+def config_section(stored: ConfigDocument, report: ReadinessReport, file: ConfigFileInfo) -> ConfigSection:
+    """Every configuration record of `stored` with its readiness (no query)."""
+    providers = _reported(report.providers)
+    routes = {item.name: item for item in report.routes}
+    servers = _reported(report.mcp_servers)
+    agents = _reported(report.agents)
+    teams = _reported(report.teams)
+    tools_enabled = {tool.name: tool.enabled for tool in stored.tools}
+    provider_configs = {provider.name: provider for provider in stored.providers}
+
+    def skill_reasons(tools: Sequence[str], owner: str) -> list[str]:
+        reasons = []
+        for name in tools:
+            if name not in tools_enabled:
+                reasons.append(f"{owner} uses tool {name!r}, which does not exist")
+            elif not tools_enabled[name]:
+                reasons.append(f"{owner} uses disabled tool {name!r}; enable it")
+        return reasons
+
+    return ConfigSection(
+        file=file,
+        default_route=report.default_route,
+        providers=tuple(
+            ProviderEntry(p, *providers[p.name], credential=provider_credential(p)) for p in stored.providers
+        ),
+        routes=tuple(
+            Entry(r, *route_state(r, routes[r.alias], provider_configs.get(r.provider))) for r in stored.routes
+        ),
+        tools=tuple(Entry(t, *plain_state(t.enabled)) for t in stored.tools),
+        skills=tuple(
+            Entry(s, *plain_state(s.enabled, skill_reasons(s.tools, f"skill {s.name!r}"))) for s in stored.skills
+        ),
+        mcp_servers=tuple(Entry(m, *servers[m.name]) for m in stored.mcp_servers),
+        agents=tuple(Entry(a, *agents[a.name]) for a in stored.agents),
+        teams=tuple(Entry(t, *teams[t.name]) for t in stored.teams),
+    )
