@@ -1,8 +1,9 @@
 """One JSON shape for every API error: `{"detail", "code", "fields"}`.
 
 `fields` maps a dotted path (`parts[0].type`) to its messages, so a client can put each
-message beside the input it concerns. A path is built from the request's own keys, and a key may
-be a credential: every credential-shaped part of a path is cut to its prefix (`redact_all`).
+message beside the input it concerns. Paths and messages are built from the request's own keys
+and values, and either may be a credential: every credential-shaped part of a path, a message or
+the detail is cut to its prefix (`redact_all`) before the response is written.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 def _safe_paths(fields: dict[str, list[str]]) -> dict[str, list[str]]:
     safe: dict[str, list[str]] = {}
     for path, messages in fields.items():
-        safe.setdefault(redact_all(path), []).extend(messages)
+        safe.setdefault(redact_all(path), []).extend(redact_all(str(message)) for message in messages)
     return safe
 
 
@@ -54,7 +55,7 @@ def _summary(fields: dict[str, list[str]]) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(
-            {"detail": exc.message, "code": exc.code, "fields": _safe_paths(dict(exc.fields))},
+            {"detail": redact_all(exc.message), "code": exc.code, "fields": _safe_paths(dict(exc.fields))},
             status=exc.status_code,
         )
     if isinstance(exc, DjangoValidationError):
@@ -77,5 +78,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         code = detail.code if isinstance(detail, exceptions.ErrorDetail) else exc.default_code
-        response.data = {"detail": str(detail), "code": str(code), "fields": {}}
+        response.data = {"detail": redact_all(str(detail)), "code": str(code), "fields": {}}
     return response
