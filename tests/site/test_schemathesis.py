@@ -34,7 +34,7 @@ from runtime.turns import turn_run
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-EXAMPLES_PER_OPERATION = 10
+EXAMPLES_PER_OPERATION = 25
 CHECKS = [not_a_server_error, response_schema_conformance]
 
 
