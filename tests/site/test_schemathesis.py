@@ -23,6 +23,7 @@ from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from core.config.loading import config_file_read
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLES_PER_OPERATION = 25
 CHECKS = [not_a_server_error, response_schema_conformance]
+HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
 
 
 def _openapi() -> dict[str, object]:
@@ -82,3 +84,41 @@ def test_api_conforms_to_its_schema(case: Any, token: str) -> None:
     response = case.call(headers={"Authorization": f"Token {token}", "Host": "localhost"})
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code}"
     case.validate_response(response, checks=CHECKS)
+
+
+# The operations the hostile-input defects were found in: the run must keep generating requests for them.
+MUST_COVER = {
+    ("GET", "/api/memory/attachments/"),
+    ("POST", "/api/memory/attachments/"),
+    ("POST", "/api/memory/long-term/"),
+    ("POST", "/api/config/providers/"),
+    ("PUT", "/api/config/providers/{name}/"),
+    ("PATCH", "/api/config/providers/{name}/"),
+    ("POST", "/api/config/skills/"),
+    ("PATCH", "/api/config/skills/{name}/"),
+    ("POST", "/api/config/tools/"),
+    ("POST", "/api/config/routes/"),
+    ("POST", "/api/config/mcp-servers/"),
+    ("POST", "/api/config/agents/"),
+    ("POST", "/api/config/teams/"),
+}
+
+
+def test_the_run_covers_every_operation_of_the_schema() -> None:
+    paths: dict[str, dict[str, object]] = _openapi()["paths"]  # type: ignore[assignment]
+    in_schema = {(method.upper(), path) for path, item in paths.items() for method in item if method in HTTP_METHODS}
+    generated: set[tuple[str, str]] = set()
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result  # every operation of the schema can be generated
+        generated.add((result.ok().method.upper(), result.ok().path))
+    assert in_schema >= MUST_COVER
+    assert generated == in_schema
+    # Bodies are generated for every media type the schema declares, form and multipart included.
+    body_types = {
+        media
+        for item in paths.values()
+        for method, operation in item.items()
+        if method in HTTP_METHODS and isinstance(operation, dict)
+        for media in operation.get("requestBody", {}).get("content", {})
+    }
+    assert {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"} <= body_types
