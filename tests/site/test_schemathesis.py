@@ -26,6 +26,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from core.api.fields import INT64_MAX, INT64_MIN
 from core.config.loading import config_file_read
 from core.config.services import config_document_apply
 from core.conversation.services import session_create
@@ -45,7 +46,27 @@ def _openapi() -> dict[str, object]:
     return document
 
 
-schema = schemathesis.openapi.from_dict(_openapi())
+def _int64_bounded(node: object) -> None:
+    """Give every unbounded integer the 64-bit range the API promises, so that the coverage phase
+    sends the values just outside it (2**63, -2**63 - 1): each must be a 400 naming the field."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            node.setdefault("minimum", INT64_MIN)
+            node.setdefault("maximum", INT64_MAX)
+        for child in node.values():
+            _int64_bounded(child)
+    elif isinstance(node, list):
+        for child in node:
+            _int64_bounded(child)
+
+
+def _fuzzed_openapi() -> dict[str, object]:
+    document = _openapi()
+    _int64_bounded(document)
+    return document
+
+
+schema = schemathesis.openapi.from_dict(_fuzzed_openapi())
 schema.app = get_wsgi_application()
 
 
