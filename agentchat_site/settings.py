@@ -205,8 +205,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": [
         "core.api.parsers.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "core.api.parsers.BoundedFormParser",
+        "core.api.parsers.BoundedMultiPartParser",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

@@ -2,6 +2,8 @@
 
 Each service validates its input completely before it opens one transaction, and raises
 `InvalidInputError` / `NotFoundError` / `ConflictError` naming the field, so nothing is half written.
+Memory is re-sent to a provider in every prompt, so the memory tiers (long-term content and key,
+episode summaries, attachment summaries) refuse text shaped like a credential (`find_secret`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.config.secrets import find_secret, redact
 from core.conversation.contracts import SHA256_RE, estimate_tokens
 from core.conversation.selectors import session_uuid
 from core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -83,6 +86,16 @@ def _text(field: str, value: str, *, max_chars: int, blank: bool = False) -> str
         raise InvalidInputError.for_field(field, "is empty; give some text")
     if len(value) > max_chars:
         raise InvalidInputError.for_field(field, f"has {len(value)} characters; at most {max_chars} are allowed")
+    return value
+
+
+def _no_secret(field: str, value: str) -> str:
+    """Memory is sent to a provider with every prompt: nothing shaped like a credential is kept."""
+    suspect = find_secret(value)
+    if suspect is not None:
+        raise InvalidInputError.for_field(
+            field, f"looks like a credential ({redact(suspect)}); store where to find it, not the value"
+        )
     return value
 
 
@@ -154,7 +167,7 @@ def _key(value: str | None) -> str | None:
     key = _text("key", value, max_chars=MAX_KEY_CHARS, blank=True)
     if any(not char.isprintable() for char in key):
         raise InvalidInputError.for_field("key", "contains control characters; use printable text")
-    return key or None
+    return _no_secret("key", key) or None
 
 
 # --- daily episodes -----------------------------------------------------------------------------
@@ -175,7 +188,7 @@ def episode_upsert(
     if not isinstance(day, datetime.date) or isinstance(day, datetime.datetime):
         raise InvalidInputError.for_field("day", "must be a date (YYYY-MM-DD)")
     name = _timezone_name(timezone_name)
-    text = _text("summary", summary, max_chars=MAX_SUMMARY_CHARS)
+    text = _no_secret("summary", _text("summary", summary, max_chars=MAX_SUMMARY_CHARS))
     source = _choice("source", source, EpisodeSource.values)
     tokens = _count("token_count", token_count, maximum=2**31 - 1)
     if day > timezone.now().astimezone(ZoneInfo(name)).date():
@@ -244,7 +257,7 @@ def memory_write(
     On an update, `importance`, `pinned` and the provenance keep their stored values unless given.
     """
     kind = _choice("kind", kind, MemoryKind.values)
-    text = _text("content", content, max_chars=MAX_MEMORY_CHARS)
+    text = _no_secret("content", _text("content", content, max_chars=MAX_MEMORY_CHARS))
     checked_key = _key(key)
     checked_importance = _importance(importance) if importance is not None else None
     if pinned is not None and not isinstance(pinned, bool):
@@ -297,7 +310,7 @@ def memory_update(
     if kind is not None:
         changes["kind"] = _choice("kind", kind, MemoryKind.values)
     if content is not None:
-        changes["content"] = _text("content", content, max_chars=MAX_MEMORY_CHARS)
+        changes["content"] = _no_secret("content", _text("content", content, max_chars=MAX_MEMORY_CHARS))
     if not isinstance(key, Unset):
         changes["key"] = _key(key)
     if importance is not None:
@@ -376,7 +389,7 @@ def attachment_record(
     replace it. A content recorded without a summary takes the first one given later.
     """
     digest = _text("sha256", sha256, max_chars=64).lower()
-    if not SHA256_RE.match(digest):
+    if not SHA256_RE.fullmatch(digest):
         raise InvalidInputError.for_field("sha256", "must be 64 hex characters (the content's SHA-256)")
     kind = _choice("kind", kind, AttachmentKind.values)
     name = _text("display_name", display_name, max_chars=MAX_NAME_CHARS)
@@ -388,7 +401,7 @@ def attachment_record(
     size = _count("size_bytes", size_bytes, maximum=MAX_ATTACHMENT_BYTES)
     if size is None:
         raise InvalidInputError.for_field("size_bytes", "is missing; give the content's size in bytes")
-    text = _text("summary", summary, max_chars=MAX_SUMMARY_CHARS, blank=True)
+    text = _no_secret("summary", _text("summary", summary, max_chars=MAX_SUMMARY_CHARS, blank=True))
     tokens = _count("token_count", token_count, maximum=2**31 - 1)
     location = _text("uri", uri, max_chars=MAX_URI_CHARS, blank=True)
     if kind == AttachmentKind.URL and not location.startswith(("http://", "https://")):

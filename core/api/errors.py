@@ -1,7 +1,9 @@
 """One JSON shape for every API error: `{"detail", "code", "fields"}`.
 
 `fields` maps a dotted path (`parts[0].type`) to its messages, so a client can put each
-message beside the input it concerns.
+message beside the input it concerns. Paths and messages are built from the request's own keys
+and values, and either may be a credential: every credential-shaped part of a path, a message or
+the detail is cut to its prefix (`redact_all`) before the response is written.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.config.secrets import redact_all
 from core.errors import DomainError
 
 # The error body in the OpenAPI description (every app's 400, 404 and 409 answers).
@@ -49,6 +52,13 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
+def _safe_paths(fields: dict[str, list[str]]) -> dict[str, list[str]]:
+    safe: dict[str, list[str]] = {}
+    for path, messages in fields.items():
+        safe.setdefault(redact_all(path), []).extend(redact_all(str(message)) for message in messages)
+    return safe
+
+
 def _summary(fields: dict[str, list[str]]) -> str:
     return "; ".join(f"{key}: {messages[0]}" for key, messages in fields.items() if messages)
 
@@ -56,11 +66,11 @@ def _summary(fields: dict[str, list[str]]) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(
-            {"detail": exc.message, "code": exc.code, "fields": exc.fields},
+            {"detail": redact_all(exc.message), "code": exc.code, "fields": _safe_paths(dict(exc.fields))},
             status=exc.status_code,
         )
     if isinstance(exc, DjangoValidationError):
-        fields = flatten_errors(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+        fields = _safe_paths(flatten_errors(exc.message_dict if hasattr(exc, "error_dict") else exc.messages))
         return Response(
             {"detail": _summary(fields), "code": "invalid", "fields": fields},
             status=status.HTTP_400_BAD_REQUEST,
@@ -74,10 +84,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        fields = flatten_errors(exc.detail)
+        fields = _safe_paths(flatten_errors(exc.detail))
         response.data = {"detail": _summary(fields) or "Invalid input.", "code": "invalid", "fields": fields}
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         code = detail.code if isinstance(detail, exceptions.ErrorDetail) else exc.default_code
-        response.data = {"detail": str(detail), "code": str(code), "fields": {}}
+        response.data = {"detail": redact_all(str(detail)), "code": str(code), "fields": {}}
     return response

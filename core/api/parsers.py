@@ -1,6 +1,7 @@
 """Request body parsing: hostile JSON (deep nesting, NUL characters, lone surrogates) is a 400, never a 500.
 
-Python's JSON decoder accepts all three, but the first overflows the recursion limit of every
+Form-encoded and multipart bodies get the same NUL and surrogate guard (on field names, values and
+uploaded file names). Python's JSON decoder accepts all three, but the first overflows the recursion limit of every
 later walk over the data, PostgreSQL cannot store a NUL in text or jsonb, and a lone surrogate
 cannot be encoded as UTF-8 by either database driver. Refusing them while parsing keeps each
 endpoint's validation about its own fields, and gives one error shape for all of them.
@@ -10,10 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from django.utils.datastructures import MultiValueDict
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import DataAndFiles, FormParser, JSONParser, MultiPartParser
+
+if TYPE_CHECKING:
+    from django.http.request import QueryDict, _ImmutableQueryDict
 
 # No request the API accepts nests deeper than this; the limit keeps every recursive walk
 # (validation, json.dumps, the database adapters) far from Python's recursion limit.
@@ -82,3 +87,46 @@ class BoundedJSONParser(JSONParser):
             path, problem = unstorable
             raise ValidationError({path: [problem]})
         return data
+
+
+def _form_unstorable(data: QueryDict | MultiValueDict[str, Any]) -> tuple[str, str] | None:
+    """The field and problem of the first form field (name or value) no database can store, or None."""
+    for key, values in data.lists():
+        problem = _problem(key)
+        if problem:
+            return "non_field_errors", f"has a field name that {problem}"
+        for value in values:
+            text = value if isinstance(value, str) else str(getattr(value, "name", "") or "")
+            problem = _problem(text)
+            if problem:
+                return key, problem
+    return None
+
+
+def _refuse(found: tuple[str, str] | None) -> None:
+    if found:
+        path, problem = found
+        raise ValidationError({path: [problem]})
+
+
+class BoundedFormParser(FormParser):
+    """DRF's form parser, refusing NUL characters and lone surrogates with a 400 (as JSON bodies do)."""
+
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> _ImmutableQueryDict:
+        data = super().parse(stream, media_type, parser_context)
+        _refuse(_form_unstorable(data))
+        return data
+
+
+class BoundedMultiPartParser(MultiPartParser):
+    """DRF's multipart parser, refusing NUL characters and lone surrogates in fields and file names."""
+
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> DataAndFiles[Any, Any]:
+        parsed = super().parse(stream, media_type, parser_context)
+        _refuse(_form_unstorable(parsed.data))
+        _refuse(_form_unstorable(parsed.files))
+        return parsed

@@ -50,16 +50,24 @@ from core.config.live_options import live_options_parse
 from core.config.models import McpTransport, ProviderKind
 from core.config.network_rules import url_host_refusal
 from core.config.replay_options import replay_options_parse
-from core.config.secrets import find_secret, iter_strings, secret_message
+from core.config.secrets import (
+    credential_message,
+    credential_values,
+    find_secret,
+    iter_strings,
+    redact_all,
+    secret_message,
+)
 from core.errors import InvalidInputError
 
-NAME_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = re.compile(r"[-a-zA-Z0-9_]+")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 NAME_MAX = 64
 ENV_NAME_MAX = 128
 URL_MAX = 500
 MODEL_ID_MAX = 200
 PATH_MAX = 500
+PATH_PART_MAX = 255  # bytes in one file or folder name on common file systems
 INT_MAX = 2_147_483_647
 PRICE_MAX = Decimal("999999.999999")
 PRICE_PLACES = 6
@@ -167,7 +175,8 @@ class Problems:
         self._items: dict[Problem, None] = {}
 
     def add(self, location: str, message: str) -> None:
-        self._items[Problem(location, message)] = None
+        # A location is built from mapping keys, and a key may be a secret: show at most its prefix.
+        self._items[Problem(redact_all(location), message)] = None
 
     def __bool__(self) -> bool:
         return bool(self._items)
@@ -279,7 +288,7 @@ def record_parse(kind: Kind, raw: object, location: str, problems: Problems) -> 
                 at(location, str(key)),
                 f"unknown field for a {kind.label}{_suggest(str(key), shape)} (expected one of: {', '.join(shape)})",
             )
-            _check_secrets(value, at(location, str(key)), problems)
+            _check_secrets({key: value}, location, problems)
     for key in _REQUIRED[kind]:
         if key not in raw:
             problems.add(at(location, key), f"required for a {kind.label}; add it")
@@ -305,12 +314,17 @@ def record_to_raw(record: RecordConfig) -> dict[str, object]:
 
 
 def _check_secrets(value: object, location: str, problems: Problems) -> set[str]:
-    """Add a problem for each string that looks like a secret; return their locations."""
+    """Add a problem for each string that looks like a secret or is held under a credential name
+    (`options.headers.Authorization`); return their locations."""
     found: set[str] = set()
     for where, text in iter_strings(value, location):
         suspect = find_secret(text)
         if suspect is not None:
             problems.add(where, secret_message(suspect))
+            found.add(where)
+    for where, text in credential_values(value, location):
+        if where not in found:
+            problems.add(where, credential_message(text))
             found.add(where)
     return found
 
@@ -318,14 +332,14 @@ def _check_secrets(value: object, location: str, problems: Problems) -> set[str]
 def _check_name(value: str, location: str, problems: Problems) -> None:
     if not value:
         problems.add(location, "empty; give a name of letters, digits, - and _")
-    elif len(value) > NAME_MAX or not NAME_RE.match(value):
+    elif len(value) > NAME_MAX or not NAME_RE.fullmatch(value):
         problems.add(
             location, f"{value[:NAME_MAX]!r} is not a valid name; use letters, digits, - and _ (at most {NAME_MAX})"
         )
 
 
 def _check_env_name(value: str, location: str, problems: Problems) -> None:
-    if len(value) > ENV_NAME_MAX or not ENV_NAME_RE.match(value):
+    if len(value) > ENV_NAME_MAX or not ENV_NAME_RE.fullmatch(value):
         problems.add(
             location,
             f"{value[:ENV_NAME_MAX]!r} is not a valid environment variable name; "
@@ -523,15 +537,32 @@ def skill_path_check(value: str, location: str, problems: Problems) -> Path | No
     if len(value) > PATH_MAX:
         problems.add(location, f"longer than {PATH_MAX} characters; shorten it")
         return None
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        problems.add(location, "contains a control character (such as NUL or a newline); remove it")
+        return None
+    long_part = next((part for part in PurePosixPath(value).parts if len(part.encode()) > PATH_PART_MAX), None)
+    if long_part is not None:
+        problems.add(
+            location, f"has a file or folder name longer than {PATH_PART_MAX} bytes ({long_part[:20]!r}…); shorten it"
+        )
+        return None
     if PurePosixPath(value).is_absolute() or Path(value).is_absolute():
         problems.add(location, f"{value!r} is absolute; give a path relative to the skills folder ({skills_dir})")
         return None
-    # resolve() follows symlinks, so a link pointing out of the folder is caught like `../`.
-    candidate = (skills_dir / value).resolve()
-    if not candidate.is_relative_to(skills_dir):
+    try:
+        # resolve() follows symlinks, so a link pointing out of the folder is caught like `../`.
+        candidate = (skills_dir / value).resolve()
+        escapes = not candidate.is_relative_to(skills_dir)
+        is_file = not escapes and candidate.is_file()
+    except (OSError, ValueError) as exc:
+        # What the operating system refuses (a name too long for this file system, a link loop).
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a usable path"
+        problems.add(location, f"{value[:40]!r} cannot be read as a path ({reason}); fix the path")
+        return None
+    if escapes:
         problems.add(location, f"{value!r} escapes the skills folder ({skills_dir}); put the file inside it")
         return None
-    if not candidate.is_file():
+    if not is_file:
         problems.add(
             location, f"{value!r} is not a file in the skills folder ({skills_dir}); create it or fix the path"
         )
@@ -640,7 +671,7 @@ def document_parse(raw: Mapping[str, Any]) -> ConfigDocument:
                 key,
                 f"unknown section{_suggest(key, sections)} (expected: {', '.join(f'[[{name}]]' for name in sections)})",
             )
-            _check_secrets(value, key, problems)
+            _check_secrets({key: value}, "", problems)
     parsed: dict[Kind, list[tuple[int, RecordConfig]]] = {kind: [] for kind in Kind}
     names: dict[Kind, dict[str, int]] = {kind: {} for kind in Kind}
     for kind in Kind:
@@ -650,7 +681,7 @@ def document_parse(raw: Mapping[str, Any]) -> ConfigDocument:
                 kind.value,
                 f"expected a list of tables; write [[{kind.value}]] (double brackets) before each {kind.label}",
             )
-            _check_secrets(section, kind.value, problems)
+            _check_secrets({kind.value: section}, "", problems)
             continue
         for index, item in enumerate(section):
             location = f"{kind.value}[{index}]"

@@ -21,7 +21,7 @@ from core.errors import InvalidInputError
 
 MAX_CONTENT_CHARS = 1_000_000
 MAX_PARTS = 256
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class ToolCallPart(TypedDict):
@@ -87,7 +87,7 @@ def parts_validate(parts: object, *, field: str = "parts") -> list[MessagePart]:
         unknown = sorted(set(part) - {"type", *required, *optional})
         if unknown:
             problems[f"{path}"] = [f"unknown keys {', '.join(unknown)} for a {kind} part"]
-        if kind == "attachment" and isinstance(part.get("sha256"), str) and not SHA256_RE.match(part["sha256"]):
+        if kind == "attachment" and isinstance(part.get("sha256"), str) and not SHA256_RE.fullmatch(part["sha256"]):
             problems[f"{path}.sha256"] = ["must be 64 lowercase hex characters (the content's SHA-256)"]
     if problems:
         first = next(iter(problems.items()))

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.api.fields import Int64Field
 from memory.context import MAX_BUDGET_TOKENS
 from memory.models import (
     AttachmentKind,
@@ -46,11 +47,11 @@ class LongTermMemoryWriteSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=MemoryKind.choices)
     content = serializers.CharField(trim_whitespace=False)
     key = serializers.CharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False)
-    importance = serializers.IntegerField(required=False, help_text="1 (low) to 5 (high); 3 for a new memory")
+    importance = Int64Field(required=False, help_text="1 (low) to 5 (high); 3 for a new memory")
     pinned = serializers.BooleanField(required=False)
     source_session = serializers.UUIDField(required=False, allow_null=True)
-    source_first_seq = serializers.IntegerField(required=False, allow_null=True)
-    source_last_seq = serializers.IntegerField(required=False, allow_null=True)
+    source_first_seq = Int64Field(required=False, allow_null=True)
+    source_last_seq = Int64Field(required=False, allow_null=True)
 
 
 class LongTermMemoryUpdateSerializer(serializers.Serializer[Any]):
@@ -59,7 +60,7 @@ class LongTermMemoryUpdateSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=MemoryKind.choices)
     content = serializers.CharField(trim_whitespace=False)
     key = serializers.CharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False)
-    importance = serializers.IntegerField(required=False)
+    importance = Int64Field(required=False)
     pinned = serializers.BooleanField(required=False)
 
 
@@ -78,7 +79,7 @@ class LongTermMemoryListQuerySerializer(serializers.Serializer[Any]):
             f"separates words), best match first; at most {MAX_QUERY_CHARS} characters are read"
         ),
     )
-    limit = serializers.IntegerField(
+    limit = Int64Field(
         required=False, default=20, min_value=1, max_value=MAX_LIMIT, help_text="How many search results (with q)"
     )
     kind = serializers.ChoiceField(choices=MemoryKind.choices, required=False)
@@ -119,9 +120,9 @@ class DailyEpisodeWriteSerializer(serializers.Serializer[Any]):
     source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=EpisodeSource.choices, default=EpisodeSource.MANUAL
     )
-    first_seq = serializers.IntegerField(required=False, allow_null=True)
-    last_seq = serializers.IntegerField(required=False, allow_null=True)
-    token_count = serializers.IntegerField(required=False, allow_null=True, help_text="estimated when absent")
+    first_seq = Int64Field(required=False, allow_null=True)
+    last_seq = Int64Field(required=False, allow_null=True)
+    token_count = Int64Field(required=False, allow_null=True, help_text="estimated when absent")
 
 
 class DailyEpisodeListQuerySerializer(serializers.Serializer[Any]):
@@ -168,14 +169,14 @@ class AttachmentWriteSerializer(serializers.Serializer[Any]):
     """Record that a message refers to a file or source; its summary is shared by sha256."""
 
     session = serializers.UUIDField()
-    message = serializers.IntegerField(help_text="The message id (it must belong to the session)")
+    message = Int64Field(help_text="The message id (it must belong to the session)")
     sha256 = serializers.CharField(help_text="SHA-256 of the content, 64 hex characters")
     kind = serializers.ChoiceField(choices=AttachmentKind.choices)
     display_name = serializers.CharField(trim_whitespace=False)
     mime_type = serializers.CharField()
-    size_bytes = serializers.IntegerField()
+    size_bytes = Int64Field()
     summary = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
-    token_count = serializers.IntegerField(required=False, allow_null=True)
+    token_count = Int64Field(required=False, allow_null=True)
     uri = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="http(s) address of a url source"
     )
@@ -183,7 +184,7 @@ class AttachmentWriteSerializer(serializers.Serializer[Any]):
 
 class AttachmentListQuerySerializer(serializers.Serializer[Any]):
     session = serializers.UUIDField(required=False)
-    message = serializers.IntegerField(required=False, help_text="A message id")
+    message = Int64Field(required=False, help_text="A message id")
     sha256 = serializers.CharField(required=False)
     kind = serializers.ChoiceField(choices=AttachmentKind.choices, required=False)
 
@@ -192,7 +193,7 @@ class AttachmentListQuerySerializer(serializers.Serializer[Any]):
 
 
 class ContextQuerySerializer(serializers.Serializer[Any]):
-    budget = serializers.IntegerField(
+    budget = Int64Field(
         required=False,
         help_text=(
             f"Token budget, 1 to {MAX_BUDGET_TOKENS}; absent: the session route's context window "

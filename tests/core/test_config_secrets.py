@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -112,3 +114,34 @@ def test_ordinary_values_pass(value: str) -> None:
 
 def test_redact_shows_five_characters() -> None:
     assert redact(VALUE) == "sk-te…"
+
+
+def test_a_secret_used_as_a_key_is_never_echoed_by_the_api_or_check_config(api: APIClient, tmp_path: Path) -> None:
+    key = "sk-proj-" + "RECOGNISABLE" + "0123456789abcdef"
+    schema = {"type": "object", "properties": {key: {"type": "string"}}}
+    response = api.post("/api/config/tools/", {"name": "leaky", "parameters": schema}, format="json")
+    assert response.status_code == 400
+    assert "parameters.properties.sk-pr…" in response.json()["fields"]
+    assert_clean(response.content.decode(), "the 400 body")
+    assert not ToolSpec.objects.filter(name="leaky").exists()
+
+    path = tmp_path / "leaky.toml"
+    path.write_text(
+        f'[[tools]]\nname = "leaky"\nparameters = {{ type = "object", properties = {{ "{key}" = {{}} }} }}\n'
+    )
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_config", str(path), stdout=io.StringIO(), stderr=err)
+    assert "tools[0].parameters.properties.sk-pr…" in err.getvalue()
+    assert_clean(err.getvalue(), "check_config")
+
+
+def test_a_secret_as_a_json_key_in_another_api_is_cut_to_its_prefix(api: APIClient, chat_session: Any) -> None:
+    key = "ghp_" + "RECOGNISABLE" + "abcdefghij0123456789"
+    response = api.post(
+        f"/api/sessions/{chat_session.pk}/messages/",
+        {"role": "user", "content": "x", "parts": [{"type": "attachment", key: 1}]},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert_clean(response.content.decode(), "the 400 body")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from core.config.contracts import RouteConfig, ToolConfig
 from core.config.validation import ConfigInvalidError, document_parse
@@ -289,3 +291,96 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
         "routes[1].max_output_tokens: 200000 is more than context_window_tokens (128000); lower it",
         "teams[0].lead: 'writer2' is not a member of the team; add it to members",
     ]
+
+
+def test_skill_paths_the_file_system_refuses_are_problems_not_crashes(skills_dir: Path) -> None:
+    long_name = "a" * 300
+    assert problems_of(
+        f'\n[[skills]]\nname = "long"\ninstructions_path = "{long_name}"\n'
+        '\n[[skills]]\nname = "nul"\ninstructions_path = "notes\\u0000.md"\n'
+        '\n[[skills]]\nname = "newline"\ninstructions_path = "notes.md\\n"\n'
+    ) == [
+        "skills[1].instructions_path: has a file or folder name longer than 255 bytes ('aaaaaaaaaaaaaaaaaaaa'…); "
+        "shorten it",
+        "skills[2].instructions_path: contains a control character (such as NUL or a newline); remove it",
+        "skills[3].instructions_path: contains a control character (such as NUL or a newline); remove it",
+    ]
+
+
+def test_check_config_lists_skill_paths_the_file_system_refuses(skills_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        MINIMAL + f'\n[[skills]]\nname = "long"\ninstructions_path = "{"a" * 300}"\n'
+        '\n[[skills]]\nname = "nul"\ninstructions_path = "x\\u0000.md"\n'
+    )
+    err = io.StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("check_config", str(path), stdout=io.StringIO(), stderr=err)
+    assert "2 problems found" in str(caught.value)
+    assert err.getvalue().splitlines() == [
+        "skills[1].instructions_path: has a file or folder name longer than 255 bytes ('aaaaaaaaaaaaaaaaaaaa'…); "
+        "shorten it",
+        "skills[2].instructions_path: contains a control character (such as NUL or a newline); remove it",
+    ]
+
+
+@pytest.mark.parametrize("name", ["replay2\n", "replay2\r\n", "\nreplay2"])
+def test_a_name_with_a_final_or_leading_newline_is_not_a_name(name: str) -> None:
+    raw = tomllib.loads(MINIMAL)
+    raw["providers"].append({"name": name, "kind": "replay"})
+    assert problems_raw(raw) == [
+        f"providers[2].name: {name!r} is not a valid name; use letters, digits, - and _ (at most 64)"
+    ]
+
+
+def test_an_env_var_name_with_a_final_newline_is_refused() -> None:
+    raw = tomllib.loads(MINIMAL)
+    raw["providers"][1]["api_key_env"] = "OPENAI_API_KEY\n"
+    assert [problem.split(":")[0] for problem in problems_raw(raw)] == ["providers[1].api_key_env"]
+
+
+CREDENTIAL_HINT = (
+    "is held under a credential name; the configuration stores no credentials: put the value in an "
+    "environment variable and give that variable's name instead (e.g. api_key_env)"
+)
+
+
+def test_values_under_credential_names_are_refused_at_any_depth() -> None:
+    raw = tomllib.loads(MINIMAL)
+    raw["providers"][0]["options"] = {
+        "api_key": "0f8fad5b-d9cb-469f-a165-70867728950e",
+        "headers": {"Authorization": "letmein-EXAMPLE", "x-api-key": "1234"},
+        "deep": [{"auth": {"clientSecret": "EXAMPLE"}}],
+        "max_tokens": 100,
+        "token_budget": "lots",
+        "api_key_env": "OPENAI_API_KEY",
+    }
+    assert problems_raw(raw) == [
+        f"providers[0].options.api_key: '0f8fa…' {CREDENTIAL_HINT}",
+        f"providers[0].options.headers.Authorization: 'letme…' {CREDENTIAL_HINT}",
+        f"providers[0].options.headers.x-api-key: '1234…' {CREDENTIAL_HINT}",
+        f"providers[0].options.deep[0].auth.clientSecret: 'EXAMP…' {CREDENTIAL_HINT}",
+    ]
+
+
+def test_a_schema_property_named_password_is_a_description_but_its_default_is_a_value() -> None:
+    raw = tomllib.loads(MINIMAL)
+    raw["tools"][0]["parameters"] = {
+        "type": "object",
+        "properties": {
+            "password": {"type": "string", "description": "the account password"},
+            "token": {"type": "string", "default": "EXAMPLE-default-token"},
+        },
+    }
+    assert problems_raw(raw) == [f"tools[0].parameters.properties.token.default: 'EXAMP…' {CREDENTIAL_HINT}"]
+
+
+def test_a_secret_used_as_a_key_shows_only_its_prefix_in_the_location() -> None:
+    key = "sk-proj-" + "RECOGNISABLE" + "0123456789abcdef"
+    raw = tomllib.loads(MINIMAL)
+    raw["tools"][0]["parameters"] = {"type": "object", "properties": {key: {"type": "string"}}}
+    problems = problems_raw(raw)
+    assert problems == [
+        "tools[0].parameters.properties.sk-pr…: 'sk-pr…' looks like a secret; give the name of an environment variable"
+    ]
+    assert all("RECOGNISABLE" not in problem for problem in problems)

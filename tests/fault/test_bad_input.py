@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.db import transaction
@@ -221,6 +222,34 @@ def _config_cases() -> list[Case]:
         c("config_providers_create", "name-wrong-type", 400, {"name": 5, "kind": "replay"}, fields=("name",)),
         c("config_providers_create", "name-oversize", 400, {"name": "p" * 65, "kind": "replay"}, fields=("name",)),
         c("config_providers_create", "name-bad-characters", 400, {"name": "a b/c", "kind": "replay"}, fields=("name",)),
+        # `$` would match before a final newline: names are matched whole.
+        c(
+            "config_providers_create",
+            "name-final-newline",
+            400,
+            {"name": "replay2\n", "kind": "replay"},
+            fields=("name",),
+        ),
+        c(
+            "config_providers_create",
+            "api-key-env-final-newline",
+            400,
+            {"name": "p2", "kind": "openai", "api_key_env": "OPENAI_API_KEY\n"},
+            fields=("api_key_env",),
+        ),
+        # A credential-named option holds a value of any shape: refused, shown only by its prefix.
+        c(
+            "config_providers_create",
+            "options-api-key-uuid",
+            400,
+            {
+                "name": "p2",
+                "kind": "openai_compatible",
+                "base_url": "http://localhost:1/v1",
+                "options": {"api_key": "0f8fad5b-d9cb-469f-a165-70867728950e"},
+            },
+            fields=("options.api_key",),
+        ),
         c(
             "config_providers_create",
             "secret-instead-of-env-name",
@@ -403,6 +432,27 @@ def _config_cases() -> list[Case]:
             fields=("instructions_path",),
         ),
         c("config_skills_create", "duplicate-name", 400, {"name": "notes", "instructions": "x"}, fields=("name",)),
+        c(
+            "config_skills_create",
+            "instructions-path-name-too-long",
+            400,
+            {"name": "s2", "instructions_path": "a" * 300},
+            fields=("instructions_path",),
+        ),
+        c(
+            "config_skills_create",
+            "instructions-path-nul",
+            400,
+            {"name": "s2", "instructions_path": "notes\u0000.md"},
+            fields=("instructions_path",),
+        ),
+        c(
+            "config_skills_create",
+            "instructions-path-control-character",
+            400,
+            {"name": "s2", "instructions_path": "notes\n.md"},
+            fields=("instructions_path",),
+        ),
         c("config_skills_update", "unknown-name", 404, {"name": "ghost"}, {"name": "ghost"}),
         c(
             "config_skills_update",
@@ -854,6 +904,9 @@ ATTACHMENT_OK = {
     "size_bytes": 10,
 }
 EPISODE_DAY = "2024-05-01"
+# A credential-shaped value (the marker keeps the repository's secret scan quiet).
+SECRET = "sk-proj-RECOGNISABLE0123456789abcdef"
+BEYOND_INT64 = 2**63
 
 
 def _memory_cases() -> list[Case]:
@@ -861,6 +914,27 @@ def _memory_cases() -> list[Case]:
     return [
         c("memory_long_term_create", "missing-content", 400, {"kind": "fact"}, fields=("content",)),
         c("memory_long_term_create", "unknown-kind", 400, {"kind": "rumour", "content": "x"}, fields=("kind",)),
+        c(
+            "memory_long_term_create",
+            "content-holds-a-key",
+            400,
+            {"kind": "fact", "content": f"My OpenAI key is {SECRET}"},
+            fields=("content",),
+        ),
+        c(
+            "memory_long_term_create",
+            "key-holds-a-key",
+            400,
+            {"kind": "fact", "content": "x", "key": SECRET},
+            fields=("key",),
+        ),
+        c(
+            "memory_long_term_create",
+            "importance-beyond-int64",
+            400,
+            {"kind": "fact", "content": "x", "importance": BEYOND_INT64},
+            fields=("importance",),
+        ),
         c(
             "memory_long_term_create",
             "content-oversize",
@@ -931,6 +1005,7 @@ def _memory_cases() -> list[Case]:
         c("memory_long_term_partial_update", "key-of-another-memory", 409, {"key": "home"}, MEMORY, ("key",)),
         c("memory_long_term_partial_update", "pinned-wrong-type", 400, {"pinned": "yes please"}, MEMORY, ("pinned",)),
         c("memory_long_term_partial_update", "content-empty", 400, {"content": ""}, MEMORY, ("content",)),
+        c("memory_long_term_partial_update", "content-holds-a-key", 400, {"content": SECRET}, MEMORY, ("content",)),
         c("memory_long_term_partial_update", "importance-zero", 400, {"importance": 0}, MEMORY, ("importance",)),
         c("memory_long_term_partial_update", "unknown-kind", 400, {"kind": "rumour"}, MEMORY, ("kind",)),
         c("memory_long_term_destroy", "unknown-id", 404, path={"id": UNKNOWN_INT}, fields=("memory",)),
@@ -974,7 +1049,35 @@ def _memory_cases() -> list[Case]:
             {"day": EPISODE_DAY, "summary": "x", "session": Ref("session"), "first_seq": 3, "last_seq": 1},
             fields=("last_seq",),
         ),
+        c(
+            "memory_episodes_create",
+            "summary-holds-a-key",
+            400,
+            {"day": EPISODE_DAY, "summary": f"set the token to {SECRET}"},
+            fields=("summary",),
+        ),
         # attachments
+        c(
+            "memory_attachments_create",
+            "summary-holds-a-key",
+            400,
+            {**ATTACHMENT_OK, "summary": f"a .env file: OPENAI_API_KEY={SECRET}"},
+            fields=("summary",),
+        ),
+        c(
+            "memory_attachments_create",
+            "message-beyond-int64",
+            400,
+            {**ATTACHMENT_OK, "message": BEYOND_INT64},
+            fields=("message",),
+        ),
+        c(
+            "memory_attachments_create",
+            "size-beyond-int64",
+            400,
+            {**ATTACHMENT_OK, "size_bytes": BEYOND_INT64},
+            fields=("size_bytes",),
+        ),
         c(
             "memory_attachments_create",
             "missing-required",
@@ -1185,7 +1288,7 @@ def _hostile_cases() -> list[Case]:
             fields=("token_count",),
         ),
         c("memory_attachments_create", "size-huge", 400, {**ATTACHMENT_OK, "size_bytes": HUGE}, fields=("size_bytes",)),
-        c("memory_attachments_create", "message-huge", 404, {**ATTACHMENT_OK, "message": HUGE}, fields=("message",)),
+        c("memory_attachments_create", "message-huge", 400, {**ATTACHMENT_OK, "message": HUGE}, fields=("message",)),
         c("memory_long_term_update", "id-huge", 404, {"kind": "fact", "content": "x"}, {"id": HUGE}),
         c(
             "telemetry_usage_create",
@@ -1425,3 +1528,57 @@ def test_the_snapshot_sees_an_accepted_write(api: APIClient, world: dict[str, An
         "core_agentsession: 4 rows -> 4 rows",
         "core_message: 5 rows -> 6 rows",
     ]
+
+
+# --- Query parameters and form bodies ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        (f"/api/memory/attachments/?message={2**63}", "message"),
+        (f"/api/memory/attachments/?message={-(2**63) - 1}", "message"),
+        (f"/api/memory/attachments/?message={10**30}", "message"),
+    ],
+)
+def test_integer_query_beyond_64_bits_is_a_400_naming_it(api: APIClient, url: str, field: str) -> None:
+    response = api.get(url)
+    assert response.status_code == 400, response.content[:500]
+    assert list(response.json()["fields"]) == [field]
+
+
+def test_integer_query_at_the_64_bit_limit_is_an_empty_answer(api: APIClient) -> None:
+    response = api.get(f"/api/memory/attachments/?message={2**63 - 1}")
+    assert response.status_code == 200, response.content[:500]
+    assert response.json()["results"] == []
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "s2", "instructions": "a\x00b"}, "instructions"),
+        ({"name": "s2", "instructions_path": "notes\x00.md"}, "instructions_path"),
+        ({"name": "s2\x00", "instructions": "x"}, "name"),
+    ],
+)
+def test_form_bodies_refuse_nul_like_json(
+    api: APIClient, world: dict[str, Any], encoding: str, body: dict[str, str], field: str
+) -> None:
+    before = db_snapshot()
+    if encoding == "urlencoded":
+        response = api.post("/api/config/skills/", urlencode(body), content_type="application/x-www-form-urlencoded")
+    else:
+        response = api.post("/api/config/skills/", body, format="multipart")
+    assert response.status_code == 400, response.content[:500]
+    assert field in response.json()["fields"]
+    assert "NUL" in response.json()["fields"][field][0]
+    assert snapshot_changes(before, db_snapshot()) == []
+
+
+def test_form_field_name_with_nul_is_refused(api: APIClient) -> None:
+    response = api.post(
+        "/api/config/skills/", "name=s2&instructions=x&bad%00name=1", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400, response.content[:500]
+    assert "NUL" in response.json()["fields"]["non_field_errors"][0]

@@ -22,9 +22,11 @@ from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from core.accounts.services import token_create
+from core.api.fields import INT64_MAX, INT64_MIN
 from core.config.loading import config_file_read
 from core.config.services import config_document_apply
 from core.conversation.services import session_create
@@ -34,8 +36,9 @@ from runtime.turns import turn_run
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-EXAMPLES_PER_OPERATION = 10
+EXAMPLES_PER_OPERATION = 25
 CHECKS = [not_a_server_error, response_schema_conformance]
+HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
 
 
 def _openapi() -> dict[str, object]:
@@ -43,7 +46,27 @@ def _openapi() -> dict[str, object]:
     return document
 
 
-schema = schemathesis.openapi.from_dict(_openapi())
+def _int64_bounded(node: object) -> None:
+    """Give every unbounded integer the 64-bit range the API promises, so that the coverage phase
+    sends the values just outside it (2**63, -2**63 - 1): each must be a 400 naming the field."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            node.setdefault("minimum", INT64_MIN)
+            node.setdefault("maximum", INT64_MAX)
+        for child in node.values():
+            _int64_bounded(child)
+    elif isinstance(node, list):
+        for child in node:
+            _int64_bounded(child)
+
+
+def _fuzzed_openapi() -> dict[str, object]:
+    document = _openapi()
+    _int64_bounded(document)
+    return document
+
+
+schema = schemathesis.openapi.from_dict(_fuzzed_openapi())
 schema.app = get_wsgi_application()
 
 
@@ -82,3 +105,41 @@ def test_api_conforms_to_its_schema(case: Any, token: str) -> None:
     response = case.call(headers={"Authorization": f"Token {token}", "Host": "localhost"})
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code}"
     case.validate_response(response, checks=CHECKS)
+
+
+# The operations the hostile-input defects were found in: the run must keep generating requests for them.
+MUST_COVER = {
+    ("GET", "/api/memory/attachments/"),
+    ("POST", "/api/memory/attachments/"),
+    ("POST", "/api/memory/long-term/"),
+    ("POST", "/api/config/providers/"),
+    ("PUT", "/api/config/providers/{name}/"),
+    ("PATCH", "/api/config/providers/{name}/"),
+    ("POST", "/api/config/skills/"),
+    ("PATCH", "/api/config/skills/{name}/"),
+    ("POST", "/api/config/tools/"),
+    ("POST", "/api/config/routes/"),
+    ("POST", "/api/config/mcp-servers/"),
+    ("POST", "/api/config/agents/"),
+    ("POST", "/api/config/teams/"),
+}
+
+
+def test_the_run_covers_every_operation_of_the_schema() -> None:
+    paths: dict[str, dict[str, object]] = _openapi()["paths"]  # type: ignore[assignment]
+    in_schema = {(method.upper(), path) for path, item in paths.items() for method in item if method in HTTP_METHODS}
+    generated: set[tuple[str, str]] = set()
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result  # every operation of the schema can be generated
+        generated.add((result.ok().method.upper(), result.ok().path))
+    assert in_schema >= MUST_COVER
+    assert generated == in_schema
+    # Bodies are generated for every media type the schema declares, form and multipart included.
+    body_types = {
+        media
+        for item in paths.values()
+        for method, operation in item.items()
+        if method in HTTP_METHODS and isinstance(operation, dict)
+        for media in operation.get("requestBody", {}).get("content", {})
+    }
+    assert {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"} <= body_types

@@ -259,7 +259,7 @@ class SkillInputSerializer(serializers.Serializer[Any]):
     description = serializers.CharField(required=False, allow_blank=True)
     instructions = serializers.CharField(required=False, allow_blank=True, help_text="inline, or use instructions_path")
     instructions_path = serializers.CharField(
-        required=False, allow_blank=True, help_text="relative to the skills folder"
+        required=False, allow_blank=True, max_length=500, help_text="relative to the skills folder"
     )
     tools = _names("tool names")
     enabled = serializers.BooleanField(required=False)
