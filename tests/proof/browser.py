@@ -32,8 +32,11 @@ from playwright.sync_api import ConsoleMessage, Error, Page, Request, Response, 
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("AGENTCHAT_CHROMIUM", "/usr/bin/chromium"))
-SCREENS_DIR = ROOT / ".buildprint" / "evidence" / "screens"
-SUMMARY_FILE = ROOT / ".buildprint" / "evidence" / "browser-check.json"
+# Generated output goes under var/ (git-ignored); `make evidence` points AGENTCHAT_EVIDENCE_DIR at the
+# tracked `.buildprint/evidence/` so only a deliberate evidence run rewrites tracked files.
+EVIDENCE_DIR = Path(os.environ.get("AGENTCHAT_EVIDENCE_DIR") or ROOT / "var" / "evidence").resolve()
+SCREENS_DIR = EVIDENCE_DIR / "screens"
+SUMMARY_FILE = EVIDENCE_DIR / "browser-check.json"
 # Without the background-networking flags Chromium keeps dialling Google's hosts, which a closed
 # network refuses; --no-sandbox because CI runs as root.
 CHROMIUM_ARGS = [

@@ -3,8 +3,9 @@
 The app runs as it runs for a person (`manage.py runserver` in its own process, static files
 collected, the example config loaded when the project has `load_config`, the operator created by
 `ensure_operator`) against the test database. Any 4xx/5xx response, failed request, console error
-or page error fails the test. Screenshots land in `.buildprint/evidence/screens/`, and a summary in
-`.buildprint/evidence/browser-check.json`, which `make evidence` reads.
+or page error fails the test. Screenshots land in `var/evidence/screens/`, and a summary in
+`var/evidence/browser-check.json`; `make evidence` sets `AGENTCHAT_EVIDENCE_DIR` so they land in
+`.buildprint/evidence/` instead, and reads the summary there.
 
 Without Chromium the test skips with the reason, except under CI (`CI=true`), where the browser
 must be there (`.ci/run` installs it with `scripts/install-browser`).
