@@ -360,7 +360,8 @@ def memory_mark_used(*, memory_ids: Sequence[int]) -> int:
 def attachment_record(
     *,
     session_id: UUID | str,
-    message_id: int,
+    message_id: int | None = None,
+    message_seq: int | None = None,
     sha256: str,
     kind: str,
     display_name: str,
@@ -372,6 +373,7 @@ def attachment_record(
 ) -> AttachmentResult:
     """Record that a message refers to some content; the content is summarised once, shared by sha256.
 
+    The message is given by its id (`message_id`) or by its seq in the session (`message_seq`), not both.
     The first summary given for a content is kept; a later record with a different summary does not
     replace it. A content recorded without a summary takes the first one given later.
     """
@@ -393,8 +395,21 @@ def attachment_record(
     location = _text("uri", uri, max_chars=MAX_URI_CHARS, blank=True)
     if kind == AttachmentKind.URL and not location.startswith(("http://", "https://")):
         raise InvalidInputError.for_field("uri", "a url source needs the http(s) address it was read from")
+    if (message_id is None) == (message_seq is None):
+        both = "both were given" if message_id is not None else "neither was given"
+        raise InvalidInputError.for_field(
+            "message", f"give the message's id (`message`) or its seq in the session (`message_seq`); {both}"
+        )
     session = _session("session", session_id)
-    message = Message.objects.filter(pk=message_id).only("id", "session_id").first()
+    if message_seq is not None:
+        message = Message.objects.filter(session=session, seq=message_seq).only("id", "session_id").first()
+        if message is None:
+            raise NotFoundError.for_field(
+                "message_seq", f"session {session.pk} has no message {message_seq} (its seqs are 1..{session.last_seq})"
+            )
+        message_id = message.pk
+    else:
+        message = Message.objects.filter(pk=message_id).only("id", "session_id").first()
     if message is None:
         raise NotFoundError.for_field("message", f"no message {message_id}")
     if message.session_id != session.pk:

@@ -290,6 +290,7 @@ class AttachmentSummaryViewSet(_PagedViewSet[AttachmentSummary]):
         result = attachment_record(
             session_id=data["session"],
             message_id=data["message"],
+            message_seq=data["message_seq"],
             sha256=data["sha256"],
             kind=data["kind"],
             display_name=data["display_name"],

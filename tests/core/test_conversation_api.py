@@ -249,6 +249,7 @@ def test_append_then_idempotent_retry(api: APIClient, chat_session: AgentSession
     assert created.status_code == 201
     message = created.json()
     assert set(message) == {
+        "id",
         "seq",
         "role",
         "content",
