@@ -401,7 +401,7 @@ def attachment_record(
             "message", f"give the message's id (`message`) or its seq in the session (`message_seq`); {both}"
         )
     session = _session("session", session_id)
-    if message_seq is not None:
+    if message_id is None:
         message = Message.objects.filter(session=session, seq=message_seq).only("id", "session_id").first()
         if message is None:
             raise NotFoundError.for_field(
