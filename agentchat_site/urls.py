@@ -26,7 +26,8 @@ api_patterns: list[URLPattern | URLResolver] = [
     *runtime_api.urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Served from local files only (no Google Fonts link): see web/templates/web/redoc.html.
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="web/redoc.html"), name="redoc"),
     path("", include(router.urls)),
 ]
 

@@ -45,7 +45,7 @@ def context_url(session_id: object) -> str:
 )
 def test_every_path_requires_authentication(anon_api: APIClient, method: str, path: str) -> None:
     response = getattr(anon_api, method)(path)
-    assert response.status_code == 403
+    assert (response.status_code, response["WWW-Authenticate"]) == (401, "Token")
     assert response.json()["code"] == "not_authenticated"
 
 

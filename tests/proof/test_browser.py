@@ -82,7 +82,7 @@ def api_pages(notes: list[str]) -> list[tuple[str, str]]:
         pages.append(("api-bootstrap", "/api/bootstrap/"))
     except Resolver404:
         notes.append("/api/bootstrap/ not checked: the URL does not exist yet")
-    pages.append(("api-docs", "/api/docs/"))
+    pages += [("api-docs", "/api/docs/"), ("api-redoc", "/api/redoc/")]
     return pages
 
 
@@ -111,7 +111,7 @@ def test_admin_and_api_pages_render_without_errors_in_chromium() -> None:
     assert report.problems == [], "\n".join(report.problems)
     visited = {visit.name: visit for visit in report.visits}
     assert visited["admin-index"].title.startswith("Everything Agent Chat stores")
-    assert {"api-root", "api-docs"} <= visited.keys()
+    assert {"api-root", "api-docs", "api-redoc"} <= visited.keys()
     assert any(name.startswith("admin-auth-") for name in visited), sorted(visited)
     assert all(visit.status == 200 for visit in report.visits), [(v.name, v.status) for v in report.visits]
     for name, _path in extra:
