@@ -10,7 +10,7 @@ HOST_PORT ?= 127.0.0.1:8000
         migrate bench evidence browser-deps scans schema-check clean-var help
 
 help:
-	@echo "make run    install, migrate, load the example config, create the operator, serve on $(HOST_PORT)"
+	@echo "make run    install, migrate, load config/agentchat.toml (made from the example), create the operator, serve on $(HOST_PORT)"
 	@echo "make test   ruff, format check, mypy, bandit, migrations check, deploy check, pytest"
 	@echo "make bench  benchmarks (prints a table, writes bench/results.json)"
 	@echo "make evidence  run every gate and append a row to .buildprint/evidence/evidence-ledger.jsonl"
@@ -40,10 +40,20 @@ var/static/.collected: $(VENV)/.base-installed
 migrate: install var/secret_key
 	$(MANAGE) migrate --noinput
 
-# Everything before `serve` is idempotent: a second `make run` changes nothing.
-run: migrate var/static/.collected
+# Your configuration: config/agentchat.toml (git-ignored), created from the tracked example the
+# first time; `make run` loads it and the app serves with it (AGENTCHAT_CONFIG).
+USER_CONFIG := config/agentchat.toml
+$(USER_CONFIG):
+	cp config/agentchat.example.toml $@
+	@echo "created $@ from config/agentchat.example.toml: edit it to configure Agent Chat"
+
+# Everything before `serve` is idempotent: a second `make run` changes nothing. A configuration
+# file with problems does not stop it: load_config prints every problem, records them for the
+# admin and the bootstrap, changes nothing, and the app serves with the last good configuration.
+run: export AGENTCHAT_CONFIG ?= $(CURDIR)/$(USER_CONFIG)
+run: migrate var/static/.collected | $(USER_CONFIG)
 	$(MANAGE) recover_runs
-	$(MANAGE) load_config
+	$(MANAGE) load_config || echo "make run: $$AGENTCHAT_CONFIG has the problems above; serving with the last good configuration"
 	$(MANAGE) ensure_operator
 	$(MAKE) --no-print-directory serve
 

@@ -43,3 +43,5 @@ urlpatterns = [
 admin.site.site_header = "Agent Chat"
 admin.site.site_title = "Agent Chat admin"
 admin.site.index_title = "Everything Agent Chat stores"
+# The index shows the problems of the last `load_config` above the apps (web/templates/web/admin_index.html).
+admin.site.index_template = "web/admin_index.html"

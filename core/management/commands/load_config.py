@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.config.contracts import Problem
 from core.config.loading import ConfigFileError, config_file_read
 from core.config.report import plural, problems_summary, readiness_lines
-from core.config.selectors import config_readiness
+from core.config.selectors import config_load_status_path, config_readiness
 from core.config.services import config_document_apply
 from core.config.validation import ConfigInvalidError
 
@@ -30,12 +36,15 @@ class Command(BaseCommand):
         try:
             document = config_file_read(path)
         except ConfigFileError as exc:
+            record_outcome(path, [Problem("", str(exc))])
             raise CommandError(str(exc)) from None
         except ConfigInvalidError as exc:
+            record_outcome(path, exc.problems)
             for problem in exc.problems:
                 self.stderr.write(str(problem))
             raise CommandError(f"{problems_summary(path, exc.problems)}; the database was not changed") from None
         result = config_document_apply(document=document, prune=options["prune"])
+        record_outcome(path, [])
         if not result.changed:
             count = plural(result.unchanged, "record")
             self.stdout.write(f"No changes: the database already matches {path} ({count}).")
@@ -48,3 +57,26 @@ class Command(BaseCommand):
             )
         for line in readiness_lines(config_readiness()):
             self.stdout.write(f"  {line}")
+
+
+def record_outcome(path: Path, problems: Sequence[Problem]) -> None:
+    """Record this load's problems (none after a clean load) for the admin and the bootstrap.
+
+    Read back by `core.config.selectors.config_load_problems()`. Written whole (a temporary file
+    renamed over the old one), so a reader never sees half a record.
+    """
+    target = config_load_status_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "file": str(path.resolve()),
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "problems": [{"location": p.location, "message": p.message} for p in problems],
+    }
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".load-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(body, out, indent=2)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
