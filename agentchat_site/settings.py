@@ -133,6 +133,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Times to the second in the admin (agentchat_site/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["agentchat_site.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

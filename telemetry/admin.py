@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
@@ -140,6 +141,16 @@ class SessionFilter(admin.SimpleListFilter):
             return queryset.none()
 
 
+def usd_text(value: Decimal | None) -> str:
+    """An exact USD amount without trailing zeros ("0", "0.00042"); "unpriced" when unknown."""
+    return "unpriced" if value is None else format(value.normalize(), "f")
+
+
+@admin.display(description="cost (USD)")
+def cost_usd(row: UsageEvent | UsageByDay | UsageBySession | UsageAllTime) -> str:
+    return usd_text(row.cost)
+
+
 @admin.register(UsageEvent)
 class UsageEventAdmin(_ReadOnlyAdmin[UsageEvent]):
     list_display = (
@@ -153,7 +164,7 @@ class UsageEventAdmin(_ReadOnlyAdmin[UsageEvent]):
         "output_tokens",
         "reasoning_tokens",
         "total_tokens",
-        "cost",
+        cost_usd,
         "latency_ms",
     )
     list_filter = (DayFilter, ProviderFilter, ModelFilter, SessionFilter)
@@ -172,6 +183,7 @@ class UsageEventAdmin(_ReadOnlyAdmin[UsageEvent]):
             filtered = changelist.has_active_filters or bool(changelist.query)
             totals: UsageCounts = usage_events_totals(changelist.queryset) if filtered else usage_all_time_totals()
             response.context_data["usage_totals"] = totals
+            response.context_data["usage_totals_cost"] = usd_text(totals.cost)
             response.context_data["usage_totals_scope"] = "matching events" if filtered else "all time"
         return response
 
@@ -184,7 +196,7 @@ _COUNTER_COLUMNS = (
     "output_tokens",
     "reasoning_tokens",
     "total_tokens",
-    "cost",
+    cost_usd,
 )
 
 

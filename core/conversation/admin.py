@@ -75,6 +75,15 @@ def _preview(text: str) -> str:
     return Truncator(text.replace("\n", " ")).chars(PREVIEW_CHARS)
 
 
+def _token_source(message: Message) -> str:
+    """Where a message's token count came from, in words (a red cross read as an error)."""
+    return "estimated" if message.token_count_estimated else "reported"
+
+
+class _ConversationMedia:
+    css = {"all": ["core/conversation-admin.css"]}
+
+
 class _ReadOnlyAdmin(_ModelAdmin[_M]):
     """A view-only changelist for a table the services own."""
 
@@ -118,7 +127,7 @@ class MessageInline(_ReadOnlyInlineMixin, _MessageInline):
         "role",
         "content_preview",
         "token_count",
-        "token_count_estimated",
+        "token_source",
         "client_id",
         "created",
     )
@@ -126,6 +135,10 @@ class MessageInline(_ReadOnlyInlineMixin, _MessageInline):
     @admin.display(description="content")
     def content_preview(self, message: Message) -> str:
         return _preview(message.content) or f"({len(message.parts)} part(s))"
+
+    @admin.display(description="token count is")
+    def token_source(self, message: Message) -> str:
+        return _token_source(message)
 
 
 class CheckpointInline(_ReadOnlyInlineMixin, _CheckpointInline):
@@ -204,6 +217,7 @@ class AgentSessionAdmin(_ModelAdmin[AgentSession]):
     readonly_fields = ["status", "message_count", "last_seq", "tokens_since_checkpoint", "created", "updated"]
     inlines = [MessageInline, CheckpointInline, RunInline]
     actions = ["archive_sessions", "unarchive_sessions"]
+    Media = _ConversationMedia
 
     @admin.display(description="context full")
     def context_fullness(self, session: AgentSession) -> str:
@@ -309,7 +323,7 @@ class AgentSessionAdmin(_ModelAdmin[AgentSession]):
 
 @admin.register(Message)
 class MessageAdmin(_ReadOnlyAdmin[Message]):
-    list_display = ["session", "seq", "role", "content_preview", "token_count", "token_count_estimated", "created"]
+    list_display = ["session", "seq", "role", "content_preview", "token_count", "token_source", "created"]
     list_select_related = ["session"]
     list_filter = ["role"]
     ordering = ["-id"]  # newest first on the primary key: an index walk, never a sort
@@ -320,14 +334,19 @@ class MessageAdmin(_ReadOnlyAdmin[Message]):
         "content",
         "parts",
         "token_count",
-        "token_count_estimated",
+        "token_source",
         "client_id",
         "created",
     ]
+    Media = _ConversationMedia
 
     @admin.display(description="content")
     def content_preview(self, message: Message) -> str:
         return _preview(message.content) or f"({len(message.parts)} part(s))"
+
+    @admin.display(description="token count is")
+    def token_source(self, message: Message) -> str:
+        return _token_source(message)
 
 
 @admin.register(Checkpoint)
@@ -367,6 +386,7 @@ class RunStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Run)
 class RunAdmin(_ReadOnlyAdmin[Run]):
+    Media = _ConversationMedia
     list_display = ["id", "session", "route", "status", "event_count", "created", "finished_at"]
     list_select_related = ["session", "route"]
     list_filter = [RunStatusFilter, "route", ("created", admin.DateFieldListFilter)]
@@ -406,6 +426,7 @@ class RunAdmin(_ReadOnlyAdmin[Run]):
 
 @admin.register(TraceEvent)
 class TraceEventAdmin(_ReadOnlyAdmin[TraceEvent]):
+    Media = _ConversationMedia
     list_display = ["run", "index", "type", "payload_preview", "created"]
     list_select_related = ["run"]
     list_filter = ["type"]
