@@ -2,7 +2,7 @@
 
 A session with two replay turns (messages, a run, usage events) is built through the services;
 then the usage changelist, the session change page and the run changelist are opened at 1,280 x
-900 and measured. Screenshots land in `var/evidence/screens/layout-*.png` (or under
+900 and measured. Screenshots land in `var/evidence/screens/layout/` (or under
 AGENTCHAT_EVIDENCE_DIR).
 """
 
@@ -91,7 +91,7 @@ def test_admin_pages_fit_1280_pixels() -> None:
     result = run_manage(["ensure_operator", "--username", OPERATOR], env={"AGENTCHAT_OPERATOR_PASSWORD": password})
     assert result.returncode == 0, result.stderr
     session_id = build_session()
-    screens = browser.SCREENS_DIR
+    screens = browser.SCREENS_DIR / "layout"  # its own folder: the browser check clears screens/*.png
     screens.mkdir(parents=True, exist_ok=True)
 
     with browser.running_server(worker_env()) as server, sync_playwright() as playwright:
