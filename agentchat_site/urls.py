@@ -28,7 +28,8 @@ api_patterns: list[URLPattern | URLResolver] = [
     *runtime_api.urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Served from local files only (no Google Fonts link): see web/templates/web/redoc.html.
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="web/redoc.html"), name="redoc"),
     path("", include(router.urls)),
 ]
 
@@ -46,3 +47,5 @@ urlpatterns = [
 admin.site.site_header = "Agent Chat"
 admin.site.site_title = "Agent Chat admin"
 admin.site.index_title = "Everything Agent Chat stores"
+# The index shows the problems of the last `load_config` above the apps (web/templates/web/admin_index.html).
+admin.site.index_template = "web/admin_index.html"

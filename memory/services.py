@@ -370,10 +370,35 @@ def memory_mark_used(*, memory_ids: Sequence[int]) -> int:
 # --- attachments and sources --------------------------------------------------------------------
 
 
+def _attachment_message(session: AgentSession, message_id: int | None, message_seq: int | None) -> Message:
+    """The message an attachment refers to, by id or by seq in `session` (exactly one of the two)."""
+    if message_id is not None and message_seq is None:
+        message = Message.objects.filter(pk=message_id).only("id", "session_id").first()
+        if message is None:
+            raise NotFoundError.for_field("message", f"no message {message_id}")
+        if message.session_id != session.pk:
+            raise InvalidInputError.for_field(
+                "message", f"message {message_id} belongs to another session; give a message of session {session.pk}"
+            )
+        return message
+    if message_seq is not None and message_id is None:
+        message = Message.objects.filter(session=session, seq=message_seq).only("id", "session_id").first()
+        if message is None:
+            raise NotFoundError.for_field(
+                "message_seq", f"session {session.pk} has no message {message_seq} (its seqs are 1..{session.last_seq})"
+            )
+        return message
+    both = "both were given" if message_id is not None else "neither was given"
+    raise InvalidInputError.for_field(
+        "message", f"give the message's id (`message`) or its seq in the session (`message_seq`); {both}"
+    )
+
+
 def attachment_record(
     *,
     session_id: UUID | str,
-    message_id: int,
+    message_id: int | None = None,
+    message_seq: int | None = None,
     sha256: str,
     kind: str,
     display_name: str,
@@ -385,6 +410,7 @@ def attachment_record(
 ) -> AttachmentResult:
     """Record that a message refers to some content; the content is summarised once, shared by sha256.
 
+    The message is given by its id (`message_id`) or by its seq in the session (`message_seq`), not both.
     The first summary given for a content is kept; a later record with a different summary does not
     replace it. A content recorded without a summary takes the first one given later.
     """
@@ -407,13 +433,7 @@ def attachment_record(
     if kind == AttachmentKind.URL and not location.startswith(("http://", "https://")):
         raise InvalidInputError.for_field("uri", "a url source needs the http(s) address it was read from")
     session = _session("session", session_id)
-    message = Message.objects.filter(pk=message_id).only("id", "session_id").first()
-    if message is None:
-        raise NotFoundError.for_field("message", f"no message {message_id}")
-    if message.session_id != session.pk:
-        raise InvalidInputError.for_field(
-            "message", f"message {message_id} belongs to another session; give a message of session {session.pk}"
-        )
+    message = _attachment_message(session, message_id, message_seq)
     summary_tokens = estimate_tokens(text) if tokens is None else tokens
 
     with transaction.atomic():

@@ -199,8 +199,11 @@ def venv_tool(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def gates() -> dict[str, Gate]:
+def gates(buildprint: Path = ROOT / ".buildprint") -> dict[str, Gate]:
+    """The gates; the browser check and bootstrap_capture write into `<buildprint>/evidence/` (by default
+    they write under var/, so that only this deliberate run rewrites the tracked evidence)."""
     py = sys.executable
+    evidence_dir = buildprint / "evidence"
     pytest = (venv_tool("pytest"), "-p", "no:cacheprovider", "-q")
     deploy_env = (
         ("DEBUG", "false"),
@@ -229,17 +232,17 @@ def gates() -> dict[str, Gate]:
         Gate("no-fake-scan", (py, "scripts/no_fake_scan.py")),
         Gate("secret-scan", (py, "scripts/secret_scan.py")),
         Gate("secret-scan-database", (py, "scripts/secret_scan.py", "--database")),
-        Gate("browser-check", (*pytest, "-m", "browser")),
+        Gate("browser-check", (*pytest, "-m", "browser"), env=(("AGENTCHAT_EVIDENCE_DIR", str(evidence_dir)),)),
         Gate("manage-commands", (py, "manage.py", "help", "--commands"), timeout=300),
-        Gate("bootstrap-capture", (py, "manage.py", "bootstrap_capture")),
+        Gate("bootstrap-capture", (py, "manage.py", "bootstrap_capture", "--out", str(evidence_dir / "bootstrap"))),
     ]
     return {gate.name: gate for gate in listed}
 
 
-def run_gates(runner: GateRunner) -> dict[str, GateResult]:
+def run_gates(runner: GateRunner, buildprint: Path = ROOT / ".buildprint") -> dict[str, GateResult]:
     """Run every gate in order; bootstrap_capture only when the command exists (else a failed result)."""
     results: dict[str, GateResult] = {}
-    for name, gate in gates().items():
+    for name, gate in gates(buildprint).items():
         if name == "bootstrap-capture":
             commands = results["manage-commands"].output.split()
             if "bootstrap_capture" not in commands:
@@ -387,7 +390,7 @@ def record(buildprint: Path, runner: GateRunner, *, now: Callable[[], datetime] 
     started_wall = time.time()
     recorded_at = (now or (lambda: datetime.now(UTC)))()
     commit, dirty = git_state(runner)
-    results = run_gates(runner)
+    results = run_gates(runner, buildprint)
     proofs = build_proofs(results, buildprint, started_wall)
     ledger = buildprint / "evidence" / "evidence-ledger.jsonl"
     previous = len(ledger.read_text(encoding="utf-8").splitlines()) if ledger.is_file() else 0

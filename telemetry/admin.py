@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -89,9 +90,19 @@ class UsageSessionFilter(SessionFilter):
         return [(str(row.session_id), str(row.session)) for row in rows]
 
 
+def usd_text(value: Decimal | None) -> str:
+    """An exact USD amount without trailing zeros ("0", "0.00042"); "unpriced" when unknown."""
+    return "unpriced" if value is None else format(value.normalize(), "f")
+
+
+@admin.display(description="cost (USD)")
+def cost_usd(row: UsageEvent | UsageByDay | UsageBySession | UsageAllTime) -> str:
+    return usd_text(row.cost)
+
+
 @admin.register(UsageEvent)
 class UsageEventAdmin(ReadOnlyAdmin[UsageEvent]):
-    list_display = ("occurred_at", "provider", "model", "route", "session", *TOKEN_FIELDS, "cost", "latency_ms")
+    list_display = ("occurred_at", "provider", "model", "route", "session", *TOKEN_FIELDS, cost_usd, "latency_ms")
     list_filter = (DayFilter, ProviderFilter, ModelFilter, UsageSessionFilter)
     list_select_related = ("route", "session")
     search_fields = ("=request_id",)
@@ -106,12 +117,13 @@ class UsageEventAdmin(ReadOnlyAdmin[UsageEvent]):
             filtered = changelist.has_active_filters or bool(changelist.query)
             totals: UsageCounts = usage_events_totals(changelist.queryset) if filtered else usage_all_time_totals()
             response.context_data["usage_totals"] = totals
+            response.context_data["usage_totals_cost"] = usd_text(totals.cost)
             response.context_data["usage_totals_scope"] = "matching events" if filtered else "all time"
         return response
 
 
-# A rollup's counters, the cost shown as an exact decimal.
-_COUNTER_COLUMNS = ("event_count", "priced_event_count", *TOKEN_FIELDS, "cost")
+# A rollup's counters, the cost shown as an exact decimal without trailing zeros.
+_COUNTER_COLUMNS = ("event_count", "priced_event_count", *TOKEN_FIELDS, cost_usd)
 
 
 @admin.register(UsageByDay)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -63,7 +65,21 @@ def _summary(fields: dict[str, list[str]]) -> str:
     return "; ".join(f"{key}: {messages[0]}" for key, messages in fields.items() if messages)
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def _browser_sign_in(exc: Exception, context: dict[str, Any]) -> HttpResponseRedirect | None:
+    """A signed-out browser page load (GET asking for text/html, no Authorization header) goes to the
+    sign-in page (`settings.LOGIN_URL`) and back through `?next=`; API clients keep the JSON 401."""
+    request = context.get("request")
+    if not isinstance(exc, exceptions.NotAuthenticated) or request is None or request.method not in {"GET", "HEAD"}:
+        return None
+    if "text/html" not in request.META.get("HTTP_ACCEPT", "") or request.META.get("HTTP_AUTHORIZATION"):
+        return None
+    return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | HttpResponseRedirect | None:
+    sign_in = _browser_sign_in(exc, context)
+    if sign_in is not None:
+        return sign_in
     if isinstance(exc, DomainError):
         return Response(
             {"detail": redact_all(exc.message), "code": exc.code, "fields": _safe_paths(dict(exc.fields))},

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, models
 from django.db.models import Prefetch, QuerySet
 
@@ -13,6 +18,7 @@ from core.config.contracts import (
     ConfigDocument,
     Kind,
     McpServerConfig,
+    Problem,
     ProviderConfig,
     ReadinessReport,
     RecordConfig,
@@ -317,3 +323,44 @@ def config_referrers(kind: Kind, key: str) -> list[str]:
 def config_readiness() -> ReadinessReport:
     """Readiness of every stored provider, route, MCP server, agent and team (12 queries, see snapshot)."""
     return readiness_report(config_snapshot())
+
+
+# --- the last `load_config` -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigLoadProblems:
+    """What the last `manage.py load_config` against this database found wrong in its file.
+
+    `problems` is empty after a clean load. While it is not, the database still holds the last
+    configuration that loaded (a failed load changes nothing).
+    """
+
+    file: str
+    checked_at: str
+    problems: tuple[Problem, ...]
+
+
+def config_load_status_path() -> Path:
+    """Where `load_config` records its outcome: one JSON file per database, under var/ (git-ignored)."""
+    db = connection.settings_dict
+    key = f"{connection.vendor}:{db.get('HOST') or ''}:{db.get('PORT') or ''}:{db.get('NAME') or ''}"
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    return Path(settings.BASE_DIR) / "var" / "config-load" / f"{digest}.json"
+
+
+def config_load_problems() -> ConfigLoadProblems | None:
+    """The outcome of the last `load_config` against this database; None if it never ran here."""
+    path = config_load_status_path()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return ConfigLoadProblems(
+            file=str(raw["file"]),
+            checked_at=str(raw["checked_at"]),
+            problems=tuple(Problem(str(p["location"]), str(p["message"])) for p in raw["problems"]),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        problem = Problem("", f"{path} is not a readable load record; run manage.py load_config again")
+        return ConfigLoadProblems(file=str(path), checked_at="", problems=(problem,))

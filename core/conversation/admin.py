@@ -50,6 +50,15 @@ def _message_preview(admin_: object, message: Message) -> str:
     return preview(message.content) or f"({len(message.parts)} part(s))"
 
 
+def _token_source(message: Message) -> str:
+    """Where a message's token count came from, in words (a red cross read as an error)."""
+    return "estimated" if message.token_count_estimated else "reported"
+
+
+class _ConversationMedia:
+    css = {"all": ["core/conversation-admin.css"]}
+
+
 # --- Sessions -------------------------------------------------------------------------------
 
 
@@ -61,12 +70,16 @@ class MessageInline(ReadOnlyInlineMixin, admin.TabularInline[Message, AgentSessi
         "role",
         "content_preview",
         "token_count",
-        "token_count_estimated",
+        "token_source",
         "client_id",
         "created",
     )
 
     content_preview = _message_preview
+
+    @admin.display(description="token count is")
+    def token_source(self, message: Message) -> str:
+        return _token_source(message)
 
 
 class CheckpointInline(ReadOnlyInlineMixin, admin.TabularInline[Checkpoint, AgentSession]):
@@ -139,6 +152,7 @@ class AgentSessionAdmin(admin.ModelAdmin[AgentSession]):
     readonly_fields = ["status", "message_count", "last_seq", "tokens_since_checkpoint", "created", "updated"]
     inlines = [MessageInline, CheckpointInline, RunInline]
     actions = ["archive_sessions", "unarchive_sessions"]
+    Media = _ConversationMedia
 
     @admin.display(description="context full")
     def context_fullness(self, session: AgentSession) -> str:
@@ -242,13 +256,28 @@ class AgentSessionAdmin(admin.ModelAdmin[AgentSession]):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin[Message]):
-    list_display = ["session", "seq", "role", "content_preview", "token_count", "token_count_estimated", "created"]
+    list_display = ["session", "seq", "role", "content_preview", "token_count", "token_source", "created"]
     list_select_related = ["session"]
     list_filter = ["role"]
     ordering = ["-id"]  # newest first on the primary key: an index walk, never a sort
-    fields = columns(Message)
+    fields = [
+        "session",
+        "seq",
+        "role",
+        "content",
+        "parts",
+        "token_count",
+        "token_source",
+        "client_id",
+        "created",
+    ]
+    Media = _ConversationMedia
 
     content_preview = _message_preview
+
+    @admin.display(description="token count is")
+    def token_source(self, message: Message) -> str:
+        return _token_source(message)
 
 
 @admin.register(Checkpoint)
@@ -282,6 +311,7 @@ class RunStatusFilter(ConditionFilter):
 
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdmin[Run]):
+    Media = _ConversationMedia
     list_display = ["id", "session", "route", "status", "event_count", "created", "finished_at"]
     list_select_related = ["session", "route"]
     list_filter = [RunStatusFilter, "route", ("created", admin.DateFieldListFilter)]
@@ -310,6 +340,7 @@ class RunAdmin(ReadOnlyAdmin[Run]):
 
 @admin.register(TraceEvent)
 class TraceEventAdmin(ReadOnlyAdmin[TraceEvent]):
+    Media = _ConversationMedia
     list_display = ["run", "index", "type", "payload_preview", "created"]
     list_select_related = ["run"]
     list_filter = ["type"]

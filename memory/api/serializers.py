@@ -169,7 +169,19 @@ class AttachmentWriteSerializer(serializers.Serializer[Any]):
     """Record that a message refers to a file or source; its summary is shared by sha256."""
 
     session = serializers.UUIDField()
-    message = Int64Field(help_text="The message id (it must belong to the session)")
+    message = Int64Field(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The message id (the `id` of a message response; it must belong to the session). "
+        "Give this or `message_seq`.",
+    )
+    message_seq = Int64Field(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The message's seq in the session (the `seq` of a message response). Give this or `message`.",
+    )
     sha256 = serializers.CharField(help_text="SHA-256 of the content, 64 hex characters")
     kind = serializers.ChoiceField(choices=AttachmentKind.choices)
     display_name = serializers.CharField(trim_whitespace=False)
@@ -180,6 +192,22 @@ class AttachmentWriteSerializer(serializers.Serializer[Any]):
     uri = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="http(s) address of a url source"
     )
+
+    def to_internal_value(self, data: Any) -> Any:
+        """Parse the fields; a body naming no message at all also gets a `message` problem, with the others."""
+        errors: dict[str, Any] = {}
+        value: Any = None
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            errors = dict(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        if hasattr(data, "get") and data.get("message") is None and data.get("message_seq") is None:
+            errors.setdefault(
+                "message", ["is missing; give the message's id (`message`) or its seq in the session (`message_seq`)"]
+            )
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
 
 
 class AttachmentListQuerySerializer(serializers.Serializer[Any]):

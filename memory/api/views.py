@@ -251,6 +251,7 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
         result = attachment_record(
             session_id=data["session"],
             message_id=data["message"],
+            message_seq=data["message_seq"],
             sha256=data["sha256"],
             kind=data["kind"],
             display_name=data["display_name"],

@@ -225,7 +225,7 @@ def test_readiness_endpoint(api: APIClient, loaded: ConfigDocument, monkeypatch:
 
 def test_every_config_endpoint_requires_authentication(anon_api: APIClient) -> None:
     for endpoint in ("providers", "routes", "tools", "skills", "mcp-servers", "agents", "teams", "readiness"):
-        assert anon_api.get(f"/api/config/{endpoint}/").status_code == 403
+        assert anon_api.get(f"/api/config/{endpoint}/").status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,7 @@ def _error(response: Any) -> tuple[int, str, dict[str, list[str]]]:
 )
 def test_every_endpoint_requires_authentication(anon_api: APIClient, method: str, url: str) -> None:
     response = getattr(anon_api, method)(url)
-    assert response.status_code == 403
+    assert (response.status_code, response["WWW-Authenticate"]) == (401, "Token")
     assert response.json()["code"] == "not_authenticated"
 
 
@@ -249,6 +249,7 @@ def test_append_then_idempotent_retry(api: APIClient, chat_session: AgentSession
     assert created.status_code == 201
     message = created.json()
     assert set(message) == {
+        "id",
         "seq",
         "role",
         "content",

@@ -45,7 +45,7 @@ def context_url(session_id: object) -> str:
 )
 def test_every_path_requires_authentication(anon_api: APIClient, method: str, path: str) -> None:
     response = getattr(anon_api, method)(path)
-    assert response.status_code == 403
+    assert (response.status_code, response["WWW-Authenticate"]) == (401, "Token")
     assert response.json()["code"] == "not_authenticated"
 
 
@@ -376,3 +376,25 @@ def test_context_of_unknown_session_is_404(api: APIClient) -> None:
     response = api.get(context_url("00000000-0000-0000-0000-000000000000"), {"budget": 10})
     assert response.status_code == 404
     assert api.get("/api/sessions/not-a-uuid/context/").status_code == 404
+
+
+def test_attachment_by_session_and_seq_from_a_message_response(api: APIClient, talked_session: AgentSession) -> None:
+    """Everything the attachment endpoint asks for is handed out by the message API: `id` and `seq`."""
+    listed = api.get(f"/api/sessions/{talked_session.id}/messages/").json()["results"]
+    second = listed[1]
+    assert {"id", "seq"} <= set(second)
+
+    by_id = api.post(ATTACHMENTS, _payload(talked_session, 2, message=second["id"]))
+    assert (by_id.status_code, by_id.json()["message"], by_id.json()["message_seq"]) == (201, second["id"], 2)
+    payload = _payload(talked_session, 2, sha256="b" * 64)
+    del payload["message"]
+    by_seq = api.post(ATTACHMENTS, {**payload, "message_seq": second["seq"]})
+    assert (by_seq.status_code, by_seq.json()["message"], by_seq.json()["message_seq"]) == (201, second["id"], 2)
+
+    both = api.post(ATTACHMENTS, {**payload, "message": second["id"], "message_seq": 2})
+    assert (both.status_code, list(both.json()["fields"])) == (400, ["message"])
+    assert "both were given" in both.json()["fields"]["message"][0]
+    neither = api.post(ATTACHMENTS, payload)
+    assert (neither.status_code, list(neither.json()["fields"])) == (400, ["message"])
+    unknown_seq = api.post(ATTACHMENTS, {**payload, "message_seq": 999})
+    assert (unknown_seq.status_code, list(unknown_seq.json()["fields"])) == (404, ["message_seq"])

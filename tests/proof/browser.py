@@ -3,8 +3,9 @@
 `AppServer` starts `manage.py runserver --noreload` on a free loopback port against a given
 database; `BrowserCheck` logs into the admin, opens the admin index, every changelist linked from
 it, the extra pages it is given, and the API pages, saving a full-page screenshot of each. Every
-HTTP response of 400 or more (the page or any subresource), every failed request, console error
-and uncaught page error is recorded as a problem of the page it happened on.
+HTTP response of 400 or more (the page or any subresource), every request to a host other than
+127.0.0.1, every failed request, console error and uncaught page error is recorded as a problem of
+the page it happened on.
 
 Playwright never downloads a browser here: it launches `/usr/bin/chromium` (installed by
 `scripts/install-browser`) through `executable_path`.
@@ -27,13 +28,17 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from playwright.sync_api import ConsoleMessage, Error, Page, Request, Response, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("AGENTCHAT_CHROMIUM", "/usr/bin/chromium"))
-SCREENS_DIR = ROOT / ".buildprint" / "evidence" / "screens"
-SUMMARY_FILE = ROOT / ".buildprint" / "evidence" / "browser-check.json"
+# Generated output goes under var/ (git-ignored); `make evidence` points AGENTCHAT_EVIDENCE_DIR at the
+# tracked `.buildprint/evidence/` so only a deliberate evidence run rewrites tracked files.
+EVIDENCE_DIR = Path(os.environ.get("AGENTCHAT_EVIDENCE_DIR") or ROOT / "var" / "evidence").resolve()
+SCREENS_DIR = EVIDENCE_DIR / "screens"
+SUMMARY_FILE = EVIDENCE_DIR / "browser-check.json"
 # Without the background-networking flags Chromium keeps dialling Google's hosts, which a closed
 # network refuses; --no-sandbox because CI runs as root.
 CHROMIUM_ARGS = [
@@ -159,10 +164,17 @@ class BrowserCheck:
         self.screens_dir = screens_dir
         self.report = Report()
         self.current: list[str] = []
+        page.on("request", self._on_request)
         page.on("response", self._on_response)
         page.on("requestfailed", self._on_request_failed)
         page.on("console", self._on_console)
         page.on("pageerror", self._on_page_error)
+
+    def _on_request(self, request: Request) -> None:
+        """Every page must work offline: any request to a host other than the server's is a problem."""
+        parts = urlsplit(request.url)
+        if parts.scheme in {"http", "https", "ws", "wss"} and parts.hostname != "127.0.0.1":
+            self.current.append(f"request leaves 127.0.0.1: {request.url}")
 
     def _on_response(self, response: Response) -> None:
         if response.status >= 400:

@@ -3,8 +3,9 @@
 The app runs as it runs for a person (`manage.py runserver` in its own process, static files
 collected, the example config loaded when the project has `load_config`, the operator created by
 `ensure_operator`) against the test database. Any 4xx/5xx response, failed request, console error
-or page error fails the test. Screenshots land in `.buildprint/evidence/screens/`, and a summary in
-`.buildprint/evidence/browser-check.json`, which `make evidence` reads.
+or page error fails the test. Screenshots land in `var/evidence/screens/`, and a summary in
+`var/evidence/browser-check.json`; `make evidence` sets `AGENTCHAT_EVIDENCE_DIR` so they land in
+`.buildprint/evidence/` instead, and reads the summary there.
 
 Without Chromium the test skips with the reason, except under CI (`CI=true`), where the browser
 must be there (`.ci/run` installs it with `scripts/install-browser`).
@@ -81,7 +82,7 @@ def api_pages(notes: list[str]) -> list[tuple[str, str]]:
         pages.append(("api-bootstrap", "/api/bootstrap/"))
     except Resolver404:
         notes.append("/api/bootstrap/ not checked: the URL does not exist yet")
-    pages.append(("api-docs", "/api/docs/"))
+    pages += [("api-docs", "/api/docs/"), ("api-redoc", "/api/redoc/")]
     return pages
 
 
@@ -110,7 +111,7 @@ def test_admin_and_api_pages_render_without_errors_in_chromium() -> None:
     assert report.problems == [], "\n".join(report.problems)
     visited = {visit.name: visit for visit in report.visits}
     assert visited["admin-index"].title.startswith("Everything Agent Chat stores")
-    assert {"api-root", "api-docs"} <= visited.keys()
+    assert {"api-root", "api-docs", "api-redoc"} <= visited.keys()
     assert any(name.startswith("admin-auth-") for name in visited), sorted(visited)
     assert all(visit.status == 200 for visit in report.visits), [(v.name, v.status) for v in report.visits]
     for name, _path in extra:

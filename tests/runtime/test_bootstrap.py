@@ -75,7 +75,7 @@ def load_hint() -> str:
 
 def test_bootstrap_requires_authentication(anon_api: APIClient) -> None:
     response = anon_api.get("/api/bootstrap/")
-    assert response.status_code == 403
+    assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 def test_api_root_requires_authentication(anon_api: APIClient) -> None:
     response = anon_api.get("/api/")
-    assert response.status_code == 403
+    assert (response.status_code, response["WWW-Authenticate"]) == (401, "Token")
     assert response.json() == {
         "detail": "Authentication credentials were not provided.",
         "code": "not_authenticated",
@@ -38,11 +38,11 @@ def test_token_authentication(operator: User, anon_api: APIClient) -> None:
     anon_api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert anon_api.get("/api/", HTTP_ACCEPT="application/json").status_code == 200
     anon_api.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
-    assert anon_api.get("/api/").status_code == 403
+    assert anon_api.get("/api/").status_code == 401
 
 
 def test_schema_requires_authentication(anon_api: APIClient) -> None:
-    assert anon_api.get("/api/schema/").status_code == 403
+    assert anon_api.get("/api/schema/").status_code == 401
 
 
 def test_schema_is_valid_openapi_3(api: APIClient) -> None:

@@ -45,8 +45,8 @@ def _report(**extra: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("path", ["/api/telemetry/usage/", "/api/telemetry/summary/"])
 def test_telemetry_endpoints_require_authentication(anon_api: APIClient, path: str) -> None:
-    assert anon_api.get(path).status_code == 403
-    assert anon_api.post(path, {}, format="json").status_code == 403
+    assert anon_api.get(path).status_code == 401
+    assert anon_api.post(path, {}, format="json").status_code == 401
 
 
 def test_post_records_event_then_repeat_returns_it(api: APIClient, usage_session: AgentSession, usage_run: Run) -> None:

@@ -100,7 +100,17 @@ class SessionDeleteSerializer(serializers.Serializer[Any]):
 class MessageSerializer(serializers.ModelSerializer[Message]):
     class Meta:
         model = Message
-        fields = ["seq", "role", "content", "parts", "token_count", "token_count_estimated", "client_id", "created"]
+        fields = [
+            "id",
+            "seq",
+            "role",
+            "content",
+            "parts",
+            "token_count",
+            "token_count_estimated",
+            "client_id",
+            "created",
+        ]
         read_only_fields = fields
 
 

@@ -26,7 +26,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 STATES = ("empty", "blocked", "ready")
-DEFAULT_OUT = Path(".buildprint") / "evidence" / "bootstrap"
+# Under var/ (git-ignored); `make evidence` passes `--out .buildprint/evidence/bootstrap`.
+DEFAULT_OUT = Path("var") / "evidence" / "bootstrap"
 EXAMPLE_CONFIG = Path("config") / "agentchat.example.toml"
 CAPTURE_USERNAME = "bootstrap-capture"
 
