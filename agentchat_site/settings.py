@@ -164,7 +164,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
-# Times to the second in the admin (agentchat_site/formats/en/formats.py).
+# Times to the second in the admin (web/formats/en/formats.py).
 FORMAT_MODULE_PATH = ["web.formats"]
 
 STATIC_URL = "static/"
