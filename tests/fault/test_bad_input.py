@@ -192,6 +192,7 @@ BODY_TARGETS: dict[str, dict[str, Any]] = {
     "memory_episodes_create": {},
     "memory_attachments_create": {},
     "telemetry_usage_create": {},
+    "auth_tokens_create": {},
 }
 
 NOT_OBJECTS: list[tuple[str, Any]] = [
@@ -1135,6 +1136,19 @@ def _memory_cases() -> list[Case]:
 # --- Telemetry --------------------------------------------------------------------------------
 
 
+def _accounts_cases() -> list[Case]:
+    c = Case
+    op = "auth_tokens_create"
+    return [
+        c(op, "missing-name", 400, {}, fields=("name",)),
+        c(op, "name-oversize", 400, {"name": "n" * 101}, fields=("name",)),
+        c(op, "name-wrong-type", 400, {"name": ["laptop"]}, fields=("name",)),
+        c(op, "name-with-nul", 400, {"name": "lap\u0000top"}, fields=("name",)),
+        c("auth_tokens_destroy", "unknown-id", 404, path={"id": 987654}),
+        c("auth_tokens_destroy", "id-beyond-64-bits", 404, path={"id": 2**64}),
+    ]
+
+
 def _telemetry_cases() -> list[Case]:
     c = Case
     op = "telemetry_usage_create"
@@ -1417,6 +1431,7 @@ CASES: list[Case] = [
     *_conversation_cases(),
     *_memory_cases(),
     *_telemetry_cases(),
+    *_accounts_cases(),
     *_hostile_cases(),
 ]
 
