@@ -22,7 +22,7 @@ def test_a_signed_out_browser_is_sent_to_sign_in_and_back(path: str) -> None:
 
     assert response.status_code == 302
     login, _, query = response["Location"].partition("?")
-    assert login == "/admin/login/"
+    assert login == "/accounts/login/"
     assert parse_qs(query)["next"] == [path]
 
 
