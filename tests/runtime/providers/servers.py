@@ -61,6 +61,8 @@ class ProviderServer:
     def __init__(self, *replies: Reply) -> None:
         self.replies = list(replies)
         self.requests: list[SeenRequest] = []
+        # The access log, kept here instead of on stderr, for a failing test to show.
+        self.log_lines: list[str] = []
         self.disconnected_at: float | None = None
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -90,7 +92,8 @@ class ProviderServer:
             protocol_version = "HTTP/1.1"
 
             def log_message(self, format: str, *args: Any) -> None:
-                return
+                with server.lock:
+                    server.log_lines.append(format % args)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

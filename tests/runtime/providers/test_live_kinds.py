@@ -88,7 +88,7 @@ def test_text_reasoning_and_usage(make_adapter: AdapterFactory, name: str) -> No
         assert SECRET in (request.headers.get("x-api-key"), request.headers.get("authorization", "")[7:])
         assert request.body["system"] == "Be brief."
         state = reasoning[0].state
-        assert state["block"]["signature"] == "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+        assert state["block"]["signature"] == "sig-EXAMPLE-thinking-signature-0001"
         assert reasoning[0].text == "The user greets me; reply in kind."
     elif name == "google":
         assert request.path == "/v1beta/models/m-1:streamGenerateContent?alt=sse"
@@ -364,7 +364,7 @@ def test_reasoning_state_goes_back_unchanged_on_the_next_request(make_adapter: A
         assert sent == {
             "type": "thinking",
             "thinking": "The user greets me; reply in kind.",
-            "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds",
+            "signature": "sig-EXAMPLE-thinking-signature-0001",
         }
     elif name == "openai_responses":
         item = body["input"][1]
