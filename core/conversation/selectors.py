@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar, overload
 from uuid import UUID
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Field, JSONField, Model, Q, QuerySet, Value
@@ -203,17 +204,30 @@ def needs_compaction_condition() -> Q:
     return Q(GreaterThanOrEqual(margin, Value(0)), status=SessionStatus.ACTIVE)
 
 
-def session_get(*, session_id: UUID | str) -> AgentSession:
-    """One session with its route and provider, or NotFoundError."""
+OwnerScope = AbstractBaseUser | None
+"""Whose records a read or write may touch: one user's (the API passes `request.user`), or, with
+None, every user's (the admin, system commands such as `recover_runs`, the runtime acting for the
+session it was handed)."""
+
+
+def owned(queryset: QuerySet[M], owner: OwnerScope) -> QuerySet[M]:
+    """`queryset` narrowed to `owner`'s rows (the model's `owner` column); None leaves it whole."""
+    return queryset if owner is None else queryset.filter(owner_id=owner.pk)
+
+
+def session_get(*, session_id: UUID | str, owner: OwnerScope = None) -> AgentSession:
+    """One session of `owner` with its route and provider, or NotFoundError (another user's too)."""
     try:
-        return AgentSession.objects.select_related("route__provider").get(pk=session_uuid(session_id))
+        return owned(AgentSession.objects.select_related("route__provider"), owner).get(pk=session_uuid(session_id))
     except AgentSession.DoesNotExist:
         raise NotFoundError.for_field("session", f"no session {session_id}") from None
 
 
-def sessions_list(*, status: str | None = None, needs_compaction: bool | None = None) -> QuerySet[AgentSession]:
-    """Sessions (newest created first) with their route joined; optionally by status or compaction need."""
-    queryset = AgentSession.objects.select_related("route").order_by("-created", "-id")
+def sessions_list(
+    *, owner: OwnerScope = None, status: str | None = None, needs_compaction: bool | None = None
+) -> QuerySet[AgentSession]:
+    """`owner`'s sessions (newest created first) with their route joined; optionally by status or compaction need."""
+    queryset = owned(AgentSession.objects.select_related("route"), owner).order_by("-created", "-id")
     if status is not None:
         if status not in SessionStatus.values:
             raise InvalidInputError.for_field(
@@ -481,7 +495,9 @@ class Restore:
     next_after_seq: int | None
 
 
-def session_restore(*, session_id: UUID | str, limit: int | None = None, budget_bytes: int | None = None) -> Restore:
+def session_restore(
+    *, session_id: UUID | str, owner: OwnerScope = None, limit: int | None = None, budget_bytes: int | None = None
+) -> Restore:
     """The latest checkpoint plus the first page (see `messages_page`) of the messages after its `through_seq`.
 
     Two queries whatever the session's length: the session joined to its route, provider and latest
@@ -497,6 +513,8 @@ def session_restore(*, session_id: UUID | str, limit: int | None = None, budget_
         if row is None:
             raise NotFoundError.for_field("session", f"no session {session_id}")
         session, checkpoint = _RestoreHead(db).read(row)
+        if owner is not None and session.owner_id != owner.pk:
+            raise NotFoundError.for_field("session", f"no session {session_id}")
         after_seq = checkpoint.through_seq if checkpoint is not None else 0
         page = _page_read(cursor, db, pk, after_seq, session.last_seq, limit, budget_bytes)
     for message in page.messages:
@@ -577,17 +595,19 @@ class _RestoreHead:
 # --- Runs and traces ------------------------------------------------------------------------
 
 
-def run_get(*, run_id: UUID | str) -> Run:
-    """One run with its route, or NotFoundError."""
+def run_get(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
+    """One run of `owner` with its route, or NotFoundError (another user's too)."""
     try:
-        return Run.objects.select_related("route").get(pk=run_uuid(run_id))
+        return owned(Run.objects.select_related("route"), owner).get(pk=run_uuid(run_id))
     except Run.DoesNotExist:
         raise NotFoundError.for_field("run", f"no run {run_id}") from None
 
 
-def runs_list(*, session_id: UUID | str | None = None, status: str | None = None) -> QuerySet[Run]:
-    """Runs newest first with their route joined; optionally of one session and/or in one status."""
-    queryset = Run.objects.select_related("route").order_by("-created", "-id")
+def runs_list(
+    *, owner: OwnerScope = None, session_id: UUID | str | None = None, status: str | None = None
+) -> QuerySet[Run]:
+    """`owner`'s runs newest first with their route joined; optionally of one session and/or in one status."""
+    queryset = owned(Run.objects.select_related("route"), owner).order_by("-created", "-id")
     if session_id is not None:
         try:
             queryset = queryset.filter(session_id=UUID(str(session_id)))

@@ -36,6 +36,7 @@ from core.conversation.services import (
 from memory.services import attachment_record, memory_write
 from telemetry.services import usage_record
 from tests.fault.conftest import FAULT_CONFIG, db_snapshot, snapshot_changes
+from tests.owners import op_user
 
 pytestmark = [pytest.mark.fault, pytest.mark.django_db]
 
@@ -81,7 +82,7 @@ def _world_build() -> dict[str, Any]:
     """Sessions (active, other, archived), messages, checkpoints, runs (open, finished, of another
     session), a usage event, two keyed memories and an attachment, all written through services."""
     config_document_apply(document=document_parse(tomllib.loads(FAULT_CONFIG)), prune=False)
-    active = session_create(title="active", route_alias="main")
+    active = session_create(owner=op_user(), title="active", route_alias="main")
     first = message_append(session_id=active.id, role="user", content="hello", client_id="c-1").message
     message_append(session_id=active.id, role="assistant", content="hi there")
     message_append(session_id=active.id, role="user", content="plan a trip")
@@ -90,21 +91,23 @@ def _world_build() -> dict[str, Any]:
     done_run = run_create(session_id=active.id, status="running")
     run_finish(run_id=done_run.id, status="completed")
 
-    other = session_create(title="other", route_alias="main")
+    other = session_create(owner=op_user(), title="other", route_alias="main")
     other_message = message_append(session_id=other.id, role="user", content="elsewhere").message
     other_checkpoint = checkpoint_create(session_id=other.id, through_seq=1, reason="manual")
     other_run = run_create(session_id=other.id, status="running")
 
-    archived = session_create(title="archived", route_alias="main")
+    archived = session_create(owner=op_user(), title="archived", route_alias="main")
     message_append(session_id=archived.id, role="user", content="old")
     session_archive(session_id=archived.id)
 
     # On `fast`, whose provider needs OPENAI_API_KEY: blocked while the variable is unset.
-    blocked = session_create(title="blocked", route_alias="fast")
+    blocked = session_create(owner=op_user(), title="blocked", route_alias="fast")
 
-    usage_record(request_id="u-1", route_alias="main", session_id=active.id, input_tokens=100, output_tokens=20)
-    units = memory_write(kind="preference", content="Prefers metric units.", key="units").memory
-    memory_write(kind="fact", content="Lives in Lisbon.", key="home")
+    usage_record(
+        owner=op_user(), request_id="u-1", route_alias="main", session_id=active.id, input_tokens=100, output_tokens=20
+    )
+    units = memory_write(owner=op_user(), kind="preference", content="Prefers metric units.", key="units").memory
+    memory_write(owner=op_user(), kind="fact", content="Lives in Lisbon.", key="home")
     attachment_record(
         session_id=active.id,
         message_id=first.pk,

@@ -27,6 +27,7 @@ from memory.models import DailyEpisode, EpisodeSource, LongTermMemory, MemoryKin
 from runtime.bootstrap.rules import VIEW_RULES
 from runtime.turns import turn_run
 from telemetry.services import usage_record
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -194,7 +195,7 @@ def test_restart_reads_back_the_same_bootstrap(api: APIClient, example_loaded: N
     """Two fresh processes and this one answer with byte-identical bodies (hence the same ETag)."""
     from tests.procs import run_manage
 
-    session = session_create(title="kept", route_alias="replay")
+    session = session_create(owner=op_user(), title="kept", route_alias="replay")
     turn_run(session_id=session.pk, user_text="remember me")
     here = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
     code = (
@@ -463,7 +464,7 @@ def test_route_whose_adapter_rejects_its_options_is_blocked(api: APIClient, exam
 
 
 def test_after_a_replay_turn_chat_is_ready_with_the_replay_route(api: APIClient, example_loaded: None) -> None:
-    session = session_create(title="first", route_alias=None)
+    session = session_create(owner=op_user(), title="first", route_alias=None)
     result = turn_run(session_id=session.pk, user_text="hello")
     assert result.run.status == "completed"
     body = bootstrap(api)
@@ -488,9 +489,9 @@ def test_after_a_replay_turn_chat_is_ready_with_the_replay_route(api: APIClient,
 def test_sessions_counts_and_context_fullness(api: APIClient, example_loaded: None, settings: Any) -> None:
     settings.AGENTCHAT_COMPACTION_THRESHOLD_PERCENT = 50
     replay = ModelRoute.objects.get(alias="replay")
-    full = session_create(title="full", route_alias="replay")
+    full = session_create(owner=op_user(), title="full", route_alias="replay")
     AgentSession.objects.filter(pk=full.pk).update(tokens_since_checkpoint=replay.context_window_tokens // 2)
-    archived = session_create(title="old", route_alias="replay")
+    archived = session_create(owner=op_user(), title="old", route_alias="replay")
     AgentSession.objects.filter(pk=archived.pk).update(
         status=SessionStatus.ARCHIVED, tokens_since_checkpoint=replay.context_window_tokens
     )
@@ -541,7 +542,7 @@ def test_etag_and_not_modified(api: APIClient, example_loaded: None) -> None:
     assert api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH='"other"').status_code == 200
     assert api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH=etag[:-2] + '"').status_code == 200
     # Any change in the data changes the body, hence the ETag.
-    session_create(title="new", route_alias="replay")
+    session_create(owner=op_user(), title="new", route_alias="replay")
     changed = api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200
     assert changed.headers["ETag"] != etag
@@ -626,7 +627,9 @@ def _fill(sessions: int) -> None:
     if sessions:
         DailyEpisode.objects.create(day=dt.date(2025, 1, 1), timezone="UTC", summary="d", source=EpisodeSource.MANUAL)
         for i in range(min(sessions, 5)):
-            usage_record(request_id=f"fill-{i}", route_alias="replay", session_id=rows[i].pk, input_tokens=5)
+            usage_record(
+                owner=op_user(), request_id=f"fill-{i}", route_alias="replay", session_id=rows[i].pk, input_tokens=5
+            )
 
 
 @pytest.mark.parametrize("sessions", [0, 10, 10_000])

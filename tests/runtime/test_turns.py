@@ -28,6 +28,7 @@ from memory.context import context_inputs
 from runtime.management.commands.chat import cost_display
 from runtime.turns import turn_run
 from telemetry.models import UsageAllTime, UsageBySession, UsageEvent
+from tests.owners import op_user
 from tests.procs import run_manage
 from tests.runtime.providers.servers import ProviderServer, Reply
 
@@ -97,7 +98,7 @@ def test_a_reply_cut_short_says_so_in_the_trace_the_result_and_the_api(
 ) -> None:
     script = [[{"type": "text", "text": "the first half of"}, {"type": "finish", "reason": "length"}]] * 2
     Provider.objects.filter(pk=replay_route.provider_id).update(options={"script": script})
-    session = session_create(route_alias=replay_route.alias)
+    session = session_create(owner=op_user(), route_alias=replay_route.alias)
     result = turn_run(session_id=session.pk, user_text="go")
     assert (result.run.status, result.finish_reason) == (RunStatus.COMPLETED, "length")
     finish = TraceEvent.objects.get(run=result.run, type="finish")
@@ -116,7 +117,7 @@ def test_usage_reported_before_a_provider_error_is_still_recorded(replay_route: 
         ]
     ]
     Provider.objects.filter(pk=replay_route.provider_id).update(options={"script": script})
-    session = session_create(route_alias=replay_route.alias)
+    session = session_create(owner=op_user(), route_alias=replay_route.alias)
     result = turn_run(session_id=session.pk, user_text="go")
     run = Run.objects.get(pk=result.run.pk)
     assert (run.status, run.error) == (RunStatus.FAILED, "connection reset")
@@ -167,7 +168,7 @@ def test_run_end_checkpoint_written_when_threshold_crossed(replay_route: ModelRo
     small = ModelRoute.objects.create(
         alias="small", provider=replay_route.provider, model_id="tiny", context_window_tokens=60, max_output_tokens=10
     )
-    session = session_create(route_alias=small.alias)
+    session = session_create(owner=op_user(), route_alias=small.alias)
     first = turn_run(session_id=session.pk, user_text="x" * 40)  # 10 + 13 tokens: 38% full
     assert first.checkpoint is None
     second = turn_run(session_id=session.pk, user_text="y" * 40)  # 46 tokens: 76%
@@ -188,7 +189,7 @@ def test_crossing_the_threshold_keeps_earlier_messages_in_the_next_prompt(replay
     small = ModelRoute.objects.create(
         alias="small", provider=replay_route.provider, model_id="tiny", context_window_tokens=1000, max_output_tokens=10
     )
-    session = session_create(route_alias=small.alias)
+    session = session_create(owner=op_user(), route_alias=small.alias)
     turns = [turn_run(session_id=session.pk, user_text=letter * 400) for letter in "abcd"]  # ~200 tokens a turn
     assert [t.checkpoint is not None for t in turns] == [False, False, False, True]  # the 4th crossed 80%
     assert turns[-1].checkpoint is not None
@@ -208,7 +209,7 @@ def test_blocked_route_refused_before_anything_is_written(monkeypatch: pytest.Mo
     ModelRoute.objects.create(
         alias="gpt", provider=provider, model_id="gpt-x", context_window_tokens=1000, max_output_tokens=100
     )
-    session = session_create(route_alias="gpt")
+    session = session_create(owner=op_user(), route_alias="gpt")
     with pytest.raises(ConflictError, match=r"^route: 'gpt' is blocked: OPENAI_API_KEY is not set$"):
         turn_run(session_id=session.pk, user_text="hi")
     assert not Message.objects.exists()
@@ -239,7 +240,7 @@ def test_live_route_streams_a_turn_and_a_refused_key_fails_it_clearly(
             max_output_tokens=100,
             price_input_per_mtok=Decimal("2.5"),
         )
-        session = session_create(route_alias="gpt")
+        session = session_create(owner=op_user(), route_alias="gpt")
         result = turn_run(session_id=session.pk, user_text="hi")
         assert result.run.status == RunStatus.COMPLETED
         assert result.text == "Hello, world!"

@@ -13,6 +13,7 @@ from core.models import AgentSession, ModelRoute
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
 from telemetry.selectors import rollup_differences
 from telemetry.services import usage_record, usage_rollups_rebuild
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +31,22 @@ def _reconcile(*args: str) -> tuple[int, str]:
 
 @pytest.mark.fault
 def test_reconcile_detects_tampered_rollup_and_repair_fixes_it(usage_session: AgentSession) -> None:
-    usage_record(request_id="a", route_alias="gpt", session_id=usage_session.id, input_tokens=100, occurred_at=DAY)
-    usage_record(request_id="b", route_alias="gpt", session_id=usage_session.id, output_tokens=7, occurred_at=DAY)
+    usage_record(
+        owner=op_user(),
+        request_id="a",
+        route_alias="gpt",
+        session_id=usage_session.id,
+        input_tokens=100,
+        occurred_at=DAY,
+    )
+    usage_record(
+        owner=op_user(),
+        request_id="b",
+        route_alias="gpt",
+        session_id=usage_session.id,
+        output_tokens=7,
+        occurred_at=DAY,
+    )
     assert _reconcile() == (0, "every rollup equals the sums of its events\n")
 
     table = connection.ops.quote_name(UsageAllTime._meta.db_table)
@@ -57,7 +72,9 @@ def test_reconcile_detects_tampered_rollup_and_repair_fixes_it(usage_session: Ag
 
 
 def test_reconcile_reports_missing_and_orphan_rows(usage_session: AgentSession) -> None:
-    usage_record(request_id="a", route_alias="gpt", session_id=usage_session.id, input_tokens=3, occurred_at=DAY)
+    usage_record(
+        owner=op_user(), request_id="a", route_alias="gpt", session_id=usage_session.id, input_tokens=3, occurred_at=DAY
+    )
     UsageBySession.objects.all().delete()
     UsageByDay.objects.create(timezone="UTC", day=dt.date(2020, 1, 1), provider="ghost", model="m", event_count=1)
     differences = [str(d) for d in rollup_differences()]

@@ -18,6 +18,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.owners import op_user
 from tests.workers.setup import django_setup
 
 GO_WAIT_SECONDS = 120
@@ -73,6 +74,7 @@ def main(session_id: str, run_id: str, route_alias: str, tag: str, count: int, g
             client_id=f"{tag}-{n}",
         )
         usage_record(
+            owner=op_user(),
             request_id=f"{tag}-{n}",
             route_alias=route_alias,
             session_id=session_id,

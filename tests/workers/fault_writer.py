@@ -20,6 +20,7 @@ import sys
 import zlib
 from typing import TypedDict
 
+from tests.owners import op_user
 from tests.workers.setup import django_setup
 
 
@@ -59,6 +60,7 @@ def main(session_id: str, route_alias: str, tag: str, rounds: int) -> None:
         print(f"ack message {appended.message.seq} {client_id} {appended.message.token_count}", flush=True)
         request_id = f"{tag}-{n}"
         usage_record(
+            owner=op_user(),
             request_id=request_id,
             route_alias=route_alias,
             session_id=session_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import zlib
 
+from tests.owners import op_user
 from tests.workers.setup import django_setup
 
 
@@ -24,6 +25,7 @@ def main(route_alias: str, session_id: str, count: int, tag: str) -> None:
         input_tokens = 1_000 + seed % 50_000
         output_tokens = seed % 3_000
         result = usage_record(
+            owner=op_user(),
             request_id=request_id,
             route_alias=route_alias,
             session_id=session_id,
