@@ -83,9 +83,11 @@ def test_whole_day_episode_is_unique_per_day_beside_session_ones(talked_session:
     assert str(again.episode) == "2025-03-14 (UTC) whole day"
     assert DailyEpisode.objects.count() == 2
     with pytest.raises(IntegrityError), transaction.atomic():
-        DailyEpisode.objects.create(day=DAY, timezone="UTC", summary="dup", source="manual")
+        DailyEpisode.objects.create(owner=op_user(), day=DAY, timezone="UTC", summary="dup", source="manual")
     with pytest.raises(IntegrityError), transaction.atomic():
-        DailyEpisode.objects.create(day=DAY, timezone="UTC", summary="dup", source="manual", session=talked_session)
+        DailyEpisode.objects.create(
+            owner=op_user(), day=DAY, timezone="UTC", summary="dup", source="manual", session=talked_session
+        )
 
 
 @pytest.mark.parametrize(
@@ -125,7 +127,9 @@ def test_episode_range_is_checked_against_the_session(talked_session: AgentSessi
             owner=op_user(), day=DAY, timezone_name="UTC", summary="s", source="manual", session_id="not-a-uuid"
         )
     with pytest.raises(IntegrityError), transaction.atomic():
-        DailyEpisode.objects.create(day=DAY, timezone="UTC", summary="s", source="manual", first_seq=1, last_seq=2)
+        DailyEpisode.objects.create(
+            owner=op_user(), day=DAY, timezone="UTC", summary="s", source="manual", first_seq=1, last_seq=2
+        )
 
 
 def test_episode_delete(talked_session: AgentSession) -> None:

@@ -194,13 +194,13 @@ def test_mark_used_sets_last_used_at_in_one_update(django_assert_num_queries: Dj
 def test_database_constraints_hold_without_the_service(fields: dict[str, object], constraint: str) -> None:
     row = {"kind": "fact", "content": "x", **fields}
     with pytest.raises(IntegrityError), transaction.atomic():
-        LongTermMemory.objects.create(**row)
+        LongTermMemory.objects.create(owner=op_user(), **row)
 
 
 def test_database_refuses_a_second_memory_with_the_same_key() -> None:
-    LongTermMemory.objects.create(kind="fact", content="a", key="k")
+    LongTermMemory.objects.create(owner=op_user(), kind="fact", content="a", key="k")
     with pytest.raises(IntegrityError), transaction.atomic():
-        LongTermMemory.objects.create(kind="fact", content="b", key="k")
-    LongTermMemory.objects.create(kind="fact", content="c", key=None)
-    LongTermMemory.objects.create(kind="fact", content="d", key=None)
+        LongTermMemory.objects.create(owner=op_user(), kind="fact", content="b", key="k")
+    LongTermMemory.objects.create(owner=op_user(), kind="fact", content="c", key=None)
+    LongTermMemory.objects.create(owner=op_user(), kind="fact", content="d", key=None)
     assert LongTermMemory.objects.count() == 3

@@ -203,7 +203,9 @@ def test_index_follows_update_key_change_and_delete(db: None) -> None:
 
 
 def test_bulk_writes_outside_the_services_are_indexed_too(db: None) -> None:
-    LongTermMemory.objects.bulk_create([LongTermMemory(kind="fact", content=f"bulk row {i}") for i in range(5)])
+    LongTermMemory.objects.bulk_create(
+        [LongTermMemory(owner=op_user(), kind="fact", content=f"bulk row {i}") for i in range(5)]
+    )
     assert len(memory_search("bulk row", 20)) == 5
     LongTermMemory.objects.filter(content="bulk row 3").update(content="changed row")
     assert len(memory_search("bulk", 20)) == 4

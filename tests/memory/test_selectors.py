@@ -60,7 +60,7 @@ def test_counts_per_tier(talked_session: AgentSession, django_assert_num_queries
 
 
 def test_recent_episodes_are_the_sessions_and_whole_day_ones(talked_session: AgentSession) -> None:
-    other = AgentSession.objects.create(route=talked_session.route)
+    other = AgentSession.objects.create(owner=op_user(), route=talked_session.route)
     for day, session in [(1, talked_session), (2, None), (3, other), (4, talked_session)]:
         episode_upsert(
             owner=op_user(),

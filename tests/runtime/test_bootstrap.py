@@ -510,9 +510,11 @@ def test_memory_counts_per_tier(api: APIClient, example_loaded: None) -> None:
     import datetime as dt
 
     LongTermMemory.objects.bulk_create(
-        [LongTermMemory(kind=MemoryKind.FACT, content=f"fact {i}", pinned=i == 0) for i in range(3)]
+        [LongTermMemory(owner=op_user(), kind=MemoryKind.FACT, content=f"fact {i}", pinned=i == 0) for i in range(3)]
     )
-    DailyEpisode.objects.create(day=dt.date(2025, 1, 2), timezone="UTC", summary="a day", source=EpisodeSource.MANUAL)
+    DailyEpisode.objects.create(
+        owner=op_user(), day=dt.date(2025, 1, 2), timezone="UTC", summary="a day", source=EpisodeSource.MANUAL
+    )
     body = bootstrap(api)
     assert body["memory"] == {
         "messages": 0,
@@ -607,7 +609,9 @@ def _fill(sessions: int) -> None:
     route = ModelRoute.objects.get(alias="replay")
     rows = AgentSession.objects.bulk_create(
         [
-            AgentSession(title=f"s{i}", route=route, message_count=2, last_seq=2, tokens_since_checkpoint=i * 10)
+            AgentSession(
+                owner=op_user(), title=f"s{i}", route=route, message_count=2, last_seq=2, tokens_since_checkpoint=i * 10
+            )
             for i in range(sessions)
         ],
         batch_size=2_000,
@@ -621,11 +625,16 @@ def _fill(sessions: int) -> None:
         batch_size=2_000,
     )
     LongTermMemory.objects.bulk_create(
-        [LongTermMemory(kind=MemoryKind.FACT, content=f"fact {i}", pinned=i % 7 == 0) for i in range(sessions)],
+        [
+            LongTermMemory(owner=op_user(), kind=MemoryKind.FACT, content=f"fact {i}", pinned=i % 7 == 0)
+            for i in range(sessions)
+        ],
         batch_size=2_000,
     )
     if sessions:
-        DailyEpisode.objects.create(day=dt.date(2025, 1, 1), timezone="UTC", summary="d", source=EpisodeSource.MANUAL)
+        DailyEpisode.objects.create(
+            owner=op_user(), day=dt.date(2025, 1, 1), timezone="UTC", summary="d", source=EpisodeSource.MANUAL
+        )
         for i in range(min(sessions, 5)):
             usage_record(
                 owner=op_user(), request_id=f"fill-{i}", route_alias="replay", session_id=rows[i].pk, input_tokens=5

@@ -274,6 +274,7 @@ def _bulk_events(session: AgentSession, count: int) -> None:
         (
             UsageEvent(
                 request_id=f"bulk-{n}",
+                owner_id=session.owner_id,
                 occurred_at=(at := now - dt.timedelta(days=n % 30)),
                 day=at.date(),
                 day_timezone="UTC",

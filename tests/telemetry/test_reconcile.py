@@ -95,6 +95,7 @@ def test_repair_rebuilds_rollups_of_bulk_created_events(priced_route: ModelRoute
     UsageEvent.objects.bulk_create(
         UsageEvent(
             request_id=f"bulk-{n}",
+            owner=op_user(),
             occurred_at=DAY,
             day=DAY.date(),
             day_timezone="UTC",
@@ -106,7 +107,7 @@ def test_repair_rebuilds_rollups_of_bulk_created_events(priced_route: ModelRoute
         )
         for n in range(1, 101)
     )
-    assert len(rollup_differences()) == 2 * 5  # day and all-time rows missing: 5 non-zero counters each
+    assert len(rollup_differences()) == 3 * 5  # day, user x day and all-time rows missing: 5 non-zero counters each
     usage_rollups_rebuild()
     total = UsageAllTime.objects.get()
     odd = sum(range(1, 101, 2))
