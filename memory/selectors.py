@@ -14,6 +14,7 @@ from django.db.models import Q, QuerySet
 
 from core.conversation.selectors import OwnerScope, owned, session_uuid
 from core.errors import NotFoundError
+from core.models import AgentSession
 from memory.models import AttachmentSummary, DailyEpisode, LongTermMemory
 
 
@@ -29,7 +30,7 @@ class MemoryCounts:
     attachment_contents: int
 
 
-def memory_counts() -> MemoryCounts:
+def memory_counts(*, owner_id: int | None = None) -> MemoryCounts:
     """Counts per tier in one statement of scalar subqueries, each served by an index.
 
     long-term total: SQLite counts `memory_recent_idx` (narrower than the rows, which carry the
@@ -37,21 +38,31 @@ def memory_counts() -> MemoryCounts:
     `memory_pinned_idx` (its condition is the query's); episodes and the latest day:
     `episode_recent_idx`; attachments: the content foreign-key index. Written as SQL because the
     ORM compiles one aggregate per table (three queries, each costing more to build than to run).
+    With `owner_id`, one user's records only (attachments through their sessions).
     """
     quote = connection.ops.quote_name
     memories = quote(LongTermMemory._meta.db_table)
     episodes = quote(DailyEpisode._meta.db_table)
     attachments = quote(AttachmentSummary._meta.db_table)
+    sessions = quote(AgentSession._meta.db_table)
+    owned = owner = "" if owner_id is None else f"{quote('owner_id')} = %s"
+    and_owned = f" AND {owned}" if owned else ""
+    where_owned = f" WHERE {owned}" if owned else ""
+    by_session = (
+        f" WHERE {quote('session_id')} IN (SELECT {quote('id')} FROM {sessions} WHERE {owner})"  # noqa: S608  # nosec B608
+        if owner
+        else ""
+    )
     sql = (
-        f"SELECT (SELECT COUNT(*) FROM {memories}), "  # noqa: S608  # nosec B608 (table names only)
-        f"(SELECT COUNT(*) FROM {memories} WHERE {quote('pinned')}), "
-        f"(SELECT COUNT(*) FROM {episodes}), "
-        f"(SELECT MAX({quote('day')}) FROM {episodes}), "
-        f"(SELECT COUNT(*) FROM {attachments}), "
-        f"(SELECT COUNT(DISTINCT {quote('content_id')}) FROM {attachments})"
+        f"SELECT (SELECT COUNT(*) FROM {memories}{where_owned}), "  # noqa: S608  # nosec B608 (table names only)
+        f"(SELECT COUNT(*) FROM {memories} WHERE {quote('pinned')}{and_owned}), "
+        f"(SELECT COUNT(*) FROM {episodes}{where_owned}), "
+        f"(SELECT MAX({quote('day')}) FROM {episodes}{where_owned}), "
+        f"(SELECT COUNT(*) FROM {attachments}{by_session}), "
+        f"(SELECT COUNT(DISTINCT {quote('content_id')}) FROM {attachments}{by_session})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql)
+        cursor.execute(sql, [] if owner_id is None else [owner_id] * 6)
         long_term, pinned, episode_count, latest, attachment_count, contents = cursor.fetchone()
     return MemoryCounts(
         long_term=int(long_term),

@@ -218,13 +218,35 @@ def usage_overview() -> UsageOverview:
     return _overview(zone_name, today, _by_model(today_rows, all_time_rows))
 
 
-def user_usage_overview(*, owner_id: int) -> UsageOverview:
-    """One user's today and all-time usage by model, from their daily rollup only (two queries)."""
-    today, zone_name = local_day()
-    today_rows = UsageByUserDay.objects.filter(owner_id=owner_id, timezone=zone_name, day=today).values(
-        "provider", "model", *COUNTER_FIELDS
+def _user_overview_sql() -> str:
+    """A user's rows of today in their daily rollup, then their all-time sums per model, each tagged."""
+    quote = connection.ops.quote_name
+    column = {field.name: field.column for field in UsageByUserDay._meta.concrete_fields}
+    table = quote(UsageByUserDay._meta.db_table)
+    names = ", ".join(quote(column[name]) for name in ("provider", "model"))
+    today = ", ".join(quote(column[name]) for name in COUNTER_FIELDS)
+    sums = ", ".join(f"SUM({quote(column[name])})" for name in COUNTER_FIELDS)
+    owner = f"{quote(column['owner'])} = %s"
+    return (
+        f"SELECT 1, {names}, {today} FROM {table} "  # noqa: S608  # nosec B608
+        f"WHERE {owner} AND {quote(column['timezone'])} = %s AND {quote(column['day'])} = %s "
+        f"UNION ALL SELECT 0, {names}, {sums} FROM {table} WHERE {owner} GROUP BY {names}"
     )
-    return _overview(zone_name, today, _by_model(list(today_rows), _user_all_time_rows(owner_id)))
+
+
+def user_usage_overview(*, owner_id: int) -> UsageOverview:
+    """One user's today and all-time usage by model, from their daily rollup only: one query (today's
+    rows are a seek on the (owner, timezone, day, …) key; all time sums the user's rows)."""
+    today, zone_name = local_day()
+    names = ("provider", "model", *COUNTER_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _user_overview_sql(), [owner_id, zone_name, connection.ops.adapt_datefield_value(today), owner_id]
+        )
+        rows = cursor.fetchall()
+    today_rows = [dict(zip(names, row[1:], strict=True)) for row in rows if row[0] == 1]
+    all_time_rows = [dict(zip(names, row[1:], strict=True)) for row in rows if row[0] == 0]
+    return _overview(zone_name, today, _by_model(today_rows, all_time_rows))
 
 
 def session_usage(*, session_id: UUID | str, owner: OwnerScope = None) -> SessionUsage:

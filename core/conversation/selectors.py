@@ -265,24 +265,28 @@ class SessionCounts:
     messages: int
 
 
-def sessions_counts() -> SessionCounts:
+def sessions_counts(*, owner_id: int | None = None) -> SessionCounts:
     """Every session, the active ones, those needing compaction and the message total, in one pass.
 
     The messages table is never scanned: each session keeps its exact `message_count`. The
     statement is fixed SQL (compiling the ORM's aggregate costs more than running it) whose
     compaction test is `needs_compaction_condition()` compiled by the ORM, once per database
-    vendor and threshold: the rule stays written once.
+    vendor and threshold: the rule stays written once. With `owner_id`, that user's sessions only.
     """
     db = connections[DEFAULT_DB_ALIAS]
     sql, params = _sessions_counts_sql(db, compaction_threshold_percent())
+    if owner_id is not None:
+        sql, params = f"{sql} WHERE {db.ops.quote_name('owner_id')} = %s", [*params, owner_id]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         total, active, needing, messages = cursor.fetchone()
     return SessionCounts(total=int(total), active=int(active), needing_compaction=int(needing), messages=int(messages))
 
 
-def sessions_recent(*, limit: int) -> list[AgentSession]:
-    """The `limit` sessions with the latest activity, newest first, route attached (one query on session_recent_idx).
+def sessions_recent(*, limit: int, owner_id: int | None = None) -> list[AgentSession]:
+    """The `limit` sessions (of `owner_id`, or everyone's) with the latest activity, newest first, route attached.
+
+    One query (on session_recent_idx; per owner on the owner index, then a sort of their sessions).
 
     What `AgentSession.objects.select_related("route").order_by("-updated", "-id")[:limit]`
     returns, read with fixed SQL (tests/core/test_sessions_overview.py compares them).
@@ -291,7 +295,7 @@ def sessions_recent(*, limit: int) -> list[AgentSession]:
     sessions = ModelColumns(AgentSession, "s", db)
     routes = ModelColumns(ModelRoute, "r", db)
     with db.cursor() as cursor:
-        cursor.execute(_sessions_recent_sql(db), [limit])
+        cursor.execute(_sessions_recent_sql(db, owned=owner_id is not None), [owner_id, limit][owner_id is None :])
         rows = cursor.fetchall()
     found = []
     for row in rows:
@@ -303,18 +307,19 @@ def sessions_recent(*, limit: int) -> list[AgentSession]:
 
 _SESSION_ROUTE = AgentSession._meta.get_field("route")
 # The statements hold SQL text only (nothing that refers to a connection), per vendor.
-_RECENT_SQL: dict[str, str] = {}
+_RECENT_SQL: dict[tuple[str, bool], str] = {}
 _COUNTS_SQL: dict[tuple[str, int], tuple[str, list[Any]]] = {}
 
 
-def _sessions_recent_sql(db: BaseDatabaseWrapper) -> str:
-    sql = _RECENT_SQL.get(db.vendor)
+def _sessions_recent_sql(db: BaseDatabaseWrapper, *, owned: bool) -> str:
+    sql = _RECENT_SQL.get((db.vendor, owned))
     if sql is None:
         q = db.ops.quote_name
         columns = f"{select_list(AgentSession, 's', db)}, {select_list(ModelRoute, 'r', db)}"
-        sql = _RECENT_SQL[db.vendor] = (
+        where = f" WHERE s.{q('owner_id')} = %s" if owned else ""
+        sql = _RECENT_SQL[(db.vendor, owned)] = (
             f"SELECT {columns} FROM {q(AgentSession._meta.db_table)} s"  # noqa: S608  # nosec B608
-            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}"
+            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}{where}"
             f" ORDER BY s.{q('updated')} DESC, s.{q('id')} DESC LIMIT %s"
         )
     return sql

@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.views import acting_user
 from runtime.bootstrap.compose import bootstrap_read
 from runtime.bootstrap.serializers import BootstrapSerializer, bootstrap_data
 
@@ -36,7 +37,7 @@ def rendered(request: Request) -> tuple[dict[str, Any], bytes]:
     """The bootstrap's data and its compact JSON, computed once per request."""
     kept: tuple[dict[str, Any], bytes] | None = getattr(request, _RENDERED, None)
     if kept is None:
-        data = bootstrap_data(bootstrap_read())
+        data = bootstrap_data(bootstrap_read(owner_id=acting_user(request).pk))
         kept = (data, JSONRenderer().render(data))
         setattr(request, _RENDERED, kept)
     return kept

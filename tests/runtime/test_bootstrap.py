@@ -113,7 +113,7 @@ def test_view_rules_are_pure(example_loaded: None, django_assert_num_queries: Dj
     """Every rule answers from the facts alone: no query, and the same facts give the same answer."""
     from runtime.bootstrap.compose import facts_read
 
-    facts = facts_read(())
+    facts = facts_read((), op_user().pk)
     with django_assert_num_queries(0):
         first = {name: rule(facts) for name, rule in VIEW_RULES.items()}
         assert {name: rule(facts) for name, rule in VIEW_RULES.items()} == first
@@ -204,7 +204,9 @@ def test_restart_reads_back_the_same_bootstrap(api: APIClient, example_loaded: N
         "from runtime.bootstrap.api import etag_of;"
         "from runtime.bootstrap.serializers import BootstrapSerializer;"
         "import sys;"
-        "body = JSONRenderer().render(BootstrapSerializer(bootstrap_read()).data);"
+        "from django.contrib.auth.models import User;"
+        "owner = User.objects.get(username='op').pk;"
+        "body = JSONRenderer().render(BootstrapSerializer(bootstrap_read(owner_id=owner)).data);"
         "sys.stdout.write(etag_of(body) + '\\n' + body.decode())"
     )
     env = {"AGENTCHAT_CONFIG": str(EXAMPLE), "PATH": os.environ["PATH"]}

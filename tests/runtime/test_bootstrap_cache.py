@@ -198,8 +198,8 @@ def test_planned_shape_equals_the_serializer(api: APIClient, example_loaded: Non
     session = session_create(owner=op_user(), title="", route_alias="replay")
     turn_run(session_id=session.pk, user_text="hello")
     memory_write(owner=op_user(), kind="fact", content="the sky is blue", pinned=True)
-    state = bootstrap_read()
+    state = bootstrap_read(owner_id=op_user().pk)
     assert state.sessions.recent[0].title == f"session {session.pk}"
     assert any(route.record.price_input_per_mtok is not None for route in state.config.routes)
     assert bootstrap_data(state) == BootstrapSerializer(state).data
-    assert bootstrap(api) == BootstrapSerializer(bootstrap_read()).data
+    assert bootstrap(api) == BootstrapSerializer(bootstrap_read(owner_id=op_user().pk)).data
