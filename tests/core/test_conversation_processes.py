@@ -223,7 +223,7 @@ def test_a_second_start_and_recover_runs_leave_a_live_turn_alone(replay_route: M
     session = _slow_session()
     connection.close()
     chat = subprocess.Popen(
-        [sys.executable, "manage.py", "chat", str(session.pk), "hello there"],
+        [sys.executable, "manage.py", "chat", str(session.pk), "hello there", "--user", "op"],
         cwd=ROOT,
         env=worker_env(),
         stdout=subprocess.PIPE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -282,6 +283,7 @@ def test_turn_api_errors(api: APIClient, chat_session: AgentSession) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_chat_command_streams_and_prints_usage(replay_route: ModelRoute) -> None:
+    operator = User.objects.create_user(username="operator")
     result = run_manage(["chat", "new", "hello"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -292,10 +294,28 @@ def test_chat_command_streams_and_prints_usage(replay_route: ModelRoute) -> None
         result.stdout
     )
     session = AgentSession.objects.get()
-    assert session.message_count == 2
+    assert (session.message_count, session.owner_id) == (2, operator.pk)  # the operator's by default
     again = run_manage(["chat", str(session.pk), "/error nope"])
     assert again.returncode == 1
     assert "failed: nope" in again.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chat_acts_as_the_given_user_and_never_on_another_users_session(replay_route: ModelRoute) -> None:
+    alice = User.objects.create_user(username="alice")
+    User.objects.create_user(username="bob")
+    mine = run_manage(["chat", "new", "hello", "--user", "alice"])
+    assert mine.returncode == 0, mine.stderr
+    session = AgentSession.objects.get()
+    assert session.owner_id == alice.pk
+    theirs = run_manage(["chat", str(session.pk), "let me in", "--user", "bob"])
+    assert theirs.returncode == 1
+    assert f"session: no session {session.pk}" in theirs.stderr
+    assert AgentSession.objects.get().message_count == 2
+    nobody = run_manage(["chat", "new", "hello", "--user", "nobody"])
+    assert nobody.returncode == 1
+    assert "--user: no account 'nobody'; give an existing user name" in nobody.stderr
+    assert AgentSession.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -313,6 +333,7 @@ def test_chat_new_with_a_refused_turn_writes_nothing(monkeypatch: pytest.MonkeyP
     ModelRoute.objects.create(
         alias="fast", provider=provider, model_id="gpt-x", context_window_tokens=1000, max_output_tokens=100
     )
+    User.objects.create_user(username="operator")
     blocked = run_manage(["chat", "new", "hi", "--route", "fast"])
     assert blocked.returncode == 1
     assert "route: 'fast' is blocked: OPENAI_API_KEY is not set" in blocked.stderr
