@@ -178,9 +178,9 @@ def telemetry_zeros_today() -> UsageOverview:
 # --- the whole bootstrap --------------------------------------------------------------------
 
 
-def facts_read(pending: tuple[str, ...], owner_id: int) -> Facts:
+def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -> Facts:
     """Everything the view rules look at, counters of the user `owner_id`; with pending migrations, only the
-    file and zeros."""
+    file and zeros. For a user who is not staff (`staff` False), readiness reasons name records only."""
     if pending:
         # The stores' tables may not exist yet: report the schema and nothing else.
         return Facts(
@@ -194,18 +194,18 @@ def facts_read(pending: tuple[str, ...], owner_id: int) -> Facts:
     sessions, messages = sessions_section(owner_id)
     return Facts(
         pending_migrations=pending,
-        config=config_section(stored, readiness_report(stored), config_file_info(stored)),
+        config=config_section(stored, readiness_report(stored, redacted=not staff), config_file_info(stored)),
         sessions=sessions,
         memory=memory_section(messages, owner_id),
         telemetry=user_usage_overview(owner_id=owner_id),
     )
 
 
-def bootstrap_read(*, owner_id: int) -> Bootstrap:
+def bootstrap_read(*, owner_id: int, staff: bool = True) -> Bootstrap:
     """The whole bootstrap for the user `owner_id` (their own counters) in 6 queries (18 after a
     configuration change), whatever the amount of data."""
     pending = pending_migrations()
-    facts = facts_read(pending, owner_id)
+    facts = facts_read(pending, owner_id, staff=staff)
     return Bootstrap(
         schema_version=SCHEMA_VERSION,
         app=AppInfo(

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from core.config.api.views import READ_ONLY
 from core.config.contracts import ConfigDocument
 from core.models import McpServerSpec
+from tests.owners import plain_user
 
 pytestmark = pytest.mark.django_db
 
@@ -168,3 +169,30 @@ def test_readiness_endpoint_query_count(
     # The 12 queries of the configuration snapshot (see core.config.selectors.config_snapshot).
     with django_assert_num_queries(12):
         assert api.get("/api/config/readiness/").status_code == 200
+
+
+def test_readiness_for_a_user_who_is_not_staff_names_records_only(
+    api: APIClient, loaded: ConfigDocument, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # the files server's python3 is not found
+    plain = APIClient()
+    plain.force_authenticate(user=plain_user("reader"))
+    theirs = plain.get("/api/config/readiness/")
+    assert theirs.status_code == 200
+    providers = {item["name"]: item for item in theirs.json()["providers"]}
+    assert providers["openai"]["reasons"] == ["the key of provider 'openai' is not set"]
+    servers = {item["name"]: item for item in theirs.json()["mcp_servers"]}
+    assert servers["files"]["reasons"] == ["the command of MCP server 'files' is not installed"]
+    for secretish in (b"OPENAI_API_KEY", b"python3", b"files_server"):
+        assert secretish not in theirs.content
+    staff = api.get("/api/config/readiness/").json()
+    assert {item["name"]: item["reasons"] for item in staff["providers"]}["openai"] == ["OPENAI_API_KEY is not set"]
+
+
+@pytest.mark.parametrize("endpoint", ["providers", "routes", "tools", "skills", "mcp-servers", "agents", "teams"])
+def test_configuration_records_are_for_staff_only(loaded: ConfigDocument, endpoint: str) -> None:
+    plain = APIClient()
+    plain.force_authenticate(user=plain_user("reader"))
+    assert plain.get(f"/api/config/{endpoint}/").status_code == 403
+    assert plain.post(f"/api/config/{endpoint}/", {"name": "x"}, format="json").status_code == 403

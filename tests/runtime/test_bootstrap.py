@@ -27,7 +27,7 @@ from memory.models import DailyEpisode, EpisodeSource, LongTermMemory, MemoryKin
 from runtime.bootstrap.rules import VIEW_RULES
 from runtime.turns import turn_run
 from telemetry.services import usage_record
-from tests.owners import op_user
+from tests.owners import op_user, plain_user
 
 pytestmark = pytest.mark.django_db
 
@@ -722,3 +722,23 @@ def test_bootstrap_capture_writes_the_three_states(tmp_path: Path) -> None:
     index = (out / "index.md").read_text()
     assert "manage.py bootstrap_capture" in index
     assert "| `ready.json` | ready |" in index
+
+
+def test_a_user_who_is_not_staff_sees_no_urls_commands_or_variables(
+    api: APIClient, example_loaded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    plain = APIClient()
+    plain.force_authenticate(user=plain_user("reader"))
+    response = plain.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    body = response.json()
+    for entries in (value for value in body["config"].values() if isinstance(value, list)):
+        for entry in entries:
+            assert not set(entry) & {"base_url", "api_key_env", "command", "args", "url", "env_vars"}, entry
+    providers = {entry["name"]: entry for entry in body["config"]["providers"]}
+    assert providers["openai"]["reasons"] == ["the key of provider 'openai' is not set"]
+    for hidden in (b"OPENAI_API_KEY", b"localhost:11434", b"npx"):
+        assert hidden not in response.content
+    staff = bootstrap(api)
+    assert {entry["name"]: entry for entry in staff["config"]["providers"]}["openai"]["api_key_env"] == "OPENAI_API_KEY"

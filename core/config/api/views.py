@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.exceptions import MethodNotAllowed
+from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -47,6 +48,9 @@ class ConfigRecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Any]):
 
     kind: ClassVar[Kind]
     lookup_value_regex = "[-a-zA-Z0-9_]+"
+    # Records hold URLs, commands and variable names: staff only. Other users read readiness
+    # (`/api/config/readiness/`) and the bootstrap, which leave those out.
+    permission_classes = [IsAdminUser]
 
     def get_queryset(self) -> QuerySet[Any]:
         return config_queryset(self.kind)
@@ -89,6 +93,10 @@ TeamViewSet = _record_viewset(Kind.TEAM, TeamSerializer)
 class ReadinessView(APIView):
     """Whether each provider, route, MCP server, agent and team can be used now, and why not."""
 
-    @extend_schema(summary="Configuration readiness", responses={200: ReadinessReportSerializer})
+    @extend_schema(
+        summary="Configuration readiness (for users who are not staff, reasons name records only)",
+        responses={200: ReadinessReportSerializer},
+    )
     def get(self, request: Request) -> Response:
-        return Response(ReadinessReportSerializer(config_readiness()).data)
+        staff = bool(getattr(request.user, "is_staff", False))
+        return Response(ReadinessReportSerializer(config_readiness(redacted=not staff)).data)
