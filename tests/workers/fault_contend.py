@@ -18,7 +18,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.owners import op_user
 from tests.workers.setup import django_setup
 
 GO_WAIT_SECONDS = 120
@@ -61,6 +60,7 @@ def main(session_id: str, run_id: str, route_alias: str, tag: str, count: int, g
     django_setup()
     from core.conversation.services import message_append, run_event_append
     from telemetry.services import usage_record
+    from tests.owners import op_user
 
     print("ready", flush=True)
     _wait_for(go_file)

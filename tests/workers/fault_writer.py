@@ -20,7 +20,6 @@ import sys
 import zlib
 from typing import TypedDict
 
-from tests.owners import op_user
 from tests.workers.setup import django_setup
 
 
@@ -48,6 +47,7 @@ def main(session_id: str, route_alias: str, tag: str, rounds: int) -> None:
     django_setup()
     from core.conversation.services import message_append, run_create, run_event_append
     from telemetry.services import usage_record
+    from tests.owners import op_user
 
     run = run_create(session_id=session_id, status="running")
     print(f"run {run.id}", flush=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import sys
 import zlib
 
-from tests.owners import op_user
 from tests.workers.setup import django_setup
 
 
 def main(route_alias: str, session_id: str, count: int, tag: str) -> None:
     django_setup()
     from telemetry.services import usage_record
+    from tests.owners import op_user
 
     for index in range(count):
         request_id = f"{tag}-{index}"
