@@ -374,7 +374,6 @@ def usage_record(
             if existing is not None:
                 return _repeat(existing, owner, provider, model, counts)
             event = _event_build(
-                owner_id=owner.pk,
                 request_id=request_id,
                 provider=provider,
                 model=model,
@@ -384,6 +383,7 @@ def usage_record(
                 counts=counts,
                 latency_ms=latency_ms,
                 occurred_at=occurred_at,
+                owner_id=owner.pk,
             )
             event.save(force_insert=True)
             deltas: Deltas = {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
@@ -27,17 +26,6 @@ def parsed(serializer_class: type[serializers.Serializer[Any]], data: Any, *, pa
     serializer = serializer_class(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
-
-
-def acting_user(request: Request) -> AbstractBaseUser:
-    """The signed-in user a request acts for: whose records it reads and writes (staff included).
-
-    Every API view requires authentication, so an anonymous user never gets this far.
-    """
-    user = request.user
-    if not isinstance(user, AbstractBaseUser):
-        raise TypeError("acting_user needs an authenticated request")
-    return user
 
 
 def parsed_query(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:

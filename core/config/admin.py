@@ -17,6 +17,7 @@ from django.db import models
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, QueryDict
 
+from core.admin_base import ReadOnlyAdmin
 from core.config.api.views import READ_ONLY
 from core.config.contracts import CONTRACTS, Kind, RecordConfig, TeamConfig
 from core.config.models import (
@@ -111,7 +112,7 @@ class ConfigRecordForm(forms.ModelForm[Any]):
             self.data = data
 
 
-class ConfigAdmin(admin.ModelAdmin[_M]):
+class ConfigAdmin(ReadOnlyAdmin[_M]):
     """Shows configuration and refuses every write: the config file is the one source of truth.
 
     Staff see each record (view-only pages) with a note saying to edit the file and run
@@ -119,15 +120,6 @@ class ConfigAdmin(admin.ModelAdmin[_M]):
     """
 
     kind: ClassVar[Kind]
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         messages.info(request, READ_ONLY)

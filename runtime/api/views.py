@@ -10,8 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.acting import acting_user
 from core.api.serializers import StrictInputSerializer
-from core.api.views import acting_user, error_response, parsed
+from core.api.views import error_response, parsed
 from core.conversation.api.serializers import (
     CheckpointSerializer,
     MessageSerializer,

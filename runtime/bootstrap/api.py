@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.views import acting_user
+from core.api.acting import acting_user
 from runtime.bootstrap.compose import bootstrap_read
 from runtime.bootstrap.serializers import BootstrapSerializer, bootstrap_data
 

@@ -15,17 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination
-from core.api.views import (
-    INVALID_INPUT,
-    PagedViewSet,
-    acting_user,
-    created_or_ok,
-    error_response,
-    list_schema,
-    parsed,
-    parsed_query,
-)
+from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from telemetry.api.serializers import (
     UsageEventSerializer,
     UsageListQuerySerializer,

@@ -18,17 +18,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination, SeqCursorPagination
-from core.api.views import (
-    INVALID_INPUT,
-    PagedViewSet,
-    acting_user,
-    created_or_ok,
-    error_response,
-    list_schema,
-    parsed,
-    parsed_query,
-)
+from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from core.conversation.api.serializers import (
     CheckpointCreateSerializer,
     CheckpointSerializer,
