@@ -113,16 +113,10 @@ MUST_COVER = {
     ("GET", "/api/memory/attachments/"),
     ("POST", "/api/memory/attachments/"),
     ("POST", "/api/memory/long-term/"),
-    ("POST", "/api/config/providers/"),
-    ("PUT", "/api/config/providers/{name}/"),
-    ("PATCH", "/api/config/providers/{name}/"),
-    ("POST", "/api/config/skills/"),
-    ("PATCH", "/api/config/skills/{name}/"),
-    ("POST", "/api/config/tools/"),
-    ("POST", "/api/config/routes/"),
-    ("POST", "/api/config/mcp-servers/"),
-    ("POST", "/api/config/agents/"),
-    ("POST", "/api/config/teams/"),
+    # Configuration is read-only over the API now (the file is its source of truth): its records
+    # are still generated for reading.
+    ("GET", "/api/config/providers/{name}/"),
+    ("GET", "/api/config/skills/{name}/"),
 }
 
 
