@@ -24,11 +24,14 @@ EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 
 def sessions_create(count: int) -> list[str]:
     """`count` sessions on the bench route, inserted in one statement batch."""
+    from django.contrib.auth import get_user_model
+
     from core.models import ModelRoute
 
     route_id = ModelRoute.objects.only("id").get(alias=ROUTE_ALIAS).pk
+    owner, _ = get_user_model()._default_manager.get_or_create(username="bench")
     sessions = [
-        AgentSession(title=f"session {index}", route_id=route_id, created=EPOCH, updated=EPOCH)
+        AgentSession(title=f"session {index}", route_id=route_id, owner_id=owner.pk, created=EPOCH, updated=EPOCH)
         for index in range(count)
     ]
     AgentSession.objects.bulk_create(sessions, batch_size=500)

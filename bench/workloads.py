@@ -219,12 +219,20 @@ def ms(values: Sequence[float]) -> float:
 # --- 1. Append ------------------------------------------------------------------------------
 
 
+def _bench_owner() -> Any:
+    """The account the benchmark's sessions belong to (made once per fresh database)."""
+    from django.contrib.auth import get_user_model
+
+    user, _ = get_user_model()._default_manager.get_or_create(username="bench")
+    return user
+
+
 def w1_append(ctx: Ctx) -> list[Row]:
     from core.conversation.services import message_append, session_create
 
     sizes = ctx.sizes
     ctx.dbs.fresh("append")
-    session_id = str(session_create(title="append", route_alias=ROUTE_ALIAS).pk)
+    session_id = str(session_create(owner=_bench_owner(), title="append", route_alias=ROUTE_ALIAS).pk)
     counter = itertools.count(1)
 
     def ours() -> None:
@@ -847,8 +855,8 @@ def w7_concurrency(ctx: Ctx) -> list[Row]:
     errors = gaps = 0
     for rep in range(sizes.concurrency_reps):
         ctx.dbs.fresh(f"concurrency-{rep}")
-        one = str(session_create(title="single", route_alias=ROUTE_ALIAS).pk)
-        many = str(session_create(title="many", route_alias=ROUTE_ALIAS).pk)
+        one = str(session_create(owner=_bench_owner(), title="single", route_alias=ROUTE_ALIAS).pk)
+        many = str(session_create(owner=_bench_owner(), title="many", route_alias=ROUTE_ALIAS).pk)
         connection.close()  # the workers write; this process only reads afterwards
         for mode in rotated(["single", "multi"], rep):
             if mode == "single":
@@ -896,7 +904,7 @@ def w8_storage(ctx: Ctx) -> list[Row]:
         # A file's size does not depend on the synchronous level (a per-connection setting).
         return [ctx.row(8, "8.ours", title, status=f"n/a: size does not depend on synchronous; see {STORAGE_LEVEL}")]
     ctx.dbs.fresh("storage")
-    session_id = str(session_create(title="storage", route_alias=ROUTE_ALIAS).pk)
+    session_id = str(session_create(owner=_bench_owner(), title="storage", route_alias=ROUTE_ALIAS).pk)
     tables = [Message._meta.db_table, AgentSession._meta.db_table]
 
     def append(first: int, last: int) -> None:

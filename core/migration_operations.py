@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.db import migrations, models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
-from django.db.migrations.state import ProjectState
+from django.db.migrations.state import ProjectState, StateApps
+
+from core.accounts.selectors import operator_username
 
 
 class DropCoveredForeignKeyIndex(migrations.AlterField):
@@ -46,3 +50,31 @@ class DropCoveredForeignKeyIndex(migrations.AlterField):
 
     def describe(self) -> str:
         return f"Drop the index {self.index_name} of {self.model_name}.{self.name}, which another index covers"
+
+
+def owners_to_operator(*labels: str) -> migrations.RunPython:
+    """Give every row of the models `labels` ("app.Model") without an owner to the operator account.
+
+    The account is AGENTCHAT_OPERATOR_USERNAME (or 'operator'); when there are rows to give and it
+    does not exist yet, it is created as a superuser with an unusable password, which
+    `manage.py ensure_operator` then replaces (printing it once). An empty database gets no account.
+    """
+
+    def forward(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        alias = schema_editor.connection.alias
+        pending = [apps.get_model(label)._default_manager.using(alias).filter(owner__isnull=True) for label in labels]
+        pending = [rows for rows in pending if rows.exists()]
+        if not pending:
+            return
+        user_model = apps.get_model(settings.AUTH_USER_MODEL)
+        users = user_model._default_manager.using(alias)
+        username = operator_username()
+        operator = users.filter(username=username).first()
+        if operator is None:
+            operator = users.create(
+                username=username, password=make_password(None), is_staff=True, is_superuser=True, email=""
+            )
+        for rows in pending:
+            rows.update(owner=operator)
+
+    return migrations.RunPython(forward, migrations.RunPython.noop)

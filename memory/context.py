@@ -33,6 +33,7 @@ from uuid import UUID
 
 from core.conversation.contracts import estimate_tokens
 from core.conversation.selectors import (
+    OwnerScope,
     checkpoint_latest_summary,
     message_latest_user,
     messages_tail_chunk,
@@ -208,25 +209,34 @@ def _attachments(tail: list[Message]) -> list[ContextAttachment]:
     return found
 
 
-def context_inputs(*, session_id: UUID | str, budget_tokens: int | None = None) -> ContextBundle:
+def context_inputs(
+    *, session_id: UUID | str, owner: OwnerScope = None, budget_tokens: int | None = None
+) -> ContextBundle:
     """The bundle for `session_id` within `budget_tokens`, in the module's documented priority.
 
     Without a budget: the session route's context window minus its maximum output (at least 1).
+    Memories and episodes are the session owner's only; with `owner`, another user's session is not found.
     """
     if budget_tokens is not None:
         budget_tokens = budget_validate(budget_tokens, field="budget_tokens")
-    session = session_get(session_id=session_id)
+    session = session_get(session_id=session_id, owner=owner)
     if budget_tokens is None:
         window = session.route.context_window_tokens - session.route.max_output_tokens
         budget_tokens = min(max(window, 1), MAX_BUDGET_TOKENS)
     budget = _Budget(budget_tokens)
 
-    pinned = tuple(m for m in map(_memory, memories_pinned(limit=MAX_PINNED)) if budget.take(m.token_count))
+    pinned = tuple(
+        m
+        for m in map(_memory, memories_pinned(owner_id=session.owner_id, limit=MAX_PINNED))
+        if budget.take(m.token_count)
+    )
 
     relevant: tuple[ContextMemory, ...] = ()
     latest_user = message_latest_user(session_id=session.pk)
     if latest_user is not None and latest_user.content:
-        hits = memory_search(latest_user.content, MAX_RELEVANT, mode=MatchMode.ANY, include_pinned=False)
+        hits = memory_search(
+            latest_user.content, MAX_RELEVANT, owner_id=session.owner_id, mode=MatchMode.ANY, include_pinned=False
+        )
         relevant = tuple(m for m in (_memory(hit.memory) for hit in hits) if budget.take(m.token_count))
 
     checkpoint = checkpoint_latest_summary(session_id=session.pk)
@@ -252,7 +262,7 @@ def context_inputs(*, session_id: UUID | str, budget_tokens: int | None = None) 
                 summary=row.summary,
                 token_count=row.token_count,
             )
-            for row in episodes_recent(session_id=session.pk, limit=MAX_EPISODES)
+            for row in episodes_recent(session_id=session.pk, owner_id=session.owner_id, limit=MAX_EPISODES)
         )
         if budget.take(episode.token_count)
     )

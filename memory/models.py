@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Length
@@ -53,6 +54,8 @@ class DailyEpisode(models.Model):
     session = models.ForeignKey(
         AgentSession, on_delete=models.CASCADE, null=True, blank=True, related_name="daily_episodes", db_index=False
     )
+    # PROTECT: an account's memory goes only when deleted on purpose (see AgentSession.owner).
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="daily_episodes")
     summary = models.TextField()
     first_seq = models.PositiveIntegerField(null=True, blank=True)
     last_seq = models.PositiveIntegerField(null=True, blank=True)
@@ -70,12 +73,16 @@ class DailyEpisode(models.Model):
             models.Index(fields=["session", "-day"], name="episode_session_day_idx"),
         ]
         constraints = [
-            # One episode per (day, session); the upsert finds it by this pair.
+            # One episode per (owner, day, session); the upsert finds it by this triple.
             models.UniqueConstraint(
-                fields=["day", "session"], condition=Q(session__isnull=False), name="episode_day_session_unique"
+                fields=["owner", "day", "session"],
+                condition=Q(session__isnull=False),
+                name="episode_owner_day_session_unique",
             ),
             # NULL never equals NULL in a unique index, so "the whole day" needs its own constraint.
-            models.UniqueConstraint(fields=["day"], condition=Q(session__isnull=True), name="episode_day_whole_unique"),
+            models.UniqueConstraint(
+                fields=["owner", "day"], condition=Q(session__isnull=True), name="episode_owner_day_whole_unique"
+            ),
             models.CheckConstraint(condition=Q(source__in=EpisodeSource.values), name="episode_source_valid"),
             # A message range belongs to one session: both ends or neither, first ≤ last, seqs start at 1
             # (a NULL end would make the comparison unknown, which a CHECK lets through, hence isnull).
@@ -94,6 +101,8 @@ class DailyEpisode(models.Model):
 class LongTermMemory(models.Model):
     """One remembered fact, preference or instruction; `key`, when set, addresses it uniquely."""
 
+    # PROTECT: an account's memory goes only when deleted on purpose (see AgentSession.owner).
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="long_term_memories")
     kind = models.CharField(max_length=16, choices=MemoryKind.choices)
     content = models.TextField()
     # NULL (not "") when absent, so the partial unique constraint ignores memories without a key.
@@ -120,8 +129,11 @@ class LongTermMemory(models.Model):
             models.Index(fields=["-importance", "-id"], condition=Q(pinned=True), name="memory_pinned_idx"),
         ]
         constraints = [
-            # memory_write finds an existing key and updates it instead of adding a second row.
-            models.UniqueConstraint(fields=["key"], condition=Q(key__isnull=False), name="memory_key_unique"),
+            # memory_write finds the owner's existing key and updates it instead of adding a second row;
+            # another owner's same key is another memory.
+            models.UniqueConstraint(
+                fields=["owner", "key"], condition=Q(key__isnull=False), name="memory_owner_key_unique"
+            ),
             models.CheckConstraint(condition=Q(kind__in=MemoryKind.values), name="memory_kind_valid"),
             models.CheckConstraint(
                 condition=Q(importance__gte=IMPORTANCE_MIN, importance__lte=IMPORTANCE_MAX),
@@ -166,7 +178,7 @@ class AttachmentSummary(models.Model):
     """A message's reference to an attachment or source; the summary itself lives on its content."""
 
     # Neither has an index of its own: `attachment_session_idx` (session, -created) and the
-    # (message, content) unique index lead with them.
+    # (message, content) unique index lead with them. The owner is the session's (no column).
     session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="attachments", db_index=False)
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments", db_index=False)
     content = models.ForeignKey(AttachmentContent, on_delete=models.PROTECT, related_name="references")

@@ -65,41 +65,59 @@ def _columns() -> str:
     return ", ".join(f"m.{quote(field.column)}" for field in LongTermMemory._meta.concrete_fields)
 
 
-def _sqlite_sql(terms: list[str], mode: MatchMode, include_pinned: bool) -> tuple[str, list[object]]:
+def _owner_condition(owner_id: int | None) -> tuple[str, list[object]]:
+    return ("", []) if owner_id is None else ("AND m.owner_id = %s", [owner_id])
+
+
+def _sqlite_sql(
+    terms: list[str], mode: MatchMode, include_pinned: bool, owner_id: int | None
+) -> tuple[str, list[object]]:
     joiner = " OR " if mode is MatchMode.ANY else " "
     match = joiner.join('"' + term.replace('"', '""') + '"' for term in terms)
     pinned = "" if include_pinned else "AND m.pinned = 0"
+    owner, owner_params = _owner_condition(owner_id)
     # bm25() is lower-is-better; negate it so both backends report higher-is-better. Only fixed
     # identifiers are interpolated; the words are bound parameters.
     sql = (
         f"SELECT {_columns()}, -bm25(memory_longtermmemory_fts) AS score "  # noqa: S608  # nosec B608
         "FROM memory_longtermmemory_fts "
         "JOIN memory_longtermmemory m ON m.id = memory_longtermmemory_fts.rowid "
-        f"WHERE memory_longtermmemory_fts MATCH %s {pinned} "
+        f"WHERE memory_longtermmemory_fts MATCH %s {pinned} {owner} "
         "ORDER BY score DESC, m.pinned DESC, m.importance DESC, m.id DESC "
         "LIMIT %s"
     )
-    return sql, [match]
+    return sql, [match, *owner_params]
 
 
-def _postgresql_sql(terms: list[str], mode: MatchMode, include_pinned: bool) -> tuple[str, list[object]]:
+def _postgresql_sql(
+    terms: list[str], mode: MatchMode, include_pinned: bool, owner_id: int | None
+) -> tuple[str, list[object]]:
     joiner = " || " if mode is MatchMode.ANY else " && "
     tsquery = joiner.join("plainto_tsquery('simple', %s)" for _ in terms)
     pinned = "" if include_pinned else "AND NOT m.pinned"
+    owner, owner_params = _owner_condition(owner_id)
     sql = (
         f"SELECT {_columns()}, ts_rank_cd(m.search_vector, q.query, 1) AS score "  # noqa: S608  # nosec B608
         f"FROM memory_longtermmemory m, (SELECT {tsquery} AS query) q "
-        f"WHERE m.search_vector @@ q.query {pinned} "
+        f"WHERE m.search_vector @@ q.query {pinned} {owner} "
         "ORDER BY score DESC, m.pinned DESC, m.importance DESC, m.id DESC "
         "LIMIT %s"
     )
-    return sql, list(terms)
+    return sql, [*terms, *owner_params]
 
 
 def memory_search(
-    query: str, limit: int = 20, *, mode: MatchMode = MatchMode.ALL, include_pinned: bool = True
+    query: str,
+    limit: int = 20,
+    *,
+    owner_id: int | None = None,
+    mode: MatchMode = MatchMode.ALL,
+    include_pinned: bool = True,
 ) -> list[SearchHit]:
-    """Long-term memories matching the words of `query`, best first; empty when it has no words."""
+    """Memories of the user `owner_id` (None: everyone's, for the admin) matching the words of `query`, best first.
+
+    Empty when the query has no words.
+    """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidInputError.for_field(
             "limit", f"{limit!r} is out of range; give a whole number from 1 to {MAX_LIMIT}"
@@ -108,9 +126,9 @@ def memory_search(
     if not terms:
         return []
     if connection.vendor == "sqlite":
-        sql, params = _sqlite_sql(terms, mode, include_pinned)
+        sql, params = _sqlite_sql(terms, mode, include_pinned, owner_id)
     elif connection.vendor == "postgresql":
-        sql, params = _postgresql_sql(terms, mode, include_pinned)
+        sql, params = _postgresql_sql(terms, mode, include_pinned, owner_id)
     else:
         raise RuntimeError(f"memory search supports sqlite and postgresql, not {connection.vendor}")
     rows = LongTermMemory.objects.raw(sql, [*params, limit])

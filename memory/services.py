@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.config.secrets import find_secret, redact
 from core.conversation.contracts import SHA256_RE, estimate_tokens
-from core.conversation.selectors import session_uuid
+from core.conversation.selectors import OwnerScope, owned, session_uuid
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, Message
 from memory.models import (
@@ -135,9 +136,9 @@ def _seq_range(prefix: str, first: int | None, last: int | None, session: AgentS
         )
 
 
-def _session(field: str, session_id: UUID | str) -> AgentSession:
+def _session(field: str, session_id: UUID | str, owner: OwnerScope) -> AgentSession:
     try:
-        return AgentSession.objects.get(pk=session_uuid(session_id))
+        return owned(AgentSession.objects.all(), owner).get(pk=session_uuid(session_id))
     except AgentSession.DoesNotExist:
         raise NotFoundError.for_field(field, f"no session {session_id}") from None
 
@@ -175,6 +176,7 @@ def _key(value: str | None) -> str | None:
 
 def episode_upsert(
     *,
+    owner: AbstractBaseUser,
     day: datetime.date,
     timezone_name: str,
     summary: str,
@@ -184,7 +186,10 @@ def episode_upsert(
     last_seq: int | None = None,
     token_count: int | None = None,
 ) -> EpisodeResult:
-    """Store the summary of `day` for a session (or the whole day when no session); replaces an existing one."""
+    """Store `owner`'s summary of `day` for one of their sessions (or the whole day when no session).
+
+    It replaces `owner`'s existing one; another user's episode of the same day is another row.
+    """
     if not isinstance(day, datetime.date) or isinstance(day, datetime.datetime):
         raise InvalidInputError.for_field("day", "must be a date (YYYY-MM-DD)")
     name = _timezone_name(timezone_name)
@@ -193,7 +198,7 @@ def episode_upsert(
     tokens = _count("token_count", token_count, maximum=2**31 - 1)
     if day > timezone.now().astimezone(ZoneInfo(name)).date():
         raise InvalidInputError.for_field("day", f"{day} has not begun yet in {name}; summarise past or current days")
-    session = _session("session", session_id) if session_id is not None else None
+    session = _session("session", session_id, owner) if session_id is not None else None
     _seq_range("", first_seq, last_seq, session)
     values = {
         "timezone": name,
@@ -204,7 +209,7 @@ def episode_upsert(
         "token_count": estimate_tokens(text) if tokens is None else tokens,
     }
     with transaction.atomic():
-        existing = DailyEpisode.objects.select_for_update().filter(day=day, session=session).first()
+        existing = DailyEpisode.objects.select_for_update().filter(owner_id=owner.pk, day=day, session=session).first()
         if existing is not None:
             for field, value in values.items():
                 setattr(existing, field, value)
@@ -212,10 +217,10 @@ def episode_upsert(
             return EpisodeResult(episode=existing, created=False)
         try:
             with transaction.atomic():
-                episode = DailyEpisode.objects.create(day=day, session=session, **values)
+                episode = DailyEpisode.objects.create(owner_id=owner.pk, day=day, session=session, **values)
         except IntegrityError:
             # A concurrent writer created it between our read and insert (PostgreSQL): update theirs.
-            episode = DailyEpisode.objects.select_for_update().get(day=day, session=session)
+            episode = DailyEpisode.objects.select_for_update().get(owner_id=owner.pk, day=day, session=session)
             for field, value in values.items():
                 setattr(episode, field, value)
             episode.save(update_fields=[*values, "updated"])
@@ -223,10 +228,10 @@ def episode_upsert(
     return EpisodeResult(episode=episode, created=True)
 
 
-def episode_delete(*, episode_id: int) -> None:
-    """Remove one daily episode."""
+def episode_delete(*, episode_id: int, owner: OwnerScope = None) -> None:
+    """Remove one daily episode of `owner`."""
     with transaction.atomic():
-        deleted, _ = DailyEpisode.objects.filter(pk=episode_id).delete()
+        deleted, _ = owned(DailyEpisode.objects.all(), owner).filter(pk=episode_id).delete()
     if not deleted:
         raise NotFoundError.for_field("episode", f"no daily episode {episode_id}")
 
@@ -234,15 +239,16 @@ def episode_delete(*, episode_id: int) -> None:
 # --- long-term memory ---------------------------------------------------------------------------
 
 
-def _memory_locked(memory_id: int) -> LongTermMemory:
+def _memory_locked(memory_id: int, owner: OwnerScope) -> LongTermMemory:
     try:
-        return LongTermMemory.objects.select_for_update().get(pk=memory_id)
+        return owned(LongTermMemory.objects.select_for_update(), owner).get(pk=memory_id)
     except LongTermMemory.DoesNotExist:
         raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}") from None
 
 
 def memory_write(
     *,
+    owner: AbstractBaseUser,
     kind: str,
     content: str,
     key: str | None = None,
@@ -252,7 +258,9 @@ def memory_write(
     source_first_seq: int | None = None,
     source_last_seq: int | None = None,
 ) -> MemoryResult:
-    """Remember something; with a `key` that exists already, that memory is updated instead of adding a second.
+    """Remember something for `owner`; with a key `owner` used already, that memory is updated instead.
+
+    Keys are per owner: another user's memory under the same key is never read or touched.
 
     On an update, `importance`, `pinned` and the provenance keep their stored values unless given.
     """
@@ -262,7 +270,7 @@ def memory_write(
     checked_importance = _importance(importance) if importance is not None else None
     if pinned is not None and not isinstance(pinned, bool):
         raise InvalidInputError.for_field("pinned", "must be true or false")
-    session = _session("source_session", source_session_id) if source_session_id is not None else None
+    session = _session("source_session", source_session_id, owner) if source_session_id is not None else None
     _seq_range("source_", source_first_seq, source_last_seq, session)
 
     changes: dict[str, object] = {"kind": kind, "content": text}
@@ -275,16 +283,22 @@ def memory_write(
 
     with transaction.atomic():
         if checked_key is not None:
-            existing = LongTermMemory.objects.select_for_update().filter(key=checked_key).first()
+            existing = LongTermMemory.objects.select_for_update().filter(owner_id=owner.pk, key=checked_key).first()
             if existing is not None:
                 return MemoryResult(memory=_memory_apply(existing, changes), created=False)
-        fields = {"importance": IMPORTANCE_DEFAULT, "pinned": False, **changes, "key": checked_key}
+        fields = {
+            "importance": IMPORTANCE_DEFAULT,
+            "pinned": False,
+            **changes,
+            "key": checked_key,
+            "owner_id": owner.pk,
+        }
         try:
             with transaction.atomic():
                 memory = LongTermMemory.objects.create(**fields)
         except IntegrityError:
             # Another writer stored the same key between our read and insert (PostgreSQL): update theirs.
-            existing = LongTermMemory.objects.select_for_update().get(key=checked_key)
+            existing = LongTermMemory.objects.select_for_update().get(owner_id=owner.pk, key=checked_key)
             return MemoryResult(memory=_memory_apply(existing, changes), created=False)
     return MemoryResult(memory=memory, created=True)
 
@@ -299,6 +313,7 @@ def _memory_apply(memory: LongTermMemory, changes: dict[str, object]) -> LongTer
 def memory_update(
     *,
     memory_id: int,
+    owner: OwnerScope = None,
     kind: str | None = None,
     content: str | None = None,
     key: str | Unset | None = UNSET,
@@ -320,9 +335,10 @@ def memory_update(
             raise InvalidInputError.for_field("pinned", "must be true or false")
         changes["pinned"] = pinned
     with transaction.atomic():
-        memory = _memory_locked(memory_id)
+        memory = _memory_locked(memory_id, owner)
         new_key = changes.get("key")
-        if new_key is not None and LongTermMemory.objects.filter(key=new_key).exclude(pk=memory.pk).exists():
+        same_owner = LongTermMemory.objects.filter(owner_id=memory.owner_id, key=new_key)
+        if new_key is not None and same_owner.exclude(pk=memory.pk).exists():
             raise ConflictError.for_field(
                 "key", f"{new_key!r} belongs to another memory; write to that key or choose another"
             )
@@ -337,22 +353,23 @@ def memory_update(
             ) from None
 
 
-def memory_delete(*, memory_id: int) -> None:
-    """Forget one memory (its full-text entry goes with it, by trigger or generated column)."""
+def memory_delete(*, memory_id: int, owner: OwnerScope = None) -> None:
+    """Forget one memory of `owner` (its full-text entry goes with it, by trigger or generated column)."""
     with transaction.atomic():
-        deleted, _ = LongTermMemory.objects.filter(pk=memory_id).delete()
+        deleted, _ = owned(LongTermMemory.objects.all(), owner).filter(pk=memory_id).delete()
     if not deleted:
         raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}")
 
 
-def memory_pin(*, memory_ids: Sequence[int], pinned: bool) -> int:
-    """Pin (or unpin) memories in one UPDATE; returns how many changed."""
+def memory_pin(*, memory_ids: Sequence[int], pinned: bool, owner: OwnerScope = None) -> int:
+    """Pin (or unpin) `owner`'s memories among `memory_ids` in one UPDATE; returns how many changed."""
     if not isinstance(pinned, bool):
         raise InvalidInputError.for_field("pinned", "must be true or false")
     ids = sorted(set(memory_ids))
     with transaction.atomic():
         return (
-            LongTermMemory.objects.filter(pk__in=ids)
+            owned(LongTermMemory.objects.all(), owner)
+            .filter(pk__in=ids)
             .exclude(pinned=pinned)
             .update(pinned=pinned, updated=timezone.now())
         )
@@ -397,6 +414,7 @@ def _attachment_message(session: AgentSession, message_id: int | None, message_s
 def attachment_record(
     *,
     session_id: UUID | str,
+    owner: OwnerScope = None,
     message_id: int | None = None,
     message_seq: int | None = None,
     sha256: str,
@@ -432,7 +450,7 @@ def attachment_record(
     location = _text("uri", uri, max_chars=MAX_URI_CHARS, blank=True)
     if kind == AttachmentKind.URL and not location.startswith(("http://", "https://")):
         raise InvalidInputError.for_field("uri", "a url source needs the http(s) address it was read from")
-    session = _session("session", session_id)
+    session = _session("session", session_id, owner)
     message = _attachment_message(session, message_id, message_seq)
     summary_tokens = estimate_tokens(text) if tokens is None else tokens
 

@@ -39,6 +39,7 @@ from django.db import transaction
 from core.conversation.contracts import ToolCallPart, ToolResultPart
 from core.conversation.events import ErrorEvent, Finish, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
 from core.conversation.selectors import (
+    OwnerScope,
     context_fullness_percent,
     messages_after,
     run_for_message,
@@ -179,15 +180,19 @@ def turn_refusal(*, session: AgentSession, user_text: object) -> ProviderAdapter
 def turn_run(
     *,
     session_id: UUID | str,
+    owner: OwnerScope = None,
     user_text: str,
     client_id: str | None = None,
     on_event: EventCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> TurnResult:
-    """Run one chat turn on the session's route and write it to every store (see the module docstring)."""
+    """Run one chat turn on the session's route and write it to every store (see the module docstring).
+
+    With `owner`, another user's session is not found. Everything the turn writes is the session owner's.
+    """
     if not isinstance(user_text, str) or not user_text.strip():
         raise InvalidInputError.for_field("text", "empty; give the message to send")
-    session = session_get(session_id=session_id)
+    session = session_get(session_id=session_id, owner=owner)
     adapter = turn_refusal(session=session, user_text=user_text)
     was_over_threshold = session_needs_compaction(session)
 
@@ -329,6 +334,7 @@ def _usage_record(run: Run, stream: _Stream, *, latency_ms: int) -> UsageEvent |
     if stream.usage is None:
         return None
     return usage_record(
+        owner=run.owner,
         request_id=f"run:{run.pk}",
         route_alias=run.route.alias if run.route is not None else None,
         session_id=run.session_id,

@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from core.admin_base import ReadOnlyAdmin, SessionFilter
-from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
+from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageByUserDay, UsageEvent
 from telemetry.selectors import TOKEN_FIELDS, UsageCounts, local_day, usage_all_time_totals, usage_events_totals
 
 
@@ -96,15 +96,25 @@ def usd_text(value: Decimal | None) -> str:
 
 
 @admin.display(description="cost (USD)")
-def cost_usd(row: UsageEvent | UsageByDay | UsageBySession | UsageAllTime) -> str:
+def cost_usd(row: UsageEvent | UsageByDay | UsageByUserDay | UsageBySession | UsageAllTime) -> str:
     return usd_text(row.cost)
 
 
 @admin.register(UsageEvent)
 class UsageEventAdmin(ReadOnlyAdmin[UsageEvent]):
-    list_display = ("occurred_at", "provider", "model", "route", "session", *TOKEN_FIELDS, cost_usd, "latency_ms")
+    list_display = (
+        "occurred_at",
+        "owner",
+        "provider",
+        "model",
+        "route",
+        "session",
+        *TOKEN_FIELDS,
+        cost_usd,
+        "latency_ms",
+    )
     list_filter = (DayFilter, ProviderFilter, ModelFilter, UsageSessionFilter)
-    list_select_related = ("route", "session")
+    list_select_related = ("route", "session", "owner")
     search_fields = ("=request_id",)
     search_help_text = "Exact request id"
     ordering = ("-occurred_at", "-id")
@@ -131,6 +141,14 @@ class UsageByDayAdmin(ReadOnlyAdmin[UsageByDay]):
     list_display = ("day", "timezone", "provider", "model", *_COUNTER_COLUMNS)
     list_filter = ("timezone", "provider", "model")
     ordering = ("-day", "provider", "model")
+
+
+@admin.register(UsageByUserDay)
+class UsageByUserDayAdmin(ReadOnlyAdmin[UsageByUserDay]):
+    list_display = ("day", "owner", "timezone", "provider", "model", *_COUNTER_COLUMNS)
+    list_filter = ("timezone", "provider", "model")
+    list_select_related = ("owner",)
+    ordering = ("-day", "owner", "provider", "model")
 
 
 @admin.register(UsageBySession)

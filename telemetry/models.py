@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
@@ -60,6 +61,9 @@ class UsageEvent(models.Model):
         db_index=False,
     )
     run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_events")
+    # Its own column: the event outlives its session. PROTECT, because deleting events anywhere but
+    # `telemetry.services` would leave the rollups counting them.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_events")
     input_tokens = models.PositiveIntegerField(default=0)
     cached_input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
@@ -160,6 +164,38 @@ class UsageByDay(UsageCounters):
 
     def __str__(self) -> str:
         return f"{self.day} ({self.timezone}) {self.provider}/{self.model}: {self.total_tokens} tokens"
+
+
+class UsageByUserDay(UsageCounters):
+    """Usage of one account on one local day (cut in `timezone`) for one provider and model.
+
+    The per-user twin of `UsageByDay`: a user's "today" is an index seek, their all-time total
+    the sum of their rows (a few per active day).
+    """
+
+    # PROTECT like the events it sums: it goes only with them, through `telemetry.services`.
+    # No index of its own: the key (owner, timezone, day, provider, model) leads with it.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
+    timezone = models.CharField(max_length=64)
+    day = models.DateField()
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+
+    class Meta(UsageCounters.Meta):
+        ordering = ["owner", "-day", "provider", "model"]
+        verbose_name = "usage by user and day"
+        verbose_name_plural = "usage by user and day"
+        constraints = [
+            *UsageCounters.Meta.constraints,
+            # The upsert's conflict target; also serves a user's "owner = ? AND timezone = ? AND day >= ?".
+            models.UniqueConstraint(
+                fields=["owner", "timezone", "day", "provider", "model"], name="usage_by_user_day_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = f"user {self.owner_id} {self.day} ({self.timezone})"
+        return f"{scope} {self.provider}/{self.model}: {self.total_tokens} tokens"
 
 
 class UsageBySession(UsageCounters):

@@ -22,10 +22,17 @@ from django.db.models import BigIntegerField, Count, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core.conversation.selectors import session_uuid
+from core.conversation.selectors import OwnerScope, owned, session_uuid
 from core.errors import NotFoundError
 from core.models import AgentSession
-from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent, pico_usd_to_decimal
+from telemetry.models import (
+    UsageAllTime,
+    UsageByDay,
+    UsageBySession,
+    UsageByUserDay,
+    UsageEvent,
+    pico_usd_to_decimal,
+)
 
 # The token counts of an event, each summed by the rollups.
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
@@ -167,6 +174,13 @@ def _all_time_rows() -> list[dict[str, Any]]:
     return list(UsageAllTime.objects.order_by().values("provider", "model", *COUNTER_FIELDS))
 
 
+def _user_all_time_rows(owner_id: int) -> list[dict[str, Any]]:
+    """One user's all-time usage per provider x model: their daily rollup rows summed (one query)."""
+    sums = {name: Sum(name) for name in COUNTER_FIELDS}
+    rows = UsageByUserDay.objects.filter(owner_id=owner_id).order_by().values("provider", "model").annotate(**sums)
+    return [dict(row) for row in rows]
+
+
 def usage_all_time_totals() -> UsageCounts:
     """All-time usage in total; one query on the all-time rollup."""
     return UsageCounts.total(UsageCounts.of(row) for row in _all_time_rows())
@@ -204,28 +218,68 @@ def usage_overview() -> UsageOverview:
     return _overview(zone_name, today, _by_model(today_rows, all_time_rows))
 
 
-def session_usage(*, session_id: UUID | str) -> SessionUsage:
-    """One session's usage (zeros before its first event), or NotFoundError; one query."""
+def _user_overview_sql() -> str:
+    """A user's rows of today in their daily rollup, then their all-time sums per model, each tagged."""
+    quote = connection.ops.quote_name
+    column = {field.name: field.column for field in UsageByUserDay._meta.concrete_fields}
+    table = quote(UsageByUserDay._meta.db_table)
+    names = ", ".join(quote(column[name]) for name in ("provider", "model"))
+    today = ", ".join(quote(column[name]) for name in COUNTER_FIELDS)
+    sums = ", ".join(f"SUM({quote(column[name])})" for name in COUNTER_FIELDS)
+    owner = f"{quote(column['owner'])} = %s"
+    return (
+        f"SELECT 1, {names}, {today} FROM {table} "  # noqa: S608  # nosec B608
+        f"WHERE {owner} AND {quote(column['timezone'])} = %s AND {quote(column['day'])} = %s "
+        f"UNION ALL SELECT 0, {names}, {sums} FROM {table} WHERE {owner} GROUP BY {names}"
+    )
+
+
+def user_usage_overview(*, owner_id: int) -> UsageOverview:
+    """One user's today and all-time usage by model, from their daily rollup only: one query (today's
+    rows are a seek on the (owner, timezone, day, …) key; all time sums the user's rows)."""
+    today, zone_name = local_day()
+    names = ("provider", "model", *COUNTER_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _user_overview_sql(), [owner_id, zone_name, connection.ops.adapt_datefield_value(today), owner_id]
+        )
+        rows = cursor.fetchall()
+    today_rows = [dict(zip(names, row[1:], strict=True)) for row in rows if row[0] == 1]
+    all_time_rows = [dict(zip(names, row[1:], strict=True)) for row in rows if row[0] == 0]
+    return _overview(zone_name, today, _by_model(today_rows, all_time_rows))
+
+
+def session_usage(*, session_id: UUID | str, owner: OwnerScope = None) -> SessionUsage:
+    """One session's usage (zeros before its first event), or NotFoundError (another user's too); one query."""
     pk = session_uuid(session_id)
-    row = AgentSession.objects.filter(pk=pk).values("pk", *(f"usage__{name}" for name in COUNTER_FIELDS)).first()
+    row = (
+        owned(AgentSession.objects.all(), owner)
+        .filter(pk=pk)
+        .values("pk", *(f"usage__{name}" for name in COUNTER_FIELDS))
+        .first()
+    )
     if row is None:
         raise NotFoundError.for_field("session", f"no session {session_id}")
     return SessionUsage(session=pk, **asdict(UsageCounts.of(row, prefix="usage__")))
 
 
-def usage_summary(*, session_id: UUID | str | None = None) -> UsageSummary:
-    """Usage today, all time, per day for the last 30 local days, by model and provider; rollups only.
+def usage_summary(*, owner: OwnerScope = None, session_id: UUID | str | None = None) -> UsageSummary:
+    """`owner`'s usage (None: everyone's) today, all time, per day for the last 30 local days, by model
+    and provider; rollups only (`UsageByUserDay` for one user, `UsageByDay`/`UsageAllTime` for all).
 
     Two queries (three with a session), whatever the number of events.
     """
     today, zone_name = local_day()
     first_day = today - dt.timedelta(days=SUMMARY_DAYS - 1)
-    day_rows = list(
-        UsageByDay.objects.filter(timezone=zone_name, day__gte=first_day, day__lte=today).values(
-            "day", "provider", "model", *COUNTER_FIELDS
-        )
+    window = {"timezone": zone_name, "day__gte": first_day, "day__lte": today}
+    days_of = (
+        UsageByDay.objects.filter(**window)
+        if owner is None
+        else UsageByUserDay.objects.filter(owner_id=owner.pk, **window)
     )
-    by_model = _by_model((row for row in day_rows if row["day"] == today), _all_time_rows())
+    day_rows = list(days_of.values("day", "provider", "model", *COUNTER_FIELDS))
+    all_time_rows = _all_time_rows() if owner is None else _user_all_time_rows(owner.pk)
+    by_model = _by_model((row for row in day_rows if row["day"] == today), all_time_rows)
     per_day: dict[dt.date, list[UsageCounts]] = {}
     for row in day_rows:
         per_day.setdefault(row["day"], []).append(UsageCounts.of(row))
@@ -243,18 +297,22 @@ def usage_summary(*, session_id: UUID | str | None = None) -> UsageSummary:
         last_7_days=days[-RECENT_DAYS:],
         last_30_days=days,
         by_provider=by_provider,
-        session=None if session_id is None else session_usage(session_id=session_id),
+        session=None if session_id is None else session_usage(session_id=session_id, owner=owner),
     )
 
 
 def usage_events(
-    *, session_id: UUID | str | None = None, provider: str | None = None, model: str | None = None
+    *,
+    owner: OwnerScope = None,
+    session_id: UUID | str | None = None,
+    provider: str | None = None,
+    model: str | None = None,
 ) -> QuerySet[UsageEvent]:
-    """Events newest first, optionally of one session (NotFoundError if unknown), provider and model."""
-    events = UsageEvent.objects.select_related("route").order_by("-occurred_at", "-id")
+    """`owner`'s events newest first, optionally of one session (NotFoundError if unknown), provider and model."""
+    events = owned(UsageEvent.objects.select_related("route"), owner).order_by("-occurred_at", "-id")
     if session_id is not None:
         pk = session_uuid(session_id)
-        if not AgentSession.objects.filter(pk=pk).exists():
+        if not owned(AgentSession.objects.all(), owner).filter(pk=pk).exists():
             raise NotFoundError.for_field("session", f"no session {session_id}")
         events = events.filter(session_id=pk)
     if provider:
@@ -279,10 +337,17 @@ def usage_events_totals(events: QuerySet[UsageEvent]) -> UsageCounts:
 # --- Reconciliation ---------------------------------------------------------------------------
 
 RollupKey = tuple[tuple[str, Any], ...]
-RollupModel = type[UsageByDay] | type[UsageBySession] | type[UsageAllTime]
+RollupModel = type[UsageByDay] | type[UsageByUserDay] | type[UsageBySession] | type[UsageAllTime]
 # The event fields each rollup groups by, and the rollup field each one fills.
 ROLLUP_KEYS: dict[RollupModel, tuple[tuple[str, str], ...]] = {
     UsageByDay: (("day_timezone", "timezone"), ("day", "day"), ("provider", "provider"), ("model", "model")),
+    UsageByUserDay: (
+        ("owner_id", "owner_id"),
+        ("day_timezone", "timezone"),
+        ("day", "day"),
+        ("provider", "provider"),
+        ("model", "model"),
+    ),
     UsageBySession: (("session_id", "session_id"),),
     UsageAllTime: (("provider", "provider"), ("model", "model")),
 }
@@ -376,4 +441,5 @@ __all__ = [
     "usage_events_totals",
     "usage_overview",
     "usage_summary",
+    "user_usage_overview",
 ]

@@ -8,7 +8,7 @@ it in one transaction, the event row first, then one statement per rollup:
 - removing an event (delete, or the old side of a correction) subtracts with `UPDATE … SET
   c = c + delta` and deletes a row whose event count reaches zero.
 
-Statements touch the rollups in a fixed order (day, session, all time; keys sorted) so two
+Statements touch the rollups in a fixed order (day, user x day, session, all time; keys sorted) so two
 PostgreSQL transactions cannot deadlock on them. On SQLite the connection's `BEGIN IMMEDIATE`
 serializes writers anyway. `usage_rollups_rebuild` recomputes every rollup from the events.
 """
@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any, NoReturn
 from uuid import UUID
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Field
 from django.utils import timezone
@@ -29,7 +30,7 @@ from django.utils import timezone
 from core.config.selectors import route_resolve
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, ModelRoute, Provider, Run
-from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
+from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageByUserDay, UsageEvent
 from telemetry.selectors import (
     COUNTER_FIELDS,
     RollupDifference,
@@ -51,7 +52,7 @@ MAX_EVENT_COST_PICO_USD = 10**6 * 10**12
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
 
 # Fixed order in which a transaction touches the rollups (see the module docstring).
-ROLLUP_ORDER: tuple[RollupModel, ...] = (UsageByDay, UsageBySession, UsageAllTime)
+ROLLUP_ORDER: tuple[RollupModel, ...] = (UsageByDay, UsageByUserDay, UsageBySession, UsageAllTime)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,16 @@ def _event_keys(event: UsageEvent) -> list[tuple[RollupModel, tuple[tuple[str, A
                 ("model", event.model),
             ),
         ),
+        (
+            UsageByUserDay,
+            (
+                ("owner_id", event.owner_id),
+                ("timezone", event.day_timezone),
+                ("day", event.day),
+                ("provider", event.provider),
+                ("model", event.model),
+            ),
+        ),
         (UsageAllTime, (("provider", event.provider), ("model", event.model))),
     ]
     if event.session_id is not None:
@@ -263,7 +274,12 @@ def _same_report(event: UsageEvent, provider: str | None, model: str | None, cou
     )
 
 
-def _repeat(event: UsageEvent, provider: str | None, model: str | None, counts: Mapping[str, int]) -> RecordResult:
+def _repeat(
+    event: UsageEvent, owner: AbstractBaseUser, provider: str | None, model: str | None, counts: Mapping[str, int]
+) -> RecordResult:
+    if event.owner_id != owner.pk:
+        # Nothing of the other user's event is shown; the id is simply taken.
+        raise ConflictError.for_field("request_id", "is already taken; give a new, unique request_id")
     if not _same_report(event, provider, model, counts):
         raise ConflictError.for_field(
             "request_id",
@@ -285,18 +301,18 @@ def _route_resolve(route_alias: str | None, errors: dict[str, list[str]]) -> Mod
 
 
 def _session_run_resolve(
-    session_id: UUID | str | None, run_id: UUID | str | None, errors: dict[str, list[str]]
+    owner_id: int, session_id: UUID | str | None, run_id: UUID | str | None, errors: dict[str, list[str]]
 ) -> tuple[AgentSession | None, Run | None]:
     session: AgentSession | None = None
     run: Run | None = None
     if session_id is not None:
         session_pk = _uuid_or_none(session_id)
-        session = AgentSession.objects.filter(pk=session_pk).first() if session_pk else None
+        session = AgentSession.objects.filter(pk=session_pk, owner_id=owner_id).first() if session_pk else None
         if session is None:
             errors["session"] = [f"no session {session_id}; give the id of an existing session"]
     if run_id is not None:
         run_pk = _uuid_or_none(run_id)
-        run = Run.objects.filter(pk=run_pk).first() if run_pk else None
+        run = Run.objects.filter(pk=run_pk, owner_id=owner_id).first() if run_pk else None
         if run is None:
             errors["run"] = [f"no run {run_id}; give the id of an existing run"]
     if run is not None and session is not None and run.session_id != session.pk:
@@ -315,6 +331,7 @@ def _uuid_or_none(value: UUID | str) -> UUID | None:
 
 def usage_record(
     *,
+    owner: AbstractBaseUser,
     request_id: str,
     provider: str | None = None,
     model: str | None = None,
@@ -328,7 +345,9 @@ def usage_record(
     latency_ms: int | None = None,
     occurred_at: dt.datetime | None = None,
 ) -> RecordResult:
-    """Record one usage report and add it to every rollup; a repeated `request_id` returns the stored event.
+    """Record one usage report of `owner` and add it to every rollup; a repeated `request_id` returns the stored event.
+
+    The session and run must be `owner`'s; a `request_id` another user recorded is a conflict.
 
     `provider` and `model` default to the route's; `session` defaults to the run's. The cost is
     priced with the route's prices now and is empty without a route.
@@ -353,7 +372,7 @@ def usage_record(
         with transaction.atomic():
             existing = UsageEvent.objects.filter(request_id=request_id).first()
             if existing is not None:
-                return _repeat(existing, provider, model, counts)
+                return _repeat(existing, owner, provider, model, counts)
             event = _event_build(
                 request_id=request_id,
                 provider=provider,
@@ -364,6 +383,7 @@ def usage_record(
                 counts=counts,
                 latency_ms=latency_ms,
                 occurred_at=occurred_at,
+                owner_id=owner.pk,
             )
             event.save(force_insert=True)
             deltas: Deltas = {}
@@ -375,12 +395,13 @@ def usage_record(
         existing = UsageEvent.objects.filter(request_id=request_id).first()
         if existing is None:
             raise
-        return _repeat(existing, provider, model, counts)
+        return _repeat(existing, owner, provider, model, counts)
     return RecordResult(event=event, created=True)
 
 
 def _event_build(
     *,
+    owner_id: int,
     request_id: str,
     provider: str | None,
     model: str | None,
@@ -408,7 +429,7 @@ def _event_build(
         errors["provider"] = [f"no provider {provider!r}; use a name from /api/config/providers/"]
     if model is None:
         errors["model"] = ["required; give the model name the provider reported (or a route)"]
-    session, run = _session_run_resolve(session_id, run_id, errors)
+    session, run = _session_run_resolve(owner_id, session_id, run_id, errors)
     if session is None and run is not None and "session" not in errors:
         session = run.session
     if errors or provider is None or model is None:
@@ -423,6 +444,7 @@ def _event_build(
     day, zone_name = local_day(occurred_at)
     return UsageEvent(
         request_id=request_id,
+        owner_id=owner_id,
         occurred_at=occurred_at,
         day=day,
         day_timezone=zone_name,

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from core.conversation.services import session_create
 from core.models import AgentSession, ModelRoute, Provider, ProviderKind
+from tests.owners import op_user
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +22,7 @@ def bootstrap_snapshot_forgotten() -> None:
 
 @pytest.fixture
 def operator(db: None) -> User:
-    return User.objects.create_superuser(username="op", password="a-long-test-password-123", email="")
+    return op_user()
 
 
 @pytest.fixture
@@ -52,6 +53,6 @@ def replay_route(db: None) -> ModelRoute:
 
 
 @pytest.fixture
-def chat_session(replay_route: ModelRoute) -> AgentSession:
-    """An active session on the replay route, created through the service."""
-    return session_create(title="test session", route_alias=replay_route.alias)
+def chat_session(replay_route: ModelRoute, operator: User) -> AgentSession:
+    """An active session of the operator on the replay route, created through the service."""
+    return session_create(owner=operator, title="test session", route_alias=replay_route.alias)

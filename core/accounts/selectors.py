@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
@@ -18,6 +20,14 @@ def token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
 def token_for_key(*, key: str) -> ApiToken | None:
     """The token whose key is `key`, with its user (one query), or None."""
     return ApiToken.objects.select_related("user").filter(key_sha256=token_key_hash(key)).first()
+
+
+OPERATOR_USERNAME_DEFAULT = "operator"
+
+
+def operator_username() -> str:
+    """The operator account's name: AGENTCHAT_OPERATOR_USERNAME, or 'operator'."""
+    return os.environ.get("AGENTCHAT_OPERATOR_USERNAME", "").strip() or OPERATOR_USERNAME_DEFAULT
 
 
 def user_by_username(*, username: str) -> AbstractBaseUser | None:

@@ -29,10 +29,15 @@ class OperatorResult:
     username: str
     created: bool
     generated_password: str | None
+    # True when the account existed without a usable password and got its first one (`created` too).
+    password_set: bool = False
 
 
 def operator_ensure(*, username: str, password: str | None) -> OperatorResult:
-    """Create the superuser `username` once; never touch an existing account.
+    """Create the superuser `username` once; never touch an existing account that has a password.
+
+    An account without a usable password (the one the ownership migration creates to hold the
+    records made before accounts existed) gets its first password here, as a new one would.
 
     With no password given, a random one is generated and returned so the caller can show it once.
     """
@@ -40,7 +45,8 @@ def operator_ensure(*, username: str, password: str | None) -> OperatorResult:
         raise InvalidInputError.for_field("username", "empty; give the operator's user name")
     user_model = get_user_model()
     with transaction.atomic():
-        if user_model._default_manager.filter(username=username).exists():
+        existing = user_model._default_manager.select_for_update().filter(username=username).first()
+        if existing is not None and existing.has_usable_password():
             return OperatorResult(username=username, created=False, generated_password=None)
         generated = None
         if password is None:
@@ -53,8 +59,16 @@ def operator_ensure(*, username: str, password: str | None) -> OperatorResult:
             raise InvalidInputError.for_field(
                 "AGENTCHAT_OPERATOR_PASSWORD", " ".join(exc.messages) + " Choose a stronger password."
             ) from None
-        user_model._default_manager.create_superuser(username=username, password=password, email="")
-    return OperatorResult(username=username, created=True, generated_password=generated)
+        if existing is not None:
+            # Made by the ownership migration to hold the records that existed before accounts did:
+            # it has no password yet, so this is its first one.
+            existing.set_password(password)
+            existing.save(update_fields=["password"])
+        else:
+            user_model._default_manager.create_superuser(username=username, password=password, email="")
+    return OperatorResult(
+        username=username, created=True, generated_password=generated, password_set=existing is not None
+    )
 
 
 @dataclass(frozen=True)

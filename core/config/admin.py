@@ -11,12 +11,14 @@ import dataclasses
 from typing import Any, ClassVar, TypeVar
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 
+from core.admin_base import ReadOnlyAdmin
+from core.config.api.views import READ_ONLY
 from core.config.contracts import CONTRACTS, Kind, RecordConfig, TeamConfig
 from core.config.models import (
     AgentProfile,
@@ -32,12 +34,10 @@ from core.config.readiness import mcp_server_readiness, provider_credential, pro
 from core.config.secrets import SECRET_HINT
 from core.config.selectors import (
     config_references,
-    config_referrers,
     mcp_server_config,
     provider_config,
     route_config,
 )
-from core.config.services import config_record_create, config_record_delete, config_record_update
 from core.config.validation import ConfigInvalidError, record_from_raw, record_validate
 
 _M = TypeVar("_M", bound=models.Model)
@@ -112,41 +112,24 @@ class ConfigRecordForm(forms.ModelForm[Any]):
             self.data = data
 
 
-class ConfigAdmin(admin.ModelAdmin[_M]):
-    """Saves and deletes through the configuration services."""
+class ConfigAdmin(ReadOnlyAdmin[_M]):
+    """Shows configuration and refuses every write: the config file is the one source of truth.
+
+    Staff see each record (view-only pages) with a note saying to edit the file and run
+    `manage.py load_config`; add, change and delete are not offered, and their URLs answer 403.
+    """
 
     kind: ClassVar[Kind]
-    save_on_top = True
-    # True when the record is complete only with its inlines (a team's members): written in save_related.
-    saves_with_inlines: ClassVar[bool] = False
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if self.saves_with_inlines:
-            return
-        record = form.config_record
-        if change:
-            saved = config_record_update(kind=self.kind, key=form.existing_key, record=record)
-        else:
-            saved = config_record_create(record=record)
-        obj.pk = saved.pk
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        messages.info(request, READ_ONLY)
+        return super().changelist_view(request, extra_context)
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """The service wrote the relations; leave what the admin's change message reads."""
-        for formset in formsets:
-            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        config_record_delete(kind=self.kind, key=getattr(obj, self.kind.key_field))
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if not super().has_delete_permission(request, obj):
-            return False
-        return obj is None or not config_referrers(self.kind, getattr(obj, self.kind.key_field))
-
-    def get_actions(self, request: HttpRequest) -> Any:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # bulk deletes would skip the reference check
-        return actions
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        messages.info(request, READ_ONLY)
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 def _contract_fields(kind: Kind) -> tuple[str, ...]:
@@ -315,17 +298,3 @@ class TeamAdmin(ConfigAdmin[Team]):
     list_filter = ["enabled"]
     list_select_related = ["lead"]
     search_fields = ["name", "description", "lead__name"]
-    saves_with_inlines = True
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        members = next(fs for fs in formsets if isinstance(fs, TeamMemberFormSet)).ordered_members()
-        base = form.config_record
-        record = TeamConfig(
-            name=base.name, description=base.description, lead=base.lead, members=tuple(members), enabled=base.enabled
-        )
-        if change:
-            saved = config_record_update(kind=Kind.TEAM, key=form.existing_key, record=record)
-        else:
-            saved = config_record_create(record=record)
-        form.instance.pk = saved.pk
-        super().save_related(request, form, formsets, change)

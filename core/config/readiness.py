@@ -46,11 +46,18 @@ def _result(kind: Kind, name: str, enabled: bool, reasons: list[str]) -> RecordR
     return RecordReadiness(kind=kind, name=name, status="blocked" if reasons else "ready", reasons=tuple(reasons))
 
 
-def provider_readiness(provider: ProviderConfig, *, is_set: Callable[[str], bool] = env_is_set) -> RecordReadiness:
-    """A provider is blocked while the variable it names is not set."""
+def provider_readiness(
+    provider: ProviderConfig, *, is_set: Callable[[str], bool] = env_is_set, redacted: bool = False
+) -> RecordReadiness:
+    """A provider is blocked while the variable it names is not set.
+
+    `redacted` (what a user who is not staff reads): the reason names the record, not the variable.
+    """
     reasons = []
     if provider_credential(provider, is_set=is_set) == "missing":
-        reasons.append(f"{provider.api_key_env} is not set")
+        reasons.append(
+            f"the key of provider {provider.name!r} is not set" if redacted else f"{provider.api_key_env} is not set"
+        )
     return _result(Kind.PROVIDER, provider.name, provider.enabled, reasons)
 
 
@@ -76,14 +83,25 @@ def mcp_server_readiness(
     *,
     is_set: Callable[[str], bool] = env_is_set,
     which: Callable[[str], str | None] = shutil.which,
+    redacted: bool = False,
 ) -> RecordReadiness:
-    """A stdio server needs its command on PATH; every server needs the variables it names set."""
+    """A stdio server needs its command on PATH; every server needs the variables it names set.
+
+    `redacted` (what a user who is not staff reads): the reasons name the record, not the command or
+    the variables.
+    """
     reasons = []
     if server.transport == McpTransport.STDIO and server.command and which(server.command) is None:
-        reasons.append(f"stdio command {server.command!r} is not on PATH; install it or give its full path")
-    reasons += [
-        f"{name} is not set; MCP server {server.name!r} needs it" for name in server.env_vars if not is_set(name)
-    ]
+        reasons.append(
+            f"the command of MCP server {server.name!r} is not installed"
+            if redacted
+            else f"stdio command {server.command!r} is not on PATH; install it or give its full path"
+        )
+    unset = [name for name in server.env_vars if not is_set(name)]
+    if redacted and unset:
+        reasons.append(f"a variable MCP server {server.name!r} needs is not set")
+    elif unset:
+        reasons += [f"{name} is not set; MCP server {server.name!r} needs it" for name in unset]
     return _result(Kind.MCP_SERVER, server.name, server.enabled, reasons)
 
 
@@ -132,11 +150,15 @@ def readiness_report(
     *,
     is_set: Callable[[str], bool] = env_is_set,
     which: Callable[[str], str | None] = shutil.which,
+    redacted: bool = False,
 ) -> ReadinessReport:
-    """Readiness of every record in `document`, dependencies first."""
-    providers = {item.name: provider_readiness(item, is_set=is_set) for item in document.providers}
+    """Readiness of every record in `document`, dependencies first (`redacted`: reasons name records only)."""
+    providers = {item.name: provider_readiness(item, is_set=is_set, redacted=redacted) for item in document.providers}
     routes = {item.alias: route_readiness(item, providers.get(item.provider)) for item in document.routes}
-    servers = {item.name: mcp_server_readiness(item, is_set=is_set, which=which) for item in document.mcp_servers}
+    servers = {
+        item.name: mcp_server_readiness(item, is_set=is_set, which=which, redacted=redacted)
+        for item in document.mcp_servers
+    }
     tools_enabled = {tool.name: tool.enabled for tool in document.tools}
     skills_enabled = {skill.name: skill.enabled for skill in document.skills}
     agents = {

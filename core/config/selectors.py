@@ -320,9 +320,12 @@ def config_referrers(kind: Kind, key: str) -> list[str]:
     return described + [f"{count} {label}" for label, count in counts.items()]
 
 
-def config_readiness() -> ReadinessReport:
-    """Readiness of every stored provider, route, MCP server, agent and team (12 queries, see snapshot)."""
-    return readiness_report(config_snapshot())
+def config_readiness(*, redacted: bool = False) -> ReadinessReport:
+    """Readiness of every stored provider, route, MCP server, agent and team (12 queries, see snapshot).
+
+    `redacted` (for users who are not staff): reasons name records, never variables, URLs or commands.
+    """
+    return readiness_report(config_snapshot(), redacted=redacted)
 
 
 # --- the last `load_config` -------------------------------------------------------------------

@@ -202,7 +202,8 @@ class AgentSessionAdmin(admin.ModelAdmin[AgentSession]):
         if change:
             session_update(session_id=obj.pk, title=obj.title, route_alias=route_alias)
             return
-        created = session_create(title=obj.title, route_alias=route_alias)
+        # The staff member who adds a session in the admin owns it.
+        created = session_create(owner=request.user, title=obj.title, route_alias=route_alias)  # type: ignore[arg-type]
         obj.pk = created.pk
         obj.created, obj.updated = created.created, created.updated
         obj._state.adding = False

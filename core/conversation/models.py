@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
@@ -88,6 +89,10 @@ class AgentSession(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=200, blank=True, default="")
     route = models.ForeignKey(ModelRoute, on_delete=models.PROTECT, related_name="sessions")
+    # PROTECT: removing an account is a deliberate act that deletes its sessions first through
+    # `session_delete` (set-based); a CASCADE would have the collector load every message.
+    # Messages, checkpoints and attachment references reach their owner through the session.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="agent_sessions")
     status = models.CharField(max_length=16, choices=SessionStatus.choices, default=SessionStatus.ACTIVE)
     message_count = models.PositiveIntegerField(default=0)
     last_seq = models.PositiveIntegerField(default=0)
@@ -186,6 +191,10 @@ class Run(models.Model):
     # No index of its own: `run_session_created_idx` (session, -created) leads with it.
     session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="runs", db_index=False)
     route = models.ForeignKey(ModelRoute, on_delete=models.PROTECT, null=True, blank=True, related_name="runs")
+    # Its own column (the session's owner when it has one): a run is read and cancelled by its id,
+    # and a run made for no conversation still has an owner. Trace events reach it through the run.
+    # PROTECT for the same reason as the session's.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     error = models.TextField(blank=True, default="")
     cancel_reason = models.TextField(blank=True, default="")

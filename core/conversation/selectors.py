@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar, overload
 from uuid import UUID
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Field, JSONField, Model, Q, QuerySet, Value
@@ -203,17 +204,30 @@ def needs_compaction_condition() -> Q:
     return Q(GreaterThanOrEqual(margin, Value(0)), status=SessionStatus.ACTIVE)
 
 
-def session_get(*, session_id: UUID | str) -> AgentSession:
-    """One session with its route and provider, or NotFoundError."""
+OwnerScope = AbstractBaseUser | None
+"""Whose records a read or write may touch: one user's (the API passes `request.user`), or, with
+None, every user's (the admin, system commands such as `recover_runs`, the runtime acting for the
+session it was handed)."""
+
+
+def owned(queryset: QuerySet[M], owner: OwnerScope) -> QuerySet[M]:
+    """`queryset` narrowed to `owner`'s rows (the model's `owner` column); None leaves it whole."""
+    return queryset if owner is None else queryset.filter(owner_id=owner.pk)
+
+
+def session_get(*, session_id: UUID | str, owner: OwnerScope = None) -> AgentSession:
+    """One session of `owner` with its route and provider, or NotFoundError (another user's too)."""
     try:
-        return AgentSession.objects.select_related("route__provider").get(pk=session_uuid(session_id))
+        return owned(AgentSession.objects.select_related("route__provider"), owner).get(pk=session_uuid(session_id))
     except AgentSession.DoesNotExist:
         raise NotFoundError.for_field("session", f"no session {session_id}") from None
 
 
-def sessions_list(*, status: str | None = None, needs_compaction: bool | None = None) -> QuerySet[AgentSession]:
-    """Sessions (newest created first) with their route joined; optionally by status or compaction need."""
-    queryset = AgentSession.objects.select_related("route").order_by("-created", "-id")
+def sessions_list(
+    *, owner: OwnerScope = None, status: str | None = None, needs_compaction: bool | None = None
+) -> QuerySet[AgentSession]:
+    """`owner`'s sessions (newest created first) with their route joined; optionally by status or compaction need."""
+    queryset = owned(AgentSession.objects.select_related("route"), owner).order_by("-created", "-id")
     if status is not None:
         if status not in SessionStatus.values:
             raise InvalidInputError.for_field(
@@ -251,24 +265,28 @@ class SessionCounts:
     messages: int
 
 
-def sessions_counts() -> SessionCounts:
+def sessions_counts(*, owner_id: int | None = None) -> SessionCounts:
     """Every session, the active ones, those needing compaction and the message total, in one pass.
 
     The messages table is never scanned: each session keeps its exact `message_count`. The
     statement is fixed SQL (compiling the ORM's aggregate costs more than running it) whose
     compaction test is `needs_compaction_condition()` compiled by the ORM, once per database
-    vendor and threshold: the rule stays written once.
+    vendor and threshold: the rule stays written once. With `owner_id`, that user's sessions only.
     """
     db = connections[DEFAULT_DB_ALIAS]
     sql, params = _sessions_counts_sql(db, compaction_threshold_percent())
+    if owner_id is not None:
+        sql, params = f"{sql} WHERE {db.ops.quote_name('owner_id')} = %s", [*params, owner_id]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         total, active, needing, messages = cursor.fetchone()
     return SessionCounts(total=int(total), active=int(active), needing_compaction=int(needing), messages=int(messages))
 
 
-def sessions_recent(*, limit: int) -> list[AgentSession]:
-    """The `limit` sessions with the latest activity, newest first, route attached (one query on session_recent_idx).
+def sessions_recent(*, limit: int, owner_id: int | None = None) -> list[AgentSession]:
+    """The `limit` sessions (of `owner_id`, or everyone's) with the latest activity, newest first, route attached.
+
+    One query (on session_recent_idx; per owner on the owner index, then a sort of their sessions).
 
     What `AgentSession.objects.select_related("route").order_by("-updated", "-id")[:limit]`
     returns, read with fixed SQL (tests/core/test_sessions_overview.py compares them).
@@ -277,7 +295,7 @@ def sessions_recent(*, limit: int) -> list[AgentSession]:
     sessions = ModelColumns(AgentSession, "s", db)
     routes = ModelColumns(ModelRoute, "r", db)
     with db.cursor() as cursor:
-        cursor.execute(_sessions_recent_sql(db), [limit])
+        cursor.execute(_sessions_recent_sql(db, owned=owner_id is not None), [owner_id, limit][owner_id is None :])
         rows = cursor.fetchall()
     found = []
     for row in rows:
@@ -289,18 +307,19 @@ def sessions_recent(*, limit: int) -> list[AgentSession]:
 
 _SESSION_ROUTE = AgentSession._meta.get_field("route")
 # The statements hold SQL text only (nothing that refers to a connection), per vendor.
-_RECENT_SQL: dict[str, str] = {}
+_RECENT_SQL: dict[tuple[str, bool], str] = {}
 _COUNTS_SQL: dict[tuple[str, int], tuple[str, list[Any]]] = {}
 
 
-def _sessions_recent_sql(db: BaseDatabaseWrapper) -> str:
-    sql = _RECENT_SQL.get(db.vendor)
+def _sessions_recent_sql(db: BaseDatabaseWrapper, *, owned: bool) -> str:
+    sql = _RECENT_SQL.get((db.vendor, owned))
     if sql is None:
         q = db.ops.quote_name
         columns = f"{select_list(AgentSession, 's', db)}, {select_list(ModelRoute, 'r', db)}"
-        sql = _RECENT_SQL[db.vendor] = (
+        where = f" WHERE s.{q('owner_id')} = %s" if owned else ""
+        sql = _RECENT_SQL[(db.vendor, owned)] = (
             f"SELECT {columns} FROM {q(AgentSession._meta.db_table)} s"  # noqa: S608  # nosec B608
-            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}"
+            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}{where}"
             f" ORDER BY s.{q('updated')} DESC, s.{q('id')} DESC LIMIT %s"
         )
     return sql
@@ -481,7 +500,9 @@ class Restore:
     next_after_seq: int | None
 
 
-def session_restore(*, session_id: UUID | str, limit: int | None = None, budget_bytes: int | None = None) -> Restore:
+def session_restore(
+    *, session_id: UUID | str, owner: OwnerScope = None, limit: int | None = None, budget_bytes: int | None = None
+) -> Restore:
     """The latest checkpoint plus the first page (see `messages_page`) of the messages after its `through_seq`.
 
     Two queries whatever the session's length: the session joined to its route, provider and latest
@@ -497,6 +518,8 @@ def session_restore(*, session_id: UUID | str, limit: int | None = None, budget_
         if row is None:
             raise NotFoundError.for_field("session", f"no session {session_id}")
         session, checkpoint = _RestoreHead(db).read(row)
+        if owner is not None and session.owner_id != owner.pk:
+            raise NotFoundError.for_field("session", f"no session {session_id}")
         after_seq = checkpoint.through_seq if checkpoint is not None else 0
         page = _page_read(cursor, db, pk, after_seq, session.last_seq, limit, budget_bytes)
     for message in page.messages:
@@ -577,17 +600,19 @@ class _RestoreHead:
 # --- Runs and traces ------------------------------------------------------------------------
 
 
-def run_get(*, run_id: UUID | str) -> Run:
-    """One run with its route, or NotFoundError."""
+def run_get(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
+    """One run of `owner` with its route, or NotFoundError (another user's too)."""
     try:
-        return Run.objects.select_related("route").get(pk=run_uuid(run_id))
+        return owned(Run.objects.select_related("route"), owner).get(pk=run_uuid(run_id))
     except Run.DoesNotExist:
         raise NotFoundError.for_field("run", f"no run {run_id}") from None
 
 
-def runs_list(*, session_id: UUID | str | None = None, status: str | None = None) -> QuerySet[Run]:
-    """Runs newest first with their route joined; optionally of one session and/or in one status."""
-    queryset = Run.objects.select_related("route").order_by("-created", "-id")
+def runs_list(
+    *, owner: OwnerScope = None, session_id: UUID | str | None = None, status: str | None = None
+) -> QuerySet[Run]:
+    """`owner`'s runs newest first with their route joined; optionally of one session and/or in one status."""
+    queryset = owned(Run.objects.select_related("route"), owner).order_by("-created", "-id")
     if session_id is not None:
         try:
             queryset = queryset.filter(session_id=UUID(str(session_id)))

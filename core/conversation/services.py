@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -48,7 +49,7 @@ from core.conversation.contracts import (
     trace_payload_validate,
 )
 from core.conversation.models import TERMINAL_RUN_STATUSES
-from core.conversation.selectors import run_uuid, session_get, session_uuid
+from core.conversation.selectors import OwnerScope, owned, run_uuid, session_get, session_uuid
 from core.conversation.workers import worker_alive
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import (
@@ -118,18 +119,18 @@ def _title_clean(title: str) -> str:
     return title
 
 
-def session_create(*, title: str = "", route_alias: str | None = None) -> AgentSession:
-    """Start a session on `route_alias` (or the default route)."""
+def session_create(*, owner: AbstractBaseUser, title: str = "", route_alias: str | None = None) -> AgentSession:
+    """Start a session of `owner` on `route_alias` (or the default route)."""
     title = _title_clean(title)
     route = _route_resolve(route_alias)
     with transaction.atomic():
-        return AgentSession.objects.create(title=title, route=route)
+        return AgentSession.objects.create(title=title, route=route, owner_id=owner.pk)
 
 
-def _session_locked(session_id: UUID | str) -> AgentSession:
-    """The session row, locked for the rest of the transaction."""
+def _session_locked(session_id: UUID | str, owner: OwnerScope = None) -> AgentSession:
+    """`owner`'s session row, locked for the rest of the transaction (another user's is not found)."""
     try:
-        return AgentSession.objects.select_for_update().get(pk=session_uuid(session_id))
+        return owned(AgentSession.objects.select_for_update(), owner).get(pk=session_uuid(session_id))
     except AgentSession.DoesNotExist:
         raise NotFoundError.for_field("session", f"no session {session_id}") from None
 
@@ -139,14 +140,16 @@ def _refuse_archived(session: AgentSession) -> None:
         raise ConflictError.for_field("session", "is archived; unarchive it or start a new session")
 
 
-def session_update(*, session_id: UUID | str, title: str | None = None, route_alias: str | None = None) -> AgentSession:
+def session_update(
+    *, session_id: UUID | str, owner: OwnerScope = None, title: str | None = None, route_alias: str | None = None
+) -> AgentSession:
     """Rename a session and/or move it to another route; an archived session is read-only."""
     clean_title = _title_clean(title) if title is not None else None
     if route_alias is not None and not route_alias.strip():
         raise InvalidInputError.for_field("route", "empty; give a route alias")
     route = _route_resolve(route_alias) if route_alias is not None else None
     with transaction.atomic():
-        session = _session_locked(session_id)
+        session = _session_locked(session_id, owner)
         _refuse_archived(session)
         changes: dict[str, Any] = {"updated": timezone.now()}
         if clean_title is not None:
@@ -157,9 +160,9 @@ def session_update(*, session_id: UUID | str, title: str | None = None, route_al
     return session_get(session_id=session.pk)
 
 
-def _session_status_set(session_id: UUID | str, *, status: SessionStatus) -> AgentSession:
+def _session_status_set(session_id: UUID | str, *, owner: OwnerScope, status: SessionStatus) -> AgentSession:
     with transaction.atomic():
-        session = _session_locked(session_id)
+        session = _session_locked(session_id, owner)
         if session.status == status:
             verb = "archived" if status == SessionStatus.ARCHIVED else "active"
             raise ConflictError.for_field("session", f"is already {verb}")
@@ -167,14 +170,14 @@ def _session_status_set(session_id: UUID | str, *, status: SessionStatus) -> Age
     return session_get(session_id=session.pk)
 
 
-def session_archive(*, session_id: UUID | str) -> AgentSession:
+def session_archive(*, session_id: UUID | str, owner: OwnerScope = None) -> AgentSession:
     """Archive a session: it keeps everything but takes no new messages, checkpoints or runs."""
-    return _session_status_set(session_id, status=SessionStatus.ARCHIVED)
+    return _session_status_set(session_id, owner=owner, status=SessionStatus.ARCHIVED)
 
 
-def session_unarchive(*, session_id: UUID | str) -> AgentSession:
+def session_unarchive(*, session_id: UUID | str, owner: OwnerScope = None) -> AgentSession:
     """Make an archived session active again."""
-    return _session_status_set(session_id, status=SessionStatus.ACTIVE)
+    return _session_status_set(session_id, owner=owner, status=SessionStatus.ACTIVE)
 
 
 def _message_dependents_clear(session: AgentSession) -> None:
@@ -198,7 +201,7 @@ def _message_dependents_clear(session: AgentSession) -> None:
             raise ConflictError.for_field("session", f"its messages are referenced by {holders}; delete those first")
 
 
-def session_delete(*, session_id: UUID | str) -> SessionDeleteResult:
+def session_delete(*, session_id: UUID | str, owner: OwnerScope = None) -> SessionDeleteResult:
     """Delete a session with its messages, checkpoints, runs and trace events, in one transaction.
 
     Each table is emptied with its own set-based DELETE (children first), so deleting a session of
@@ -206,7 +209,7 @@ def session_delete(*, session_id: UUID | str) -> SessionDeleteResult:
     refused: cancel the run first, so no runner keeps writing into a vanished session.
     """
     with transaction.atomic():
-        session = _session_locked(session_id)
+        session = _session_locked(session_id, owner)
         open_runs = Run.objects.filter(session=session, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).count()
         if open_runs:
             raise ConflictError.for_field(
@@ -230,6 +233,7 @@ def session_delete(*, session_id: UUID | str) -> SessionDeleteResult:
 def message_append(
     *,
     session_id: UUID | str,
+    owner: OwnerScope = None,
     role: str,
     content: str = "",
     parts: list[MessagePart] | None = None,
@@ -239,6 +243,7 @@ def message_append(
     """Append one message with the next seq; a retry with the same `client_id` returns the stored one.
 
     A `client_id` reused for a different role, content or parts is a conflict, not a retry.
+    With an `owner`, another user's session is not found (one more indexed read in the transaction).
     """
     if not isinstance(role, str) or role not in _ROLES:
         raise InvalidInputError.for_field("role", f"{role!r} is not a role; use one of {', '.join(MessageRole.values)}")
@@ -275,6 +280,8 @@ def message_append(
     row = [session_param, 0, role, content, db.ops.adapt_json_value(checked_parts, _PARTS_ENCODER)]
     row += [tokens, estimated, client_id, now_param]
     with transaction.atomic(using=db.alias), db.cursor() as cursor:
+        if owner is not None and not AgentSession.objects.filter(pk=pk, owner_id=owner.pk).exists():
+            raise NotFoundError.for_field("session", f"no session {session_id}")
         written = _append_rows(cursor, sql, pk, session_id, row, client_id)
     if isinstance(written, Message):
         if (written.role, written.content, written.parts) != (role, content, checked_parts):
@@ -413,6 +420,7 @@ def _is_int(value: object) -> bool:
 def checkpoint_create(
     *,
     session_id: UUID | str,
+    owner: OwnerScope = None,
     through_seq: int,
     reason: str,
     summary: str = "",
@@ -460,7 +468,7 @@ def checkpoint_create(
     json_refuse_nul(state, "state")
 
     with transaction.atomic():
-        session = _session_locked(session_id)
+        session = _session_locked(session_id, owner)
         _refuse_archived(session)
         if through_seq > session.last_seq:
             raise InvalidInputError.for_field(
@@ -498,10 +506,10 @@ def checkpoint_create(
 # --- Runs and their traces ------------------------------------------------------------------
 
 
-def _run_locked(run_id: UUID | str) -> Run:
-    """The run row, locked for the rest of the transaction (it allocates the next event index)."""
+def _run_locked(run_id: UUID | str, owner: OwnerScope = None) -> Run:
+    """`owner`'s run row, locked for the rest of the transaction (it allocates the next event index)."""
     try:
-        return Run.objects.select_for_update().get(pk=run_uuid(run_id))
+        return owned(Run.objects.select_for_update(), owner).get(pk=run_uuid(run_id))
     except Run.DoesNotExist:
         raise NotFoundError.for_field("run", f"no run {run_id}") from None
 
@@ -562,33 +570,42 @@ def _error_clean(error: str) -> str:
     return error
 
 
-def run_create(*, session_id: UUID | str, route_alias: str | None = None, status: str = RunStatus.QUEUED) -> Run:
-    """Open a run (one model turn) on an active session, `queued` or already `running`.
+def run_create(
+    *,
+    session_id: UUID | str,
+    owner: OwnerScope = None,
+    route_alias: str | None = None,
+    status: str = RunStatus.QUEUED,
+) -> Run:
+    """Open a run (one model turn) on an active session of `owner`, `queued` or already `running`.
 
-    The route defaults to the session's. A run created `running` starts its trace with `run_started`.
+    The route defaults to the session's and the run's owner is the session's. A run created
+    `running` starts its trace with `run_started`.
     """
     if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
         raise InvalidInputError.for_field("status", f"{status!r}: a new run is queued or running")
     route = _route_resolve(route_alias) if route_alias else None
     with transaction.atomic():
-        session = _session_locked(session_id)
+        session = _session_locked(session_id, owner)
         _refuse_archived(session)
-        run = Run.objects.create(session=session, route=route or session.route)
+        run = Run.objects.create(session=session, route=route or session.route, owner_id=session.owner_id)
         if status == RunStatus.RUNNING:
             _start(run)
     return run
 
 
-def run_start(*, run_id: UUID | str) -> Run:
+def run_start(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
     """Move a queued run to `running`, recording `run_started`."""
     with transaction.atomic():
-        run = _run_locked(run_id)
+        run = _run_locked(run_id, owner)
         _refuse_terminal(run)
         _start(run)
     return run
 
 
-def run_event_append(*, run_id: UUID | str, event_type: str, payload: Mapping[str, Any] | None = None) -> TraceEvent:
+def run_event_append(
+    *, run_id: UUID | str, owner: OwnerScope = None, event_type: str, payload: Mapping[str, Any] | None = None
+) -> TraceEvent:
     """Append one event at the run's next index; `run_started` and `run_finished` move the run's state.
 
     An `error` event records the run's error; the run then finishes with `run_finished{failed}`.
@@ -597,7 +614,7 @@ def run_event_append(*, run_id: UUID | str, event_type: str, payload: Mapping[st
     checked = dict(trace_payload_validate(event_type, payload))
     json_refuse_nul(checked, "payload")
     with transaction.atomic():
-        run = _run_locked(run_id)
+        run = _run_locked(run_id, owner)
         _refuse_terminal(run)
         if event_type == TraceEventType.RUN_STARTED:
             return _start(run, checked)[-1]
@@ -613,17 +630,17 @@ def run_event_append(*, run_id: UUID | str, event_type: str, payload: Mapping[st
         return _events_write(run, [(event_type, checked)], **changes)[-1]
 
 
-def run_finish(*, run_id: UUID | str, status: str, error: str = "") -> Run:
+def run_finish(*, run_id: UUID | str, owner: OwnerScope = None, status: str, error: str = "") -> Run:
     """End an open run as `completed`, or `failed` with `error` (or the error event already recorded)."""
     error = _error_clean(error)
     with transaction.atomic():
-        run = _run_locked(run_id)
+        run = _run_locked(run_id, owner)
         _refuse_terminal(run)
         _finish(run, status, error)
     return run
 
 
-def run_cancel(*, run_id: UUID | str, reason: str) -> Run:
+def run_cancel(*, run_id: UUID | str, owner: OwnerScope = None, reason: str) -> Run:
     """Cancel a queued or running run, recording why; the trace ends with `run_finished{cancelled}`."""
     reason = reason.strip() if isinstance(reason, str) else ""
     if not reason:
@@ -631,7 +648,7 @@ def run_cancel(*, run_id: UUID | str, reason: str) -> Run:
     if len(reason) > MAX_REASON_CHARS:
         raise InvalidInputError.for_field("reason", f"has {len(reason)} characters; at most {MAX_REASON_CHARS}")
     with transaction.atomic():
-        run = _run_locked(run_id)
+        run = _run_locked(run_id, owner)
         if run.status in TERMINAL_RUN_STATUSES:
             raise ConflictError.for_field("run", f"is {run.status}; only a queued or running run can be cancelled")
         _events_write(

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination
 from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from core.errors import NotFoundError
@@ -90,10 +91,12 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
         query = parsed_query(LongTermMemoryListQuerySerializer, request)
         if "q" in query:
             # One ranked page: search results are ordered by relevance, which a cursor cannot follow.
-            hits = memory_search(query["q"], query["limit"])
+            hits = memory_search(query["q"], query["limit"], owner_id=acting_user(request).pk)
             results = LongTermMemorySerializer([hit.memory for hit in hits], many=True).data
             return Response({"next": None, "previous": None, "results": results})
-        memories = memory_list(kind=query.get("kind"), pinned=query.get("pinned"), key=query.get("key"))
+        memories = memory_list(
+            owner=acting_user(request), kind=query.get("kind"), pinned=query.get("pinned"), key=query.get("key")
+        )
         return self.page(memories, LongTermMemorySerializer)
 
     @extend_schema(
@@ -111,6 +114,7 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
     def create(self, request: Request) -> Response:
         data = parsed(LongTermMemoryWriteSerializer, request.data)
         result = memory_write(
+            owner=acting_user(request),
             kind=data["kind"],
             content=data["content"],
             key=data.get("key"),
@@ -126,7 +130,9 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
         summary="One memory", parameters=[RECORD_ID], responses={200: LongTermMemorySerializer, 404: ERRORS_404}
     )
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(LongTermMemorySerializer(memory_get(memory_id=_pk(pk, "memory"))).data)
+        return Response(
+            LongTermMemorySerializer(memory_get(memory_id=_pk(pk, "memory"), owner=acting_user(request))).data
+        )
 
     @extend_schema(
         summary="Replace a memory (absent key: none; importance: 3; pinned: false)",
@@ -139,6 +145,7 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
         data = parsed(LongTermMemoryUpdateSerializer, request.data)
         memory = memory_update(
             memory_id=memory_id,
+            owner=acting_user(request),
             kind=data["kind"],
             content=data["content"],
             key=data.get("key"),
@@ -158,6 +165,7 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
         data = parsed(LongTermMemoryPatchSerializer, request.data, partial=True)
         memory = memory_update(
             memory_id=memory_id,
+            owner=acting_user(request),
             kind=data.get("kind"),
             content=data.get("content"),
             key=data.get("key", UNSET),
@@ -168,7 +176,7 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
 
     @extend_schema(summary="Forget a memory", parameters=[RECORD_ID], responses={204: None, 404: ERRORS_404})
     def destroy(self, request: Request, pk: str) -> Response:
-        memory_delete(memory_id=_pk(pk, "memory"))
+        memory_delete(memory_id=_pk(pk, "memory"), owner=acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -183,6 +191,7 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
     def list(self, request: Request) -> Response:
         query = parsed_query(DailyEpisodeListQuerySerializer, request)
         episodes = episode_list(
+            owner=acting_user(request),
             session_id=query.get("session"),
             whole_day=query.get("whole_day"),
             day_from=query.get("day_from"),
@@ -199,6 +208,7 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
     def create(self, request: Request) -> Response:
         data = parsed(DailyEpisodeWriteSerializer, request.data)
         result = episode_upsert(
+            owner=acting_user(request),
             day=data["day"],
             timezone_name=data.get("timezone") or settings.AGENTCHAT_TIMEZONE,
             summary=data["summary"],
@@ -214,7 +224,9 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
         summary="One daily episode", parameters=[RECORD_ID], responses={200: DailyEpisodeSerializer, 404: ERRORS_404}
     )
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(DailyEpisodeSerializer(episode_get(episode_id=_pk(pk, "episode"))).data)
+        return Response(
+            DailyEpisodeSerializer(episode_get(episode_id=_pk(pk, "episode"), owner=acting_user(request))).data
+        )
 
 
 class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
@@ -228,6 +240,7 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
     def list(self, request: Request) -> Response:
         query = parsed_query(AttachmentListQuerySerializer, request)
         attachments = attachment_list(
+            owner=acting_user(request),
             session_id=query.get("session"),
             message_id=query.get("message"),
             sha256=query.get("sha256"),
@@ -250,6 +263,7 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
         data = parsed(AttachmentWriteSerializer, request.data)
         result = attachment_record(
             session_id=data["session"],
+            owner=acting_user(request),
             message_id=data["message"],
             message_seq=data["message_seq"],
             sha256=data["sha256"],
@@ -270,7 +284,11 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
         responses={200: AttachmentSummarySerializer, 404: ERRORS_404},
     )
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(AttachmentSummarySerializer(attachment_get(attachment_id=_pk(pk, "attachment"))).data)
+        return Response(
+            AttachmentSummarySerializer(
+                attachment_get(attachment_id=_pk(pk, "attachment"), owner=acting_user(request))
+            ).data
+        )
 
 
 class SessionContextView(APIView):
@@ -287,5 +305,5 @@ class SessionContextView(APIView):
     def get(self, request: Request, session_id: UUID) -> Response:
         query = parsed_query(ContextQuerySerializer, request)
         budget = budget_validate(query["budget"]) if "budget" in query else None
-        bundle = context_inputs(session_id=session_id, budget_tokens=budget)
+        bundle = context_inputs(session_id=session_id, owner=acting_user(request), budget_tokens=budget)
         return Response(ContextBundleSerializer(bundle).data)

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.acting import acting_user
 from core.api.serializers import StrictInputSerializer
 from core.api.views import error_response, parsed
 from core.conversation.api.serializers import (
@@ -72,6 +73,8 @@ class SessionTurnView(APIView):
     )
     def post(self, request: Request, session_id: UUID) -> Response:
         data = parsed(TurnRequestSerializer, request.data)
-        result = turn_run(session_id=session_id, user_text=data["text"], client_id=data.get("client_id"))
+        result = turn_run(
+            session_id=session_id, owner=acting_user(request), user_text=data["text"], client_id=data.get("client_id")
+        )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(TurnResultSerializer(result).data, status=code)

@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.acting import acting_user
 from runtime.bootstrap.compose import bootstrap_read
 from runtime.bootstrap.serializers import BootstrapSerializer, bootstrap_data
 
@@ -32,11 +33,31 @@ from runtime.bootstrap.serializers import BootstrapSerializer, bootstrap_data
 _RENDERED = "_bootstrap_rendered"
 
 
+# What a user who is not staff does not see of a configuration record: where it connects and what
+# it runs or reads from the environment (the readiness reasons they get name records instead).
+STAFF_ONLY_FIELDS = ("base_url", "api_key_env", "command", "args", "url", "env_vars")
+
+
+def without_staff_only_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with `STAFF_ONLY_FIELDS` left out of every configuration entry."""
+    config = {
+        name: [{k: v for k, v in entry.items() if k not in STAFF_ONLY_FIELDS} for entry in value]
+        if isinstance(value, list)
+        else value
+        for name, value in data["config"].items()
+    }
+    return {**data, "config": config}
+
+
 def rendered(request: Request) -> tuple[dict[str, Any], bytes]:
-    """The bootstrap's data and its compact JSON, computed once per request."""
+    """The bootstrap's data and its compact JSON for the signed-in user, computed once per request."""
     kept: tuple[dict[str, Any], bytes] | None = getattr(request, _RENDERED, None)
     if kept is None:
-        data = bootstrap_data(bootstrap_read())
+        user = acting_user(request)
+        staff = bool(getattr(user, "is_staff", False))
+        data = bootstrap_data(bootstrap_read(owner_id=user.pk, staff=staff))
+        if not staff:
+            data = without_staff_only_fields(data)
         kept = (data, JSONRenderer().render(data))
         setattr(request, _RENDERED, kept)
     return kept

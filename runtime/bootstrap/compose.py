@@ -4,10 +4,10 @@ Queries, whatever the amount of data (pinned in tests/runtime/test_bootstrap.py)
   1   applied migrations (django_migrations; the migration files are read once per process)
   1   the configuration version (`core.config.selectors.config_version`)
       (+12 for `config_snapshot`, on the first request after the configuration changed)
-  1   session counters and the message total (`core.conversation.selectors.sessions_counts`)
+  1   the user's session counters and message total (`core.conversation.selectors.sessions_counts`)
   1   the most recent sessions with their route (`sessions_recent`)
-  1   memory counts (`memory.selectors.memory_counts`)
-  1   telemetry today and all time (`telemetry.selectors.usage_overview`)
+  1   the user's memory counts (`memory.selectors.memory_counts`)
+  1   the user's telemetry today and all time (`telemetry.selectors.user_usage_overview`)
 When migrations are pending the stores may not have their tables yet: only the first query runs,
 and every view is blocked until `manage.py migrate`.
 """
@@ -45,7 +45,7 @@ from runtime.bootstrap.response import (
     SessionsSection,
 )
 from runtime.bootstrap.rules import Facts, view_states
-from telemetry.selectors import UsageCounts, UsageOverview, usage_overview
+from telemetry.selectors import UsageCounts, UsageOverview, user_usage_overview
 
 # --- migrations -----------------------------------------------------------------------------
 
@@ -124,9 +124,9 @@ def snapshot_forget() -> None:
 # --- sessions, memory, telemetry ------------------------------------------------------------
 
 
-def sessions_section() -> tuple[SessionsSection, int]:
-    """Session counters and the most recent sessions, plus the message total (for the memory section)."""
-    counts = sessions_counts()
+def sessions_section(owner_id: int) -> tuple[SessionsSection, int]:
+    """The user's session counters and most recent sessions, plus their message total (for the memory section)."""
+    counts = sessions_counts(owner_id=owner_id)
     recent = tuple(
         RecentSession(
             id=session.id,
@@ -138,7 +138,7 @@ def sessions_section() -> tuple[SessionsSection, int]:
             context_fullness_percent=context_fullness_percent(session),
             needs_compaction=session_needs_compaction(session),
         )
-        for session in sessions_recent(limit=RECENT_SESSIONS)
+        for session in sessions_recent(limit=RECENT_SESSIONS, owner_id=owner_id)
     )
     section = SessionsSection(
         total=counts.total,
@@ -151,8 +151,8 @@ def sessions_section() -> tuple[SessionsSection, int]:
     return section, counts.messages
 
 
-def memory_section(messages: int) -> MemorySection:
-    counts = memory_counts()
+def memory_section(messages: int, owner_id: int) -> MemorySection:
+    counts = memory_counts(owner_id=owner_id)
     return MemorySection(
         messages=messages,
         daily_episodes=counts.episodes,
@@ -178,8 +178,9 @@ def telemetry_zeros_today() -> UsageOverview:
 # --- the whole bootstrap --------------------------------------------------------------------
 
 
-def facts_read(pending: tuple[str, ...]) -> Facts:
-    """Everything the view rules look at; with pending migrations, only the file and zeros."""
+def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -> Facts:
+    """Everything the view rules look at, counters of the user `owner_id`; with pending migrations, only the
+    file and zeros. For a user who is not staff (`staff` False), readiness reasons name records only."""
     if pending:
         # The stores' tables may not exist yet: report the schema and nothing else.
         return Facts(
@@ -190,20 +191,21 @@ def facts_read(pending: tuple[str, ...]) -> Facts:
             telemetry=telemetry_zeros_today(),
         )
     stored = stored_config()
-    sessions, messages = sessions_section()
+    sessions, messages = sessions_section(owner_id)
     return Facts(
         pending_migrations=pending,
-        config=config_section(stored, readiness_report(stored), config_file_info(stored)),
+        config=config_section(stored, readiness_report(stored, redacted=not staff), config_file_info(stored)),
         sessions=sessions,
-        memory=memory_section(messages),
-        telemetry=usage_overview(),
+        memory=memory_section(messages, owner_id),
+        telemetry=user_usage_overview(owner_id=owner_id),
     )
 
 
-def bootstrap_read() -> Bootstrap:
-    """The whole bootstrap in 6 queries (18 after a configuration change), whatever the amount of data."""
+def bootstrap_read(*, owner_id: int, staff: bool = True) -> Bootstrap:
+    """The whole bootstrap for the user `owner_id` (their own counters) in 6 queries (18 after a
+    configuration change), whatever the amount of data."""
     pending = pending_migrations()
-    facts = facts_read(pending)
+    facts = facts_read(pending, owner_id, staff=staff)
     return Bootstrap(
         schema_version=SCHEMA_VERSION,
         app=AppInfo(

@@ -76,10 +76,16 @@ class UsageListQuerySerializer(serializers.Serializer[Any]):
     session = serializers.CharField(required=False, help_text="Only this session's events (404 if unknown)")
     provider = serializers.CharField(required=False, help_text="Only this provider's events")
     model = serializers.CharField(required=False, help_text="Only this model's events")
+    all = serializers.BooleanField(
+        required=False, default=False, help_text="Every user's usage instead of yours (staff only; 403 otherwise)"
+    )
 
 
 class UsageSummaryQuerySerializer(serializers.Serializer[Any]):
     session = serializers.CharField(required=False, help_text="Also report this session's usage (404 if unknown)")
+    all = serializers.BooleanField(
+        required=False, default=False, help_text="Every user's usage instead of yours (staff only; 403 otherwise)"
+    )
 
 
 class UsageCountsSerializer(serializers.Serializer[Any]):

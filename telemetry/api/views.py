@@ -6,11 +6,16 @@ summary reads only rollups, so its cost does not depend on the number of events.
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination
 from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from telemetry.api.serializers import (
@@ -26,6 +31,16 @@ from telemetry.services import usage_record
 
 ERRORS_404 = error_response("Unknown (or malformed) session id")
 ERRORS_409 = error_response("request_id already recorded with other usage")
+
+
+def _scope(request: Request, query: dict[str, Any]) -> AbstractBaseUser | None:
+    """Whose usage a read covers: the caller's own, or with `all=true` everyone's (staff only)."""
+    user = acting_user(request)
+    if not query.get("all"):
+        return user
+    if not getattr(user, "is_staff", False):
+        raise PermissionDenied("Only staff read every user's usage; leave out all=true to read yours.")
+    return None
 
 
 class UsageCursorPagination(NewestFirstCursorPagination):
@@ -46,7 +61,12 @@ class UsageViewSet(PagedViewSet[UsageEvent]):
     )
     def list(self, request: Request) -> Response:
         query = parsed_query(UsageListQuerySerializer, request)
-        events = usage_events(session_id=query.get("session"), provider=query.get("provider"), model=query.get("model"))
+        events = usage_events(
+            owner=_scope(request, query),
+            session_id=query.get("session"),
+            provider=query.get("provider"),
+            model=query.get("model"),
+        )
         return self.page(events, UsageEventSerializer)
 
     @extend_schema(
@@ -62,6 +82,7 @@ class UsageViewSet(PagedViewSet[UsageEvent]):
     def create(self, request: Request) -> Response:
         data = parsed(UsageRecordSerializer, request.data)
         result = usage_record(
+            owner=acting_user(request),
             request_id=data["request_id"],
             provider=data.get("provider"),
             model=data.get("model"),
@@ -88,4 +109,6 @@ class UsageSummaryView(APIView):
     )
     def get(self, request: Request) -> Response:
         query = parsed_query(UsageSummaryQuerySerializer, request)
-        return Response(UsageSummarySerializer(usage_summary(session_id=query.get("session"))).data)
+        return Response(
+            UsageSummarySerializer(usage_summary(owner=_scope(request, query), session_id=query.get("session"))).data
+        )

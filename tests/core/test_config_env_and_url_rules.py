@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from rest_framework.test import APIClient
 
 from core.config.env_rules import env_name_refusal
 from core.config.network_rules import url_host_refusal
@@ -160,18 +159,3 @@ def test_the_file_with_an_own_setting_and_a_metadata_url_is_refused(command: str
     assert error.startswith(f"{path}: 4 problems found; fix them and run the command again")
     assert Provider.objects.count() == 0
     assert McpServerSpec.objects.count() == 0
-
-
-@pytest.mark.django_db
-def test_the_api_refuses_them_with_the_field_and_the_fix(api: APIClient) -> None:
-    response = api.post(
-        "/api/config/providers/",
-        {"name": "p", "kind": "openai_compatible", "base_url": "http://0xA9FEA9FE/v1", "api_key_env": "SECRET_KEY"},
-        format="json",
-    )
-    assert response.status_code == 400
-    assert response.json()["fields"] == {
-        "base_url": [metadata_message("0xa9fea9fe")],
-        "api_key_env": [own_message("SECRET_KEY")],
-    }
-    assert not Provider.objects.filter(name="p").exists()

@@ -66,15 +66,16 @@ def test_no_env_value_in_database_admin_api_or_logs(
             assert change.status_code == 200
             assert_clean(change.content.decode(), f"admin {name} {pk}")
 
-    # A rejected attempt to store the value does not echo it anywhere either.
+    # A refused attempt to store the value (configuration is read-only there) does not echo it either.
     rejected = api.patch("/api/config/providers/openai/", {"api_key_env": VALUE}, format="json")
-    assert rejected.status_code == 400
-    assert_clean(rejected.content.decode(), "the 400 response")
+    assert rejected.status_code == 405
+    assert_clean(rejected.content.decode(), "the 405 response")
     form = client.post(
         "/admin/core/toolspec/add/",
         {"name": "leak", "description": f"key {VALUE}", "parameters": '{"type": "object"}'},
     )
-    assert_clean(form.content.decode(), "the admin form error page")
+    assert form.status_code == 403
+    assert_clean(form.content.decode(), "the admin's refusal")
     assert_clean("\n".join(record.getMessage() for record in caplog.records), "log lines")
 
 
@@ -116,15 +117,8 @@ def test_redact_shows_five_characters() -> None:
     assert redact(VALUE) == "sk-te…"
 
 
-def test_a_secret_used_as_a_key_is_never_echoed_by_the_api_or_check_config(api: APIClient, tmp_path: Path) -> None:
+def test_a_secret_used_as_a_key_is_never_echoed_by_check_config(tmp_path: Path) -> None:
     key = "sk-proj-" + "RECOGNISABLE" + "0123456789abcdef"
-    schema = {"type": "object", "properties": {key: {"type": "string"}}}
-    response = api.post("/api/config/tools/", {"name": "leaky", "parameters": schema}, format="json")
-    assert response.status_code == 400
-    assert "parameters.properties.sk-pr…" in response.json()["fields"]
-    assert_clean(response.content.decode(), "the 400 body")
-    assert not ToolSpec.objects.filter(name="leaky").exists()
-
     path = tmp_path / "leaky.toml"
     path.write_text(
         f'[[tools]]\nname = "leaky"\nparameters = {{ type = "object", properties = {{ "{key}" = {{}} }} }}\n'

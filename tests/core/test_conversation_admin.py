@@ -20,6 +20,7 @@ from core.conversation.services import (
     session_create,
 )
 from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run, SessionStatus, TraceEvent
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +34,7 @@ def admin_client(db: None) -> Client:
 
 
 def _populate(rows: int) -> AgentSession:
-    sessions = [session_create(title=f"session {n}") for n in range(rows)]
+    sessions = [session_create(owner=op_user(), title=f"session {n}") for n in range(rows)]
     first = sessions[0]
     for n in range(rows):
         message_append(session_id=first.id, role="user", content=f"message {n + 1}")
@@ -68,7 +69,7 @@ def test_changelists_run_a_constant_number_of_queries(
 
 
 def test_paginator_counts_no_more_than_the_cap(replay_route: ModelRoute) -> None:
-    session = session_create(title="big")
+    session = session_create(owner=op_user(), title="big")
     for n in range(5):
         message_append(session_id=session.id, role="user", content=str(n))
     assert CappedCountPaginator(Message.objects.all(), 2).count == 5
@@ -88,11 +89,11 @@ def test_session_page_shows_only_the_latest_messages(admin_client: Client, chat_
 
 
 def test_search_by_title_and_by_message_text(admin_client: Client, replay_route: ModelRoute) -> None:
-    needle = session_create(title="holiday plans")
-    hay = session_create(title="groceries")
+    needle = session_create(owner=op_user(), title="holiday plans")
+    hay = session_create(owner=op_user(), title="groceries")
     message_append(session_id=hay.id, role="user", content="Remember the Pineapple please")
     message_append(session_id=hay.id, role="assistant", content="pineapple noted")
-    session_create(title="other")
+    session_create(owner=op_user(), title="other")
 
     def found(term: str) -> list[AgentSession]:
         return list(admin_client.get("/admin/core/agentsession/", {"q": term}).context["cl"].result_list)
@@ -103,8 +104,8 @@ def test_search_by_title_and_by_message_text(admin_client: Client, replay_route:
 
 
 def test_archive_and_unarchive_actions_use_the_services(admin_client: Client, replay_route: ModelRoute) -> None:
-    first = session_create(title="a")
-    second = session_create(title="b")
+    first = session_create(owner=op_user(), title="a")
+    second = session_create(owner=op_user(), title="b")
     session_archive(session_id=second.id)
     response = admin_client.post(
         "/admin/core/agentsession/",

@@ -18,6 +18,7 @@ from core.conversation.services import (
     session_create,
 )
 from core.models import AgentSession, Checkpoint, Message, ModelRoute, Provider, Run, TraceEvent
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -211,9 +212,9 @@ def test_delete_with_an_open_run_is_a_conflict(api: APIClient, chat_session: Age
 
 def test_session_list_newest_first_with_filters(api: APIClient, replay_route: ModelRoute, settings: Settings) -> None:
     settings.AGENTCHAT_COMPACTION_THRESHOLD_PERCENT = 50
-    first = session_create(title="first")
-    second = session_create(title="second")
-    third = session_create(title="third")
+    first = session_create(owner=op_user(), title="first")
+    second = session_create(owner=op_user(), title="second")
+    third = session_create(owner=op_user(), title="third")
     session_archive(session_id=second.id)
     _fill(third, 1, tokens=4_000)  # 50% of 8,000
 
@@ -568,7 +569,7 @@ def test_unknown_or_malformed_run_ids_are_404(api: APIClient, replay_route: Mode
 
 
 def test_run_list_filters(api: APIClient, chat_session: AgentSession) -> None:
-    other = session_create(title="other")
+    other = session_create(owner=op_user(), title="other")
     queued = run_create(session_id=chat_session.id)
     running = run_create(session_id=chat_session.id, status="running")
     elsewhere = run_create(session_id=other.id)
@@ -592,7 +593,7 @@ def test_run_list_filters(api: APIClient, chat_session: AgentSession) -> None:
 def test_list_endpoints_run_a_constant_number_of_queries(
     api: APIClient, replay_route: ModelRoute, django_assert_num_queries: DjangoAssertNumQueries, rows: int
 ) -> None:
-    sessions = [session_create(title=f"s{n}") for n in range(rows)]
+    sessions = [session_create(owner=op_user(), title=f"s{n}") for n in range(rows)]
     session = sessions[0]
     _fill(session, rows)
     for through in range(1, rows + 1):

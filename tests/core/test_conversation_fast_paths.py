@@ -21,6 +21,7 @@ from core.conversation.selectors import session_restore
 from core.conversation.services import checkpoint_create, message_append, session_archive, session_create
 from core.errors import ConflictError, NotFoundError
 from core.models import AgentSession, Checkpoint, Message, ModelRoute, SessionStatus
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -199,7 +200,7 @@ def test_append_to_unknown_session_is_not_found(
 
 
 def test_each_session_keeps_its_own_seq(replay_route: ModelRoute) -> None:
-    one, two = session_create(title="one"), session_create(title="two")
+    one, two = session_create(owner=op_user(), title="one"), session_create(owner=op_user(), title="two")
     seqs = [
         message_append(session_id=session.id, role="user", content="x").message.seq
         for session in (one, two, one, one, two)
@@ -312,7 +313,7 @@ def test_restore_of_unknown_session_is_not_found(replay_route: ModelRoute, sessi
 
 
 def test_restore_reads_only_its_own_session(replay_route: ModelRoute) -> None:
-    mine, other = session_create(title="mine"), session_create(title="other")
+    mine, other = session_create(owner=op_user(), title="mine"), session_create(owner=op_user(), title="other")
     _filled(other, 5)
     checkpoint_create(session_id=other.id, through_seq=2, reason="manual", summary="So far")
     _filled(mine, 2)

@@ -20,6 +20,7 @@ from django.db import connection, connections
 from core.conversation.selectors import run_text
 from core.conversation.services import session_create
 from core.models import AgentSession, Checkpoint, Message, ModelRoute, Provider, ProviderKind, Run, TraceEvent
+from tests.owners import op_user
 from tests.procs import ROOT, run_manage, start_worker, worker_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -65,7 +66,7 @@ def _kill(process: subprocess.Popen[str]) -> None:
 
 @pytest.mark.persistence
 def test_restart_readback_finds_everything_acknowledged(replay_route: ModelRoute) -> None:
-    session = session_create(title="durable", route_alias=replay_route.alias)
+    session = session_create(owner=op_user(), title="durable", route_alias=replay_route.alias)
     connection.close()
     worker = start_worker("tests.workers.conversation_write", [str(session.id), "40"])
     out, err = worker.communicate(timeout=WAIT_SECONDS)
@@ -102,7 +103,7 @@ def test_restart_readback_finds_everything_acknowledged(replay_route: ModelRoute
 @pytest.mark.persistence
 @pytest.mark.fault
 def test_killed_writer_loses_nothing_acknowledged(replay_route: ModelRoute) -> None:
-    session = session_create(title="killed mid-stream", route_alias=replay_route.alias)
+    session = session_create(owner=op_user(), title="killed mid-stream", route_alias=replay_route.alias)
     connection.close()
     worker = start_worker("tests.workers.append", [str(session.id), "100000", "k"])
     reader = LineReader(worker)
@@ -122,7 +123,7 @@ def test_killed_writer_loses_nothing_acknowledged(replay_route: ModelRoute) -> N
 @pytest.mark.persistence
 @pytest.mark.fault
 def test_retry_after_a_crash_is_idempotent(replay_route: ModelRoute) -> None:
-    session = session_create(title="retried", route_alias=replay_route.alias)
+    session = session_create(owner=op_user(), title="retried", route_alias=replay_route.alias)
     connection.close()
     crashed = start_worker("tests.workers.append", [str(session.id), "60", "r"])
     reader = LineReader(crashed)
@@ -150,7 +151,7 @@ def test_retry_after_a_crash_is_idempotent(replay_route: ModelRoute) -> None:
 
 @pytest.mark.fault
 def test_recover_runs_marks_a_killed_runner_interrupted_once(replay_route: ModelRoute) -> None:
-    session = session_create(title="crash", route_alias=replay_route.alias)
+    session = session_create(owner=op_user(), title="crash", route_alias=replay_route.alias)
     finished_worker = start_worker("tests.workers.run_stream", [str(session.id), "2", "finish"])
     finished_out, err = finished_worker.communicate(timeout=WAIT_SECONDS)
     assert finished_worker.returncode == 0, err
@@ -200,7 +201,7 @@ def _slow_session() -> AgentSession:
     ModelRoute.objects.create(
         alias="slow", provider=provider, model_id="replay-1", context_window_tokens=8_000, max_output_tokens=1_000
     )
-    return session_create(title="slow", route_alias="slow")
+    return session_create(owner=op_user(), title="slow", route_alias="slow")
 
 
 def _streaming_run(session: AgentSession, chat: subprocess.Popen[str]) -> Run:
@@ -222,7 +223,7 @@ def test_a_second_start_and_recover_runs_leave_a_live_turn_alone(replay_route: M
     session = _slow_session()
     connection.close()
     chat = subprocess.Popen(
-        [sys.executable, "manage.py", "chat", str(session.pk), "hello there"],
+        [sys.executable, "manage.py", "chat", str(session.pk), "hello there", "--user", "op"],
         cwd=ROOT,
         env=worker_env(),
         stdout=subprocess.PIPE,

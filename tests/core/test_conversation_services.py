@@ -41,6 +41,7 @@ from core.models import (
     SessionStatus,
     TraceEvent,
 )
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +120,7 @@ def test_idempotent_retry_succeeds_on_an_archived_session(chat_session: AgentSes
 
 
 def test_session_delete_removes_everything_in_one_go(chat_session: AgentSession, replay_route: ModelRoute) -> None:
-    other = session_create(title="keep me", route_alias="replay")
+    other = session_create(owner=op_user(), title="keep me", route_alias="replay")
     _fill(chat_session, 5)
     _fill(other, 2)
     first = checkpoint_create(session_id=chat_session.id, through_seq=2, reason="manual")
@@ -262,7 +263,7 @@ def test_sessions_needing_compaction_is_one_query(
     replay_route: ModelRoute, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     for n in range(3):
-        session = session_create(title=f"s{n}")
+        session = session_create(owner=op_user(), title=f"s{n}")
         _fill(session, 1, tokens=7_000)
     # 1: sessions joined to their route, filtered by tokens * 100 >= threshold * window.
     with django_assert_num_queries(1):

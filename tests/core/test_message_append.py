@@ -8,6 +8,7 @@ from django.db import connection
 from core.conversation.services import message_append, session_create
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, Message, ModelRoute, SessionStatus
+from tests.owners import op_user
 from tests.procs import start_worker
 
 pytestmark = pytest.mark.django_db
@@ -75,15 +76,15 @@ def test_append_to_unknown_session_is_not_found(replay_route: ModelRoute) -> Non
 
 
 def test_session_create_uses_default_route_and_rejects_unknown(replay_route: ModelRoute) -> None:
-    assert session_create(title="  t  ").route_id == replay_route.pk
+    assert session_create(owner=op_user(), title="  t  ").route_id == replay_route.pk
     with pytest.raises(InvalidInputError, match=r"^route: no model route 'nope'"):
-        session_create(route_alias="nope")
+        session_create(owner=op_user(), route_alias="nope")
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_processes_append_gapless(replay_route: ModelRoute) -> None:
-    session = session_create(title="contended", route_alias=replay_route.alias)
+    session = session_create(owner=op_user(), title="contended", route_alias=replay_route.alias)
     connection.close()  # let the workers have the file to themselves while they start
     workers = [start_worker("tests.workers.append", [str(session.id), "60", f"w{n}"]) for n in range(4)]
     acked: list[int] = []

@@ -16,6 +16,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from core.conversation.services import message_append, session_create
 from core.models import AgentSession, Message
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +75,7 @@ def _message_table_sql() -> str:
 
 def test_message_ids_are_the_rowid_and_keep_growing(chat_session: AgentSession) -> None:
     first = message_append(session_id=chat_session.id, role="user", content="one").message.pk
-    other = session_create(title="other", route_alias=chat_session.route.alias)
+    other = session_create(owner=op_user(), title="other", route_alias=chat_session.route.alias)
     second = message_append(session_id=other.id, role="user", content="two").message.pk
     assert second > first
     if connection.vendor == "sqlite":

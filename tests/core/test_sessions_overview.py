@@ -19,6 +19,7 @@ from core.conversation.selectors import (
 )
 from core.conversation.services import session_archive, session_create
 from core.models import AgentSession, ModelRoute, SessionStatus
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,7 @@ def sessions(replay_route: ModelRoute) -> list[AgentSession]:
         (big, 80_000, 0),
         (big, 10, 7),
     ]:
-        session = session_create(title="", route_alias=route.alias)
+        session = session_create(owner=op_user(), title="", route_alias=route.alias)
         AgentSession.objects.filter(pk=session.pk).update(
             tokens_since_checkpoint=tokens, message_count=messages, last_seq=messages
         )

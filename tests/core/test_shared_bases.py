@@ -24,6 +24,7 @@ from core.models import AgentSession, ModelRoute, SessionStatus, TraceEvent
 from memory.models import DailyEpisode
 from telemetry.selectors import local_day
 from telemetry.services import usage_record
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -66,11 +67,11 @@ def test_usage_is_recorded_under_a_disabled_route(replay_route: ModelRoute) -> N
     """A route disabled after a call still counts that call's usage (the session services refuse it)."""
     ModelRoute.objects.filter(pk=replay_route.pk).update(enabled=False)
     assert route_resolve("replay", enabled_only=False) == ModelRoute.objects.get(pk=replay_route.pk)
-    result = usage_record(request_id="req-disabled-route", route_alias="replay", input_tokens=3)
+    result = usage_record(owner=op_user(), request_id="req-disabled-route", route_alias="replay", input_tokens=3)
     assert result.created
     assert result.event.route_id == replay_route.pk
     with pytest.raises(InvalidInputError):
-        session_create(title="refused", route_alias="replay")
+        session_create(owner=op_user(), title="refused", route_alias="replay")
 
 
 # --- the local day ----------------------------------------------------------------------------

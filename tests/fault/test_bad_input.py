@@ -36,6 +36,7 @@ from core.conversation.services import (
 from memory.services import attachment_record, memory_write
 from telemetry.services import usage_record
 from tests.fault.conftest import FAULT_CONFIG, db_snapshot, snapshot_changes
+from tests.owners import op_user
 
 pytestmark = [pytest.mark.fault, pytest.mark.django_db]
 
@@ -81,7 +82,7 @@ def _world_build() -> dict[str, Any]:
     """Sessions (active, other, archived), messages, checkpoints, runs (open, finished, of another
     session), a usage event, two keyed memories and an attachment, all written through services."""
     config_document_apply(document=document_parse(tomllib.loads(FAULT_CONFIG)), prune=False)
-    active = session_create(title="active", route_alias="main")
+    active = session_create(owner=op_user(), title="active", route_alias="main")
     first = message_append(session_id=active.id, role="user", content="hello", client_id="c-1").message
     message_append(session_id=active.id, role="assistant", content="hi there")
     message_append(session_id=active.id, role="user", content="plan a trip")
@@ -90,21 +91,23 @@ def _world_build() -> dict[str, Any]:
     done_run = run_create(session_id=active.id, status="running")
     run_finish(run_id=done_run.id, status="completed")
 
-    other = session_create(title="other", route_alias="main")
+    other = session_create(owner=op_user(), title="other", route_alias="main")
     other_message = message_append(session_id=other.id, role="user", content="elsewhere").message
     other_checkpoint = checkpoint_create(session_id=other.id, through_seq=1, reason="manual")
     other_run = run_create(session_id=other.id, status="running")
 
-    archived = session_create(title="archived", route_alias="main")
+    archived = session_create(owner=op_user(), title="archived", route_alias="main")
     message_append(session_id=archived.id, role="user", content="old")
     session_archive(session_id=archived.id)
 
     # On `fast`, whose provider needs OPENAI_API_KEY: blocked while the variable is unset.
-    blocked = session_create(title="blocked", route_alias="fast")
+    blocked = session_create(owner=op_user(), title="blocked", route_alias="fast")
 
-    usage_record(request_id="u-1", route_alias="main", session_id=active.id, input_tokens=100, output_tokens=20)
-    units = memory_write(kind="preference", content="Prefers metric units.", key="units").memory
-    memory_write(kind="fact", content="Lives in Lisbon.", key="home")
+    usage_record(
+        owner=op_user(), request_id="u-1", route_alias="main", session_id=active.id, input_tokens=100, output_tokens=20
+    )
+    units = memory_write(owner=op_user(), kind="preference", content="Prefers metric units.", key="units").memory
+    memory_write(owner=op_user(), kind="fact", content="Lives in Lisbon.", key="home")
     attachment_record(
         session_id=active.id,
         message_id=first.pk,
@@ -157,27 +160,6 @@ def _resolve(value: Any, world: dict[str, Any]) -> Any:
 
 # Each operation that takes a JSON body, with the path of an existing record to send it to.
 BODY_TARGETS: dict[str, dict[str, Any]] = {
-    "config_providers_create": {},
-    "config_providers_update": {"name": "openai"},
-    "config_providers_partial_update": {"name": "openai"},
-    "config_routes_create": {},
-    "config_routes_update": {"alias": "fast"},
-    "config_routes_partial_update": {"alias": "fast"},
-    "config_tools_create": {},
-    "config_tools_update": {"name": "clock"},
-    "config_tools_partial_update": {"name": "clock"},
-    "config_skills_create": {},
-    "config_skills_update": {"name": "notes"},
-    "config_skills_partial_update": {"name": "notes"},
-    "config_mcp_servers_create": {},
-    "config_mcp_servers_update": {"name": "files"},
-    "config_mcp_servers_partial_update": {"name": "files"},
-    "config_agents_create": {},
-    "config_agents_update": {"name": "writer"},
-    "config_agents_partial_update": {"name": "writer"},
-    "config_teams_create": {},
-    "config_teams_update": {"name": "desk"},
-    "config_teams_partial_update": {"name": "desk"},
     "sessions_create": {},
     "sessions_partial_update": {"id": Ref("session")},
     "sessions_messages_create": {"session_id": Ref("session")},
@@ -213,399 +195,6 @@ def _generic_cases() -> list[Case]:
 
 # --- Configuration records --------------------------------------------------------------------
 
-
-def _config_cases() -> list[Case]:
-    c = Case
-    return [
-        # providers
-        c("config_providers_create", "missing-required", 400, {}, fields=("name", "kind")),
-        c("config_providers_create", "unknown-kind", 400, {"name": "p2", "kind": "carrier-pigeon"}, fields=("kind",)),
-        c("config_providers_create", "name-wrong-type", 400, {"name": 5, "kind": "replay"}, fields=("name",)),
-        c("config_providers_create", "name-oversize", 400, {"name": "p" * 65, "kind": "replay"}, fields=("name",)),
-        c("config_providers_create", "name-bad-characters", 400, {"name": "a b/c", "kind": "replay"}, fields=("name",)),
-        # `$` would match before a final newline: names are matched whole.
-        c(
-            "config_providers_create",
-            "name-final-newline",
-            400,
-            {"name": "replay2\n", "kind": "replay"},
-            fields=("name",),
-        ),
-        c(
-            "config_providers_create",
-            "api-key-env-final-newline",
-            400,
-            {"name": "p2", "kind": "openai", "api_key_env": "OPENAI_API_KEY\n"},
-            fields=("api_key_env",),
-        ),
-        # A credential-named option holds a value of any shape: refused, shown only by its prefix.
-        c(
-            "config_providers_create",
-            "options-api-key-uuid",
-            400,
-            {
-                "name": "p2",
-                "kind": "openai_compatible",
-                "base_url": "http://localhost:1/v1",
-                "options": {"api_key": "0f8fad5b-d9cb-469f-a165-70867728950e"},
-            },
-            fields=("options.api_key",),
-        ),
-        c(
-            "config_providers_create",
-            "secret-instead-of-env-name",
-            400,
-            {"name": "p2", "kind": "openai", "api_key_env": "sk-proj-RECOGNISABLE-000000000000000000000000"},
-            fields=("api_key_env",),
-        ),
-        c("config_providers_create", "options-not-object", 400, {"name": "p2", "kind": "replay", "options": [1]}),
-        c("config_providers_create", "unknown-field", 400, {"name": "p2", "kind": "replay", "colour": "red"}),
-        c("config_providers_create", "duplicate-name", 400, {"name": "replay", "kind": "replay"}, fields=("name",)),
-        c("config_providers_update", "unknown-name", 404, {"name": "ghost", "kind": "replay"}, {"name": "ghost"}),
-        c("config_providers_update", "missing-kind", 400, {"name": "openai"}, {"name": "openai"}, fields=("kind",)),
-        c("config_providers_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
-        c("config_providers_partial_update", "unknown-kind", 400, {"kind": "x"}, {"name": "openai"}, fields=("kind",)),
-        c(
-            "config_providers_partial_update",
-            "enabled-wrong-type",
-            400,
-            {"enabled": "sometimes"},
-            {"name": "openai"},
-            fields=("enabled",),
-        ),
-        c("config_providers_destroy", "unknown-name", 404, path={"name": "ghost"}),
-        c("config_providers_destroy", "referenced-by-a-route", 409, path={"name": "replay"}, fields=("name",)),
-        # routes
-        c(
-            "config_routes_create",
-            "missing-required",
-            400,
-            {"alias": "r2"},
-            fields=("provider", "model_id", "context_window_tokens", "max_output_tokens"),
-        ),
-        c(
-            "config_routes_create",
-            "unknown-provider",
-            400,
-            {"alias": "r2", "provider": "ghost", "model_id": "m", "context_window_tokens": 10, "max_output_tokens": 5},
-            fields=("provider",),
-        ),
-        c(
-            "config_routes_create",
-            "window-wrong-type",
-            400,
-            {
-                "alias": "r2",
-                "provider": "replay",
-                "model_id": "m",
-                "context_window_tokens": "big",
-                "max_output_tokens": 5,
-            },
-            fields=("context_window_tokens",),
-        ),
-        c(
-            "config_routes_create",
-            "window-negative",
-            400,
-            {"alias": "r2", "provider": "replay", "model_id": "m", "context_window_tokens": -1, "max_output_tokens": 5},
-            fields=("context_window_tokens",),
-        ),
-        c(
-            "config_routes_create",
-            "price-not-a-number",
-            400,
-            {
-                "alias": "r2",
-                "provider": "replay",
-                "model_id": "m",
-                "context_window_tokens": 10,
-                "max_output_tokens": 5,
-                "price_input_per_mtok": "cheap",
-            },
-            fields=("price_input_per_mtok",),
-        ),
-        c(
-            "config_routes_create",
-            "duplicate-alias",
-            400,
-            {
-                "alias": "main",
-                "provider": "replay",
-                "model_id": "m",
-                "context_window_tokens": 10,
-                "max_output_tokens": 5,
-            },
-            fields=("alias",),
-        ),
-        c(
-            "config_routes_update",
-            "unknown-alias",
-            404,
-            {
-                "alias": "ghost",
-                "provider": "replay",
-                "model_id": "m",
-                "context_window_tokens": 10,
-                "max_output_tokens": 5,
-            },
-            {"alias": "ghost"},
-        ),
-        c(
-            "config_routes_update",
-            "missing-required",
-            400,
-            {"alias": "fast", "provider": "openai"},
-            {"alias": "fast"},
-            fields=("model_id",),
-        ),
-        c("config_routes_partial_update", "unknown-alias", 404, {"enabled": False}, {"alias": "ghost"}),
-        c(
-            "config_routes_partial_update",
-            "max-output-zero",
-            400,
-            {"max_output_tokens": 0},
-            {"alias": "fast"},
-            fields=("max_output_tokens",),
-        ),
-        c(
-            "config_routes_partial_update",
-            "provider-unknown",
-            400,
-            {"provider": "ghost"},
-            {"alias": "fast"},
-            fields=("provider",),
-        ),
-        c("config_routes_destroy", "unknown-alias", 404, path={"alias": "ghost"}),
-        c("config_routes_destroy", "referenced-by-an-agent", 409, path={"alias": "main"}, fields=("alias",)),
-        # tools
-        c("config_tools_create", "missing-name", 400, {"description": "x"}, fields=("name",)),
-        c(
-            "config_tools_create",
-            "parameters-not-object",
-            400,
-            {"name": "t2", "parameters": [1]},
-            fields=("parameters",),
-        ),
-        c(
-            "config_tools_create",
-            "description-wrong-type",
-            400,
-            {"name": "t2", "description": ["x"]},
-            fields=("description",),
-        ),
-        c("config_tools_create", "duplicate-name", 400, {"name": "web_search"}, fields=("name",)),
-        c("config_tools_update", "unknown-name", 404, {"name": "ghost"}, {"name": "ghost"}),
-        c(
-            "config_tools_update",
-            "requires-approval-wrong-type",
-            400,
-            {"name": "clock", "requires_approval": "maybe"},
-            {"name": "clock"},
-            fields=("requires_approval",),
-        ),
-        c("config_tools_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
-        c(
-            "config_tools_partial_update",
-            "rename-onto-another-tool",
-            400,
-            {"name": "web_search"},
-            {"name": "clock"},
-            fields=("name",),
-        ),
-        c(
-            "config_tools_partial_update",
-            "name-bad-characters",
-            400,
-            {"name": "not ok"},
-            {"name": "clock"},
-            fields=("name",),
-        ),
-        c("config_tools_destroy", "unknown-name", 404, path={"name": "ghost"}),
-        c("config_tools_destroy", "referenced-by-a-skill", 409, path={"name": "web_search"}, fields=("name",)),
-        # skills
-        c("config_skills_create", "unknown-tool", 400, {"name": "s2", "tools": ["ghost"]}, fields=("tools",)),
-        c("config_skills_create", "tools-not-a-list", 400, {"name": "s2", "tools": "web_search"}, fields=("tools",)),
-        c(
-            "config_skills_create",
-            "instructions-path-escapes",
-            400,
-            {"name": "s2", "instructions_path": "../../etc/passwd"},
-            fields=("instructions_path",),
-        ),
-        c("config_skills_create", "duplicate-name", 400, {"name": "notes", "instructions": "x"}, fields=("name",)),
-        c(
-            "config_skills_create",
-            "instructions-path-name-too-long",
-            400,
-            {"name": "s2", "instructions_path": "a" * 300},
-            fields=("instructions_path",),
-        ),
-        c(
-            "config_skills_create",
-            "instructions-path-nul",
-            400,
-            {"name": "s2", "instructions_path": "notes\u0000.md"},
-            fields=("instructions_path",),
-        ),
-        c(
-            "config_skills_create",
-            "instructions-path-control-character",
-            400,
-            {"name": "s2", "instructions_path": "notes\n.md"},
-            fields=("instructions_path",),
-        ),
-        c("config_skills_update", "unknown-name", 404, {"name": "ghost"}, {"name": "ghost"}),
-        c(
-            "config_skills_update",
-            "unknown-tool",
-            400,
-            {"name": "notes", "tools": ["ghost"]},
-            {"name": "notes"},
-            fields=("tools",),
-        ),
-        c("config_skills_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
-        c(
-            "config_skills_partial_update",
-            "enabled-wrong-type",
-            400,
-            {"enabled": 3},
-            {"name": "notes"},
-            fields=("enabled",),
-        ),
-        c("config_skills_destroy", "unknown-name", 404, path={"name": "ghost"}),
-        c("config_skills_destroy", "referenced-by-an-agent", 409, path={"name": "notes"}, fields=("name",)),
-        # MCP servers
-        c(
-            "config_mcp_servers_create",
-            "unknown-transport",
-            400,
-            {"name": "m2", "transport": "carrier-pigeon"},
-            fields=("transport",),
-        ),
-        c("config_mcp_servers_create", "stdio-without-command", 400, {"name": "m2", "transport": "stdio"}),
-        c(
-            "config_mcp_servers_create",
-            "args-wrong-type",
-            400,
-            {"name": "m2", "transport": "stdio", "command": "x", "args": "-v"},
-            fields=("args",),
-        ),
-        c(
-            "config_mcp_servers_create",
-            "duplicate-name",
-            400,
-            {"name": "files", "transport": "stdio", "command": "python3"},
-            fields=("name",),
-        ),
-        c(
-            "config_mcp_servers_update",
-            "unknown-name",
-            404,
-            {"name": "ghost", "transport": "stdio", "command": "x"},
-            {"name": "ghost"},
-        ),
-        c(
-            "config_mcp_servers_update",
-            "missing-transport",
-            400,
-            {"name": "files"},
-            {"name": "files"},
-            fields=("transport",),
-        ),
-        c("config_mcp_servers_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
-        c(
-            "config_mcp_servers_partial_update",
-            "unknown-transport",
-            400,
-            {"transport": "smoke-signals"},
-            {"name": "files"},
-            fields=("transport",),
-        ),
-        c("config_mcp_servers_destroy", "unknown-name", 404, path={"name": "ghost"}),
-        c("config_mcp_servers_destroy", "referenced-by-an-agent", 409, path={"name": "files"}, fields=("name",)),
-        # agents
-        c("config_agents_create", "missing-route", 400, {"name": "a2"}, fields=("route",)),
-        c("config_agents_create", "unknown-route", 400, {"name": "a2", "route": "ghost"}, fields=("route",)),
-        c(
-            "config_agents_create",
-            "unknown-tool",
-            400,
-            {"name": "a2", "route": "main", "tools": ["ghost"]},
-            fields=("tools",),
-        ),
-        c("config_agents_create", "duplicate-name", 400, {"name": "writer", "route": "main"}, fields=("name",)),
-        c("config_agents_update", "unknown-name", 404, {"name": "ghost", "route": "main"}, {"name": "ghost"}),
-        c(
-            "config_agents_update",
-            "unknown-skill",
-            400,
-            {"name": "writer", "route": "fast", "skills": ["ghost"]},
-            {"name": "writer"},
-            fields=("skills",),
-        ),
-        c("config_agents_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
-        c(
-            "config_agents_partial_update",
-            "mcp-servers-wrong-type",
-            400,
-            {"mcp_servers": {"files": True}},
-            {"name": "writer"},
-            fields=("mcp_servers",),
-        ),
-        c("config_agents_destroy", "unknown-name", 404, path={"name": "ghost"}),
-        c("config_agents_destroy", "referenced-by-a-team", 409, path={"name": "researcher"}, fields=("name",)),
-        # teams
-        c("config_teams_create", "missing-required", 400, {"name": "t2"}, fields=("lead", "members")),
-        c(
-            "config_teams_create",
-            "unknown-member",
-            400,
-            {"name": "t2", "lead": "researcher", "members": ["researcher", "ghost"]},
-            fields=("members",),
-        ),
-        c(
-            "config_teams_create",
-            "members-not-a-list",
-            400,
-            {"name": "t2", "lead": "researcher", "members": "researcher"},
-            fields=("members",),
-        ),
-        c(
-            "config_teams_create",
-            "duplicate-name",
-            400,
-            {"name": "desk", "lead": "researcher", "members": ["researcher"]},
-            fields=("name",),
-        ),
-        c(
-            "config_teams_update",
-            "unknown-name",
-            404,
-            {"name": "ghost", "lead": "researcher", "members": ["researcher"]},
-            {"name": "ghost"},
-        ),
-        c(
-            "config_teams_update",
-            "unknown-lead",
-            400,
-            {"name": "desk", "lead": "ghost", "members": ["researcher"]},
-            {"name": "desk"},
-            fields=("lead",),
-        ),
-        c("config_teams_partial_update", "unknown-name", 404, {"enabled": False}, {"name": "ghost"}),
-        c(
-            "config_teams_partial_update",
-            "description-wrong-type",
-            400,
-            {"description": 7},
-            {"name": "desk"},
-            fields=("description",),
-        ),
-        c("config_teams_destroy", "unknown-name", 404, path={"name": "ghost"}),
-    ]
-
-
-# --- The conversation store and turns ---------------------------------------------------------
 
 SESSION = {"session_id": Ref("session")}
 ARCHIVED = {"session_id": Ref("archived_session")}
@@ -1319,14 +908,6 @@ def _hostile_cases() -> list[Case]:
             fields=("latency_ms",),
         ),
         c(
-            "config_routes_partial_update",
-            "window-huge",
-            400,
-            {"context_window_tokens": HUGE},
-            {"alias": "fast"},
-            ("context_window_tokens",),
-        ),
-        c(
             "runs_events_create",
             "deeply-nested-payload",
             400,
@@ -1400,20 +981,6 @@ def _hostile_cases() -> list[Case]:
                 fields=("request_id",),
             ),
             c(
-                "config_tools_create",
-                f"description-{label}",
-                400,
-                {"name": "t3", "description": text},
-                fields=("description",),
-            ),
-            c(
-                "config_tools_create",
-                f"parameters-{label}",
-                400,
-                {"name": "t3", "parameters": {"type": "object", "description": text}},
-                fields=("parameters",),
-            ),
-            c(
                 "sessions_messages_create",
                 f"part-{label}",
                 400,
@@ -1427,7 +994,6 @@ def _hostile_cases() -> list[Case]:
 
 CASES: list[Case] = [
     *_generic_cases(),
-    *_config_cases(),
     *_conversation_cases(),
     *_memory_cases(),
     *_telemetry_cases(),
@@ -1572,9 +1138,9 @@ def test_integer_query_at_the_64_bit_limit_is_an_empty_answer(api: APIClient) ->
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"name": "s2", "instructions": "a\x00b"}, "instructions"),
-        ({"name": "s2", "instructions_path": "notes\x00.md"}, "instructions_path"),
-        ({"name": "s2\x00", "instructions": "x"}, "name"),
+        ({"kind": "fact", "content": "a\x00b"}, "content"),
+        ({"kind": "fact", "content": "x", "key": "notes\x00.md"}, "key"),
+        ({"kind": "fact\x00", "content": "x"}, "kind"),
     ],
 )
 def test_form_bodies_refuse_nul_like_json(
@@ -1582,9 +1148,9 @@ def test_form_bodies_refuse_nul_like_json(
 ) -> None:
     before = db_snapshot()
     if encoding == "urlencoded":
-        response = api.post("/api/config/skills/", urlencode(body), content_type="application/x-www-form-urlencoded")
+        response = api.post("/api/memory/long-term/", urlencode(body), content_type="application/x-www-form-urlencoded")
     else:
-        response = api.post("/api/config/skills/", body, format="multipart")
+        response = api.post("/api/memory/long-term/", body, format="multipart")
     assert response.status_code == 400, response.content[:500]
     assert field in response.json()["fields"]
     assert "NUL" in response.json()["fields"][field][0]
@@ -1593,7 +1159,7 @@ def test_form_bodies_refuse_nul_like_json(
 
 def test_form_field_name_with_nul_is_refused(api: APIClient) -> None:
     response = api.post(
-        "/api/config/skills/", "name=s2&instructions=x&bad%00name=1", content_type="application/x-www-form-urlencoded"
+        "/api/memory/long-term/", "kind=fact&content=x&bad%00name=1", content_type="application/x-www-form-urlencoded"
     )
     assert response.status_code == 400, response.content[:500]
     assert "NUL" in response.json()["fields"]["non_field_errors"][0]

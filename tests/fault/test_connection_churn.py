@@ -18,6 +18,7 @@ from django.db import connection
 from core.conversation.services import session_create
 from core.models import Message, ModelRoute
 from tests.fault.conftest import stop_if_running
+from tests.owners import op_user
 from tests.procs import start_worker
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -38,7 +39,7 @@ CHURN_SECONDS = 120
 
 
 def test_5000_new_connections_leave_no_connection_fd_or_memory_behind(replay_route: ModelRoute) -> None:
-    session = session_create(title="churn")
+    session = session_create(owner=op_user(), title="churn")
     count = CONNECTIONS_POSTGRESQL if connection.vendor == "postgresql" else CONNECTIONS
     worker = start_worker("tests.workers.connection_churn", [str(session.id), str(WARMUP), str(count), str(PARALLEL)])
     try:

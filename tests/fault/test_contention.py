@@ -16,6 +16,7 @@ from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEven
 from telemetry.selectors import rollup_differences
 from telemetry.services import usage_cost_pico_usd
 from tests.fault.conftest import WAIT_SECONDS, LineReader, restart_connections, sqlite_checks, stop_if_running
+from tests.owners import op_user
 from tests.procs import run_manage, start_worker
 from tests.workers.fault_contend import planned_write
 
@@ -55,7 +56,7 @@ def _expected_usage(route: ModelRoute) -> dict[str, int]:
 def test_concurrent_writers_to_one_session_and_one_rollup_lose_and_duplicate_nothing(
     main_route: ModelRoute, tmp_path: Path
 ) -> None:
-    session = session_create(title="contended", route_alias=main_route.alias)
+    session = session_create(owner=op_user(), title="contended", route_alias=main_route.alias)
     run = run_create(session_id=session.id, status="running")
     go_file = tmp_path / "go"
     connection.close()

@@ -28,6 +28,7 @@ from tests.fault.conftest import (
     sqlite_checks,
     stop_if_running,
 )
+from tests.owners import op_user
 from tests.procs import run_manage, start_worker
 from tests.workers.fault_writer import round_usage
 
@@ -171,7 +172,7 @@ def _assert_trace(run_id: str, acks: Acks) -> None:
 def test_killed_writer_leaves_every_acknowledged_write_and_nothing_half_written(
     main_route: ModelRoute, moment: KillMoment
 ) -> None:
-    session = session_create(title="killed mid-stream", route_alias=main_route.alias)
+    session = session_create(owner=op_user(), title="killed mid-stream", route_alias=main_route.alias)
     run_id, acks = _kill_at(session, main_route, moment)
     seen = {"message": len(acks.messages), "usage": len(acks.usage), "event": len(acks.events)}
     assert seen[moment.kind] >= moment.count
@@ -212,7 +213,7 @@ def test_killed_writer_leaves_every_acknowledged_write_and_nothing_half_written(
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_recover_runs_on_a_clean_database_changes_nothing_and_can_run_at_every_start(main_route: ModelRoute) -> None:
-    session_create(title="idle", route_alias=main_route.alias)
+    session_create(owner=op_user(), title="idle", route_alias=main_route.alias)
     before = db_snapshot()
     connection.close()
     for _ in range(2):

@@ -12,6 +12,7 @@ from pytest_django import DjangoAssertNumQueries
 from core.models import AgentSession, Message
 from memory.models import AttachmentSummary, DailyEpisode, LongTermMemory
 from memory.services import attachment_record, episode_upsert, memory_write
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -26,10 +27,13 @@ def admin_client(operator: User) -> Client:
 @pytest.fixture
 def filled(talked_session: AgentSession) -> AgentSession:
     for index in range(30):
-        memory_write(kind="fact", content=f"memory number {index} about tea", pinned=index % 5 == 0)
+        memory_write(owner=op_user(), kind="fact", content=f"memory number {index} about tea", pinned=index % 5 == 0)
     for day in range(1, 11):
-        episode_upsert(day=datetime.date(2025, 1, day), timezone_name="UTC", summary=f"day {day}", source="manual")
         episode_upsert(
+            owner=op_user(), day=datetime.date(2025, 1, day), timezone_name="UTC", summary=f"day {day}", source="manual"
+        )
+        episode_upsert(
+            owner=op_user(),
             day=datetime.date(2025, 1, day),
             timezone_name="UTC",
             summary=f"session day {day}",
@@ -87,7 +91,12 @@ def test_each_tier_narrows_by_session(admin_client: Client, filled: AgentSession
     assert (session, str(filled)) in [choice[:2] for choice in episodes.context["cl"].filter_specs[2].lookup_choices]
     assert admin_client.get("/admin/memory/attachmentsummary/", {"session": session}).context["cl"].result_count == 4
     memory_write(
-        kind="fact", content="from the talk", source_session_id=filled.pk, source_first_seq=1, source_last_seq=1
+        owner=op_user(),
+        kind="fact",
+        content="from the talk",
+        source_session_id=filled.pk,
+        source_first_seq=1,
+        source_last_seq=1,
     )
     memories = admin_client.get("/admin/memory/longtermmemory/", {"session": session})
     assert [row.content for row in memories.context["cl"].result_list] == ["from the talk"]

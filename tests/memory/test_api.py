@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from core.models import AgentSession, Message
 from memory.models import AttachmentSummary, DailyEpisode, LongTermMemory
 from memory.services import episode_upsert, memory_write
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -114,7 +115,8 @@ def test_list_pages_newest_first_with_filters(
     api: APIClient, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     ids = [
-        memory_write(kind="fact" if i % 2 else "preference", content=f"m{i}", pinned=i == 3).memory.pk for i in range(5)
+        memory_write(owner=op_user(), kind="fact" if i % 2 else "preference", content=f"m{i}", pinned=i == 3).memory.pk
+        for i in range(5)
     ]
     # One SELECT of the page (cursor pagination: no COUNT).
     with django_assert_num_queries(1):
@@ -130,9 +132,9 @@ def test_list_pages_newest_first_with_filters(
 
 
 def test_search_answers_best_match_first(api: APIClient, django_assert_num_queries: DjangoAssertNumQueries) -> None:
-    weak = memory_write(kind="fact", content="tea " + " ".join(f"word{i}" for i in range(20))).memory
-    strong = memory_write(kind="fact", content="tea tea tea").memory
-    memory_write(kind="fact", content="coffee only")
+    weak = memory_write(owner=op_user(), kind="fact", content="tea " + " ".join(f"word{i}" for i in range(20))).memory
+    strong = memory_write(owner=op_user(), kind="fact", content="tea tea tea").memory
+    memory_write(owner=op_user(), kind="fact", content="coffee only")
     # The ranked full-text SELECT.
     with django_assert_num_queries(1):
         response = api.get(LONG_TERM, {"q": "TEA"})
@@ -159,7 +161,7 @@ def test_search_answers_best_match_first(api: APIClient, django_assert_num_queri
     ],
 )
 def test_search_with_hostile_text_is_never_an_error(api: APIClient, query: str, found: int) -> None:
-    memory_write(kind="fact", content="tea tea")
+    memory_write(owner=op_user(), kind="fact", content="tea tea")
     response = api.get(LONG_TERM, {"q": query})
     assert response.status_code == 200
     assert len(response.json()["results"]) == found
@@ -173,7 +175,7 @@ def test_search_limit_is_validated(api: APIClient) -> None:
 
 
 def test_retrieve_patch_put_delete(api: APIClient) -> None:
-    memory = memory_write(kind="fact", content="old", key="k1").memory
+    memory = memory_write(owner=op_user(), kind="fact", content="old", key="k1").memory
     url = f"{LONG_TERM}{memory.pk}/"
     assert api.get(url).json()["content"] == "old"
     patched = api.patch(url, {"pinned": True, "importance": 5})
@@ -199,8 +201,8 @@ def test_retrieve_patch_put_delete(api: APIClient) -> None:
 
 
 def test_patch_to_a_taken_key_is_409_and_unknown_ids_are_404(api: APIClient) -> None:
-    memory_write(kind="fact", content="a", key="taken")
-    other = memory_write(kind="fact", content="b").memory
+    memory_write(owner=op_user(), kind="fact", content="a", key="taken")
+    other = memory_write(owner=op_user(), kind="fact", content="b").memory
     response = api.patch(f"{LONG_TERM}{other.pk}/", {"key": "taken"})
     assert response.status_code == 409
     assert response.json()["code"] == "conflict"
@@ -336,8 +338,10 @@ def test_attachment_errors(api: APIClient, talked_session: AgentSession) -> None
 def test_context_with_budget(
     api: APIClient, talked_session: AgentSession, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
-    memory_write(kind="instruction", content="Be brief.", pinned=True)  # 3 tokens
-    episode_upsert(day=datetime.date(2025, 1, 1), timezone_name="UTC", summary="Yesterday.", source="manual")
+    memory_write(owner=op_user(), kind="instruction", content="Be brief.", pinned=True)  # 3 tokens
+    episode_upsert(
+        owner=op_user(), day=datetime.date(2025, 1, 1), timezone_name="UTC", summary="Yesterday.", source="manual"
+    )
     # session_get, pinned memories, latest user message, relevance search, latest checkpoint,
     # recent episodes, one chunk of the message tail.
     with django_assert_num_queries(7):

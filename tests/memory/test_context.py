@@ -15,6 +15,7 @@ from core.errors import InvalidInputError, NotFoundError
 from core.models import AgentSession, Message
 from memory.context import MAX_BUDGET_TOKENS, ContextBundle, context_inputs
 from memory.services import attachment_record, episode_upsert, memory_write
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -39,19 +40,21 @@ def rich_session(chat_session: AgentSession) -> AgentSession:
             ]
         message_append(session_id=session.id, role=role, content=content, parts=parts, token_count=10)  # type: ignore[arg-type]
     checkpoint_create(session_id=session.id, through_seq=4, reason="manual", summary="Earlier: greetings." * 2)
-    memory_write(kind="instruction", content="Answer briefly.", pinned=True, importance=5)  # 4 tokens
-    memory_write(kind="fact", content="Name is Ada.", pinned=True, importance=2)  # 3 tokens
-    memory_write(kind="preference", content="Drinks coffee every morning", key="drink")  # 7 tokens
-    memory_write(kind="fact", content="Morning runs at seven")  # 6 tokens
-    memory_write(kind="fact", content="Unrelated thing about boats")
-    other = session_create(title="other")
+    memory_write(owner=op_user(), kind="instruction", content="Answer briefly.", pinned=True, importance=5)  # 4 tokens
+    memory_write(owner=op_user(), kind="fact", content="Name is Ada.", pinned=True, importance=2)  # 3 tokens
+    memory_write(owner=op_user(), kind="preference", content="Drinks coffee every morning", key="drink")  # 7 tokens
+    memory_write(owner=op_user(), kind="fact", content="Morning runs at seven")  # 6 tokens
+    memory_write(owner=op_user(), kind="fact", content="Unrelated thing about boats")
+    other = session_create(owner=op_user(), title="other")
     for day, session_id, summary in [
         (datetime.date(2025, 1, 1), session.id, "Session day one."),
         (datetime.date(2025, 1, 2), None, "Whole day two."),
         (datetime.date(2025, 1, 3), other.id, "Other session, never included."),
         (datetime.date(2025, 1, 3), session.id, "Session day three."),
     ]:
-        episode_upsert(day=day, timezone_name="UTC", summary=summary, source="compactor", session_id=session_id)
+        episode_upsert(
+            owner=op_user(), day=day, timezone_name="UTC", summary=summary, source="compactor", session_id=session_id
+        )
     for seq, sha, summary in [(6, SHA_A, "Notes about the launch."), (8, SHA_B, "A photo of a cat.")]:
         attachment_record(
             session_id=session.id,

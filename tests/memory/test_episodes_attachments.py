@@ -13,6 +13,7 @@ from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, Message
 from memory.models import AttachmentContent, AttachmentSummary, DailyEpisode
 from memory.services import AttachmentResult, attachment_record, episode_delete, episode_upsert
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +23,7 @@ SHA = "ab" * 32
 
 def test_episode_round_trip_and_upsert_per_day_and_session(talked_session: AgentSession) -> None:
     first = episode_upsert(
+        owner=op_user(),
         day=DAY,
         timezone_name="Europe/Paris",
         summary=" Talked about coffee. ",
@@ -44,7 +46,13 @@ def test_episode_round_trip_and_upsert_per_day_and_session(talked_session: Agent
     assert str(stored) == f"2025-03-14 (Europe/Paris) session {talked_session.id}"
 
     again = episode_upsert(
-        day=DAY, timezone_name="UTC", summary="Rewritten.", source="manual", session_id=talked_session.id, token_count=9
+        owner=op_user(),
+        day=DAY,
+        timezone_name="UTC",
+        summary="Rewritten.",
+        source="manual",
+        session_id=talked_session.id,
+        token_count=9,
     )
     assert (again.created, again.episode.pk) == (False, stored.pk)
     stored.refresh_from_db()
@@ -59,18 +67,27 @@ def test_episode_round_trip_and_upsert_per_day_and_session(talked_session: Agent
 
 
 def test_whole_day_episode_is_unique_per_day_beside_session_ones(talked_session: AgentSession) -> None:
-    whole = episode_upsert(day=DAY, timezone_name="UTC", summary="All sessions.", source="compactor")
+    whole = episode_upsert(owner=op_user(), day=DAY, timezone_name="UTC", summary="All sessions.", source="compactor")
     episode_upsert(
-        day=DAY, timezone_name="UTC", summary="One session.", source="compactor", session_id=talked_session.id
+        owner=op_user(),
+        day=DAY,
+        timezone_name="UTC",
+        summary="One session.",
+        source="compactor",
+        session_id=talked_session.id,
     )
-    again = episode_upsert(day=DAY, timezone_name="UTC", summary="All sessions, again.", source="manual")
+    again = episode_upsert(
+        owner=op_user(), day=DAY, timezone_name="UTC", summary="All sessions, again.", source="manual"
+    )
     assert (again.created, again.episode.pk) == (False, whole.episode.pk)
     assert str(again.episode) == "2025-03-14 (UTC) whole day"
     assert DailyEpisode.objects.count() == 2
     with pytest.raises(IntegrityError), transaction.atomic():
-        DailyEpisode.objects.create(day=DAY, timezone="UTC", summary="dup", source="manual")
+        DailyEpisode.objects.create(owner=op_user(), day=DAY, timezone="UTC", summary="dup", source="manual")
     with pytest.raises(IntegrityError), transaction.atomic():
-        DailyEpisode.objects.create(day=DAY, timezone="UTC", summary="dup", source="manual", session=talked_session)
+        DailyEpisode.objects.create(
+            owner=op_user(), day=DAY, timezone="UTC", summary="dup", source="manual", session=talked_session
+        )
 
 
 @pytest.mark.parametrize(
@@ -88,7 +105,7 @@ def test_whole_day_episode_is_unique_per_day_beside_session_ones(talked_session:
 def test_episode_rejects_bad_input(kwargs: dict[str, object], message: str) -> None:
     arguments: dict[str, object] = {"day": DAY, "timezone_name": "UTC", "summary": "s", "source": "manual", **kwargs}
     with pytest.raises(InvalidInputError) as caught:
-        episode_upsert(**arguments)  # type: ignore[arg-type]
+        episode_upsert(owner=op_user(), **arguments)  # type: ignore[arg-type]
     assert str(caught.value).startswith(message)
     assert not DailyEpisode.objects.exists()
 
@@ -96,6 +113,7 @@ def test_episode_rejects_bad_input(kwargs: dict[str, object], message: str) -> N
 def test_episode_range_is_checked_against_the_session(talked_session: AgentSession) -> None:
     with pytest.raises(InvalidInputError, match=r"^last_seq: 5 is past the session's last message \(#4\)$"):
         episode_upsert(
+            owner=op_user(),
             day=DAY,
             timezone_name="UTC",
             summary="s",
@@ -105,13 +123,17 @@ def test_episode_range_is_checked_against_the_session(talked_session: AgentSessi
             last_seq=5,
         )
     with pytest.raises(NotFoundError, match=r"^session: no session not-a-uuid$"):
-        episode_upsert(day=DAY, timezone_name="UTC", summary="s", source="manual", session_id="not-a-uuid")
+        episode_upsert(
+            owner=op_user(), day=DAY, timezone_name="UTC", summary="s", source="manual", session_id="not-a-uuid"
+        )
     with pytest.raises(IntegrityError), transaction.atomic():
-        DailyEpisode.objects.create(day=DAY, timezone="UTC", summary="s", source="manual", first_seq=1, last_seq=2)
+        DailyEpisode.objects.create(
+            owner=op_user(), day=DAY, timezone="UTC", summary="s", source="manual", first_seq=1, last_seq=2
+        )
 
 
 def test_episode_delete(talked_session: AgentSession) -> None:
-    episode = episode_upsert(day=DAY, timezone_name="UTC", summary="s", source="manual").episode
+    episode = episode_upsert(owner=op_user(), day=DAY, timezone_name="UTC", summary="s", source="manual").episode
     episode_delete(episode_id=episode.pk)
     assert not DailyEpisode.objects.exists()
     with pytest.raises(NotFoundError, match=r"^episode: no daily episode"):
@@ -214,7 +236,7 @@ def test_attachment_rejects_bad_input(talked_session: AgentSession, overrides: d
 
 
 def test_attachment_message_must_belong_to_the_session(talked_session: AgentSession) -> None:
-    other = session_create(title="other")
+    other = session_create(owner=op_user(), title="other")
     foreign = message_append(session_id=other.id, role="user", content="x").message
     with pytest.raises(InvalidInputError, match=rf"^message: message {foreign.pk} belongs to another session"):
         _record(talked_session, foreign)
@@ -252,7 +274,7 @@ def test_url_sources_keep_their_address(talked_session: AgentSession) -> None:
 
 
 def _session_with_attachments(size: int) -> AgentSession:
-    session = session_create(title=f"{size} messages", route_alias="replay")
+    session = session_create(owner=op_user(), title=f"{size} messages", route_alias="replay")
     for number in range(size):
         message = message_append(session_id=session.pk, role="user", content=f"message {number} " * 20).message
         attachment_record(

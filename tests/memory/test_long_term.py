@@ -10,12 +10,14 @@ from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession
 from memory.models import LongTermMemory
 from memory.services import memory_delete, memory_mark_used, memory_pin, memory_update, memory_write
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
 
 def test_write_round_trip_with_defaults_and_provenance(talked_session: AgentSession) -> None:
     result = memory_write(
+        owner=op_user(),
         kind="fact",
         content="  The user lives in Lyon.  ",
         source_session_id=talked_session.id,
@@ -37,14 +39,14 @@ def test_write_round_trip_with_defaults_and_provenance(talked_session: AgentSess
 
 
 def test_write_with_existing_key_updates_that_memory(talked_session: AgentSession) -> None:
-    first = memory_write(kind="preference", content="tea", key="drink", importance=4, pinned=True)
-    second = memory_write(kind="fact", content="coffee, black", key="drink")
+    first = memory_write(owner=op_user(), kind="preference", content="tea", key="drink", importance=4, pinned=True)
+    second = memory_write(owner=op_user(), kind="fact", content="coffee, black", key="drink")
     assert (first.created, second.created) == (True, False)
     assert second.memory.pk == first.memory.pk
     stored = LongTermMemory.objects.get()
     # Importance and pinned keep their stored values when not given.
     assert (stored.kind, stored.content, stored.importance, stored.pinned) == ("fact", "coffee, black", 4, True)
-    third = memory_write(kind="fact", content="water", key="drink", importance=1, pinned=False)
+    third = memory_write(owner=op_user(), kind="fact", content="water", key="drink", importance=1, pinned=False)
     assert third.created is False
     stored.refresh_from_db()
     assert (stored.content, stored.importance, stored.pinned) == ("water", 1, False)
@@ -52,8 +54,8 @@ def test_write_with_existing_key_updates_that_memory(talked_session: AgentSessio
 
 
 def test_memories_without_key_are_never_merged() -> None:
-    memory_write(kind="fact", content="same")
-    memory_write(kind="fact", content="same", key="  ")
+    memory_write(owner=op_user(), kind="fact", content="same")
+    memory_write(owner=op_user(), kind="fact", content="same", key="  ")
     assert list(LongTermMemory.objects.values_list("key", flat=True)) == [None, None]
 
 
@@ -85,7 +87,7 @@ def test_memories_without_key_are_never_merged() -> None:
 )
 def test_write_rejects_bad_input(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        memory_write(**kwargs)  # type: ignore[arg-type]
+        memory_write(owner=op_user(), **kwargs)  # type: ignore[arg-type]
     assert str(caught.value) == message
     assert caught.value.fields == {message.split(":")[0]: [message.split(": ", 1)[1]]}
     assert not LongTermMemory.objects.exists()
@@ -94,31 +96,43 @@ def test_write_rejects_bad_input(kwargs: dict[str, object], message: str) -> Non
 def test_write_rejects_a_range_past_the_session(talked_session: AgentSession) -> None:
     with pytest.raises(InvalidInputError, match=r"^source_last_seq: 9 is past the session's last message \(#4\)$"):
         memory_write(
-            kind="fact", content="x", source_session_id=talked_session.id, source_first_seq=2, source_last_seq=9
+            owner=op_user(),
+            kind="fact",
+            content="x",
+            source_session_id=talked_session.id,
+            source_first_seq=2,
+            source_last_seq=9,
         )
     with pytest.raises(InvalidInputError, match=r"^source_last_seq: 1 is before first_seq 2; swap them$"):
         memory_write(
-            kind="fact", content="x", source_session_id=talked_session.id, source_first_seq=2, source_last_seq=1
+            owner=op_user(),
+            kind="fact",
+            content="x",
+            source_session_id=talked_session.id,
+            source_first_seq=2,
+            source_last_seq=1,
         )
     with pytest.raises(InvalidInputError, match=r"^source_last_seq: is missing; give both ends"):
-        memory_write(kind="fact", content="x", source_session_id=talked_session.id, source_first_seq=2)
+        memory_write(owner=op_user(), kind="fact", content="x", source_session_id=talked_session.id, source_first_seq=2)
     assert not LongTermMemory.objects.exists()
 
 
 def test_write_with_unknown_session_is_not_found(db: None) -> None:
     with pytest.raises(NotFoundError, match=r"^source_session: no session 00000000-0000-0000-0000-000000000000$"):
-        memory_write(kind="fact", content="x", source_session_id="00000000-0000-0000-0000-000000000000")
+        memory_write(
+            owner=op_user(), kind="fact", content="x", source_session_id="00000000-0000-0000-0000-000000000000"
+        )
 
 
 def test_source_session_deletion_keeps_the_memory(talked_session: AgentSession) -> None:
-    memory = memory_write(kind="fact", content="x", source_session_id=talked_session.id).memory
+    memory = memory_write(owner=op_user(), kind="fact", content="x", source_session_id=talked_session.id).memory
     talked_session.delete()
     memory.refresh_from_db()
     assert memory.source_session_id is None
 
 
 def test_update_changes_only_given_fields_and_can_clear_key() -> None:
-    memory = memory_write(kind="fact", content="old", key="k", importance=2).memory
+    memory = memory_write(owner=op_user(), kind="fact", content="old", key="k", importance=2).memory
     updated = memory_update(memory_id=memory.pk, content="new", pinned=True)
     assert (updated.content, updated.key, updated.importance, updated.pinned) == ("new", "k", 2, True)
     cleared = memory_update(memory_id=memory.pk, key=None)
@@ -127,8 +141,8 @@ def test_update_changes_only_given_fields_and_can_clear_key() -> None:
 
 
 def test_update_to_a_key_held_by_another_memory_is_a_conflict() -> None:
-    memory_write(kind="fact", content="a", key="taken")
-    other = memory_write(kind="fact", content="b").memory
+    memory_write(owner=op_user(), kind="fact", content="a", key="taken")
+    other = memory_write(owner=op_user(), kind="fact", content="b").memory
     with pytest.raises(ConflictError, match=r"^key: 'taken' belongs to another memory; write to that key"):
         memory_update(memory_id=other.pk, key="taken", content="changed")
     other.refresh_from_db()
@@ -143,14 +157,14 @@ def test_update_and_delete_unknown_memory_are_not_found(db: None) -> None:
 
 
 def test_delete_removes_the_memory() -> None:
-    memory = memory_write(kind="fact", content="gone soon").memory
+    memory = memory_write(owner=op_user(), kind="fact", content="gone soon").memory
     memory_delete(memory_id=memory.pk)
     assert not LongTermMemory.objects.exists()
 
 
 def test_pin_changes_only_rows_whose_state_differs() -> None:
-    a = memory_write(kind="fact", content="a").memory
-    b = memory_write(kind="fact", content="b", pinned=True).memory
+    a = memory_write(owner=op_user(), kind="fact", content="a").memory
+    b = memory_write(owner=op_user(), kind="fact", content="b", pinned=True).memory
     assert memory_pin(memory_ids=[a.pk, b.pk, a.pk], pinned=True) == 1
     assert set(LongTermMemory.objects.values_list("pinned", flat=True)) == {True}
     assert memory_pin(memory_ids=[b.pk], pinned=False) == 1
@@ -158,8 +172,8 @@ def test_pin_changes_only_rows_whose_state_differs() -> None:
 
 
 def test_mark_used_sets_last_used_at_in_one_update(django_assert_num_queries: DjangoAssertNumQueries) -> None:
-    a = memory_write(kind="fact", content="a").memory
-    b = memory_write(kind="fact", content="b").memory
+    a = memory_write(owner=op_user(), kind="fact", content="a").memory
+    b = memory_write(owner=op_user(), kind="fact", content="b").memory
     with django_assert_num_queries(0):
         assert memory_mark_used(memory_ids=[]) == 0
     # SAVEPOINT, UPDATE … SET last_used_at WHERE id IN (…), RELEASE SAVEPOINT
@@ -180,13 +194,13 @@ def test_mark_used_sets_last_used_at_in_one_update(django_assert_num_queries: Dj
 def test_database_constraints_hold_without_the_service(fields: dict[str, object], constraint: str) -> None:
     row = {"kind": "fact", "content": "x", **fields}
     with pytest.raises(IntegrityError), transaction.atomic():
-        LongTermMemory.objects.create(**row)
+        LongTermMemory.objects.create(owner=op_user(), **row)
 
 
 def test_database_refuses_a_second_memory_with_the_same_key() -> None:
-    LongTermMemory.objects.create(kind="fact", content="a", key="k")
+    LongTermMemory.objects.create(owner=op_user(), kind="fact", content="a", key="k")
     with pytest.raises(IntegrityError), transaction.atomic():
-        LongTermMemory.objects.create(kind="fact", content="b", key="k")
-    LongTermMemory.objects.create(kind="fact", content="c", key=None)
-    LongTermMemory.objects.create(kind="fact", content="d", key=None)
+        LongTermMemory.objects.create(owner=op_user(), kind="fact", content="b", key="k")
+    LongTermMemory.objects.create(owner=op_user(), kind="fact", content="c", key=None)
+    LongTermMemory.objects.create(owner=op_user(), kind="fact", content="d", key=None)
     assert LongTermMemory.objects.count() == 3

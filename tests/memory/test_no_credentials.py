@@ -15,6 +15,7 @@ from core.errors import InvalidInputError
 from core.models import AgentSession, Message
 from memory.models import AttachmentSummary, DailyEpisode, LongTermMemory
 from memory.services import attachment_record, episode_upsert, memory_update, memory_write
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -32,9 +33,11 @@ def refused(call: object, field: str) -> None:
 
 
 def test_long_term_memory_refuses_a_key_in_content_or_key() -> None:
-    refused(lambda: memory_write(kind="fact", content=f"My OpenAI key is {KEY}"), "content")
-    refused(lambda: memory_write(kind="fact", content="where the key is", key=KEY), "key")
-    memory = memory_write(kind="fact", content="The OpenAI key is in the OPENAI_API_KEY variable").memory
+    refused(lambda: memory_write(owner=op_user(), kind="fact", content=f"My OpenAI key is {KEY}"), "content")
+    refused(lambda: memory_write(owner=op_user(), kind="fact", content="where the key is", key=KEY), "key")
+    memory = memory_write(
+        owner=op_user(), kind="fact", content="The OpenAI key is in the OPENAI_API_KEY variable"
+    ).memory
     refused(lambda: memory_update(memory_id=memory.pk, content=f"now it is {KEY}"), "content")
     assert list(LongTermMemory.objects.values_list("content", flat=True)) == [
         "The OpenAI key is in the OPENAI_API_KEY variable"
@@ -44,7 +47,11 @@ def test_long_term_memory_refuses_a_key_in_content_or_key() -> None:
 def test_episodes_and_attachment_summaries_refuse_a_key(chat_session: AgentSession) -> None:
     refused(
         lambda: episode_upsert(
-            day=datetime.date(2024, 5, 1), timezone_name="UTC", summary=f"set token {KEY}", source="manual"
+            owner=op_user(),
+            day=datetime.date(2024, 5, 1),
+            timezone_name="UTC",
+            summary=f"set token {KEY}",
+            source="manual",
         ),
         "summary",
     )

@@ -10,6 +10,7 @@ from core.errors import InvalidInputError
 from memory.models import LongTermMemory
 from memory.search import MAX_TERMS, MatchMode, memory_search, memory_search_q, search_terms
 from memory.services import memory_delete, memory_pin, memory_update, memory_write
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def corpus(db: None) -> None:
         ("Prefers well-known libraries", None),
         ("L'École du Louvre", None),
     ]:
-        memory_write(kind="fact", content=content, key=key)
+        memory_write(owner=op_user(), kind="fact", content=content, key=key)
 
 
 def test_terms_are_lowercased_distinct_words_of_letters_and_digits() -> None:
@@ -79,15 +80,15 @@ def test_no_stemming_and_no_prefix_matching(corpus: None) -> None:
 
 
 def test_best_match_first_then_pinned_importance_and_newest_id(db: None) -> None:
-    long = memory_write(kind="fact", content="tea " + " ".join(f"filler{i}" for i in range(30))).memory
-    short = memory_write(kind="fact", content="tea tea tea").memory
+    long = memory_write(owner=op_user(), kind="fact", content="tea " + " ".join(f"filler{i}" for i in range(30))).memory
+    short = memory_write(owner=op_user(), kind="fact", content="tea tea tea").memory
     assert [hit.memory.pk for hit in memory_search("tea", 10)] == [short.pk, long.pk]
     hits = memory_search("tea", 10)
     assert hits[0].score > hits[1].score
 
-    low = memory_write(kind="fact", content="same words here", importance=1).memory
-    high = memory_write(kind="fact", content="same words here", importance=5).memory
-    newer_low = memory_write(kind="fact", content="same words here", importance=1).memory
+    low = memory_write(owner=op_user(), kind="fact", content="same words here", importance=1).memory
+    high = memory_write(owner=op_user(), kind="fact", content="same words here", importance=5).memory
+    newer_low = memory_write(owner=op_user(), kind="fact", content="same words here", importance=1).memory
     assert [hit.memory.pk for hit in memory_search("same words", 10)] == [high.pk, newer_low.pk, low.pk]
     memory_pin(memory_ids=[low.pk], pinned=True)
     assert [hit.memory.pk for hit in memory_search("same words", 10)] == [low.pk, high.pk, newer_low.pk]
@@ -164,7 +165,7 @@ def test_operators_are_searched_as_plain_words(corpus: None) -> None:
     assert contents("coffee OR paris") == []  # "or" is a word that no memory holds
     assert contents("coffee*") == contents("coffee")
     assert contents("'; DROP TABLE memory_longtermmemory; --") == []
-    memory_write(kind="fact", content="'; DROP TABLE memory_longtermmemory; --")
+    memory_write(owner=op_user(), kind="fact", content="'; DROP TABLE memory_longtermmemory; --")
     assert contents("drop table") == ["'; DROP TABLE memory_longtermmemory; --"]
 
 
@@ -175,14 +176,14 @@ def test_limit_is_bounded(limit: object) -> None:
 
 
 def test_index_follows_update_key_change_and_delete(db: None) -> None:
-    memory = memory_write(kind="fact", content="likes green tea", key="drink.hot").memory
+    memory = memory_write(owner=op_user(), kind="fact", content="likes green tea", key="drink.hot").memory
     memory_update(memory_id=memory.pk, content="likes black coffee")
     assert contents("green") == []
     assert contents("black coffee") == ["likes black coffee"]
     memory_update(memory_id=memory.pk, key="beverage")
     assert contents("hot") == []
     assert contents("beverage") == ["likes black coffee"]
-    memory_write(kind="fact", content="likes espresso", key="beverage")
+    memory_write(owner=op_user(), kind="fact", content="likes espresso", key="beverage")
     assert contents("coffee") == []
     assert contents("espresso") == ["likes espresso"]
     memory_pin(memory_ids=[memory.pk], pinned=True)
@@ -202,7 +203,9 @@ def test_index_follows_update_key_change_and_delete(db: None) -> None:
 
 
 def test_bulk_writes_outside_the_services_are_indexed_too(db: None) -> None:
-    LongTermMemory.objects.bulk_create([LongTermMemory(kind="fact", content=f"bulk row {i}") for i in range(5)])
+    LongTermMemory.objects.bulk_create(
+        [LongTermMemory(owner=op_user(), kind="fact", content=f"bulk row {i}") for i in range(5)]
+    )
     assert len(memory_search("bulk row", 20)) == 5
     LongTermMemory.objects.filter(content="bulk row 3").update(content="changed row")
     assert len(memory_search("bulk", 20)) == 4

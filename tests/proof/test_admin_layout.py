@@ -16,6 +16,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, sync_playwright
 
+from tests.owners import op_user
 from tests.procs import run_manage, worker_env
 from tests.proof import browser
 from tests.proof.test_browser import require_chromium
@@ -76,7 +77,7 @@ def build_session() -> str:
     from core.conversation.services import session_create
     from runtime.turns import turn_run
 
-    session = session_create(title="Layout check session")
+    session = session_create(owner=op_user(), title="Layout check session")
     turn_run(session_id=session.pk, user_text="What does the admin show?")
     turn_run(session_id=session.pk, user_text="And the usage?")
     return str(session.pk)

@@ -56,7 +56,10 @@ def session_with_messages(notes: list[str]) -> str | None:
     from core.errors import DomainError
 
     try:
-        session = conversation.session_create(title="Browser check session")
+        from django.contrib.auth import get_user_model
+
+        owner = get_user_model()._default_manager.get(username=OPERATOR)
+        session = conversation.session_create(owner=owner, title="Browser check session")
         conversation.message_append(session_id=session.pk, role="user", content="What does the admin show?")
         conversation.message_append(session_id=session.pk, role="assistant", content="Every stored record.")
     except DomainError as exc:

@@ -27,6 +27,7 @@ from memory.models import DailyEpisode, EpisodeSource, LongTermMemory, MemoryKin
 from runtime.bootstrap.rules import VIEW_RULES
 from runtime.turns import turn_run
 from telemetry.services import usage_record
+from tests.owners import op_user, plain_user
 
 pytestmark = pytest.mark.django_db
 
@@ -112,7 +113,7 @@ def test_view_rules_are_pure(example_loaded: None, django_assert_num_queries: Dj
     """Every rule answers from the facts alone: no query, and the same facts give the same answer."""
     from runtime.bootstrap.compose import facts_read
 
-    facts = facts_read(())
+    facts = facts_read((), op_user().pk)
     with django_assert_num_queries(0):
         first = {name: rule(facts) for name, rule in VIEW_RULES.items()}
         assert {name: rule(facts) for name, rule in VIEW_RULES.items()} == first
@@ -194,7 +195,7 @@ def test_restart_reads_back_the_same_bootstrap(api: APIClient, example_loaded: N
     """Two fresh processes and this one answer with byte-identical bodies (hence the same ETag)."""
     from tests.procs import run_manage
 
-    session = session_create(title="kept", route_alias="replay")
+    session = session_create(owner=op_user(), title="kept", route_alias="replay")
     turn_run(session_id=session.pk, user_text="remember me")
     here = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
     code = (
@@ -203,7 +204,9 @@ def test_restart_reads_back_the_same_bootstrap(api: APIClient, example_loaded: N
         "from runtime.bootstrap.api import etag_of;"
         "from runtime.bootstrap.serializers import BootstrapSerializer;"
         "import sys;"
-        "body = JSONRenderer().render(BootstrapSerializer(bootstrap_read()).data);"
+        "from django.contrib.auth.models import User;"
+        "owner = User.objects.get(username='op').pk;"
+        "body = JSONRenderer().render(BootstrapSerializer(bootstrap_read(owner_id=owner)).data);"
         "sys.stdout.write(etag_of(body) + '\\n' + body.decode())"
     )
     env = {"AGENTCHAT_CONFIG": str(EXAMPLE), "PATH": os.environ["PATH"]}
@@ -463,7 +466,7 @@ def test_route_whose_adapter_rejects_its_options_is_blocked(api: APIClient, exam
 
 
 def test_after_a_replay_turn_chat_is_ready_with_the_replay_route(api: APIClient, example_loaded: None) -> None:
-    session = session_create(title="first", route_alias=None)
+    session = session_create(owner=op_user(), title="first", route_alias=None)
     result = turn_run(session_id=session.pk, user_text="hello")
     assert result.run.status == "completed"
     body = bootstrap(api)
@@ -488,9 +491,9 @@ def test_after_a_replay_turn_chat_is_ready_with_the_replay_route(api: APIClient,
 def test_sessions_counts_and_context_fullness(api: APIClient, example_loaded: None, settings: Any) -> None:
     settings.AGENTCHAT_COMPACTION_THRESHOLD_PERCENT = 50
     replay = ModelRoute.objects.get(alias="replay")
-    full = session_create(title="full", route_alias="replay")
+    full = session_create(owner=op_user(), title="full", route_alias="replay")
     AgentSession.objects.filter(pk=full.pk).update(tokens_since_checkpoint=replay.context_window_tokens // 2)
-    archived = session_create(title="old", route_alias="replay")
+    archived = session_create(owner=op_user(), title="old", route_alias="replay")
     AgentSession.objects.filter(pk=archived.pk).update(
         status=SessionStatus.ARCHIVED, tokens_since_checkpoint=replay.context_window_tokens
     )
@@ -509,9 +512,11 @@ def test_memory_counts_per_tier(api: APIClient, example_loaded: None) -> None:
     import datetime as dt
 
     LongTermMemory.objects.bulk_create(
-        [LongTermMemory(kind=MemoryKind.FACT, content=f"fact {i}", pinned=i == 0) for i in range(3)]
+        [LongTermMemory(owner=op_user(), kind=MemoryKind.FACT, content=f"fact {i}", pinned=i == 0) for i in range(3)]
     )
-    DailyEpisode.objects.create(day=dt.date(2025, 1, 2), timezone="UTC", summary="a day", source=EpisodeSource.MANUAL)
+    DailyEpisode.objects.create(
+        owner=op_user(), day=dt.date(2025, 1, 2), timezone="UTC", summary="a day", source=EpisodeSource.MANUAL
+    )
     body = bootstrap(api)
     assert body["memory"] == {
         "messages": 0,
@@ -541,7 +546,7 @@ def test_etag_and_not_modified(api: APIClient, example_loaded: None) -> None:
     assert api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH='"other"').status_code == 200
     assert api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH=etag[:-2] + '"').status_code == 200
     # Any change in the data changes the body, hence the ETag.
-    session_create(title="new", route_alias="replay")
+    session_create(owner=op_user(), title="new", route_alias="replay")
     changed = api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200
     assert changed.headers["ETag"] != etag
@@ -606,7 +611,9 @@ def _fill(sessions: int) -> None:
     route = ModelRoute.objects.get(alias="replay")
     rows = AgentSession.objects.bulk_create(
         [
-            AgentSession(title=f"s{i}", route=route, message_count=2, last_seq=2, tokens_since_checkpoint=i * 10)
+            AgentSession(
+                owner=op_user(), title=f"s{i}", route=route, message_count=2, last_seq=2, tokens_since_checkpoint=i * 10
+            )
             for i in range(sessions)
         ],
         batch_size=2_000,
@@ -620,13 +627,20 @@ def _fill(sessions: int) -> None:
         batch_size=2_000,
     )
     LongTermMemory.objects.bulk_create(
-        [LongTermMemory(kind=MemoryKind.FACT, content=f"fact {i}", pinned=i % 7 == 0) for i in range(sessions)],
+        [
+            LongTermMemory(owner=op_user(), kind=MemoryKind.FACT, content=f"fact {i}", pinned=i % 7 == 0)
+            for i in range(sessions)
+        ],
         batch_size=2_000,
     )
     if sessions:
-        DailyEpisode.objects.create(day=dt.date(2025, 1, 1), timezone="UTC", summary="d", source=EpisodeSource.MANUAL)
+        DailyEpisode.objects.create(
+            owner=op_user(), day=dt.date(2025, 1, 1), timezone="UTC", summary="d", source=EpisodeSource.MANUAL
+        )
         for i in range(min(sessions, 5)):
-            usage_record(request_id=f"fill-{i}", route_alias="replay", session_id=rows[i].pk, input_tokens=5)
+            usage_record(
+                owner=op_user(), request_id=f"fill-{i}", route_alias="replay", session_id=rows[i].pk, input_tokens=5
+            )
 
 
 @pytest.mark.parametrize("sessions", [0, 10, 10_000])
@@ -708,3 +722,23 @@ def test_bootstrap_capture_writes_the_three_states(tmp_path: Path) -> None:
     index = (out / "index.md").read_text()
     assert "manage.py bootstrap_capture" in index
     assert "| `ready.json` | ready |" in index
+
+
+def test_a_user_who_is_not_staff_sees_no_urls_commands_or_variables(
+    api: APIClient, example_loaded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    plain = APIClient()
+    plain.force_authenticate(user=plain_user("reader"))
+    response = plain.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    body = response.json()
+    for entries in (value for value in body["config"].values() if isinstance(value, list)):
+        for entry in entries:
+            assert not set(entry) & {"base_url", "api_key_env", "command", "args", "url", "env_vars"}, entry
+    providers = {entry["name"]: entry for entry in body["config"]["providers"]}
+    assert providers["openai"]["reasons"] == ["the key of provider 'openai' is not set"]
+    for hidden in (b"OPENAI_API_KEY", b"localhost:11434", b"npx"):
+        assert hidden not in response.content
+    staff = bootstrap(api)
+    assert {entry["name"]: entry for entry in staff["config"]["providers"]}["openai"]["api_key_env"] == "OPENAI_API_KEY"

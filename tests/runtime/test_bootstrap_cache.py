@@ -21,6 +21,7 @@ from core.config.services import (
 )
 from core.models import ToolSpec
 from runtime.bootstrap.compose import stored_config
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -194,11 +195,11 @@ def test_planned_shape_equals_the_serializer(api: APIClient, example_loaded: Non
     from runtime.bootstrap.serializers import BootstrapSerializer, bootstrap_data
     from runtime.turns import turn_run
 
-    session = session_create(title="", route_alias="replay")
+    session = session_create(owner=op_user(), title="", route_alias="replay")
     turn_run(session_id=session.pk, user_text="hello")
-    memory_write(kind="fact", content="the sky is blue", pinned=True)
-    state = bootstrap_read()
+    memory_write(owner=op_user(), kind="fact", content="the sky is blue", pinned=True)
+    state = bootstrap_read(owner_id=op_user().pk)
     assert state.sessions.recent[0].title == f"session {session.pk}"
     assert any(route.record.price_input_per_mtok is not None for route in state.config.routes)
     assert bootstrap_data(state) == BootstrapSerializer(state).data
-    assert bootstrap(api) == BootstrapSerializer(bootstrap_read()).data
+    assert bootstrap(api) == BootstrapSerializer(bootstrap_read(owner_id=op_user().pk)).data

@@ -16,6 +16,7 @@ from core.errors import ConflictError
 from core.models import AgentSession, Message, ModelRoute, Provider, ProviderKind, Run, RunStatus, TraceEvent
 from runtime.turns import turn_run
 from telemetry.models import UsageEvent
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -128,7 +129,7 @@ def slow_session(db: None) -> AgentSession:
     route = ModelRoute.objects.create(
         alias="slow", provider=provider, model_id="replay-1", context_window_tokens=8_000, max_output_tokens=1_000
     )
-    return session_create(title="slow", route_alias=route.alias)
+    return session_create(owner=op_user(), title="slow", route_alias=route.alias)
 
 
 def _post_in_thread(user: User, url: str, body: dict[str, Any], out: dict[str, Any]) -> None:

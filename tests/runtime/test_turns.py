@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -28,6 +29,7 @@ from memory.context import context_inputs
 from runtime.management.commands.chat import cost_display
 from runtime.turns import turn_run
 from telemetry.models import UsageAllTime, UsageBySession, UsageEvent
+from tests.owners import op_user
 from tests.procs import run_manage
 from tests.runtime.providers.servers import ProviderServer, Reply
 
@@ -97,7 +99,7 @@ def test_a_reply_cut_short_says_so_in_the_trace_the_result_and_the_api(
 ) -> None:
     script = [[{"type": "text", "text": "the first half of"}, {"type": "finish", "reason": "length"}]] * 2
     Provider.objects.filter(pk=replay_route.provider_id).update(options={"script": script})
-    session = session_create(route_alias=replay_route.alias)
+    session = session_create(owner=op_user(), route_alias=replay_route.alias)
     result = turn_run(session_id=session.pk, user_text="go")
     assert (result.run.status, result.finish_reason) == (RunStatus.COMPLETED, "length")
     finish = TraceEvent.objects.get(run=result.run, type="finish")
@@ -116,7 +118,7 @@ def test_usage_reported_before_a_provider_error_is_still_recorded(replay_route: 
         ]
     ]
     Provider.objects.filter(pk=replay_route.provider_id).update(options={"script": script})
-    session = session_create(route_alias=replay_route.alias)
+    session = session_create(owner=op_user(), route_alias=replay_route.alias)
     result = turn_run(session_id=session.pk, user_text="go")
     run = Run.objects.get(pk=result.run.pk)
     assert (run.status, run.error) == (RunStatus.FAILED, "connection reset")
@@ -167,7 +169,7 @@ def test_run_end_checkpoint_written_when_threshold_crossed(replay_route: ModelRo
     small = ModelRoute.objects.create(
         alias="small", provider=replay_route.provider, model_id="tiny", context_window_tokens=60, max_output_tokens=10
     )
-    session = session_create(route_alias=small.alias)
+    session = session_create(owner=op_user(), route_alias=small.alias)
     first = turn_run(session_id=session.pk, user_text="x" * 40)  # 10 + 13 tokens: 38% full
     assert first.checkpoint is None
     second = turn_run(session_id=session.pk, user_text="y" * 40)  # 46 tokens: 76%
@@ -188,7 +190,7 @@ def test_crossing_the_threshold_keeps_earlier_messages_in_the_next_prompt(replay
     small = ModelRoute.objects.create(
         alias="small", provider=replay_route.provider, model_id="tiny", context_window_tokens=1000, max_output_tokens=10
     )
-    session = session_create(route_alias=small.alias)
+    session = session_create(owner=op_user(), route_alias=small.alias)
     turns = [turn_run(session_id=session.pk, user_text=letter * 400) for letter in "abcd"]  # ~200 tokens a turn
     assert [t.checkpoint is not None for t in turns] == [False, False, False, True]  # the 4th crossed 80%
     assert turns[-1].checkpoint is not None
@@ -208,7 +210,7 @@ def test_blocked_route_refused_before_anything_is_written(monkeypatch: pytest.Mo
     ModelRoute.objects.create(
         alias="gpt", provider=provider, model_id="gpt-x", context_window_tokens=1000, max_output_tokens=100
     )
-    session = session_create(route_alias="gpt")
+    session = session_create(owner=op_user(), route_alias="gpt")
     with pytest.raises(ConflictError, match=r"^route: 'gpt' is blocked: OPENAI_API_KEY is not set$"):
         turn_run(session_id=session.pk, user_text="hi")
     assert not Message.objects.exists()
@@ -239,7 +241,7 @@ def test_live_route_streams_a_turn_and_a_refused_key_fails_it_clearly(
             max_output_tokens=100,
             price_input_per_mtok=Decimal("2.5"),
         )
-        session = session_create(route_alias="gpt")
+        session = session_create(owner=op_user(), route_alias="gpt")
         result = turn_run(session_id=session.pk, user_text="hi")
         assert result.run.status == RunStatus.COMPLETED
         assert result.text == "Hello, world!"
@@ -281,6 +283,7 @@ def test_turn_api_errors(api: APIClient, chat_session: AgentSession) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_chat_command_streams_and_prints_usage(replay_route: ModelRoute) -> None:
+    operator = User.objects.create_user(username="operator")
     result = run_manage(["chat", "new", "hello"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -291,10 +294,28 @@ def test_chat_command_streams_and_prints_usage(replay_route: ModelRoute) -> None
         result.stdout
     )
     session = AgentSession.objects.get()
-    assert session.message_count == 2
+    assert (session.message_count, session.owner_id) == (2, operator.pk)  # the operator's by default
     again = run_manage(["chat", str(session.pk), "/error nope"])
     assert again.returncode == 1
     assert "failed: nope" in again.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chat_acts_as_the_given_user_and_never_on_another_users_session(replay_route: ModelRoute) -> None:
+    alice = User.objects.create_user(username="alice")
+    User.objects.create_user(username="bob")
+    mine = run_manage(["chat", "new", "hello", "--user", "alice"])
+    assert mine.returncode == 0, mine.stderr
+    session = AgentSession.objects.get()
+    assert session.owner_id == alice.pk
+    theirs = run_manage(["chat", str(session.pk), "let me in", "--user", "bob"])
+    assert theirs.returncode == 1
+    assert f"session: no session {session.pk}" in theirs.stderr
+    assert AgentSession.objects.get().message_count == 2
+    nobody = run_manage(["chat", "new", "hello", "--user", "nobody"])
+    assert nobody.returncode == 1
+    assert "--user: no account 'nobody'; give an existing user name" in nobody.stderr
+    assert AgentSession.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -312,6 +333,7 @@ def test_chat_new_with_a_refused_turn_writes_nothing(monkeypatch: pytest.MonkeyP
     ModelRoute.objects.create(
         alias="fast", provider=provider, model_id="gpt-x", context_window_tokens=1000, max_output_tokens=100
     )
+    User.objects.create_user(username="operator")
     blocked = run_manage(["chat", "new", "hi", "--route", "fast"])
     assert blocked.returncode == 1
     assert "route: 'fast' is blocked: OPENAI_API_KEY is not set" in blocked.stderr

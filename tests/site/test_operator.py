@@ -43,3 +43,20 @@ def test_weak_password_is_refused_and_nothing_written() -> None:
     assert result.returncode == 1
     assert "AGENTCHAT_OPERATOR_PASSWORD: This password is too short" in result.stderr
     assert not User.objects.filter(username="operator").exists()
+
+
+def test_an_account_the_migration_made_without_a_password_gets_one_printed_once() -> None:
+    # What the ownership migration leaves when records existed before any account did.
+    User.objects.create_superuser(username="operator", password=None, email="")
+    assert not User.objects.get(username="operator").has_usable_password()
+    first = run_manage(["ensure_operator"], env={"AGENTCHAT_OPERATOR_PASSWORD": ""})
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(
+        "set the first password of operator account 'operator' (it held the records made before accounts "
+        "and had none) with password: "
+    )
+    password = first.stdout.split("password: ", 1)[1].split()[0]
+    assert User.objects.get(username="operator").check_password(password)
+    second = run_manage(["ensure_operator"], env={"AGENTCHAT_OPERATOR_PASSWORD": ""})
+    assert second.stdout.strip() == "operator account 'operator' already exists; left unchanged"
+    assert User.objects.get(username="operator").check_password(password)

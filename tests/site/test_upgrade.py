@@ -30,6 +30,9 @@ DUMPED = ["core", "memory", "telemetry", "auth.user"]
 # `core.apitoken` and drops DRF's table.
 DUMPED_BEFORE = [*DUMPED, "authtoken"]
 
+# The records that have an owner since accounts own their records (children reach it through these).
+OWNED = {"core.agentsession", "core.run", "memory.longtermmemory", "memory.dailyepisode", "telemetry.usageevent"}
+
 pytestmark = [pytest.mark.slow, pytest.mark.persistence]
 
 MAKE_DATA = """
@@ -178,8 +181,16 @@ def test_a_database_made_before_the_house_upgrades_and_reads_every_record_back(
     }
     assert {key: diff for key, diff in changed.items() if diff} == {}
 
+    # Every record made before accounts belongs to the operator now; the per-user rollup was
+    # filled from the old events, so every rollup still equals its events.
+    operator = next(pk for (model, pk), row in after.items() if model == "auth.user" and row["username"] == "operator")
+    owners = {key: row["owner"] for key, row in after.items() if key[0] in OWNED}
+    assert {model for model, _ in owners} == OWNED
+    assert set(owners.values()) == {operator}
+    assert "every rollup equals" in manage(ROOT, database_url, "telemetry_reconcile")
+
     # The upgraded database works: full-text search finds an old memory, and a new turn continues
-    # an old session.
+    # an old session (the `chat` command acts as the operator by default).
     assert json.loads(manage(ROOT, database_url, "shell", "-c", READ_BACK).strip().splitlines()[-1]) == ["tea"]
     session = next(key[1] for key in before if key[0] == "core.agentsession")
     reply = manage(ROOT, database_url, "chat", str(session), "hello after the upgrade")

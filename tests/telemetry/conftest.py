@@ -8,6 +8,7 @@ import pytest
 
 from core.conversation.services import run_create, session_create
 from core.models import AgentSession, ModelRoute, Provider, ProviderKind, Run
+from tests.owners import op_user
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def priced_route(db: None) -> ModelRoute:
 
 @pytest.fixture
 def usage_session(priced_route: ModelRoute) -> AgentSession:
-    return session_create(title="usage", route_alias=priced_route.alias)
+    return session_create(owner=op_user(), title="usage", route_alias=priced_route.alias)
 
 
 @pytest.fixture

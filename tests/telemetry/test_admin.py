@@ -15,6 +15,7 @@ from django.utils import timezone
 from core.models import AgentSession
 from telemetry.models import UsageEvent
 from telemetry.services import usage_record
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +30,7 @@ def admin_client_op(operator: User) -> Client:
 def _seed(session: AgentSession, start: int, count: int) -> None:
     for n in range(start, start + count):
         usage_record(
+            owner=op_user(),
             request_id=f"r{n}",
             route_alias="gpt",
             session_id=session.id,

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from core.models import AgentSession, ModelRoute, Run
 from telemetry.models import UsageEvent
 from telemetry.services import usage_record, usage_rollups_rebuild
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -140,6 +141,7 @@ def test_post_body_must_be_an_object(api: APIClient, priced_route: ModelRoute) -
 def _seed(session: AgentSession, count: int) -> list[UsageEvent]:
     return [
         usage_record(
+            owner=op_user(),
             request_id=f"r{n}",
             route_alias="gpt",
             session_id=session.id if n % 2 else None,
@@ -190,7 +192,9 @@ def test_list_query_count_is_constant(
     with django_assert_num_queries(1):
         assert len(api.get("/api/telemetry/usage/").json()["results"]) == 3
     _seed_more = [
-        usage_record(request_id=f"x{n}", route_alias="gpt", session_id=usage_session.id, input_tokens=1).event
+        usage_record(
+            owner=op_user(), request_id=f"x{n}", route_alias="gpt", session_id=usage_session.id, input_tokens=1
+        ).event
         for n in range(20)
     ]
     assert len(_seed_more) == 20
@@ -221,10 +225,19 @@ def test_summary_reports_today_days_models_providers_and_session(
 ) -> None:
     now = timezone.now()
     usage_record(
-        request_id="a", route_alias="gpt", session_id=usage_session.id, input_tokens=1_000_000, occurred_at=now
+        owner=op_user(),
+        request_id="a",
+        route_alias="gpt",
+        session_id=usage_session.id,
+        input_tokens=1_000_000,
+        occurred_at=now,
     )
-    usage_record(request_id="b", route_alias="gpt", output_tokens=10, occurred_at=now - dt.timedelta(days=2))
-    usage_record(request_id="c", route_alias="replay", input_tokens=5, occurred_at=now - dt.timedelta(days=40))
+    usage_record(
+        owner=op_user(), request_id="b", route_alias="gpt", output_tokens=10, occurred_at=now - dt.timedelta(days=2)
+    )
+    usage_record(
+        owner=op_user(), request_id="c", route_alias="replay", input_tokens=5, occurred_at=now - dt.timedelta(days=40)
+    )
     body = api.get(f"/api/telemetry/summary/?session={usage_session.id}").json()
     assert body["today"]["input_tokens"] == 1_000_000
     assert body["today"]["cost"] == "2.500000000000"
@@ -261,6 +274,7 @@ def _bulk_events(session: AgentSession, count: int) -> None:
         (
             UsageEvent(
                 request_id=f"bulk-{n}",
+                owner_id=session.owner_id,
                 occurred_at=(at := now - dt.timedelta(days=n % 30)),
                 day=at.date(),
                 day_timezone="UTC",

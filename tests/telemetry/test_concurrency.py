@@ -11,6 +11,7 @@ from core.conversation.services import session_create
 from core.models import ModelRoute
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
 from telemetry.selectors import rollup_differences
+from tests.owners import op_user
 from tests.procs import run_manage, start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
@@ -20,7 +21,7 @@ EVENTS_PER_WORKER = 75
 
 
 def _run_workers(route: ModelRoute, tags: list[str]) -> list[tuple[str, bool]]:
-    session = session_create(title="contended", route_alias=route.alias)
+    session = session_create(owner=op_user(), title="contended", route_alias=route.alias)
     connection.close()  # let the workers have the database to themselves while they start
     workers = [
         start_worker("tests.workers.usage", [route.alias, str(session.id), str(EVENTS_PER_WORKER), tag]) for tag in tags

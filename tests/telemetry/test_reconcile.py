@@ -13,6 +13,7 @@ from core.models import AgentSession, ModelRoute
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
 from telemetry.selectors import rollup_differences
 from telemetry.services import usage_record, usage_rollups_rebuild
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +31,22 @@ def _reconcile(*args: str) -> tuple[int, str]:
 
 @pytest.mark.fault
 def test_reconcile_detects_tampered_rollup_and_repair_fixes_it(usage_session: AgentSession) -> None:
-    usage_record(request_id="a", route_alias="gpt", session_id=usage_session.id, input_tokens=100, occurred_at=DAY)
-    usage_record(request_id="b", route_alias="gpt", session_id=usage_session.id, output_tokens=7, occurred_at=DAY)
+    usage_record(
+        owner=op_user(),
+        request_id="a",
+        route_alias="gpt",
+        session_id=usage_session.id,
+        input_tokens=100,
+        occurred_at=DAY,
+    )
+    usage_record(
+        owner=op_user(),
+        request_id="b",
+        route_alias="gpt",
+        session_id=usage_session.id,
+        output_tokens=7,
+        occurred_at=DAY,
+    )
     assert _reconcile() == (0, "every rollup equals the sums of its events\n")
 
     table = connection.ops.quote_name(UsageAllTime._meta.db_table)
@@ -57,7 +72,9 @@ def test_reconcile_detects_tampered_rollup_and_repair_fixes_it(usage_session: Ag
 
 
 def test_reconcile_reports_missing_and_orphan_rows(usage_session: AgentSession) -> None:
-    usage_record(request_id="a", route_alias="gpt", session_id=usage_session.id, input_tokens=3, occurred_at=DAY)
+    usage_record(
+        owner=op_user(), request_id="a", route_alias="gpt", session_id=usage_session.id, input_tokens=3, occurred_at=DAY
+    )
     UsageBySession.objects.all().delete()
     UsageByDay.objects.create(timezone="UTC", day=dt.date(2020, 1, 1), provider="ghost", model="m", event_count=1)
     differences = [str(d) for d in rollup_differences()]
@@ -78,6 +95,7 @@ def test_repair_rebuilds_rollups_of_bulk_created_events(priced_route: ModelRoute
     UsageEvent.objects.bulk_create(
         UsageEvent(
             request_id=f"bulk-{n}",
+            owner=op_user(),
             occurred_at=DAY,
             day=DAY.date(),
             day_timezone="UTC",
@@ -89,7 +107,7 @@ def test_repair_rebuilds_rollups_of_bulk_created_events(priced_route: ModelRoute
         )
         for n in range(1, 101)
     )
-    assert len(rollup_differences()) == 2 * 5  # day and all-time rows missing: 5 non-zero counters each
+    assert len(rollup_differences()) == 3 * 5  # day, user x day and all-time rows missing: 5 non-zero counters each
     usage_rollups_rebuild()
     total = UsageAllTime.objects.get()
     odd = sum(range(1, 101, 2))

@@ -17,6 +17,7 @@ from core.models import AgentSession, ModelRoute, Provider, ProviderKind, Run
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageEvent
 from telemetry.selectors import SessionUsage, UsageCounts, rollup_differences, usage_overview, usage_summary
 from telemetry.services import usage_correct, usage_cost_pico_usd, usage_delete, usage_record
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +40,7 @@ def _counts(row: Any) -> tuple[int, ...]:
 def test_record_stores_event_cost_and_every_rollup(usage_session: AgentSession, usage_run: Run) -> None:
     at = timezone.now() - dt.timedelta(minutes=1)
     result = usage_record(
+        owner=op_user(),
         request_id="req-1",
         route_alias="gpt",
         run_id=usage_run.id,
@@ -70,17 +72,21 @@ def test_record_stores_event_cost_and_every_rollup(usage_session: AgentSession, 
 
 
 def test_repeated_request_id_returns_stored_event_and_counts_once(usage_session: AgentSession) -> None:
-    first = usage_record(request_id="r", route_alias="gpt", session_id=usage_session.id, input_tokens=10)
-    again = usage_record(request_id="r", route_alias="gpt", session_id=usage_session.id, input_tokens=10)
+    first = usage_record(
+        owner=op_user(), request_id="r", route_alias="gpt", session_id=usage_session.id, input_tokens=10
+    )
+    again = usage_record(
+        owner=op_user(), request_id="r", route_alias="gpt", session_id=usage_session.id, input_tokens=10
+    )
     assert (first.created, again.created, again.event.pk) == (True, False, first.event.pk)
     assert UsageEvent.objects.count() == 1
     assert UsageAllTime.objects.get().event_count == 1
 
 
 def test_repeated_request_id_with_different_usage_is_a_conflict(priced_route: ModelRoute) -> None:
-    usage_record(request_id="r", route_alias="gpt", input_tokens=10)
+    usage_record(owner=op_user(), request_id="r", route_alias="gpt", input_tokens=10)
     with pytest.raises(ConflictError) as caught:
-        usage_record(request_id="r", route_alias="gpt", input_tokens=11)
+        usage_record(owner=op_user(), request_id="r", route_alias="gpt", input_tokens=11)
     assert caught.value.message == (
         "request_id: 'r' was already recorded with different usage; give a new request_id for a new report "
         "(a correction goes through usage_correct)"
@@ -146,9 +152,9 @@ def test_partial_prices_price_only_events_they_fully_cover(
 
 
 def test_unpriced_event_is_counted_but_not_in_cost(replay_route: ModelRoute, priced_route: ModelRoute) -> None:
-    usage_record(request_id="free", route_alias="replay", input_tokens=50, output_tokens=5)
-    usage_record(request_id="paid", route_alias="gpt", input_tokens=1_000_000)
-    usage_record(request_id="no-route", provider="openai", model="gpt-4o-mini", input_tokens=3)
+    usage_record(owner=op_user(), request_id="free", route_alias="replay", input_tokens=50, output_tokens=5)
+    usage_record(owner=op_user(), request_id="paid", route_alias="gpt", input_tokens=1_000_000)
+    usage_record(owner=op_user(), request_id="no-route", provider="openai", model="gpt-4o-mini", input_tokens=3)
     overview = usage_overview()
     assert overview.all_time.event_count == 3
     assert overview.all_time.unpriced_event_count == 2
@@ -170,7 +176,12 @@ def test_thousands_of_awkward_costs_sum_exactly(priced_route: ModelRoute) -> Non
         cached = rng.randint(0, inp)
         out = rng.randint(0, 5_000)
         usage_record(
-            request_id=f"e{index}", route_alias="gpt", input_tokens=inp, cached_input_tokens=cached, output_tokens=out
+            owner=op_user(),
+            request_id=f"e{index}",
+            route_alias="gpt",
+            input_tokens=inp,
+            cached_input_tokens=cached,
+            output_tokens=out,
         )
         expected += (
             (inp - cached) * Decimal("0.123457") + cached * Decimal("0.000001") + out * Decimal("987.654321")
@@ -235,7 +246,7 @@ def test_record_rejects_impossible_values(
 ) -> None:
     report: dict[str, Any] = {"request_id": "r", "provider": "openai", "model": "gpt-4o", **kwargs}
     with pytest.raises(InvalidInputError) as caught:
-        usage_record(**report)
+        usage_record(owner=op_user(), **report)
     assert caught.value.fields == {field: [problem]}
     assert caught.value.message == f"{field}: {problem}"
     assert not UsageEvent.objects.exists()
@@ -244,7 +255,7 @@ def test_record_rejects_impossible_values(
 
 def test_record_requires_provider_and_model_without_route(db: None) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        usage_record(request_id="r")
+        usage_record(owner=op_user(), request_id="r")
     assert caught.value.fields == {
         "provider": ["required; name a configured provider (or give a route)"],
         "model": ["required; give the model name the provider reported (or a route)"],
@@ -253,9 +264,11 @@ def test_record_requires_provider_and_model_without_route(db: None) -> None:
 
 @pytest.mark.fault
 def test_record_rejects_run_of_another_session(usage_session: AgentSession, usage_run: Run) -> None:
-    other = session_create(title="other", route_alias="gpt")
+    other = session_create(owner=op_user(), title="other", route_alias="gpt")
     with pytest.raises(InvalidInputError) as caught:
-        usage_record(request_id="r", route_alias="gpt", session_id=other.id, run_id=usage_run.id, input_tokens=1)
+        usage_record(
+            owner=op_user(), request_id="r", route_alias="gpt", session_id=other.id, run_id=usage_run.id, input_tokens=1
+        )
     assert caught.value.fields == {
         "run": [f"run {usage_run.id} belongs to session {usage_session.id}, not {other.id}; send the run's session"]
     }
@@ -263,7 +276,9 @@ def test_record_rejects_run_of_another_session(usage_session: AgentSession, usag
 
 
 def test_reported_model_may_differ_from_the_route_model(priced_route: ModelRoute) -> None:
-    event = usage_record(request_id="r", route_alias="gpt", model="gpt-4o-2024-08-06", input_tokens=1_000_000).event
+    event = usage_record(
+        owner=op_user(), request_id="r", route_alias="gpt", model="gpt-4o-2024-08-06", input_tokens=1_000_000
+    ).event
     assert (event.provider, event.model, event.cost) == ("openai", "gpt-4o-2024-08-06", Decimal("2.500000000000"))
 
 
@@ -271,10 +286,18 @@ def test_reported_model_may_differ_from_the_route_model(priced_route: ModelRoute
 def test_day_is_cut_in_the_configured_timezone(priced_route: ModelRoute) -> None:
     # 06:30 UTC on 10 March is still 9 March in Los Angeles (UTC-7 after the DST switch).
     usage_record(
-        request_id="late", route_alias="gpt", input_tokens=1, occurred_at=dt.datetime(2025, 3, 10, 6, 30, tzinfo=UTC)
+        owner=op_user(),
+        request_id="late",
+        route_alias="gpt",
+        input_tokens=1,
+        occurred_at=dt.datetime(2025, 3, 10, 6, 30, tzinfo=UTC),
     )
     usage_record(
-        request_id="next", route_alias="gpt", input_tokens=2, occurred_at=dt.datetime(2025, 3, 10, 7, 30, tzinfo=UTC)
+        owner=op_user(),
+        request_id="next",
+        route_alias="gpt",
+        input_tokens=2,
+        occurred_at=dt.datetime(2025, 3, 10, 7, 30, tzinfo=UTC),
     )
     rows = list(UsageByDay.objects.order_by("day").values_list("timezone", "day", "input_tokens"))
     assert rows == [
@@ -283,6 +306,7 @@ def test_day_is_cut_in_the_configured_timezone(priced_route: ModelRoute) -> None
     ]
     with override_settings(AGENTCHAT_TIMEZONE="Asia/Tokyo"):
         usage_record(
+            owner=op_user(),
             request_id="tokyo",
             route_alias="gpt",
             input_tokens=4,
@@ -294,7 +318,7 @@ def test_day_is_cut_in_the_configured_timezone(priced_route: ModelRoute) -> None
 
 @override_settings(AGENTCHAT_TIMEZONE="Pacific/Kiritimati")
 def test_summary_today_is_the_local_day(priced_route: ModelRoute) -> None:
-    usage_record(request_id="now", route_alias="gpt", input_tokens=7)
+    usage_record(owner=op_user(), request_id="now", route_alias="gpt", input_tokens=7)
     summary = usage_summary()
     local_today = timezone.localtime(timezone.now(), dt.timezone(dt.timedelta(hours=14))).date()
     assert (summary.timezone, summary.day) == ("Pacific/Kiritimati", local_today)
@@ -305,6 +329,7 @@ def test_summary_today_is_the_local_day(priced_route: ModelRoute) -> None:
 def test_correct_moves_the_event_in_every_rollup(usage_session: AgentSession) -> None:
     old_day = dt.datetime(2025, 5, 1, 12, tzinfo=UTC)
     event = usage_record(
+        owner=op_user(),
         request_id="r",
         route_alias="gpt",
         session_id=usage_session.id,
@@ -312,7 +337,7 @@ def test_correct_moves_the_event_in_every_rollup(usage_session: AgentSession) ->
         output_tokens=10,
         occurred_at=old_day,
     ).event
-    usage_record(request_id="s", route_alias="gpt", input_tokens=1, occurred_at=old_day)
+    usage_record(owner=op_user(), request_id="s", route_alias="gpt", input_tokens=1, occurred_at=old_day)
     # Prices changed since: the correction keeps the prices the event was recorded with.
     ModelRoute.objects.filter(alias="gpt").update(price_input_per_mtok=Decimal("1000"))
     corrected = usage_correct(
@@ -331,7 +356,9 @@ def test_correct_moves_the_event_in_every_rollup(usage_session: AgentSession) ->
 
 
 def test_correct_rejects_impossible_counts_and_keeps_everything(usage_session: AgentSession) -> None:
-    event = usage_record(request_id="r", route_alias="gpt", input_tokens=10, cached_input_tokens=5).event
+    event = usage_record(
+        owner=op_user(), request_id="r", route_alias="gpt", input_tokens=10, cached_input_tokens=5
+    ).event
     with pytest.raises(InvalidInputError, match=r"^cached_input_tokens: 5 is more than input_tokens 4;"):
         usage_correct(event_id=event.pk, input_tokens=4)
     assert UsageEvent.objects.get().input_tokens == 10
@@ -339,8 +366,10 @@ def test_correct_rejects_impossible_counts_and_keeps_everything(usage_session: A
 
 
 def test_delete_subtracts_and_drops_empty_rollups(usage_session: AgentSession) -> None:
-    first = usage_record(request_id="a", route_alias="gpt", session_id=usage_session.id, input_tokens=3).event
-    usage_record(request_id="b", route_alias="gpt", input_tokens=4)
+    first = usage_record(
+        owner=op_user(), request_id="a", route_alias="gpt", session_id=usage_session.id, input_tokens=3
+    ).event
+    usage_record(owner=op_user(), request_id="b", route_alias="gpt", input_tokens=4)
     usage_delete(event_id=first.pk)
     assert rollup_differences() == []
     assert not UsageBySession.objects.exists()
@@ -349,7 +378,7 @@ def test_delete_subtracts_and_drops_empty_rollups(usage_session: AgentSession) -
 
 
 def test_usage_survives_session_deletion_in_day_and_all_time(usage_session: AgentSession, usage_run: Run) -> None:
-    usage_record(request_id="a", route_alias="gpt", run_id=usage_run.id, input_tokens=3)
+    usage_record(owner=op_user(), request_id="a", route_alias="gpt", run_id=usage_run.id, input_tokens=3)
     run_cancel(run_id=usage_run.id, reason="done with it")
     session_delete(session_id=usage_session.id)
     event = UsageEvent.objects.get()
@@ -367,8 +396,8 @@ def test_overview_reads_zeros_without_events(db: None) -> None:
 
 def test_overview_is_one_query(priced_route: ModelRoute, django_assert_num_queries: Any) -> None:
     Provider.objects.create(name="anthropic", kind=ProviderKind.ANTHROPIC)
-    usage_record(request_id="a", route_alias="gpt", input_tokens=3)
-    usage_record(request_id="b", provider="anthropic", model="claude", input_tokens=5)
+    usage_record(owner=op_user(), request_id="a", route_alias="gpt", input_tokens=3)
+    usage_record(owner=op_user(), request_id="b", provider="anthropic", model="claude", input_tokens=5)
     # 1. today's rows of usage by day UNION ALL the all-time rows.
     with django_assert_num_queries(1):
         overview = usage_overview()
@@ -381,11 +410,11 @@ def test_overview_is_one_query(priced_route: ModelRoute, django_assert_num_queri
 
 @override_settings(AGENTCHAT_TIMEZONE="Asia/Tokyo")
 def test_overview_today_is_only_todays_rows_in_the_configured_timezone(priced_route: ModelRoute) -> None:
-    usage_record(request_id="now", route_alias="gpt", input_tokens=7)
+    usage_record(owner=op_user(), request_id="now", route_alias="gpt", input_tokens=7)
     three_days_ago = timezone.now() - dt.timedelta(days=3)
-    usage_record(request_id="old", route_alias="gpt", input_tokens=100, occurred_at=three_days_ago)
+    usage_record(owner=op_user(), request_id="old", route_alias="gpt", input_tokens=100, occurred_at=three_days_ago)
     with override_settings(AGENTCHAT_TIMEZONE="UTC"):  # the same day's rows, cut in another timezone
-        usage_record(request_id="utc", route_alias="gpt", input_tokens=1_000)
+        usage_record(owner=op_user(), request_id="utc", route_alias="gpt", input_tokens=1_000)
     overview = usage_overview()
     assert (overview.timezone, overview.today.input_tokens, overview.all_time.input_tokens) == ("Asia/Tokyo", 7, 1_107)
     assert [(m.model, m.today.event_count, m.all_time.event_count) for m in overview.by_model] == [("gpt-4o", 1, 3)]
@@ -393,5 +422,7 @@ def test_overview_today_is_only_todays_rows_in_the_configured_timezone(priced_ro
 
 def test_run_created_through_the_service_links(usage_session: AgentSession) -> None:
     run = run_create(session_id=usage_session.id)
-    event = usage_record(request_id="r", route_alias="gpt", session_id=usage_session.id, run_id=run.id).event
+    event = usage_record(
+        owner=op_user(), request_id="r", route_alias="gpt", session_id=usage_session.id, run_id=run.id
+    ).event
     assert (event.run_id, event.session_id) == (run.id, usage_session.id)

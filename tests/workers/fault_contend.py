@@ -60,6 +60,7 @@ def main(session_id: str, run_id: str, route_alias: str, tag: str, count: int, g
     django_setup()
     from core.conversation.services import message_append, run_event_append
     from telemetry.services import usage_record
+    from tests.owners import op_user
 
     print("ready", flush=True)
     _wait_for(go_file)
@@ -73,6 +74,7 @@ def main(session_id: str, run_id: str, route_alias: str, tag: str, count: int, g
             client_id=f"{tag}-{n}",
         )
         usage_record(
+            owner=op_user(),
             request_id=f"{tag}-{n}",
             route_alias=route_alias,
             session_id=session_id,

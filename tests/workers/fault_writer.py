@@ -47,6 +47,7 @@ def main(session_id: str, route_alias: str, tag: str, rounds: int) -> None:
     django_setup()
     from core.conversation.services import message_append, run_create, run_event_append
     from telemetry.services import usage_record
+    from tests.owners import op_user
 
     run = run_create(session_id=session_id, status="running")
     print(f"run {run.id}", flush=True)
@@ -59,6 +60,7 @@ def main(session_id: str, route_alias: str, tag: str, rounds: int) -> None:
         print(f"ack message {appended.message.seq} {client_id} {appended.message.token_count}", flush=True)
         request_id = f"{tag}-{n}"
         usage_record(
+            owner=op_user(),
             request_id=request_id,
             route_alias=route_alias,
             session_id=session_id,

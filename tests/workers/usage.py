@@ -17,6 +17,7 @@ from tests.workers.setup import django_setup
 def main(route_alias: str, session_id: str, count: int, tag: str) -> None:
     django_setup()
     from telemetry.services import usage_record
+    from tests.owners import op_user
 
     for index in range(count):
         request_id = f"{tag}-{index}"
@@ -24,6 +25,7 @@ def main(route_alias: str, session_id: str, count: int, tag: str) -> None:
         input_tokens = 1_000 + seed % 50_000
         output_tokens = seed % 3_000
         result = usage_record(
+            owner=op_user(),
             request_id=request_id,
             route_alias=route_alias,
             session_id=session_id,

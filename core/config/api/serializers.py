@@ -18,10 +18,8 @@ from core.config.contracts import Credential, ReadinessReport, RecordReadiness
 from core.config.models import (
     AgentProfile,
     McpServerSpec,
-    McpTransport,
     ModelRoute,
     Provider,
-    ProviderKind,
     SkillSpec,
     Team,
     ToolSpec,
@@ -211,85 +209,3 @@ class TeamSerializer(serializers.ModelSerializer[Team]):
     def get_members(self, obj: Team) -> list[str]:
         """Member agent names in team order."""
         return [member.agent.name for member in obj.members.all()]
-
-
-# --- input (documentation of the request bodies) -----------------------------------------------
-
-
-def _names(help_text: str) -> serializers.ListField:
-    return serializers.ListField(child=serializers.CharField(), required=False, help_text=help_text)
-
-
-class ProviderInputSerializer(serializers.Serializer[Any]):
-    name = serializers.SlugField(max_length=64)
-    kind = serializers.ChoiceField(choices=ProviderKind.choices)
-    base_url = serializers.CharField(required=False, help_text="http(s) URL; required for ollama, openai_compatible")
-    api_key_env = serializers.CharField(
-        required=False, help_text="NAME of the environment variable holding the key (never the key)"
-    )
-    enabled = serializers.BooleanField(required=False)
-    options = serializers.DictField(required=False, help_text="free-form adapter options; checked for secrets")
-
-
-class RouteInputSerializer(serializers.Serializer[Any]):
-    alias = serializers.SlugField(max_length=64)
-    provider = serializers.CharField(help_text="a provider name")
-    model_id = serializers.CharField(max_length=200)
-    context_window_tokens = serializers.IntegerField(min_value=1)
-    max_output_tokens = serializers.IntegerField(min_value=1)
-    price_input_per_mtok = serializers.DecimalField(max_digits=12, decimal_places=6, required=False, allow_null=True)
-    price_cached_input_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=6, required=False, allow_null=True
-    )
-    price_output_per_mtok = serializers.DecimalField(max_digits=12, decimal_places=6, required=False, allow_null=True)
-    is_default = serializers.BooleanField(required=False)
-    enabled = serializers.BooleanField(required=False)
-
-
-class ToolInputSerializer(serializers.Serializer[Any]):
-    name = serializers.SlugField(max_length=64)
-    description = serializers.CharField(required=False, allow_blank=True)
-    parameters = serializers.DictField(required=False, help_text='a JSON Schema with "type": "object"')
-    requires_approval = serializers.BooleanField(required=False)
-    enabled = serializers.BooleanField(required=False)
-
-
-class SkillInputSerializer(serializers.Serializer[Any]):
-    name = serializers.SlugField(max_length=64)
-    description = serializers.CharField(required=False, allow_blank=True)
-    instructions = serializers.CharField(required=False, allow_blank=True, help_text="inline, or use instructions_path")
-    instructions_path = serializers.CharField(
-        required=False, allow_blank=True, max_length=500, help_text="relative to the skills folder"
-    )
-    tools = _names("tool names")
-    enabled = serializers.BooleanField(required=False)
-
-
-class McpServerInputSerializer(serializers.Serializer[Any]):
-    name = serializers.SlugField(max_length=64)
-    transport = serializers.ChoiceField(choices=McpTransport.choices)
-    command = serializers.CharField(required=False, allow_blank=True, help_text="stdio only")
-    args = _names("stdio only: the command's arguments")
-    url = serializers.CharField(required=False, allow_blank=True, help_text="streamable_http and sse only")
-    env_vars = _names("NAMES of environment variables the server needs")
-    tool_allowlist = _names("the server's tools agents may use")
-    enabled = serializers.BooleanField(required=False)
-
-
-class AgentInputSerializer(serializers.Serializer[Any]):
-    name = serializers.SlugField(max_length=64)
-    description = serializers.CharField(required=False, allow_blank=True)
-    instructions = serializers.CharField(required=False, allow_blank=True)
-    route = serializers.CharField(help_text="a route alias")
-    tools = _names("tool names")
-    skills = _names("skill names")
-    mcp_servers = _names("MCP server names")
-    enabled = serializers.BooleanField(required=False)
-
-
-class TeamInputSerializer(serializers.Serializer[Any]):
-    name = serializers.SlugField(max_length=64)
-    description = serializers.CharField(required=False, allow_blank=True)
-    lead = serializers.CharField(help_text="an agent name; must be one of members")
-    members = serializers.ListField(child=serializers.CharField(), help_text="agent names, in order")
-    enabled = serializers.BooleanField(required=False)

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination, SeqCursorPagination
 from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
 from core.conversation.api.serializers import (
@@ -114,7 +115,9 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     @list_schema("List sessions, newest first", SessionSerializer, SessionListQuerySerializer)
     def list(self, request: Request) -> Response:
         query = parsed_query(SessionListQuerySerializer, request)
-        sessions = sessions_list(status=query.get("status"), needs_compaction=query.get("needs_compaction"))
+        sessions = sessions_list(
+            owner=acting_user(request), status=query.get("status"), needs_compaction=query.get("needs_compaction")
+        )
         return self.page(sessions, SessionSerializer)
 
     @extend_schema(
@@ -125,12 +128,12 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     def create(self, request: Request) -> Response:
         data = parsed(SessionCreateSerializer, request.data)
-        session = session_create(title=data["title"], route_alias=data["route"] or None)
+        session = session_create(owner=acting_user(request), title=data["title"], route_alias=data["route"] or None)
         return Response(SessionSerializer(session_get(session_id=session.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="One session with its counters", responses={200: SessionSerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(SessionSerializer(session_get(session_id=pk)).data)
+        return Response(SessionSerializer(session_get(session_id=pk, owner=acting_user(request))).data)
 
     @extend_schema(
         summary="Rename a session or move it to another route",
@@ -139,7 +142,9 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         data = parsed(SessionUpdateSerializer, request.data)
-        session = session_update(session_id=pk, title=data.get("title"), route_alias=data.get("route"))
+        session = session_update(
+            session_id=pk, owner=acting_user(request), title=data.get("title"), route_alias=data.get("route")
+        )
         return Response(SessionSerializer(session).data)
 
     @extend_schema(
@@ -147,7 +152,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
         responses={200: SessionDeleteSerializer, 404: ERRORS_404, 409: ERRORS_409},
     )
     def destroy(self, request: Request, pk: str) -> Response:
-        result = session_delete(session_id=pk)
+        result = session_delete(session_id=pk, owner=acting_user(request))
         return Response(SessionDeleteSerializer(result).data)
 
     @extend_schema(
@@ -157,7 +162,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     @action(detail=True, methods=["post"])
     def archive(self, request: Request, pk: str) -> Response:
-        return Response(SessionSerializer(session_archive(session_id=pk)).data)
+        return Response(SessionSerializer(session_archive(session_id=pk, owner=acting_user(request))).data)
 
     @extend_schema(
         summary="Make an archived session active again",
@@ -166,7 +171,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     @action(detail=True, methods=["post"])
     def unarchive(self, request: Request, pk: str) -> Response:
-        return Response(SessionSerializer(session_unarchive(session_id=pk)).data)
+        return Response(SessionSerializer(session_unarchive(session_id=pk, owner=acting_user(request))).data)
 
     @extend_schema(
         summary=(
@@ -177,7 +182,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     @action(detail=True, methods=["get"], pagination_class=None)
     def restore(self, request: Request, pk: str) -> Response:
-        restored = session_restore(session_id=pk)
+        restored = session_restore(session_id=pk, owner=acting_user(request))
         body = RestoreSerializer(restored).data
         body["next"] = _messages_next(request, restored.session.pk, restored.next_after_seq, None)
         return Response(body)
@@ -204,7 +209,7 @@ class SessionMessageViewSet(PagedViewSet[Message]):
     )
     def list(self, request: Request, session_id: str) -> Response:
         query = parsed_query(MessageListQuerySerializer, request)
-        session = session_get(session_id=session_id)
+        session = session_get(session_id=session_id, owner=acting_user(request))
         page = messages_page(session=session, after_seq=query["after_seq"], limit=query["page_size"])
         explicit_size = query["page_size"] if "page_size" in request.query_params else None
         return Response(
@@ -234,6 +239,7 @@ class SessionMessageViewSet(PagedViewSet[Message]):
         data = parsed(MessageAppendSerializer, request.data)
         result = message_append(
             session_id=session_id,
+            owner=acting_user(request),
             role=data["role"],
             content=data["content"],
             parts=data["parts"],
@@ -256,7 +262,7 @@ class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
 
     @list_schema("Checkpoints, newest first", CheckpointSerializer, not_found=ERRORS_404)
     def list(self, request: Request, session_id: str) -> Response:
-        session = session_get(session_id=session_id)
+        session = session_get(session_id=session_id, owner=acting_user(request))
         return self.page(checkpoints_list(session_id=session.pk), CheckpointSerializer)
 
     @extend_schema(
@@ -275,6 +281,7 @@ class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
         data = parsed(CheckpointCreateSerializer, request.data)
         checkpoint = checkpoint_create(
             session_id=session_id,
+            owner=acting_user(request),
             through_seq=data["through_seq"],
             summary=data["summary"],
             state=data["state"],
@@ -300,7 +307,10 @@ class RunViewSet(PagedViewSet[Run]):
     @list_schema("List runs newest first (filter by session and status)", RunSerializer, RunListQuerySerializer)
     def list(self, request: Request) -> Response:
         query = parsed_query(RunListQuerySerializer, request)
-        return self.page(runs_list(session_id=query.get("session"), status=query.get("status")), RunSerializer)
+        return self.page(
+            runs_list(owner=acting_user(request), session_id=query.get("session"), status=query.get("status")),
+            RunSerializer,
+        )
 
     @extend_schema(
         summary="Open a run on a session (queued, or running)",
@@ -309,12 +319,14 @@ class RunViewSet(PagedViewSet[Run]):
     )
     def create(self, request: Request) -> Response:
         data = parsed(RunCreateSerializer, request.data)
-        run = run_create(session_id=data["session"], route_alias=data["route"], status=data["status"])
+        run = run_create(
+            session_id=data["session"], owner=acting_user(request), route_alias=data["route"], status=data["status"]
+        )
         return Response(RunSerializer(run_get(run_id=run.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="One run", responses={200: RunSerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(RunSerializer(run_get(run_id=pk)).data)
+        return Response(RunSerializer(run_get(run_id=pk, owner=acting_user(request))).data)
 
     @extend_schema(
         summary="Cancel a queued or running run, recording why",
@@ -324,7 +336,7 @@ class RunViewSet(PagedViewSet[Run]):
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         data = parsed(RunCancelSerializer, request.data)
-        run = run_cancel(run_id=pk, reason=data["reason"])
+        run = run_cancel(run_id=pk, owner=acting_user(request), reason=data["reason"])
         return Response(RunSerializer(run_get(run_id=run.pk)).data)
 
     @extend_schema(
@@ -333,7 +345,7 @@ class RunViewSet(PagedViewSet[Run]):
     )
     @action(detail=True, methods=["get"], pagination_class=None)
     def text(self, request: Request, pk: str) -> Response:
-        run = run_get(run_id=pk)
+        run = run_get(run_id=pk, owner=acting_user(request))
         return Response(RunTextSerializer({"run": run.pk, "text": run_text(run_id=run.pk)}).data)
 
 
@@ -356,7 +368,7 @@ class RunEventViewSet(PagedViewSet[TraceEvent]):
     )
     def list(self, request: Request, run_id: str) -> Response:
         query = parsed_query(TraceEventListQuerySerializer, request)
-        run = run_get(run_id=run_id)
+        run = run_get(run_id=run_id, owner=acting_user(request))
         return self.page(trace_events(run_id=run.pk, after_index=query["after_index"]), TraceEventSerializer)
 
     @extend_schema(
@@ -367,5 +379,7 @@ class RunEventViewSet(PagedViewSet[TraceEvent]):
     )
     def create(self, request: Request, run_id: str) -> Response:
         data = parsed(TraceEventAppendSerializer, request.data)
-        event = run_event_append(run_id=run_id, event_type=data["type"], payload=data["payload"])
+        event = run_event_append(
+            run_id=run_id, owner=acting_user(request), event_type=data["type"], payload=data["payload"]
+        )
         return Response(TraceEventSerializer(event).data, status=status.HTTP_201_CREATED)

@@ -30,15 +30,19 @@ class Command(BaseCommand):
             result = operator_ensure(username=options["username"], password=password)
         except DomainError as exc:
             raise CommandError(exc.message) from None
+        verb = (
+            f"set the first password of operator account '{result.username}' (it held the records made "
+            "before accounts and had none)"
+            if result.password_set
+            else f"created operator account '{result.username}'"
+        )
         if not result.created:
             self.stdout.write(f"operator account '{result.username}' already exists; left unchanged")
         elif result.generated_password is not None:
             self.stdout.write(
-                f"created operator account '{result.username}' with password: {result.generated_password}\n"
+                f"{verb} with password: {result.generated_password}\n"
                 "  (shown once; change it with `.venv/bin/python manage.py changepassword "
                 f"{result.username}`)"
             )
         else:
-            self.stdout.write(
-                f"created operator account '{result.username}' with the password from AGENTCHAT_OPERATOR_PASSWORD"
-            )
+            self.stdout.write(f"{verb} with the password from AGENTCHAT_OPERATOR_PASSWORD")

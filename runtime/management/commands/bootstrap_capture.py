@@ -130,6 +130,9 @@ def argparse_hidden() -> str:
 
 
 def _load_state(state: str) -> None:
+    from django.contrib.auth import get_user_model
+
+    from core.accounts.services import operator_ensure
     from core.config.loading import config_file_read
     from core.config.services import config_document_apply
     from core.conversation.services import session_create
@@ -137,7 +140,10 @@ def _load_state(state: str) -> None:
 
     config_document_apply(document=config_file_read(Path(settings.AGENTCHAT_CONFIG)), prune=False)
     if state == "ready":
-        session = session_create(title="First chat")
+        # The capture account's session, so its bootstrap counts it.
+        operator_ensure(username=CAPTURE_USERNAME, password=None)
+        owner = get_user_model()._default_manager.get(username=CAPTURE_USERNAME)
+        session = session_create(owner=owner, title="First chat")
         turn_run(session_id=session.pk, user_text="hello")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from core.accounts.selectors import operator_username, user_by_username
 from core.conversation.events import ErrorEvent, RuntimeEvent, TextDelta, ToolCall, ToolResult
 from core.conversation.services import session_create
 from core.errors import DomainError
@@ -31,6 +32,11 @@ class Command(BaseCommand):
         parser.add_argument("text", help="the message to send")
         parser.add_argument("--route", help="with new: the route alias (default: the default route)")
         parser.add_argument("--title", default="", help="with new: the session's title")
+        parser.add_argument(
+            "--user",
+            default=None,
+            help="the account the conversation belongs to (default: AGENTCHAT_OPERATOR_USERNAME or 'operator')",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -39,12 +45,19 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
 
     def _chat(self, options: dict[str, Any]) -> None:
+        username = options["user"] or operator_username()
+        owner = user_by_username(username=username)
+        if owner is None:
+            raise CommandError(
+                f"--user: no account {username!r}; give an existing user name "
+                "(`manage.py ensure_operator` creates the operator's)"
+            )
         session_ref: str = options["session"]
         if session_ref == "new":
             title = options["title"] or options["text"][:60]
             # The session exists only if its first turn may run: a refused turn writes nothing.
             with transaction.atomic():
-                session = session_create(title=title, route_alias=options["route"])
+                session = session_create(owner=owner, title=title, route_alias=options["route"])
                 turn_refusal(session=session, user_text=options["text"])
             session_id = str(session.pk)
             self.stdout.write(f"session {session_id} (route {session.route.alias})")
@@ -53,7 +66,7 @@ class Command(BaseCommand):
                 raise CommandError("--route and --title apply only to a new session")
             session_id = session_ref
         try:
-            result = turn_run(session_id=session_id, user_text=options["text"], on_event=self._show)
+            result = turn_run(session_id=session_id, owner=owner, user_text=options["text"], on_event=self._show)
         except KeyboardInterrupt:
             raise CommandError("interrupted; run `manage.py recover_runs` to close the open run") from None
         self.stdout.write("")
