@@ -14,18 +14,12 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from core.config.selectors import config_load_status_path
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.xfail(
-        strict=True,
-        reason="the bootstrap's config section does not read config_load_problems() yet; "
-        "wiring it makes these pass (then remove this marker)",
-    ),
-]
+pytestmark = pytest.mark.django_db
 
 GOOD = """
 [[providers]]
@@ -99,3 +93,22 @@ def test_a_clean_load_shows_no_problems(api: APIClient, config_file: Path) -> No
 
 def test_no_load_yet_is_null(api: APIClient, config_file: Path) -> None:
     assert bootstrap(api)["config"]["last_load"] is None
+
+
+def test_a_new_load_record_changes_the_etag_without_a_query(
+    api: APIClient, config_file: Path, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    config_file.write_text(GOOD)
+    load(config_file)
+    first = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
+    config_file.write_text(BAD)
+    with pytest.raises(CommandError):
+        load(config_file)
+    bootstrap(api)  # the failed load changed nothing in the database; the kept snapshot serves
+
+    # The same 6 queries as without a record (tests/runtime/test_bootstrap.py): the record is a file.
+    with django_assert_num_queries(6):
+        second = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
+    assert second["ETag"] != first["ETag"]
+    assert api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
+    assert api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH=second["ETag"]).status_code == 304
