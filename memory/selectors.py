@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from core.conversation.selectors import session_uuid
-from core.errors import NotFoundError
+from core.lookups import filtered, row_get
 from memory.models import AttachmentSummary, DailyEpisode, LongTermMemory
 
 
@@ -67,22 +67,12 @@ def memory_list(
     *, kind: str | None = None, pinned: bool | None = None, key: str | None = None
 ) -> QuerySet[LongTermMemory]:
     """Long-term memories, newest first, optionally filtered."""
-    queryset = LongTermMemory.objects.all()
-    if kind is not None:
-        queryset = queryset.filter(kind=kind)
-    if pinned is not None:
-        queryset = queryset.filter(pinned=pinned)
-    if key is not None:
-        queryset = queryset.filter(key=key)
-    return queryset.order_by("-created", "-id")
+    return filtered(LongTermMemory.objects.all(), kind=kind, pinned=pinned, key=key).order_by("-created", "-id")
 
 
 def memory_get(*, memory_id: int) -> LongTermMemory:
     """One memory, or NotFoundError."""
-    try:
-        return LongTermMemory.objects.get(pk=memory_id)
-    except LongTermMemory.DoesNotExist:
-        raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}") from None
+    return row_get(LongTermMemory.objects.all(), "memory", f"no long-term memory {memory_id}", pk=memory_id)
 
 
 def memories_pinned(*, limit: int) -> list[LongTermMemory]:
@@ -99,26 +89,20 @@ def episode_list(
     source: str | None = None,
 ) -> QuerySet[DailyEpisode]:
     """Daily episodes, newest day first, optionally filtered."""
-    queryset = DailyEpisode.objects.all()
-    if session_id is not None:
-        queryset = queryset.filter(session_id=session_uuid(session_id))
-    if whole_day is not None:
-        queryset = queryset.filter(session__isnull=whole_day)
-    if day_from is not None:
-        queryset = queryset.filter(day__gte=day_from)
-    if day_to is not None:
-        queryset = queryset.filter(day__lte=day_to)
-    if source is not None:
-        queryset = queryset.filter(source=source)
+    queryset = filtered(
+        DailyEpisode.objects.all(),
+        session_id=None if session_id is None else session_uuid(session_id),
+        session__isnull=whole_day,
+        day__gte=day_from,
+        day__lte=day_to,
+        source=source,
+    )
     return queryset.order_by("-day", "-id")
 
 
 def episode_get(*, episode_id: int) -> DailyEpisode:
     """One daily episode, or NotFoundError."""
-    try:
-        return DailyEpisode.objects.get(pk=episode_id)
-    except DailyEpisode.DoesNotExist:
-        raise NotFoundError.for_field("episode", f"no daily episode {episode_id}") from None
+    return row_get(DailyEpisode.objects.all(), "episode", f"no daily episode {episode_id}", pk=episode_id)
 
 
 def episodes_recent(*, session_id: UUID | str, limit: int) -> list[DailyEpisode]:
@@ -135,21 +119,17 @@ def attachment_list(
     kind: str | None = None,
 ) -> QuerySet[AttachmentSummary]:
     """Attachment references with their shared content, newest first, optionally filtered."""
-    queryset = AttachmentSummary.objects.select_related("content", "message")
-    if session_id is not None:
-        queryset = queryset.filter(session_id=session_uuid(session_id))
-    if message_id is not None:
-        queryset = queryset.filter(message_id=message_id)
-    if sha256 is not None:
-        queryset = queryset.filter(content__sha256=sha256.lower())
-    if kind is not None:
-        queryset = queryset.filter(kind=kind)
+    queryset = filtered(
+        AttachmentSummary.objects.select_related("content", "message"),
+        session_id=None if session_id is None else session_uuid(session_id),
+        message_id=message_id,
+        content__sha256=None if sha256 is None else sha256.lower(),
+        kind=kind,
+    )
     return queryset.order_by("-created", "-id")
 
 
 def attachment_get(*, attachment_id: int) -> AttachmentSummary:
     """One attachment reference with its content, or NotFoundError."""
-    try:
-        return AttachmentSummary.objects.select_related("content", "message").get(pk=attachment_id)
-    except AttachmentSummary.DoesNotExist:
-        raise NotFoundError.for_field("attachment", f"no attachment {attachment_id}") from None
+    queryset = AttachmentSummary.objects.select_related("content", "message")
+    return row_get(queryset, "attachment", f"no attachment {attachment_id}", pk=attachment_id)

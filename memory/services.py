@@ -22,6 +22,7 @@ from core.config.secrets import find_secret, redact
 from core.conversation.contracts import SHA256_RE, estimate_tokens
 from core.conversation.selectors import session_uuid
 from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.lookups import row_get
 from core.models import AgentSession, Message
 from memory.models import (
     IMPORTANCE_DEFAULT,
@@ -136,10 +137,7 @@ def _seq_range(prefix: str, first: int | None, last: int | None, session: AgentS
 
 
 def _session(field: str, session_id: UUID | str) -> AgentSession:
-    try:
-        return AgentSession.objects.get(pk=session_uuid(session_id))
-    except AgentSession.DoesNotExist:
-        raise NotFoundError.for_field(field, f"no session {session_id}") from None
+    return row_get(AgentSession.objects.all(), field, f"no session {session_id}", pk=session_uuid(session_id))
 
 
 def _timezone_name(value: str) -> str:
@@ -235,10 +233,8 @@ def episode_delete(*, episode_id: int) -> None:
 
 
 def _memory_locked(memory_id: int) -> LongTermMemory:
-    try:
-        return LongTermMemory.objects.select_for_update().get(pk=memory_id)
-    except LongTermMemory.DoesNotExist:
-        raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}") from None
+    queryset = LongTermMemory.objects.select_for_update()
+    return row_get(queryset, "memory", f"no long-term memory {memory_id}", pk=memory_id)
 
 
 def memory_write(

@@ -38,7 +38,8 @@ from core.config.models import (
 )
 from core.config.readiness import readiness_report
 from core.config.validation import References
-from core.errors import InvalidInputError, NotFoundError
+from core.errors import InvalidInputError
+from core.lookups import row_get
 
 MODELS: dict[Kind, type[models.Model]] = {
     Kind.PROVIDER: Provider,
@@ -153,10 +154,8 @@ def config_queryset(kind: Kind) -> QuerySet[Any]:
 
 def config_instance_get(kind: Kind, key: str) -> Any:
     """The stored record of `kind` named `key`, with its joins; raises `NotFoundError`."""
-    try:
-        return config_queryset(kind).get(**{kind.key_field: key})
-    except MODELS[kind].DoesNotExist:  # type: ignore[attr-defined]
-        raise NotFoundError.for_field(kind.key_field, f"no {kind.label} named {key!r}; check the name") from None
+    missing = f"no {kind.label} named {key!r}; check the name"
+    return row_get(config_queryset(kind), kind.key_field, missing, **{kind.key_field: key})
 
 
 def _contract_value(value: Any) -> Any:
