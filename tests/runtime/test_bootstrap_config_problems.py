@@ -7,54 +7,28 @@ While the last load failed, the database still holds the last configuration that
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
-from core.config.selectors import config_load_status_path
+from tests.runtime.bootstrap_client import bootstrap
+from tests.site.test_config_problems import GOOD, load
 
 pytestmark = pytest.mark.django_db
 
-GOOD = """
-[[providers]]
-name = "replay"
-kind = "replay"
-
-[[routes]]
-alias = "main"
-provider = "replay"
-model_id = "replay-1"
-context_window_tokens = 8000
-max_output_tokens = 1000
-is_default = true
-"""
 BAD = GOOD.replace("max_output_tokens = 1000", "max_output_tokens = 9000")
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, settings: Any) -> Iterator[Path]:
+def config_file(tmp_path: Path, settings: Any) -> Path:
+    """The configuration file, not written yet (no load record exists: tests/conftest.py removes it)."""
     path = tmp_path / "agentchat.toml"
     settings.AGENTCHAT_CONFIG = path
-    config_load_status_path().unlink(missing_ok=True)
-    yield path
-    config_load_status_path().unlink(missing_ok=True)
-
-
-def load(path: Path) -> None:
-    call_command("load_config", str(path), stdout=io.StringIO(), stderr=io.StringIO())
-
-
-def bootstrap(api: APIClient) -> dict[str, Any]:
-    response = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
-    assert response.status_code == 200, response.content
-    body: dict[str, Any] = response.json()
-    return body
+    return path
 
 
 def test_the_config_section_shows_the_last_loads_problems_with_their_locations(
