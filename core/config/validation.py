@@ -432,41 +432,38 @@ def _provider_rules(record: ProviderConfig, location: str, problems: Problems, c
             f"unknown kind {record.kind!r}{_suggest(record.kind, ProviderKind.values)} "
             f"(use one of: {', '.join(ProviderKind.values)})",
         )
-    if clean("base_url"):
-        if record.base_url:
-            _check_url(record.base_url, at(location, "base_url"), problems)
-        elif record.kind in KINDS_NEEDING_BASE_URL:
-            problems.add(
-                at(location, "base_url"),
-                f"required for kind {record.kind!r}; give the server's URL, e.g. http://localhost:11434/v1",
-            )
-    if clean("api_key_env"):
-        if record.api_key_env:
-            _check_env_name(record.api_key_env, at(location, "api_key_env"), problems)
-        elif record.kind in KINDS_NEEDING_KEY:
-            problems.add(
-                at(location, "api_key_env"),
-                f"required for kind {record.kind!r}; give the name of the environment variable "
-                f"that holds the key, e.g. {record.kind.upper()}_API_KEY",
-            )
+    # A field some kinds require: checked when given, else required by those kinds (how to fill it).
+    required: tuple[tuple[str, Callable[[str, str, Problems], None], frozenset[str], str], ...] = (
+        ("base_url", _check_url, KINDS_NEEDING_BASE_URL, "give the server's URL, e.g. http://localhost:11434/v1"),
+        (
+            "api_key_env",
+            _check_env_name,
+            KINDS_NEEDING_KEY,
+            f"give the name of the environment variable that holds the key, e.g. {record.kind.upper()}_API_KEY",
+        ),
+    )
+    for name, check, kinds, how in required:
+        value = getattr(record, name)
+        if not clean(name):
+            continue
+        if value:
+            check(value, at(location, name), problems)
+        elif record.kind in kinds:
+            problems.add(at(location, name), f"required for kind {record.kind!r}; {how}")
     if clean("options"):
         _check_json_values(record.options, at(location, "options"), problems)
-        if record.kind == ProviderKind.REPLAY:
-            # The replay adapter's own parser, so a file that loads is one the adapter can run.
-            try:
-                replay_options_parse(record.options, field=at(location, "options"))
-            except InvalidInputError as exc:
-                for where, messages in exc.fields.items():
-                    for message in messages:
-                        problems.add(where, message)
-        elif record.kind in ProviderKind.values:
-            # The live adapters' own parser (max_retries, timeout_s, and api for the OpenAI kinds).
-            try:
-                live_options_parse(record.kind, record.options, field=at(location, "options"))
-            except InvalidInputError as exc:
-                for where, messages in exc.fields.items():
-                    for message in messages:
-                        problems.add(where, message)
+        field = at(location, "options")
+        try:
+            if record.kind == ProviderKind.REPLAY:
+                # The replay adapter's own parser, so a file that loads is one the adapter can run.
+                replay_options_parse(record.options, field=field)
+            elif record.kind in ProviderKind.values:
+                # The live adapters' own parser (max_retries, timeout_s, and api for the OpenAI kinds).
+                live_options_parse(record.kind, record.options, field=field)
+        except InvalidInputError as exc:
+            for where, messages in exc.fields.items():
+                for message in messages:
+                    problems.add(where, message)
 
 
 def _route_rules(record: RouteConfig, location: str, problems: Problems, clean: Callable[[str], bool]) -> None:
