@@ -19,7 +19,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -143,6 +143,41 @@ class Ctx:
     def profile_failed(self, row: Row, fn: Callable[[], object], count: int) -> None:
         if self.profile and row.passed is False:
             row.profile = profile_text(fn, count)
+
+    def ratio_row(
+        self,
+        workload: int,
+        key: str,
+        title: str,
+        seconds: Mapping[str, Sequence[float]],
+        over: tuple[str, str] = ("large", "large ms"),
+        under: tuple[str, str] = ("small", "small ms"),
+        *,
+        target: Target | None = None,
+        profiled: tuple[Callable[[], object], int] | None = None,
+        over_first: bool = False,
+        more: Detail | None = None,
+    ) -> Row:
+        """A row whose figure is the paired ratio of two timings (each `(name in seconds, label in detail)`).
+
+        The detail shows both timings in ms (the smaller side first unless `over_first`), then `more`;
+        with a `target` the row is judged, and `profiled` (the function, its op count) is profiled
+        when it fails.
+        """
+        shown = (over, under) if over_first else (under, over)
+        row = self.row(
+            workload,
+            key,
+            title,
+            figure=paired_ratio(seconds[over[0]], seconds[under[0]]),
+            reps=self.sizes.reps,
+            detail={**{label: ms(seconds[name]) for name, label in shown}, **(more or {})},
+        )
+        if target is not None:
+            row = self.judged(row, target)
+        if profiled is not None:
+            self.profile_failed(row, *profiled)
+        return row
 
 
 def find(name: str, modules: Sequence[str]) -> Callable[..., Any] | None:
@@ -329,16 +364,9 @@ def w2_checkpoint(ctx: Ctx) -> list[Row]:
         "large": writer(meta["large"], sizes.checkpoint_large),
     }
     seconds = per_op_seconds(fns, sizes.checkpoint_ops, sizes.reps)
-    row = ctx.row(
-        2,
-        "2.ours",
-        title,
-        figure=paired_ratio(seconds["large"], seconds["small"]),
-        reps=sizes.reps,
-        detail={"small ms": ms(seconds["small"]), "large ms": ms(seconds["large"])},
+    row = ctx.ratio_row(
+        2, "2.ours", title, seconds, target=Target("<=", 1.2), profiled=(fns["large"], sizes.checkpoint_ops)
     )
-    row = ctx.judged(row, Target("<=", 1.2))
-    ctx.profile_failed(row, fns["large"], sizes.checkpoint_ops)
     rows = [row]
 
     peer_title = f"LangGraph put, state = full history ({sizes.checkpoint_large:,} vs {sizes.checkpoint_small:,})"
@@ -357,16 +385,7 @@ def w2_checkpoint(ctx: Ctx) -> list[Row]:
     finally:
         graph_small.close()
         graph_large.close()
-    rows.append(
-        ctx.row(
-            2,
-            "2.langgraph",
-            peer_title,
-            figure=paired_ratio(peer_seconds["large"], peer_seconds["small"]),
-            reps=sizes.reps,
-            detail={"small ms": ms(peer_seconds["small"]), "large ms": ms(peer_seconds["large"])},
-        )
-    )
+    rows.append(ctx.ratio_row(2, "2.langgraph", peer_title, peer_seconds))
     return rows
 
 
@@ -432,23 +451,21 @@ def w3_restore(ctx: Ctx) -> list[Row]:
     finally:
         if agents is not None:
             agents.close()
-    detail: Detail = {"small ms": ms(seconds["small"]), "large ms": ms(seconds["large"])}
-    row = ctx.row(3, "3.ours", title, figure=paired_ratio(seconds["large"], seconds["small"]), reps=sizes.reps)
-    row.detail = detail
-    row = ctx.judged(row, Target("<=", 1.3))
-    ctx.profile_failed(row, fns["large"], sizes.restore_ops)
+    profiled = (fns["large"], sizes.restore_ops)
+    row = ctx.ratio_row(3, "3.ours", title, seconds, target=Target("<=", 1.3), profiled=profiled)
     if not ctx.sqlite:
         return [row, ctx.no_peer(3, "3.agents", peer_title)]
-    peer_row = ctx.row(
+    peer_row = ctx.ratio_row(
         3,
         "3.agents",
         peer_title,
-        figure=paired_ratio(seconds["large"], seconds["agents"]),
-        reps=sizes.reps,
-        detail={"restore ms": ms(seconds["large"]), "get_items ms": ms(seconds["agents"])},
+        seconds,
+        ("large", "restore ms"),
+        ("agents", "get_items ms"),
+        target=Target("<=", 2.0),
+        profiled=profiled,
+        over_first=True,
     )
-    peer_row = ctx.judged(peer_row, Target("<=", 2.0))
-    ctx.profile_failed(peer_row, fns["large"], sizes.restore_ops)
     return [row, peer_row]
 
 
@@ -604,16 +621,17 @@ def w4_bootstrap(ctx: Ctx) -> list[Row]:
 
     fns = {"bootstrap": get(bootstrap_url), "trivial": get(reverse("bench-trivial"))}
     seconds = per_op_seconds(fns, sizes.bootstrap_requests, sizes.reps)
-    row = ctx.row(
+    row = ctx.ratio_row(
         4,
         "4.ours",
         title,
-        figure=paired_ratio(seconds["bootstrap"], seconds["trivial"]),
-        reps=sizes.reps,
-        detail={"bootstrap ms": ms(seconds["bootstrap"]), "trivial ms": ms(seconds["trivial"])},
+        seconds,
+        ("bootstrap", "bootstrap ms"),
+        ("trivial", "trivial ms"),
+        target=Target("<=", 3.0),
+        profiled=(fns["bootstrap"], sizes.bootstrap_requests),
+        over_first=True,
     )
-    row = ctx.judged(row, Target("<=", 3.0))
-    ctx.profile_failed(row, fns["bootstrap"], sizes.bootstrap_requests)
     same = loaded_queries == empty_queries and empty_status == loaded_status == 200
     count_row = ctx.row(
         4,
@@ -683,17 +701,11 @@ def w5_summary(ctx: Ctx) -> list[Row]:
         "large": (f"telemetry-{sizes.telemetry_large}", builder(sizes.telemetry_large)),
     }
     seconds = alternate(ctx, builds, usage_summary, sizes.summary_ops)
-    row = ctx.row(
-        5,
-        "5.ours",
-        title,
-        figure=paired_ratio(seconds["large"], seconds["small"]),
-        reps=sizes.reps,
-        detail={"small ms": ms(seconds["small"]), "large ms": ms(seconds["large"])},
-    )
-    row = ctx.judged(row, Target("<=", 1.2))
-    ctx.profile_failed(row, usage_summary, sizes.summary_ops)
-    return [row]
+    return [
+        ctx.ratio_row(
+            5, "5.ours", title, seconds, target=Target("<=", 1.2), profiled=(usage_summary, sizes.summary_ops)
+        )
+    ]
 
 
 # --- 6. Memory search -----------------------------------------------------------------------
@@ -770,22 +782,16 @@ def w6_search(ctx: Ctx) -> list[Row]:
             ctx.dbs.fixture(fixture_name, build)
         hits[name] = sum(len(result) for result in memory_search_all(memory_search, words[counts[name]]))
     seconds = {name: [value / len(SEARCH_MATCHES) for value in values] for name, values in seconds.items()}
-    row = ctx.row(
+    matches = "/".join(str(document_frequencies(counts["small"])[w]) for w in words[counts["small"]])
+    row = ctx.ratio_row(
         6,
         "6.ours",
         title,
-        figure=paired_ratio(seconds["large"], seconds["small"]),
-        reps=sizes.reps,
-        detail={
-            "small ms": ms(seconds["small"]),
-            "large ms": ms(seconds["large"]),
-            "hits small": hits["small"],
-            "hits large": hits["large"],
-            "matches": "/".join(str(document_frequencies(counts["small"])[w]) for w in words[counts["small"]]),
-        },
+        seconds,
+        target=Target("<=", 2.0),
+        profiled=(search_all, sizes.search_ops),
+        more={"hits small": hits["small"], "hits large": hits["large"], "matches": matches},
     )
-    row = ctx.judged(row, Target("<=", 2.0))
-    ctx.profile_failed(row, search_all, sizes.search_ops)
     return [row]
 
 

@@ -34,19 +34,23 @@ class DropCoveredForeignKeyIndex(migrations.AlterField):
     def _index(self) -> models.Index:
         return models.Index(fields=[self.name], name=self.index_name)
 
+    def _index_change(
+        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, state: ProjectState, add: bool
+    ) -> None:
+        """Add or remove the index on the model as `state` has it (where this database migrates the model)."""
+        model = state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            (schema_editor.add_index if add else schema_editor.remove_index)(model, self._index())
+
     def database_forwards(
         self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
     ) -> None:
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.remove_index(model, self._index())
+        self._index_change(app_label, schema_editor, to_state, add=False)
 
     def database_backwards(
         self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
     ) -> None:
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.add_index(model, self._index())
+        self._index_change(app_label, schema_editor, to_state, add=True)
 
     def describe(self) -> str:
         return f"Drop the index {self.index_name} of {self.model_name}.{self.name}, which another index covers"

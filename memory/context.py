@@ -27,9 +27,11 @@ read would fill the whole budget (or MAX_TAIL_MESSAGES, or the checkpoint is rea
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
+
+from django.db import models
 
 from core.conversation.contracts import estimate_tokens
 from core.conversation.selectors import (
@@ -45,6 +47,9 @@ from memory.models import AttachmentContent, LongTermMemory
 from memory.search import MatchMode, memory_search
 from memory.selectors import episodes_recent, memories_pinned
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 MAX_BUDGET_TOKENS = 2_000_000
 MAX_PINNED = 50
 MAX_RELEVANT = 10
@@ -52,6 +57,8 @@ MAX_EPISODES = 7
 MAX_ATTACHMENTS = 20
 TAIL_CHUNK = 64
 MAX_TAIL_MESSAGES = 2_000
+# A context item built from a stored row.
+T = TypeVar("T", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -143,16 +150,13 @@ def budget_validate(value: object, *, field: str = "budget") -> int:
     return value
 
 
+def _from_row(item: type[T], row: models.Model, **given: Any) -> T:
+    """`item` filled from `row`'s attributes of the same names, but for those `given`."""
+    return item(**{f.name: given[f.name] if f.name in given else getattr(row, f.name) for f in fields(item)})
+
+
 def _memory(memory: LongTermMemory) -> ContextMemory:
-    return ContextMemory(
-        id=memory.pk,
-        kind=memory.kind,
-        key=memory.key,
-        content=memory.content,
-        importance=memory.importance,
-        pinned=memory.pinned,
-        token_count=estimate_tokens(memory.content),
-    )
+    return _from_row(ContextMemory, memory, token_count=estimate_tokens(memory.content))
 
 
 def _read_tail(session_id: UUID, after_seq: int, last_seq: int, budget_tokens: int) -> list[Message]:
@@ -242,26 +246,14 @@ def context_inputs(
     checkpoint = checkpoint_latest_summary(session_id=session.pk)
     context_checkpoint: ContextCheckpoint | None = None
     if checkpoint is not None and checkpoint.summary:
-        candidate = ContextCheckpoint(
-            id=checkpoint.pk,
-            through_seq=checkpoint.through_seq,
-            summary=checkpoint.summary,
-            token_count=estimate_tokens(checkpoint.summary),
-        )
+        candidate = _from_row(ContextCheckpoint, checkpoint, token_count=estimate_tokens(checkpoint.summary))
         if budget.take(candidate.token_count):
             context_checkpoint = candidate
 
     episodes = tuple(
         episode
         for episode in (
-            ContextEpisode(
-                id=row.pk,
-                day=row.day,
-                timezone=row.timezone,
-                session_id=row.session_id,
-                summary=row.summary,
-                token_count=row.token_count,
-            )
+            _from_row(ContextEpisode, row)
             for row in episodes_recent(session_id=session.pk, owner_id=session.owner_id, limit=MAX_EPISODES)
         )
         if budget.take(episode.token_count)
@@ -276,15 +268,8 @@ def context_inputs(
         if message.token_count > budget.remaining:
             break
         budget.take(message.token_count)
-        kept.append(
-            ContextMessage(
-                seq=message.seq,
-                role=message.role,
-                content=message.content,
-                parts=list(message.parts) if isinstance(message.parts, list) else [],
-                token_count=message.token_count,
-            )
-        )
+        parts = list(message.parts) if isinstance(message.parts, list) else []
+        kept.append(_from_row(ContextMessage, message, parts=parts))
     kept.reverse()
 
     return ContextBundle(

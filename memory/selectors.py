@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from core.conversation.selectors import OwnerScope, owned, session_uuid
-from core.errors import NotFoundError
+from core.lookups import filtered, row_get
 from core.models import AgentSession
 from memory.models import AttachmentSummary, DailyEpisode, LongTermMemory
 
@@ -78,22 +78,15 @@ def memory_list(
     *, owner: OwnerScope = None, kind: str | None = None, pinned: bool | None = None, key: str | None = None
 ) -> QuerySet[LongTermMemory]:
     """`owner`'s long-term memories, newest first, optionally filtered."""
-    queryset = owned(LongTermMemory.objects.all(), owner)
-    if kind is not None:
-        queryset = queryset.filter(kind=kind)
-    if pinned is not None:
-        queryset = queryset.filter(pinned=pinned)
-    if key is not None:
-        queryset = queryset.filter(key=key)
+    queryset = filtered(owned(LongTermMemory.objects.all(), owner), kind=kind, pinned=pinned, key=key)
     return queryset.order_by("-created", "-id")
 
 
 def memory_get(*, memory_id: int, owner: OwnerScope = None) -> LongTermMemory:
     """One memory of `owner`, or NotFoundError (another user's too)."""
-    try:
-        return owned(LongTermMemory.objects.all(), owner).get(pk=memory_id)
-    except LongTermMemory.DoesNotExist:
-        raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}") from None
+    return row_get(
+        owned(LongTermMemory.objects.all(), owner), "memory", f"no long-term memory {memory_id}", pk=memory_id
+    )
 
 
 def memories_pinned(*, owner_id: int, limit: int) -> list[LongTermMemory]:
@@ -112,26 +105,21 @@ def episode_list(
     source: str | None = None,
 ) -> QuerySet[DailyEpisode]:
     """`owner`'s daily episodes, newest day first, optionally filtered."""
-    queryset = owned(DailyEpisode.objects.all(), owner)
-    if session_id is not None:
-        queryset = queryset.filter(session_id=session_uuid(session_id))
-    if whole_day is not None:
-        queryset = queryset.filter(session__isnull=whole_day)
-    if day_from is not None:
-        queryset = queryset.filter(day__gte=day_from)
-    if day_to is not None:
-        queryset = queryset.filter(day__lte=day_to)
-    if source is not None:
-        queryset = queryset.filter(source=source)
+    queryset = filtered(
+        owned(DailyEpisode.objects.all(), owner),
+        session_id=None if session_id is None else session_uuid(session_id),
+        session__isnull=whole_day,
+        day__gte=day_from,
+        day__lte=day_to,
+        source=source,
+    )
     return queryset.order_by("-day", "-id")
 
 
 def episode_get(*, episode_id: int, owner: OwnerScope = None) -> DailyEpisode:
     """One daily episode of `owner`, or NotFoundError (another user's too)."""
-    try:
-        return owned(DailyEpisode.objects.all(), owner).get(pk=episode_id)
-    except DailyEpisode.DoesNotExist:
-        raise NotFoundError.for_field("episode", f"no daily episode {episode_id}") from None
+    queryset = owned(DailyEpisode.objects.all(), owner)
+    return row_get(queryset, "episode", f"no daily episode {episode_id}", pk=episode_id)
 
 
 def episodes_recent(*, session_id: UUID | str, owner_id: int, limit: int) -> list[DailyEpisode]:
@@ -149,26 +137,21 @@ def attachment_list(
     kind: str | None = None,
 ) -> QuerySet[AttachmentSummary]:
     """Attachment references (of `owner`'s sessions) with their shared content, newest first, optionally filtered."""
-    queryset = AttachmentSummary.objects.select_related("content", "message")
-    if owner is not None:
-        queryset = queryset.filter(session__owner_id=owner.pk)
-    if session_id is not None:
-        queryset = queryset.filter(session_id=session_uuid(session_id))
-    if message_id is not None:
-        queryset = queryset.filter(message_id=message_id)
-    if sha256 is not None:
-        queryset = queryset.filter(content__sha256=sha256.lower())
-    if kind is not None:
-        queryset = queryset.filter(kind=kind)
+    queryset = filtered(
+        AttachmentSummary.objects.select_related("content", "message"),
+        session__owner_id=None if owner is None else owner.pk,
+        session_id=None if session_id is None else session_uuid(session_id),
+        message_id=message_id,
+        content__sha256=None if sha256 is None else sha256.lower(),
+        kind=kind,
+    )
     return queryset.order_by("-created", "-id")
 
 
 def attachment_get(*, attachment_id: int, owner: OwnerScope = None) -> AttachmentSummary:
     """One attachment reference (of a session of `owner`) with its content, or NotFoundError."""
-    references = AttachmentSummary.objects.select_related("content", "message")
-    if owner is not None:
-        references = references.filter(session__owner_id=owner.pk)
-    try:
-        return references.get(pk=attachment_id)
-    except AttachmentSummary.DoesNotExist:
-        raise NotFoundError.for_field("attachment", f"no attachment {attachment_id}") from None
+    queryset = filtered(
+        AttachmentSummary.objects.select_related("content", "message"),
+        session__owner_id=None if owner is None else owner.pk,
+    )
+    return row_get(queryset, "attachment", f"no attachment {attachment_id}", pk=attachment_id)

@@ -23,6 +23,7 @@ from core.config.secrets import find_secret, redact
 from core.conversation.contracts import SHA256_RE, estimate_tokens
 from core.conversation.selectors import OwnerScope, owned, session_uuid
 from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.lookups import row_get
 from core.models import AgentSession, Message
 from memory.models import (
     IMPORTANCE_DEFAULT,
@@ -137,10 +138,8 @@ def _seq_range(prefix: str, first: int | None, last: int | None, session: AgentS
 
 
 def _session(field: str, session_id: UUID | str, owner: OwnerScope) -> AgentSession:
-    try:
-        return owned(AgentSession.objects.all(), owner).get(pk=session_uuid(session_id))
-    except AgentSession.DoesNotExist:
-        raise NotFoundError.for_field(field, f"no session {session_id}") from None
+    queryset = owned(AgentSession.objects.all(), owner)
+    return row_get(queryset, field, f"no session {session_id}", pk=session_uuid(session_id))
 
 
 def _timezone_name(value: str) -> str:
@@ -240,10 +239,8 @@ def episode_delete(*, episode_id: int, owner: OwnerScope = None) -> None:
 
 
 def _memory_locked(memory_id: int, owner: OwnerScope) -> LongTermMemory:
-    try:
-        return owned(LongTermMemory.objects.select_for_update(), owner).get(pk=memory_id)
-    except LongTermMemory.DoesNotExist:
-        raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}") from None
+    queryset = owned(LongTermMemory.objects.select_for_update(), owner)
+    return row_get(queryset, "memory", f"no long-term memory {memory_id}", pk=memory_id)
 
 
 def memory_write(

@@ -202,26 +202,21 @@ def recognisable_value(name: str, nonce: str) -> str:
 
 
 def manage_commands(env: dict[str, str], root: Path) -> set[str]:
-    result = subprocess.run(
-        [sys.executable, "manage.py", "help", "--commands"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    result = run_manage(["help", "--commands"], env, root, timeout=120)
+    result.check_returncode()
     return set(result.stdout.split())
 
 
-def run_manage(args: Sequence[str], env: dict[str, str], root: Path) -> subprocess.CompletedProcess[str]:
+def run_manage(
+    args: Sequence[str], env: dict[str, str], root: Path, *, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=root,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 

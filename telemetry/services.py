@@ -28,7 +28,8 @@ from django.db.models import F, Field
 from django.utils import timezone
 
 from core.config.selectors import route_resolve
-from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.errors import ConflictError, InvalidInputError
+from core.lookups import row_get
 from core.models import AgentSession, ModelRoute, Provider, Run
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageByUserDay, UsageEvent
 from telemetry.selectors import (
@@ -477,10 +478,7 @@ def _cost_checked(counts: Mapping[str, int], prices: Mapping[str, Decimal | None
 
 
 def _event_locked(event_id: int) -> UsageEvent:
-    try:
-        return UsageEvent.objects.select_for_update().get(pk=event_id)
-    except UsageEvent.DoesNotExist:
-        raise NotFoundError.for_field("event", f"no usage event {event_id}") from None
+    return row_get(UsageEvent.objects.select_for_update(), "event", f"no usage event {event_id}", pk=event_id)
 
 
 def usage_correct(

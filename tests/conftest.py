@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
@@ -18,6 +20,22 @@ def bootstrap_snapshot_forgotten() -> None:
     from runtime.bootstrap.compose import snapshot_forget
 
     snapshot_forget()
+
+
+@pytest.fixture(autouse=True)
+def config_load_record_removed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """`load_config` records its outcome in a file per database (under var/), which outlives a test's
+    transaction and the bootstrap shows: each database test starts and ends without one."""
+    if request.node.get_closest_marker("django_db") is None:
+        yield
+        return
+    request.getfixturevalue("db")  # the test database's settings name the record
+    from core.config.selectors import config_load_status_path
+
+    path = config_load_status_path()
+    path.unlink(missing_ok=True)
+    yield
+    path.unlink(missing_ok=True)
 
 
 @pytest.fixture

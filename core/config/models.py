@@ -28,20 +28,32 @@ class McpTransport(models.TextChoices):
     SSE = "sse", "Server-sent events"
 
 
-class Provider(models.Model):
-    """An LLM provider account; `api_key_env` is the NAME of the variable holding its key."""
+class NamedRecord(models.Model):
+    """What every configuration record but a route has: a unique name, whether it is offered, and
+    when it was created and last changed; listed by name."""
 
     name = models.SlugField(max_length=64, unique=True)
-    kind = models.CharField(max_length=32, choices=ProviderKind.choices)
-    base_url = models.URLField(max_length=500, blank=True, default="")
-    api_key_env = models.CharField(max_length=128, blank=True, default="")
     enabled = models.BooleanField(default=True)
-    options = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
+        abstract = True
         ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Provider(NamedRecord):
+    """An LLM provider account; `api_key_env` is the NAME of the variable holding its key."""
+
+    kind = models.CharField(max_length=32, choices=ProviderKind.choices)
+    base_url = models.URLField(max_length=500, blank=True, default="")
+    api_key_env = models.CharField(max_length=128, blank=True, default="")
+    options = models.JSONField(default=dict, blank=True)
+
+    class Meta(NamedRecord.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=ProviderKind.values), name="provider_kind_valid"),
         ]
@@ -80,59 +92,34 @@ class ModelRoute(models.Model):
         return f"{self.alias} ({self.model_id})"
 
 
-class ToolSpec(models.Model):
+class ToolSpec(NamedRecord):
     """A tool the agents may call; `parameters` is a JSON Schema object."""
 
-    name = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True, default="")
     parameters = models.JSONField(default=dict, blank=True)
     requires_approval = models.BooleanField(default=False)
-    enabled = models.BooleanField(default=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
 
 
-class SkillSpec(models.Model):
+class SkillSpec(NamedRecord):
     """Instructions (inline, or a file inside the skills folder) and the tools they may use."""
 
-    name = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True, default="")
     instructions = models.TextField(blank=True, default="")
     instructions_path = models.CharField(max_length=500, blank=True, default="")
     tools = models.ManyToManyField(ToolSpec, blank=True, related_name="skills")
-    enabled = models.BooleanField(default=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
 
 
-class McpServerSpec(models.Model):
+class McpServerSpec(NamedRecord):
     """How to reach an MCP server: a stdio command or an HTTP URL, and the env var names it needs."""
 
-    name = models.SlugField(max_length=64, unique=True)
     transport = models.CharField(max_length=32, choices=McpTransport.choices)
     command = models.CharField(max_length=500, blank=True, default="")
     args = models.JSONField(default=list, blank=True)
     url = models.URLField(max_length=500, blank=True, default="")
     env_vars = models.JSONField(default=list, blank=True)
     tool_allowlist = models.JSONField(default=list, blank=True)
-    enabled = models.BooleanField(default=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(NamedRecord.Meta):
         verbose_name = "MCP server"
         constraints = [
             models.CheckConstraint(condition=Q(transport__in=McpTransport.values), name="mcp_transport_valid"),
@@ -142,43 +129,25 @@ class McpServerSpec(models.Model):
         return f"{self.name} ({self.transport})"
 
 
-class AgentProfile(models.Model):
+class AgentProfile(NamedRecord):
     """A named agent: role instructions, its model route, and what it may use."""
 
-    name = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True, default="")
     instructions = models.TextField(blank=True, default="")
     route = models.ForeignKey(ModelRoute, on_delete=models.PROTECT, related_name="agents")
     tools = models.ManyToManyField(ToolSpec, blank=True, related_name="agents")
     skills = models.ManyToManyField(SkillSpec, blank=True, related_name="agents")
     mcp_servers = models.ManyToManyField(McpServerSpec, blank=True, related_name="agents")
-    enabled = models.BooleanField(default=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(NamedRecord.Meta):
         verbose_name = "agent"
 
-    def __str__(self) -> str:
-        return self.name
 
-
-class Team(models.Model):
+class Team(NamedRecord):
     """Agents that work together, with a lead who is one of its members."""
 
-    name = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True, default="")
     lead = models.ForeignKey(AgentProfile, on_delete=models.PROTECT, related_name="teams_led")
-    enabled = models.BooleanField(default=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class TeamMember(models.Model):

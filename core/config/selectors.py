@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models
 from django.db.models import Prefetch, QuerySet
+from django.db.models.manager import BaseManager
 
 from core.config.contracts import (
-    AgentConfig,
+    CONTRACTS,
     ConfigDocument,
     Kind,
     McpServerConfig,
@@ -23,9 +24,6 @@ from core.config.contracts import (
     ReadinessReport,
     RecordConfig,
     RouteConfig,
-    SkillConfig,
-    TeamConfig,
-    ToolConfig,
 )
 from core.config.models import (
     AgentProfile,
@@ -40,7 +38,8 @@ from core.config.models import (
 )
 from core.config.readiness import readiness_report
 from core.config.validation import References
-from core.errors import InvalidInputError, NotFoundError
+from core.errors import InvalidInputError
+from core.lookups import row_get
 
 MODELS: dict[Kind, type[models.Model]] = {
     Kind.PROVIDER: Provider,
@@ -51,6 +50,7 @@ MODELS: dict[Kind, type[models.Model]] = {
     Kind.AGENT: AgentProfile,
     Kind.TEAM: Team,
 }
+_KINDS: dict[type[models.Model], Kind] = {model: kind for kind, model in MODELS.items()}
 # The primary key of ConfigVersion's single row.
 CONFIG_VERSION_ROW = 1
 # How a referring model is named in "… is used by routes: fast, smart".
@@ -154,99 +154,48 @@ def config_queryset(kind: Kind) -> QuerySet[Any]:
 
 def config_instance_get(kind: Kind, key: str) -> Any:
     """The stored record of `kind` named `key`, with its joins; raises `NotFoundError`."""
-    try:
-        return config_queryset(kind).get(**{kind.key_field: key})
-    except MODELS[kind].DoesNotExist:  # type: ignore[attr-defined]
-        raise NotFoundError.for_field(kind.key_field, f"no {kind.label} named {key!r}; check the name") from None
+    missing = f"no {kind.label} named {key!r}; check the name"
+    return row_get(config_queryset(kind), kind.key_field, missing, **{kind.key_field: key})
+
+
+def _contract_value(value: Any) -> Any:
+    """A model attribute as its contract holds it: a record by its name, records and JSON lists as tuples."""
+    if isinstance(value, TeamMember):
+        value = value.agent  # a team's member is its agent
+    if isinstance(value, models.Model):
+        return getattr(value, _KINDS[type(value)].key_field)
+    if isinstance(value, BaseManager):
+        return tuple(_contract_value(item) for item in value.all())
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def record_to_config(instance: models.Model) -> RecordConfig:
+    """The contract of a stored record (its relations must be loaded by the list selector).
+
+    Each contract field is the model's attribute of the same name, as `_contract_value` gives it.
+    """
+    kind = _KINDS.get(type(instance))
+    if kind is None:
+        raise TypeError(f"not a configuration record: {type(instance).__name__}")
+    contract = CONTRACTS[kind]
+    return contract(**{item.name: _contract_value(getattr(instance, item.name)) for item in fields(contract)})
 
 
 def provider_config(instance: Provider) -> ProviderConfig:
     """The contract of a stored provider."""
-    return ProviderConfig(
-        name=instance.name,
-        kind=instance.kind,
-        base_url=instance.base_url,
-        api_key_env=instance.api_key_env,
-        enabled=instance.enabled,
-        options=instance.options,
-    )
+    return cast(ProviderConfig, record_to_config(instance))
 
 
 def route_config(instance: ModelRoute) -> RouteConfig:
     """The contract of a stored route (its provider must be selected with it)."""
-    return RouteConfig(
-        alias=instance.alias,
-        provider=instance.provider.name,
-        model_id=instance.model_id,
-        context_window_tokens=instance.context_window_tokens,
-        max_output_tokens=instance.max_output_tokens,
-        price_input_per_mtok=instance.price_input_per_mtok,
-        price_cached_input_per_mtok=instance.price_cached_input_per_mtok,
-        price_output_per_mtok=instance.price_output_per_mtok,
-        is_default=instance.is_default,
-        enabled=instance.enabled,
-    )
+    return cast(RouteConfig, record_to_config(instance))
 
 
 def mcp_server_config(instance: McpServerSpec) -> McpServerConfig:
     """The contract of a stored MCP server."""
-    return McpServerConfig(
-        name=instance.name,
-        transport=instance.transport,
-        command=instance.command,
-        args=tuple(instance.args),
-        url=instance.url,
-        env_vars=tuple(instance.env_vars),
-        tool_allowlist=tuple(instance.tool_allowlist),
-        enabled=instance.enabled,
-    )
-
-
-def record_to_config(instance: models.Model) -> RecordConfig:
-    """The contract of a stored record (its relations must be loaded by the list selector)."""
-    if isinstance(instance, Provider):
-        return provider_config(instance)
-    if isinstance(instance, ModelRoute):
-        return route_config(instance)
-    if isinstance(instance, McpServerSpec):
-        return mcp_server_config(instance)
-    if isinstance(instance, ToolSpec):
-        return ToolConfig(
-            name=instance.name,
-            description=instance.description,
-            parameters=instance.parameters,
-            requires_approval=instance.requires_approval,
-            enabled=instance.enabled,
-        )
-    if isinstance(instance, SkillSpec):
-        return SkillConfig(
-            name=instance.name,
-            description=instance.description,
-            instructions=instance.instructions,
-            instructions_path=instance.instructions_path,
-            tools=tuple(tool.name for tool in instance.tools.all()),
-            enabled=instance.enabled,
-        )
-    if isinstance(instance, AgentProfile):
-        return AgentConfig(
-            name=instance.name,
-            description=instance.description,
-            instructions=instance.instructions,
-            route=instance.route.alias,
-            tools=tuple(tool.name for tool in instance.tools.all()),
-            skills=tuple(skill.name for skill in instance.skills.all()),
-            mcp_servers=tuple(server.name for server in instance.mcp_servers.all()),
-            enabled=instance.enabled,
-        )
-    if isinstance(instance, Team):
-        return TeamConfig(
-            name=instance.name,
-            description=instance.description,
-            lead=instance.lead.name,
-            members=tuple(member.agent.name for member in instance.members.all()),
-            enabled=instance.enabled,
-        )
-    raise TypeError(f"not a configuration record: {type(instance).__name__}")
+    return cast(McpServerConfig, record_to_config(instance))
 
 
 def config_record_get(kind: Kind, key: str) -> RecordConfig:

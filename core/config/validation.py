@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath
+from types import UnionType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -200,21 +201,22 @@ def at(location: str, name: str) -> str:
     return f"{location}.{name}" if location else name
 
 
+# What a value is called in a problem, by type (first match; bool before int, which it subclasses).
+_TYPE_NAMES: tuple[tuple[type | UnionType, str], ...] = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float | Decimal, "a decimal number"),
+    (str, "a string"),
+    (Mapping, "a table"),
+    (list | tuple, "a list"),
+    (type(None), "null"),
+)
+
+
 def _type_name(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float | Decimal):
-        return "a decimal number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if value is None:
-        return "null"
+    for kind, name in _TYPE_NAMES:
+        if isinstance(value, kind):
+            return name
     return f"a {type(value).__name__}"
 
 
@@ -425,48 +427,47 @@ def record_rules(record: RecordConfig, location: str, problems: Problems) -> Non
         _team_rules(record, location, problems, clean)
 
 
+def _check_choice(value: str, choices: Sequence[str], location: str, noun: str, problems: Problems) -> None:
+    """`value` must be one of `choices`; else the closest one is suggested and every one listed."""
+    if value not in choices:
+        problems.add(location, f"unknown {noun} {value!r}{_suggest(value, choices)} (use one of: {', '.join(choices)})")
+
+
 def _provider_rules(record: ProviderConfig, location: str, problems: Problems, clean: Callable[[str], bool]) -> None:
-    if clean("kind") and record.kind not in ProviderKind.values:
-        problems.add(
-            at(location, "kind"),
-            f"unknown kind {record.kind!r}{_suggest(record.kind, ProviderKind.values)} "
-            f"(use one of: {', '.join(ProviderKind.values)})",
-        )
-    if clean("base_url"):
-        if record.base_url:
-            _check_url(record.base_url, at(location, "base_url"), problems)
-        elif record.kind in KINDS_NEEDING_BASE_URL:
-            problems.add(
-                at(location, "base_url"),
-                f"required for kind {record.kind!r}; give the server's URL, e.g. http://localhost:11434/v1",
-            )
-    if clean("api_key_env"):
-        if record.api_key_env:
-            _check_env_name(record.api_key_env, at(location, "api_key_env"), problems)
-        elif record.kind in KINDS_NEEDING_KEY:
-            problems.add(
-                at(location, "api_key_env"),
-                f"required for kind {record.kind!r}; give the name of the environment variable "
-                f"that holds the key, e.g. {record.kind.upper()}_API_KEY",
-            )
+    if clean("kind"):
+        _check_choice(record.kind, ProviderKind.values, at(location, "kind"), "kind", problems)
+    # A field some kinds require: checked when given, else required by those kinds (how to fill it).
+    required: tuple[tuple[str, Callable[[str, str, Problems], None], frozenset[str], str], ...] = (
+        ("base_url", _check_url, KINDS_NEEDING_BASE_URL, "give the server's URL, e.g. http://localhost:11434/v1"),
+        (
+            "api_key_env",
+            _check_env_name,
+            KINDS_NEEDING_KEY,
+            f"give the name of the environment variable that holds the key, e.g. {record.kind.upper()}_API_KEY",
+        ),
+    )
+    for name, check, kinds, how in required:
+        value = getattr(record, name)
+        if not clean(name):
+            continue
+        if value:
+            check(value, at(location, name), problems)
+        elif record.kind in kinds:
+            problems.add(at(location, name), f"required for kind {record.kind!r}; {how}")
     if clean("options"):
         _check_json_values(record.options, at(location, "options"), problems)
-        if record.kind == ProviderKind.REPLAY:
-            # The replay adapter's own parser, so a file that loads is one the adapter can run.
-            try:
-                replay_options_parse(record.options, field=at(location, "options"))
-            except InvalidInputError as exc:
-                for where, messages in exc.fields.items():
-                    for message in messages:
-                        problems.add(where, message)
-        elif record.kind in ProviderKind.values:
-            # The live adapters' own parser (max_retries, timeout_s, and api for the OpenAI kinds).
-            try:
-                live_options_parse(record.kind, record.options, field=at(location, "options"))
-            except InvalidInputError as exc:
-                for where, messages in exc.fields.items():
-                    for message in messages:
-                        problems.add(where, message)
+        field = at(location, "options")
+        try:
+            if record.kind == ProviderKind.REPLAY:
+                # The replay adapter's own parser, so a file that loads is one the adapter can run.
+                replay_options_parse(record.options, field=field)
+            elif record.kind in ProviderKind.values:
+                # The live adapters' own parser (max_retries, timeout_s, and api for the OpenAI kinds).
+                live_options_parse(record.kind, record.options, field=field)
+        except InvalidInputError as exc:
+            for where, messages in exc.fields.items():
+                for message in messages:
+                    problems.add(where, message)
 
 
 def _route_rules(record: RouteConfig, location: str, problems: Problems, clean: Callable[[str], bool]) -> None:
@@ -571,12 +572,8 @@ def skill_path_check(value: str, location: str, problems: Problems) -> Path | No
 
 
 def _mcp_rules(record: McpServerConfig, location: str, problems: Problems, clean: Callable[[str], bool]) -> None:
-    if clean("transport") and record.transport not in McpTransport.values:
-        problems.add(
-            at(location, "transport"),
-            f"unknown transport {record.transport!r}{_suggest(record.transport, McpTransport.values)} "
-            f"(use one of: {', '.join(McpTransport.values)})",
-        )
+    if clean("transport"):
+        _check_choice(record.transport, McpTransport.values, at(location, "transport"), "transport", problems)
     if record.transport == McpTransport.STDIO:
         if not record.command.strip():
             problems.add(at(location, "command"), "required for the stdio transport; give the program, e.g. npx")

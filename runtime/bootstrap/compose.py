@@ -8,6 +8,8 @@ Queries, whatever the amount of data (pinned in tests/runtime/test_bootstrap.py)
   1   the most recent sessions with their route (`sessions_recent`)
   1   the user's memory counts (`memory.selectors.memory_counts`)
   1   the user's telemetry today and all time (`telemetry.selectors.user_usage_overview`)
+The last `load_config` outcome is a file under var/ (`core.config.selectors.config_load_problems`),
+read on every request without a query.
 When migrations are pending the stores may not have their tables yet: only the first query runs,
 and every view is blocked until `manage.py migrate`.
 """
@@ -22,7 +24,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from core.config.contracts import ConfigDocument
 from core.config.readiness import readiness_report
-from core.config.selectors import config_snapshot, config_version
+from core.config.selectors import config_load_problems, config_snapshot, config_version
 from core.conversation.selectors import (
     compaction_threshold_percent,
     context_fullness_percent,
@@ -181,11 +183,12 @@ def telemetry_zeros_today() -> UsageOverview:
 def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -> Facts:
     """Everything the view rules look at, counters of the user `owner_id`; with pending migrations, only the
     file and zeros. For a user who is not staff (`staff` False), readiness reasons name records only."""
+    last_load = config_load_problems()  # a file under var/, not the database
     if pending:
         # The stores' tables may not exist yet: report the schema and nothing else.
         return Facts(
             pending_migrations=pending,
-            config=ConfigSection(file=config_file_info(ConfigDocument()), default_route=None),
+            config=ConfigSection(file=config_file_info(ConfigDocument()), default_route=None, last_load=last_load),
             sessions=SessionsSection(compaction_threshold_percent=compaction_threshold_percent()),
             memory=MemorySection(),
             telemetry=telemetry_zeros_today(),
@@ -194,7 +197,9 @@ def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -
     sessions, messages = sessions_section(owner_id)
     return Facts(
         pending_migrations=pending,
-        config=config_section(stored, readiness_report(stored, redacted=not staff), config_file_info(stored)),
+        config=config_section(
+            stored, readiness_report(stored, redacted=not staff), config_file_info(stored), last_load
+        ),
         sessions=sessions,
         memory=memory_section(messages, owner_id),
         telemetry=user_usage_overview(owner_id=owner_id),

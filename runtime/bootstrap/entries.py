@@ -18,6 +18,7 @@ from core.config.contracts import (
     RouteConfig,
 )
 from core.config.readiness import DISABLED_REASON, provider_credential
+from core.config.selectors import ConfigLoadProblems
 from core.errors import InvalidInputError
 from core.models import ModelRoute, Provider
 from runtime.bootstrap.response import ConfigFileInfo, ConfigSection, Entry, ProviderEntry
@@ -70,8 +71,13 @@ def _reported(states: Sequence[RecordReadiness]) -> Mapping[str, State]:
     return {item.name: (item.status, item.reasons) for item in states}
 
 
-def config_section(stored: ConfigDocument, report: ReadinessReport, file: ConfigFileInfo) -> ConfigSection:
-    """Every configuration record of `stored` with its readiness (no query)."""
+def config_section(
+    stored: ConfigDocument,
+    report: ReadinessReport,
+    file: ConfigFileInfo,
+    last_load: ConfigLoadProblems | None = None,
+) -> ConfigSection:
+    """Every configuration record of `stored` with its readiness, and the last load's outcome (no query)."""
     providers = _reported(report.providers)
     routes = {item.name: item for item in report.routes}
     servers = _reported(report.mcp_servers)
@@ -92,6 +98,7 @@ def config_section(stored: ConfigDocument, report: ReadinessReport, file: Config
     return ConfigSection(
         file=file,
         default_route=report.default_route,
+        last_load=last_load,
         providers=tuple(
             ProviderEntry(p, *providers[p.name], credential=provider_credential(p)) for p in stored.providers
         ),

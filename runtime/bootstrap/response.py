@@ -23,6 +23,7 @@ from core.config.contracts import (
     TeamConfig,
     ToolConfig,
 )
+from core.config.selectors import ConfigLoadProblems
 from telemetry.selectors import UsageOverview
 
 APP_NAME = "Agent Chat"
@@ -84,6 +85,8 @@ class ProviderEntry(Entry[ProviderConfig]):
 class ConfigSection:
     file: ConfigFileInfo
     default_route: str | None
+    # The last `manage.py load_config` against this database (core's own record); None if it never ran.
+    last_load: ConfigLoadProblems | None = None
     providers: tuple[ProviderEntry, ...] = ()
     routes: tuple[Entry[RouteConfig], ...] = ()
     tools: tuple[Entry[ToolConfig], ...] = ()

@@ -194,6 +194,24 @@ def tokens_rule(facts: Facts) -> ViewStatus:
 
 
 def config_rule(facts: Facts) -> ViewStatus:
+    """Blocked while the last load failed (every problem listed), then by the file's state (see `_file_rule`)."""
+    status = _file_rule(facts)
+    last = facts.config.last_load
+    if last is None or not last.problems:
+        return status
+    problems = tuple(str(problem) for problem in last.problems)
+    headline = (
+        f"the last manage.py load_config of {last.file} failed"
+        + (f" at {last.checked_at}" if last.checked_at else "")
+        + f": the database keeps the last configuration that loaded; fix these problems, then run "
+        f"manage.py load_config {last.file}"
+    )
+    # The file's own reasons follow, once each (an invalid file repeats the same problems).
+    more = tuple(reason for reason in status.reasons if reason not in problems) if status.state == "blocked" else ()
+    return _blocked(headline, *problems, *more)
+
+
+def _file_rule(facts: Facts) -> ViewStatus:
     """Blocked when the file is missing, invalid, not loaded or out of date; empty when it defines nothing."""
     file = facts.config.file
     load = f"run manage.py load_config {file.path}"

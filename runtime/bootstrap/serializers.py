@@ -136,9 +136,28 @@ class ConfigFileSerializer(serializers.Serializer[Any]):
     differences = _names("Records of the file that the database does not hold as written")
 
 
+class LoadProblemSerializer(serializers.Serializer[Any]):
+    location = serializers.CharField(help_text="Where in the file, such as `routes[0].provider`; empty for the file")
+    message = serializers.CharField(help_text="What is wrong and how to fix it")
+
+
+class LastLoadSerializer(serializers.Serializer[Any]):
+    file = serializers.CharField(help_text="The file that `manage.py load_config` read")
+    checked_at = serializers.CharField(
+        help_text="When it ran (ISO 8601, UTC, ending in `Z`); empty when the load record is unreadable"
+    )
+    problems = LoadProblemSerializer(
+        many=True, help_text="What it found wrong; empty after a clean load (a failed load changes nothing)"
+    )
+
+
 class ConfigSectionSerializer(serializers.Serializer[Any]):
     file = ConfigFileSerializer(help_text="The configuration file and whether the database holds it")
     default_route = serializers.CharField(allow_null=True, help_text="Alias of the default route; null if none")
+    last_load = LastLoadSerializer(
+        allow_null=True,
+        help_text="The last `manage.py load_config` against this database; null if it never ran here",
+    )
     providers = ENTRY_SERIALIZERS[Kind.PROVIDER](many=True, help_text="Providers by name")
     routes = ENTRY_SERIALIZERS[Kind.ROUTE](many=True, help_text="Model routes by alias")
     tools = ENTRY_SERIALIZERS[Kind.TOOL](many=True, help_text="Tools by name")
@@ -204,7 +223,9 @@ class ViewsSerializer(serializers.Serializer[Any]):
     memory = ViewStatusSerializer(help_text="Memory: empty while no tier holds anything")
     team = ViewStatusSerializer(help_text="Teams: empty without teams, blocked when none is ready")
     tokens = ViewStatusSerializer(help_text="Token usage: empty until the first usage is recorded")
-    config = ViewStatusSerializer(help_text="Configuration file: blocked when missing, invalid or not loaded")
+    config = ViewStatusSerializer(
+        help_text="Configuration: blocked while the last load failed, or the file is missing, invalid or not loaded"
+    )
 
 
 class BootstrapSerializer(serializers.Serializer[Bootstrap]):

@@ -31,6 +31,7 @@ from runtime.providers.live import (
     tool_call_parse,
     tool_parameters,
     tool_wire_names,
+    turns,
     wire_name,
 )
 
@@ -49,10 +50,7 @@ USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache
 def anthropic_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
     """The prompt as Messages turns: tool_use blocks on the assistant, tool_result blocks on the user."""
     out: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == "system":
-            continue
-        results = [part for part in message.parts if part["type"] == "tool_result"]
+    for message, results in turns(messages):
         if results:
             out.append(
                 {

@@ -39,6 +39,7 @@ from runtime.providers.live import (
     tool_names_by_call,
     tool_parameters,
     tool_wire_names,
+    turns,
     wire_name,
 )
 
@@ -60,11 +61,8 @@ def gemini_contents(messages: Sequence[PromptMessage]) -> list[types.Content]:
     """The prompt as Gemini contents (`user` / `model`), calls and responses as function parts."""
     call_names = tool_names_by_call(messages)
     contents: list[types.Content] = []
-    for message in messages:
-        if message.role == "system":
-            continue
+    for message, results in turns(messages):
         parts: list[types.Part] = []
-        results = [part for part in message.parts if part["type"] == "tool_result"]
         for result in results:
             name = wire_name(call_names.get(result["tool_call_id"], "tool"))
             key = "error" if result.get("is_error") else "output"

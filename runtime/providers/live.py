@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from core.config.live_options import LiveOptions, live_options_parse
+from core.conversation.contracts import ToolResultPart
 from core.conversation.events import (
     ErrorEvent,
     FinishReason,
@@ -34,6 +35,7 @@ from core.conversation.events import (
     RuntimeEvent,
     TextDelta,
     ToolCall,
+    Usage,
 )
 from core.errors import InvalidInputError
 from runtime.providers.base import PromptMessage, ProviderAdapter, ToolDefinition
@@ -131,6 +133,28 @@ def tool_names_by_call(messages: Sequence[PromptMessage]) -> dict[str, str]:
             if part["type"] == "tool_call":
                 names[part["id"]] = part["name"]
     return names
+
+
+def turns(messages: Sequence[PromptMessage]) -> Iterator[tuple[PromptMessage, list[ToolResultPart]]]:
+    """Each message but the system ones (sent apart: `system_text`), with the tool results it carries."""
+    for message in messages:
+        if message.role != "system":
+            yield message, [part for part in message.parts if part["type"] == "tool_result"]
+
+
+def openai_usage(usage: Any, inputs: str, outputs: str) -> Usage:
+    """OpenAI's usage, its counts named `<inputs>_tokens` and `<outputs>_tokens` (Chat Completions:
+    prompt / completion; Responses: input / output): the inputs include cached reads, the outputs reasoning."""
+    input_tokens = getattr(usage, f"{inputs}_tokens", None) or 0
+    output_tokens = getattr(usage, f"{outputs}_tokens", None) or 0
+    cached = getattr(getattr(usage, f"{inputs}_tokens_details", None), "cached_tokens", None) or 0
+    reasoning = getattr(getattr(usage, f"{outputs}_tokens_details", None), "reasoning_tokens", None) or 0
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=min(cached, input_tokens),
+        reasoning_tokens=min(reasoning, output_tokens),
+    )
 
 
 def system_text(messages: Sequence[PromptMessage]) -> str:

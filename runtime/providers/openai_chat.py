@@ -27,6 +27,7 @@ from runtime.providers.live import (
     LiveAdapter,
     StreamInterruptedError,
     finish_reason_map,
+    openai_usage,
     stainless_failure,
     tool_call_parse,
     tool_parameters,
@@ -88,16 +89,7 @@ def chat_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
 
 def chat_usage(usage: Any) -> Usage:
     """Chat Completions usage: prompt_tokens includes cached reads, completion_tokens includes reasoning."""
-    input_tokens = usage.prompt_tokens or 0
-    output_tokens = usage.completion_tokens or 0
-    cached = getattr(usage.prompt_tokens_details, "cached_tokens", None) or 0
-    reasoning = getattr(usage.completion_tokens_details, "reasoning_tokens", None) or 0
-    return Usage(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cached_input_tokens=min(cached, input_tokens),
-        reasoning_tokens=min(reasoning, output_tokens),
-    )
+    return openai_usage(usage, "prompt", "completion")
 
 
 def _reasoning_delta(delta: Any) -> str:

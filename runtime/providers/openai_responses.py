@@ -23,10 +23,12 @@ from runtime.providers.live import (
     Failure,
     LiveAdapter,
     StreamInterruptedError,
+    openai_usage,
     system_text,
     tool_call_parse,
     tool_parameters,
     tool_wire_names,
+    turns,
     wire_name,
 )
 
@@ -39,10 +41,7 @@ INCOMPLETE_FINISH: dict[str, FinishReason] = {"max_output_tokens": "length", "co
 def responses_input(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
     """The prompt as Responses input items (the system text goes in `instructions`)."""
     items: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == "system":
-            continue
-        results = [part for part in message.parts if part["type"] == "tool_result"]
+    for message, results in turns(messages):
         if results:
             items.extend(
                 {"type": "function_call_output", "call_id": part["tool_call_id"], "output": part["content"]}
@@ -74,16 +73,8 @@ def responses_input(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
 
 
 def responses_usage(usage: Any) -> Usage:
-    input_tokens = usage.input_tokens or 0
-    output_tokens = usage.output_tokens or 0
-    cached = getattr(usage.input_tokens_details, "cached_tokens", None) or 0
-    reasoning = getattr(usage.output_tokens_details, "reasoning_tokens", None) or 0
-    return Usage(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cached_input_tokens=min(cached, input_tokens),
-        reasoning_tokens=min(reasoning, output_tokens),
-    )
+    """Responses usage: input_tokens includes cached reads, output_tokens includes reasoning."""
+    return openai_usage(usage, "input", "output")
 
 
 def _reasoning_text(item: Any) -> str:

@@ -18,9 +18,8 @@ from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from core.config.contracts import Kind, McpServerConfig, ToolConfig
-from core.config.loading import config_file_read
 from core.config.selectors import config_record_get
-from core.config.services import config_document_apply, config_record_create, config_record_update
+from core.config.services import config_record_create, config_record_update
 from core.conversation.services import session_create
 from core.models import AgentSession, Message, MessageRole, ModelRoute, Provider, SessionStatus
 from memory.models import DailyEpisode, EpisodeSource, LongTermMemory, MemoryKind
@@ -28,11 +27,10 @@ from runtime.bootstrap.rules import VIEW_RULES
 from runtime.turns import turn_run
 from telemetry.services import usage_record
 from tests.owners import op_user, plain_user
+from tests.runtime.bootstrap_client import EXAMPLE, bootstrap
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-EXAMPLE = ROOT / "config" / "agentchat.example.toml"
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 
 
@@ -48,19 +46,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     npx.chmod(npx.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     return bin_dir
-
-
-@pytest.fixture
-def example_loaded(settings: Any) -> None:
-    settings.AGENTCHAT_CONFIG = EXAMPLE
-    config_document_apply(document=config_file_read(EXAMPLE), prune=False)
-
-
-def bootstrap(api: APIClient) -> dict[str, Any]:
-    response = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
-    assert response.status_code == 200, response.content
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def views(body: dict[str, Any]) -> dict[str, tuple[str, list[str]]]:

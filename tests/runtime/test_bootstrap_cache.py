@@ -22,24 +22,9 @@ from core.config.services import (
 from core.models import ToolSpec
 from runtime.bootstrap.compose import stored_config
 from tests.owners import op_user
+from tests.runtime.bootstrap_client import EXAMPLE, bootstrap
 
 pytestmark = pytest.mark.django_db
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-EXAMPLE = ROOT / "config" / "agentchat.example.toml"
-
-
-@pytest.fixture
-def example_loaded(settings: Any) -> None:
-    settings.AGENTCHAT_CONFIG = EXAMPLE
-    config_document_apply(document=config_file_read(EXAMPLE), prune=False)
-
-
-def bootstrap(api: APIClient) -> dict[str, Any]:
-    response = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
-    assert response.status_code == 200, response.content
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def _web_search() -> ToolConfig:

@@ -7,60 +7,28 @@ While the last load failed, the database still holds the last configuration that
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
+from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
-from core.config.selectors import config_load_status_path
+from tests.runtime.bootstrap_client import bootstrap
+from tests.site.test_config_problems import GOOD, load
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.xfail(
-        strict=True,
-        reason="the bootstrap's config section does not read config_load_problems() yet; "
-        "wiring it makes these pass (then remove this marker)",
-    ),
-]
+pytestmark = pytest.mark.django_db
 
-GOOD = """
-[[providers]]
-name = "replay"
-kind = "replay"
-
-[[routes]]
-alias = "main"
-provider = "replay"
-model_id = "replay-1"
-context_window_tokens = 8000
-max_output_tokens = 1000
-is_default = true
-"""
 BAD = GOOD.replace("max_output_tokens = 1000", "max_output_tokens = 9000")
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, settings: Any) -> Iterator[Path]:
+def config_file(tmp_path: Path, settings: Any) -> Path:
+    """The configuration file, not written yet (no load record exists: tests/conftest.py removes it)."""
     path = tmp_path / "agentchat.toml"
     settings.AGENTCHAT_CONFIG = path
-    config_load_status_path().unlink(missing_ok=True)
-    yield path
-    config_load_status_path().unlink(missing_ok=True)
-
-
-def load(path: Path) -> None:
-    call_command("load_config", str(path), stdout=io.StringIO(), stderr=io.StringIO())
-
-
-def bootstrap(api: APIClient) -> dict[str, Any]:
-    response = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
-    assert response.status_code == 200, response.content
-    body: dict[str, Any] = response.json()
-    return body
+    return path
 
 
 def test_the_config_section_shows_the_last_loads_problems_with_their_locations(
@@ -99,3 +67,22 @@ def test_a_clean_load_shows_no_problems(api: APIClient, config_file: Path) -> No
 
 def test_no_load_yet_is_null(api: APIClient, config_file: Path) -> None:
     assert bootstrap(api)["config"]["last_load"] is None
+
+
+def test_a_new_load_record_changes_the_etag_without_a_query(
+    api: APIClient, config_file: Path, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    config_file.write_text(GOOD)
+    load(config_file)
+    first = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
+    config_file.write_text(BAD)
+    with pytest.raises(CommandError):
+        load(config_file)
+    bootstrap(api)  # the failed load changed nothing in the database; the kept snapshot serves
+
+    # The same 6 queries as without a record (tests/runtime/test_bootstrap.py): the record is a file.
+    with django_assert_num_queries(6):
+        second = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
+    assert second["ETag"] != first["ETag"]
+    assert api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
+    assert api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH=second["ETag"]).status_code == 304

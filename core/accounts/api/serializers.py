@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from core.accounts.models import ApiToken
-
-AccountsErrorSerializer = inline_serializer(
-    name="AccountsError",
-    fields={
-        "detail": serializers.CharField(),
-        "code": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-    },
-)
 
 
 class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):

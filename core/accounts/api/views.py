@@ -12,7 +12,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.accounts.api.serializers import (
-    AccountsErrorSerializer,
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
     ApiTokenSerializer,
@@ -20,6 +19,7 @@ from core.accounts.api.serializers import (
 from core.accounts.models import ApiToken
 from core.accounts.selectors import token_list
 from core.accounts.services import token_create, token_revoke
+from core.api.errors import ErrorSerializer
 from core.errors import NotFoundError
 
 TOKEN_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The token id")
@@ -33,7 +33,7 @@ TOKEN_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, descr
         request=ApiTokenCreateSerializer,
         responses={
             201: ApiTokenCreatedSerializer,
-            400: OpenApiResponse(AccountsErrorSerializer, description="Invalid input"),
+            400: OpenApiResponse(ErrorSerializer, description="Invalid input"),
         },
     ),
     destroy=extend_schema(
@@ -42,7 +42,7 @@ TOKEN_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, descr
         parameters=[TOKEN_ID],
         responses={
             204: None,
-            404: OpenApiResponse(AccountsErrorSerializer, description="No such token of yours"),
+            404: OpenApiResponse(ErrorSerializer, description="No such token of yours"),
         },
     ),
 )
