@@ -210,6 +210,8 @@ def _streaming_run(session: AgentSession, chat: subprocess.Popen[str]) -> Run:
     while True:
         run = Run.objects.filter(session=session, status="running").first()
         if run is not None and TraceEvent.objects.filter(run=run, type="text_delta").exists():
+            # Read again: the row above may predate the delta (the worker then pauses, so it holds still).
+            run.refresh_from_db()
             return run
         if chat.poll() is not None:
             pytest.fail(f"the chat process exited early: {chat.stderr.read() if chat.stderr else ''}")
