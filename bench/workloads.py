@@ -507,7 +507,9 @@ def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60) -> int
         "total_tokens",
         "latency_ms",
         "created",
+        "owner",
     )
+    owner_id = _bench_owner().pk
 
     def rows() -> Any:
         for index in range(count):
@@ -530,6 +532,7 @@ def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60) -> int
                 input_tokens + output_tokens,
                 300 + index % 700,
                 instant,
+                owner_id,
             )
 
     inserted = bulk_insert(UsageEvent, fields, rows(), batch=50_000)
@@ -554,12 +557,13 @@ def memories_load(count: int, *, seed: int = 5) -> int:
     from memory.models import LongTermMemory
 
     now = datetime.now(UTC).replace(microsecond=0)
+    owner_id = _bench_owner().pk
 
     def rows() -> Any:
         for index, content in enumerate(memory_contents(count, seed=seed)):
-            yield (MEMORY_KINDS[index % 3], content, 3, False, now, now)
+            yield (MEMORY_KINDS[index % 3], content, 3, False, now, now, owner_id)
 
-    fields = ("kind", "content", "importance", "pinned", "created", "updated")
+    fields = ("kind", "content", "importance", "pinned", "created", "updated", "owner")
     return bulk_insert(LongTermMemory, fields, rows(), batch=20_000)
 
 

@@ -125,8 +125,11 @@ class LongTermMemory(models.Model):
         indexes = [
             # The API list pages newest first by cursor.
             models.Index(fields=["-created", "-id"], name="memory_recent_idx"),
-            # The context builder reads every pinned memory first; few rows, so a partial index.
-            models.Index(fields=["-importance", "-id"], condition=Q(pinned=True), name="memory_pinned_idx"),
+            # The context builder reads the owner's pinned memories first, and the bootstrap counts
+            # them: few rows per owner, so a partial index led by the owner.
+            models.Index(
+                fields=["owner", "-importance", "-id"], condition=Q(pinned=True), name="memory_owner_pinned_idx"
+            ),
         ]
         constraints = [
             # memory_write finds the owner's existing key and updates it instead of adding a second row;

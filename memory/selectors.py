@@ -35,7 +35,7 @@ def memory_counts(*, owner_id: int | None = None) -> MemoryCounts:
 
     long-term total: SQLite counts `memory_recent_idx` (narrower than the rows, which carry the
     text), PostgreSQL an index-only scan when the visibility map allows; pinned: the partial
-    `memory_pinned_idx` (its condition is the query's); episodes and the latest day:
+    `memory_owner_pinned_idx` (its condition is the query's, led by the owner); episodes and the latest day:
     `episode_recent_idx`; attachments: the content foreign-key index. Written as SQL because the
     ORM compiles one aggregate per table (three queries, each costing more to build than to run).
     With `owner_id`, one user's records only (attachments through their sessions).
@@ -90,7 +90,7 @@ def memory_get(*, memory_id: int, owner: OwnerScope = None) -> LongTermMemory:
 
 
 def memories_pinned(*, owner_id: int, limit: int) -> list[LongTermMemory]:
-    """The owner's pinned memories, most important first, then newest (memory_pinned_idx)."""
+    """The owner's pinned memories, most important first, then newest (memory_owner_pinned_idx)."""
     pinned = LongTermMemory.objects.filter(owner_id=owner_id, pinned=True)
     return list(pinned.order_by("-importance", "-id")[:limit])
 
