@@ -105,7 +105,7 @@ class UsageEventAdmin(ReadOnlyAdmin[UsageEvent]):
     list_display = (
         "occurred_at",
         "owner",
-        "provider",
+        # The provider is a filter, not a column: the model names it, and the row must fit 1,280 px.
         "model",
         "route",
         "session",
