@@ -125,11 +125,15 @@ class LongTermMemory(models.Model):
         indexes = [
             # The API list pages newest first by cursor.
             models.Index(fields=["-created", "-id"], name="memory_recent_idx"),
-            # The context builder reads the owner's pinned memories first, and the bootstrap counts
-            # them: few rows per owner, so a partial index led by the owner.
+            # The context builder reads the owner's pinned memories first: few rows per owner, so a
+            # partial index led by the owner.
             models.Index(
                 fields=["owner", "-importance", "-id"], condition=Q(pinned=True), name="memory_owner_pinned_idx"
             ),
+            # The bootstrap counts the owner's memories and their pinned ones from this index alone
+            # (SQLite's planner takes the owner's foreign-key index for `pinned AND owner_id = ?` and
+            # reads every row of the owner; `owner_id = ? AND pinned = ?` is a range of this one).
+            models.Index(fields=["owner", "pinned"], name="memory_owner_pinned_count_idx"),
         ]
         constraints = [
             # memory_write finds the owner's existing key and updates it instead of adding a second row;

@@ -34,8 +34,8 @@ def memory_counts(*, owner_id: int | None = None) -> MemoryCounts:
     """Counts per tier in one statement of scalar subqueries, each served by an index.
 
     long-term total: SQLite counts `memory_recent_idx` (narrower than the rows, which carry the
-    text), PostgreSQL an index-only scan when the visibility map allows; pinned: the partial
-    `memory_owner_pinned_idx` (its condition is the query's, led by the owner); episodes and the latest day:
+    text), PostgreSQL an index-only scan when the visibility map allows; per owner, the total and the
+    pinned count are ranges of `memory_owner_pinned_count_idx`; episodes and the latest day:
     `episode_recent_idx`; attachments: the content foreign-key index. Written as SQL because the
     ORM compiles one aggregate per table (three queries, each costing more to build than to run).
     With `owner_id`, one user's records only (attachments through their sessions).
@@ -55,14 +55,15 @@ def memory_counts(*, owner_id: int | None = None) -> MemoryCounts:
     )
     sql = (
         f"SELECT (SELECT COUNT(*) FROM {memories}{where_owned}), "  # noqa: S608  # nosec B608 (table names only)
-        f"(SELECT COUNT(*) FROM {memories} WHERE {quote('pinned')}{and_owned}), "
+        f"(SELECT COUNT(*) FROM {memories} WHERE {quote('pinned')} = %s{and_owned}), "
         f"(SELECT COUNT(*) FROM {episodes}{where_owned}), "
         f"(SELECT MAX({quote('day')}) FROM {episodes}{where_owned}), "
         f"(SELECT COUNT(*) FROM {attachments}{by_session}), "
         f"(SELECT COUNT(DISTINCT {quote('content_id')}) FROM {attachments}{by_session})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [] if owner_id is None else [owner_id] * 6)
+        owners = [] if owner_id is None else [owner_id]
+        cursor.execute(sql, [*owners, True, *owners * 5])
         long_term, pinned, episode_count, latest, attachment_count, contents = cursor.fetchone()
     return MemoryCounts(
         long_term=int(long_term),

@@ -104,10 +104,11 @@ class AgentSession(models.Model):
         ordering = ["-updated", "-id"]
         verbose_name = "session"
         indexes = [
-            # The session list and the bootstrap's "most recent" read newest-first. It is the only
-            # index on `updated`, which every append writes: the admin's status filter walks it too
-            # rather than have every message update a (status, -updated) index as well.
-            models.Index(fields=["-updated", "-id"], name="session_recent_idx"),
+            # A user's most recent sessions (the bootstrap, the session list) read newest-first from
+            # the owner's range, with no sort. It is the only index on `updated`, which every append
+            # writes: the admin's lists across owners sort instead of having every message update a
+            # second index.
+            models.Index(fields=["owner", "-updated", "-id"], name="session_owner_recent_idx"),
             # The API's session list filtered by status pages newest-created first.
             models.Index(fields=["status", "-created", "-id"], name="session_status_created_idx"),
             # The API's session list pages newest-created first with a stable cursor.

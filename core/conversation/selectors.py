@@ -286,7 +286,7 @@ def sessions_counts(*, owner_id: int | None = None) -> SessionCounts:
 def sessions_recent(*, limit: int, owner_id: int | None = None) -> list[AgentSession]:
     """The `limit` sessions (of `owner_id`, or everyone's) with the latest activity, newest first, route attached.
 
-    One query (on session_recent_idx; per owner on the owner index, then a sort of their sessions).
+    One query (per owner, a range of session_owner_recent_idx; across owners, a sort).
 
     What `AgentSession.objects.select_related("route").order_by("-updated", "-id")[:limit]`
     returns, read with fixed SQL (tests/core/test_sessions_overview.py compares them).

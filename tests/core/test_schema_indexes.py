@@ -62,7 +62,7 @@ def test_a_covered_foreign_key_has_no_index_of_its_own(table: str, column: str) 
 
 def test_updated_has_one_index() -> None:
     on_updated = [name for name, info in _indexes("core_agentsession").items() if "updated" in info["columns"]]
-    assert on_updated == ["session_recent_idx"]
+    assert on_updated == ["session_owner_recent_idx"]
 
 
 def _message_table_sql() -> str:
