@@ -7,12 +7,13 @@ MANAGE := $(PY) manage.py
 HOST_PORT ?= 127.0.0.1:8000
 
 .PHONY: run serve test lint typecheck security migrations-check deploy-check pytest install install-dev \
-        migrate bench evidence browser-deps scans schema-check clean-var help
+        migrate bench evidence live-local browser-deps scans schema-check clean-var help
 
 help:
 	@echo "make run    install, migrate, load config/agentchat.toml (made from the example), create the operator, serve on $(HOST_PORT)"
 	@echo "make test   ruff, format check, mypy, bandit, migrations check, deploy check, pytest"
 	@echo "make bench  benchmarks (prints a table, writes bench/results.json)"
+	@echo "make live-local  real turns against a local model server (llama.cpp + SmolLM2-135M), no key needed"
 	@echo "make evidence  run every gate and append a row to .buildprint/evidence/evidence-ledger.jsonl"
 
 $(VENV)/bin/python:
@@ -113,6 +114,12 @@ pytest:
 bench: install-dev var/secret_key
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/bench.lock
 	$(PY) -m bench
+
+# Real turns against a real model server with no key: llama.cpp's OpenAI-compatible server and the
+# SmolLM2-135M-Instruct model, installed into var/live-local by the script (the first build takes
+# minutes), through an `openai_compatible` route (tests/live).
+live-local: install-dev var/secret_key
+	bash scripts/live-local
 
 evidence: install-dev var/secret_key browser-deps
 	$(PY) scripts/evidence.py

@@ -60,6 +60,14 @@ class CannedRunner:
             "secret-scan-database": "secret scan --database: 29 tables, 138 rows, 0 findings\n",
             "manage-commands": self.commands,
             "mypy": "Success: no issues found in 80 source files\n",
+            "provider-adapters": "".join(
+                f"tests/runtime/providers/test_live_kinds.py::test_text[{kind}] PASSED\n"
+                for kind in ("openai_responses", "anthropic", "google", "ollama")
+            )
+            + "tests/runtime/providers/test_openai_chat.py::test_refusal PASSED\n"
+            + "tests/runtime/test_providers.py::test_replay_echoes_in_chunks_with_usage PASSED\n"
+            + "6 passed in 3.00s\n",
+            "live-local": "2 passed in 40.00s\n",
         }
         if gate.name == "browser-check":
             summary = {"chromium": "Chromium 156", "pages": [{"screenshot": "screens/admin-index.png"}], "problems": []}
@@ -133,7 +141,7 @@ def test_appends_one_row_with_every_proof_type_and_failures_recorded(tmp_path: P
     assert row["dirty"] is False
     assert row["database_vendor"] in {"sqlite", "postgresql"}
     proofs = row["proofs"]
-    assert list(proofs) == [*evidence.PROOF_TYPES, "live_provider"]
+    assert list(proofs) == [*evidence.PROOF_TYPES, "provider_adapter_config_test", "live_provider"]
     assert all(set(proof) == {"status", "figures", "detail"} for proof in proofs.values())
     assert {name: proof["status"] for name, proof in proofs.items()} == {
         "unit_or_integration_test": "fail",
@@ -142,8 +150,11 @@ def test_appends_one_row_with_every_proof_type_and_failures_recorded(tmp_path: P
         "security_boundary_review_or_blocker": "pass",
         "no_fake_scan_pass": "pass",
         "evidence_ledger_entry": "pass",
+        "provider_adapter_config_test": "pass",
         "live_provider": "blocker",
     }
+    assert proofs["provider_adapter_config_test"]["figures"]["kinds"] == list(evidence.ADAPTER_KINDS)
+    assert proofs["live_provider"]["figures"]["local_model_server_turns"]["passed"] == 2
     unit = proofs["unit_or_integration_test"]
     assert unit["figures"]["passed"] == 120
     assert unit["figures"]["skipped"] == 3
@@ -154,6 +165,25 @@ def test_appends_one_row_with_every_proof_type_and_failures_recorded(tmp_path: P
     assert proofs["security_boundary_review_or_blocker"]["figures"]["bandit"]["medium"] == 0
     assert row["gates"]["mypy"] == {"ok": False, "exit": 1, "seconds": 1.5}
     assert row["gates"]["bootstrap-capture"]["ok"] is False
+
+
+def test_the_adapter_proof_fails_when_a_kind_has_no_passing_test(tmp_path: Path) -> None:
+    results = {
+        "provider-adapters": evidence.GateResult(
+            "provider-adapters", 0, "tests/runtime/providers/test_live_kinds.py::test_text[anthropic] PASSED\n", 1.0
+        ),
+        "live-local": evidence.GateResult("live-local", 1, "1 failed in 9.00s\n", 9.0),
+    }
+
+    proofs = evidence.provider_proofs(results)
+
+    adapters = proofs["provider_adapter_config_test"]
+    assert adapters.status == "fail"
+    assert adapters.figures["kinds"] == ["anthropic"]
+    assert "openai" in adapters.detail
+    assert "replay" in adapters.detail
+    assert proofs["live_provider"].status == "fail"
+    assert "make live-local failed" in proofs["live_provider"].detail
 
 
 def test_all_gates_passing_gives_pass_rows_appended_after_earlier_ones(tmp_path: Path) -> None:
