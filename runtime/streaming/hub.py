@@ -6,12 +6,14 @@ hub sets when its run may have new events. The hub is the only thing that watche
 - on PostgreSQL, one LISTEN connection on `RUN_EVENTS_CHANNEL` (every commit that adds trace events
   sends a NOTIFY naming the run, `core.conversation.services._run_events_notify`);
 - on SQLite, one query for every watched run's progress (`runs_progress`) each
-  `AGENTCHAT_STREAM_POLL_MS`, on one thread of its own whose connection stays open.
+  `AGENTCHAT_STREAM_POLL_MS`.
 
-The hub runs only while some stream watches, so an idle process keeps no connection. A woken stream
-reads the events after the last one it sent (`db_read`: a small pool of threads, each read closing its
-connection before the thread takes the next), so however many streams wait, the process holds at most
-the hub's connection plus the reads in flight, and its threads stay `READ_THREADS` + 1.
+Every database read of the streams (signing in, a page of events) and the SQLite poll run on ONE
+thread (`db_read`). Its connection stays open while a hub runs, so a woken stream does not pay for
+a new connection, and is closed when the last stream stops watching (and after each read while none
+watches: a finished run's replay). However many streams wait, a process holds at most that
+connection and the LISTEN one, and its thread count grows by `DB_THREADS` + 1 (the stream
+requests' shared thread, `runtime.streaming.asgi`) at most.
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# The threads that run the streams' reads (signing in, the run, a page of events).
-READ_THREADS = 4
-_read_pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="stream-read")
-# The SQLite hub's poll: one thread, so its connection is one connection.
-_poll_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-hub")
+# The thread of every stream read and of the SQLite poll (so their connection is one connection).
+DB_THREADS = 1
+_db_thread = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="stream-db")
+# How many hubs are running (changed on their event loops, read on the db thread).
+_hubs_running = 0
 # After the LISTEN connection fails, the hub tries again this often; meanwhile streams still catch up
 # at every heartbeat.
 RECONNECT_S = 1.0
@@ -52,25 +54,33 @@ LISTEN_CHECK_S = 1.0
 _DJANGO_ONLY_PARAMS = frozenset({"cursor_factory", "context", "prepare_threshold"})
 
 
+def _close_connections() -> None:
+    # A connection inside a transaction is its caller's (a test's), and stays.
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()
+
+
 def _closing(read: Callable[[], T]) -> T:
+    failed = True
     try:
-        return read()
+        result = read()
+        failed = False
+        return result
     finally:
-        # The thread serves the next stream's read: leave it no connection (none is held while
-        # waiting). A connection inside a transaction is its caller's (a test's), and stays.
-        for conn in connections.all(initialized_only=True):
-            if not conn.in_atomic_block:
-                conn.close()
+        # Kept only while a hub runs (streams wait and will read again); a failed one never.
+        if failed or not _hubs_running:
+            _close_connections()
 
 
 async def db_read(read: Callable[[], T]) -> T:
-    """Run `read` (ORM work) off the event loop, closing its connection afterwards.
+    """Run `read` (ORM work) off the event loop; its connection is closed unless streams are waiting.
 
-    Under the ASGI server (`stream_served`) on one of the stream read threads; elsewhere (Django's
-    test client, runserver) on the request's own thread, as Django runs an async view's sync work.
+    Under the ASGI server (`stream_served`) on the stream db thread; elsewhere (Django's test
+    client, runserver) on the request's own thread, as Django runs an async view's sync work.
     """
     if stream_served.get():
-        return await sync_to_async(_closing, thread_sensitive=False, executor=_read_pool)(read)
+        return await sync_to_async(_closing, thread_sensitive=False, executor=_db_thread)(read)
     return await sync_to_async(_closing, thread_sensitive=True)(read)
 
 
@@ -141,6 +151,8 @@ class Hub:
                 watch.wake()
 
     async def _run(self) -> None:
+        global _hubs_running
+        _hubs_running += 1
         try:
             if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
                 await self._listen()
@@ -152,6 +164,9 @@ class Hub:
             # Nobody waits for a hub that has stopped; the next watch starts another (and clears this).
             self._seeing = False
             self._ready.set()
+            _hubs_running -= 1
+            # Queued after every read already submitted: with no stream waiting, no connection stays.
+            await sync_to_async(_close_if_idle, thread_sensitive=False, executor=_db_thread)()
 
     async def _listen(self) -> None:
         while self._watches:
@@ -185,16 +200,14 @@ class Hub:
 
     async def _poll(self) -> None:
         self._ready.set()
-        try:
-            await self._poll_while_watched()
-        finally:
-            # With no stream left to wake, the process keeps no connection.
-            await sync_to_async(connections.close_all, thread_sensitive=False, executor=_poll_pool)()
+        await self._poll_while_watched()
 
     async def _poll_while_watched(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._watches:
+            started = loop.time()
             try:
-                progress = await sync_to_async(_progress_read, thread_sensitive=False, executor=_poll_pool)(
+                progress = await sync_to_async(_progress_read, thread_sensitive=False, executor=_db_thread)(
                     list(self._watches)
                 )
             except DatabaseError as exc:
@@ -210,15 +223,21 @@ class Hub:
                     # A vanished run wakes its streams too: their read ends them.
                     if found is None or found.event_count > watch.after or found.finished:
                         watch.wake()
-            await asyncio.sleep(settings.AGENTCHAT_STREAM_POLL_MS / 1000)
+            # One poll every interval, however long the query took.
+            await asyncio.sleep(max(0.0, settings.AGENTCHAT_STREAM_POLL_MS / 1000 - (loop.time() - started)))
 
 
 def _progress_read(run_ids: list[UUID]) -> dict[UUID, RunProgress]:
     try:
         return runs_progress(run_ids=run_ids)
     except DatabaseError:
-        connections.close_all()
+        _close_connections()
         raise
+
+
+def _close_if_idle() -> None:
+    if not _hubs_running:
+        _close_connections()
 
 
 def _listen_params() -> dict[str, Any]:

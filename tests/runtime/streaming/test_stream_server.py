@@ -22,7 +22,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 from core.conversation.selectors import trace_events
 from core.conversation.services import run_event_append, run_finish
 from core.models import Run
-from runtime.streaming.hub import READ_THREADS
+from runtime.streaming.hub import DB_THREADS
 from tests.procs import start_worker
 from tests.runtime.streaming.conftest import (
     SERVER_APP_NAME,
@@ -226,8 +226,8 @@ def test_a_hundred_idle_streams_hold_at_most_two_connections_and_no_thread_each(
     assert figures["errors"] == []
     assert during["db_connections"] <= 2
     assert figures["after"] == 0
-    # Whatever the number of streams: the read pool, the hub's thread and the stream requests' thread at most.
-    assert during["threads"] - before["threads"] <= READ_THREADS + 2
+    # Whatever the number of streams: the stream db thread and the stream requests' thread at most.
+    assert during["threads"] - before["threads"] <= DB_THREADS + 1
     # Each stream got run_started, then the terminal event when the runs finished, and closed.
     assert len(figures["finished"]) == 100
     assert all([kind for _, kind, _ in seen] == ["run_started", "run_finished"] for seen in figures["finished"])
