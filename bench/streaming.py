@@ -121,7 +121,7 @@ def _run(user: Any) -> Any:
     return run_create(session_id=session.pk, status="running")
 
 
-def measure_delay(url: str, user: Any, headers: dict[str, str]) -> dict[str, float]:
+def measure_delay(url: str, user: Any, headers: dict[str, str]) -> dict[str, Any]:
     import httpx
     from httpx_sse import connect_sse
 
