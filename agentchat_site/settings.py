@@ -54,6 +54,13 @@ AGENTCHAT_COMPACTION_THRESHOLD_PERCENT = read_int(
 AGENTCHAT_MESSAGE_PAGE_BYTES = read_int(
     env, "AGENTCHAT_MESSAGE_PAGE_BYTES", default=1_048_576, minimum=4_096, maximum=64 * 1_048_576
 )
+# A run's event stream (runtime/streaming/): an idle stream sends a comment line this often (ms) so
+# that proxies keep it open; on SQLite the process's stream hub looks for new events of every
+# watched run this often (ms), in one query.
+AGENTCHAT_STREAM_HEARTBEAT_MS = read_int(
+    env, "AGENTCHAT_STREAM_HEARTBEAT_MS", default=15_000, minimum=50, maximum=300_000
+)
+AGENTCHAT_STREAM_POLL_MS = read_int(env, "AGENTCHAT_STREAM_POLL_MS", default=50, minimum=5, maximum=1_000)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -14,6 +14,7 @@ from core.accounts.api import urls as accounts_api
 from core.api import urls as core_api
 from memory.api import urls as memory_api
 from runtime.api import urls as runtime_api
+from runtime.streaming.views import run_stream
 from telemetry.api import urls as telemetry_api
 from web.views import IndexView
 
@@ -26,6 +27,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     *memory_api.urlpatterns,
     *telemetry_api.urlpatterns,
     *runtime_api.urlpatterns,
+    path("runs/<str:run_id>/stream/", run_stream, name="run-stream"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     # Served from local files only (no Google Fonts link): see web/templates/web/redoc.html.

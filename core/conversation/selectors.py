@@ -10,7 +10,7 @@ evaluated by Python (`needs_compaction`) or by the database (`needs_compaction_c
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar, overload
@@ -25,6 +25,7 @@ from django.db.models.expressions import Col, Combinable
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.dateparse import parse_datetime
 
+from core.conversation.models import TERMINAL_RUN_STATUSES
 from core.errors import InvalidInputError, NotFoundError
 from core.models import (
     AgentSession,
@@ -630,6 +631,25 @@ def runs_list(
 def trace_events(*, run_id: UUID | str, after_index: int = 0) -> QuerySet[TraceEvent]:
     """A run's events with index > `after_index`, in order (the (run, index) unique index)."""
     return TraceEvent.objects.filter(run_id=run_uuid(run_id), index__gt=after_index).order_by("index")
+
+
+def run_events_after(*, run_id: UUID | str, after: int, limit: int) -> list[TraceEvent]:
+    """At most `limit` of a run's events with index > `after`, in order: one seek on the (run, index) index."""
+    return list(trace_events(run_id=run_id, after_index=after)[:limit])
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """How far a run has got: its stored event count and whether it has ended."""
+
+    event_count: int
+    finished: bool
+
+
+def runs_progress(*, run_ids: Iterable[UUID]) -> dict[UUID, RunProgress]:
+    """The progress of each of `run_ids` that exists, in one query (the stream hub's poll on SQLite)."""
+    rows = Run.objects.filter(pk__in=list(run_ids)).values_list("pk", "event_count", "status")
+    return {pk: RunProgress(count, status in TERMINAL_RUN_STATUSES) for pk, count, status in rows}
 
 
 def run_text(*, run_id: UUID | str) -> str:

@@ -74,6 +74,8 @@ MAX_REASON_CHARS = 2_000
 MAX_TOKEN_COUNT = 2**31 - 1
 MAX_ROW_ID = 2**63 - 1
 _ROLES = frozenset(MessageRole.values)
+# The PostgreSQL channel on which every commit that adds trace events names its run (the stream hub listens).
+RUN_EVENTS_CHANNEL = "agentchat_run_events"
 INTERRUPTED_ERROR = "interrupted: the process running this run stopped before it finished"
 
 
@@ -522,9 +524,24 @@ def _events_write(run: Run, events: list[tuple[str, dict[str, Any]]], **changes:
     ]
     Run.objects.filter(pk=run.pk).update(event_count=F("event_count") + len(events), **changes)
     run.event_count += len(events)
+    _run_events_notify(run)
     for name, value in changes.items():
         setattr(run, name, value)
     return written
+
+
+def _run_events_notify(run: Run) -> None:
+    """On PostgreSQL, tell the stream hubs (LISTEN `RUN_EVENTS_CHANNEL`) that the run has new events.
+
+    NOTIFY is transactional: PostgreSQL delivers it when this transaction commits and drops it on
+    rollback, so a listener never wakes before the rows are visible, and no crash between the commit
+    and a separate NOTIFY can lose it (what `transaction.on_commit` would leave open). SQLite has no
+    NOTIFY: its hub polls the runs it watches instead.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [RUN_EVENTS_CHANNEL, str(run.pk)])
 
 
 def _refuse_terminal(run: Run) -> None:

@@ -182,6 +182,8 @@ MATRIX: dict[str, Row] = {
     "run-detail": row(run_pk, get=OWNER_ONLY),
     "run-cancel": row(run_pk, post=OWNER_ONLY, bodies={"post": {"reason": "not needed"}}),
     "run-text": row(run_pk, get=OWNER_ONLY),
+    # A plain Django view signing in through DRF's authenticators: the same answers as the API's views.
+    "run-stream": row(lambda w: {"run_id": w.run}, get=OWNER_ONLY),
     "run-events": row(
         lambda w: {"run_id": w.run},
         get=OWNER_ONLY,
