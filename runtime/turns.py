@@ -1,8 +1,10 @@
 """One chat turn end to end, the way the runner will drive the stores.
 
-`turn_run` appends the user message, builds the context inputs (memory), opens a run, feeds the
-provider adapter's events into the run's trace as they arrive, then in one transaction appends the
-assistant message (and the tool messages when the model called a tool), records the usage
+`turn_run` appends the user message, builds the context inputs (memory) and the request
+(`runtime.prompt.turn_prompt`), opens a run, feeds the provider adapter's events into the run's
+trace as they arrive, then in one transaction appends the assistant message (with the reply's
+reasoning as `reasoning` parts, and, when the model called tools, the calls with the text streamed
+before them, then the tool messages), records the usage
 (telemetry) and closes the run `completed`. It writes a `run_end` checkpoint when the turn makes
 the session cross its compaction threshold.
 

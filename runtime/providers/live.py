@@ -10,7 +10,9 @@ turn that SDK's exceptions into a `Failure`; `stream` does the rest the same way
   `rate_limited`, 5xx → `provider_unavailable`, timeouts → `timeout`, no connection →
   `provider_unreachable`, each after the SDK's bounded retries and with the provider's message;
 - a stream cut before its terminal event → `stream_interrupted` (the text already streamed stays
-  streamed); closing the generator closes the HTTP stream at once.
+  streamed); closing the generator closes the HTTP stream at once;
+- tools go out under names every provider accepts (`ToolNames`), and a tool the provider's format
+  cannot carry refuses the request before it is sent (`ProviderAdapter.tools_check`).
 """
 
 from __future__ import annotations
