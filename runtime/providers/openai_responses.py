@@ -4,8 +4,9 @@ The stream's typed events become runtime events: `response.output_text.delta` �
 function calls (arguments streamed by `response.function_call_arguments.delta`, final in
 `response.output_item.done`) → `ToolCall`; a reasoning output item → `Reasoning`, its summary text
 beside the whole item (id, summary, `encrypted_content`) kept as the opaque state to send back,
-and each function call that followed it → a `Reasoning` without text holding the call's item id
-(the API refuses a reasoning item sent back without the items that followed it, matched by id);
+and each function call or output message that followed it → a `Reasoning` without text holding
+that item's id (the API refuses a reasoning item sent back without the items that followed it,
+matched by id);
 `response.refusal.delta` → the refusal of a `content_filter` finish; `response.completed` /
 `response.incomplete` (`max_output_tokens` → `length`, `content_filter`) → `Finish` and `Usage`
 (input_tokens includes cached reads, output_tokens includes reasoning); `response.failed` and
@@ -56,7 +57,26 @@ def responses_input(messages: Sequence[PromptMessage], names: ToolNames) -> list
                 for state in message.reasoning
                 if state.get("provider") == "openai_responses" and isinstance(state.get("item"), dict)
             )
-        if message.content:
+        message_id = next(
+            (
+                state["message_id"]
+                for state in message.reasoning
+                if state.get("provider") == "openai_responses" and isinstance(state.get("message_id"), str)
+            ),
+            None,
+        )
+        if message.content and message_id is not None:
+            # Text that followed a reasoning item goes back as the output message it was, under its id.
+            items.append(
+                {
+                    "type": "message",
+                    "id": message_id,
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": message.content, "annotations": []}],
+                }
+            )
+        elif message.content:
             items.append({"role": role, "content": message.content})
         if message.role == "assistant":
             # A call that followed a reasoning item goes back under its own item id: the API pairs them.
@@ -155,6 +175,8 @@ def responses_events(
                         yield Reasoning(
                             text="", state={"provider": "openai_responses", "call": item.call_id, "item_id": item.id}
                         )
+                elif item.type == "message" and reasoned and item.id:
+                    yield Reasoning(text="", state={"provider": "openai_responses", "message_id": item.id})
                 elif item.type == "reasoning":
                     reasoned = True
                     yield Reasoning(

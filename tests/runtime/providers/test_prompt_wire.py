@@ -379,3 +379,29 @@ def test_a_reasoning_part_keeps_its_state_and_may_have_no_text() -> None:
     with pytest.raises(InvalidInputError) as unknown:
         parts_validate([{"type": "reasoning", "text": "x", "signature": "s"}])
     assert unknown.value.fields == {"parts[0]": ["unknown keys signature for a reasoning part"]}
+
+
+def test_a_responses_reply_goes_back_as_its_reasoning_item_then_its_output_message_by_id(
+    make_adapter: AdapterFactory,
+) -> None:
+    with ProviderServer(Reply.sse("openai_responses/text.sse")) as server:
+        adapter = make(make_adapter, "openai_responses", server)
+        session = session_create(owner=op_user(), route_alias=adapter.route.alias)
+        turn_run(session_id=session.pk, user_text="hi")
+        turn_run(session_id=session.pk, user_text="and again")
+    done = [
+        event["item"] for event in recorded("openai_responses/text.sse") if event["type"] == "response.output_item.done"
+    ]
+    [reasoning_item] = [item for item in done if item["type"] == "reasoning"]
+    assert server.requests[1].body["input"] == [
+        {"role": "user", "content": "hi"},
+        reasoning_item,
+        {
+            "type": "message",
+            "id": "msg_67ccd2bf17f0819081ff3bb2cf6508e7",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "Hello, world!", "annotations": []}],
+        },
+        {"role": "user", "content": "and again"},
+    ]
