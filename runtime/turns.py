@@ -1,8 +1,10 @@
 """One chat turn end to end, the way the runner will drive the stores.
 
-`turn_run` appends the user message, builds the context inputs (memory), opens a run, feeds the
-provider adapter's events into the run's trace as they arrive, then in one transaction appends the
-assistant message (and the tool messages when the model called a tool), records the usage
+`turn_run` appends the user message, builds the context inputs (memory) and the request
+(`runtime.prompt.turn_prompt`), opens a run, feeds the provider adapter's events into the run's
+trace as they arrive, then in one transaction appends the assistant message (with the reply's
+reasoning as `reasoning` parts, and, when the model called tools, the calls with the text streamed
+before them, then the tool messages), records the usage
 (telemetry) and closes the run `completed`. It writes a `run_end` checkpoint when the turn makes
 the session cross its compaction threshold.
 
@@ -36,8 +38,8 @@ from uuid import UUID
 
 from django.db import transaction
 
-from core.conversation.contracts import ToolCallPart, ToolResultPart
-from core.conversation.events import ErrorEvent, Finish, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
+from core.conversation.contracts import MessagePart, ToolCallPart, ToolResultPart
+from core.conversation.events import ErrorEvent, Finish, Reasoning, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
 from core.conversation.selectors import (
     OwnerScope,
     context_fullness_percent,
@@ -68,8 +70,9 @@ from core.models import (
     TraceEvent,
     TraceEventType,
 )
-from memory.context import ContextBundle, context_inputs
-from runtime.providers import AdapterError, PromptMessage, ProviderAdapter, adapter_for
+from memory.context import context_inputs
+from runtime.prompt import reasoning_parts, turn_prompt
+from runtime.providers import AdapterError, ProviderAdapter, adapter_for
 from telemetry.models import UsageEvent
 from telemetry.services import usage_record
 
@@ -96,25 +99,6 @@ class TurnResult:
     created: bool = True
 
 
-def _prompt(bundle: ContextBundle) -> list[PromptMessage]:
-    """The context bundle as prompt messages: one system message of memory, then the log's tail."""
-    sections: list[str] = []
-    memories = [*bundle.pinned_memories, *bundle.relevant_memories]
-    if memories:
-        sections.append("Remembered:\n" + "\n".join(f"- ({m.kind}) {m.content}" for m in memories))
-    if bundle.checkpoint is not None and bundle.checkpoint.summary:
-        sections.append(f"Summary of the conversation so far:\n{bundle.checkpoint.summary}")
-    if bundle.episodes:
-        sections.append("Recent days:\n" + "\n".join(f"- {e.day}: {e.summary}" for e in bundle.episodes))
-    if bundle.attachments:
-        sections.append(
-            "Attachments:\n" + "\n".join(f"- {a.name} ({a.mime_type}): {a.summary}" for a in bundle.attachments)
-        )
-    prompt = [PromptMessage(role="system", content="\n\n".join(sections))] if sections else []
-    prompt.extend(PromptMessage(role=m.role, content=m.content, parts=tuple(m.parts)) for m in bundle.messages)
-    return prompt
-
-
 def _quote(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= SUMMARY_QUOTE_CHARS else text[: SUMMARY_QUOTE_CHARS - 1] + "…"
@@ -133,6 +117,9 @@ class _Stream:
         self.text: list[str] = []
         self.calls: list[ToolCall] = []
         self.results: list[ToolResult] = []
+        self.reasoning: list[Reasoning] = []
+        # How many text pieces came before the first tool result: the text that goes with the calls.
+        self.text_with_calls: int | None = None
         self.usage: Usage | None = None
         self.finish: Finish | None = None
         self.error: ErrorEvent | None = None
@@ -144,6 +131,8 @@ class _Stream:
         elif isinstance(event, ToolCall):
             self.calls.append(event)
         elif isinstance(event, ToolResult):
+            if self.text_with_calls is None:
+                self.text_with_calls = len(self.text)
             self.results.append(event)
         elif isinstance(event, Usage):
             self.usage = event
@@ -151,7 +140,9 @@ class _Stream:
             self.finish = event
         elif isinstance(event, ErrorEvent):
             self.error = event
-        # A Reasoning event is kept in the trace only (it is never reply text).
+        elif isinstance(event, Reasoning):
+            # Never reply text: kept apart, as the reply's reasoning parts (its state goes back next request).
+            self.reasoning.append(event)
         if self.on_event is not None:
             self.on_event(event)
 
@@ -223,8 +214,8 @@ def turn_run(
     stream = _Stream(run, on_event)
     started = time.monotonic()
     try:
-        prompt = _prompt(context_inputs(session_id=session.pk, budget_tokens=budget))
-        for event in adapter.stream(prompt):
+        prompt = turn_prompt(adapter=adapter, bundle=context_inputs(session_id=session.pk, budget_tokens=budget))
+        for event in adapter.stream(prompt.messages, tools=prompt.tools):
             if _run_cancelled(run.pk):
                 return _cancelled(run, user_message, reason="")
             if should_cancel is not None and should_cancel():
@@ -287,7 +278,14 @@ def _complete(run: Run, user_message: Message, stream: _Stream, *, latency_ms: i
     """Append the reply, record usage and close the run, all in one transaction."""
     session_id = run.session_id
     text = "".join(stream.text)
+    # The text streamed with the calls (before any tool result) is one message with them and the
+    # reply's reasoning, as the provider answered: its next request pairs them (thinking blocks
+    # and signatures with their tool_use, reasoning items with their function calls).
+    split = len(stream.text) if stream.text_with_calls is None else stream.text_with_calls
+    text_after = "".join(stream.text[split:]) if stream.calls else text
+    output_tokens = stream.usage.output_tokens if stream.usage is not None else None
     appended: list[Message] = [user_message]
+    reasoning: list[MessagePart] = list(reasoning_parts(stream.reasoning))
     with transaction.atomic():
         if stream.calls:
             call_parts: list[ToolCallPart] = [
@@ -295,8 +293,15 @@ def _complete(run: Run, user_message: Message, stream: _Stream, *, latency_ms: i
                 for call in stream.calls
             ]
             appended.append(
-                message_append(session_id=session_id, role=MessageRole.ASSISTANT, parts=list(call_parts)).message
+                message_append(
+                    session_id=session_id,
+                    role=MessageRole.ASSISTANT,
+                    content="".join(stream.text[:split]),
+                    parts=[*reasoning, *call_parts],
+                    token_count=None if text_after else output_tokens,
+                ).message
             )
+            reasoning = []
             for result in stream.results:
                 result_part: ToolResultPart = {
                     "type": "tool_result",
@@ -309,11 +314,14 @@ def _complete(run: Run, user_message: Message, stream: _Stream, *, latency_ms: i
                         session_id=session_id, role=MessageRole.TOOL, content=result.content, parts=[result_part]
                     ).message
                 )
-        if text:
-            output_tokens = stream.usage.output_tokens if stream.usage is not None else None
+        if text_after:
             appended.append(
                 message_append(
-                    session_id=session_id, role=MessageRole.ASSISTANT, content=text, token_count=output_tokens
+                    session_id=session_id,
+                    role=MessageRole.ASSISTANT,
+                    content=text_after,
+                    parts=reasoning or None,
+                    token_count=output_tokens,
                 ).message
             )
         usage = _usage_record(run, stream, latency_ms=latency_ms)

@@ -6,6 +6,10 @@ A message's `parts` is a list of objects, each with a `type`:
 - `tool_result`: `{"type", "tool_call_id", "content": str, "is_error": bool}` — the tool's answer.
 - `attachment`: `{"type", "sha256", "name", "mime_type"}` — a file or source the message refers to
   (its summary lives in memory's attachment summaries, keyed by sha256).
+- `reasoning`: `{"type", "text": str, "state"?: {...}}` — the model's thinking that came with an
+  assistant message (never reply text; `text` may be empty) and the provider's opaque reasoning
+  state exactly as streamed (the `Reasoning` event's `state`), sent back unchanged on the next
+  request of the turn (`runtime.prompt`).
 
 `parts_validate` returns the normalized list or raises `InvalidInputError` naming each bad path;
 `trace_payload_validate` does the same for a trace event's payload (contracts listed below).
@@ -45,14 +49,23 @@ class AttachmentPart(TypedDict):
     mime_type: str
 
 
-MessagePart = ToolCallPart | ToolResultPart | AttachmentPart
+class ReasoningPart(TypedDict):
+    type: Literal["reasoning"]
+    text: str
+    state: NotRequired[dict[str, Any]]
+
+
+MessagePart = ToolCallPart | ToolResultPart | AttachmentPart | ReasoningPart
 
 _PART_FIELDS: dict[str, dict[str, type]] = {
     "tool_call": {"id": str, "name": str, "arguments": dict},
     "tool_result": {"tool_call_id": str, "content": str},
     "attachment": {"sha256": str, "name": str, "mime_type": str},
+    "reasoning": {"text": str},
 }
-_OPTIONAL_FIELDS: dict[str, dict[str, type]] = {"tool_result": {"is_error": bool}}
+_OPTIONAL_FIELDS: dict[str, dict[str, type]] = {"tool_result": {"is_error": bool}, "reasoning": {"state": dict}}
+# Strings that may be empty: a tool's answer, and reasoning that came only as opaque state.
+_MAY_BE_BLANK = {"content", "text"}
 _TYPE_WORDS: dict[type, str] = {str: "string", dict: "object", bool: "boolean"}
 
 
@@ -78,12 +91,12 @@ def parts_validate(parts: object, *, field: str = "parts") -> list[MessagePart]:
         optional = _OPTIONAL_FIELDS.get(kind, {})
         for name, expected in required.items():
             value = part.get(name)
-            blank = isinstance(value, str) and not value.strip() and name != "content"
+            blank = isinstance(value, str) and not value.strip() and name not in _MAY_BE_BLANK
             if not isinstance(value, expected) or blank:
                 problems[f"{path}.{name}"] = [f"required {_TYPE_WORDS[expected]}"]
         for name, expected in optional.items():
             if name in part and not isinstance(part[name], expected):
-                problems[f"{path}.{name}"] = [f"must be a {_TYPE_WORDS[expected]}"]
+                problems[f"{path}.{name}"] = [f"must be {'an' if expected is dict else 'a'} {_TYPE_WORDS[expected]}"]
         unknown = sorted(set(part) - {"type", *required, *optional})
         if unknown:
             problems[f"{path}"] = [f"unknown keys {', '.join(unknown)} for a {kind} part"]

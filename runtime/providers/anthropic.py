@@ -20,19 +20,18 @@ import anthropic
 
 from core.conversation.events import Finish, FinishReason, Reasoning, RuntimeEvent, TextDelta, Usage
 from core.models import ProviderKind
-from runtime.providers.base import PromptMessage, ToolDefinition
+from runtime.providers.base import PromptMessage, ToolDefinition, ToolNotExpressibleError
 from runtime.providers.live import (
+    COMBINERS,
     Failure,
     LiveAdapter,
     StreamInterruptedError,
+    ToolNames,
     finish_reason_map,
     stainless_failure,
     system_text,
     tool_call_parse,
-    tool_parameters,
-    tool_wire_names,
     turns,
-    wire_name,
 )
 
 ANTHROPIC_FINISH: dict[str, FinishReason] = {
@@ -47,26 +46,27 @@ ANTHROPIC_FINISH: dict[str, FinishReason] = {
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
 
-def anthropic_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
+def anthropic_messages(messages: Sequence[PromptMessage], names: ToolNames) -> list[dict[str, Any]]:
     """The prompt as Messages turns: tool_use blocks on the assistant, tool_result blocks on the user."""
     out: list[dict[str, Any]] = []
+    # The results of parallel calls (one stored message each) go back in ONE user turn.
+    results_turn: list[dict[str, Any]] | None = None
     for message, results in turns(messages):
         if results:
-            out.append(
+            if results_turn is None:
+                results_turn = []
+                out.append({"role": "user", "content": results_turn})
+            results_turn.extend(
                 {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "tool_result",
-                            "tool_use_id": part["tool_call_id"],
-                            "content": part["content"],
-                            "is_error": bool(part.get("is_error", False)),
-                        }
-                        for part in results
-                    ],
+                    "type": "tool_result",
+                    "tool_use_id": part["tool_call_id"],
+                    "content": part["content"],
+                    "is_error": bool(part.get("is_error", False)),
                 }
+                for part in results
             )
             continue
+        results_turn = None
         if message.role == "assistant":
             # Thinking blocks first, exactly as they came (their signatures are checked by Anthropic).
             blocks: list[dict[str, Any]] = [
@@ -77,7 +77,7 @@ def anthropic_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]
             if message.content:
                 blocks.append({"type": "text", "text": message.content})
             blocks += [
-                {"type": "tool_use", "id": part["id"], "name": wire_name(part["name"]), "input": part["arguments"]}
+                {"type": "tool_use", "id": part["id"], "name": names.wire(part["name"]), "input": part["arguments"]}
                 for part in message.parts
                 if part["type"] == "tool_call"
             ]
@@ -116,23 +116,34 @@ class AnthropicAdapter(LiveAdapter):
     def _failure(self, exc: Exception) -> Failure:
         return stainless_failure(exc, anthropic)
 
+    def tool_schema(self, tool: ToolDefinition) -> dict[str, Any]:
+        """The tool's `input_schema`: an object schema without a combiner at its top level (Anthropic refuses one)."""
+        schema = super().tool_schema(tool)
+        for keyword in COMBINERS:
+            if keyword in schema:
+                raise ToolNotExpressibleError(
+                    f"tool {tool.name!r} cannot be offered to Anthropic: its parameters use {keyword!r} at the top "
+                    "level, which an input_schema may not; describe the alternatives inside properties instead"
+                )
+        return schema
+
     def _events(
         self, messages: Sequence[PromptMessage], tools: Sequence[ToolDefinition], *, key: str
     ) -> Iterator[RuntimeEvent]:
-        names = tool_wire_names(tools)
+        names = ToolNames(tools, messages)
         request: dict[str, Any] = {
             "model": self.route.model_id,
             "max_tokens": self.route.max_output_tokens,
-            "messages": anthropic_messages(messages),
+            "messages": anthropic_messages(messages, names),
             "stream": True,
         }
         system = system_text(messages)
         if system:
             request["system"] = system
-        if names:
+        if names.tools:
             request["tools"] = [
-                {"name": name, "description": tool.description, "input_schema": tool_parameters(tool)}
-                for name, tool in names.items()
+                {"name": name, "description": tool.description, "input_schema": self.tool_schema(tool)}
+                for name, tool in names.tools.items()
             ]
         blocks: dict[int, dict[str, Any]] = {}
         counts: dict[str, int] = {}
@@ -177,8 +188,7 @@ class AnthropicAdapter(LiveAdapter):
                     slot = blocks.pop(event.index, {"type": "unknown", "parts": []})
                     if slot["type"] == "tool_use":
                         calls += 1
-                        tool = names.get(slot["name"])
-                        yield tool_call_parse(slot["id"], tool.name if tool else slot["name"], "".join(slot["parts"]))
+                        yield tool_call_parse(slot["id"], names.original(slot["name"]), "".join(slot["parts"]))
                     elif slot["type"] == "thinking":
                         thinking = "".join(slot["parts"])
                         block_state = {"type": "thinking", "thinking": thinking, "signature": slot.get("signature", "")}
@@ -195,8 +205,7 @@ class AnthropicAdapter(LiveAdapter):
         for slot in blocks.values():
             if slot["type"] == "tool_use":
                 calls += 1
-                tool = names.get(slot["name"])
-                name = tool.name if tool else slot["name"]
+                name = names.original(slot["name"])
                 yield tool_call_parse(slot["id"], name, "".join(slot["parts"]) or "{", cut_short=True)
         if not stopped or not provider_reason:
             if counts:

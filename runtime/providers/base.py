@@ -17,6 +17,7 @@ kind streams deterministic replies (`runtime.providers.replay`).
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
@@ -43,6 +44,12 @@ class AdapterBlockedError(AdapterError):
     """The adapter is blocked (a credential is missing, or it is disabled)."""
 
     code = "adapter_blocked"
+
+
+class ToolNotExpressibleError(AdapterBlockedError):
+    """A tool spec that the provider's format cannot carry; the message names the tool and why."""
+
+    code = "tool_not_expressible"
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,22 @@ class ToolDefinition:
     def from_spec(cls, spec: ToolSpec) -> ToolDefinition:
         parameters = dict(spec.parameters) if spec.parameters else {"type": "object", "properties": {}}
         return cls(name=spec.name, description=spec.description, parameters=parameters)
+
+
+def tool_parameters(tool: ToolDefinition) -> dict[str, Any]:
+    """The tool's JSON Schema for the wire: an object schema (what every provider requires), unchanged.
+
+    Anything else raises ToolNotExpressibleError: wrapping it would change the shape of the
+    arguments the tool's runner expects.
+    """
+    schema = dict(tool.parameters) if tool.parameters else {"type": "object", "properties": {}}
+    if schema.get("type") != "object":
+        raise ToolNotExpressibleError(
+            f"tool {tool.name!r} cannot be offered: its parameters must be a JSON Schema for an object "
+            f'("type": "object"), not {json.dumps(schema.get("type"))}; put the arguments under properties'
+        )
+    schema.setdefault("properties", {})
+    return schema
 
 
 class ProviderAdapter(ABC):
@@ -124,6 +147,26 @@ class ProviderAdapter(ABC):
         status = self.status()
         if status.state != "ready":
             raise AdapterBlockedError(f"{status.state}: {'; '.join(status.reasons)}")
+
+    def tool_schema(self, tool: ToolDefinition) -> dict[str, Any]:
+        """`tool`'s parameters as this provider takes them; ToolNotExpressibleError if it cannot."""
+        return tool_parameters(tool)
+
+    def tool_problems(self, tools: Sequence[ToolDefinition]) -> list[str]:
+        """Why each tool this provider's format cannot carry is refused (empty when every one can go)."""
+        problems: list[str] = []
+        for tool in tools:
+            try:
+                self.tool_schema(tool)
+            except ToolNotExpressibleError as exc:
+                problems.append(exc.message)
+        return problems
+
+    def tools_check(self, tools: Sequence[ToolDefinition]) -> None:
+        """Refuse the turn (ToolNotExpressibleError) when a tool cannot be offered to this provider."""
+        problems = self.tool_problems(tools)
+        if problems:
+            raise ToolNotExpressibleError(f"{self.route.alias!r} ({self.kind}): " + "; ".join(problems))
 
     @abstractmethod
     def stream(

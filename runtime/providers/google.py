@@ -29,18 +29,16 @@ from google.genai import types
 
 from core.conversation.events import Finish, FinishReason, Reasoning, RuntimeEvent, TextDelta, ToolCall, Usage
 from core.models import ProviderKind
-from runtime.providers.base import PromptMessage, ToolDefinition
+from runtime.providers.base import PromptMessage, ToolDefinition, ToolNotExpressibleError
 from runtime.providers.live import (
     Failure,
     LiveAdapter,
     StreamInterruptedError,
+    ToolNames,
     finish_reason_map,
     system_text,
     tool_names_by_call,
-    tool_parameters,
-    tool_wire_names,
     turns,
-    wire_name,
 )
 
 GOOGLE_FINISH: dict[str, FinishReason] = {
@@ -55,16 +53,83 @@ GOOGLE_FINISH: dict[str, FinishReason] = {
     "IMAGE_PROHIBITED_CONTENT": "content_filter",
 }
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
+# JSON Schema keywords outside the subset Gemini's function declarations take, which constrain the
+# arguments: a tool using one is refused rather than offered with a looser schema than it declares.
+GEMINI_REFUSED_KEYWORDS = frozenset(
+    {
+        "allOf",
+        "not",
+        "if",
+        "then",
+        "else",
+        "patternProperties",
+        "propertyNames",
+        "dependentRequired",
+        "dependentSchemas",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+        "contains",
+        "minContains",
+        "maxContains",
+        "uniqueItems",
+        "multipleOf",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "$dynamicRef",
+        "$dynamicAnchor",
+    }
+)
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
+_SUBSCHEMAS = ("items", "additionalProperties")
 
 
-def gemini_contents(messages: Sequence[PromptMessage]) -> list[types.Content]:
+def gemini_schema(schema: dict[str, Any], tool: str, path: str = "parameters") -> dict[str, Any]:
+    """`schema` in the JSON Schema subset Gemini's function declarations take (`parametersJsonSchema`).
+
+    `const` becomes a one-value `enum` and `oneOf` an `anyOf` (Gemini reads both that way); every
+    other keyword goes through unchanged; a keyword of `GEMINI_REFUSED_KEYWORDS` anywhere raises
+    ToolNotExpressibleError naming where it is.
+    """
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        where = f"{path}.{key}"
+        if key in GEMINI_REFUSED_KEYWORDS:
+            raise ToolNotExpressibleError(
+                f"tool {tool!r} cannot be offered to Google Gemini: {where} uses {key!r}, which Gemini's "
+                "function declarations do not support; express the rule without it (or check it in the tool)"
+            )
+        if key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: _gemini_sub(sub, tool, f"{where}.{name}") for name, sub in value.items()}
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            subs = [_gemini_sub(sub, tool, f"{where}[{n}]") for n, sub in enumerate(value)]
+            out["anyOf" if key == "oneOf" else key] = subs
+        elif key in _SUBSCHEMAS:
+            out[key] = _gemini_sub(value, tool, where)
+        elif key == "const":
+            out["enum"] = [value]
+        else:
+            out[key] = value
+    return out
+
+
+def _gemini_sub(value: object, tool: str, path: str) -> object:
+    """A subschema through `gemini_schema` (`true` / `false` schemas go through as they are)."""
+    return gemini_schema(value, tool, path) if isinstance(value, dict) else value
+
+
+def gemini_contents(messages: Sequence[PromptMessage], names: ToolNames) -> list[types.Content]:
     """The prompt as Gemini contents (`user` / `model`), calls and responses as function parts."""
     call_names = tool_names_by_call(messages)
     contents: list[types.Content] = []
     for message, results in turns(messages):
-        parts: list[types.Part] = []
+        if results and contents and contents[-1].role == "user" and _responses_only(contents[-1]):
+            # The responses to parallel calls (one stored message each) go back in ONE content.
+            parts = contents.pop().parts or []
+        else:
+            parts = []
         for result in results:
-            name = wire_name(call_names.get(result["tool_call_id"], "tool"))
+            name = names.wire(call_names.get(result["tool_call_id"], "tool"))
             key = "error" if result.get("is_error") else "output"
             parts.append(
                 types.Part(
@@ -79,7 +144,7 @@ def gemini_contents(messages: Sequence[PromptMessage]) -> list[types.Content]:
             parts += [
                 types.Part(
                     function_call=types.FunctionCall(
-                        id=part["id"], name=wire_name(part["name"]), args=part["arguments"]
+                        id=part["id"], name=names.wire(part["name"]), args=part["arguments"]
                     )
                 )
                 for part in message.parts
@@ -89,6 +154,10 @@ def gemini_contents(messages: Sequence[PromptMessage]) -> list[types.Content]:
         if parts:
             contents.append(types.Content(role="model" if message.role == "assistant" else "user", parts=parts))
     return contents
+
+
+def _responses_only(content: types.Content) -> bool:
+    return bool(content.parts) and all(part.function_response is not None for part in content.parts or [])
 
 
 def _attach_signatures(parts: list[types.Part], reasoning: Sequence[dict[str, Any]]) -> None:
@@ -143,6 +212,10 @@ class GoogleAdapter(LiveAdapter):
         options["base_url"] = base + "/"
         return genai.Client(api_key=key, http_options=types.HttpOptions(**options))
 
+    def tool_schema(self, tool: ToolDefinition) -> dict[str, Any]:
+        """The tool's parameters in Gemini's schema subset (`gemini_schema`)."""
+        return gemini_schema(super().tool_schema(tool), tool.name)
+
     def _failure(self, exc: Exception) -> Failure:
         if isinstance(exc, genai_errors.APIError):
             message = exc.message or str(exc)
@@ -158,19 +231,19 @@ class GoogleAdapter(LiveAdapter):
     def _events(
         self, messages: Sequence[PromptMessage], tools: Sequence[ToolDefinition], *, key: str
     ) -> Iterator[RuntimeEvent]:
-        names = tool_wire_names(tools)
+        names = ToolNames(tools, messages)
         config: dict[str, Any] = {"max_output_tokens": self.route.max_output_tokens}
         system = system_text(messages)
         if system:
             config["system_instruction"] = system
-        if names:
+        if names.tools:
             config["tools"] = [
                 types.Tool(
                     function_declarations=[
                         types.FunctionDeclaration(
-                            name=name, description=tool.description, parameters_json_schema=tool_parameters(tool)
+                            name=name, description=tool.description, parameters_json_schema=self.tool_schema(tool)
                         )
-                        for name, tool in names.items()
+                        for name, tool in names.tools.items()
                     ]
                 )
             ]
@@ -182,7 +255,7 @@ class GoogleAdapter(LiveAdapter):
         try:
             stream = client.models.generate_content_stream(
                 model=self.route.model_id,
-                contents=gemini_contents(messages),
+                contents=gemini_contents(messages, names),
                 config=types.GenerateContentConfig(**config),
             )
             try:
@@ -205,10 +278,9 @@ class GoogleAdapter(LiveAdapter):
                                 calls += 1
                                 call = part.function_call
                                 call_id = call.id or f"call_{uuid.uuid4().hex[:12]}"
-                                tool = names.get(call.name or "")
                                 yield ToolCall(
                                     id=call_id,
-                                    name=tool.name if tool else (call.name or ""),
+                                    name=names.original(call.name or ""),
                                     arguments=dict(call.args or {}),
                                 )
                                 if signature:

@@ -10,7 +10,9 @@ turn that SDK's exceptions into a `Failure`; `stream` does the rest the same way
   `rate_limited`, 5xx → `provider_unavailable`, timeouts → `timeout`, no connection →
   `provider_unreachable`, each after the SDK's bounded retries and with the provider's message;
 - a stream cut before its terminal event → `stream_interrupted` (the text already streamed stays
-  streamed); closing the generator closes the HTTP stream at once.
+  streamed); closing the generator closes the HTTP stream at once;
+- tools go out under names every provider accepts (`ToolNames`), and a tool the provider's format
+  cannot carry refuses the request before it is sent (`ProviderAdapter.tools_check`).
 """
 
 from __future__ import annotations
@@ -67,32 +69,58 @@ class StreamInterruptedError(Exception):
     """The provider's stream ended before its terminal event."""
 
 
+TOOL_NAME_MAX = 64
+COMBINERS = ("anyOf", "oneOf", "allOf")
+
+
 def wire_name(name: str) -> str:
-    """`name` as a tool name every provider accepts (`^[a-zA-Z0-9_-]{1,64}$`)."""
-    return re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "tool"
+    """`name` as a tool name every provider accepts: `^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$` (OpenAI's and
+    Anthropic's `^[a-zA-Z0-9_-]{1,64}$`, and Gemini's rule that a name starts with a letter or `_`)."""
+    cleaned = re.sub(r"[^a-zA-Z0-9_-]", "_", name)
+    if not re.match(r"[a-zA-Z_]", cleaned):
+        cleaned = "_" + cleaned
+    return cleaned[:TOOL_NAME_MAX]
 
 
-def tool_wire_names(tools: Sequence[ToolDefinition]) -> dict[str, ToolDefinition]:
-    """Each tool under a name every provider accepts (`^[a-zA-Z0-9_-]{1,64}$`), unique; maps back."""
-    names: dict[str, ToolDefinition] = {}
-    for tool in tools:
-        base = wire_name(tool.name)
-        name, n = base, 1
-        while name in names:
+class ToolNames:
+    """Each tool name of a request under a name the provider accepts, unique, and back again.
+
+    The tools offered come first, then any other name the prompt's tool calls use, so a history
+    call and its tool's definition always go out under the same name. A name that is already valid
+    is kept as it is; another is mapped (`wire_name`), with `_2`, `_3`… where two would collide.
+    """
+
+    def __init__(self, tools: Sequence[ToolDefinition], messages: Sequence[PromptMessage] = ()) -> None:
+        self.tools: dict[str, ToolDefinition] = {}
+        self._wire: dict[str, str] = {}
+        self._original: dict[str, str] = {}
+        for tool in tools:
+            self.tools[self._add(tool.name)] = tool
+        for message in messages:
+            for part in message.parts:
+                if part["type"] == "tool_call":
+                    self._add(part["name"])
+
+    def _add(self, name: str) -> str:
+        if name in self._wire:
+            return self._wire[name]
+        base = wire_name(name)
+        wire, n = base, 1
+        while wire in self._original:
             n += 1
             suffix = f"_{n}"
-            name = base[: 64 - len(suffix)] + suffix
-        names[name] = tool
-    return names
+            wire = base[: TOOL_NAME_MAX - len(suffix)] + suffix
+        self._wire[name] = wire
+        self._original[wire] = name
+        return wire
 
+    def wire(self, name: str) -> str:
+        """The name `name` goes out under."""
+        return self._wire.get(name) or self._add(name)
 
-def tool_parameters(tool: ToolDefinition) -> dict[str, Any]:
-    """The tool's JSON Schema, always an object schema (what every provider requires)."""
-    schema = dict(tool.parameters)
-    if schema.get("type") != "object":
-        schema = {"type": "object", "properties": {"input": schema}} if schema else {"type": "object"}
-    schema.setdefault("properties", {})
-    return schema
+    def original(self, wire: str) -> str:
+        """The tool's own name for a name the provider streamed back (unknown names are kept)."""
+        return self._original.get(wire, wire)
 
 
 def tool_call_parse(call_id: str, name: str, raw: str, *, cut_short: bool = False) -> ToolCall:
@@ -214,6 +242,7 @@ class LiveAdapter(ProviderAdapter):
         self, messages: Sequence[PromptMessage], *, tools: Sequence[ToolDefinition] = ()
     ) -> Generator[RuntimeEvent, None, None]:
         self.ensure_ready()
+        self.tools_check(tools)
         key = self.api_key()
         started = False
         try:

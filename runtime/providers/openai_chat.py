@@ -26,13 +26,11 @@ from runtime.providers.live import (
     Failure,
     LiveAdapter,
     StreamInterruptedError,
+    ToolNames,
     finish_reason_map,
     openai_usage,
     stainless_failure,
     tool_call_parse,
-    tool_parameters,
-    tool_wire_names,
-    wire_name,
 )
 from runtime.providers.openai_responses import responses_events
 
@@ -55,7 +53,7 @@ def openai_client(adapter: LiveAdapter, *, key: str) -> openai.OpenAI:
     )
 
 
-def chat_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
+def chat_messages(messages: Sequence[PromptMessage], names: ToolNames) -> list[dict[str, Any]]:
     """The prompt as Chat Completions messages: tool calls on the assistant, one `tool` message per result."""
     out: list[dict[str, Any]] = []
     for message in messages:
@@ -75,7 +73,7 @@ def chat_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
                         {
                             "id": part["id"],
                             "type": "function",
-                            "function": {"name": wire_name(part["name"]), "arguments": json.dumps(part["arguments"])},
+                            "function": {"name": names.wire(part["name"]), "arguments": json.dumps(part["arguments"])},
                         }
                         for part in calls
                     ],
@@ -104,10 +102,10 @@ def _reasoning_delta(delta: Any) -> str:
 def chat_completions_events(
     adapter: LiveAdapter, messages: Sequence[PromptMessage], tools: Sequence[ToolDefinition], *, key: str
 ) -> Iterator[RuntimeEvent]:
-    names = tool_wire_names(tools)
+    names = ToolNames(tools, messages)
     request: dict[str, Any] = {
         "model": adapter.route.model_id,
-        "messages": chat_messages(messages),
+        "messages": chat_messages(messages, names),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -115,13 +113,13 @@ def chat_completions_events(
         request["max_completion_tokens"] = adapter.route.max_output_tokens
     else:
         request["max_tokens"] = adapter.route.max_output_tokens  # what compatible servers understand
-    if names:
+    if names.tools:
         request["tools"] = [
             {
                 "type": "function",
-                "function": {"name": name, "description": tool.description, "parameters": tool_parameters(tool)},
+                "function": {"name": name, "description": tool.description, "parameters": adapter.tool_schema(tool)},
             }
-            for name, tool in names.items()
+            for name, tool in names.tools.items()
         ]
     calls: dict[int, dict[str, Any]] = {}
     reasoning: list[str] = []
@@ -167,10 +165,9 @@ def chat_completions_events(
     reason = finish_reason_map(provider_reason, CHAT_FINISH, tool_calls=bool(calls))
     for index in sorted(calls):
         slot = calls[index]
-        tool = names.get(slot["name"])
         yield tool_call_parse(
             slot["id"] or f"call_{index}",
-            tool.name if tool else slot["name"],
+            names.original(slot["name"]),
             "".join(slot["arguments"]),
             cut_short=reason == "length",
         )

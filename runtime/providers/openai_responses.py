@@ -3,7 +3,10 @@
 The stream's typed events become runtime events: `response.output_text.delta` → `TextDelta`;
 function calls (arguments streamed by `response.function_call_arguments.delta`, final in
 `response.output_item.done`) → `ToolCall`; a reasoning output item → `Reasoning`, its summary text
-beside the whole item (id, summary, `encrypted_content`) kept as the opaque state to send back;
+beside the whole item (id, summary, `encrypted_content`) kept as the opaque state to send back,
+and each function call or output message that followed it → a `Reasoning` without text holding
+that item's id (the API refuses a reasoning item sent back without the items that followed it,
+matched by id);
 `response.refusal.delta` → the refusal of a `content_filter` finish; `response.completed` /
 `response.incomplete` (`max_output_tokens` → `length`, `content_filter`) → `Finish` and `Usage`
 (input_tokens includes cached reads, output_tokens includes reasoning); `response.failed` and
@@ -23,13 +26,11 @@ from runtime.providers.live import (
     Failure,
     LiveAdapter,
     StreamInterruptedError,
+    ToolNames,
     openai_usage,
     system_text,
     tool_call_parse,
-    tool_parameters,
-    tool_wire_names,
     turns,
-    wire_name,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 INCOMPLETE_FINISH: dict[str, FinishReason] = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
-def responses_input(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
+def responses_input(messages: Sequence[PromptMessage], names: ToolNames) -> list[dict[str, Any]]:
     """The prompt as Responses input items (the system text goes in `instructions`)."""
     items: list[dict[str, Any]] = []
     for message, results in turns(messages):
@@ -56,19 +57,45 @@ def responses_input(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
                 for state in message.reasoning
                 if state.get("provider") == "openai_responses" and isinstance(state.get("item"), dict)
             )
-        if message.content:
+        message_id = next(
+            (
+                state["message_id"]
+                for state in message.reasoning
+                if state.get("provider") == "openai_responses" and isinstance(state.get("message_id"), str)
+            ),
+            None,
+        )
+        if message.content and message_id is not None:
+            # Text that followed a reasoning item goes back as the output message it was, under its id.
+            items.append(
+                {
+                    "type": "message",
+                    "id": message_id,
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": message.content, "annotations": []}],
+                }
+            )
+        elif message.content:
             items.append({"role": role, "content": message.content})
         if message.role == "assistant":
-            items.extend(
-                {
-                    "type": "function_call",
-                    "call_id": part["id"],
-                    "name": wire_name(part["name"]),
-                    "arguments": json.dumps(part["arguments"]),
-                }
-                for part in message.parts
-                if part["type"] == "tool_call"
-            )
+            # A call that followed a reasoning item goes back under its own item id: the API pairs them.
+            item_ids = {
+                state["call"]: state["item_id"]
+                for state in message.reasoning
+                if state.get("provider") == "openai_responses" and "call" in state and "item_id" in state
+            }
+            for part in message.parts:
+                if part["type"] == "tool_call":
+                    call: dict[str, Any] = {
+                        "type": "function_call",
+                        "call_id": part["id"],
+                        "name": names.wire(part["name"]),
+                        "arguments": json.dumps(part["arguments"]),
+                    }
+                    if part["id"] in item_ids:
+                        call["id"] = item_ids[part["id"]]
+                    items.append(call)
     return items
 
 
@@ -89,32 +116,33 @@ def responses_events(
     messages: Sequence[PromptMessage],
     tools: Sequence[ToolDefinition],
 ) -> Iterator[RuntimeEvent]:
-    names = tool_wire_names(tools)
+    names = ToolNames(tools, messages)
     request: dict[str, Any] = {
         "model": adapter.route.model_id,
-        "input": responses_input(messages),
+        "input": responses_input(messages, names),
         "max_output_tokens": adapter.route.max_output_tokens,
         "stream": True,
     }
     instructions = system_text(messages)
     if instructions:
         request["instructions"] = instructions
-    if names:
+    if names.tools:
         request["tools"] = [
             {
                 "type": "function",
                 "name": name,
                 "description": tool.description,
-                "parameters": tool_parameters(tool),
+                "parameters": adapter.tool_schema(tool),
                 "strict": False,
             }
-            for name, tool in names.items()
+            for name, tool in names.tools.items()
         ]
     # Function calls by output item id, in the order they began: name, call id, streamed arguments, final?
     calls: dict[str, dict[str, Any]] = {}
     refusal: list[str] = []
     final: Any = None
     terminal = ""
+    reasoned = False
     with client.responses.create(**request) as stream:
         for event in stream:
             kind = event.type
@@ -142,7 +170,15 @@ def responses_events(
                         "arguments": [item.arguments or ""],
                         "done": True,
                     }
+                    if reasoned and item.id:
+                        # Sent back with the reasoning item, the call must carry its own item id.
+                        yield Reasoning(
+                            text="", state={"provider": "openai_responses", "call": item.call_id, "item_id": item.id}
+                        )
+                elif item.type == "message" and reasoned and item.id:
+                    yield Reasoning(text="", state={"provider": "openai_responses", "message_id": item.id})
                 elif item.type == "reasoning":
+                    reasoned = True
                     yield Reasoning(
                         text=_reasoning_text(item),
                         state={"provider": "openai_responses", "item": item.model_dump(mode="json", exclude_none=True)},
@@ -167,10 +203,9 @@ def responses_events(
         provider_reason = (details.reason if details else None) or "incomplete"
         reason = INCOMPLETE_FINISH.get(provider_reason, "length")
     for slot in calls.values():
-        tool = names.get(slot["name"])
         yield tool_call_parse(
             slot["call_id"],
-            tool.name if tool else slot["name"],
+            names.original(slot["name"]),
             "".join(slot["arguments"]),
             cut_short=not slot["done"] or reason == "length",
         )

@@ -303,7 +303,7 @@ def test_append_with_parts_and_reported_tokens(api: APIClient, chat_session: Age
         ({"role": "user"}, {"content": ["empty; give text content or at least one part"]}),
         (
             {"role": "user", "parts": [{"type": "x"}]},
-            {"parts[0].type": ["'x' is not a part type; use one of tool_call, tool_result, attachment"]},
+            {"parts[0].type": ["'x' is not a part type; use one of tool_call, tool_result, attachment, reasoning"]},
         ),
         (
             {"role": "user", "content": "x" * 1_000_001},
