@@ -832,6 +832,17 @@ def path_tokens(*, session_id: UUID | str, leaf: int, after_seq: int) -> int:
     return int(_walk_one(sql, [_session_param(session_id), leaf, after_seq, after_seq]) or 0)
 
 
+def path_length(*, session_id: UUID | str, leaf: int, after_seq: int = 0) -> int:
+    """How many messages the path from `leaf` holds above `after_seq` (one walk over them)."""
+    if leaf <= after_seq:
+        return 0
+    db = connections[DEFAULT_DB_ALIAS]
+    step = f"m.{db.ops.quote_name('seq')} > %s"
+    return int(
+        _walk_one(_walk_sql(db, "SELECT COUNT(*) FROM path", step), [_session_param(session_id), leaf, after_seq])
+    )
+
+
 def path_latest_user(*, session_id: UUID | str, leaf: int) -> Message | None:
     """The newest user message on the path from `leaf` (a walk that stops at the first one; one query, then its row)."""
     if leaf == 0:
