@@ -844,15 +844,23 @@ def path_length(*, session_id: UUID | str, leaf: int, after_seq: int = 0) -> int
 
 
 def path_latest_user(*, session_id: UUID | str, leaf: int) -> Message | None:
-    """The newest user message on the path from `leaf` (a walk that stops at the first one; one query, then its row)."""
+    """The newest user message on the path from `leaf` (one query: a walk that stops at the first one)."""
     if leaf == 0:
         return None
     db = connections[DEFAULT_DB_ALIAS]
-    sql = _walk_sql(db, "SELECT id FROM path WHERE role = %s", "path.role <> %s")
-    found = _walk_one(sql, [_session_param(session_id), leaf, MessageRole.USER.value, MessageRole.USER.value])
-    if found is None:
-        return None
-    return Message.objects.only("id", "seq", "content").filter(pk=found).first()
+    q = db.ops.quote_name
+    select = (
+        f"SELECT m.{q('id')}, m.{q('seq')}, m.{q('content')} FROM path"  # noqa: S608  # nosec B608
+        f" INNER JOIN {q(Message._meta.db_table)} m ON m.{q('id')} = path.id WHERE path.role = %s"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(
+            _walk_sql(db, select, "path.role <> %s"),
+            [_session_param(session_id), leaf, MessageRole.USER.value, MessageRole.USER.value],
+        )
+        row = cursor.fetchone()
+    # Built as `.only("id", "seq", "content")` would read it (the other fields deferred).
+    return None if row is None else Message.from_db(db.alias, ["id", "seq", "content"], row)
 
 
 def checkpoint_on_path(

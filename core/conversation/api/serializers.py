@@ -147,6 +147,15 @@ class MessageAppendSerializer(StrictInputSerializer):
     token_count = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="Provider-reported tokens; estimated when absent"
     )
+    parent_seq = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        max_value=MAX_INT32,
+        help_text="The message this one follows (0: a new first message); the session's leaf when absent. "
+        "The new message becomes the leaf.",
+    )
 
 
 # --- Checkpoints and restore ----------------------------------------------------------------

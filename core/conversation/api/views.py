@@ -333,6 +333,7 @@ class SessionMessageViewSet(PagedViewSet[Message]):
             parts=data["parts"],
             client_id=data["client_id"],
             token_count=data["token_count"],
+            parent_seq=data["parent_seq"],
         )
         return Response(MessageSerializer(result.message).data, status=created_or_ok(result.created))
 

@@ -23,7 +23,6 @@ from core.conversation.selectors import (
 from core.conversation.services import (
     checkpoint_create,
     message_append,
-    run_create,
     session_leaf_set,
 )
 from core.errors import ConflictError, InvalidInputError
@@ -182,7 +181,8 @@ def test_a_checkpoint_on_another_branch_never_folds_this_one(chat_session: Agent
     session_leaf_set(session_id=chat_session.pk, seq=4)
     checkpoint_create(session_id=chat_session.pk, through_seq=3, reason="compaction", summary="branch a so far")
     on_a = context_inputs(session_id=chat_session.pk, budget_tokens=10_000)
-    assert on_a.checkpoint is not None and on_a.checkpoint.summary == "branch a so far"
+    assert on_a.checkpoint is not None
+    assert on_a.checkpoint.summary == "branch a so far"
     assert [m.seq for m in on_a.messages] == [4]
     assert session_get(session_id=chat_session.pk).tokens_since_checkpoint == 10
 
@@ -229,3 +229,18 @@ def test_the_context_query_count_does_not_grow_with_depth(chat_session: AgentSes
         counts.append(len(captured.captured_queries))
         assert [m.seq for m in bundle.messages] == list(range(depth - 29, depth + 1))
     assert counts[0] == counts[1]
+
+
+def test_the_append_api_takes_a_parent(api: APIClient, chat_session: AgentSession) -> None:
+    url = f"/api/sessions/{chat_session.pk}/messages/"
+    api.post(url, {"role": "user", "content": "one"}, format="json")
+    api.post(url, {"role": "user", "content": "two"}, format="json")
+    answer = api.post(url, {"role": "user", "content": "two again", "parent_seq": 1}, format="json")
+    assert answer.status_code == 201
+    assert answer.json()["parent"] == Message.objects.get(session=chat_session, seq=1).pk
+    refused = api.post(url, {"role": "user", "content": "x", "parent_seq": 9}, format="json")
+    assert (refused.status_code, refused.json()["fields"]) == (
+        400,
+        {"parent_seq": ["no message #9 in this session; give the seq of one of its messages, or 0"]},
+    )
+    assert api.get(f"/api/sessions/{chat_session.pk}/").json()["leaf"] == 3
