@@ -363,25 +363,6 @@ def messages_after(*, session_id: UUID | str, after_seq: int, limit: int | None 
     return queryset[:limit] if limit is not None else queryset
 
 
-def message_latest_user(*, session_id: UUID | str) -> Message | None:
-    """The session's newest user message (walks the (session, seq) index backwards)."""
-    return (
-        Message.objects.filter(session_id=session_uuid(session_id), role=MessageRole.USER)
-        .only("id", "seq", "content")
-        .order_by("-seq")
-        .first()
-    )
-
-
-def messages_tail_chunk(*, session_id: UUID | str, after_seq: int, before_seq: int, limit: int) -> list[Message]:
-    """Up to `limit` messages with after_seq < seq < before_seq, newest first (a keyset step down the log)."""
-    return list(
-        Message.objects.filter(session_id=session_uuid(session_id), seq__gt=after_seq, seq__lt=before_seq).order_by(
-            "-seq"
-        )[:limit]
-    )
-
-
 def messages_latest(*, session_id: UUID | str, limit: int) -> list[Message]:
     """The last `limit` messages in seq order (reads the tail backwards, then reverses)."""
     newest_first = list(Message.objects.filter(session_id=session_uuid(session_id)).order_by("-seq")[:limit])
@@ -671,16 +652,6 @@ def run_for_message(*, session_id: UUID | str, message_seq: int) -> Run | None:
 # A checkpoint folds the messages it covers only when it carries a real summary: a `compaction`
 # (or a `manual` one with a summary). A `run_end` checkpoint marks a moment and never hides messages.
 SUMMARY_CHECKPOINT_REASONS = (CheckpointReason.COMPACTION, CheckpointReason.MANUAL)
-
-
-def checkpoint_latest_summary(*, session_id: UUID | str) -> Checkpoint | None:
-    """The session's newest checkpoint that may stand in for the messages it covers (see above)."""
-    return (
-        Checkpoint.objects.filter(session_id=session_uuid(session_id), reason__in=SUMMARY_CHECKPOINT_REASONS)
-        .exclude(summary="")
-        .order_by("-id")
-        .first()
-    )
 
 
 # --- The conversation tree: the active path, siblings -----------------------------------------
