@@ -57,12 +57,21 @@ def messages_load(per_session: Sequence[tuple[str, int]]) -> int:
 
 
 def counters_fix(session_ids: Sequence[str]) -> None:
-    """Set each session's last_seq, message_count and tokens_since_checkpoint from its messages."""
+    """Chain each session's messages in seq order (each one's parent the one before, as appends do),
+    then set its last_seq, leaf, message_count and tokens_since_checkpoint from them."""
     session_table = connection.ops.quote_name(AgentSession._meta.db_table)
     message_table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {message_table} SET parent_id = previous.parent_id FROM ("
+            f"SELECT id, LAG(id) OVER (PARTITION BY session_id ORDER BY seq) AS parent_id FROM {message_table}"
+            f") AS previous WHERE {message_table}.id = previous.id AND previous.parent_id IS NOT NULL"
+            f" AND {message_table}.parent_id IS NULL"
+        )
     sql = f"""
         UPDATE {session_table} SET
             last_seq = COALESCE((SELECT MAX(seq) FROM {message_table} m WHERE m.session_id = {session_table}.id), 0),
+            leaf = COALESCE((SELECT MAX(seq) FROM {message_table} m WHERE m.session_id = {session_table}.id), 0),
             message_count = (SELECT COUNT(*) FROM {message_table} m WHERE m.session_id = {session_table}.id),
             tokens_since_checkpoint = COALESCE(
                 (SELECT SUM(token_count) FROM {message_table} m WHERE m.session_id = {session_table}.id), 0)

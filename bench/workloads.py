@@ -56,6 +56,10 @@ class Sizes:
     restore_large: int = 20_000
     restore_tail: int = 50
     restore_ops: int = 40
+    path_small: int = 100
+    path_large: int = 10_000
+    path_tail: int = 50
+    path_ops: int = 40
     bootstrap_sessions: int = 1_000
     bootstrap_messages: int = 100_000
     bootstrap_usage: int = 100_000
@@ -87,6 +91,10 @@ QUICK = Sizes(
     restore_large=400,
     restore_tail=5,
     restore_ops=5,
+    path_small=20,
+    path_large=400,
+    path_tail=5,
+    path_ops=5,
     bootstrap_sessions=10,
     bootstrap_messages=200,
     bootstrap_usage=200,
@@ -956,6 +964,39 @@ def w8_storage(ctx: Ctx) -> list[Row]:
     return [ctx.judged(row, Target("<=", 11.0))]
 
 
+def w9_path(ctx: Ctx) -> list[Row]:
+    """The last N messages of a conversation's active path: a deep branch costs what a shallow one does."""
+    from core.conversation.selectors import UNBOUNDED_BYTES, path_page
+
+    sizes = ctx.sizes
+    title = f"active path: last {sizes.path_tail} msgs at depth {sizes.path_large:,} vs {sizes.path_small:,}"
+
+    def build() -> dict[str, Any]:
+        return {
+            name: fixtures.session_with_messages(count, f"path {name}")
+            for name, count in (("small", sizes.path_small), ("large", sizes.path_large))
+        }
+
+    meta = ctx.dbs.fixture(f"path-{sizes.path_large}", build, shared=True)
+
+    def reader(session_id: str, leaf: int) -> Callable[[], object]:
+        def read() -> object:
+            page = path_page(session_id=session_id, start_seq=leaf, limit=sizes.path_tail, budget_bytes=UNBOUNDED_BYTES)
+            if len(page.messages) != sizes.path_tail or page.messages[-1].seq != leaf:
+                raise RuntimeError(f"the path page held {len(page.messages)} messages, expected {sizes.path_tail}")
+            return page
+
+        return read
+
+    fns: dict[str, Callable[[], object]] = {
+        "small": reader(meta["small"], sizes.path_small),
+        "large": reader(meta["large"], sizes.path_large),
+    }
+    seconds = per_op_seconds(fns, sizes.path_ops, sizes.reps)
+    profiled = (fns["large"], sizes.path_ops)
+    return [ctx.ratio_row(9, "9.ours", title, seconds, target=Target("<=", 1.3), profiled=profiled)]
+
+
 WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     1: w1_append,
     2: w2_checkpoint,
@@ -965,6 +1006,7 @@ WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     6: w6_search,
     7: w7_concurrency,
     8: w8_storage,
+    9: w9_path,
 }
 
 TITLES = {
@@ -976,6 +1018,7 @@ TITLES = {
     6: "memory search",
     7: "concurrency",
     8: "storage growth",
+    9: "active path",
 }
 
 

@@ -1,16 +1,18 @@
 """The context builder's input: what the model should see next for a session, within a token budget.
 
-`context_inputs(session_id=…, budget_tokens=…)` fills the budget in this priority:
+`context_inputs(session_id=…, budget_tokens=…)` fills the budget in this priority, reading the
+conversation along the session's active path (from its leaf, or from `leaf` when given, to the root):
 
 1. pinned long-term memories (most important first, then newest; at most MAX_PINNED);
-2. long-term memories relevant to the latest user message (full-text search for any of its words,
+2. long-term memories relevant to the path's latest user message (full-text search for any of its words,
    best first; pinned ones are never repeated here; at most MAX_RELEVANT);
-3. the summary of the latest checkpoint that carries one (`compaction`, or `manual` with a summary;
-   a `run_end` checkpoint marks a moment and never hides messages);
+3. the summary of the newest checkpoint on the path that carries one (`compaction`, or `manual` with
+   a summary; a `run_end` checkpoint marks a moment and never hides messages; a checkpoint on
+   another branch never folds this one);
 4. recent daily episodes, the session's and the whole-day ones, newest day first (at most MAX_EPISODES);
 5. summaries of attachments referenced (attachment parts, by sha256) by the messages read in step 6,
    newest reference first (at most MAX_ATTACHMENTS);
-6. the messages after that checkpoint, in log order, trimmed from the OLDEST end to fit what is left.
+6. the path's messages after that checkpoint, in order, trimmed from the OLDEST end to fit what is left.
 
 Items of 1 to 5 are taken whole or not at all: one that does not fit in what remains is skipped
 (counted in `skipped_items`) and the next, smaller one may still fit. Messages must stay a
@@ -20,7 +22,7 @@ contiguous tail, so step 6 stops at the first (newest-to-oldest) message that do
 Token counts: a message's stored `token_count`; an episode's and an attachment content's stored
 `token_count`; for a memory and a checkpoint summary, `core.conversation.contracts.estimate_tokens` of the text.
 
-Reads are bounded: the log is read newest-first in chunks of TAIL_CHUNK only until the messages
+Reads are bounded: the path is walked from the leaf in chunks of TAIL_CHUNK only until the messages
 read would fill the whole budget (or MAX_TAIL_MESSAGES, or the checkpoint is reached).
 """
 
@@ -35,10 +37,12 @@ from django.db import models
 
 from core.conversation.contracts import estimate_tokens
 from core.conversation.selectors import (
+    UNBOUNDED_BYTES,
     OwnerScope,
-    checkpoint_latest_summary,
-    message_latest_user,
-    messages_tail_chunk,
+    checkpoint_on_path,
+    path_latest_user,
+    path_length,
+    path_page,
     session_get,
 )
 from core.errors import InvalidInputError
@@ -159,22 +163,32 @@ def _memory(memory: LongTermMemory) -> ContextMemory:
     return _from_row(ContextMemory, memory, token_count=estimate_tokens(memory.content))
 
 
-def _read_tail(session_id: UUID, after_seq: int, last_seq: int, budget_tokens: int) -> list[Message]:
-    """Messages above `after_seq`, newest first, until they would fill the whole budget."""
+def _read_tail(session_id: UUID, after_seq: int, leaf: int, budget_tokens: int) -> tuple[list[Message], bool]:
+    """The path's messages above `after_seq` from `leaf`, newest first, until they would fill the whole budget.
+
+    Also whether the walk stopped before the floor (older messages of the path remain unread).
+    """
     tail: list[Message] = []
     tokens = 0
-    before = last_seq + 1
-    while before - 1 > after_seq and tokens <= budget_tokens and len(tail) < MAX_TAIL_MESSAGES:
-        chunk = messages_tail_chunk(session_id=session_id, after_seq=after_seq, before_seq=before, limit=TAIL_CHUNK)
-        for message in chunk:
+    start, before = leaf, False
+    while tokens <= budget_tokens and len(tail) < MAX_TAIL_MESSAGES:
+        page = path_page(
+            session_id=session_id,
+            start_seq=start,
+            before=before,
+            after_seq=after_seq,
+            limit=TAIL_CHUNK,
+            budget_bytes=UNBOUNDED_BYTES,
+        )
+        for message in reversed(page.messages):
             tail.append(message)
             tokens += message.token_count
             if tokens > budget_tokens or len(tail) == MAX_TAIL_MESSAGES:
-                return tail
-        if len(chunk) < TAIL_CHUNK:
-            break
-        before = chunk[-1].seq
-    return tail
+                return tail, message is not page.messages[0] or page.next_before_seq is not None
+        if page.next_before_seq is None:
+            return tail, False
+        start, before = page.next_before_seq, True
+    return tail, True
 
 
 def _attachments(tail: list[Message]) -> list[ContextAttachment]:
@@ -213,17 +227,26 @@ def _attachments(tail: list[Message]) -> list[ContextAttachment]:
     return found
 
 
+def _path_after(session_id: UUID, leaf: int, after_seq: int, tail: list[Message], unread: bool) -> int:
+    """How many messages the path holds after `after_seq`: those read, or (when some were left unread) a count walk."""
+    if not unread:
+        return len(tail)
+    return path_length(session_id=session_id, leaf=leaf, after_seq=after_seq)
+
+
 def context_inputs(
-    *, session_id: UUID | str, owner: OwnerScope = None, budget_tokens: int | None = None
+    *, session_id: UUID | str, owner: OwnerScope = None, budget_tokens: int | None = None, leaf: int | None = None
 ) -> ContextBundle:
     """The bundle for `session_id` within `budget_tokens`, in the module's documented priority.
 
+    The conversation is the path from message `leaf` (default: the session's stored leaf) to the root.
     Without a budget: the session route's context window minus its maximum output (at least 1).
     Memories and episodes are the session owner's only; with `owner`, another user's session is not found.
     """
     if budget_tokens is not None:
         budget_tokens = budget_validate(budget_tokens, field="budget_tokens")
     session = session_get(session_id=session_id, owner=owner)
+    leaf = session.leaf if leaf is None else leaf
     if budget_tokens is None:
         window = session.route.context_window_tokens - session.route.max_output_tokens
         budget_tokens = min(max(window, 1), MAX_BUDGET_TOKENS)
@@ -236,14 +259,14 @@ def context_inputs(
     )
 
     relevant: tuple[ContextMemory, ...] = ()
-    latest_user = message_latest_user(session_id=session.pk)
+    latest_user = path_latest_user(session_id=session.pk, leaf=leaf)
     if latest_user is not None and latest_user.content:
         hits = memory_search(
             latest_user.content, MAX_RELEVANT, owner_id=session.owner_id, mode=MatchMode.ANY, include_pinned=False
         )
         relevant = tuple(m for m in (_memory(hit.memory) for hit in hits) if budget.take(m.token_count))
 
-    checkpoint = checkpoint_latest_summary(session_id=session.pk)
+    checkpoint = checkpoint_on_path(session_id=session.pk, leaf=leaf)
     context_checkpoint: ContextCheckpoint | None = None
     if checkpoint is not None and checkpoint.summary:
         candidate = _from_row(ContextCheckpoint, checkpoint, token_count=estimate_tokens(checkpoint.summary))
@@ -260,7 +283,7 @@ def context_inputs(
     )
 
     after_seq = checkpoint.through_seq if checkpoint is not None else 0
-    tail = _read_tail(session.pk, after_seq, session.last_seq, budget_tokens)
+    tail, unread = _read_tail(session.pk, after_seq, leaf, budget_tokens)
     attachments = tuple(a for a in _attachments(tail) if budget.take(a.token_count))
 
     kept: list[ContextMessage] = []
@@ -283,5 +306,5 @@ def context_inputs(
         attachments=attachments,
         messages=tuple(kept),
         skipped_items=budget.skipped,
-        messages_omitted=max(session.last_seq - after_seq, 0) - len(kept),
+        messages_omitted=_path_after(session.pk, leaf, after_seq, tail, unread) - len(kept),
     )

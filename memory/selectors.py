@@ -1,6 +1,6 @@
 """Reads of the memory tiers, with their joins applied, and the cheap counts the bootstrap shows.
 Raw history stays core's message log: the context builder reads it through core's selectors
-(`core.conversation.selectors.message_latest_user`, `messages_tail_chunk`).
+(`core.conversation.selectors.path_latest_user`, `path_page`).
 """
 
 from __future__ import annotations

@@ -20,8 +20,14 @@ Retries never ask the model twice. The user message and its run are written in O
 the run's `run_started` event names the message (`message_seq`) and the process running it. A retry
 with the same `client_id` and the same text gets the run that already answers that message, open
 or finished (`TurnResult.created` is False; the API answers 200), and nothing is written; the same
-`client_id` with another text is a ConflictError. Running the model again for a failed or
-interrupted run, or regenerating a reply, would be an explicit action of its own (not built yet).
+`client_id` with another text is a ConflictError.
+
+Branches: a turn continues the session's active path (the user message goes under its leaf), and
+every reply message goes under the message before it, named explicitly, so a branch switch while
+the reply streams cannot graft it elsewhere. `edit_seq` appends the text as a sibling of that user
+message (under the same parent) and answers it; `regenerate_seq` appends no user message and
+answers that assistant reply's parent again, the new reply becoming the old one's sibling. Both are
+refused (ConflictError) while the session has a queued or running run.
 A message stored without a run (written before runs named their message, or appended directly)
 runs once if it is still the session's last message, and is a ConflictError otherwise.
 
@@ -43,6 +49,7 @@ from core.conversation.events import ErrorEvent, Finish, Reasoning, RuntimeEvent
 from core.conversation.selectors import (
     OwnerScope,
     context_fullness_percent,
+    message_get,
     messages_after,
     run_for_message,
     run_text,
@@ -168,65 +175,132 @@ def turn_refusal(*, session: AgentSession, user_text: object) -> ProviderAdapter
     return adapter
 
 
+def _branch_point(session: AgentSession, *, seq: int, role: MessageRole) -> int:
+    """The seq of the parent of message `seq` (0: it is a first message), which must have `role`."""
+    target = message_get(session_id=session.pk, seq=seq)
+    if target.role != role:
+        verb = "edit a user message" if role == MessageRole.USER else "regenerate an assistant reply"
+        raise InvalidInputError.for_field("seq", f"message #{seq} is a {target.role} message; {verb}")
+    parent = Message.objects.filter(pk=target.parent_id).values_list("seq", flat=True).first()
+    if parent is None and role == MessageRole.ASSISTANT:
+        raise InvalidInputError.for_field("seq", f"message #{seq} answers nothing; regenerate a reply to a message")
+    return parent or 0
+
+
+def _refuse_open_run(session_id: UUID) -> None:
+    """In the caller's transaction, with the session row locked: 409 while a run is queued or running."""
+    list(AgentSession.objects.select_for_update().filter(pk=session_id).values_list("pk", flat=True))
+    if Run.objects.filter(session_id=session_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).exists():
+        raise ConflictError.for_field("session", "has a run in progress; wait for it to finish or cancel it first")
+
+
 def turn_run(
     *,
     session_id: UUID | str,
     owner: OwnerScope = None,
-    user_text: str,
+    user_text: str = "",
     client_id: str | None = None,
     on_event: EventCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    edit_seq: int | None = None,
+    regenerate_seq: int | None = None,
 ) -> TurnResult:
     """Run one chat turn on the session's route and write it to every store (see the module docstring).
 
-    With `owner`, another user's session is not found. Everything the turn writes is the session owner's.
+    `edit_seq`: the text replaces that user message as its sibling; `regenerate_seq`: no text, a
+    new sibling of that assistant reply. With `owner`, another user's session is not found.
+    Everything the turn writes is the session owner's.
     """
-    if not isinstance(user_text, str) or not user_text.strip():
+    if edit_seq is not None and regenerate_seq is not None:
+        raise InvalidInputError.for_field("seq", "edit or regenerate, not both")
+    regenerating = regenerate_seq is not None
+    if not regenerating and (not isinstance(user_text, str) or not user_text.strip()):
         raise InvalidInputError.for_field("text", "empty; give the message to send")
     session = session_get(session_id=session_id, owner=owner)
-    adapter = turn_refusal(session=session, user_text=user_text)
+    adapter = turn_refusal(session=session, user_text="regenerate" if regenerating else user_text)
     was_over_threshold = session_needs_compaction(session)
+    branching = edit_seq is not None or regenerating
+    parent_seq: int | None = None
+    if edit_seq is not None:
+        parent_seq = _branch_point(session, seq=edit_seq, role=MessageRole.USER)
+    if regenerate_seq is not None:
+        parent_seq = _branch_point(session, seq=regenerate_seq, role=MessageRole.ASSISTANT)
+    if regenerating:
+        with transaction.atomic():
+            _refuse_open_run(session.pk)
+            anchor = message_get(session_id=session.pk, seq=int(parent_seq or 0))
+            run = run_create(session_id=session.pk, status=RunStatus.QUEUED)
+            payload = {"message_seq": anchor.seq, "regenerates_seq": regenerate_seq, **worker_identity()}
+            run_event_append(run_id=run.pk, event_type=TraceEventType.RUN_STARTED, payload=payload)
+        return _stream_turn(run, anchor, adapter, on_event, should_cancel, was_over_threshold, appended=())
 
     with transaction.atomic():
         # The message and its run commit together: a retry sees both or neither (it waits on the
         # session's lock, PostgreSQL, or on the write lock, SQLite), never a message without its run.
-        appended = message_append(session_id=session.pk, role=MessageRole.USER, content=user_text, client_id=client_id)
+        appended = message_append(
+            session_id=session.pk, role=MessageRole.USER, content=user_text, client_id=client_id, parent_seq=parent_seq
+        )
         user_message = appended.message
         if not appended.created:
             existing = run_for_message(session_id=session.pk, message_seq=user_message.seq)
             if existing is not None:
                 return _existing(existing, user_message)
-            if user_message.seq != session.last_seq:
+            if user_message.seq != session.last_seq and not branching:
                 seq = user_message.seq
                 raise ConflictError.for_field(
                     "client_id",
                     f"{client_id!r} names message #{seq}, which other messages already follow; read the "
                     f"messages after #{seq}, or send a new message with a new client_id",
                 )
+        if branching:
+            _refuse_open_run(session.pk)  # an exception here rolls the appended edit back with it
         run = run_create(session_id=session.pk, status=RunStatus.QUEUED)
         run_event_append(
             run_id=run.pk,
             event_type=TraceEventType.RUN_STARTED,
             payload={"message_seq": user_message.seq, **worker_identity()},
         )
+    return _stream_turn(
+        run, user_message, adapter, on_event, should_cancel, was_over_threshold, appended=(user_message,)
+    )
+
+
+def _stream_turn(
+    run: Run,
+    user_message: Message,
+    adapter: ProviderAdapter,
+    on_event: EventCallback | None,
+    should_cancel: Callable[[], bool] | None,
+    was_over_threshold: bool,
+    *,
+    appended: tuple[Message, ...],
+) -> TurnResult:
+    """Stream the reply to `user_message` (the path ending there is the context) and store it under that message.
+
+    `appended` is what the turn already wrote (the user message; nothing for a regeneration).
+    Runs after the transaction that opened the run has committed: nothing is held across the stream.
+    """
     run.refresh_from_db()
+    session = session_get(session_id=run.session_id)
     budget = max(1, session.route.context_window_tokens - session.route.max_output_tokens)
     stream = _Stream(run, on_event)
     started = time.monotonic()
     try:
-        prompt = turn_prompt(adapter=adapter, bundle=context_inputs(session_id=session.pk, budget_tokens=budget))
+        prompt = turn_prompt(
+            adapter=adapter, bundle=context_inputs(session_id=session.pk, budget_tokens=budget, leaf=user_message.seq)
+        )
         for event in adapter.stream(prompt.messages, tools=prompt.tools):
             if _run_cancelled(run.pk):
-                return _cancelled(run, user_message, reason="")
+                return _cancelled(run, appended, reason="")
             if should_cancel is not None and should_cancel():
-                return _cancelled(run, user_message, reason="cancelled while the reply was streaming")
+                return _cancelled(run, appended, reason="cancelled while the reply was streaming")
             stream.feed(event)
             if stream.error is not None:
                 break
     except ConflictError:
         # The run was cancelled from outside (API, admin) while we were appending its events.
         if _run_cancelled(run.pk):
-            return _cancelled(run, user_message, reason="")
+            return _cancelled(run, appended, reason="")
         raise
     except (AdapterError, DomainError) as exc:
         stream.feed(ErrorEvent(message=exc.message, code=exc.code))
@@ -242,9 +316,9 @@ def turn_run(
         with transaction.atomic():
             usage = _usage_record(run, stream, latency_ms=int((time.monotonic() - started) * 1000))
             finished = run_finish(run_id=run.pk, status=RunStatus.FAILED)
-        return TurnResult(run=finished, messages=(user_message,), text="", usage=usage, checkpoint=None)
+        return TurnResult(run=finished, messages=appended, text="", usage=usage, checkpoint=None)
     latency_ms = int((time.monotonic() - started) * 1000)
-    return _complete(run, user_message, stream, latency_ms=latency_ms, was_over=was_over_threshold)
+    return _complete(run, user_message, appended, stream, latency_ms=latency_ms, was_over=was_over_threshold)
 
 
 def _existing(run: Run, user_message: Message) -> TurnResult:
@@ -269,13 +343,18 @@ def _existing(run: Run, user_message: Message) -> TurnResult:
     )
 
 
-def _cancelled(run: Run, user_message: Message, *, reason: str) -> TurnResult:
+def _cancelled(run: Run, appended: tuple[Message, ...], *, reason: str) -> TurnResult:
     run = run_cancel(run_id=run.pk, reason=reason) if reason else Run.objects.get(pk=run.pk)
-    return TurnResult(run=run, messages=(user_message,), text="", usage=None, checkpoint=None)
+    return TurnResult(run=run, messages=appended, text="", usage=None, checkpoint=None)
 
 
-def _complete(run: Run, user_message: Message, stream: _Stream, *, latency_ms: int, was_over: bool) -> TurnResult:
-    """Append the reply, record usage and close the run, all in one transaction."""
+def _complete(
+    run: Run, user_message: Message, already: tuple[Message, ...], stream: _Stream, *, latency_ms: int, was_over: bool
+) -> TurnResult:
+    """Append the reply under `user_message`, each message under the one before, record usage and close the run.
+
+    All in one transaction; the reply's last message becomes the session's leaf.
+    """
     session_id = run.session_id
     text = "".join(stream.text)
     # The text streamed with the calls (before any tool result) is one message with them and the
@@ -284,8 +363,15 @@ def _complete(run: Run, user_message: Message, stream: _Stream, *, latency_ms: i
     split = len(stream.text) if stream.text_with_calls is None else stream.text_with_calls
     text_after = "".join(stream.text[split:]) if stream.calls else text
     output_tokens = stream.usage.output_tokens if stream.usage is not None else None
-    appended: list[Message] = [user_message]
     reasoning: list[MessagePart] = list(reasoning_parts(stream.reasoning))
+    appended: list[Message] = list(already)
+    under = [user_message.seq]
+
+    def reply(**fields: Any) -> Message:
+        message = message_append(session_id=session_id, parent_seq=under[-1], **fields).message
+        under.append(message.seq)
+        return message
+
     with transaction.atomic():
         if stream.calls:
             call_parts: list[ToolCallPart] = [
@@ -293,13 +379,12 @@ def _complete(run: Run, user_message: Message, stream: _Stream, *, latency_ms: i
                 for call in stream.calls
             ]
             appended.append(
-                message_append(
-                    session_id=session_id,
+                reply(
                     role=MessageRole.ASSISTANT,
                     content="".join(stream.text[:split]),
                     parts=[*reasoning, *call_parts],
                     token_count=None if text_after else output_tokens,
-                ).message
+                )
             )
             reasoning = []
             for result in stream.results:
@@ -309,20 +394,12 @@ def _complete(run: Run, user_message: Message, stream: _Stream, *, latency_ms: i
                     "content": result.content,
                     "is_error": result.is_error,
                 }
-                appended.append(
-                    message_append(
-                        session_id=session_id, role=MessageRole.TOOL, content=result.content, parts=[result_part]
-                    ).message
-                )
+                appended.append(reply(role=MessageRole.TOOL, content=result.content, parts=[result_part]))
         if text_after:
             appended.append(
-                message_append(
-                    session_id=session_id,
-                    role=MessageRole.ASSISTANT,
-                    content=text_after,
-                    parts=reasoning or None,
-                    token_count=output_tokens,
-                ).message
+                reply(
+                    role=MessageRole.ASSISTANT, content=text_after, parts=reasoning or None, token_count=output_tokens
+                )
             )
         usage = _usage_record(run, stream, latency_ms=latency_ms)
         finished = run_finish(run_id=run.pk, status=RunStatus.COMPLETED)
@@ -368,11 +445,11 @@ def _checkpoint_if_crossed(session_id: UUID, run: Run, *, was_over: bool, last: 
     }
     summary = (
         f"Context reached {context_fullness_percent(session)}% of {session.route.alias}'s window "
-        f"after message #{session.last_seq}; last reply: {_quote(last.content)}"
+        f"after message #{last.seq}; last reply: {_quote(last.content)}"
     )
     return checkpoint_create(
         session_id=session_id,
-        through_seq=session.last_seq,
+        through_seq=last.seq,
         reason=CheckpointReason.RUN_END,
         summary=summary,
         state=state,

@@ -120,8 +120,9 @@ def estimate_tokens(text: str, parts: list[MessagePart] | None = None) -> int:
 #
 # Each trace event's `payload` is an object whose keys depend on the event's `type`:
 #
-# - `run_started`: `{"message_seq"?, "worker_host"?, "worker_pid"?, "worker_start"?}` — the user message
-#   the run answers, and the process running it (host name, pid, and its start as `boot_id:ticks`),
+# - `run_started`: `{"message_seq"?, "regenerates_seq"?, "worker_host"?, "worker_pid"?, "worker_start"?}` —
+#   the message the run answers (and the reply it regenerates), the process running it (host name,
+#   pid, and its start as `boot_id:ticks`),
 #   so a retry finds the run and recovery can leave a run whose process is alive alone.
 # - `text_delta`: `{"text": str}` — a piece of the streamed reply; the trace text is their concatenation.
 # - `reasoning`: `{"text": str, "state"?: {...}}` — the model's thinking (never reply text) and the
@@ -211,7 +212,13 @@ TracePayload = (
 _EVENT_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "run_started": (
         {},
-        {"message_seq": "count", "worker_host": "text", "worker_pid": "count", "worker_start": "text"},
+        {
+            "message_seq": "count",
+            "regenerates_seq": "count",
+            "worker_host": "text",
+            "worker_pid": "count",
+            "worker_start": "text",
+        },
     ),
     "text_delta": ({"text": "string"}, {}),
     "reasoning": ({"text": "string"}, {"state": "object"}),

@@ -96,6 +96,10 @@ class AgentSession(models.Model):
     status = models.CharField(max_length=16, choices=SessionStatus.choices, default=SessionStatus.ACTIVE)
     message_count = models.PositiveIntegerField(default=0)
     last_seq = models.PositiveIntegerField(default=0)
+    # The seq of the message the person is on (0 before the first): the active path is the chain
+    # from it up to the root. Every append moves it to the new message; `session_leaf_set` switches
+    # branches. Stored, so a switch holds across reloads and restarts.
+    leaf = models.PositiveIntegerField(default=0)
     tokens_since_checkpoint = models.PositiveBigIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -117,6 +121,7 @@ class AgentSession(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=SessionStatus.values), name="session_status_valid"),
             models.CheckConstraint(condition=Q(message_count__lte=models.F("last_seq")), name="session_count_le_seq"),
+            models.CheckConstraint(condition=Q(leaf__lte=models.F("last_seq")), name="session_leaf_le_seq"),
         ]
 
     def __str__(self) -> str:
@@ -124,7 +129,11 @@ class AgentSession(models.Model):
 
 
 class Message(models.Model):
-    """One entry of a session's log; `seq` runs 1, 2, 3… per session with no gap."""
+    """One node of a session's conversation tree; `seq` runs 1, 2, 3… per session with no gap, in append order.
+
+    `parent` is the message it answers or follows (None for a first message): regenerating a reply
+    or editing a message appends a sibling under the same parent, so branches are never rewritten.
+    """
 
     id = RowIdField(primary_key=True)
     # No index of its own: the (session, seq) unique index leads with it and serves every lookup.
@@ -138,9 +147,20 @@ class Message(models.Model):
     # NULL (not "") when absent, so the partial unique constraint ignores messages without one.
     client_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     created = models.DateTimeField(auto_now_add=True)
+    # DO_NOTHING: messages are deleted only with their whole session, in one statement
+    # (`session_delete`), so a parent never goes before its children. Last, as
+    # `message_append`'s INSERT lists it. No index of its own:
+    # `message_session_parent_idx` (session, parent) serves the siblings and children reads.
+    parent = models.ForeignKey(
+        "self", on_delete=models.DO_NOTHING, null=True, blank=True, related_name="children", db_index=False
+    )
 
     class Meta:
         ordering = ["session", "seq"]
+        indexes = [
+            # A message's siblings (the children of its parent, or the session's first messages).
+            models.Index(fields=["session", "parent"], name="message_session_parent_idx"),
+        ]
         constraints = [
             # Serves every tail read (`seq > through_seq`) as well as forbidding duplicates.
             models.UniqueConstraint(fields=["session", "seq"], name="message_session_seq_unique"),
@@ -159,7 +179,11 @@ class Message(models.Model):
 
 
 class Checkpoint(models.Model):
-    """Resumable state covering the log up to `through_seq`; restore reads only what follows."""
+    """Resumable state covering the path from message `through_seq` up to the root; restore reads only what follows.
+
+    `through_seq` is the leaf the checkpoint covers: it folds a branch's history only when that
+    message lies on the branch's active path (a checkpoint on another branch never does).
+    """
 
     # No index of its own: `checkpoint_latest_idx` (session, -id) leads with it.
     session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="checkpoints", db_index=False)

@@ -364,25 +364,6 @@ def messages_after(*, session_id: UUID | str, after_seq: int, limit: int | None 
     return queryset[:limit] if limit is not None else queryset
 
 
-def message_latest_user(*, session_id: UUID | str) -> Message | None:
-    """The session's newest user message (walks the (session, seq) index backwards)."""
-    return (
-        Message.objects.filter(session_id=session_uuid(session_id), role=MessageRole.USER)
-        .only("id", "seq", "content")
-        .order_by("-seq")
-        .first()
-    )
-
-
-def messages_tail_chunk(*, session_id: UUID | str, after_seq: int, before_seq: int, limit: int) -> list[Message]:
-    """Up to `limit` messages with after_seq < seq < before_seq, newest first (a keyset step down the log)."""
-    return list(
-        Message.objects.filter(session_id=session_uuid(session_id), seq__gt=after_seq, seq__lt=before_seq).order_by(
-            "-seq"
-        )[:limit]
-    )
-
-
 def messages_latest(*, session_id: UUID | str, limit: int) -> list[Message]:
     """The last `limit` messages in seq order (reads the tail backwards, then reverses)."""
     newest_first = list(Message.objects.filter(session_id=session_uuid(session_id)).order_by("-seq")[:limit])
@@ -489,26 +470,30 @@ def messages_page(
 
 @dataclass(frozen=True)
 class Restore:
-    """What a runtime needs to resume a session: its latest checkpoint and the first page of messages after it.
+    """What a runtime needs to resume a session: the checkpoint that folds its active path and the newest page after it.
 
-    `next_after_seq` is None when `messages` is the whole tail; otherwise the rest is read with
-    `messages_page(after_seq=next_after_seq)` (the API: the session's message list).
+    `messages` end at the session's leaf, in seq order. `next_before_seq` is None when they are the
+    path's whole tail after the checkpoint; otherwise the older part is read with
+    `path_page(start_seq=next_before_seq, before=True, after_seq=<the checkpoint's through_seq>)`
+    (the API: the session's path).
     """
 
     session: AgentSession
     checkpoint: Checkpoint | None
     messages: list[Message]
-    next_after_seq: int | None
+    next_before_seq: int | None
 
 
 def session_restore(
     *, session_id: UUID | str, owner: OwnerScope = None, limit: int | None = None, budget_bytes: int | None = None
 ) -> Restore:
-    """The latest checkpoint plus the first page (see `messages_page`) of the messages after its `through_seq`.
+    """The checkpoint on the active path plus the newest page (see `path_page`) of that path after its `through_seq`.
 
-    Two queries whatever the session's length: the session joined to its route, provider and latest
-    checkpoint (an index seek), then one bounded page of `seq > through_seq` on the (session, seq)
-    index, so older messages are never read. Fixed SQL (see `ModelColumns`): restore runs on every turn.
+    Three queries whatever the session's length or depth: the session joined to its route, provider
+    and latest summary checkpoint (an index seek); the test that this checkpoint lies on the active
+    path (a walk over the messages after it); one bounded walk of the path from the leaf. A newest
+    checkpoint on another branch costs one more test per older candidate. Fixed SQL (see
+    `ModelColumns`): restore runs on every turn.
     """
     pk = session_uuid(session_id)
     db = connections[DEFAULT_DB_ALIAS]
@@ -519,16 +504,21 @@ def session_restore(
         if row is None:
             raise NotFoundError.for_field("session", f"no session {session_id}")
         session, checkpoint = _RestoreHead(db).read(row)
-        if owner is not None and session.owner_id != owner.pk:
-            raise NotFoundError.for_field("session", f"no session {session_id}")
-        after_seq = checkpoint.through_seq if checkpoint is not None else 0
-        page = _page_read(cursor, db, pk, after_seq, session.last_seq, limit, budget_bytes)
+    if owner is not None and session.owner_id != owner.pk:
+        raise NotFoundError.for_field("session", f"no session {session_id}")
+    if checkpoint is not None and not path_contains(session_id=pk, leaf=session.leaf, seq=checkpoint.through_seq):
+        checkpoint = checkpoint_on_path(session_id=pk, leaf=session.leaf)
+        if checkpoint is not None:
+            _CHECKPOINT_SESSION.set_cached_value(checkpoint, session)
+    after_seq = checkpoint.through_seq if checkpoint is not None else 0
+    page = path_page(session_id=pk, start_seq=session.leaf, after_seq=after_seq, limit=limit, budget_bytes=budget_bytes)
     for message in page.messages:
         _MESSAGE_SESSION.set_cached_value(message, session)
-    return Restore(session=session, checkpoint=checkpoint, messages=page.messages, next_after_seq=page.next_after_seq)
+    return Restore(session=session, checkpoint=checkpoint, messages=page.messages, next_before_seq=page.next_before_seq)
 
 
 _MESSAGE_SESSION = Message._meta.get_field("session")
+_CHECKPOINT_SESSION = Checkpoint._meta.get_field("session")
 
 
 @dataclass(frozen=True)
@@ -684,11 +674,269 @@ def run_for_message(*, session_id: UUID | str, message_seq: int) -> Run | None:
 SUMMARY_CHECKPOINT_REASONS = (CheckpointReason.COMPACTION, CheckpointReason.MANUAL)
 
 
-def checkpoint_latest_summary(*, session_id: UUID | str) -> Checkpoint | None:
-    """The session's newest checkpoint that may stand in for the messages it covers (see above)."""
+# --- The conversation tree: the active path, siblings -----------------------------------------
+#
+# A session's messages form a tree (`Message.parent`); the active path is the chain from the
+# session's `leaf` up to the root. Every read of "the conversation" walks it with a recursive CTE
+# from a starting message towards the root, one primary-key seek per step, stopped after N steps
+# (or at a floor seq): reading the newest N messages of the path costs the same at any depth.
+# Along a path seqs only fall (a child is always appended after its parent), so "the path after
+# seq S" is "the path's messages with seq > S" and a walk can stop there.
+
+
+@dataclass(frozen=True)
+class PathPage:
+    """Up to N messages of an active path in seq order, ending at the page's start, and the cursor to older ones.
+
+    `next_before_seq` is the seq to read the older messages before (None when the path, or the
+    part of it above the floor, ends here).
+    """
+
+    messages: list[Message]
+    next_before_seq: int | None
+
+
+_PATH_SQL: dict[tuple[str, bool], str] = {}
+# A budget that never cuts (the walk's step count does): reads that are bounded by tokens, not bytes.
+UNBOUNDED_BYTES = 2**62
+
+
+def _path_sql(db: BaseDatabaseWrapper, *, before: bool) -> str:
+    """The path walk from message `seq` (or from its parent, `before`) towards the root, for one vendor.
+
+    Parameters: session, seq, floor, steps, floor, steps, budget. The walk takes one step more than
+    asked for, so the outer count tells whether older messages remain; a window sums the sizes in
+    walk order (newest first) and keeps rows while within the byte budget, the first row always.
+    """
+    key = (db.vendor, before)
+    built = _PATH_SQL.get(key)
+    if built is not None:
+        return built
+    q = db.ops.quote_name
+    table = q(Message._meta.db_table)
+    if before:
+        anchor = (
+            f"m.{q('id')} = (SELECT p.{q('parent_id')} FROM {table} p"  # noqa: S608  # nosec B608
+            f" WHERE p.{q('session_id')} = %s AND p.{q('seq')} = %s)"
+        )
+    else:
+        anchor = f"m.{q('session_id')} = %s AND m.{q('seq')} = %s"
+    if db.vendor == "postgresql":
+        size = f"OCTET_LENGTH(m.{q('content')}) + COALESCE(OCTET_LENGTH(m.{q('parts')}::text), 0)"
+    else:
+        size = f"LENGTH(CAST(m.{q('content')} AS BLOB)) + COALESCE(LENGTH(CAST(m.{q('parts')} AS BLOB)), 0)"
+    built = _PATH_SQL[key] = (
+        f"WITH RECURSIVE path (id, parent_id, depth) AS ("  # noqa: S608  # nosec B608
+        f"SELECT m.{q('id')}, m.{q('parent_id')}, 1 FROM {table} m WHERE {anchor} AND m.{q('seq')} > %s"
+        f" UNION ALL SELECT m.{q('id')}, m.{q('parent_id')}, path.depth + 1 FROM {table} m"
+        f" INNER JOIN path ON m.{q('id')} = path.parent_id WHERE path.depth <= %s AND m.{q('seq')} > %s)"
+        f" SELECT {select_list(Message, 'b', db)}, b.walked FROM ("
+        f"SELECT {select_list(Message, 'a', db)}, a.depth,"
+        f" SUM(a.size) OVER (ORDER BY a.depth ROWS UNBOUNDED PRECEDING) AS running, COUNT(*) OVER () AS walked"
+        f" FROM (SELECT {select_list(Message, 'm', db)}, path.depth, {size} + {MESSAGE_OVERHEAD_BYTES} AS size"
+        f" FROM path INNER JOIN {table} m ON m.{q('id')} = path.id) a"
+        f") b WHERE b.depth <= %s AND (b.running <= %s OR b.depth = 1) ORDER BY b.{q('seq')}"
+    )
+    return built
+
+
+def path_page(
+    *,
+    session_id: UUID | str,
+    start_seq: int,
+    before: bool = False,
+    after_seq: int = 0,
+    limit: int | None = None,
+    budget_bytes: int | None = None,
+) -> PathPage:
+    """The newest messages of the path from message `start_seq` (or from its parent, `before`) to the root.
+
+    One query.
+
+    Only messages with seq > `after_seq` (a checkpoint's floor); at most `limit` (never more than
+    MESSAGE_PAGE_MAX_COUNT unless `budget_bytes` is UNBOUNDED_BYTES) and within `budget_bytes`
+    (default `message_page_bytes()`) by `message_size_bytes`, the newest always. In seq order.
+    """
+    count = limit or MESSAGE_PAGE_MAX_COUNT
+    if budget_bytes != UNBOUNDED_BYTES:
+        count = min(count, MESSAGE_PAGE_MAX_COUNT)
+    budget = message_page_bytes() if budget_bytes is None else budget_bytes
+    db = connections[DEFAULT_DB_ALIAS]
+    session_param = AgentSession._meta.pk.get_db_prep_value(session_uuid(session_id), db)
+    params = [session_param, start_seq, after_seq, count, after_seq, count, budget]
+    with db.cursor() as cursor:
+        cursor.execute(_path_sql(db, before=before), params)
+        rows = cursor.fetchall()
+    reader = ModelColumns(Message, "b", db)
+    messages = [reader.build(row) for row in rows]
+    walked = int(rows[0][reader.width]) if rows else 0
+    more = walked > len(messages)
+    return PathPage(messages=messages, next_before_seq=messages[0].seq if more else None)
+
+
+def _walk_sql(db: BaseDatabaseWrapper, select: str, step: str) -> str:
+    """A path walk from message (session, seq) towards the root while `step` holds for the row just walked."""
+    q = db.ops.quote_name
+    table = q(Message._meta.db_table)
+    columns = f"m.{q('id')}, m.{q('parent_id')}, m.{q('seq')}, m.{q('role')}, m.{q('token_count')}"
     return (
-        Checkpoint.objects.filter(session_id=session_uuid(session_id), reason__in=SUMMARY_CHECKPOINT_REASONS)
-        .exclude(summary="")
-        .order_by("-id")
-        .first()
+        f"WITH RECURSIVE path (id, parent_id, seq, role, token_count) AS ("  # noqa: S608  # nosec B608
+        f"SELECT {columns} FROM {table} m WHERE m.{q('session_id')} = %s AND m.{q('seq')} = %s"
+        f" UNION ALL SELECT {columns} FROM {table} m INNER JOIN path ON m.{q('id')} = path.parent_id"
+        f" WHERE {step}) {select}"
+    )
+
+
+def _walk_one(sql: str, params: list[Any]) -> Any:
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _session_param(session_id: UUID | str) -> Any:
+    return AgentSession._meta.pk.get_db_prep_value(session_uuid(session_id), connections[DEFAULT_DB_ALIAS])
+
+
+def path_contains(*, session_id: UUID | str, leaf: int, seq: int) -> bool:
+    """True when message `seq` lies on the path from message `leaf` to the root (0, the empty start, always does).
+
+    One query that walks from the leaf only while the seqs stay above `seq`.
+    """
+    if seq == 0:
+        return True
+    if seq > leaf:
+        return False
+    db = connections[DEFAULT_DB_ALIAS]
+    sql = _walk_sql(db, "SELECT COUNT(*) FROM path WHERE seq = %s", "path.seq > %s")
+    return bool(_walk_one(sql, [_session_param(session_id), leaf, seq, seq]))
+
+
+def path_tokens(*, session_id: UUID | str, leaf: int, after_seq: int) -> int:
+    """The tokens of the path's messages from `leaf` down to (not including) `after_seq`, summed in one query."""
+    if leaf <= after_seq:
+        return 0
+    db = connections[DEFAULT_DB_ALIAS]
+    step = f"m.{db.ops.quote_name('seq')} > %s"
+    sql = _walk_sql(db, "SELECT COALESCE(SUM(token_count), 0) FROM path WHERE seq > %s", step)
+    return int(_walk_one(sql, [_session_param(session_id), leaf, after_seq, after_seq]) or 0)
+
+
+def path_length(*, session_id: UUID | str, leaf: int, after_seq: int = 0) -> int:
+    """How many messages the path from `leaf` holds above `after_seq` (one walk over them)."""
+    if leaf <= after_seq:
+        return 0
+    db = connections[DEFAULT_DB_ALIAS]
+    step = f"m.{db.ops.quote_name('seq')} > %s"
+    return int(
+        _walk_one(_walk_sql(db, "SELECT COUNT(*) FROM path", step), [_session_param(session_id), leaf, after_seq])
+    )
+
+
+def path_latest_user(*, session_id: UUID | str, leaf: int) -> Message | None:
+    """The newest user message on the path from `leaf` (one query: a walk that stops at the first one)."""
+    if leaf == 0:
+        return None
+    db = connections[DEFAULT_DB_ALIAS]
+    q = db.ops.quote_name
+    select = (
+        f"SELECT m.{q('id')}, m.{q('seq')}, m.{q('content')} FROM path"  # noqa: S608  # nosec B608
+        f" INNER JOIN {q(Message._meta.db_table)} m ON m.{q('id')} = path.id WHERE path.role = %s"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(
+            _walk_sql(db, select, "path.role <> %s"),
+            [_session_param(session_id), leaf, MessageRole.USER.value, MessageRole.USER.value],
+        )
+        row = cursor.fetchone()
+    # Built as `.only("id", "seq", "content")` would read it (the other fields deferred).
+    return None if row is None else Message.from_db(db.alias, ["id", "seq", "content"], row)
+
+
+def checkpoint_on_path(
+    *,
+    session_id: UUID | str,
+    leaf: int,
+    reasons: Sequence[str] | None = SUMMARY_CHECKPOINT_REASONS,
+    with_summary: bool = True,
+) -> Checkpoint | None:
+    """The newest checkpoint whose `through_seq` lies on the path from `leaf`: by default the one that folds that path.
+
+    By default only checkpoints that may fold history (SUMMARY_CHECKPOINT_REASONS, with a summary);
+    `reasons=None, with_summary=False` takes any. Candidates are read newest first and each is
+    tested with `path_contains`: the newest is normally on the branch, and its test walks only the
+    messages after it (what compaction bounds).
+    """
+    candidates = Checkpoint.objects.filter(session_id=session_uuid(session_id)).order_by("-id")
+    if reasons is not None:
+        candidates = candidates.filter(reason__in=list(reasons))
+    if with_summary:
+        candidates = candidates.exclude(summary="")
+    tested: dict[int, bool] = {}
+    for checkpoint in candidates.iterator(chunk_size=20):
+        through = checkpoint.through_seq
+        if through not in tested:
+            tested[through] = path_contains(session_id=session_id, leaf=leaf, seq=through)
+        if tested[through]:
+            return checkpoint
+    return None
+
+
+@dataclass(frozen=True)
+class Siblings:
+    """The children of one parent in seq order, the message's place among them, each one's newest descendant."""
+
+    message: Message
+    siblings: list[Message]
+    position: int
+    # Per sibling seq: the newest message of its subtree (the leaf to switch to, to see that branch).
+    leaves: dict[int, int]
+
+
+# Seqs are 32-bit columns: a larger one names no message.
+MAX_SEQ = 2**31 - 1
+
+
+def message_seq(value: int) -> int:
+    """A seq from a URL: one past the column's range is simply no message (404), never a database error."""
+    if not 1 <= value <= MAX_SEQ:
+        raise NotFoundError.for_field("seq", f"no message #{value}")
+    return value
+
+
+def message_get(*, session_id: UUID | str, owner: OwnerScope = None, seq: int) -> Message:
+    """Message `seq` of `owner`'s session (the session's owner is checked), or NotFoundError."""
+    session = session_get(session_id=session_id, owner=owner)
+    found = Message.objects.filter(session=session, seq=seq).first()
+    if found is None:
+        raise NotFoundError.for_field("seq", f"no message #{seq} in session {session.pk}")
+    found.session = session
+    return found
+
+
+def message_siblings(*, session_id: UUID | str, owner: OwnerScope = None, seq: int) -> Siblings:
+    """Message `seq` among its siblings (`2 of 3`): the (session, parent) index, then one walk down their subtrees."""
+    message = message_get(session_id=session_id, owner=owner, seq=seq)
+    siblings = list(Message.objects.filter(session_id=message.session_id, parent_id=message.parent_id).order_by("seq"))
+    db = connections[DEFAULT_DB_ALIAS]
+    q = db.ops.quote_name
+    table = q(Message._meta.db_table)
+    ids = [sibling.pk for sibling in siblings]
+    marks = ", ".join(["%s"] * len(ids))
+    sql = (
+        f"WITH RECURSIVE tree (root, id, seq) AS ("  # noqa: S608  # nosec B608
+        f"SELECT m.{q('id')}, m.{q('id')}, m.{q('seq')} FROM {table} m WHERE m.{q('id')} IN ({marks})"
+        f" UNION ALL SELECT tree.root, m.{q('id')}, m.{q('seq')} FROM {table} m"
+        f" INNER JOIN tree ON m.{q('session_id')} = %s AND m.{q('parent_id')} = tree.id)"
+        f" SELECT root, MAX(seq) FROM tree GROUP BY root"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, [*ids, _session_param(message.session_id)])
+        newest = {int(root): int(top) for root, top in cursor.fetchall()}
+    return Siblings(
+        message=message,
+        siblings=siblings,
+        position=[sibling.pk for sibling in siblings].index(message.pk) + 1,
+        leaves={sibling.seq: newest[sibling.pk] for sibling in siblings},
     )

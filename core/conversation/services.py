@@ -1,9 +1,11 @@
 """Writes to the conversation store: the only path by which sessions, messages, checkpoints, runs and
 trace events change.
 
-Seq allocation: the append runs ONE `UPDATE … SET last_seq = last_seq + 1, <counters> WHERE id = …
-AND status = 'active' RETURNING last_seq`, then inserts the message with that seq, in the same
-transaction. The UPDATE takes the session's row lock on PostgreSQL (on SQLite the connection's
+Seq allocation: the append runs ONE `UPDATE … SET last_seq = last_seq + 1, leaf = last_seq + 1,
+<counters> WHERE id = … AND status = 'active' RETURNING last_seq`, then inserts the message with that
+seq, in the same transaction. A message appended without a parent goes under the session's leaf,
+read (locked, on PostgreSQL) just before the UPDATE; either way the new message becomes the leaf.
+The UPDATE takes the session's row lock on PostgreSQL (on SQLite the connection's
 `BEGIN IMMEDIATE` already holds the database write lock), so concurrent writers queue and the log
 has no gap and no duplicate; the unique constraint on (session, seq) is the last line of defence.
 Both statements are fixed SQL run on Django's cursor inside `transaction.atomic` (the ORM cannot
@@ -35,7 +37,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
-from django.db.models import F, Sum
+from django.db.models import F
 from django.utils import timezone
 
 from core.config.selectors import route_resolve as _route_resolve
@@ -49,7 +51,16 @@ from core.conversation.contracts import (
     trace_payload_validate,
 )
 from core.conversation.models import TERMINAL_RUN_STATUSES
-from core.conversation.selectors import OwnerScope, owned, run_uuid, session_get, session_uuid
+from core.conversation.selectors import (
+    OwnerScope,
+    checkpoint_on_path,
+    owned,
+    path_contains,
+    path_tokens,
+    run_uuid,
+    session_get,
+    session_uuid,
+)
 from core.conversation.workers import worker_alive
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import (
@@ -191,6 +202,8 @@ def _message_dependents_clear(session: AgentSession) -> None:
     """
     for relation in Message._meta.related_objects:
         field, holder = relation.field, relation.related_model
+        if holder is Message:  # a message's children: the same session's, deleted by the same statement
+            continue
         if isinstance(holder, str):  # only before the app registry resolves "app.Model" strings
             raise TypeError(f"unresolved relation {holder!r} to Message")
         dependents = holder._base_manager.filter(**{f"{field.name}__session": session})
@@ -241,10 +254,13 @@ def message_append(
     parts: list[MessagePart] | None = None,
     token_count: int | None = None,
     client_id: str | None = None,
+    parent_seq: int | None = None,
 ) -> AppendResult:
     """Append one message with the next seq; a retry with the same `client_id` returns the stored one.
 
-    A `client_id` reused for a different role, content or parts is a conflict, not a retry.
+    The message goes under message `parent_seq` (0: it starts a new root, as an edit of a first
+    message does), or by default under the session's leaf; it becomes the session's leaf.
+    A `client_id` reused for a different role, content, parts or given parent is a conflict, not a retry.
     With an `owner`, another user's session is not found (one more indexed read in the transaction).
     """
     if not isinstance(role, str) or role not in _ROLES:
@@ -268,6 +284,8 @@ def message_append(
         client_id = client_id.strip()
         if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
             raise InvalidInputError.for_field("client_id", f"must be 1 to {MAX_CLIENT_ID_CHARS} characters")
+    if parent_seq is not None and (not _is_int(parent_seq) or not 0 <= parent_seq <= MAX_TOKEN_COUNT):
+        raise InvalidInputError.for_field("parent_seq", "must be a message seq of this session, or 0 for a new root")
     estimated = token_count is None
     tokens = estimate_tokens(content, checked_parts) if token_count is None else token_count
     pk = session_uuid(session_id)
@@ -280,17 +298,21 @@ def message_append(
     session_param = _SESSION_PK.get_db_prep_value(pk, db)
     now_param = db.ops.adapt_datetimefield_value(now)
     row = [session_param, 0, role, content, db.ops.adapt_json_value(checked_parts, _PARTS_ENCODER)]
-    row += [tokens, estimated, client_id, now_param]
+    row += [tokens, estimated, client_id, now_param, None]
     with transaction.atomic(using=db.alias), db.cursor() as cursor:
         if owner is not None and not AgentSession.objects.filter(pk=pk, owner_id=owner.pk).exists():
             raise NotFoundError.for_field("session", f"no session {session_id}")
+        given_parent = _parent_id(pk, parent_seq) if parent_seq is not None else None
+        row[9] = _UNDER_LEAF if parent_seq is None else given_parent
         written = _append_rows(cursor, sql, pk, session_id, row, client_id)
     if isinstance(written, Message):
-        if (written.role, written.content, written.parts) != (role, content, checked_parts):
+        if (written.role, written.content, written.parts) != (role, content, checked_parts) or (
+            parent_seq is not None and written.parent_id != given_parent
+        ):
             raise ConflictError.for_field(
                 "client_id",
-                f"{client_id!r} already names message #{written.seq} with a different role, content or "
-                "parts; a retry must repeat the same message, a new message needs a new client_id",
+                f"{client_id!r} already names message #{written.seq} with a different role, content, "
+                "parts or parent; a retry must repeat the same message, a new message needs a new client_id",
             )
         return AppendResult(message=written, created=False)
     seq, message_id = written
@@ -298,26 +320,72 @@ def message_append(
     message = Message.from_db(
         db.alias,
         _MESSAGE_ATTNAMES,
-        (message_id, pk, seq, role, content, checked_parts, tokens, estimated, client_id, now),
+        (message_id, pk, seq, role, content, checked_parts, tokens, estimated, client_id, now, row[9]),
     )
     return AppendResult(message=message, created=True)
 
 
+def _parent_id(pk: UUID, parent_seq: int) -> int | None:
+    """The id of message `parent_seq` of the session (None for 0: a new root); unknown is a 400."""
+    if parent_seq == 0:
+        return None
+    found = Message.objects.filter(session_id=pk, seq=parent_seq).values_list("id", flat=True).first()
+    if found is None:
+        raise InvalidInputError.for_field(
+            "parent_seq", f"no message #{parent_seq} in this session; give the seq of one of its messages, or 0"
+        )
+    return found
+
+
 def _append_rows(
-    cursor: CursorWrapper, sql: _AppendSql, pk: UUID, session_id: UUID | str, row: list[Any], client_id: str | None
+    cursor: CursorWrapper,
+    sql: _AppendSql,
+    pk: UUID,
+    session_id: UUID | str,
+    row: list[Any],
+    client_id: str | None,
 ) -> Message | tuple[int, int]:
     """In the caller's transaction: the message stored under `client_id`, or the new row's (seq, id).
 
-    `row` is the INSERT's parameters (see `_INSERT_FIELDS`) with a placeholder seq at [1].
+    `row` is the INSERT's parameters (see `_INSERT_FIELDS`) with placeholders for the seq at [1] and
+    the parent's id (or `_UNDER_LEAF`: the leaf's message) at [9].
     """
     session_param, tokens, now_param = row[0], row[5], row[8]
     if client_id is not None:
         existing = _append_retry(pk, session_id, client_id)
         if existing is not None:
             return existing
+    leaf_id = _leaf_id(cursor, sql, session_param)
+    if row[9] is _UNDER_LEAF:
+        row[9] = leaf_id
     row[1] = seq = _seq_next(cursor, sql, session_id, [tokens, now_param, session_param, SessionStatus.ACTIVE.value])
     cursor.execute(sql.insert, row)
-    return seq, _returned(cursor)
+    message_id = _returned(cursor)
+    if row[9] != leaf_id:
+        # The conversation moved to another branch: its fullness is that branch's, not the old one's plus this.
+        _fullness_recount(pk, seq)
+    return seq, message_id
+
+
+def _fullness_recount(pk: UUID, leaf: int) -> None:
+    """Set the session's `tokens_since_checkpoint` to its active path's tokens after the newest compaction on it.
+
+    Runs when the active path changes other than by an append under the leaf (a branch switch, an
+    edit, a regenerated reply): one walk of the path back to that compaction checkpoint.
+    """
+    compaction = checkpoint_on_path(
+        session_id=pk, leaf=leaf, reasons=(CheckpointReason.COMPACTION,), with_summary=False
+    )
+    floor = compaction.through_seq if compaction is not None else 0
+    tokens = path_tokens(session_id=pk, leaf=leaf, after_seq=floor)
+    AgentSession.objects.filter(pk=pk).update(tokens_since_checkpoint=tokens)
+
+
+def _leaf_id(cursor: CursorWrapper, sql: _AppendSql, session_param: Any) -> int | None:
+    """The id of the session's leaf message (None before the first), read with the session row locked."""
+    cursor.execute(sql.leaf, [session_param])
+    found = cursor.fetchone()
+    return None if found is None else int(found[0])
 
 
 @dataclass(frozen=True)
@@ -328,11 +396,14 @@ class _AppendSql:
     updated value). On PostgreSQL it also takes the session's row lock, so concurrent appenders
     queue behind it; on SQLite the transaction's BEGIN IMMEDIATE already holds the database write
     lock. Its `status` condition makes an archived (or unknown) session update nothing, and the
-    slow path then says why. `insert` writes the message and returns its id.
+    slow path then says why. `insert` writes the message and returns its id. `leaf` reads the id of
+    the session's leaf message, taking the session's row lock on PostgreSQL (the parent of a message
+    appended under the leaf).
     """
 
     advance: str
     insert: str
+    leaf: str
 
 
 # Per database vendor (a handful of strings; nothing here refers to a connection).
@@ -350,7 +421,10 @@ _INSERT_FIELDS = (
     "token_count_estimated",
     "client_id",
     "created",
+    "parent",
 )
+# Marks the INSERT's parent as "the session's leaf", resolved under the session's lock.
+_UNDER_LEAF = object()
 _MESSAGE_ATTNAMES = [field.attname for field in Message._meta.concrete_fields]
 
 
@@ -371,12 +445,18 @@ def _append_sql(db: BaseDatabaseWrapper) -> _AppendSql:
         advance=(
             f"UPDATE {sessions} SET {q('last_seq')} = {q('last_seq')} + 1,"  # noqa: S608  # nosec B608
             f" {q('message_count')} = {q('message_count')} + 1,"
+            f" {q('leaf')} = {q('last_seq')} + 1,"
             f" {q('tokens_since_checkpoint')} = {q('tokens_since_checkpoint')} + %s, {q('updated')} = %s"
             f" WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {q('last_seq')}"
         ),
         insert=(
             f"INSERT INTO {messages} ({', '.join(q(column) for column in columns)})"  # noqa: S608  # nosec B608
             f" VALUES ({', '.join(['%s'] * len(columns))}) RETURNING {q('id')}"
+        ),
+        leaf=(
+            f"SELECT m.{q('id')} FROM {sessions} s INNER JOIN {messages} m"  # noqa: S608  # nosec B608
+            f" ON m.{q('session_id')} = s.{q('id')} AND m.{q('seq')} = s.{q('leaf')} WHERE s.{q('id')} = %s"
+            + (" FOR UPDATE OF s" if db.features.has_select_for_update_of else "")
         ),
     )
     return built
@@ -412,6 +492,26 @@ def _seq_next(cursor: CursorWrapper, sql: _AppendSql, session_id: UUID | str, pa
     return int(row[0])
 
 
+def session_leaf_set(*, session_id: UUID | str, owner: OwnerScope = None, seq: int) -> AgentSession:
+    """Switch the session to the branch that ends at message `seq`: it becomes the stored leaf.
+
+    The active path (context, restore, fullness, the next turn) follows it from then on, across
+    reloads and restarts. An archived session is read-only.
+    """
+    if not _is_int(seq) or not 1 <= seq <= MAX_TOKEN_COUNT:
+        raise InvalidInputError.for_field("seq", "must be the seq of one of the session's messages (1 or more)")
+    with transaction.atomic():
+        session = _session_locked(session_id, owner)
+        _refuse_archived(session)
+        if not Message.objects.filter(session=session, seq=seq).exists():
+            raise InvalidInputError.for_field(
+                "seq", f"no message #{seq} in this session; give a seq from 1 to {session.last_seq}"
+            )
+        AgentSession.objects.filter(pk=session.pk).update(leaf=seq, updated=timezone.now())
+        _fullness_recount(session.pk, seq)
+    return session_get(session_id=session.pk)
+
+
 # --- Checkpoints ----------------------------------------------------------------------------
 
 
@@ -430,12 +530,12 @@ def checkpoint_create(
     token_count: int | None = None,
     parent_id: int | None = None,
 ) -> Checkpoint:
-    """Record resumable state covering the log up to `through_seq` (it refers to messages, never copies them).
+    """Record resumable state covering the path from message `through_seq` to the root (it refers, never copies).
 
-    The parent is the session's latest checkpoint unless `parent_id` names another of its checkpoints;
-    `through_seq` lies between the parent's and the session's `last_seq`. A `compaction` checkpoint
-    resets the session's `tokens_since_checkpoint` to the tokens of the messages after `through_seq`
-    (one SUM over that tail, which the (session, seq) index bounds).
+    `through_seq` is the leaf it covers: 0, or a message on the session's active path. The parent is
+    the newest checkpoint on that path unless `parent_id` names another of its checkpoints, which
+    must lie on it too. A `compaction` checkpoint resets the session's `tokens_since_checkpoint` to
+    the tokens of the active path's messages after `through_seq` (one walk over that tail).
     """
     if reason not in CheckpointReason.values:
         raise InvalidInputError.for_field(
@@ -478,15 +578,27 @@ def checkpoint_create(
                 f"{through_seq} is past the session's last message (#{session.last_seq}); "
                 f"give a seq from 0 to {session.last_seq}",
             )
-        parents = Checkpoint.objects.filter(session=session).only("id", "through_seq")
-        parent = parents.filter(pk=parent_id).first() if parent_id is not None else parents.order_by("-id").first()
-        if parent_id is not None and parent is None:
-            raise InvalidInputError.for_field("parent", f"no checkpoint {parent_id} in this session")
+        if not path_contains(session_id=session.pk, leaf=session.leaf, seq=through_seq):
+            raise InvalidInputError.for_field(
+                "through_seq",
+                f"message #{through_seq} is not on the active branch (which ends at #{session.leaf}); "
+                "switch to its branch first, or give a seq on this one",
+            )
+        if parent_id is None:
+            parent = checkpoint_on_path(session_id=session.pk, leaf=through_seq, reasons=None, with_summary=False)
+        else:
+            parent = Checkpoint.objects.filter(session=session, pk=parent_id).only("id", "through_seq").first()
+            if parent is None:
+                raise InvalidInputError.for_field("parent", f"no checkpoint {parent_id} in this session")
         if parent is not None and through_seq < parent.through_seq:
             raise InvalidInputError.for_field(
                 "through_seq",
                 f"{through_seq} is before the parent checkpoint's through_seq {parent.through_seq}; "
                 f"a checkpoint covers at least what its parent covers",
+            )
+        if parent is not None and not path_contains(session_id=session.pk, leaf=through_seq, seq=parent.through_seq):
+            raise InvalidInputError.for_field(
+                "parent", f"checkpoint {parent.pk} covers another branch; give one on the path of #{through_seq}"
             )
         checkpoint = Checkpoint.objects.create(
             session=session,
@@ -499,8 +611,9 @@ def checkpoint_create(
         )
         changes: dict[str, Any] = {"updated": timezone.now()}
         if reason == CheckpointReason.COMPACTION:
-            tail = Message.objects.filter(session=session, seq__gt=through_seq).aggregate(tokens=Sum("token_count"))
-            changes["tokens_since_checkpoint"] = tail["tokens"] or 0
+            changes["tokens_since_checkpoint"] = path_tokens(
+                session_id=session.pk, leaf=session.leaf, after_seq=through_seq
+            )
         AgentSession.objects.filter(pk=session.pk).update(**changes)
     return checkpoint
 

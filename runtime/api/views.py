@@ -1,4 +1,8 @@
-"""`POST /api/sessions/{id}/turns/`: run one chat turn and answer with what it wrote."""
+"""`POST /api/sessions/{id}/turns/`: run one chat turn and answer with what it wrote.
+
+`…/messages/{seq}/regenerate/` and `…/messages/{seq}/edit/` start their turns through the same
+entry (`turn_run`) and answer the same way.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from core.conversation.api.serializers import (
     RunSerializer,
 )
 from core.conversation.contracts import FINISH_REASONS
+from core.conversation.selectors import message_seq
 from runtime.turns import TurnResult, turn_run
 from telemetry.api.serializers import UsageEventSerializer
 
@@ -76,5 +81,59 @@ class SessionTurnView(APIView):
         result = turn_run(
             session_id=session_id, owner=acting_user(request), user_text=data["text"], client_id=data.get("client_id")
         )
-        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(TurnResultSerializer(result).data, status=code)
+        return _answer(result)
+
+
+class TurnEditSerializer(StrictInputSerializer):
+    text = serializers.CharField(max_length=100_000, trim_whitespace=False, help_text="The user message's new text")
+    client_id = serializers.CharField(max_length=128, required=False, allow_null=True)
+
+
+BRANCH_RESPONSES = {
+    201: OpenApiResponse(
+        TurnResultSerializer, description="The turn ran; what it wrote (its messages are a new branch)."
+    ),
+    400: error_response("Invalid text, or the message is not of the kind this action takes."),
+    404: error_response("No such session or message."),
+    409: error_response("The session has a run in progress, is archived, or its route is blocked or disabled."),
+}
+
+
+def _answer(result: TurnResult) -> Response:
+    """The turns endpoint's answer: 201 for a turn that ran, 200 for a retry."""
+    code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    return Response(TurnResultSerializer(result).data, status=code)
+
+
+class MessageRegenerateView(APIView):
+    """Answer an assistant reply's message again: the new reply becomes a sibling of the old one."""
+
+    @extend_schema(
+        operation_id="sessions_messages_regenerate_create",
+        request=None,
+        responses=BRANCH_RESPONSES,
+        description="Runs a turn from the path ending at the reply's parent; the new reply becomes the leaf.",
+    )
+    def post(self, request: Request, session_id: UUID, seq: int) -> Response:
+        return _answer(turn_run(session_id=session_id, owner=acting_user(request), regenerate_seq=message_seq(seq)))
+
+
+class MessageEditView(APIView):
+    """Edit a user message: the new text is appended as its sibling and a turn answers it."""
+
+    @extend_schema(
+        operation_id="sessions_messages_edit_create",
+        request=TurnEditSerializer,
+        responses={**BRANCH_RESPONSES, 200: OpenApiResponse(TurnResultSerializer, description="A retry.")},
+        description="The old message and its replies stay on their branch; the edited one becomes the leaf.",
+    )
+    def post(self, request: Request, session_id: UUID, seq: int) -> Response:
+        data = parsed(TurnEditSerializer, request.data)
+        result = turn_run(
+            session_id=session_id,
+            owner=acting_user(request),
+            user_text=data["text"],
+            client_id=data.get("client_id"),
+            edit_seq=message_seq(seq),
+        )
+        return _answer(result)

@@ -89,6 +89,7 @@ def test_create_session_on_default_route(api: APIClient, replay_route: ModelRout
         "status",
         "message_count",
         "last_seq",
+        "leaf",
         "tokens_since_checkpoint",
         "context_window_tokens",
         "context_fullness_percent",
@@ -259,6 +260,7 @@ def test_append_then_idempotent_retry(api: APIClient, chat_session: AgentSession
         "token_count_estimated",
         "client_id",
         "created",
+        "parent",
     }
     assert (message["seq"], message["content"], message["parts"], message["client_id"]) == (1, "  Hello  ", [], "ui-1")
     assert (message["token_count"], message["token_count_estimated"]) == (3, True)
@@ -272,7 +274,7 @@ def test_append_then_idempotent_retry(api: APIClient, chat_session: AgentSession
     assert conflict.status_code == 409
     assert conflict.json()["fields"] == {
         "client_id": [
-            "'ui-1' already names message #1 with a different role, content or parts; "
+            "'ui-1' already names message #1 with a different role, content, parts or parent; "
             "a retry must repeat the same message, a new message needs a new client_id"
         ]
     }
@@ -312,7 +314,7 @@ def test_append_with_parts_and_reported_tokens(api: APIClient, chat_session: Age
         ({"role": "user", "content": "x", "token_count": -1}, {"token_count": ["must be zero or more"]}),
         (
             {"role": "user", "content": "x", "seq": 5},
-            {"seq": ["unknown field; this endpoint accepts role, content, parts, client_id, token_count"]},
+            {"seq": ["unknown field; this endpoint accepts role, content, parts, client_id, token_count, parent_seq"]},
         ),
     ],
 )
@@ -611,8 +613,9 @@ def test_list_endpoints_run_a_constant_number_of_queries(
     # 1: the session, 2: the page of checkpoints.
     with django_assert_num_queries(2):
         assert len(api.get(f"/api/sessions/{session.id}/checkpoints/").json()["results"]) == rows
-    # 1: the session joined to its route, provider and latest checkpoint, 2: the messages after it.
-    with django_assert_num_queries(2):
+    # 1: the session joined to its route, provider and latest checkpoint, 2: that checkpoint is on
+    # the active path, 3: the path's messages after it, walked from the leaf.
+    with django_assert_num_queries(3):
         api.get(f"/api/sessions/{session.id}/restore/")
     # 1: runs joined to their route.
     with django_assert_num_queries(1):

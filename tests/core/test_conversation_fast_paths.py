@@ -106,17 +106,18 @@ def test_append_created_is_aware_utc_and_matches_the_stored_value(chat_session: 
     assert abs((datetime.now(UTC) - created).total_seconds()) < 60
 
 
-def test_append_runs_two_statements_in_one_transaction(
+def test_append_runs_three_statements_in_one_transaction(
     chat_session: AgentSession, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     message_append(session_id=chat_session.id, role="user", content="warm up")
     # 1: SAVEPOINT (the service's transaction.atomic inside the test's transaction),
-    # 2: UPDATE the session's counters … RETURNING the new last_seq (takes the row lock on PostgreSQL),
-    # 3: INSERT the message … RETURNING its id, 4: RELEASE SAVEPOINT.
-    with django_assert_num_queries(4) as captured:
+    # 2: SELECT the leaf's message id, the new message's parent (takes the row lock on PostgreSQL),
+    # 3: UPDATE the session's counters and leaf … RETURNING the new last_seq,
+    # 4: INSERT the message … RETURNING its id, 5: RELEASE SAVEPOINT.
+    with django_assert_num_queries(5) as captured:
         message_append(session_id=chat_session.id, role="user", content="counted")
     statements = [query["sql"].split()[0] for query in captured.captured_queries]
-    assert statements == ["SAVEPOINT", "UPDATE", "INSERT", "RELEASE"]
+    assert statements == ["SAVEPOINT", "SELECT", "UPDATE", "INSERT", "RELEASE"]
 
 
 def test_append_with_client_id_adds_the_locked_lookup(
@@ -124,8 +125,9 @@ def test_append_with_client_id_adds_the_locked_lookup(
 ) -> None:
     message_append(session_id=chat_session.id, role="user", content="warm up")
     # 1: SAVEPOINT, 2: the session row (FOR UPDATE on PostgreSQL), 3: the message with this
-    # client_id (none yet), 4: UPDATE the counters RETURNING the seq, 5: INSERT the message, 6: RELEASE.
-    with django_assert_num_queries(6) as captured:
+    # client_id (none yet), 4: the leaf's message id, 5: UPDATE the counters RETURNING the seq,
+    # 6: INSERT the message, 7: RELEASE.
+    with django_assert_num_queries(7) as captured:
         message_append(session_id=chat_session.id, role="user", content="once", client_id="c-1")
     lock_sql = captured.captured_queries[1]["sql"]
     assert lock_sql.endswith(" FOR UPDATE") == (connection.vendor == "postgresql")
@@ -155,8 +157,8 @@ def test_append_reusing_client_id_for_other_content_is_a_conflict(chat_session: 
     with pytest.raises(ConflictError) as caught:
         message_append(session_id=chat_session.id, role="user", content="second", client_id="c-9")
     assert str(caught.value) == (
-        "client_id: 'c-9' already names message #1 with a different role, content or parts; a retry must repeat "
-        "the same message, a new message needs a new client_id"
+        "client_id: 'c-9' already names message #1 with a different role, content, parts or parent; a retry must "
+        "repeat the same message, a new message needs a new client_id"
     )
     assert caught.value.fields == {"client_id": [str(caught.value).removeprefix("client_id: ")]}
     assert list(Message.objects.values_list("content", flat=True)) == ["first"]
@@ -242,19 +244,20 @@ def test_restore_reads_instances_equal_to_the_orm(chat_session: AgentSession) ->
     assert restored.messages[0].parts == []
 
 
-def test_restore_runs_two_queries_and_reads_only_the_tail(
+def test_restore_runs_three_queries_and_reads_only_the_tail(
     chat_session: AgentSession, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     _filled(chat_session, 50)
     checkpoint_create(session_id=chat_session.id, through_seq=45, reason="manual", summary="So far")
     # 1: the session joined to its route, provider and latest checkpoint (a correlated index seek),
-    # 2: the messages with seq > 45 on the (session, seq) index.
-    with django_assert_num_queries(2) as captured:
+    # 2: that checkpoint lies on the active path (a walk from the leaf down to #45),
+    # 3: the path's messages above #45, walked from the leaf.
+    with django_assert_num_queries(3) as captured:
         restored = session_restore(session_id=chat_session.id)
     assert [m.seq for m in restored.messages] == [46, 47, 48, 49, 50]
-    tail_sql = captured.captured_queries[1]["sql"]
+    tail_sql = captured.captured_queries[2]["sql"]
+    assert "WITH RECURSIVE" in tail_sql
     assert '"seq" > 45' in tail_sql
-    assert "ORDER BY" in tail_sql
     # The joins are already applied: reading the route, provider and the checkpoint's session costs nothing.
     with CaptureQueriesContext(connection) as after:
         assert restored.session.route.provider.name == "replay"

@@ -25,7 +25,7 @@ from core.conversation.selectors import (
     messages_page,
     session_restore,
 )
-from core.conversation.services import checkpoint_create, message_append
+from core.conversation.services import checkpoint_create, message_append, session_leaf_set
 from core.models import AgentSession, Message
 
 pytestmark = pytest.mark.django_db
@@ -130,26 +130,30 @@ def test_page_size_still_caps_the_count_and_next_keeps_it(api: APIClient, chat_s
     }
 
 
-def test_restore_answers_the_checkpoint_and_the_first_page_then_next_pages_the_rest(
+def test_restore_answers_the_checkpoint_and_the_newest_page_then_next_pages_the_older_rest(
     api: APIClient, chat_session: AgentSession, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     _fill_large(chat_session, 50)
     checkpoint_create(session_id=chat_session.id, through_seq=5, reason="manual", summary="first five")
     url = f"/api/sessions/{chat_session.id}/restore/"
-    # 1: the session joined to its route, provider and latest checkpoint, 2: the first page of its tail.
-    with django_assert_num_queries(2):
+    # 1: the session joined to its route, provider and latest checkpoint, 2: that checkpoint is on the
+    # active path, 3: the newest page of the path after it, walked from the leaf.
+    with django_assert_num_queries(3):
         response = api.get(url)
     body = response.json()
     assert body["checkpoint"]["through_seq"] == 5
-    first = [m["seq"] for m in body["messages"]]
-    assert first[0] == 6
-    assert body["next"] == f"http://testserver/api/sessions/{chat_session.id}/messages/?after_seq={first[-1]}"
-    sizes = [message_size_bytes(m) for m in Message.objects.filter(seq__in=first)]
-    assert sum(sizes) <= BUDGET or len(first) == 1
+    newest = [m["seq"] for m in body["messages"]]
+    assert newest[-1] == 50
+    assert body["next"] == (
+        f"http://testserver/api/sessions/{chat_session.id}/path/?before_seq={newest[0]}&after_seq=5"
+    )
+    sizes = [message_size_bytes(m) for m in Message.objects.filter(seq__in=newest)]
+    assert sum(sizes) <= BUDGET or len(newest) == 1
     assert len(response.content) <= len(json.dumps(body["checkpoint"]).encode()) + BUDGET + max(sizes) + ENVELOPE_BYTES
-    rest, pages = _follow(api, body["next"])
+    older, pages = _follow(api, body["next"])
     _assert_bounded(pages)
-    assert first + rest == list(range(6, 51))
+    assert sorted(older + newest) == list(range(6, 51))
+    assert len(older + newest) == 45
 
 
 def test_restore_of_a_log_within_the_budget_is_whole_with_no_next(api: APIClient, chat_session: AgentSession) -> None:
@@ -168,7 +172,10 @@ def test_a_message_larger_than_the_budget_is_a_page_of_its_own(chat_session: Age
     page = messages_page(session=session, after_seq=1)
     assert ([m.seq for m in page.messages], page.next_after_seq) == ([2], None)
     restored = session_restore(session_id=chat_session.id)
-    assert ([m.seq for m in restored.messages], restored.next_after_seq) == ([1], 1)
+    assert ([m.seq for m in restored.messages], restored.next_before_seq) == ([2], 2)
+    session_leaf_set(session_id=chat_session.id, seq=1)
+    restored = session_restore(session_id=chat_session.id)
+    assert ([m.seq for m in restored.messages], restored.next_before_seq) == ([1], None)
 
 
 def test_the_sql_size_measure_matches_message_size_bytes(chat_session: AgentSession) -> None:

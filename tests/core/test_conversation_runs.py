@@ -194,8 +194,8 @@ def test_cancel_records_the_reason(chat_session: AgentSession) -> None:
         (
             "run_started",
             {"extra": 1},
-            "payload: unknown keys extra for a run_started event; it takes message_seq, worker_host, worker_pid, "
-            "worker_start",
+            "payload: unknown keys extra for a run_started event; it takes message_seq, regenerates_seq, "
+            "worker_host, worker_pid, worker_start",
         ),
         ("run_started", {"worker_pid": -3}, "payload.worker_pid: must be an integer of 0 or more"),
         ("text_delta", {"text": "x" * 200_001}, "payload.text: has 200001 characters; at most 200000 are allowed"),

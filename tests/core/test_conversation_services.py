@@ -170,7 +170,6 @@ def test_checkpoint_parent_defaults_to_the_latest(chat_session: AgentSession) ->
     ("kwargs", "message"),
     [
         ({"through_seq": 4}, "through_seq: 4 is past the session's last message (#3); give a seq from 0 to 3"),
-        ({"through_seq": 1}, "through_seq: 1 is before the parent checkpoint's through_seq 2; a checkpoint covers"),
         ({"through_seq": -1}, "through_seq: must be an integer of 0 or more (the last seq covered)"),
         ({"through_seq": 3, "reason": "whim"}, "reason: 'whim' is not a reason; use one of manual, compaction"),
         ({"through_seq": 3, "state": ["a"]}, "state: must be a JSON object"),
@@ -189,6 +188,18 @@ def test_checkpoint_create_rejects_bad_input(chat_session: AgentSession, kwargs:
     assert Checkpoint.objects.count() == 1
 
 
+def test_a_checkpoint_never_covers_less_than_the_parent_it_names(chat_session: AgentSession) -> None:
+    _fill(chat_session, 3)
+    parent = checkpoint_create(session_id=chat_session.id, through_seq=2, reason="manual")
+    with pytest.raises(InvalidInputError) as caught:
+        checkpoint_create(session_id=chat_session.id, through_seq=1, reason="manual", parent_id=parent.pk)
+    assert str(caught.value).startswith(
+        "through_seq: 1 is before the parent checkpoint's through_seq 2; a checkpoint covers"
+    )
+    # Without a named parent, the parent is the newest checkpoint on the path of #1: none.
+    assert checkpoint_create(session_id=chat_session.id, through_seq=1, reason="manual").parent_id is None
+
+
 def test_checkpoint_refused_on_archived_session(chat_session: AgentSession) -> None:
     session_archive(session_id=chat_session.id)
     with pytest.raises(ConflictError, match=r"^session: is archived"):
@@ -201,13 +212,14 @@ def test_restore_reads_only_the_tail(
     _fill(chat_session, 50)
     checkpoint_create(session_id=chat_session.id, through_seq=10, reason="manual")
     latest = checkpoint_create(session_id=chat_session.id, through_seq=45, reason="compaction", summary="so far")
-    # 1: the session joined to its route, provider and latest checkpoint, 2: messages with seq > 45.
-    with django_assert_num_queries(2), CaptureQueriesContext(connection) as captured:
+    # 1: the session joined to its route, provider and latest checkpoint, 2: that checkpoint is on
+    # the active path, 3: the path's messages above #45, walked from the leaf.
+    with django_assert_num_queries(3), CaptureQueriesContext(connection) as captured:
         restored = session_restore(session_id=chat_session.id)
     assert restored.checkpoint is not None
     assert restored.checkpoint.pk == latest.pk
     assert [m.seq for m in restored.messages] == [46, 47, 48, 49, 50]
-    message_sql = captured.captured_queries[1]["sql"]
+    message_sql = captured.captured_queries[2]["sql"]
     assert 'FROM "core_message" m WHERE' in message_sql
     assert 'm."seq" > 45' in message_sql
 

@@ -46,11 +46,12 @@ def test_outside_a_transaction_the_append_is_one_transaction_of_its_own(chat_ses
     assert connection.get_autocommit()
     assert not connection.in_atomic_block
     message_append(session_id=chat_session.id, role="user", content="warm up")
-    # 1: BEGIN (IMMEDIATE on SQLite: the write lock from the start), 2: UPDATE the counters
-    # RETURNING the seq, 3: INSERT the message RETURNING its id, 4: COMMIT.
+    # 1: BEGIN (IMMEDIATE on SQLite: the write lock from the start), 2: SELECT the leaf's message
+    # (the parent; FOR UPDATE on PostgreSQL), 3: UPDATE the counters and leaf RETURNING the seq,
+    # 4: INSERT the message RETURNING its id, 5: COMMIT.
     with CaptureQueriesContext(connection) as captured:
         result = message_append(session_id=chat_session.id, role="user", content="counted", token_count=7)
-    assert _first_words(captured) == [_begin(), "UPDATE", "INSERT", "COMMIT"]
+    assert _first_words(captured) == [_begin(), "SELECT", "UPDATE", "INSERT", "COMMIT"]
     assert not connection.in_atomic_block
     assert result.message.seq == 2
     stored = Message.objects.get(pk=result.message.pk)
@@ -164,13 +165,15 @@ def test_every_statement_runs_on_djangos_cursor_inside_an_atomic_block(chat_sess
         message_append(session_id=chat_session.id, role="user", content="keyed", client_id="k-1")
         message_append(session_id=chat_session.id, role="user", content="keyed", client_id="k-1")
     # An execute wrapper sees exactly the statements Django's cursor runs: all of them, each in the
-    # service's atomic block (the first: UPDATE, INSERT; the second: lock, lookup, UPDATE, INSERT;
-    # the retry: lock, lookup). On SQLite, Django's BEGIN IMMEDIATE opening each block passes too.
+    # service's atomic block (the first: leaf, UPDATE, INSERT; the second: lock, lookup, leaf, UPDATE,
+    # INSERT; the retry: lock, lookup). On SQLite, Django's BEGIN IMMEDIATE opening each block passes too.
     begins = [entry for entry in seen if entry[0] == "BEGIN"]
     assert begins == ([("BEGIN", False)] * 3 if connection.vendor == "sqlite" else [])
     assert [entry for entry in seen if entry[0] != "BEGIN"] == [
+        ("SELECT", True),
         ("UPDATE", True),
         ("INSERT", True),
+        ("SELECT", True),
         ("SELECT", True),
         ("SELECT", True),
         ("UPDATE", True),

@@ -342,9 +342,10 @@ def test_context_with_budget(
     episode_upsert(
         owner=op_user(), day=datetime.date(2025, 1, 1), timezone_name="UTC", summary="Yesterday.", source="manual"
     )
-    # session_get, pinned memories, latest user message, relevance search, latest checkpoint,
-    # recent episodes, one chunk of the message tail.
-    with django_assert_num_queries(7):
+    # session_get, pinned memories, the path's latest user message, relevance search, the checkpoints
+    # that may fold the path (none), recent episodes, one chunk of the path from the leaf, and (as the
+    # budget left older messages unread) the count of the path's messages.
+    with django_assert_num_queries(8):
         response = api.get(context_url(talked_session.id), {"budget": 26})
     assert response.status_code == 200
     body = response.json()

@@ -188,13 +188,14 @@ def test_reads_are_bounded_by_the_budget(
 ) -> None:
     for index in range(300):
         message_append(session_id=chat_session.id, role="user", content=f"m{index}", token_count=5)
-    # session_get, pinned memories, latest user message, relevance search, latest checkpoint,
-    # recent episodes, ONE newest-first chunk of 64 messages (64 * 5 tokens exceeds the budget).
-    with django_assert_num_queries(7):
+    # session_get, pinned memories, the path's latest user message, relevance search, the checkpoints
+    # that may fold the path, recent episodes, ONE chunk of 64 messages walked from the leaf (64 * 5
+    # tokens exceeds the budget), and the count of the path's messages for `messages_omitted`.
+    with django_assert_num_queries(8):
         bundle = context_inputs(session_id=chat_session.id, budget_tokens=100)
     assert [m.seq for m in bundle.messages] == list(range(281, 301))
     # A larger budget reads more chunks, newest first, still never the whole log.
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         bundle = context_inputs(session_id=chat_session.id, budget_tokens=700)
     assert [m.seq for m in bundle.messages] == list(range(161, 301))
 

@@ -160,6 +160,15 @@ MATRIX: dict[str, Row] = {
     "session-archive": row(session_pk, post=OWNER_ONLY),
     "session-unarchive": row(session_pk, post=(401, 404, 404, 409)),  # the owner's session is not archived
     "session-restore": row(session_pk, get=OWNER_ONLY),
+    "session-leaf": row(session_pk, post=OWNER_ONLY, bodies={"post": {"seq": 1}}),
+    "session-path": row(session_pk, get=OWNER_ONLY),
+    "session-message-siblings": row(lambda w: {"session_id": w.session, "seq": 1}, get=OWNER_ONLY),
+    # Message 1 is a user message: only an assistant reply can be regenerated.
+    "session-message-regenerate": row(lambda w: {"session_id": w.session, "seq": 1}, post=(401, 404, 404, 400)),
+    # The owner's session has an open run: an edit waits for it.
+    "session-message-edit": row(
+        lambda w: {"session_id": w.session, "seq": 1}, post=(401, 404, 404, 409), bodies={"post": {"text": "again"}}
+    ),
     "session-messages": row(
         lambda w: {"session_id": w.session},
         get=OWNER_ONLY,

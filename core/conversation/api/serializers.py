@@ -50,6 +50,7 @@ class SessionSerializer(serializers.ModelSerializer[AgentSession]):
             "status",
             "message_count",
             "last_seq",
+            "leaf",
             "tokens_since_checkpoint",
             "context_window_tokens",
             "context_fullness_percent",
@@ -110,8 +111,10 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "token_count_estimated",
             "client_id",
             "created",
+            "parent",
         ]
         read_only_fields = fields
+        extra_kwargs = {"parent": {"help_text": "The id of the message this one follows (null for a first message)"}}
 
 
 class MessageListQuerySerializer(StrictInputSerializer):
@@ -144,6 +147,15 @@ class MessageAppendSerializer(StrictInputSerializer):
     token_count = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="Provider-reported tokens; estimated when absent"
     )
+    parent_seq = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        max_value=MAX_INT32,
+        help_text="The message this one follows (0: a new first message); the session's leaf when absent. "
+        "The new message becomes the leaf.",
+    )
 
 
 # --- Checkpoints and restore ----------------------------------------------------------------
@@ -173,11 +185,59 @@ class CheckpointCreateSerializer(StrictInputSerializer):
 
 
 class RestoreSerializer(serializers.Serializer[Any]):
-    checkpoint = CheckpointSerializer(allow_null=True)
-    messages = MessageSerializer(many=True, help_text="The first page of the messages after the checkpoint")
-    next = serializers.URLField(
-        allow_null=True, help_text="The message list page that continues the tail (null when `messages` is all of it)"
+    checkpoint = CheckpointSerializer(allow_null=True, help_text="The newest summary checkpoint on the active path")
+    messages = MessageSerializer(
+        many=True, help_text="The newest page of the active path after the checkpoint, ending at the leaf, in seq order"
     )
+    next = serializers.URLField(
+        allow_null=True,
+        help_text="The path page of the older messages after the checkpoint (null when `messages` is all of them)",
+    )
+
+
+# --- The conversation tree ------------------------------------------------------------------
+
+
+class LeafSetSerializer(StrictInputSerializer):
+    seq = serializers.IntegerField(
+        min_value=1, max_value=MAX_INT32, help_text="The message to make the leaf: the active path ends there"
+    )
+
+
+class PathQuerySerializer(StrictInputSerializer):
+    before_seq = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_INT32,
+        default=None,
+        allow_null=True,
+        help_text="Read the path from this message's parent upwards (the `next` of a page); default: from the leaf",
+    )
+    after_seq = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_INT32, default=0, help_text="Stop above this seq (a checkpoint's)"
+    )
+    page_size = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MESSAGE_PAGE_MAX_COUNT,
+        default=MESSAGE_PAGE_DEFAULT_COUNT,
+        help_text="At most this many messages (the page's byte budget may stop it sooner)",
+    )
+
+
+class SiblingSerializer(serializers.Serializer[Any]):
+    seq = serializers.IntegerField()
+    role = serializers.CharField()
+    content = serializers.CharField()
+    created = serializers.DateTimeField()
+    leaf = serializers.IntegerField(help_text="The newest message of this sibling's branch: the leaf to switch to")
+
+
+class SiblingsSerializer(serializers.Serializer[Any]):
+    seq = serializers.IntegerField(help_text="The message asked about")
+    position = serializers.IntegerField(help_text="Its place among its siblings, from 1 (the `2` of `2 of 3`)")
+    count = serializers.IntegerField(help_text="How many siblings there are, itself included (the `3` of `2 of 3`)")
+    siblings = SiblingSerializer(many=True, help_text="The children of the same parent, in seq order")
 
 
 # --- Runs and traces ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.urls import URLPattern, path
 
 from core.api.routing import Route
 from core.conversation.api.views import (
+    MessageSiblingsView,
     RunEventViewSet,
     RunViewSet,
     SessionCheckpointViewSet,
@@ -35,6 +36,11 @@ urlpatterns: list[URLPattern] = [
         "sessions/<str:session_id>/checkpoints/",
         SessionCheckpointViewSet.as_view(LIST_CREATE),
         name="session-checkpoints",
+    ),
+    path(
+        "sessions/<str:session_id>/messages/<int:seq>/siblings/",
+        MessageSiblingsView.as_view(),
+        name="session-message-siblings",
     ),
     path("runs/<str:run_id>/events/", RunEventViewSet.as_view(LIST_CREATE), name="run-events"),
 ]

@@ -7,6 +7,7 @@ Unknown or malformed ids are 404, invalid input 400 with field details, state co
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
+from rest_framework.views import APIView
 
 from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination, SeqCursorPagination
@@ -24,10 +26,12 @@ from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_res
 from core.conversation.api.serializers import (
     CheckpointCreateSerializer,
     CheckpointSerializer,
+    LeafSetSerializer,
     MessageAppendSerializer,
     MessageListQuerySerializer,
     MessagePageSerializer,
     MessageSerializer,
+    PathQuerySerializer,
     RestoreSerializer,
     RunCancelSerializer,
     RunCreateSerializer,
@@ -39,13 +43,18 @@ from core.conversation.api.serializers import (
     SessionListQuerySerializer,
     SessionSerializer,
     SessionUpdateSerializer,
+    SiblingsSerializer,
     TraceEventAppendSerializer,
     TraceEventListQuerySerializer,
     TraceEventSerializer,
 )
 from core.conversation.selectors import (
+    PathPage,
     checkpoints_list,
+    message_seq,
+    message_siblings,
     messages_page,
+    path_page,
     run_get,
     run_text,
     runs_list,
@@ -63,6 +72,7 @@ from core.conversation.services import (
     session_archive,
     session_create,
     session_delete,
+    session_leaf_set,
     session_unarchive,
     session_update,
 )
@@ -72,6 +82,7 @@ ERRORS_404 = error_response("Unknown (or malformed) id")
 ERRORS_409 = error_response("The record's state forbids this")
 SESSION_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The session id")
 SESSION_ID_NESTED = OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Session id")
+MESSAGE_SEQ = OpenApiParameter("seq", OpenApiTypes.INT, OpenApiParameter.PATH, description="The message's seq")
 RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run id")
 RUN_ID_NESTED = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run id")
 
@@ -97,6 +108,24 @@ def _messages_next(request: Request, session_id: UUID, after_seq: int | None, pa
     return request.build_absolute_uri(f"{path}?{urlencode(query)}")
 
 
+def _path_next(request: Request, session_id: UUID, page: PathPage, after_seq: int, page_size: int | None) -> str | None:
+    """The absolute URL of the active path's page of older messages (None: the path, above `after_seq`, ends here)."""
+    if page.next_before_seq is None:
+        return None
+    query = {"before_seq": page.next_before_seq, "after_seq": after_seq}
+    if page_size is not None:
+        query["page_size"] = page_size
+    path = reverse("session-path", kwargs={"pk": str(session_id)})
+    return request.build_absolute_uri(f"{path}?{urlencode(query)}")
+
+
+def _path_body(request: Request, session_id: UUID, page: PathPage, after_seq: int, size: int | None) -> dict[str, Any]:
+    return {
+        "next": _path_next(request, session_id, page, after_seq, size),
+        "results": MessageSerializer(page.messages, many=True).data,
+    }
+
+
 @extend_schema_view(
     retrieve=extend_schema(parameters=[SESSION_ID]),
     partial_update=extend_schema(parameters=[SESSION_ID]),
@@ -104,6 +133,8 @@ def _messages_next(request: Request, session_id: UUID, after_seq: int | None, pa
     archive=extend_schema(parameters=[SESSION_ID]),
     unarchive=extend_schema(parameters=[SESSION_ID]),
     restore=extend_schema(parameters=[SESSION_ID]),
+    leaf=extend_schema(parameters=[SESSION_ID]),
+    path=extend_schema(parameters=[SESSION_ID]),
 )
 class SessionViewSet(PagedViewSet[AgentSession]):
     """Conversations: list newest first, create on a route, rename, move, archive and delete."""
@@ -184,8 +215,65 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     def restore(self, request: Request, pk: str) -> Response:
         restored = session_restore(session_id=pk, owner=acting_user(request))
         body = RestoreSerializer(restored).data
-        body["next"] = _messages_next(request, restored.session.pk, restored.next_after_seq, None)
+        after_seq = restored.checkpoint.through_seq if restored.checkpoint is not None else 0
+        page = PathPage(messages=restored.messages, next_before_seq=restored.next_before_seq)
+        body["next"] = _path_next(request, restored.session.pk, page, after_seq, None)
         return Response(body)
+
+    @extend_schema(
+        summary="Switch branches: the message `seq` becomes the session's stored leaf (the active path ends there)",
+        request=LeafSetSerializer,
+        responses={200: SessionSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
+        examples=[OpenApiExample("switch", value={"seq": 4}, request_only=True)],
+    )
+    @action(detail=True, methods=["post"])
+    def leaf(self, request: Request, pk: str) -> Response:
+        data = parsed(LeafSetSerializer, request.data)
+        return Response(
+            SessionSerializer(session_leaf_set(session_id=pk, owner=acting_user(request), seq=data["seq"])).data
+        )
+
+    @extend_schema(
+        summary=(
+            "The active path from the leaf backwards: the newest page first, each page in seq order, bounded by "
+            "count and bytes (`next` reads the older messages)"
+        ),
+        parameters=[PathQuerySerializer],
+        responses={200: MessagePageSerializer, 400: INVALID_INPUT, 404: ERRORS_404},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def path(self, request: Request, pk: str) -> Response:
+        query = parsed_query(PathQuerySerializer, request)
+        session = session_get(session_id=pk, owner=acting_user(request))
+        before = query["before_seq"]
+        page = path_page(
+            session_id=session.pk,
+            start_seq=session.leaf if before is None else before,
+            before=before is not None,
+            after_seq=query["after_seq"],
+            limit=query["page_size"],
+        )
+        size = query["page_size"] if "page_size" in request.query_params else None
+        return Response(_path_body(request, session.pk, page, query["after_seq"], size))
+
+
+class MessageSiblingsView(APIView):
+    """A message among its siblings: the alternatives an edit or a regenerated reply made."""
+
+    @extend_schema(
+        operation_id="sessions_messages_siblings_retrieve",
+        summary="A message's siblings (`2 of 3`), each with the newest message of its branch",
+        parameters=[SESSION_ID_NESTED, MESSAGE_SEQ],
+        responses={200: SiblingsSerializer, 404: ERRORS_404},
+    )
+    def get(self, request: Request, session_id: str, seq: int) -> Response:
+        found = message_siblings(session_id=session_id, owner=acting_user(request), seq=message_seq(seq))
+        siblings = [
+            {"seq": m.seq, "role": m.role, "content": m.content, "created": m.created, "leaf": found.leaves[m.seq]}
+            for m in found.siblings
+        ]
+        body = {"seq": found.message.seq, "position": found.position, "count": len(siblings), "siblings": siblings}
+        return Response(SiblingsSerializer(body).data)
 
 
 @extend_schema_view(
@@ -245,6 +333,7 @@ class SessionMessageViewSet(PagedViewSet[Message]):
             parts=data["parts"],
             client_id=data["client_id"],
             token_count=data["token_count"],
+            parent_seq=data["parent_seq"],
         )
         return Response(MessageSerializer(result.message).data, status=created_or_ok(result.created))
 
