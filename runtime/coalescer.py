@@ -8,8 +8,8 @@ buffers them:
   state says no more than which provider sent them (a state with signatures or items is kept on
   its own event, unchanged);
 - the buffer is flushed when it holds `flush_bytes` (UTF-8) or when its oldest piece has waited
-  `flush_interval_s`, checked as each event arrives (a provider that goes silent leaves at most
-  what it sent since the last flush in the buffer; the turn's watch, `runtime.watch`, does not write);
+  `flush_interval_s`: checked as each event arrives, and by the turn's timer (`runtime.watch`,
+  `flush_due`) when the provider goes silent. A lock keeps the two threads' flushes in order;
 - any other event (a tool call or result, the finish, usage, an error) is written at once, after
   the buffer, in the same transaction;
 - each flush is ONE `run_events_append` call: one transaction, which locks the run row and so also
@@ -96,6 +96,13 @@ class TraceCoalescer:
         with self._lock:
             return self._flush()
 
+    def flush_due(self) -> Run | None:
+        """Flush if the oldest buffered piece has waited `flush_interval_s` (the watch's timer calls this)."""
+        with self._lock:
+            if self._kind is None or self.clock() - self._since < self.flush_interval_s:
+                return None
+            return self._flush()
+
     @property
     def pending(self) -> bool:
         return self._kind is not None or bool(self._ready)
@@ -114,9 +121,10 @@ class TraceCoalescer:
         self._seal()
         if not self._ready:
             return None
-        batch, self._ready = self._ready, []
-        run = run_events_append(run_id=self.run_id, events=batch)
+        # Kept until written: a flush that fails for a passing reason is retried by the next one.
+        run = run_events_append(run_id=self.run_id, events=self._ready)
         self.flushes += 1
-        self.events_written += len(batch)
+        self.events_written += len(self._ready)
+        self._ready = []
         self.checked_at = self.clock()
         return run

@@ -1,15 +1,20 @@
 """Timers beside a streaming turn: they run on their own thread, whether or not tokens arrive.
 
 `Ticker` calls `tick()` every `interval_s` from `start()` to `stop()` on a daemon thread, and closes
-that thread's database connection when it ends. `TurnWatch` is the one a turn runs: each tick asks
-`cancel_requested()` and, the first time it answers, trips: it sets `cancelled`, keeps the reason
-and closes the provider's stream (`ProviderAdapter.close`), which wakes a runner blocked on a
-silent provider within the tick. A worker that holds a lease on the run extends it: override
-`tick()` to renew the lease as well, and `cancel_requested()` to read its own cancel request.
+that thread's database connection when it ends. `TurnWatch` is the one a turn runs, every 50 ms:
+
+- it flushes the turn's coalescer when its buffer is due (`flush_due`), so text a provider sent
+  before going silent reaches the trace within about 100 ms;
+- it asks `cancel_requested()` and, the first time that answers, trips: it sets `cancelled`, keeps
+  the reason and closes the provider's stream (`ProviderAdapter.close`), which wakes a runner
+  blocked on a silent provider at once.
+
+A worker that holds a lease on the run extends it: override `tick()` to renew the lease as well
+(calling `super().tick()`), and `cancel_requested()` to read its own cancel request.
 
 Today the cancel request is the run's status, set by `run_cancel` (API, admin), and the caller's
-`should_cancel()`. Reading the status costs one query per tick, and none when the turn's
-coalescer flushed within the interval (a flush locks the run row, so it read the status then).
+`should_cancel()`. The status is read at most every 0.25 s, and not at all while the coalescer
+flushes (a flush locks the run row, so it read the status then: a cancelled run refuses it).
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from uuid import UUID
 
 from django.db import connections
 
+from core.errors import ConflictError
 from core.models import Run, RunStatus
 from runtime.coalescer import TraceCoalescer
 
+TICK_S = 0.05
 CANCEL_CHECK_S = 0.25
 STREAMING_CANCEL_REASON = "cancelled while the reply was streaming"
 
@@ -93,7 +100,8 @@ class TurnWatch(Ticker):
         should_cancel: Callable[[], bool] | None = None,
         coalescer: TraceCoalescer | None = None,
         read_store: bool = True,
-        interval_s: float = CANCEL_CHECK_S,
+        interval_s: float = TICK_S,
+        cancel_check_s: float = CANCEL_CHECK_S,
     ) -> None:
         super().__init__(interval_s=interval_s, name=f"turn-watch-{run_id}")
         self.run_id = run_id
@@ -103,7 +111,10 @@ class TurnWatch(Ticker):
         # False when the run is not committed yet (the turn runs inside a caller's transaction):
         # no other connection can see it, so none can cancel it, and there is nothing to read.
         self.read_store = read_store
+        self.cancel_check_s = cancel_check_s
+        self._read_at = 0.0
         self.cancelled = threading.Event()
+        self._trip_lock = threading.Lock()
         # Why the turn stops: the caller's reason, or "" when the run was cancelled on the store.
         self.reason = ""
         self.tripped_at: float | None = None
@@ -115,24 +126,35 @@ class TurnWatch(Ticker):
             return STREAMING_CANCEL_REASON
         if not self.read_store:
             return None
-        checked = self.coalescer.checked_at if self.coalescer is not None else None
-        if checked is not None and time.monotonic() - checked < self.interval_s:
+        now = time.monotonic()
+        checked = max(self._read_at, (self.coalescer.checked_at if self.coalescer is not None else None) or 0.0)
+        if now - checked < self.cancel_check_s:
             return None
+        self._read_at = now
         self.store_reads += 1
         return "" if run_cancelled(self.run_id) else None
 
     def tick(self) -> None:
         if self.cancelled.is_set():
             return
+        if self.read_store and self.coalescer is not None:
+            try:
+                self.coalescer.flush_due()
+            except ConflictError:
+                # The run was ended meanwhile; cancelled, it stops here (any other end is the runner's to report).
+                if run_cancelled(self.run_id):
+                    self.trip("")
+                    return
         reason = self.cancel_requested()
         if reason is not None:
             self.trip(reason)
 
     def trip(self, reason: str) -> None:
-        """Stop the turn: remember why, then close the provider's stream."""
-        if self.cancelled.is_set():
-            return
-        self.reason = reason
-        self.tripped_at = time.monotonic()
-        self.cancelled.set()
+        """Stop the turn: remember why, then close the provider's stream (once, whichever thread trips first)."""
+        with self._trip_lock:
+            if self.cancelled.is_set():
+                return
+            self.reason = reason
+            self.tripped_at = time.monotonic()
+            self.cancelled.set()
         self.close_stream()
