@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.conversation.events import Finish, Reasoning, TextDelta, ToolCall, Usage
+from core.conversation.events import Finish, Reasoning, RuntimeEvent, TextDelta, ToolCall, Usage
 from core.conversation.selectors import run_text
 from core.conversation.services import run_cancel, run_create, run_event_append, run_events_append
 from core.errors import ConflictError, InvalidInputError
@@ -94,7 +94,7 @@ def test_other_events_flush_the_buffer_and_keep_their_order(chat_session: AgentS
     run = running_run(chat_session)
     coalescer = TraceCoalescer(run.pk, clock=Clock())
     signed = {"provider": "anthropic", "signature": "sig-EXAMPLE"}
-    events = [
+    events: list[RuntimeEvent] = [
         Reasoning(text="think ", state={"provider": "openai_chat"}),
         Reasoning(text="more", state={"provider": "openai_chat"}),
         Reasoning(text="signed", state=signed),
@@ -151,7 +151,8 @@ def test_the_batch_service_refuses_state_moves_and_bad_payloads_whole(chat_sessi
     }
     with pytest.raises(InvalidInputError) as bad:
         run_events_append(run_id=run.pk, events=[("text_delta", {"text": "a"}), ("text_delta", {"txt": "b"})])
-    assert bad.value.fields is not None and "events[1].payload.text" in bad.value.fields
+    assert bad.value.fields is not None
+    assert "events[1].payload.text" in bad.value.fields
     assert stored(run) == []
     written = run_events_append(
         run_id=run.pk, events=[("text_delta", {"text": "a"}), ("error", {"message": "gone", "code": "x"})]
@@ -166,7 +167,9 @@ def test_a_queued_run_refuses_a_batch(chat_session: AgentSession) -> None:
         run_events_append(run_id=run.pk, events=[("text_delta", {"text": "a"})])
 
 
-def test_a_turn_streams_a_long_multibyte_reply_in_few_writes(replay_route: ModelRoute, chat_session: AgentSession) -> None:
+def test_a_turn_streams_a_long_multibyte_reply_in_few_writes(
+    replay_route: ModelRoute, chat_session: AgentSession
+) -> None:
     Provider.objects.filter(pk=replay_route.provider_id).update(options={"chunk_chars": 7})
     user_text = MIXED * 60
     result = turn_run(session_id=chat_session.pk, user_text=user_text)
