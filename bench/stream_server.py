@@ -58,6 +58,7 @@ class TokenServer:
         self.tokens = tokens
         self.body = stream_body(tokens)
         self.arrivals: list[float] = []
+        self.log_lines: list[str] = []
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -82,7 +83,9 @@ class TokenServer:
             protocol_version = "HTTP/1.1"
 
             def log_message(self, format: str, *args: Any) -> None:
-                return  # no access log on the bench's output
+                # Kept here instead of on stderr, off the bench's output.
+                with server.lock:
+                    server.log_lines.append(format % args)
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
