@@ -7,9 +7,12 @@ buffers them:
 - adjacent `TextDelta`s are merged into one pending delta; so are adjacent `Reasoning` pieces whose
   state says no more than which provider sent them (a state with signatures or items is kept on
   its own event, unchanged);
-- the buffer is flushed when it holds `flush_bytes` (UTF-8) or when its oldest piece has waited
-  `flush_interval_s`: checked as each event arrives, and by the turn's timer (`runtime.watch`,
-  `flush_due`) when the provider goes silent. A lock keeps the two threads' flushes in order;
+- a merged piece is closed at `flush_bytes` of UTF-8, and the buffer is flushed then, or when its
+  oldest piece has waited `flush_interval_s`. With a `writer` (the turn's timer thread,
+  `runtime.watch.TurnWatch`), the reading thread only buffers and nudges it, and the timer's
+  `flush_due` writes, so the provider's stream is read while the database commits; without one
+  (a turn inside a caller's transaction), `add` writes what is due itself. Flushes go one at a
+  time, in order, and the buffer's lock is never held across a write;
 - any other event (a tool call or result, the finish, usage, an error) is written at once, after
   the buffer, in the same transaction;
 - each flush is ONE `run_events_append` call: one transaction, which locks the run row and so also
@@ -66,14 +69,20 @@ class TraceCoalescer:
         self._since = 0.0
         # Events complete and waiting for the next flush, in order.
         self._ready: list[tuple[str, dict[str, Any]]] = []
+        # `_lock` guards the buffer only (never held across a write, so the reading thread does not
+        # wait for the disk); `_write_lock` keeps flushes one at a time, in order.
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        # With a writer (the turn's timer thread), `add` only buffers and calls `writer` when a
+        # batch is ready; without one, `add` writes what is due itself.
+        self.writer: Callable[[], None] | None = None
         self.flushes = 0
         self.events_written = 0
         # When the run's state was last read (by a flush); the watch skips its own read if recent.
         self.checked_at: float | None = None
 
     def add(self, event: RuntimeEvent) -> None:
-        """Take one streamed event; write what is due (raises ConflictError if the run was ended)."""
+        """Take one streamed event; write what is due, or hand it to the writer (ConflictError: the run was ended)."""
         with self._lock:
             if isinstance(event, TextDelta | Reasoning) and _mergeable(event):
                 text = event.text
@@ -84,24 +93,52 @@ class TraceCoalescer:
                     self._kind, self._state, self._since = event.type, dict(state), self.clock()
                 self._pieces.append(text)
                 self._bytes += len(text.encode())
-                if self._bytes >= self.flush_bytes or self.clock() - self._since >= self.flush_interval_s:
-                    self._flush()
-                return
-            self._seal()
-            self._ready.append((event.type, event.payload()))
-            self._flush()
+                if self._bytes >= self.flush_bytes:
+                    self._seal()  # a stored delta holds about flush_bytes at most
+                elif not self._ready and self.clock() - self._since < self.flush_interval_s:
+                    return
+            else:
+                self._seal()
+                self._ready.append((event.type, event.payload()))
+        if self.writer is not None:
+            self.writer()
+        else:
+            self.flush()
 
     def flush(self) -> Run | None:
         """Write everything buffered now, in one transaction; the run as it stands (None if nothing was due)."""
-        with self._lock:
-            return self._flush()
+        with self._write_lock:
+            with self._lock:
+                self._seal()
+                batch, self._ready = self._ready, []
+            return self._write(batch)
 
     def flush_due(self) -> Run | None:
-        """Flush if the oldest buffered piece has waited `flush_interval_s` (the watch's timer calls this)."""
-        with self._lock:
-            if self._kind is None or self.clock() - self._since < self.flush_interval_s:
-                return None
-            return self._flush()
+        """Flush if a batch is ready or the oldest buffered piece has waited `flush_interval_s` (the timer's call)."""
+        with self._write_lock:
+            with self._lock:
+                aged = self._kind is not None and self.clock() - self._since >= self.flush_interval_s
+                if not self._ready and not aged:
+                    return None
+                self._seal()
+                batch, self._ready = self._ready, []
+            return self._write(batch)
+
+    def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> Run | None:
+        if not batch:
+            return None
+        try:
+            run = run_events_append(run_id=self.run_id, events=batch)
+        except BaseException:
+            # Kept, in front of what arrived meanwhile: a flush that failed for a passing reason is
+            # retried by the next one (a run that was ended refuses them all the same).
+            with self._lock:
+                self._ready[:0] = batch
+            raise
+        self.flushes += 1
+        self.events_written += len(batch)
+        self.checked_at = self.clock()
+        return run
 
     @property
     def pending(self) -> bool:
@@ -116,15 +153,3 @@ class TraceCoalescer:
             payload["state"] = self._state
         self._ready.append((self._kind, payload))
         self._kind, self._pieces, self._state, self._bytes = None, [], {}, 0
-
-    def _flush(self) -> Run | None:
-        self._seal()
-        if not self._ready:
-            return None
-        # Kept until written: a flush that fails for a passing reason is retried by the next one.
-        run = run_events_append(run_id=self.run_id, events=self._ready)
-        self.flushes += 1
-        self.events_written += len(self._ready)
-        self._ready = []
-        self.checked_at = self.clock()
-        return run

@@ -261,9 +261,11 @@ def turn_run(
             raise
         except (AdapterError, DomainError) as exc:
             stream.feed(ErrorEvent(message=exc.message, code=exc.code))
+            stream.flush()
         except Exception as exc:
             # A bug, not a provider answer: record it so the run is not left `running`, then let it surface.
             stream.feed(ErrorEvent(message=f"{type(exc).__name__}: {exc}", code="internal_error"))
+            stream.flush()
             run_finish(run_id=run.pk, status=RunStatus.FAILED)
             raise
         finally:

@@ -3,8 +3,10 @@
 `Ticker` calls `tick()` every `interval_s` from `start()` to `stop()` on a daemon thread, and closes
 that thread's database connection when it ends. `TurnWatch` is the one a turn runs, every 50 ms:
 
-- it flushes the turn's coalescer when its buffer is due (`flush_due`), so text a provider sent
-  before going silent reaches the trace within about 100 ms;
+- it is the turn's writer: the coalescer only buffers on the reading thread and nudges the watch
+  when a batch is ready; each tick flushes what is ready or due (`flush_due`), so the SDK's reads
+  and the database's commits overlap, and text a provider sent before going silent reaches the
+  trace within about 100 ms;
 - it asks `cancel_requested()` and, the first time that answers, trips: it sets `cancelled`, keeps
   the reason and closes the provider's stream (`ProviderAdapter.close`), which wakes a runner
   blocked on a silent provider at once.
@@ -53,6 +55,7 @@ class Ticker(ABC):
         self.ticks = 0
         self.failures = 0
         self._stopping = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def __enter__(self) -> Ticker:
@@ -68,8 +71,13 @@ class Ticker(ABC):
     def stop(self) -> None:
         """Stop ticking and wait for a tick in progress to end."""
         self._stopping.set()
+        self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
+
+    def nudge(self) -> None:
+        """Tick now rather than at the end of the interval (from any thread)."""
+        self._wake.set()
 
     @abstractmethod
     def tick(self) -> None:
@@ -77,7 +85,11 @@ class Ticker(ABC):
 
     def _loop(self) -> None:
         try:
-            while not self._stopping.wait(self.interval_s):
+            while True:
+                self._wake.wait(self.interval_s)
+                self._wake.clear()
+                if self._stopping.is_set():
+                    break
                 self.ticks += 1
                 try:
                     self.tick()
@@ -119,6 +131,17 @@ class TurnWatch(Ticker):
         self.reason = ""
         self.tripped_at: float | None = None
         self.store_reads = 0
+
+    def start(self) -> None:
+        super().start()
+        if self.coalescer is not None and self.read_store:
+            # The writes move to this thread: the reading thread never waits for the disk.
+            self.coalescer.writer = self.nudge
+
+    def stop(self) -> None:
+        if self.coalescer is not None:
+            self.coalescer.writer = None
+        super().stop()
 
     def cancel_requested(self) -> str | None:
         """Why the run must stop now ("" when it was already cancelled on the store), or None to go on."""
