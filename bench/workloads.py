@@ -1,4 +1,4 @@
-"""The eight workloads of the benchmark. Each returns result rows; see bench/README.md.
+"""The nine workloads of the benchmark. Each returns result rows; see bench/README.md.
 
 Every figure with a target is a ratio of two operations measured in the same process, in the
 same repetition, in alternating (rotated) order, and every figure is the median over the
@@ -32,6 +32,7 @@ from bench import fixtures
 from bench.db import BENCH_USERNAME, ROUTE_ALIAS, Databases, bulk_insert
 from bench.harness import Detail, Row, Target, median, paired_ratio, rotated, row_with_target, timed, unavailable
 from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
+from bench.turn_stream import w10_turn_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 STORAGE_LEVEL = "NORMAL"
@@ -76,6 +77,8 @@ class Sizes:
     concurrency_reps: int = 3
     storage_small: int = 2_000
     storage_large: int = 20_000
+    stream_tokens: int = 20_000
+    stream_reps: int = 5
 
 
 QUICK = Sizes(
@@ -111,6 +114,8 @@ QUICK = Sizes(
     concurrency_reps=1,
     storage_small=20,
     storage_large=200,
+    stream_tokens=2_000,
+    stream_reps=2,
 )
 
 
@@ -1007,6 +1012,7 @@ WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     7: w7_concurrency,
     8: w8_storage,
     9: w9_path,
+    10: w10_turn_stream,
 }
 
 TITLES = {
@@ -1019,6 +1025,7 @@ TITLES = {
     7: "concurrency",
     8: "storage growth",
     9: "active path",
+    10: "streamed turn",
 }
 
 

@@ -2,16 +2,21 @@
 
 `turn_run` appends the user message, builds the context inputs (memory) and the request
 (`runtime.prompt.turn_prompt`), opens a run, feeds the provider adapter's events into the run's
-trace as they arrive, then in one transaction appends the assistant message (with the reply's
-reasoning as `reasoning` parts, and, when the model called tools, the calls with the text streamed
-before them, then the tool messages), records the usage
+trace as they arrive (through the coalescer, `runtime.coalescer`: text deltas merged and written
+every ~50 ms or ~4 KB, one transaction per flush, other events written at once after them), then
+in one transaction appends the assistant message (with the reply's reasoning as `reasoning` parts,
+and, when the model called tools, the calls with the text streamed before them, then the tool
+messages), records the usage
 (telemetry) and closes the run `completed`. It writes a `run_end` checkpoint when the turn makes
 the session cross its compaction threshold.
 
 Failure paths leave exactly one terminal state and no half-written assistant message:
 - the adapter streams an `error` event, or raises: the run ends `failed` with the error recorded;
 - the caller's `should_cancel()` turns true, or someone cancels the run (API, admin) while it
-  streams: the run ends `cancelled`;
+  streams: the run ends `cancelled`. A timer beside the stream (`runtime.watch.TurnWatch`) reads
+  both every 0.25 s whether or not tokens arrive, and closes the provider's stream, so a silent
+  provider is stopped within a second. On `should_cancel()` the buffered text is written before
+  the cancel; a run cancelled on the store takes no more events;
 - the text is empty or too long, or the route's adapter is blocked or disabled: InvalidInputError or
   ConflictError before anything is written (`turn_refusal` checks the same before a caller creates
   a session for the turn).
@@ -37,7 +42,7 @@ It lives in `runtime/`, the one app that may use core, memory and telemetry toge
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -78,8 +83,10 @@ from core.models import (
     TraceEventType,
 )
 from memory.context import context_inputs
+from runtime.coalescer import TraceCoalescer
 from runtime.prompt import reasoning_parts, turn_prompt
 from runtime.providers import AdapterError, ProviderAdapter, adapter_for
+from runtime.watch import STREAMING_CANCEL_REASON, TurnWatch, run_cancelled
 from telemetry.models import UsageEvent
 from telemetry.services import usage_record
 
@@ -111,15 +118,11 @@ def _quote(text: str) -> str:
     return text if len(text) <= SUMMARY_QUOTE_CHARS else text[: SUMMARY_QUOTE_CHARS - 1] + "…"
 
 
-def _run_cancelled(run_id: UUID) -> bool:
-    return Run.objects.filter(pk=run_id, status=RunStatus.CANCELLED).exists()
-
-
 class _Stream:
-    """Collects what the adapter streamed while each event goes into the trace."""
+    """Collects what the adapter streamed while the coalescer writes it to the trace in batches."""
 
-    def __init__(self, run: Run, on_event: EventCallback | None) -> None:
-        self.run = run
+    def __init__(self, coalescer: TraceCoalescer, on_event: EventCallback | None) -> None:
+        self.coalescer = coalescer
         self.on_event = on_event
         self.text: list[str] = []
         self.calls: list[ToolCall] = []
@@ -132,7 +135,7 @@ class _Stream:
         self.error: ErrorEvent | None = None
 
     def feed(self, event: RuntimeEvent) -> None:
-        run_event_append(run_id=self.run.pk, event_type=event.type, payload=event.payload())
+        self.coalescer.add(event)
         if isinstance(event, TextDelta):
             self.text.append(event.text)
         elif isinstance(event, ToolCall):
@@ -152,6 +155,10 @@ class _Stream:
             self.reasoning.append(event)
         if self.on_event is not None:
             self.on_event(event)
+
+    def flush(self) -> None:
+        """Write what the coalescer still buffers (ConflictError if the run was ended meanwhile)."""
+        self.coalescer.flush()
 
 
 def turn_refusal(*, session: AgentSession, user_text: object) -> ProviderAdapter:
@@ -283,32 +290,55 @@ def _stream_turn(
     run.refresh_from_db()
     session = session_get(session_id=run.session_id)
     budget = max(1, session.route.context_window_tokens - session.route.max_output_tokens)
-    stream = _Stream(run, on_event)
+    coalescer = TraceCoalescer(run.pk)
+    stream = _Stream(coalescer, on_event)
+    # Inside a caller's transaction the run is not committed: no other connection can cancel it.
+    watch = TurnWatch(
+        run_id=run.pk,
+        close_stream=adapter.close,
+        should_cancel=should_cancel,
+        coalescer=coalescer,
+        read_store=not transaction.get_connection().in_atomic_block,
+    )
     started = time.monotonic()
-    try:
-        prompt = turn_prompt(
-            adapter=adapter, bundle=context_inputs(session_id=session.pk, budget_tokens=budget, leaf=user_message.seq)
-        )
-        for event in adapter.stream(prompt.messages, tools=prompt.tools):
-            if _run_cancelled(run.pk):
+    events: Generator[RuntimeEvent, None, None] | None = None
+    with watch:
+        try:
+            prompt = turn_prompt(
+                adapter=adapter,
+                bundle=context_inputs(session_id=session.pk, budget_tokens=budget, leaf=user_message.seq),
+            )
+            events = adapter.stream(prompt.messages, tools=prompt.tools)
+            for event in events:
+                if watch.cancelled.is_set():
+                    break
+                if should_cancel is not None and should_cancel():
+                    watch.trip(STREAMING_CANCEL_REASON)
+                    break
+                stream.feed(event)
+                if stream.error is not None:
+                    break
+            if not watch.cancelled.is_set():
+                stream.flush()
+        except ConflictError:
+            # The run was cancelled from outside (API, admin) while we were appending its events.
+            if run_cancelled(run.pk):
                 return _cancelled(run, appended, reason="")
-            if should_cancel is not None and should_cancel():
-                return _cancelled(run, appended, reason="cancelled while the reply was streaming")
-            stream.feed(event)
-            if stream.error is not None:
-                break
-    except ConflictError:
-        # The run was cancelled from outside (API, admin) while we were appending its events.
-        if _run_cancelled(run.pk):
-            return _cancelled(run, appended, reason="")
-        raise
-    except (AdapterError, DomainError) as exc:
-        stream.feed(ErrorEvent(message=exc.message, code=exc.code))
-    except Exception as exc:
-        # A bug, not a provider answer: record it so the run is not left `running`, then let it surface.
-        stream.feed(ErrorEvent(message=f"{type(exc).__name__}: {exc}", code="internal_error"))
-        run_finish(run_id=run.pk, status=RunStatus.FAILED)
-        raise
+            raise
+        except (AdapterError, DomainError) as exc:
+            stream.feed(ErrorEvent(message=exc.message, code=exc.code))
+            stream.flush()
+        except Exception as exc:
+            # A bug, not a provider answer: record it so the run is not left `running`, then let it surface.
+            stream.feed(ErrorEvent(message=f"{type(exc).__name__}: {exc}", code="internal_error"))
+            stream.flush()
+            run_finish(run_id=run.pk, status=RunStatus.FAILED)
+            raise
+        finally:
+            if events is not None:
+                events.close()  # closes the provider's HTTP stream when the loop left early
+    if watch.cancelled.is_set():
+        return _stopped(run, appended, stream, reason=watch.reason)
     if stream.error is None and not stream.text and not stream.calls:
         stream.feed(ErrorEvent(message="the provider streamed no text and no tool call", code="empty_reply"))
     if stream.error is not None:
@@ -341,6 +371,21 @@ def _existing(run: Run, user_message: Message) -> TurnResult:
         finish_reason=str(finish.payload.get("reason")) if finish is not None else None,
         created=False,
     )
+
+
+def _stopped(run: Run, appended: tuple[Message, ...], stream: _Stream, *, reason: str) -> TurnResult:
+    """End a run whose cancel was requested: what streamed before it is written first, then the cancel.
+
+    `reason` is empty when the run was already cancelled on the store (nothing more can be written to it).
+    """
+    if reason:
+        try:
+            stream.flush()
+            return _cancelled(run, appended, reason=reason)
+        except ConflictError:
+            if not run_cancelled(run.pk):
+                raise
+    return _cancelled(run, appended, reason="")
 
 
 def _cancelled(run: Run, appended: tuple[Message, ...], *, reason: str) -> TurnResult:

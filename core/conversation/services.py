@@ -26,7 +26,7 @@ Once a run is terminal every further event, finish or cancel is refused (Conflic
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -758,6 +758,42 @@ def run_event_append(
         if event_type == TraceEventType.ERROR and not run.error:
             changes["error"] = str(checked["message"])
         return _events_write(run, [(event_type, checked)], **changes)[-1]
+
+
+STATE_EVENT_TYPES = (TraceEventType.RUN_STARTED, TraceEventType.RUN_FINISHED)
+
+
+def run_events_append(
+    *, run_id: UUID | str, owner: OwnerScope = None, events: Sequence[tuple[str, Mapping[str, Any] | None]]
+) -> Run:
+    """Append `events` in order at the run's next indexes, in ONE transaction; the run as it is now.
+
+    For a runner's batched writes (the turn's coalescer): content events only, the state moves
+    (`run_started`, `run_finished`) go through `run_event_append` / `run_finish`. Every payload is
+    checked before anything is written; a run that is terminal (cancelled meanwhile) or still
+    queued refuses the whole batch (ConflictError), so a batch is written whole or not at all.
+    """
+    checked: list[tuple[str, dict[str, Any]]] = []
+    for position, (event_type, payload) in enumerate(events):
+        if event_type in STATE_EVENT_TYPES:
+            raise InvalidInputError.for_field(
+                f"events[{position}].type", f"{event_type} moves the run's state; append it with run_event_append"
+            )
+        value = dict(trace_payload_validate(event_type, payload, field=f"events[{position}].payload"))
+        json_refuse_nul(value, f"events[{position}].payload")
+        checked.append((event_type, value))
+    with transaction.atomic():
+        run = _run_locked(run_id, owner)
+        _refuse_terminal(run)
+        if run.status == RunStatus.QUEUED and checked:
+            raise ConflictError.for_field("run", "is queued; append run_started before its events (or cancel the run)")
+        if checked:
+            changes: dict[str, Any] = {}
+            errors = [payload["message"] for event_type, payload in checked if event_type == TraceEventType.ERROR]
+            if errors and not run.error:
+                changes["error"] = str(errors[0])
+            _events_write(run, checked, **changes)
+    return run
 
 
 def run_finish(*, run_id: UUID | str, owner: OwnerScope = None, status: str, error: str = "") -> Run:

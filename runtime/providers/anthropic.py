@@ -28,6 +28,7 @@ from runtime.providers.live import (
     StreamInterruptedError,
     ToolNames,
     finish_reason_map,
+    http_hooks,
     stainless_failure,
     system_text,
     tool_call_parse,
@@ -155,6 +156,7 @@ class AnthropicAdapter(LiveAdapter):
             base_url=self.base_url(),
             max_retries=self.options.max_retries,
             timeout=self.options.timeout_s,
+            http_client=anthropic.DefaultHttpxClient(event_hooks=http_hooks(self.stop)),
         )
         with client, client.messages.create(**request) as stream:
             for event in stream:

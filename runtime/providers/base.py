@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -101,6 +103,42 @@ def tool_parameters(tool: ToolDefinition) -> dict[str, Any]:
     return schema
 
 
+class StreamStop:
+    """Stops an adapter's stream from another thread (a cancel), even while it waits for a silent provider.
+
+    `closed` is the flag a stream checks (the replay provider waits on it instead of sleeping); the
+    sockets of the stream's HTTP connections are shut down on `close()`, which wakes a read blocked
+    in the SDK at once (closing a socket alone would not: the read goes on until data arrives). A
+    socket handed over after the close is shut down as it arrives.
+    """
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+
+    def track(self, sock: socket.socket) -> None:
+        with self._lock:
+            if not self.closed.is_set():
+                self._sockets.append(sock)
+                return
+        _shutdown(sock)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed.set()
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        return  # already closed by its reader, or never connected: nothing left to stop
+
+
 class ProviderAdapter(ABC):
     """Base of every adapter; subclasses set `kind` and implement `stream`."""
 
@@ -116,7 +154,12 @@ class ProviderAdapter(ABC):
             )
         self.provider = provider
         self.route = route
+        self.stop = StreamStop()
         self.validate()
+
+    def close(self) -> None:
+        """Stop the stream in progress, from any thread: it ends within a second, yielding nothing more."""
+        self.stop.close()
 
     def validate(self) -> None:
         """Check the provider's settings for this kind; raise InvalidInputError naming the field."""

@@ -36,6 +36,7 @@ from runtime.providers.live import (
     StreamInterruptedError,
     ToolNames,
     finish_reason_map,
+    http_hooks,
     system_text,
     tool_names_by_call,
     turns,
@@ -205,6 +206,7 @@ class GoogleAdapter(LiveAdapter):
             "timeout": int(self.options.timeout_s * 1000),
             "retry_options": types.HttpRetryOptions(attempts=self.options.max_retries + 1),
             "api_version": "v1beta",  # the Gemini API's current surface (thinking, JSON Schema tools)
+            "client_args": {"event_hooks": http_hooks(self.stop)},
         }
         if segments and segments[-1] in API_VERSIONS:
             options["api_version"] = segments[-1]

@@ -13,6 +13,10 @@ turn that SDK's exceptions into a `Failure`; `stream` does the rest the same way
   streamed); closing the generator closes the HTTP stream at once;
 - tools go out under names every provider accepts (`ToolNames`), and a tool the provider's format
   cannot carry refuses the request before it is sent (`ProviderAdapter.tools_check`).
+- `close()` from another thread (a cancel) shuts down the sockets of the turn's HTTP connections
+  (each SDK's client gets `http_hooks`, which hand every connection's socket to the adapter's
+  `StreamStop`): a read blocked on a silent provider wakes at once and the stream ends, yielding
+  nothing more (no error: the stream was stopped on purpose).
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from abc import abstractmethod
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -40,7 +45,7 @@ from core.conversation.events import (
     Usage,
 )
 from core.errors import InvalidInputError
-from runtime.providers.base import PromptMessage, ProviderAdapter, ToolDefinition
+from runtime.providers.base import PromptMessage, ProviderAdapter, StreamStop, ToolDefinition
 
 CONTEXT_LENGTH_MARKERS = (
     "context_length_exceeded",
@@ -214,6 +219,39 @@ def stainless_failure(exc: Exception, sdk: Any) -> Failure:
     return Failure(message=f"{type(exc).__name__}: {exc}")
 
 
+TRACE_CONNECTED = "connection.connect_tcp.complete"
+
+
+def http_hooks(stop: StreamStop) -> dict[str, list[Callable[[Any], None]]]:
+    """httpx event hooks handing every connection's socket to `stop`, for a cancel to shut it down.
+
+    The socket is taken as soon as the connection is made (through httpcore's `trace` request
+    extension), so a provider that stays silent before its response headers is stopped too, and
+    again from the response (a connection reused from the pool).
+    """
+
+    def track(stream: Any) -> None:
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            stop.track(sock)
+
+    def on_request(request: httpx2.Request) -> None:
+        outer = request.extensions.get("trace")
+
+        def trace(name: str, info: dict[str, Any]) -> None:
+            if name == TRACE_CONNECTED:
+                track(info.get("return_value"))
+            if outer is not None:
+                outer(name, info)
+
+        request.extensions["trace"] = trace
+
+    def on_response(response: httpx2.Response) -> None:
+        track(response.extensions.get("network_stream"))
+
+    return {"request": [on_request], "response": [on_response]}
+
+
 class LiveAdapter(ProviderAdapter):
     """A network provider streamed through its official SDK (see the module docstring)."""
 
@@ -247,14 +285,19 @@ class LiveAdapter(ProviderAdapter):
         started = False
         try:
             for event in self._events(messages, tools, key=key):
+                if self.stop.closed.is_set():
+                    return
                 if isinstance(event, TextDelta | Reasoning | ToolCall):
                     started = True
                 if isinstance(event, ErrorEvent):
                     event = ErrorEvent(message=self._scrub(event.message, key), code=event.code)
                 yield event
         except StreamInterruptedError as exc:
-            yield self._interrupted(str(exc), key)
+            if not self.stop.closed.is_set():
+                yield self._interrupted(str(exc), key)
         except Exception as exc:
+            if self.stop.closed.is_set():
+                return  # the stream was closed on purpose (a cancel): its broken read is no failure
             failure = self._failure(exc)
             if started and (failure.connection or failure.timeout):
                 yield self._interrupted(failure.message, key)

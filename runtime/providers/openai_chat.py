@@ -28,6 +28,7 @@ from runtime.providers.live import (
     StreamInterruptedError,
     ToolNames,
     finish_reason_map,
+    http_hooks,
     openai_usage,
     stainless_failure,
     tool_call_parse,
@@ -50,6 +51,7 @@ def openai_client(adapter: LiveAdapter, *, key: str) -> openai.OpenAI:
         base_url=adapter.base_url(),
         max_retries=adapter.options.max_retries,
         timeout=adapter.options.timeout_s,
+        http_client=openai.DefaultHttpxClient(event_hooks=http_hooks(adapter.stop)),
     )
 
 

@@ -28,7 +28,6 @@ Without a script, the rule set answers the latest user message:
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
@@ -71,9 +70,13 @@ class ReplayAdapter(ProviderAdapter):
             yield ErrorEvent(message="the replay provider needs a user message to answer", code="no_user_message")
             return
         if self.options.script is not None:
-            yield from self._scripted(messages, turn_number=len(user_messages))
+            events = self._scripted(messages, turn_number=len(user_messages))
         else:
-            yield from self._rules(messages, latest=user_messages[-1].content, turn_number=len(user_messages))
+            events = self._rules(messages, latest=user_messages[-1].content, turn_number=len(user_messages))
+        for event in events:
+            if self.stop.closed.is_set():
+                return  # closed (a cancel) during a pause: nothing more is streamed
+            yield event
 
     def _scripted(self, messages: Sequence[PromptMessage], *, turn_number: int) -> Iterator[RuntimeEvent]:
         script = self.options.script or ()
@@ -141,8 +144,9 @@ class ReplayAdapter(ProviderAdapter):
             pause_ms = self.options.delay_ms
             if self._chunk_index == self.options.pause_at_chunk:
                 pause_ms += self.options.pause_ms
-            if pause_ms:
-                time.sleep(pause_ms / 1000)
+            # A pause waits on the stop flag, so closing the stream ends it at once.
+            if pause_ms and self.stop.closed.wait(pause_ms / 1000):
+                return
             self._chunk_index += 1
             yield TextDelta(text=text[start : start + size])
 

@@ -171,3 +171,11 @@ def test_writing_results_keeps_the_notes_written_by_hand(tmp_path: Path) -> None
     assert text.endswith(notes)
     results_write(tmp_path / "results.json", markdown, {})  # and again: kept once, not doubled
     assert markdown.read_text() == text
+
+
+def test_every_workload_can_be_chosen_by_number() -> None:
+    from bench.__main__ import LAST_WORKLOAD, workload_numbers
+    from bench.workloads import WORKLOADS
+
+    assert max(WORKLOADS) == LAST_WORKLOAD
+    assert workload_numbers("") == sorted(WORKLOADS)
