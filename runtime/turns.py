@@ -341,6 +341,7 @@ def _usage_record(run: Run, stream: _Stream, *, latency_ms: int) -> UsageEvent |
         run_id=run.pk,
         input_tokens=stream.usage.input_tokens,
         cached_input_tokens=stream.usage.cached_input_tokens,
+        cache_write_input_tokens=stream.usage.cache_write_input_tokens,
         output_tokens=stream.usage.output_tokens,
         reasoning_tokens=stream.usage.reasoning_tokens,
         latency_ms=latency_ms,

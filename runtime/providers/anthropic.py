@@ -89,22 +89,32 @@ def anthropic_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]
 
 
 def anthropic_usage(counts: dict[str, int]) -> Usage:
-    cache_read = counts.get("cache_read_input_tokens", 0)
-    cache_write = counts.get("cache_creation_input_tokens", 0)
-    input_tokens = counts.get("input_tokens", 0) + cache_read + cache_write
-    # Anthropic does not report thinking tokens apart: they are inside output_tokens.
+    """The usage of the counts that arrived. Anthropic reports cache reads and cache writes outside
+    `input_tokens`, so they are added to it exactly once (LibreChat #13795 billed them twice);
+    a cache count it left out is unknown and adds nothing. The output is known only from
+    `message_delta` (message_start's is a placeholder): a stream cut before it has no output count.
+    Thinking tokens are inside output_tokens and never reported apart, so reasoning is unknown."""
+    cache_read = counts.get("cache_read_input_tokens")
+    cache_write = counts.get("cache_creation_input_tokens")
+    base = counts.get("input_tokens")
+    input_tokens = None if base is None else base + (cache_read or 0) + (cache_write or 0)
     return Usage(
-        input_tokens=input_tokens, output_tokens=counts.get("output_tokens", 0), cached_input_tokens=cache_read
+        input_tokens=input_tokens,
+        output_tokens=counts.get("output_tokens"),
+        cached_input_tokens=cache_read,
+        cache_write_input_tokens=cache_write,
+        reasoning_tokens=None,
     )
 
 
-def _count(counts: dict[str, int], usage: Any) -> None:
-    """Take every count `usage` reports (message_delta's are cumulative; a missing one keeps its value)."""
+def _count(counts: dict[str, int], usage: Any, *, final: bool) -> None:
+    """Take every count `usage` reports (message_delta's are cumulative; a missing one keeps its value);
+    the output count only from a `final` (message_delta) report."""
     if usage is None:
         return
     for key in USAGE_KEYS:
         value = getattr(usage, key, None)
-        if isinstance(value, int):
+        if isinstance(value, int) and value >= 0 and (final or key != "output_tokens"):
             counts[key] = value
 
 
@@ -149,7 +159,7 @@ class AnthropicAdapter(LiveAdapter):
             for event in stream:
                 kind = event.type
                 if kind == "message_start":
-                    _count(counts, event.message.usage)
+                    _count(counts, event.message.usage, final=False)
                 elif kind == "content_block_start":
                     block = event.content_block
                     slot: dict[str, Any] = {"type": block.type, "parts": []}
@@ -188,7 +198,7 @@ class AnthropicAdapter(LiveAdapter):
                         yield Reasoning(text="", state={"provider": "anthropic", "block": block_state})
                 elif kind == "message_delta":
                     provider_reason = event.delta.stop_reason or provider_reason
-                    _count(counts, event.usage)
+                    _count(counts, event.usage, final=True)
                 elif kind == "message_stop":
                     stopped = True
         # A tool_use block still open when the stream ended was cut short (max_tokens).

@@ -258,7 +258,7 @@ def test_unknown_top_level_and_record_keys() -> None:
         "[[skills]], [[mcp_servers]], [[agents]], [[teams]])",
         "routes[0].max_output: unknown field for a route; did you mean 'max_output_tokens'? (expected one of: "
         "alias, provider, model_id, context_window_tokens, max_output_tokens, price_input_per_mtok, "
-        "price_cached_input_per_mtok, price_output_per_mtok, is_default, enabled)",
+        "price_cached_input_per_mtok, price_cache_write_per_mtok, price_output_per_mtok, is_default, enabled)",
     ]
 
 

@@ -290,9 +290,10 @@ def test_chat_command_streams_and_prints_usage(replay_route: ModelRoute) -> None
     assert lines[0].startswith("session ")
     assert lines[0].endswith("(route replay)")
     assert "replay: hello" in result.stdout
-    assert "usage: input 2 (cached 0) · output 4 (reasoning 0) · total 6 tokens · cost no price on this route" in (
-        result.stdout
-    )
+    assert (
+        "usage: input 2 (cache read 0, cache write 0) · output 4 (reasoning 0) · total 6 tokens · "
+        "cost no price on this route"
+    ) in (result.stdout)
     session = AgentSession.objects.get()
     assert (session.message_count, session.owner_id) == (2, operator.pk)  # the operator's by default
     again = run_manage(["chat", str(session.pk), "/error nope"])
