@@ -13,7 +13,7 @@ reads and writes outside `input_tokens`) and cached is the cache reads. A stream
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import anthropic
@@ -118,6 +118,15 @@ def _count(counts: dict[str, int], usage: Any, *, final: bool) -> None:
             counts[key] = value
 
 
+def _until_cut(stream: Iterable[Any], cut: list[Exception]) -> Iterator[Any]:
+    """The stream's events until it ends or fails; a failure is put in `cut` (the caller records the
+    usage that arrived before raising it again)."""
+    try:
+        yield from stream
+    except Exception as exc:
+        cut.append(exc)
+
+
 class AnthropicAdapter(LiveAdapter):
     kind = ProviderKind.ANTHROPIC.value
     default_base_url = "https://api.anthropic.com"
@@ -156,7 +165,8 @@ class AnthropicAdapter(LiveAdapter):
             timeout=self.options.timeout_s,
         )
         with client, client.messages.create(**request) as stream:
-            for event in stream:
+            cut: list[Exception] = []
+            for event in _until_cut(stream, cut):
                 kind = event.type
                 if kind == "message_start":
                     _count(counts, event.message.usage, final=False)
@@ -201,6 +211,11 @@ class AnthropicAdapter(LiveAdapter):
                     _count(counts, event.usage, final=True)
                 elif kind == "message_stop":
                     stopped = True
+            if cut:
+                # A connection cut mid-stream: the counts that arrived (message_start's input) are still usage.
+                if counts:
+                    yield anthropic_usage(counts)
+                raise cut[0]
         # A tool_use block still open when the stream ended was cut short (max_tokens).
         for slot in blocks.values():
             if slot["type"] == "tool_use":

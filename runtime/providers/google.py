@@ -237,6 +237,11 @@ class GoogleAdapter(LiveAdapter):
                                     )
                         if candidate.finish_reason is not None:
                             provider_reason = str(candidate.finish_reason.value)
+            except Exception:
+                # A connection cut mid-stream: the prompt counts that arrived are still usage.
+                if usage is not None:
+                    yield gemini_usage_cut(usage)
+                raise
             finally:
                 # Closing the SDK's generator closes its HTTP response (the stream stops at once).
                 close = getattr(stream, "close", None)
