@@ -9,16 +9,23 @@ report: it prices nothing and makes the cost partial (a lower bound), never a si
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from core.conversation.events import ErrorEvent, RuntimeEvent, Usage
-from core.models import ProviderKind
+from core.conversation.services import session_create
+from core.models import ModelRoute, Provider, ProviderKind, RunStatus
+from runtime.turns import turn_run
+from telemetry.models import UsageAllTime, UsageEvent
+from telemetry.selectors import rollup_differences
 from telemetry.services import UsageCost, usage_cost
-from tests.runtime.providers.conftest import AdapterFactory, run
+from tests.owners import op_user
+from tests.runtime.providers.conftest import SECRET, AdapterFactory, run
 from tests.runtime.providers.servers import ProviderServer, Reply
 
 pytestmark = pytest.mark.django_db
@@ -255,3 +262,60 @@ def test_gemini_cached_tokens_are_counted_once_librechat_12855(make_adapter: Ada
     assert cost.pico_usd == 1500 * READ + 500 * INPUT + 250 * OUTPUT
     double_counted = 1500 * READ + 2000 * INPUT + 250 * OUTPUT
     assert cost.pico_usd != double_counted
+
+
+# --- through a turn: stored, rolled up and read back ---------------------------------------------
+
+
+def live_route(server: ProviderServer, kind: str, path: str = "", key_env: str = "") -> ModelRoute:
+    provider = Provider.objects.create(
+        name="local", kind=kind, api_key_env=key_env, base_url=server.url + path, options={"max_retries": 0}
+    )
+    return ModelRoute.objects.create(
+        alias="local",
+        provider=provider,
+        model_id="m-1",
+        context_window_tokens=100_000,
+        max_output_tokens=100,
+        **PRICES,
+    )
+
+
+def test_ollama_turn_stores_unreported_counts_as_unknown_and_chat_says_so() -> None:
+    owner = op_user()
+    out = io.StringIO()
+    with ProviderServer(Reply.sse("ollama/text.sse")) as server:
+        live_route(server, ProviderKind.OLLAMA)
+        call_command("chat", "new", "hi", "--route", "local", "--user", owner.username, stdout=out)
+    assert (
+        "usage: input 26 (cache read unknown, cache write unknown) · output 11 (reasoning unknown) · "
+        "total 37 tokens · cost at least $0.0001728 (some counts were not reported)"
+    ) in out.getvalue()
+    event = UsageEvent.objects.get()
+    assert (event.input_tokens, event.output_tokens, event.total_tokens) == (26, 11, 37)
+    assert (event.cached_input_tokens, event.cache_write_input_tokens, event.reasoning_tokens) == (None, None, None)
+    assert (event.cost_pico_usd, event.cost_partial) == (26 * READ + 11 * OUTPUT, True)
+    totals = UsageAllTime.objects.get()
+    assert (totals.input_tokens, totals.cached_input_tokens, totals.reasoning_tokens) == (26, 0, 0)
+    assert (totals.input_tokens_unknown_events, totals.output_tokens_unknown_events) == (0, 0)
+    assert totals.cached_input_tokens_unknown_events == 1
+    assert totals.cache_write_input_tokens_unknown_events == 1
+    assert totals.reasoning_tokens_unknown_events == 1
+    assert totals.partial_cost_event_count == 1
+    assert rollup_differences() == []
+
+
+def test_a_cut_stream_fails_the_run_and_records_the_usage_that_arrived(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    with ProviderServer(Reply.sse("anthropic/text.sse", cut_after=9)) as server:
+        live_route(server, ProviderKind.ANTHROPIC, key_env="ANTHROPIC_API_KEY")
+        session = session_create(owner=op_user(), route_alias="local")
+        result = turn_run(session_id=session.pk, user_text="hi")
+    assert result.run.status == RunStatus.FAILED
+    event = UsageEvent.objects.get(run=result.run)
+    assert (event.input_tokens, event.cached_input_tokens, event.cache_write_input_tokens) == (4225, 3000, 1200)
+    assert (event.output_tokens, event.total_tokens) == (None, None)
+    assert (event.cost_pico_usd, event.cost_partial) == (3000 * READ + 1200 * WRITE + 25 * INPUT, True)
+    totals = UsageAllTime.objects.get()
+    assert (totals.output_tokens_unknown_events, totals.total_tokens_unknown_events) == (1, 1)
+    assert rollup_differences() == []
