@@ -120,8 +120,10 @@ def test_replay_echoes_in_chunks_with_usage() -> None:
     deltas = [event.text for event in events if isinstance(event, TextDelta)]
     assert deltas == ["repla", "y: he", "llo w", "orld"]
     # 11 and 19 characters; the replay knows every count, so none is unknown.
-    zeros = {"cached_input_tokens": 0, "reasoning_tokens": 0, "cache_write_input_tokens": 0}
-    assert events[-2:] == [Finish(reason="stop"), Usage(input_tokens=3, output_tokens=5, **zeros)]
+    usage = Usage(
+        input_tokens=3, output_tokens=5, cached_input_tokens=0, reasoning_tokens=0, cache_write_input_tokens=0
+    )
+    assert events[-2:] == [Finish(reason="stop"), usage]
     assert list(adapter.stream(prompt("hello world"))) == events  # deterministic
 
 

@@ -25,9 +25,17 @@ pytestmark = pytest.mark.django_db
 INPUT, READ, OUTPUT = 2_500_000, 1_250_000, 10_000_000
 
 
-def _record(session: AgentSession, request_id: str, **counts: int | None) -> UsageEvent:
+def _record(session: AgentSession, request_id: str, counts: dict[str, int | None]) -> UsageEvent:
     return usage_record(
-        owner=op_user(), request_id=request_id, route_alias="gpt", session_id=session.id, **counts
+        owner=op_user(),
+        request_id=request_id,
+        route_alias="gpt",
+        session_id=session.id,
+        input_tokens=counts["input_tokens"],
+        cached_input_tokens=counts["cached_input_tokens"],
+        cache_write_input_tokens=counts["cache_write_input_tokens"],
+        output_tokens=counts["output_tokens"],
+        reasoning_tokens=counts["reasoning_tokens"],
     ).event
 
 
@@ -37,20 +45,24 @@ def mixed(usage_session: AgentSession) -> tuple[UsageEvent, UsageEvent]:
     unknown = _record(
         usage_session,
         "cut",
-        input_tokens=1000,
-        cached_input_tokens=None,
-        cache_write_input_tokens=None,
-        output_tokens=None,
-        reasoning_tokens=None,
+        {
+            "input_tokens": 1000,
+            "cached_input_tokens": None,
+            "cache_write_input_tokens": None,
+            "output_tokens": None,
+            "reasoning_tokens": None,
+        },
     )
     known = _record(
         usage_session,
         "full",
-        input_tokens=2000,
-        cached_input_tokens=500,
-        cache_write_input_tokens=0,
-        output_tokens=100,
-        reasoning_tokens=0,
+        {
+            "input_tokens": 2000,
+            "cached_input_tokens": 500,
+            "cache_write_input_tokens": 0,
+            "output_tokens": 100,
+            "reasoning_tokens": 0,
+        },
     )
     return unknown, known
 
