@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from rest_framework.test import APIClient
 
 from core.conversation.events import ErrorEvent, RuntimeEvent, Usage
 from core.conversation.services import session_create
@@ -303,6 +304,17 @@ def test_ollama_turn_stores_unreported_counts_as_unknown_and_chat_says_so() -> N
     assert totals.reasoning_tokens_unknown_events == 1
     assert totals.partial_cost_event_count == 1
     assert rollup_differences() == []
+    # The bootstrap's usage view reads the same: sums of the known, counts of the unknown, a partial cost.
+    client = APIClient()
+    client.force_authenticate(user=owner)
+    response = client.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    telemetry = response.json()["telemetry"]
+    for counts in (telemetry["all_time"], telemetry["by_model"][0]["all_time"]):
+        assert (counts["input_tokens"], counts["input_tokens_unknown_events"]) == (26, 0)
+        assert (counts["cached_input_tokens"], counts["cached_input_tokens_unknown_events"]) == (0, 1)
+        assert counts["reasoning_tokens_unknown_events"] == counts["cache_write_input_tokens_unknown_events"] == 1
+        assert (counts["cost"], counts["cost_partial"]) == ("0.000172800000", True)
 
 
 def test_a_cut_stream_fails_the_run_and_records_the_usage_that_arrived(monkeypatch: pytest.MonkeyPatch) -> None:
