@@ -446,7 +446,7 @@ def _complete(
                     role=MessageRole.ASSISTANT, content=text_after, parts=reasoning or None, token_count=output_tokens
                 )
             )
-        usage = _usage_record(run, stream, latency_ms=latency_ms)
+        usage = _usage_record(run, stream, latency_ms=latency_ms, answered=True)
         finished = run_finish(run_id=run.pk, status=RunStatus.COMPLETED)
         checkpoint = _checkpoint_if_crossed(session_id, run, was_over=was_over, last=appended[-1])
     return TurnResult(
@@ -459,10 +459,29 @@ def _complete(
     )
 
 
-def _usage_record(run: Run, stream: _Stream, *, latency_ms: int) -> UsageEvent | None:
-    """Record the usage the provider reported for this run (once: the request id is the run's)."""
+def _usage_record(run: Run, stream: _Stream, *, latency_ms: int, answered: bool = False) -> UsageEvent | None:
+    """Record the usage the provider reported for this run (once: the request id is the run's).
+
+    A provider that `answered` (the reply is complete) without reporting usage, as llama.cpp's
+    server does while streaming, still spent tokens: its event is recorded with every count unknown
+    (None), never as zeros. A failed turn without a report records nothing.
+    """
     if stream.usage is None:
-        return None
+        if not answered:
+            return None
+        return usage_record(
+            owner=run.owner,
+            request_id=f"run:{run.pk}",
+            route_alias=run.route.alias if run.route is not None else None,
+            session_id=run.session_id,
+            run_id=run.pk,
+            input_tokens=None,
+            cached_input_tokens=None,
+            cache_write_input_tokens=None,
+            output_tokens=None,
+            reasoning_tokens=None,
+            latency_ms=latency_ms,
+        ).event
     return usage_record(
         owner=run.owner,
         request_id=f"run:{run.pk}",
@@ -471,6 +490,7 @@ def _usage_record(run: Run, stream: _Stream, *, latency_ms: int) -> UsageEvent |
         run_id=run.pk,
         input_tokens=stream.usage.input_tokens,
         cached_input_tokens=stream.usage.cached_input_tokens,
+        cache_write_input_tokens=stream.usage.cache_write_input_tokens,
         output_tokens=stream.usage.output_tokens,
         reasoning_tokens=stream.usage.reasoning_tokens,
         latency_ms=latency_ms,

@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from core.admin_base import ReadOnlyAdmin, SessionFilter
-from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageByUserDay, UsageEvent
+from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageByUserDay, UsageCounters, UsageEvent
 from telemetry.selectors import TOKEN_FIELDS, UsageCounts, local_day, usage_all_time_totals, usage_events_totals
 
 
@@ -90,14 +90,72 @@ class UsageSessionFilter(SessionFilter):
         return [(str(row.session_id), str(row.session)) for row in rows]
 
 
-def usd_text(value: Decimal | None) -> str:
-    """An exact USD amount without trailing zeros ("0", "0.00042"); "unpriced" when unknown."""
-    return "unpriced" if value is None else format(value.normalize(), "f")
+def usd_text(value: Decimal | None, *, partial: bool = False) -> str:
+    """An exact USD amount without trailing zeros ("0", "0.00042"); "unpriced" when unknown; "at least …"
+    when partial (a lower bound)."""
+    if value is None:
+        return "unpriced"
+    text = format(value.normalize(), "f")
+    return f"at least {text}" if partial else text
+
+
+def _cost_partial(row: UsageEvent | UsageCounters) -> bool:
+    if isinstance(row, UsageEvent):
+        return row.cost_partial
+    return row.priced_event_count < row.event_count or row.partial_cost_event_count > 0
 
 
 @admin.display(description="cost (USD)")
 def cost_usd(row: UsageEvent | UsageByDay | UsageByUserDay | UsageBySession | UsageAllTime) -> str:
-    return usd_text(row.cost)
+    return usd_text(row.cost, partial=_cost_partial(row))
+
+
+def _event_tokens(event: UsageEvent, name: str) -> str:
+    value: int | None = getattr(event, name)
+    return "unknown" if value is None else str(value)
+
+
+def _rollup_tokens(row: UsageCounters, name: str) -> str:
+    """A rollup's sum with the events that did not report it: "1200", "1200 (+2 unknown)", "unknown"."""
+    value: int = getattr(row, name)
+    unknown: int = getattr(row, f"{name}_unknown_events")
+    if unknown and unknown == row.event_count:
+        return "unknown"
+    return f"{value} (+{unknown} unknown)" if unknown else str(value)
+
+
+def _tokens_text(row: UsageEvent | UsageCounters, name: str) -> str:
+    return _event_tokens(row, name) if isinstance(row, UsageEvent) else _rollup_tokens(row, name)
+
+
+@admin.display(description="input tokens")
+def input_tokens(row: UsageEvent | UsageCounters) -> str:
+    return _tokens_text(row, "input_tokens")
+
+
+@admin.display(description="cache read / write")
+def cache_tokens(row: UsageEvent | UsageCounters) -> str:
+    """The input read from and written to the prompt cache (both are parts of the input)."""
+    return f"{_tokens_text(row, 'cached_input_tokens')} / {_tokens_text(row, 'cache_write_input_tokens')}"
+
+
+@admin.display(description="output tokens")
+def output_tokens(row: UsageEvent | UsageCounters) -> str:
+    return _tokens_text(row, "output_tokens")
+
+
+@admin.display(description="reasoning tokens")
+def reasoning_tokens(row: UsageEvent | UsageCounters) -> str:
+    return _tokens_text(row, "reasoning_tokens")
+
+
+@admin.display(description="total tokens", ordering="total_tokens")
+def total_tokens(row: UsageEvent | UsageCounters) -> str:
+    return _tokens_text(row, "total_tokens")
+
+
+# The token columns of the events and of every rollup; "unknown" where the provider did not report a count.
+TOKEN_COLUMNS = (input_tokens, cache_tokens, output_tokens, reasoning_tokens, total_tokens)
 
 
 @admin.register(UsageEvent)
@@ -109,11 +167,13 @@ class UsageEventAdmin(ReadOnlyAdmin[UsageEvent]):
         "model",
         "route",
         "session",
-        *TOKEN_FIELDS,
+        *TOKEN_COLUMNS,
         cost_usd,
         "latency_ms",
     )
     list_filter = (DayFilter, ProviderFilter, ModelFilter, UsageSessionFilter)
+    # A NULL token count is one the provider did not report.
+    empty_value_display = "unknown"
     list_select_related = ("route", "session", "owner")
     search_fields = ("=request_id",)
     search_help_text = "Exact request id"
@@ -127,13 +187,14 @@ class UsageEventAdmin(ReadOnlyAdmin[UsageEvent]):
             filtered = changelist.has_active_filters or bool(changelist.query)
             totals: UsageCounts = usage_events_totals(changelist.queryset) if filtered else usage_all_time_totals()
             response.context_data["usage_totals"] = totals
-            response.context_data["usage_totals_cost"] = usd_text(totals.cost)
+            response.context_data["usage_totals_cost"] = usd_text(totals.cost, partial=totals.cost_partial)
+            response.context_data["usage_totals_tokens"] = [totals.tokens_text(name) for name in TOKEN_FIELDS]
             response.context_data["usage_totals_scope"] = "matching events" if filtered else "all time"
         return response
 
 
 # A rollup's counters, the cost shown as an exact decimal without trailing zeros.
-_COUNTER_COLUMNS = ("event_count", "priced_event_count", *TOKEN_FIELDS, cost_usd)
+_COUNTER_COLUMNS = ("event_count", "priced_event_count", *TOKEN_COLUMNS, cost_usd)
 
 
 @admin.register(UsageByDay)

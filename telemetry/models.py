@@ -7,11 +7,18 @@ model (`UsageByDay`), the session (`UsageBySession`) and all time per provider x
 of events; `manage.py telemetry_reconcile` proves the rollups still equal the sums of the events.
 
 Field names follow the OpenTelemetry GenAI usage conventions: `input_tokens`
-(`gen_ai.usage.input_tokens`, cached tokens included), `cached_input_tokens`
-(`gen_ai.usage.cache_read.input_tokens`, a part of the input), `output_tokens`
+(`gen_ai.usage.input_tokens`, cache reads and writes included), `cached_input_tokens`
+(`gen_ai.usage.cache_read.input_tokens`, a part of the input), `cache_write_input_tokens`
+(`gen_ai.usage.cache_creation.input_tokens`, a part of the input), `output_tokens`
 (`gen_ai.usage.output_tokens`, reasoning included), `reasoning_tokens`
 (`gen_ai.usage.reasoning.output_tokens`, a part of the output), `provider`
 (`gen_ai.provider.name`), `model` (`gen_ai.response.model`).
+
+"Not reported" is not zero: an event's token count is NULL when the provider did not report it
+(Ollama reports no cached or reasoning counts; a stream cut before its usage chunk reports only
+what arrived). Rollups sum the known values and count, per field, the events whose value was
+unknown (`<field>_unknown_events`); an event's cost prices what is known and `cost_partial` says
+when counts its price depends on were missing.
 
 Cost is kept as an integer number of pico-dollars (USD x 10¹²): a price per million tokens has
 at most six decimals, so tokens x price / 10⁶ is always a whole number of pico-dollars. Integers
@@ -64,18 +71,24 @@ class UsageEvent(models.Model):
     # Its own column: the event outlives its session. PROTECT, because deleting events anywhere but
     # `telemetry.services` would leave the rollups counting them.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_events")
-    input_tokens = models.PositiveIntegerField(default=0)
-    cached_input_tokens = models.PositiveIntegerField(default=0)
-    output_tokens = models.PositiveIntegerField(default=0)
-    reasoning_tokens = models.PositiveIntegerField(default=0)
-    total_tokens = models.PositiveBigIntegerField(default=0)
+    # NULL: the provider did not report this count (unknown, never read as zero).
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cached_input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_write_input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # input + output; NULL when either is unknown.
+    total_tokens = models.PositiveBigIntegerField(null=True, blank=True)
     # The route's prices (USD per million tokens) when the event was recorded; a correction
     # re-prices with these, never with today's prices.
     price_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     price_cached_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     price_output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    price_cache_write_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     # NULL when a price the event needs is unknown (see telemetry.services.usage_cost_pico_usd).
     cost_pico_usd = models.PositiveBigIntegerField(null=True, blank=True)
+    # True when the cost leaves out tokens whose count the provider did not report (a lower bound).
+    cost_partial = models.BooleanField(default=False)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     corrected_at = models.DateTimeField(null=True, blank=True)
@@ -94,19 +107,27 @@ class UsageEvent(models.Model):
             models.Index(fields=["day_timezone", "day"], name="usage_event_day_idx"),
         ]
         constraints = [
+            # A NULL on either side leaves a check unknown, which passes: an unknown count bounds nothing.
             models.CheckConstraint(
                 condition=Q(cached_input_tokens__lte=F("input_tokens")), name="usage_event_cached_le_input"
+            ),
+            models.CheckConstraint(
+                condition=Q(cache_write_input_tokens__lte=F("input_tokens") - F("cached_input_tokens")),
+                name="usage_event_cache_write_le_input",
             ),
             models.CheckConstraint(
                 condition=Q(reasoning_tokens__lte=F("output_tokens")), name="usage_event_reasoning_le_output"
             ),
             models.CheckConstraint(
-                condition=Q(total_tokens=F("input_tokens") + F("output_tokens")), name="usage_event_total_sum"
+                condition=Q(total_tokens=F("input_tokens") + F("output_tokens"))
+                | (Q(total_tokens__isnull=True) & (Q(input_tokens__isnull=True) | Q(output_tokens__isnull=True))),
+                name="usage_event_total_sum",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.request_id}: {self.provider}/{self.model} {self.total_tokens} tokens"
+        total = "unknown" if self.total_tokens is None else self.total_tokens
+        return f"{self.request_id}: {self.provider}/{self.model} {total} tokens"
 
     @property
     def cost(self) -> Decimal | None:
@@ -118,16 +139,26 @@ class UsageCounters(models.Model):
     """The counters every rollup keeps: events, priced events and the sum of each usage field.
 
     `cost_pico_usd` sums the costs of priced events only; `event_count - priced_event_count`
-    events had no known price, so a total with unpriced events is a lower bound.
+    events had no known price, and `partial_cost_event_count` priced events left out tokens the
+    provider did not report, so a total with either is a lower bound. Each token sum covers the
+    events that reported it; `<field>_unknown_events` counts the events that did not.
     """
 
     event_count = models.PositiveBigIntegerField(default=0)
     priced_event_count = models.PositiveBigIntegerField(default=0)
+    partial_cost_event_count = models.PositiveBigIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
     cached_input_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     reasoning_tokens = models.PositiveBigIntegerField(default=0)
     total_tokens = models.PositiveBigIntegerField(default=0)
+    input_tokens_unknown_events = models.PositiveBigIntegerField(default=0)
+    cached_input_tokens_unknown_events = models.PositiveBigIntegerField(default=0)
+    cache_write_input_tokens_unknown_events = models.PositiveBigIntegerField(default=0)
+    output_tokens_unknown_events = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens_unknown_events = models.PositiveBigIntegerField(default=0)
+    total_tokens_unknown_events = models.PositiveBigIntegerField(default=0)
     cost_pico_usd = models.PositiveBigIntegerField(default=0)
 
     class Meta:

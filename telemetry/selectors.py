@@ -18,7 +18,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, QuerySet, Sum
+from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -34,25 +34,53 @@ from telemetry.models import (
     pico_usd_to_decimal,
 )
 
-# The token counts of an event, each summed by the rollups.
-TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
+# The token counts of an event, each summed by the rollups (NULL in an event: not reported).
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+)
+# Per token field, the rollup counter of the events that did not report it.
+UNKNOWN_FIELDS = tuple(f"{name}_unknown_events" for name in TOKEN_FIELDS)
 # Every counter a rollup row holds (the sums of the events it covers).
-COUNTER_FIELDS = ("event_count", "priced_event_count", *TOKEN_FIELDS, "cost_pico_usd")
+COUNTER_FIELDS = (
+    "event_count",
+    "priced_event_count",
+    "partial_cost_event_count",
+    *TOKEN_FIELDS,
+    *UNKNOWN_FIELDS,
+    "cost_pico_usd",
+)
 SUMMARY_DAYS = 30
 RECENT_DAYS = 7
 
 
 @dataclass(frozen=True)
 class UsageCounts:
-    """Summed usage; every field is zero when there is nothing to count."""
+    """Summed usage; every field is zero when there is nothing to count.
+
+    Each token sum covers the events that reported that count; `<field>_unknown_events` counts
+    the events that did not, so a sum with unknown events is a lower bound.
+    """
 
     event_count: int = 0
     priced_event_count: int = 0
+    partial_cost_event_count: int = 0
     input_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
     total_tokens: int = 0
+    input_tokens_unknown_events: int = 0
+    cached_input_tokens_unknown_events: int = 0
+    cache_write_input_tokens_unknown_events: int = 0
+    output_tokens_unknown_events: int = 0
+    reasoning_tokens_unknown_events: int = 0
+    total_tokens_unknown_events: int = 0
     cost_pico_usd: int = 0
 
     @classmethod
@@ -80,6 +108,20 @@ class UsageCounts:
     def cost(self) -> Decimal:
         """The exact cost of the priced events in USD."""
         return pico_usd_to_decimal(self.cost_pico_usd)
+
+    @property
+    def cost_partial(self) -> bool:
+        """True when `cost` is a lower bound: some events had no price, or counts their price needs were unknown."""
+        return self.unpriced_event_count > 0 or self.partial_cost_event_count > 0
+
+    def tokens_text(self, name: str) -> str:
+        """One token sum as a person reads it: "1200", "1200 (+2 unknown)" (2 events did not report
+        it), or "unknown" when no event reported it."""
+        value: int = getattr(self, name)
+        unknown: int = getattr(self, f"{name}_unknown_events")
+        if unknown and unknown == self.event_count:
+            return "unknown"
+        return f"{value} (+{unknown} unknown)" if unknown else str(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,8 +365,16 @@ def usage_events(
 
 
 def _sums() -> dict[str, Any]:
-    out: dict[str, Any] = {"event_count": Count("id"), "priced_event_count": Count("cost_pico_usd")}
-    for name in COUNTER_FIELDS[2:]:
+    # The unknown counts come first: once a sum is named like its field, later references to that
+    # name would mean the sum. SUM skips NULLs (the known values); the NULLs are counted apart.
+    out: dict[str, Any] = {
+        unknown: Count("id", filter=Q(**{f"{name}__isnull": True}))
+        for name, unknown in zip(TOKEN_FIELDS, UNKNOWN_FIELDS, strict=True)
+    }
+    out["event_count"] = Count("id")
+    out["priced_event_count"] = Count("cost_pico_usd")
+    out["partial_cost_event_count"] = Count("id", filter=Q(cost_partial=True))
+    for name in (*TOKEN_FIELDS, "cost_pico_usd"):
         out[name] = Coalesce(Sum(name), 0, output_field=BigIntegerField())
     return out
 
@@ -424,6 +474,7 @@ def rollup_differences(*, recomputed: Rollups | None = None) -> list[RollupDiffe
 
 __all__ = [
     "COUNTER_FIELDS",
+    "UNKNOWN_FIELDS",
     "DayUsage",
     "ModelUsage",
     "ProviderUsage",

@@ -34,12 +34,14 @@ from core.models import AgentSession, ModelRoute, Provider, Run
 from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageByUserDay, UsageEvent
 from telemetry.selectors import (
     COUNTER_FIELDS,
+    UNKNOWN_FIELDS,
     RollupDifference,
     RollupModel,
     local_day,
     rollup_differences,
     rollups_recomputed,
 )
+from telemetry.selectors import TOKEN_FIELDS as ROLLUP_TOKEN_FIELDS
 
 MAX_TOKENS = 1_000_000_000
 MAX_REQUEST_ID_CHARS = 128
@@ -50,7 +52,20 @@ MAX_LATENCY_MS = 24 * 3600 * 1000
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 # One event may cost at most a million dollars; larger means a wrong price or a wrong count.
 MAX_EVENT_COST_PICO_USD = 10**6 * 10**12
-TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+# The counts a report gives (None: not reported); total_tokens is derived from them.
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+PRICE_FIELDS = (
+    "price_input_per_mtok",
+    "price_cached_input_per_mtok",
+    "price_cache_write_per_mtok",
+    "price_output_per_mtok",
+)
 
 # Fixed order in which a transaction touches the rollups (see the module docstring).
 ROLLUP_ORDER: tuple[RollupModel, ...] = (UsageByDay, UsageByUserDay, UsageBySession, UsageAllTime)
@@ -74,6 +89,70 @@ def _price_micro(price: Decimal | None) -> int | None:
     return int(scaled)
 
 
+@dataclass(frozen=True)
+class UsageCost:
+    """An event's cost: `pico_usd` is None when a price it needs is unknown; `partial` when it is a lower bound."""
+
+    pico_usd: int | None
+    partial: bool
+
+
+def _remainder_price(prices: list[int | None]) -> int | None:
+    """The lowest of the prices input tokens of an unreported kind may have had (None if one is unknown)."""
+    known = [price for price in prices if price is not None]
+    return min(known) if len(known) == len(prices) else None
+
+
+def usage_cost(
+    *,
+    input_tokens: int | None,
+    cached_input_tokens: int | None,
+    cache_write_input_tokens: int | None,
+    output_tokens: int | None,
+    price_input_per_mtok: Decimal | None,
+    price_cached_input_per_mtok: Decimal | None,
+    price_cache_write_per_mtok: Decimal | None,
+    price_output_per_mtok: Decimal | None,
+) -> UsageCost:
+    """The exact cost in pico-dollars of what is known, and whether counts the price depends on were unknown.
+
+    Input splits into cache reads (cached price, else the input price), cache writes (cache write
+    price, else the input price) and the rest (input price); output has the output price. Prices
+    are per million tokens. A price is needed only for a category with tokens, so an embedding call
+    (no output) is priced without an output price; a known category with tokens and no price makes
+    the whole event unpriced, never a sum that silently leaves tokens out.
+
+    An unreported count (None) prices nothing and makes the cost partial (a lower bound) unless its
+    price is 0; an unreported cache count matters only when its price differs from the input price,
+    and then the input it hides is priced at the lowest price it could have had.
+    """
+    price_input = _price_micro(price_input_per_mtok)
+    price_read = _price_micro(price_cached_input_per_mtok)
+    price_write = _price_micro(price_cache_write_per_mtok)
+    price_output = _price_micro(price_output_per_mtok)
+    price_read = price_input if price_read is None else price_read
+    price_write = price_input if price_write is None else price_write
+    subsets = ((cached_input_tokens, price_read), (cache_write_input_tokens, price_write))
+    hidden_prices = [price for tokens, price in subsets if tokens is None and price != price_input]
+    remainder = None if input_tokens is None else input_tokens - sum(tokens or 0 for tokens, _ in subsets)
+    parts = [
+        *((tokens, price) for tokens, price in subsets if tokens is not None),
+        (remainder, _remainder_price([price_input, *hidden_prices])),
+        (output_tokens, price_output),
+    ]
+    partial = bool(hidden_prices) and remainder is not None
+    total = 0
+    for tokens, price in parts:
+        if tokens is None:
+            partial = partial or price != 0
+        elif tokens and price is None:
+            return UsageCost(pico_usd=None, partial=partial)
+        else:
+            # tokens x micro-dollars per million tokens = pico-dollars.
+            total += tokens * (price or 0)
+    return UsageCost(pico_usd=total, partial=partial)
+
+
 def usage_cost_pico_usd(
     *,
     input_tokens: int,
@@ -82,46 +161,51 @@ def usage_cost_pico_usd(
     price_input_per_mtok: Decimal | None,
     price_cached_input_per_mtok: Decimal | None,
     price_output_per_mtok: Decimal | None,
+    cache_write_input_tokens: int = 0,
+    price_cache_write_per_mtok: Decimal | None = None,
 ) -> int | None:
-    """The exact cost in pico-dollars, or None when a price the event needs is unknown.
-
-    (input - cached) x input price + cached x (cached price, else input price) + output x output
-    price, prices per million tokens. A price is needed only for a category with tokens, so an
-    embedding call (no output) is priced without an output price; the result is never a partial
-    sum that silently leaves some tokens out.
-    """
-    price_input = _price_micro(price_input_per_mtok)
-    price_cached = _price_micro(price_cached_input_per_mtok)
-    price_output = _price_micro(price_output_per_mtok)
-    if price_cached is None:
-        price_cached = price_input
-    uncached = input_tokens - cached_input_tokens
-    parts = ((uncached, price_input), (cached_input_tokens, price_cached), (output_tokens, price_output))
-    if any(tokens and price is None for tokens, price in parts):
-        return None
-    # tokens x micro-dollars per million tokens = pico-dollars.
-    return sum(tokens * (price or 0) for tokens, price in parts)
+    """The exact cost in pico-dollars of fully reported counts, or None when a price they need is unknown."""
+    return usage_cost(
+        input_tokens=input_tokens,
+        cached_input_tokens=cached_input_tokens,
+        cache_write_input_tokens=cache_write_input_tokens,
+        output_tokens=output_tokens,
+        price_input_per_mtok=price_input_per_mtok,
+        price_cached_input_per_mtok=price_cached_input_per_mtok,
+        price_cache_write_per_mtok=price_cache_write_per_mtok,
+        price_output_per_mtok=price_output_per_mtok,
+    ).pico_usd
 
 
-def _counts_check(counts: Mapping[str, int], errors: dict[str, list[str]]) -> None:
+def _counts_check(counts: Mapping[str, int | None], errors: dict[str, list[str]]) -> None:
     for name in TOKEN_FIELDS:
         value = counts[name]
+        if value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, int):
-            errors.setdefault(name, []).append("must be a whole number")
+            errors.setdefault(name, []).append("must be a whole number, or null when the provider did not report it")
         elif value < 0:
             errors.setdefault(name, []).append(f"is {value}; a token count is zero or more")
         elif value > MAX_TOKENS:
             errors.setdefault(name, []).append(f"is {value}; at most {MAX_TOKENS:,} tokens per event")
     if errors:
         return
-    if counts["cached_input_tokens"] > counts["input_tokens"]:
+    input_tokens, output_tokens = counts["input_tokens"], counts["output_tokens"]
+    cached, written = counts["cached_input_tokens"], counts["cache_write_input_tokens"]
+    if input_tokens is not None and cached is not None and cached > input_tokens:
         errors["cached_input_tokens"] = [
-            f"{counts['cached_input_tokens']} is more than input_tokens {counts['input_tokens']}; "
+            f"{cached} is more than input_tokens {input_tokens}; "
             "cached input tokens are a part of the input, so count them in input_tokens too"
         ]
-    if counts["reasoning_tokens"] > counts["output_tokens"]:
+    elif input_tokens is not None and written is not None and written + (cached or 0) > input_tokens:
+        errors["cache_write_input_tokens"] = [
+            f"{written} plus cached_input_tokens {cached or 0} is more than input_tokens {input_tokens}; "
+            "cache writes are a part of the input, so count them in input_tokens too"
+        ]
+    reasoning = counts["reasoning_tokens"]
+    if output_tokens is not None and reasoning is not None and reasoning > output_tokens:
         errors["reasoning_tokens"] = [
-            f"{counts['reasoning_tokens']} is more than output_tokens {counts['output_tokens']}; "
+            f"{reasoning} is more than output_tokens {output_tokens}; "
             "reasoning tokens are a part of the output, so count them in output_tokens too"
         ]
 
@@ -167,16 +251,17 @@ def _raise_if(errors: dict[str, list[str]]) -> None:
 
 
 def _event_counters(event: UsageEvent) -> dict[str, int]:
-    return {
+    counters = {
         "event_count": 1,
         "priced_event_count": 0 if event.cost_pico_usd is None else 1,
-        "input_tokens": event.input_tokens,
-        "cached_input_tokens": event.cached_input_tokens,
-        "output_tokens": event.output_tokens,
-        "reasoning_tokens": event.reasoning_tokens,
-        "total_tokens": event.total_tokens,
+        "partial_cost_event_count": 1 if event.cost_pico_usd is not None and event.cost_partial else 0,
         "cost_pico_usd": event.cost_pico_usd or 0,
     }
+    for name, unknown in zip(ROLLUP_TOKEN_FIELDS, UNKNOWN_FIELDS, strict=True):
+        value: int | None = getattr(event, name)
+        counters[name] = value or 0
+        counters[unknown] = 1 if value is None else 0
+    return counters
 
 
 def _event_keys(event: UsageEvent) -> list[tuple[RollupModel, tuple[tuple[str, Any], ...]]]:
@@ -267,7 +352,7 @@ def _deltas_apply(deltas: Deltas) -> None:
 # --- Services ---------------------------------------------------------------------------------
 
 
-def _same_report(event: UsageEvent, provider: str | None, model: str | None, counts: Mapping[str, int]) -> bool:
+def _same_report(event: UsageEvent, provider: str | None, model: str | None, counts: Mapping[str, int | None]) -> bool:
     return (
         (provider is None or provider == event.provider)
         and (model is None or model == event.model)
@@ -276,7 +361,11 @@ def _same_report(event: UsageEvent, provider: str | None, model: str | None, cou
 
 
 def _repeat(
-    event: UsageEvent, owner: AbstractBaseUser, provider: str | None, model: str | None, counts: Mapping[str, int]
+    event: UsageEvent,
+    owner: AbstractBaseUser,
+    provider: str | None,
+    model: str | None,
+    counts: Mapping[str, int | None],
 ) -> RecordResult:
     if event.owner_id != owner.pk:
         # Nothing of the other user's event is shown; the id is simply taken.
@@ -339,10 +428,11 @@ def usage_record(
     route_alias: str | None = None,
     session_id: UUID | str | None = None,
     run_id: UUID | str | None = None,
-    input_tokens: int = 0,
-    cached_input_tokens: int = 0,
-    output_tokens: int = 0,
-    reasoning_tokens: int = 0,
+    input_tokens: int | None = 0,
+    cached_input_tokens: int | None = 0,
+    cache_write_input_tokens: int | None = 0,
+    output_tokens: int | None = 0,
+    reasoning_tokens: int | None = 0,
     latency_ms: int | None = None,
     occurred_at: dt.datetime | None = None,
 ) -> RecordResult:
@@ -351,7 +441,8 @@ def usage_record(
     The session and run must be `owner`'s; a `request_id` another user recorded is a conflict.
 
     `provider` and `model` default to the route's; `session` defaults to the run's. The cost is
-    priced with the route's prices now and is empty without a route.
+    priced with the route's prices now and is empty without a route. A count given as None was not
+    reported by the provider: it is stored as unknown, never as zero.
     """
     errors: dict[str, list[str]] = {}
     request_id = _name_check("request_id", request_id, MAX_REQUEST_ID_CHARS, errors) or ""
@@ -360,6 +451,7 @@ def usage_record(
     counts = {
         "input_tokens": input_tokens,
         "cached_input_tokens": cached_input_tokens,
+        "cache_write_input_tokens": cache_write_input_tokens,
         "output_tokens": output_tokens,
         "reasoning_tokens": reasoning_tokens,
     }
@@ -409,7 +501,7 @@ def _event_build(
     route_alias: str | None,
     session_id: UUID | str | None,
     run_id: UUID | str | None,
-    counts: Mapping[str, int],
+    counts: Mapping[str, int | None],
     latency_ms: int | None,
     occurred_at: dt.datetime,
 ) -> UsageEvent:
@@ -436,11 +528,7 @@ def _event_build(
     if errors or provider is None or model is None:
         _fail(errors)
 
-    prices: dict[str, Decimal | None] = {
-        "price_input_per_mtok": route.price_input_per_mtok if route else None,
-        "price_cached_input_per_mtok": route.price_cached_input_per_mtok if route else None,
-        "price_output_per_mtok": route.price_output_per_mtok if route else None,
-    }
+    prices: dict[str, Decimal | None] = {name: getattr(route, name) if route else None for name in PRICE_FIELDS}
     cost = _cost_checked(counts, prices)
     day, zone_name = local_day(occurred_at)
     return UsageEvent(
@@ -454,25 +542,37 @@ def _event_build(
         route=route,
         session=session,
         run=run,
-        total_tokens=counts["input_tokens"] + counts["output_tokens"],
-        cost_pico_usd=cost,
+        total_tokens=_total(counts),
+        cost_pico_usd=cost.pico_usd,
+        cost_partial=cost.partial,
         latency_ms=latency_ms,
         **counts,
         **prices,
     )
 
 
-def _cost_checked(counts: Mapping[str, int], prices: Mapping[str, Decimal | None]) -> int | None:
-    cost = usage_cost_pico_usd(
+def _total(counts: Mapping[str, int | None]) -> int | None:
+    """input + output, or None when either was not reported."""
+    input_tokens, output_tokens = counts["input_tokens"], counts["output_tokens"]
+    return None if input_tokens is None or output_tokens is None else input_tokens + output_tokens
+
+
+def _cost_checked(counts: Mapping[str, int | None], prices: Mapping[str, Decimal | None]) -> UsageCost:
+    cost = usage_cost(
         input_tokens=counts["input_tokens"],
         cached_input_tokens=counts["cached_input_tokens"],
+        cache_write_input_tokens=counts["cache_write_input_tokens"],
         output_tokens=counts["output_tokens"],
-        **prices,
+        price_input_per_mtok=prices["price_input_per_mtok"],
+        price_cached_input_per_mtok=prices["price_cached_input_per_mtok"],
+        price_cache_write_per_mtok=prices["price_cache_write_per_mtok"],
+        price_output_per_mtok=prices["price_output_per_mtok"],
     )
-    if cost is not None and cost > MAX_EVENT_COST_PICO_USD:
+    if cost.pico_usd is not None and cost.pico_usd > MAX_EVENT_COST_PICO_USD:
         raise InvalidInputError.for_field(
             "cost",
-            f"{cost / 10**12:,.2f} USD for one event is not plausible; check the token counts and the route's prices",
+            f"{cost.pico_usd / 10**12:,.2f} USD for one event is not plausible; "
+            "check the token counts and the route's prices",
         )
     return cost
 
@@ -487,12 +587,16 @@ def usage_correct(
     model: str | None = None,
     input_tokens: int | None = None,
     cached_input_tokens: int | None = None,
+    cache_write_input_tokens: int | None = None,
     output_tokens: int | None = None,
     reasoning_tokens: int | None = None,
     latency_ms: int | None = None,
     occurred_at: dt.datetime | None = None,
 ) -> UsageEvent:
-    """Change a recorded event's counts (re-priced with its recorded prices) and move it in every rollup."""
+    """Change a recorded event's counts (re-priced with its recorded prices) and move it in every rollup.
+
+    A count left None keeps its stored value (a correction fills in counts; it never forgets one).
+    """
     errors: dict[str, list[str]] = {}
     model = _name_check("model", model, MAX_MODEL_CHARS, errors)
     _latency_check(latency_ms, errors)
@@ -502,6 +606,7 @@ def usage_correct(
     given = {
         "input_tokens": input_tokens,
         "cached_input_tokens": cached_input_tokens,
+        "cache_write_input_tokens": cache_write_input_tokens,
         "output_tokens": output_tokens,
         "reasoning_tokens": reasoning_tokens,
     }
@@ -514,15 +619,9 @@ def usage_correct(
         _deltas_add(deltas, event, -1)
         for name, value in counts.items():
             setattr(event, name, value)
-        event.total_tokens = counts["input_tokens"] + counts["output_tokens"]
-        event.cost_pico_usd = _cost_checked(
-            counts,
-            {
-                "price_input_per_mtok": event.price_input_per_mtok,
-                "price_cached_input_per_mtok": event.price_cached_input_per_mtok,
-                "price_output_per_mtok": event.price_output_per_mtok,
-            },
-        )
+        event.total_tokens = _total(counts)
+        cost = _cost_checked(counts, {name: getattr(event, name) for name in PRICE_FIELDS})
+        event.cost_pico_usd, event.cost_partial = cost.pico_usd, cost.partial
         if model is not None:
             event.model = model
         if latency_ms is not None:
@@ -566,7 +665,9 @@ def usage_rollups_rebuild() -> list[RollupDifference]:
 __all__ = [
     "ROLLUP_ORDER",
     "RecordResult",
+    "UsageCost",
     "usage_correct",
+    "usage_cost",
     "usage_cost_pico_usd",
     "usage_delete",
     "usage_record",

@@ -82,6 +82,7 @@ class RouteConfig:
     max_output_tokens: int
     price_input_per_mtok: Decimal | None = None
     price_cached_input_per_mtok: Decimal | None = None
+    price_cache_write_per_mtok: Decimal | None = None
     price_output_per_mtok: Decimal | None = None
     is_default: bool = False
     enabled: bool = True

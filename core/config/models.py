@@ -73,6 +73,8 @@ class ModelRoute(models.Model):
     # USD per million tokens; empty means "no price known" (cost is then left empty).
     price_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     price_cached_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    # Writing input to the provider's prompt cache (Anthropic bills it apart); empty: the input price.
+    price_cache_write_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     price_output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     is_default = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)

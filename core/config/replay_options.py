@@ -13,7 +13,7 @@ from core.errors import InvalidInputError
 
 MAX_DELAY_MS = 10_000
 MAX_PAUSE_MS = 600_000
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cache_write_input_tokens")
 STEP_FIELDS: dict[str, dict[str, type]] = {
     "text": {"text": str},
     "tool_call": {"name": str, "arguments": dict},

@@ -95,6 +95,7 @@ _SHAPES: dict[Kind, dict[str, str]] = {
         "max_output_tokens": "int",
         "price_input_per_mtok": "decimal",
         "price_cached_input_per_mtok": "decimal",
+        "price_cache_write_per_mtok": "decimal",
         "price_output_per_mtok": "decimal",
         "is_default": "bool",
         "enabled": "bool",
@@ -487,7 +488,12 @@ def _route_rules(record: RouteConfig, location: str, problems: Problems, clean: 
             at(location, "max_output_tokens"),
             f"{record.max_output_tokens} is more than context_window_tokens ({record.context_window_tokens}); lower it",
         )
-    for name in ("price_input_per_mtok", "price_cached_input_per_mtok", "price_output_per_mtok"):
+    for name in (
+        "price_input_per_mtok",
+        "price_cached_input_per_mtok",
+        "price_cache_write_per_mtok",
+        "price_output_per_mtok",
+    ):
         price: Decimal | None = getattr(record, name)
         if price is None:
             continue

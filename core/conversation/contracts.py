@@ -130,7 +130,8 @@ def estimate_tokens(text: str, parts: list[MessagePart] | None = None) -> int:
 # - `tool_call`: `{"id", "name", "arguments": {...}, "raw_arguments"?: str, "arguments_error"?: str}`
 #   (the last two when the streamed arguments were cut short or invalid)
 # - `tool_result`: `{"tool_call_id", "content": str, "is_error"?: bool}`
-# - `usage`: `{"input_tokens", "output_tokens", "cached_input_tokens"?, "reasoning_tokens"?}` (integers ≥ 0)
+# - `usage`: `{"input_tokens", "output_tokens", "cached_input_tokens"?, "reasoning_tokens"?,
+#   "cache_write_input_tokens"?}` (integers ≥ 0, or null: the provider did not report it)
 # - `finish`: `{"reason", "provider_reason"?: str, "refusal"?: str}`
 # - `error`: `{"message": str, "code"?: str}`
 # - `run_finished`: `{"status": "completed" | "failed" | "cancelled" | "interrupted"}`
@@ -180,10 +181,11 @@ class ToolResultPayload(TypedDict):
 
 
 class UsagePayload(TypedDict):
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: NotRequired[int]
-    reasoning_tokens: NotRequired[int]
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_input_tokens: NotRequired[int | None]
+    reasoning_tokens: NotRequired[int | None]
+    cache_write_input_tokens: NotRequired[int | None]
 
 
 class ErrorPayload(TypedDict):
@@ -208,7 +210,7 @@ TracePayload = (
 )
 
 # Per type: required keys and optional keys with their kind ("text" is a non-empty string,
-# "string" may be empty, "count" an integer ≥ 0).
+# "string" may be empty, "count" an integer ≥ 0, "reported" a count or null: not reported).
 _EVENT_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "run_started": (
         {},
@@ -228,8 +230,8 @@ _EVENT_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     ),
     "tool_result": ({"tool_call_id": "text", "content": "string"}, {"is_error": "boolean"}),
     "usage": (
-        {"input_tokens": "count", "output_tokens": "count"},
-        {"cached_input_tokens": "count", "reasoning_tokens": "count"},
+        {"input_tokens": "reported", "output_tokens": "reported"},
+        {"cached_input_tokens": "reported", "reasoning_tokens": "reported", "cache_write_input_tokens": "reported"},
     ),
     "finish": ({"reason": "reason"}, {"provider_reason": "text", "refusal": "string"}),
     "error": ({"message": "text"}, {"code": "text"}),
@@ -241,6 +243,7 @@ _KIND_WORDS = {
     "object": "an object",
     "boolean": "a boolean",
     "count": "an integer of 0 or more",
+    "reported": "an integer of 0 or more, or null when the provider did not report it",
     "status": f"one of {', '.join(FINISH_STATUSES)}",
     "reason": f"one of {', '.join(FINISH_REASONS)}",
 }
@@ -255,6 +258,8 @@ def _kind_ok(kind: str, value: object) -> bool:
         return isinstance(value, dict)
     if kind == "boolean":
         return isinstance(value, bool)
+    if kind == "reported":
+        return value is None or _kind_ok("count", value)
     if kind == "count":
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
     if kind == "reason":

@@ -57,21 +57,34 @@ class ToolResult:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token usage the provider reported (OpenTelemetry GenAI names; cached and reasoning are subsets)."""
+    """Token usage the provider reported, in OpenTelemetry GenAI terms; None means not reported (unknown), never 0.
 
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int = 0
-    reasoning_tokens: int = 0
+    `input_tokens` (`gen_ai.usage.input_tokens`) counts every input token, cache reads and cache writes
+    included; `cached_input_tokens` (`gen_ai.usage.cache_read.input_tokens`) and
+    `cache_write_input_tokens` (`gen_ai.usage.cache_creation.input_tokens`) are parts of it.
+    `output_tokens` (`gen_ai.usage.output_tokens`) counts every output token, reasoning included;
+    `reasoning_tokens` (`gen_ai.usage.reasoning.output_tokens`) is a part of it.
+    """
+
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
     type: Literal["usage"] = "usage"
 
     def payload(self) -> dict[str, Any]:
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cached_input_tokens": self.cached_input_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-        }
+        return {name: getattr(self, name) for name in USAGE_TOKEN_FIELDS}
+
+
+# The token fields of `Usage`, in the order its payload and the usage records list them.
+USAGE_TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "cache_write_input_tokens",
+)
 
 
 # The values of core.conversation.contracts.FINISH_REASONS, which the trace contract checks (a test keeps them equal).

@@ -49,6 +49,7 @@ FIELD_HELP: dict[str, str] = {
     "max_output_tokens": "Most tokens one reply may use",
     "price_input_per_mtok": "USD per million input tokens",
     "price_cached_input_per_mtok": "USD per million cached input tokens",
+    "price_cache_write_per_mtok": "USD per million input tokens written to the prompt cache",
     "price_output_per_mtok": "USD per million output tokens",
     "is_default": "What a new session uses",
     "description": "What it does",

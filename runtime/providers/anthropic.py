@@ -13,7 +13,7 @@ reads and writes outside `input_tokens`) and cached is the cache reads. A stream
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import anthropic
@@ -90,23 +90,42 @@ def anthropic_messages(messages: Sequence[PromptMessage], names: ToolNames) -> l
 
 
 def anthropic_usage(counts: dict[str, int]) -> Usage:
-    cache_read = counts.get("cache_read_input_tokens", 0)
-    cache_write = counts.get("cache_creation_input_tokens", 0)
-    input_tokens = counts.get("input_tokens", 0) + cache_read + cache_write
-    # Anthropic does not report thinking tokens apart: they are inside output_tokens.
+    """The usage of the counts that arrived. Anthropic reports cache reads and cache writes outside
+    `input_tokens`, so they are added to it exactly once (LibreChat #13795 billed them twice);
+    a cache count it left out is unknown and adds nothing. The output is known only from
+    `message_delta` (message_start's is a placeholder): a stream cut before it has no output count.
+    Thinking tokens are inside output_tokens and never reported apart, so reasoning is unknown."""
+    cache_read = counts.get("cache_read_input_tokens")
+    cache_write = counts.get("cache_creation_input_tokens")
+    base = counts.get("input_tokens")
+    input_tokens = None if base is None else base + (cache_read or 0) + (cache_write or 0)
     return Usage(
-        input_tokens=input_tokens, output_tokens=counts.get("output_tokens", 0), cached_input_tokens=cache_read
+        input_tokens=input_tokens,
+        output_tokens=counts.get("output_tokens"),
+        cached_input_tokens=cache_read,
+        cache_write_input_tokens=cache_write,
+        reasoning_tokens=None,
     )
 
 
-def _count(counts: dict[str, int], usage: Any) -> None:
-    """Take every count `usage` reports (message_delta's are cumulative; a missing one keeps its value)."""
+def _count(counts: dict[str, int], usage: Any, *, final: bool) -> None:
+    """Take every count `usage` reports (message_delta's are cumulative; a missing one keeps its value);
+    the output count only from a `final` (message_delta) report."""
     if usage is None:
         return
     for key in USAGE_KEYS:
         value = getattr(usage, key, None)
-        if isinstance(value, int):
+        if isinstance(value, int) and value >= 0 and (final or key != "output_tokens"):
             counts[key] = value
+
+
+def _until_cut(stream: Iterable[Any], cut: list[Exception]) -> Iterator[Any]:
+    """The stream's events until it ends or fails; a failure is put in `cut` (the caller records the
+    usage that arrived before raising it again)."""
+    try:
+        yield from stream
+    except Exception as exc:
+        cut.append(exc)
 
 
 class AnthropicAdapter(LiveAdapter):
@@ -159,10 +178,11 @@ class AnthropicAdapter(LiveAdapter):
             http_client=anthropic.DefaultHttpxClient(event_hooks=http_hooks(self.stop)),
         )
         with client, client.messages.create(**request) as stream:
-            for event in stream:
+            cut: list[Exception] = []
+            for event in _until_cut(stream, cut):
                 kind = event.type
                 if kind == "message_start":
-                    _count(counts, event.message.usage)
+                    _count(counts, event.message.usage, final=False)
                 elif kind == "content_block_start":
                     block = event.content_block
                     slot: dict[str, Any] = {"type": block.type, "parts": []}
@@ -200,9 +220,14 @@ class AnthropicAdapter(LiveAdapter):
                         yield Reasoning(text="", state={"provider": "anthropic", "block": block_state})
                 elif kind == "message_delta":
                     provider_reason = event.delta.stop_reason or provider_reason
-                    _count(counts, event.usage)
+                    _count(counts, event.usage, final=True)
                 elif kind == "message_stop":
                     stopped = True
+            if cut:
+                # A connection cut mid-stream: the counts that arrived (message_start's input) are still usage.
+                if counts:
+                    yield anthropic_usage(counts)
+                raise cut[0]
         # A tool_use block still open when the stream ended was cut short (max_tokens).
         for slot in blocks.values():
             if slot["type"] == "tool_use":

@@ -17,6 +17,7 @@ times as `max_retries` allows. A base_url ending in an API version (`.../v1beta`
 from __future__ import annotations
 
 import base64
+import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -175,6 +176,11 @@ def _attach_signatures(parts: list[types.Part], reasoning: Sequence[dict[str, An
 
 
 def gemini_usage(meta: Any) -> Usage:
+    """Gemini's `usageMetadata`. Its JSON leaves out counts that are zero (proto3), so within a
+    reported usageMetadata an absent count is a reported 0. `cachedContentTokenCount` is already
+    inside `promptTokenCount`: it is never added again (LibreChat #12855 double-counted it).
+    `thoughtsTokenCount` is NOT inside `candidatesTokenCount`: it is added to the output. Gemini
+    bills no cache writes per request (an explicit cache is created and billed apart)."""
     prompt = meta.prompt_token_count or 0
     tool_prompt = meta.tool_use_prompt_token_count or 0
     candidates = meta.candidates_token_count or 0
@@ -186,7 +192,14 @@ def gemini_usage(meta: Any) -> Usage:
         output_tokens=candidates + thoughts,
         cached_input_tokens=min(cached, input_tokens),
         reasoning_tokens=thoughts,
+        cache_write_input_tokens=0,
     )
+
+
+def gemini_usage_cut(usage: Usage) -> Usage:
+    """The usage of a stream cut before its last chunk: the prompt counts are final in every chunk, the
+    output counts only in the last one, so the output is unknown (never the running count as if final)."""
+    return dataclasses.replace(usage, output_tokens=None, reasoning_tokens=None)
 
 
 def _signature(value: bytes | None) -> str:
@@ -298,6 +311,11 @@ class GoogleAdapter(LiveAdapter):
                                     )
                         if candidate.finish_reason is not None:
                             provider_reason = str(candidate.finish_reason.value)
+            except Exception:
+                # A connection cut mid-stream: the prompt counts that arrived are still usage.
+                if usage is not None:
+                    yield gemini_usage_cut(usage)
+                raise
             finally:
                 # Closing the SDK's generator closes its HTTP response (the stream stops at once).
                 close = getattr(stream, "close", None)
@@ -307,7 +325,7 @@ class GoogleAdapter(LiveAdapter):
             client.close()
         if not provider_reason:
             if usage is not None:
-                yield usage
+                yield gemini_usage_cut(usage)
             raise StreamInterruptedError("no finishReason arrived")
         if refusal:
             yield Finish(reason="content_filter", provider_reason=provider_reason, refusal=refusal)

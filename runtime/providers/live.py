@@ -175,18 +175,42 @@ def turns(messages: Sequence[PromptMessage]) -> Iterator[tuple[PromptMessage, li
             yield message, [part for part in message.parts if part["type"] == "tool_result"]
 
 
-def openai_usage(usage: Any, inputs: str, outputs: str) -> Usage:
+def _reported(value: object) -> int | None:
+    """A count the provider sent, or None when it sent none (not reported is not zero)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _part(part: int | None, whole: int | None) -> int | None:
+    """A subset count kept within its whole (a server that reports more than the whole is clipped)."""
+    return part if part is None or whole is None else min(part, whole)
+
+
+def openai_usage(usage: Any, inputs: str, outputs: str, *, bills_cache_writes: bool) -> Usage:
     """OpenAI's usage, its counts named `<inputs>_tokens` and `<outputs>_tokens` (Chat Completions:
-    prompt / completion; Responses: input / output): the inputs include cached reads, the outputs reasoning."""
-    input_tokens = getattr(usage, f"{inputs}_tokens", None) or 0
-    output_tokens = getattr(usage, f"{outputs}_tokens", None) or 0
-    cached = getattr(getattr(usage, f"{inputs}_tokens_details", None), "cached_tokens", None) or 0
-    reasoning = getattr(getattr(usage, f"{outputs}_tokens_details", None), "reasoning_tokens", None) or 0
+    prompt / completion; Responses: input / output).
+
+    The inputs already include cached reads (`<inputs>_tokens_details.cached_tokens`: never added
+    again) and the outputs reasoning. A count or details object the server leaves out (Ollama,
+    llama.cpp, vLLM send no details) is unknown, not zero. OpenAI itself writes its prompt cache
+    for free, so its cache writes are a reported zero (`bills_cache_writes=False`); a compatible
+    server's are unknown unless it reports `cache_write_tokens` (OpenRouter).
+    """
+    input_tokens = _reported(getattr(usage, f"{inputs}_tokens", None))
+    output_tokens = _reported(getattr(usage, f"{outputs}_tokens", None))
+    input_details = getattr(usage, f"{inputs}_tokens_details", None)
+    cached = _part(_reported(getattr(input_details, "cached_tokens", None)), input_tokens)
+    written = _reported(getattr(input_details, "cache_write_tokens", None))
+    if written is None and not bills_cache_writes and input_tokens is not None:
+        written = 0
+    if written is not None and input_tokens is not None:
+        written = min(written, input_tokens - (cached or 0))
+    reasoning = _reported(getattr(getattr(usage, f"{outputs}_tokens_details", None), "reasoning_tokens", None))
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        cached_input_tokens=min(cached, input_tokens),
-        reasoning_tokens=min(reasoning, output_tokens),
+        cached_input_tokens=cached,
+        reasoning_tokens=_part(reasoning, output_tokens),
+        cache_write_input_tokens=written,
     )
 
 

@@ -3,8 +3,8 @@
 Chosen over the native `/api/chat` so Ollama shares the Chat Completions code, retries and error
 handling every OpenAI-compatible server gets (`runtime.providers.openai_chat`), with streamed
 usage (`stream_options.include_usage`) and tool calls in the same shape. A base_url with no path
-(`http://localhost:11434`) gets `/v1`. Ollama reports no cached and no reasoning token counts
-(they are sent as 0 today: see the `Usage` event), and streams thinking as `delta.reasoning`.
+(`http://localhost:11434`) gets `/v1`. Ollama reports no cached, cache-write or reasoning token
+counts: they are recorded as unknown (None), never as 0. It streams thinking as `delta.reasoning`.
 """
 
 from __future__ import annotations

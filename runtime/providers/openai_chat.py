@@ -87,9 +87,10 @@ def chat_messages(messages: Sequence[PromptMessage], names: ToolNames) -> list[d
     return out
 
 
-def chat_usage(usage: Any) -> Usage:
-    """Chat Completions usage: prompt_tokens includes cached reads, completion_tokens includes reasoning."""
-    return openai_usage(usage, "prompt", "completion")
+def chat_usage(usage: Any, kind: str) -> Usage:
+    """Chat Completions usage: prompt_tokens includes cached reads, completion_tokens includes reasoning;
+    OpenAI (`kind` openai) bills no cache writes, other servers' are unknown unless reported."""
+    return openai_usage(usage, "prompt", "completion", bills_cache_writes=kind != ProviderKind.OPENAI.value)
 
 
 def _reasoning_delta(delta: Any) -> str:
@@ -131,7 +132,7 @@ def chat_completions_events(
     with openai_client(adapter, key=key) as client, client.chat.completions.create(**request) as stream:
         for chunk in stream:
             if chunk.usage is not None:
-                usage = chat_usage(chunk.usage)
+                usage = chat_usage(chunk.usage, adapter.kind)
             for choice in chunk.choices:
                 if choice.index != 0:
                     continue

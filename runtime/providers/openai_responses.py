@@ -100,8 +100,9 @@ def responses_input(messages: Sequence[PromptMessage], names: ToolNames) -> list
 
 
 def responses_usage(usage: Any) -> Usage:
-    """Responses usage: input_tokens includes cached reads, output_tokens includes reasoning."""
-    return openai_usage(usage, "input", "output")
+    """Responses usage: input_tokens includes cached reads, output_tokens includes reasoning; OpenAI
+    writes its prompt cache for free (cache writes are a reported 0)."""
+    return openai_usage(usage, "input", "output", bills_cache_writes=False)
 
 
 def _reasoning_text(item: Any) -> str:

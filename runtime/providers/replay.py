@@ -4,8 +4,8 @@ Options (the provider's `options` table in the config file), all optional:
 
 - `prefix` (string, default `"replay: "`): the echo reply starts with it.
 - `chunk_chars` (1 to 10,000, default 16): the reply streams in text deltas of this many characters.
-- `usage` (object): fixed `input_tokens`, `output_tokens`, `cached_input_tokens`, `reasoning_tokens`
-  reported for every turn; each one left out is estimated (about 4 characters a token).
+- `usage` (object): fixed `input_tokens`, `output_tokens`, `cached_input_tokens`, `reasoning_tokens`,
+  `cache_write_input_tokens` reported for every turn; each one left out is estimated (about 4 characters a token).
 - `script` (list of turns): turn N answers the prompt's N-th user message (1-based); each turn is a
   list of steps `{"type": "text", "text"}`, `{"type": "tool_call", "name", "arguments"}`,
   `{"type": "tool_result", "content", "is_error"}`, `{"type": "error", "message"}`,
@@ -156,6 +156,7 @@ class ReplayAdapter(ProviderAdapter):
             "output_tokens": estimate_tokens(reply),
             "cached_input_tokens": 0,
             "reasoning_tokens": 0,
+            "cache_write_input_tokens": 0,
         }
         values.update(self.options.usage)
         if override:
@@ -163,9 +164,14 @@ class ReplayAdapter(ProviderAdapter):
         # Keep the subsets inside their totals whatever the options say.
         values["cached_input_tokens"] = min(values["cached_input_tokens"], values["input_tokens"])
         values["reasoning_tokens"] = min(values["reasoning_tokens"], values["output_tokens"])
+        values["cache_write_input_tokens"] = min(
+            values["cache_write_input_tokens"], values["input_tokens"] - values["cached_input_tokens"]
+        )
+        # The replay knows every count exactly: none is unknown.
         return Usage(
             input_tokens=values["input_tokens"],
             output_tokens=values["output_tokens"],
             cached_input_tokens=values["cached_input_tokens"],
             reasoning_tokens=values["reasoning_tokens"],
+            cache_write_input_tokens=values["cache_write_input_tokens"],
         )

@@ -28,10 +28,21 @@ class UsageRecordSerializer(serializers.Serializer[Any]):
     )
     session = serializers.UUIDField(required=False, allow_null=True)
     run = serializers.UUIDField(required=False, allow_null=True, help_text="Must belong to `session` when both given")
-    input_tokens = serializers.IntegerField(default=0, help_text="All input tokens, cached ones included")
-    cached_input_tokens = serializers.IntegerField(default=0, help_text="Input tokens read from cache (part of input)")
-    output_tokens = serializers.IntegerField(default=0, help_text="All output tokens, reasoning included")
-    reasoning_tokens = serializers.IntegerField(default=0, help_text="Reasoning tokens (part of output)")
+    input_tokens = serializers.IntegerField(
+        default=0, allow_null=True, help_text="All input tokens, cache reads and writes included; null: not reported"
+    )
+    cached_input_tokens = serializers.IntegerField(
+        default=0, allow_null=True, help_text="Input tokens read from the cache (part of input); null: not reported"
+    )
+    cache_write_input_tokens = serializers.IntegerField(
+        default=0, allow_null=True, help_text="Input tokens written to the cache (part of input); null: not reported"
+    )
+    output_tokens = serializers.IntegerField(
+        default=0, allow_null=True, help_text="All output tokens, reasoning included; null: not reported"
+    )
+    reasoning_tokens = serializers.IntegerField(
+        default=0, allow_null=True, help_text="Reasoning tokens (part of output); null: not reported"
+    )
     latency_ms = serializers.IntegerField(required=False, allow_null=True)
     occurred_at = serializers.DateTimeField(required=False, help_text="When the call finished (default: now)")
 
@@ -49,6 +60,9 @@ class UsageEventSerializer(serializers.ModelSerializer[UsageEvent]):
         allow_null=True,
         help_text="Exact USD; null when the route has no price",
     )
+    cost_partial = serializers.BooleanField(
+        read_only=True, help_text="The cost leaves out tokens the provider did not report: a lower bound"
+    )
 
     class Meta:
         model = UsageEvent
@@ -65,6 +79,7 @@ class UsageEventSerializer(serializers.ModelSerializer[UsageEvent]):
             "run",
             *TOKEN_FIELDS,
             "cost",
+            "cost_partial",
             "latency_ms",
             "created",
             "corrected_at",
@@ -89,18 +104,32 @@ class UsageSummaryQuerySerializer(serializers.Serializer[Any]):
 
 
 class UsageCountsSerializer(serializers.Serializer[Any]):
-    """Summed usage; zeros when there is nothing to count."""
+    """Summed usage; zeros when there is nothing to count. Each token sum covers the events that
+    reported that count; `<field>_unknown_events` counts those that did not (null in the event)."""
 
     event_count = serializers.IntegerField()
     priced_event_count = serializers.IntegerField()
     unpriced_event_count = serializers.IntegerField(help_text="Events not in `cost`: their route had no price")
+    partial_cost_event_count = serializers.IntegerField(
+        help_text="Priced events whose cost leaves out tokens the provider did not report"
+    )
     input_tokens = serializers.IntegerField()
     cached_input_tokens = serializers.IntegerField()
+    cache_write_input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
     reasoning_tokens = serializers.IntegerField()
     total_tokens = serializers.IntegerField()
+    input_tokens_unknown_events = serializers.IntegerField(help_text="Events that did not report input_tokens")
+    cached_input_tokens_unknown_events = serializers.IntegerField()
+    cache_write_input_tokens_unknown_events = serializers.IntegerField()
+    output_tokens_unknown_events = serializers.IntegerField()
+    reasoning_tokens_unknown_events = serializers.IntegerField()
+    total_tokens_unknown_events = serializers.IntegerField()
     cost = serializers.DecimalField(
         max_digits=COST_MAX_DIGITS, decimal_places=COST_DECIMAL_PLACES, help_text="Exact USD of the priced events"
+    )
+    cost_partial = serializers.BooleanField(
+        help_text="`cost` is a lower bound: some events had no price or did not report counts their price needs"
     )
 
 

@@ -91,6 +91,7 @@ class UsageViewSet(PagedViewSet[UsageEvent]):
             run_id=data.get("run"),
             input_tokens=data["input_tokens"],
             cached_input_tokens=data["cached_input_tokens"],
+            cache_write_input_tokens=data["cache_write_input_tokens"],
             output_tokens=data["output_tokens"],
             reasoning_tokens=data["reasoning_tokens"],
             latency_ms=data.get("latency_ms"),

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 
 from core.config.contracts import RouteConfig, ToolConfig
 from core.config.validation import ConfigInvalidError, document_parse
+from core.models import ModelRoute
 from tests.core.conftest import MINIMAL
 
 
@@ -258,7 +259,7 @@ def test_unknown_top_level_and_record_keys() -> None:
         "[[skills]], [[mcp_servers]], [[agents]], [[teams]])",
         "routes[0].max_output: unknown field for a route; did you mean 'max_output_tokens'? (expected one of: "
         "alias, provider, model_id, context_window_tokens, max_output_tokens, price_input_per_mtok, "
-        "price_cached_input_per_mtok, price_output_per_mtok, is_default, enabled)",
+        "price_cached_input_per_mtok, price_cache_write_per_mtok, price_output_per_mtok, is_default, enabled)",
     ]
 
 
@@ -384,3 +385,20 @@ def test_a_secret_used_as_a_key_shows_only_its_prefix_in_the_location() -> None:
         "tools[0].parameters.properties.sk-pr…: 'sk-pr…' looks like a secret; give the name of an environment variable"
     ]
     assert all("RECOGNISABLE" not in problem for problem in problems)
+
+
+def test_route_cache_write_price_is_parsed_checked_and_loaded(tmp_path: Path, db: None) -> None:
+    priced = MINIMAL.replace(
+        "price_output_per_mtok = 0.6", "price_output_per_mtok = 0.6\nprice_cache_write_per_mtok = 3.75"
+    )
+    assert str(document_parse(tomllib.loads(priced)).routes[1].price_cache_write_per_mtok) == "3.75"
+    negative = tomllib.loads(MINIMAL)
+    negative["routes"][1]["price_cache_write_per_mtok"] = -1
+    assert problems_raw(negative) == [
+        "routes[1].price_cache_write_per_mtok: -1 is out of range; use 0 to 999999.999999 (USD per million tokens)"
+    ]
+    path = tmp_path / "agentchat.toml"
+    path.write_text(priced, encoding="utf-8")
+    call_command("load_config", str(path), stdout=io.StringIO())
+    route = ModelRoute.objects.get(alias="fast")
+    assert (str(route.price_cache_write_per_mtok), route.price_cached_input_per_mtok) == ("3.750000", None)

@@ -150,12 +150,22 @@ def test_brand_new_database_every_view_empty_or_blocked_with_reasons(api: APICli
         "event_count": 0,
         "priced_event_count": 0,
         "unpriced_event_count": 0,
+        "partial_cost_event_count": 0,
         "input_tokens": 0,
         "cached_input_tokens": 0,
+        "cache_write_input_tokens": 0,
         "output_tokens": 0,
         "reasoning_tokens": 0,
         "total_tokens": 0,
+        # Per token field, the events that did not report it (none yet).
+        "input_tokens_unknown_events": 0,
+        "cached_input_tokens_unknown_events": 0,
+        "cache_write_input_tokens_unknown_events": 0,
+        "output_tokens_unknown_events": 0,
+        "reasoning_tokens_unknown_events": 0,
+        "total_tokens_unknown_events": 0,
         "cost": "0.000000000000",
+        "cost_partial": False,
     }
     assert body["telemetry"]["today"] == zeros
     assert body["telemetry"]["all_time"] == zeros
@@ -334,6 +344,7 @@ def test_example_config_without_keys(api: APIClient, example_loaded: None) -> No
         "max_output_tokens": 16384,
         "price_input_per_mtok": "0.150000",
         "price_cached_input_per_mtok": "0.075000",
+        "price_cache_write_per_mtok": None,
         "price_output_per_mtok": "0.600000",
         "is_default": False,
         "enabled": True,

@@ -119,7 +119,11 @@ def test_replay_echoes_in_chunks_with_usage() -> None:
     events = list(adapter.stream(prompt("hello world")))
     deltas = [event.text for event in events if isinstance(event, TextDelta)]
     assert deltas == ["repla", "y: he", "llo w", "orld"]
-    assert events[-2:] == [Finish(reason="stop"), Usage(input_tokens=3, output_tokens=5)]  # 11 and 19 characters
+    # 11 and 19 characters; the replay knows every count, so none is unknown.
+    usage = Usage(
+        input_tokens=3, output_tokens=5, cached_input_tokens=0, reasoning_tokens=0, cache_write_input_tokens=0
+    )
+    assert events[-2:] == [Finish(reason="stop"), usage]
     assert list(adapter.stream(prompt("hello world"))) == events  # deterministic
 
 
@@ -146,7 +150,7 @@ def test_replay_script_turns_and_usage_override() -> None:
     assert first == [
         TextDelta(text="first"),
         Finish(reason="stop"),
-        Usage(input_tokens=10, output_tokens=2, reasoning_tokens=1),
+        Usage(input_tokens=10, output_tokens=2, cached_input_tokens=0, reasoning_tokens=1, cache_write_input_tokens=0),
     ]
     second = list(adapter.stream(prompt("a", "b")))
     assert second[:3] == [

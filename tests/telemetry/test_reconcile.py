@@ -107,7 +107,9 @@ def test_repair_rebuilds_rollups_of_bulk_created_events(priced_route: ModelRoute
         )
         for n in range(1, 101)
     )
-    assert len(rollup_differences()) == 3 * 5  # day, user x day and all-time rows missing: 5 non-zero counters each
+    # Day, user x day and all-time rows missing, 9 non-zero counters each: events, priced events, input,
+    # total, cost, and the events with no cached, cache write, output or reasoning count (left NULL: unknown).
+    assert len(rollup_differences()) == 3 * 9
     usage_rollups_rebuild()
     total = UsageAllTime.objects.get()
     odd = sum(range(1, 101, 2))

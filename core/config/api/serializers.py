@@ -108,6 +108,7 @@ class RouteSerializer(serializers.ModelSerializer[ModelRoute]):
             "max_output_tokens",
             "price_input_per_mtok",
             "price_cached_input_per_mtok",
+            "price_cache_write_per_mtok",
             "price_output_per_mtok",
             "is_default",
             "enabled",

@@ -83,9 +83,17 @@ class Command(BaseCommand):
             self.stdout.write("usage: not reported by the provider")
             return
         cost = "no price on this route" if usage.cost is None else cost_display(usage.cost)
+        if usage.cost is not None and usage.cost_partial:
+            cost = f"at least {cost} (some counts were not reported)"
+
+        def count(name: str) -> str:
+            value = getattr(usage, name)
+            return "unknown" if value is None else str(value)
+
         self.stdout.write(
-            f"usage: input {usage.input_tokens} (cached {usage.cached_input_tokens}) · "
-            f"output {usage.output_tokens} (reasoning {usage.reasoning_tokens}) · total {usage.total_tokens} "
+            f"usage: input {count('input_tokens')} (cache read {count('cached_input_tokens')}, "
+            f"cache write {count('cache_write_input_tokens')}) · "
+            f"output {count('output_tokens')} (reasoning {count('reasoning_tokens')}) · total {count('total_tokens')} "
             f"tokens · cost {cost}"
         )
 

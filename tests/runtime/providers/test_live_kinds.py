@@ -50,20 +50,34 @@ EXPECTED_TEXT: dict[str, tuple[str, Finish, Usage | None]] = {
     "openai_responses": (
         "Hello, world!",
         Finish(reason="stop", provider_reason="completed"),
-        Usage(input_tokens=1500, output_tokens=300, cached_input_tokens=1280, reasoning_tokens=256),
+        Usage(
+            input_tokens=1500,
+            output_tokens=300,
+            cached_input_tokens=1280,
+            reasoning_tokens=256,
+            cache_write_input_tokens=0,
+        ),
     ),
-    # Anthropic: input 25 + cache reads 3000 + cache writes 1200; cached = the reads only.
+    # Anthropic: input 25 + cache reads 3000 + cache writes 1200; cached = the reads only; thinking
+    # tokens are not reported apart (reasoning unknown).
     "anthropic": (
         "Hello, world!",
         Finish(reason="stop", provider_reason="end_turn"),
-        Usage(input_tokens=4225, output_tokens=120, cached_input_tokens=3000),
+        Usage(input_tokens=4225, output_tokens=120, cached_input_tokens=3000, cache_write_input_tokens=1200),
     ),
     # Gemini: output = candidates 50 + thoughts 200; the cached 1500 are inside the prompt's 2000.
     "google": (
         "Hello, world!",
         Finish(reason="stop", provider_reason="STOP"),
-        Usage(input_tokens=2000, output_tokens=250, cached_input_tokens=1500, reasoning_tokens=200),
+        Usage(
+            input_tokens=2000,
+            output_tokens=250,
+            cached_input_tokens=1500,
+            reasoning_tokens=200,
+            cache_write_input_tokens=0,
+        ),
     ),
+    # Ollama reports no cached, cache write or reasoning counts: unknown, not zero.
     "ollama": (
         "Hello from Ollama",
         Finish(reason="stop", provider_reason="stop"),
@@ -173,7 +187,9 @@ def test_length_cut_off(make_adapter: AdapterFactory, name: str) -> None:
         assert cut[0].arguments_error is not None
         assert "cut short" in cut[0].arguments_error
     if name == "google":  # thoughts are outside the candidates count
-        assert events[-1] == Usage(input_tokens=12, output_tokens=100, reasoning_tokens=96)
+        assert events[-1] == Usage(
+            input_tokens=12, output_tokens=100, cached_input_tokens=0, reasoning_tokens=96, cache_write_input_tokens=0
+        )
 
 
 # --- failures -----------------------------------------------------------------------------------
