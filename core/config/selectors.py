@@ -24,6 +24,7 @@ from core.config.contracts import (
     ProviderConfig,
     ReadinessReport,
     RecordConfig,
+    RecordReadiness,
     RouteConfig,
     RouteHealth,
 )
@@ -39,7 +40,7 @@ from core.config.models import (
     TeamMember,
     ToolSpec,
 )
-from core.config.readiness import readiness_report
+from core.config.readiness import provider_readiness, readiness_report, route_readiness
 from core.config.validation import References
 from core.errors import InvalidInputError
 from core.lookups import row_get
@@ -301,6 +302,19 @@ def route_health_get(*, route_id: int) -> RouteHealth | None:
     """What using one route taught; None when nothing was recorded (one query)."""
     status = RouteStatus.objects.filter(route_id=route_id).first()
     return None if status is None else route_status_health(status)
+
+
+def stored_route_readiness(route: ModelRoute) -> RecordReadiness:
+    """One stored route's readiness with what using it taught (its provider and status selected with it,
+    as `route_list` does: no query)."""
+    provider = provider_config(route.provider)
+    status = getattr(route, "status", None)  # missing until the route is probed or a turn blocks it
+    return route_readiness(
+        route_config(route),
+        provider_readiness(provider),
+        provider_config=provider,
+        health=None if status is None else route_status_health(status),
+    )
 
 
 def config_readiness(*, redacted: bool = False) -> ReadinessReport:

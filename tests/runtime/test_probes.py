@@ -260,3 +260,15 @@ def test_readiness_shows_a_redacted_probe_to_users_who_are_not_staff(monkeypatch
         f"the probe of route {route.alias!r} on provider {provider!r} failed (provider_unreachable)"
     )
     assert "127.0.0.1" not in str(body)
+
+
+def test_loading_the_config_file_again_keeps_the_route_status(example_loaded: None) -> None:
+    """The status is what the app learned, not configuration: `load_config` leaves it alone."""
+    status = route_probe(route_alias="replay")
+    assert status.probe_ok is True
+    call_command("load_config", stdout=io.StringIO())
+    kept = RouteStatus.objects.get(route__alias="replay")
+    assert (kept.probe_ok, kept.probed_at) == (True, status.probed_at)
+    state = next(item for item in config_readiness().routes if item.name == "replay")
+    assert state.probe is not None
+    assert state.probe.probed_at == status.probed_at

@@ -29,9 +29,8 @@ from core.config.readiness import (
     mcp_server_readiness,
     provider_credential,
     provider_readiness,
-    route_readiness,
 )
-from core.config.selectors import mcp_server_config, provider_config, route_config, route_status_health
+from core.config.selectors import mcp_server_config, provider_config, stored_route_readiness
 
 STATUSES = ["ready", "blocked", "disabled"]
 CREDENTIALS = ["present", "missing", "not_needed"]
@@ -133,13 +132,7 @@ class RouteSerializer(serializers.ModelSerializer[ModelRoute]):
 
     @extend_schema_field(ReadinessSerializer)
     def get_readiness(self, obj: ModelRoute) -> dict[str, Any]:
-        provider = provider_config(obj.provider)
-        status = getattr(obj, "status", None)  # selected with the route; missing until the route is used
-        health = None if status is None else route_status_health(status)
-        state = route_readiness(
-            route_config(obj), provider_readiness(provider), provider_config=provider, health=health
-        )
-        return _readiness(state)
+        return _readiness(stored_route_readiness(obj))
 
 
 class ToolSerializer(serializers.ModelSerializer[ToolSpec]):
