@@ -18,6 +18,7 @@ from core.models import AgentSession, ModelRoute
 from memory.context import context_inputs
 from memory.models import AttachmentContent, AttachmentSummary
 from memory.services import attachment_record
+from tests.memory.test_owner_migration import migrate
 from tests.owners import plain_user
 
 SHA = "ab" * 32
@@ -67,12 +68,6 @@ def test_the_same_bytes_recorded_by_two_accounts_are_two_contents(replay_route: 
 # --- the migration ------------------------------------------------------------------------------
 
 BEFORE = [("memory", "0005_pinned_index_by_owner")]
-
-
-def migrate(targets: list[tuple[str, str]]) -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
 
 
 @pytest.fixture
