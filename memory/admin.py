@@ -58,6 +58,7 @@ class SourceSessionFilter(SessionFilter):
 class LongTermMemoryAdmin(_MemoryAdmin[LongTermMemory]):
     list_display = [
         "id",
+        "owner",
         "kind",
         "key",
         "short_content",
@@ -67,8 +68,8 @@ class LongTermMemoryAdmin(_MemoryAdmin[LongTermMemory]):
         "updated",
         "last_used_at",
     ]
-    list_filter = ["kind", PinnedFilter, ImportanceFilter, SourceSessionFilter, "created"]
-    list_select_related = ["source_session"]
+    list_filter = ["owner", "kind", PinnedFilter, ImportanceFilter, SourceSessionFilter, "created"]
+    list_select_related = ["source_session", "owner"]
     search_fields = ["content"]  # answered by the full-text index, see get_search_results
     search_help_text = "Every word must occur (full-text search over content and key)."
     ordering = ["-created", "-id"]
@@ -110,9 +111,9 @@ class ScopeFilter(ConditionFilter):
 
 @admin.register(DailyEpisode)
 class DailyEpisodeAdmin(_MemoryAdmin[DailyEpisode]):
-    list_display = ["day", "timezone", "session", "source", "first_seq", "last_seq", "token_count", "updated"]
-    list_filter = ["source", ScopeFilter, SessionFilter, "day"]
-    list_select_related = ["session"]
+    list_display = ["day", "owner", "timezone", "session", "source", "first_seq", "last_seq", "token_count", "updated"]
+    list_filter = ["owner", "source", ScopeFilter, SessionFilter, "day"]
+    list_select_related = ["session", "owner"]
     search_fields = ["summary", "=session__id"]
     search_help_text = "Words in the summary, or a session id."
     date_hierarchy = "day"
@@ -126,12 +127,27 @@ class DailyEpisodeAdmin(_MemoryAdmin[DailyEpisode]):
 
 @admin.register(AttachmentSummary)
 class AttachmentSummaryAdmin(_MemoryAdmin[AttachmentSummary]):
-    list_display = ["display_name", "kind", "mime_type", "size", "sha256_prefix", "session", "message_seq", "created"]
-    list_filter = ["kind", SessionFilter, "created"]
-    list_select_related = ["content", "session", "message"]
+    list_display = [
+        "display_name",
+        "owner",
+        "kind",
+        "mime_type",
+        "size",
+        "sha256_prefix",
+        "session",
+        "message_seq",
+        "created",
+    ]
+    # The owner is the session's, which the content carries too.
+    list_filter = [("content__owner", admin.RelatedFieldListFilter), "kind", SessionFilter, "created"]
+    list_select_related = ["content__owner", "session", "message"]
     search_fields = ["display_name", "=content__sha256", "=session__id"]
     search_help_text = "A display name, a full sha256 or a session id."
     ordering = ["-created", "-id"]
+
+    @admin.display(description="owner", ordering="content__owner__username")
+    def owner(self, obj: AttachmentSummary) -> str:
+        return str(obj.content.owner)
 
     @admin.display(description="size (bytes)", ordering="content__size_bytes")
     def size(self, obj: AttachmentSummary) -> int:
@@ -148,8 +164,9 @@ class AttachmentSummaryAdmin(_MemoryAdmin[AttachmentSummary]):
 
 @admin.register(AttachmentContent)
 class AttachmentContentAdmin(_MemoryAdmin[AttachmentContent]):
-    list_display = ["sha256", "size_bytes", "token_count", "has_summary", "created"]
-    list_filter = ["created"]
+    list_display = ["sha256", "owner", "size_bytes", "token_count", "has_summary", "created"]
+    list_select_related = ["owner"]
+    list_filter = ["owner", "created"]
     search_fields = ["=sha256", "summary"]
     ordering = ["-created", "-id"]
 

@@ -191,8 +191,8 @@ def _read_tail(session_id: UUID, after_seq: int, leaf: int, budget_tokens: int) 
     return tail, True
 
 
-def _attachments(tail: list[Message]) -> list[ContextAttachment]:
-    """Summaries of the contents the tail refers to, newest reference first, one per sha256."""
+def _attachments(tail: list[Message], owner_id: int) -> list[ContextAttachment]:
+    """Summaries (the session owner's own) of the contents the tail refers to, newest first, one per sha256."""
     refs: dict[str, tuple[dict[str, Any], int]] = {}
     for message in tail:
         for part in message.parts if isinstance(message.parts, list) else []:
@@ -206,7 +206,7 @@ def _attachments(tail: list[Message]) -> list[ContextAttachment]:
         return []
     contents = {
         content.sha256: content
-        for content in AttachmentContent.objects.filter(sha256__in=list(refs))
+        for content in AttachmentContent.objects.filter(owner_id=owner_id, sha256__in=list(refs))
         .exclude(summary="")
         .only("sha256", "summary", "token_count")
     }
@@ -284,7 +284,7 @@ def context_inputs(
 
     after_seq = checkpoint.through_seq if checkpoint is not None else 0
     tail, unread = _read_tail(session.pk, after_seq, leaf, budget_tokens)
-    attachments = tuple(a for a in _attachments(tail) if budget.take(a.token_count))
+    attachments = tuple(a for a in _attachments(tail, session.owner_id) if budget.take(a.token_count))
 
     kept: list[ContextMessage] = []
     for message in tail:

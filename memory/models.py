@@ -160,9 +160,15 @@ class LongTermMemory(models.Model):
 
 
 class AttachmentContent(models.Model):
-    """One distinct content (by sha256) and its summary, shared by every message that refers to it."""
+    """One distinct content (by sha256) of one account and its summary, shared by that account's messages
+    that refer to it. Another account recording the same bytes gets a content of its own: what one
+    person's summary says is never shown to another."""
 
-    sha256 = models.CharField(max_length=64, unique=True)
+    # No index of its own: `attachment_content_owner_sha256_unique` (owner, sha256) leads with it.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="attachment_contents", db_index=False
+    )
+    sha256 = models.CharField(max_length=64)
     size_bytes = models.PositiveBigIntegerField()
     summary = models.TextField(blank=True, default="")
     token_count = models.PositiveIntegerField(default=0)
@@ -175,6 +181,8 @@ class AttachmentContent(models.Model):
             # A SHA-256 in hex is 64 characters (the service also checks it is lowercase hex; a REGEXP
             # check would need Django's SQLite function in every connection that writes).
             models.CheckConstraint(condition=Exact(Length("sha256"), 64), name="attachment_sha256_length"),
+            # One content per owner and sha256: the service and the context builder find it by this pair.
+            models.UniqueConstraint(fields=["owner", "sha256"], name="attachment_content_owner_sha256_unique"),
         ]
 
     def __str__(self) -> str:

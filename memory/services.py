@@ -423,7 +423,8 @@ def attachment_record(
     token_count: int | None = None,
     uri: str = "",
 ) -> AttachmentResult:
-    """Record that a message refers to some content; the content is summarised once, shared by sha256.
+    """Record that a message refers to some content; the content is summarised once per owner (the
+    session's), shared by sha256 among that owner's messages only.
 
     The message is given by its id (`message_id`) or by its seq in the session (`message_seq`), not both.
     The first summary given for a content is kept; a later record with a different summary does not
@@ -452,7 +453,7 @@ def attachment_record(
     summary_tokens = estimate_tokens(text) if tokens is None else tokens
 
     with transaction.atomic():
-        content, content_created = _content_get_or_create(digest, size, text, summary_tokens)
+        content, content_created = _content_get_or_create(session.owner_id, digest, size, text, summary_tokens)
         if content.size_bytes != size:
             raise ConflictError.for_field(
                 "size_bytes", f"{size} differs from the {content.size_bytes} bytes recorded for this sha256"
@@ -476,16 +477,20 @@ def attachment_record(
     return AttachmentResult(attachment=attachment, created=True, content_created=content_created)
 
 
-def _content_get_or_create(digest: str, size: int, summary: str, tokens: int) -> tuple[AttachmentContent, bool]:
-    content = AttachmentContent.objects.select_for_update().filter(sha256=digest).first()
+def _content_get_or_create(
+    owner_id: int, digest: str, size: int, summary: str, tokens: int
+) -> tuple[AttachmentContent, bool]:
+    """The owner's content for `digest`; another owner's content with the same bytes is never shared."""
+    mine = AttachmentContent.objects.select_for_update().filter(owner_id=owner_id, sha256=digest)
+    content = mine.first()
     if content is not None:
         return content, False
     try:
         with transaction.atomic():
             created = AttachmentContent.objects.create(
-                sha256=digest, size_bytes=size, summary=summary, token_count=tokens if summary else 0
+                owner_id=owner_id, sha256=digest, size_bytes=size, summary=summary, token_count=tokens if summary else 0
             )
     except IntegrityError:
         # The same content was recorded concurrently (PostgreSQL): share that row.
-        return AttachmentContent.objects.select_for_update().get(sha256=digest), False
+        return mine.get(), False
     return created, True

@@ -49,6 +49,9 @@ from uuid import UUID
 
 from django.db import transaction
 
+from core.config.readiness import route_health_reasons
+from core.config.selectors import provider_config, route_config, route_health_get
+from core.config.services import route_turn_outcome
 from core.conversation.contracts import MessagePart, ToolCallPart, ToolResultPart
 from core.conversation.events import ErrorEvent, Finish, Reasoning, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
 from core.conversation.selectors import (
@@ -179,6 +182,14 @@ def turn_refusal(*, session: AgentSession, user_text: object) -> ProviderAdapter
         raise ConflictError.for_field(
             "route", f"{session.route.alias!r} is {status.state}: {'; '.join(status.reasons)}"
         )
+    # What earlier turns or a probe taught: a refused key (still the same value) or an unknown model.
+    blocks = route_health_reasons(
+        route_config(session.route),
+        provider_config(session.route.provider),
+        route_health_get(route_id=session.route_id),
+    )
+    if blocks:
+        raise ConflictError.for_field("route", f"{session.route.alias!r} is blocked: {'; '.join(blocks)}")
     return adapter
 
 
@@ -346,9 +357,13 @@ def _stream_turn(
         with transaction.atomic():
             usage = _usage_record(run, stream, latency_ms=int((time.monotonic() - started) * 1000))
             finished = run_finish(run_id=run.pk, status=RunStatus.FAILED)
+            # A refused key or an unknown model blocks the route until the key changes or a later success.
+            route_turn_outcome(route=session.route, code=stream.error.code)
         return TurnResult(run=finished, messages=appended, text="", usage=usage, checkpoint=None)
     latency_ms = int((time.monotonic() - started) * 1000)
-    return _complete(run, user_message, appended, stream, latency_ms=latency_ms, was_over=was_over_threshold)
+    result = _complete(run, user_message, appended, stream, latency_ms=latency_ms, was_over=was_over_threshold)
+    route_turn_outcome(route=session.route, code="")  # a success lifts a block the route still had
+    return result
 
 
 def _existing(run: Run, user_message: Message) -> TurnResult:

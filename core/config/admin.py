@@ -30,13 +30,13 @@ from core.config.models import (
     TeamMember,
     ToolSpec,
 )
-from core.config.readiness import mcp_server_readiness, provider_credential, provider_readiness, route_readiness
+from core.config.readiness import mcp_server_readiness, provider_credential, provider_readiness
 from core.config.secrets import SECRET_HINT
 from core.config.selectors import (
     config_references,
     mcp_server_config,
     provider_config,
-    route_config,
+    stored_route_readiness,
 )
 from core.config.validation import ConfigInvalidError, record_from_raw, record_validate
 
@@ -178,12 +178,12 @@ class RouteAdmin(ConfigAdmin[ModelRoute]):
     form = _form(ModelRoute, Kind.ROUTE)
     list_display = ["alias", "provider", "model_id", "context_window_tokens", "is_default", "readiness", "enabled"]
     list_filter = ["provider", "is_default", "enabled"]
-    list_select_related = ["provider"]
+    list_select_related = ["provider", "status"]
     search_fields = ["alias", "model_id", "provider__name"]
 
     @admin.display(description="readiness")
     def readiness(self, obj: ModelRoute) -> str:
-        state = route_readiness(route_config(obj), provider_readiness(provider_config(obj.provider)))
+        state = stored_route_readiness(obj)
         return _readiness_text(state.status, state.reasons)
 
 

@@ -9,6 +9,7 @@ field by field.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -234,6 +235,28 @@ Credential: TypeAlias = Literal["present", "missing", "not_needed"]
 
 
 @dataclass(frozen=True)
+class ProbeResult:
+    """The last probe of a route: a minimal real request through its adapter (`manage.py check_providers`)."""
+
+    ok: bool
+    code: str  # "" when ok; else the error code (`key_refused`, `model_not_found`, `provider_unreachable`, …)
+    message: str
+    model: str
+    latency_ms: int | None
+    probed_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RouteHealth:
+    """What using a route taught (`RouteStatus`): the last probe, a refused key, a model the provider did not know."""
+
+    probe: ProbeResult | None = None
+    key_refused_env: str = ""
+    key_refused_hmac: str = ""  # HMAC (keyed by SECRET_KEY) of the refused value, never the value
+    model_missing: str = ""
+
+
+@dataclass(frozen=True)
 class RecordReadiness:
     """Whether one record can be used now, and if not, what a person should do about it."""
 
@@ -241,6 +264,8 @@ class RecordReadiness:
     name: str
     status: ReadinessStatus
     reasons: tuple[str, ...] = ()
+    # Routes only: the last probe (None: never probed).
+    probe: ProbeResult | None = None
 
 
 @dataclass(frozen=True)

@@ -182,3 +182,42 @@ class ConfigVersion(models.Model):
 
     def __str__(self) -> str:
         return f"configuration version {self.stamp}"
+
+
+class RouteStatus(models.Model):
+    """What the app learned about a route by using it: the last probe, a refused key, an unknown model.
+
+    Written only by `core.config.services` (a probe, or a turn's answer), never by `load_config`:
+    it is not configuration, so reloading the file keeps it. A refused key is kept as an HMAC of
+    the variable's value (keyed by SECRET_KEY), never the value: readiness blocks the route while
+    the variable still holds the value that was refused.
+    """
+
+    route = models.OneToOneField(ModelRoute, on_delete=models.CASCADE, primary_key=True, related_name="status")
+    # The last probe; `probed_at` null: never probed.
+    probe_ok = models.BooleanField(null=True, blank=True)
+    probe_code = models.CharField(max_length=64, blank=True, default="")
+    probe_message = models.TextField(blank=True, default="")
+    probe_model = models.CharField(max_length=200, blank=True, default="")
+    probe_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    probed_at = models.DateTimeField(null=True, blank=True)
+    # A 401/403: the variable named at the time and the HMAC of the value it held.
+    key_refused_env = models.CharField(max_length=128, blank=True, default="")
+    key_refused_hmac = models.CharField(max_length=64, blank=True, default="")
+    key_refused_at = models.DateTimeField(null=True, blank=True)
+    # A 404 for the model: which model id the provider did not know.
+    model_missing = models.CharField(max_length=200, blank=True, default="")
+    model_missing_at = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "route status"
+        verbose_name_plural = "route statuses"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(key_refused_at__isnull=True) | ~Q(key_refused_hmac=""), name="route_status_refusal_has_hmac"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"status of route {self.route_id}"

@@ -1,8 +1,11 @@
 """Readiness: can each provider, route, MCP server, agent and team be used right now?
 
-Pure functions over contracts. They read only whether an environment variable is set (never its
-value) and look commands up on PATH; they make no network call. Each reason is a sentence a
-person can act on: `OPENAI_API_KEY is not set`, `route 'fast' uses disabled provider 'openai'`.
+Pure functions over contracts. They read whether an environment variable is set and look commands
+up on PATH; they make no network call. What using a route taught (`RouteHealth`: a refused key, a
+model the provider did not know, the last probe) comes in beside the contracts. A refused key is
+compared by its HMAC (`env_fingerprint`): the variable's value is hashed, never kept or returned.
+Each reason is a sentence a person can act on: `OPENAI_API_KEY is not set`,
+`route 'fast' uses disabled provider 'openai'`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from django.conf import settings
+from django.utils.crypto import salted_hmac
 
 from core.config.contracts import (
     AgentConfig,
@@ -17,15 +24,28 @@ from core.config.contracts import (
     Credential,
     Kind,
     McpServerConfig,
+    ProbeResult,
     ProviderConfig,
     ReadinessReport,
     RecordReadiness,
     RouteConfig,
+    RouteHealth,
     TeamConfig,
 )
 from core.config.models import McpTransport
 
 DISABLED_REASON = "disabled in the configuration; enable it to use it"
+_FINGERPRINT_SALT = "agentchat.route-status.refused-key"
+
+
+def key_fingerprint(value: str) -> str:
+    """The HMAC-SHA256 (keyed by SECRET_KEY) of a key's value, in hex: tells a changed key without keeping it."""
+    return salted_hmac(_FINGERPRINT_SALT, value, secret=settings.SECRET_KEY, algorithm="sha256").hexdigest()
+
+
+def env_fingerprint(name: str) -> str:
+    """`key_fingerprint` of the variable's value now ("" unset counts as a value too)."""
+    return key_fingerprint(os.environ.get(name, "") if name else "")
 
 
 def env_is_set(name: str) -> bool:
@@ -72,10 +92,76 @@ def _dependency(kind: Kind, owner: str, name: str, state: RecordReadiness | None
     return []
 
 
-def route_readiness(route: RouteConfig, provider: RecordReadiness | None) -> RecordReadiness:
-    """A route is blocked while its provider is disabled or blocked."""
+def route_health_reasons(
+    route: RouteConfig,
+    provider: ProviderConfig | None,
+    health: RouteHealth | None,
+    *,
+    fingerprint: Callable[[str], str] = env_fingerprint,
+    redacted: bool = False,
+) -> list[str]:
+    """Why what using the route taught blocks it: a key refused while the variable still holds that value,
+    or a model the provider said it does not know while the route still names it."""
+    if health is None:
+        return []
+    reasons = []
+    if (
+        health.key_refused_hmac
+        and provider is not None
+        and health.key_refused_env == provider.api_key_env
+        and fingerprint(provider.api_key_env) == health.key_refused_hmac
+    ):
+        if redacted:
+            reasons.append(f"the key of provider {provider.name!r} was refused")
+        elif provider.api_key_env:
+            reasons.append(
+                f"the key in {provider.api_key_env} was refused; put a working key in it "
+                "(the route is usable again once the value changes) or probe the route again"
+            )
+        else:
+            reasons.append(
+                f"provider {provider.name!r} refused requests without a key; name the variable holding its key "
+                "in the provider's api_key_env, or probe the route again"
+            )
+    if health.model_missing and health.model_missing == route.model_id:
+        reasons.append(
+            f"provider {route.provider!r} does not know model {route.model_id!r}; fix the route's model_id, "
+            "or probe the route again once the model exists"
+        )
+    return reasons
+
+
+def _probe_shown(route: RouteConfig, probe: ProbeResult | None, redacted: bool) -> ProbeResult | None:
+    """The probe as a reader may see it: for users who are not staff the provider's message (which may
+    name a variable or a URL) becomes a sentence naming the records."""
+    if probe is None or not redacted or probe.ok:
+        return probe
+    message = f"the probe of route {route.alias!r} on provider {route.provider!r} failed ({probe.code})"
+    return ProbeResult(
+        ok=False,
+        code=probe.code,
+        message=message,
+        model=probe.model,
+        latency_ms=probe.latency_ms,
+        probed_at=probe.probed_at,
+    )
+
+
+def route_readiness(
+    route: RouteConfig,
+    provider: RecordReadiness | None,
+    *,
+    provider_config: ProviderConfig | None = None,
+    health: RouteHealth | None = None,
+    fingerprint: Callable[[str], str] = env_fingerprint,
+    redacted: bool = False,
+) -> RecordReadiness:
+    """A route is blocked while its provider is disabled or blocked, its key was refused, or its model is unknown."""
     reasons = _dependency(Kind.PROVIDER, f"route {route.alias!r}", route.provider, provider)
-    return _result(Kind.ROUTE, route.alias, route.enabled, reasons)
+    reasons += route_health_reasons(route, provider_config, health, fingerprint=fingerprint, redacted=redacted)
+    result = _result(Kind.ROUTE, route.alias, route.enabled, reasons)
+    probe = _probe_shown(route, health.probe if health else None, redacted)
+    return result if probe is None else replace(result, probe=probe)
 
 
 def mcp_server_readiness(
@@ -151,10 +237,27 @@ def readiness_report(
     is_set: Callable[[str], bool] = env_is_set,
     which: Callable[[str], str | None] = shutil.which,
     redacted: bool = False,
+    health: Mapping[str, RouteHealth] | None = None,
+    fingerprint: Callable[[str], str] = env_fingerprint,
 ) -> ReadinessReport:
-    """Readiness of every record in `document`, dependencies first (`redacted`: reasons name records only)."""
+    """Readiness of every record in `document`, dependencies first (`redacted`: reasons name records only).
+
+    `health`: what using each route taught, by alias (`core.config.selectors.route_health`).
+    """
     providers = {item.name: provider_readiness(item, is_set=is_set, redacted=redacted) for item in document.providers}
-    routes = {item.alias: route_readiness(item, providers.get(item.provider)) for item in document.routes}
+    provider_configs = {item.name: item for item in document.providers}
+    health = health or {}
+    routes = {
+        item.alias: route_readiness(
+            item,
+            providers.get(item.provider),
+            provider_config=provider_configs.get(item.provider),
+            health=health.get(item.alias),
+            fingerprint=fingerprint,
+            redacted=redacted,
+        )
+        for item in document.routes
+    }
     servers = {
         item.name: mcp_server_readiness(item, is_set=is_set, which=which, redacted=redacted)
         for item in document.mcp_servers

@@ -19,11 +19,14 @@ from core.config.contracts import (
     ConfigDocument,
     Kind,
     McpServerConfig,
+    ProbeResult,
     Problem,
     ProviderConfig,
     ReadinessReport,
     RecordConfig,
+    RecordReadiness,
     RouteConfig,
+    RouteHealth,
 )
 from core.config.models import (
     AgentProfile,
@@ -31,12 +34,13 @@ from core.config.models import (
     McpServerSpec,
     ModelRoute,
     Provider,
+    RouteStatus,
     SkillSpec,
     Team,
     TeamMember,
     ToolSpec,
 )
-from core.config.readiness import readiness_report
+from core.config.readiness import provider_readiness, readiness_report, route_readiness
 from core.config.validation import References
 from core.errors import InvalidInputError
 from core.lookups import row_get
@@ -69,8 +73,8 @@ def provider_list() -> QuerySet[Provider]:
 
 
 def route_list() -> QuerySet[ModelRoute]:
-    """Routes by alias, each with its provider."""
-    return ModelRoute.objects.select_related("provider").order_by("alias")
+    """Routes by alias, each with its provider and its status (what using it taught; none until then)."""
+    return ModelRoute.objects.select_related("provider", "status").order_by("alias")
 
 
 def route_resolve(route_alias: str | None, *, enabled_only: bool = True) -> ModelRoute:
@@ -246,8 +250,8 @@ def config_referrers(kind: Kind, key: str) -> list[str]:
     found: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
     for relation in instance._meta.related_objects:
-        if relation.one_to_many and relation.on_delete is models.CASCADE:
-            continue  # owned rows (a team's member list) go with the record
+        if (relation.one_to_many or relation.one_to_one) and relation.on_delete is models.CASCADE:
+            continue  # owned rows (a team's member list, a route's status) go with the record
         related = relation.related_model
         rows = related._default_manager.filter(**{relation.field.name: instance})
         label = _REFERRER_LABELS.get(related, str(related._meta.verbose_name_plural))
@@ -269,12 +273,57 @@ def config_referrers(kind: Kind, key: str) -> list[str]:
     return described + [f"{count} {label}" for label, count in counts.items()]
 
 
+def route_status_health(status: RouteStatus) -> RouteHealth:
+    """A stored route status as the readiness functions read it."""
+    probe = None
+    if status.probed_at is not None:
+        probe = ProbeResult(
+            ok=bool(status.probe_ok),
+            code=status.probe_code,
+            message=status.probe_message,
+            model=status.probe_model,
+            latency_ms=status.probe_latency_ms,
+            probed_at=status.probed_at,
+        )
+    return RouteHealth(
+        probe=probe,
+        key_refused_env=status.key_refused_env,
+        key_refused_hmac=status.key_refused_hmac,
+        model_missing=status.model_missing,
+    )
+
+
+def route_health() -> dict[str, RouteHealth]:
+    """What using each route taught (last probe, refused key, unknown model), by alias (one query)."""
+    return {status.route.alias: route_status_health(status) for status in RouteStatus.objects.select_related("route")}
+
+
+def route_health_get(*, route_id: int) -> RouteHealth | None:
+    """What using one route taught; None when nothing was recorded (one query)."""
+    status = RouteStatus.objects.filter(route_id=route_id).first()
+    return None if status is None else route_status_health(status)
+
+
+def stored_route_readiness(route: ModelRoute) -> RecordReadiness:
+    """One stored route's readiness with what using it taught (its provider and status selected with it,
+    as `route_list` does: no query)."""
+    provider = provider_config(route.provider)
+    status = getattr(route, "status", None)  # missing until the route is probed or a turn blocks it
+    return route_readiness(
+        route_config(route),
+        provider_readiness(provider),
+        provider_config=provider,
+        health=None if status is None else route_status_health(status),
+    )
+
+
 def config_readiness(*, redacted: bool = False) -> ReadinessReport:
-    """Readiness of every stored provider, route, MCP server, agent and team (12 queries, see snapshot).
+    """Readiness of every stored provider, route, MCP server, agent and team, with what using the routes
+    taught (13 queries: the snapshot's 12 and `route_health`).
 
     `redacted` (for users who are not staff): reasons name records, never variables, URLs or commands.
     """
-    return readiness_report(config_snapshot(), redacted=redacted)
+    return readiness_report(config_snapshot(), redacted=redacted, health=route_health())
 
 
 # --- the last `load_config` -------------------------------------------------------------------

@@ -13,14 +13,18 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from core.config.contracts import ConfigDocument, Kind, RecordConfig, kind_of
 from core.config.models import (
     ConfigVersion,
     ModelRoute,
+    RouteStatus,
     Team,
     TeamMember,
 )
+from core.config.readiness import env_fingerprint
 from core.config.selectors import (
     CONFIG_VERSION_ROW,
     MODELS,
@@ -235,6 +239,71 @@ def config_document_apply(*, document: ConfigDocument, prune: bool) -> ApplyResu
     return result
 
 
+# --- what using a route taught (RouteStatus: not configuration, so load_config leaves it) ----------
+
+KEY_REFUSED = "key_refused"
+MODEL_NOT_FOUND = "model_not_found"
+MAX_PROBE_MESSAGE_CHARS = 2000
+
+
+def _outcome_apply(status: RouteStatus, route: ModelRoute, code: str) -> None:
+    """Set or lift the blocks an answer implies: success lifts both; 401/403 and an unknown model set theirs."""
+    now = timezone.now()
+    if not code:
+        status.key_refused_env = status.key_refused_hmac = status.model_missing = ""
+        status.key_refused_at = status.model_missing_at = None
+    elif code == KEY_REFUSED:
+        status.key_refused_env = route.provider.api_key_env
+        status.key_refused_hmac = env_fingerprint(route.provider.api_key_env)
+        status.key_refused_at = now
+    elif code == MODEL_NOT_FOUND:
+        status.model_missing = route.model_id
+        status.model_missing_at = now
+
+
+def route_probe_record(*, route: ModelRoute, ok: bool, code: str, message: str, latency_ms: int | None) -> RouteStatus:
+    """Store a probe's result on the route's status (its provider selected), with the blocks it implies."""
+    with transaction.atomic():
+        status, _ = RouteStatus.objects.select_for_update().get_or_create(route_id=route.pk)
+        status.probe_ok = ok
+        status.probe_code = "" if ok else code
+        status.probe_message = message[:MAX_PROBE_MESSAGE_CHARS]
+        status.probe_model = route.model_id
+        status.probe_latency_ms = latency_ms
+        status.probed_at = timezone.now()
+        _outcome_apply(status, route, "" if ok else code)
+        status.save()
+    logger.info("route %r probed: %s", route.alias, "ok" if ok else code)
+    return status
+
+
+def route_turn_outcome(*, route: ModelRoute, code: str) -> None:
+    """What a turn's answer says about its route (its provider selected): `code` "" is a success.
+
+    A success lifts any block (one UPDATE, only where one is set); `key_refused` and `model_not_found`
+    set theirs; other failures say nothing about the route and write nothing.
+    """
+    if not code:
+        RouteStatus.objects.filter(
+            Q(key_refused_at__isnull=False) | Q(model_missing_at__isnull=False), route_id=route.pk
+        ).update(
+            key_refused_env="",
+            key_refused_hmac="",
+            key_refused_at=None,
+            model_missing="",
+            model_missing_at=None,
+            updated=timezone.now(),
+        )
+        return
+    if code not in (KEY_REFUSED, MODEL_NOT_FOUND):
+        return
+    with transaction.atomic():
+        status, _ = RouteStatus.objects.select_for_update().get_or_create(route_id=route.pk)
+        _outcome_apply(status, route, code)
+        status.save()
+    logger.info("route %r blocked by a turn's answer: %s", route.alias, code)
+
+
 __all__ = [
     "APPLY_ORDER",
     "ApplyResult",
@@ -243,4 +312,6 @@ __all__ = [
     "config_record_delete",
     "config_record_get",
     "config_record_update",
+    "route_probe_record",
+    "route_turn_outcome",
 ]

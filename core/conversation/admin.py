@@ -129,6 +129,7 @@ class AgentSessionAdmin(admin.ModelAdmin[AgentSession]):
 
     list_display = [
         "__str__",
+        "owner",
         "route",
         "status",
         "message_count",
@@ -137,8 +138,8 @@ class AgentSessionAdmin(admin.ModelAdmin[AgentSession]):
         "updated",
         "created",
     ]
-    list_select_related = ["route"]
-    list_filter = [SessionStatusFilter, "route", ("created", admin.DateFieldListFilter)]
+    list_select_related = ["route", "owner"]
+    list_filter = [SessionStatusFilter, "owner", "route", ("created", admin.DateFieldListFilter)]
     search_fields = ["title"]
     search_help_text = (
         "Searches titles, and message text (case-insensitive, 3 characters or more). Message search scans "
@@ -313,9 +314,9 @@ class RunStatusFilter(ConditionFilter):
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdmin[Run]):
     Media = _ConversationMedia
-    list_display = ["id", "session", "route", "status", "event_count", "created", "finished_at"]
-    list_select_related = ["session", "route"]
-    list_filter = [RunStatusFilter, "route", ("created", admin.DateFieldListFilter)]
+    list_display = ["id", "owner", "session", "route", "status", "event_count", "created", "finished_at"]
+    list_select_related = ["session", "route", "owner"]
+    list_filter = [RunStatusFilter, "owner", "route", ("created", admin.DateFieldListFilter)]
     ordering = ["-created", "-id"]
     fields = columns(Run, "text")
     readonly_fields = ["text"]

@@ -1,11 +1,11 @@
-"""The runtime's API routes: turns and the bootstrap."""
+"""The runtime's API routes: turns, the bootstrap and route probes."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, path, re_path
 
 from core.api.routing import Route
-from runtime.api.views import MessageEditView, MessageRegenerateView, SessionTurnView
+from runtime.api.views import MessageEditView, MessageRegenerateView, RouteProbeView, SessionTurnView
 from runtime.bootstrap.api import BootstrapView
 
 routes: list[Route] = []
@@ -20,4 +20,5 @@ urlpatterns: list[URLPattern] = [
         name="session-message-regenerate",
     ),
     path("sessions/<uuid:session_id>/messages/<int:seq>/edit/", MessageEditView.as_view(), name="session-message-edit"),
+    path("config/routes/<slug:alias>/probe/", RouteProbeView.as_view(), name="config-route-probe"),
 ]

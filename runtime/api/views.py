@@ -10,6 +10,7 @@ from uuid import UUID
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +18,8 @@ from rest_framework.views import APIView
 from core.api.acting import acting_user
 from core.api.serializers import StrictInputSerializer
 from core.api.views import error_response, parsed
+from core.config.api.serializers import RouteReadinessSerializer
+from core.config.selectors import config_readiness
 from core.conversation.api.serializers import (
     CheckpointSerializer,
     MessageSerializer,
@@ -24,6 +27,7 @@ from core.conversation.api.serializers import (
 )
 from core.conversation.contracts import FINISH_REASONS
 from core.conversation.selectors import message_seq
+from runtime.probes import route_probe
 from runtime.turns import TurnResult, turn_run
 from telemetry.api.serializers import UsageEventSerializer
 
@@ -137,3 +141,32 @@ class MessageEditView(APIView):
             edit_seq=message_seq(seq),
         )
         return _answer(result)
+
+
+class RouteProbeView(APIView):
+    """Probe one route with a minimal real request through its provider; staff only (it costs a request)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        operation_id="config_routes_probe",
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                RouteReadinessSerializer,
+                description="The route's readiness after the probe, with the probe's result (a failed probe is "
+                "still a 200: `probe.ok` is false and `probe.code` says why).",
+            ),
+            403: error_response("Not staff: probes are an operator action."),
+            404: error_response("No such route."),
+        },
+        description=(
+            "Sends one short prompt (at most 16 output tokens) through the route's adapter and stores the "
+            "result: a refused key or an unknown model blocks the route, a success lifts both. Nothing is "
+            "probed automatically."
+        ),
+    )
+    def post(self, request: Request, alias: str) -> Response:
+        route_probe(route_alias=alias)
+        state = next(item for item in config_readiness().routes if item.name == alias)
+        return Response(RouteReadinessSerializer(state).data)

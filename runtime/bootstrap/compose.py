@@ -4,6 +4,7 @@ Queries, whatever the amount of data (pinned in tests/runtime/test_bootstrap.py)
   1   applied migrations (django_migrations; the migration files are read once per process)
   1   the configuration version (`core.config.selectors.config_version`)
       (+12 for `config_snapshot`, on the first request after the configuration changed)
+  1   what using the routes taught: probes, refused keys, unknown models (`route_health`)
   1   the user's session counters and message total (`core.conversation.selectors.sessions_counts`)
   1   the most recent sessions with their route (`sessions_recent`)
   1   the user's memory counts (`memory.selectors.memory_counts`)
@@ -24,7 +25,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from core.config.contracts import ConfigDocument
 from core.config.readiness import readiness_report
-from core.config.selectors import config_load_problems, config_snapshot, config_version
+from core.config.selectors import config_load_problems, config_snapshot, config_version, route_health
 from core.conversation.selectors import (
     compaction_threshold_percent,
     context_fullness_percent,
@@ -198,7 +199,10 @@ def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -
     return Facts(
         pending_migrations=pending,
         config=config_section(
-            stored, readiness_report(stored, redacted=not staff), config_file_info(stored), last_load
+            stored,
+            readiness_report(stored, redacted=not staff, health=route_health()),
+            config_file_info(stored),
+            last_load,
         ),
         sessions=sessions,
         memory=memory_section(messages, owner_id),
@@ -207,7 +211,7 @@ def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -
 
 
 def bootstrap_read(*, owner_id: int, staff: bool = True) -> Bootstrap:
-    """The whole bootstrap for the user `owner_id` (their own counters) in 6 queries (18 after a
+    """The whole bootstrap for the user `owner_id` (their own counters) in 7 queries (19 after a
     configuration change), whatever the amount of data."""
     pending = pending_migrations()
     facts = facts_read(pending, owner_id, staff=staff)

@@ -21,7 +21,7 @@ from core.config.readiness import DISABLED_REASON, provider_credential
 from core.config.selectors import ConfigLoadProblems
 from core.errors import InvalidInputError
 from core.models import ModelRoute, Provider
-from runtime.bootstrap.response import ConfigFileInfo, ConfigSection, Entry, ProviderEntry
+from runtime.bootstrap.response import ConfigFileInfo, ConfigSection, Entry, ProviderEntry, RouteEntry
 from runtime.providers import adapter_for
 
 State = tuple[ReadinessStatus, tuple[str, ...]]
@@ -103,7 +103,10 @@ def config_section(
             ProviderEntry(p, *providers[p.name], credential=provider_credential(p)) for p in stored.providers
         ),
         routes=tuple(
-            Entry(r, *route_state(r, routes[r.alias], provider_configs.get(r.provider))) for r in stored.routes
+            RouteEntry(
+                r, *route_state(r, routes[r.alias], provider_configs.get(r.provider)), probe=routes[r.alias].probe
+            )
+            for r in stored.routes
         ),
         tools=tuple(Entry(t, *plain_state(t.enabled)) for t in stored.tools),
         skills=tuple(

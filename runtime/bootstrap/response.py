@@ -15,6 +15,7 @@ from core.config.contracts import (
     AgentConfig,
     Credential,
     McpServerConfig,
+    ProbeResult,
     ProviderConfig,
     ReadinessStatus,
     RecordConfig,
@@ -82,13 +83,20 @@ class ProviderEntry(Entry[ProviderConfig]):
 
 
 @dataclass(frozen=True)
+class RouteEntry(Entry[RouteConfig]):
+    """A route also shows its last probe (None: never probed)."""
+
+    probe: ProbeResult | None = None
+
+
+@dataclass(frozen=True)
 class ConfigSection:
     file: ConfigFileInfo
     default_route: str | None
     # The last `manage.py load_config` against this database (core's own record); None if it never ran.
     last_load: ConfigLoadProblems | None = None
     providers: tuple[ProviderEntry, ...] = ()
-    routes: tuple[Entry[RouteConfig], ...] = ()
+    routes: tuple[RouteEntry, ...] = ()
     tools: tuple[Entry[ToolConfig], ...] = ()
     skills: tuple[Entry[SkillConfig], ...] = ()
     mcp_servers: tuple[Entry[McpServerConfig], ...] = ()

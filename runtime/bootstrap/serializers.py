@@ -18,6 +18,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.config.api.serializers import ProbeSerializer
 from core.config.contracts import CONTRACTS, Kind
 from runtime.bootstrap.response import VIEW_NAMES, Bootstrap, ViewStatus
 from telemetry.api.serializers import ModelUsageSerializer, UsageCountsSerializer
@@ -101,6 +102,10 @@ def entry_serializer(kind: Kind) -> type[serializers.Serializer[Any]]:
     if kind is Kind.PROVIDER:
         declared["credential"] = serializers.ChoiceField(
             choices=CREDENTIALS, help_text="Whether that variable is set: `present` | `missing` | `not_needed`"
+        )
+    if kind is Kind.ROUTE:
+        declared["probe"] = ProbeSerializer(
+            allow_null=True, help_text="The last probe (`manage.py check_providers`); null when never probed"
         )
     declared["status"] = serializers.ChoiceField(
         choices=READINESS, help_text="`ready`: usable now; `blocked`: see `reasons`; `disabled` in the configuration"

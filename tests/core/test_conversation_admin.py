@@ -53,12 +53,12 @@ def test_changelists_run_a_constant_number_of_queries(
     _populate(rows)
     # Each: 1 the auth session, 2 the user, 3 the capped count (COUNT over a LIMITed subquery),
     # 4 the page of rows with their joins.
-    # Sessions and runs add 5: the routes for the route filter.
+    # Sessions and runs add 5: the accounts for the owner filter, and 6: the routes for the route filter.
     expected = {
-        "/admin/core/agentsession/": 5,
+        "/admin/core/agentsession/": 6,
         "/admin/core/message/": 4,
         "/admin/core/checkpoint/": 4,
-        "/admin/core/run/": 5,
+        "/admin/core/run/": 6,
         "/admin/core/traceevent/": 4,
     }
     for url, queries in expected.items():

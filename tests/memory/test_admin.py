@@ -57,19 +57,20 @@ def filled(talked_session: AgentSession) -> AgentSession:
 @pytest.mark.parametrize(
     ("url", "queries"),
     [
-        # session, user, the 20 recent sessions for the session filter, capped COUNT, page SELECT
-        # (joined to the source session).
-        ("/admin/memory/longtermmemory/", 5),
-        ("/admin/memory/longtermmemory/?kind__exact=fact&pinned=yes", 5),
-        # session, user, recent sessions, the full-text filtered capped COUNT and page SELECT.
-        ("/admin/memory/longtermmemory/?q=tea+number", 5),
-        # session, user, recent sessions, capped COUNT, page SELECT (joined to the session), and the
+        # Every list: session, user, the accounts for the owner filter, then:
+        # the 20 recent sessions for the session filter, capped COUNT, page SELECT (joined to the
+        # source session and the owner).
+        ("/admin/memory/longtermmemory/", 6),
+        ("/admin/memory/longtermmemory/?kind__exact=fact&pinned=yes", 6),
+        # recent sessions, the full-text filtered capped COUNT and page SELECT.
+        ("/admin/memory/longtermmemory/?q=tea+number", 6),
+        # recent sessions, capped COUNT, page SELECT (joined to the session and the owner), and the
         # date hierarchy's MIN/MAX day and DISTINCT dates (one row per day and session: a small table).
-        ("/admin/memory/dailyepisode/", 7),
-        ("/admin/memory/dailyepisode/?scope=whole_day&source__exact=manual", 7),
-        # session, user, recent sessions, capped COUNT, page SELECT (joined to content, session, message).
-        ("/admin/memory/attachmentsummary/", 5),
-        ("/admin/memory/attachmentcontent/", 4),
+        ("/admin/memory/dailyepisode/", 8),
+        ("/admin/memory/dailyepisode/?scope=whole_day&source__exact=manual", 8),
+        # recent sessions, capped COUNT, page SELECT (joined to content and its owner, session, message).
+        ("/admin/memory/attachmentsummary/", 6),
+        ("/admin/memory/attachmentcontent/", 5),
     ],
 )
 def test_changelists_cost_a_constant_number_of_queries(

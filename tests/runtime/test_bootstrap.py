@@ -348,6 +348,7 @@ def test_example_config_without_keys(api: APIClient, example_loaded: None) -> No
         "price_output_per_mtok": "0.600000",
         "is_default": False,
         "enabled": True,
+        "probe": None,
         "status": "blocked",
         "reasons": ["route 'fast' uses provider 'openai', which is blocked (OPENAI_API_KEY is not set)"],
     }
@@ -645,14 +646,15 @@ def test_bootstrap_query_count_is_constant(
 ) -> None:
     _fill(sessions)
     bootstrap(api)  # the configuration was just loaded: this request reads its snapshot
-    # 6 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
+    # 7 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
     #   1  django_migrations (applied migrations)
     #   1  the configuration version stamp (unchanged: the kept snapshot is used)
+    #   1  route statuses: probes, refused keys, unknown models (not configuration: read each time)
     #   1  sessions aggregate: total, active, needing compaction, sum of message counts
     #   1  the 5 most recent sessions with their route
     #   1  memory: long-term total and pinned, episodes and latest day, attachments
     #   1  telemetry rollups: today's rows and the all-time rows
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         body = bootstrap(api)
     assert body["sessions"]["total"] == sessions
     assert len(body["sessions"]["recent"]) == min(sessions, 5)
@@ -669,16 +671,16 @@ def test_bootstrap_after_a_configuration_change_reads_the_snapshot_once(
     web_search = config_record_get(Kind.TOOL, "web_search")
     assert isinstance(web_search, ToolConfig)
     config_record_update(kind=Kind.TOOL, key="web_search", record=replace(web_search, description="Look it up"))
-    # 18 queries on the first request after a change, 6 on the next:
+    # 19 queries on the first request after a change, 7 on the next:
     #   1  django_migrations
     #   1  the configuration version stamp (renewed by the update: differs from the kept snapshot's)
     #   12 configuration snapshot: providers; routes+provider; tools; skills; their tools; MCP servers;
     #      agents+route; their tools; skills; MCP servers; teams+lead; their members+agent
-    #   4  sessions aggregate; recent sessions; memory counts; telemetry rollups
-    with django_assert_num_queries(18):
+    #   5  route statuses; sessions aggregate; recent sessions; memory counts; telemetry rollups
+    with django_assert_num_queries(19):
         body = bootstrap(api)
     assert next(t for t in body["config"]["tools"] if t["name"] == "web_search")["description"] == "Look it up"
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         assert bootstrap(api) == body
 
 
@@ -688,11 +690,11 @@ def test_bootstrap_queries_name_no_per_row_lookups(api: APIClient, example_loade
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == len(set(statements)) == 18
+    assert len(statements) == len(set(statements)) == 19
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == len(set(statements)) == 6
+    assert len(statements) == len(set(statements)) == 7
 
 
 @override_settings(AGENTCHAT_CONFIG=EXAMPLE)

@@ -144,6 +144,16 @@ MATRIX: dict[str, Row] = {
     "api-root": row(get=ANY_SIGNED_IN),
     "bootstrap": row(get=ANY_SIGNED_IN),
     "config-readiness": row(get=ANY_SIGNED_IN),
+    # A probe is an operator action (a real request to the provider): staff only, a POST.
+    # Permission comes before the method: other methods are a 403 to a user who is not staff.
+    "config-route-probe": row(
+        lambda w: {"alias": "main"},
+        get=STAFF_REFUSED_WRITE,
+        post=(401, 403, 200, 403),
+        put=STAFF_REFUSED_WRITE,
+        patch=STAFF_REFUSED_WRITE,
+        delete=STAFF_REFUSED_WRITE,
+    ),
     # Accounts.
     "api-token-list": row(get=ANY_SIGNED_IN, post=(401, 201, 201, 201), bodies={"post": {"name": "laptop"}}),
     "api-token-detail": row(lambda w: {"pk": w.token}, delete=(401, 404, 404, 204)),

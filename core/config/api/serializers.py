@@ -14,7 +14,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.config.contracts import Credential, ReadinessReport, RecordReadiness
+from core.config.contracts import Credential, ProbeResult, ReadinessReport, RecordReadiness
 from core.config.models import (
     AgentProfile,
     McpServerSpec,
@@ -29,9 +29,8 @@ from core.config.readiness import (
     mcp_server_readiness,
     provider_credential,
     provider_readiness,
-    route_readiness,
 )
-from core.config.selectors import mcp_server_config, provider_config, route_config
+from core.config.selectors import mcp_server_config, provider_config, stored_route_readiness
 
 STATUSES = ["ready", "blocked", "disabled"]
 CREDENTIALS = ["present", "missing", "not_needed"]
@@ -46,6 +45,17 @@ def _readiness(state: RecordReadiness) -> dict[str, Any]:
     return {"status": state.status, "reasons": list(state.reasons)}
 
 
+class ProbeSerializer(serializers.Serializer[ProbeResult]):
+    """A route's last probe (`manage.py check_providers`, `POST /api/config/routes/{alias}/probe/`)."""
+
+    ok = serializers.BooleanField(help_text="Whether the model answered a minimal request")
+    code = serializers.CharField(help_text='"" when ok; else the error code (`key_refused`, `model_not_found`, …)')
+    message = serializers.CharField(help_text="What the provider said (for users who are not staff: which records)")
+    model = serializers.CharField(help_text="The model id probed")
+    latency_ms = serializers.IntegerField(allow_null=True, help_text="How long the request took")
+    probed_at = serializers.DateTimeField()
+
+
 class RecordReadinessSerializer(ReadinessSerializer):
     kind = serializers.SerializerMethodField()
     name = serializers.CharField()
@@ -54,10 +64,14 @@ class RecordReadinessSerializer(ReadinessSerializer):
         return obj.kind.value
 
 
+class RouteReadinessSerializer(RecordReadinessSerializer):
+    probe = ProbeSerializer(allow_null=True, help_text="The last probe; null when never probed")
+
+
 class ReadinessReportSerializer(serializers.Serializer[ReadinessReport]):
     default_route = serializers.CharField(allow_null=True)
     providers = RecordReadinessSerializer(many=True)
-    routes = RecordReadinessSerializer(many=True)
+    routes = RouteReadinessSerializer(many=True)
     mcp_servers = RecordReadinessSerializer(many=True)
     agents = RecordReadinessSerializer(many=True)
     teams = RecordReadinessSerializer(many=True)
@@ -119,8 +133,7 @@ class RouteSerializer(serializers.ModelSerializer[ModelRoute]):
 
     @extend_schema_field(ReadinessSerializer)
     def get_readiness(self, obj: ModelRoute) -> dict[str, Any]:
-        provider = provider_readiness(provider_config(obj.provider))
-        return _readiness(route_readiness(route_config(obj), provider))
+        return _readiness(stored_route_readiness(obj))
 
 
 class ToolSerializer(serializers.ModelSerializer[ToolSpec]):
