@@ -22,6 +22,7 @@ from core.conversation.models import (
     Run,
     RunStatus,
     SessionStatus,
+    Tag,
     TraceEvent,
     TraceEventType,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "RunStatus",
     "SessionStatus",
     "SkillSpec",
+    "Tag",
     "Team",
     "TeamMember",
     "ToolSpec",

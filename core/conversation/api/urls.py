@@ -16,6 +16,7 @@ from core.conversation.api.views import (
     RunViewSet,
     SessionCheckpointViewSet,
     SessionMessageViewSet,
+    SearchView,
     SessionViewSet,
 )
 
@@ -37,4 +38,5 @@ urlpatterns: list[URLPattern] = [
         name="session-checkpoints",
     ),
     path("runs/<str:run_id>/events/", RunEventViewSet.as_view(LIST_CREATE), name="run-events"),
+    path("search/", SearchView.as_view(), name="search"),
 ]
