@@ -394,11 +394,13 @@ def snippet(content: str, terms: Sequence[Term]) -> str:
     before: deque[re.Match[str]] = deque(maxlen=SNIPPET_WORDS_BEFORE)
     window: list[re.Match[str]] = []
     after = 0
+    cut = False
     for match in _WORD_RE.finditer(text):
         if window:
             window.append(match)
             after += 1
             if after == SNIPPET_WORDS_AFTER:
+                cut = True
                 break
         elif _matches(match.group().lower(), terms):
             window = [*before, match]
@@ -415,24 +417,28 @@ def snippet(content: str, terms: Sequence[Term]) -> str:
         word = html.escape(match.group())
         pieces.append(f"{MARK_OPEN}{word}{MARK_CLOSE}" if _matches(match.group().lower(), terms) else word)
         position = match.end()
-    if end < len(content):
+    if cut or len(content) > len(text):
         pieces.append(" …")
+    else:
+        pieces.append(html.escape(text[end:]))
     return " ".join("".join(pieces).split())
 
 
 # --- The admin's search box ----------------------------------------------------------------------
 
 
-def message_search_q(query: str, *, field: str = "pk") -> Q:
-    """A filter on `field` (a message id, or `session` for sessions) for messages matching `query`.
+def message_search_q(query: str, *, field: str = "pk", column: str = "id") -> Q:
+    """A filter: `field` in the `column` (the message `id`, or its `session_id`) of messages matching `query`.
 
-    Used by the admin's search boxes; a query the syntax refuses matches nothing.
+    The admin's search boxes use it (messages: the default; sessions: `column="session_id"`); a query
+    the syntax refuses matches nothing.
     """
+    if column not in ("id", "session_id"):
+        raise ValueError(f"column is id or session_id, not {column!r}")
     try:
         terms = query_parse(query)
     except InvalidInputError:
         return Q(pk__in=[])
-    column = "id" if field == "pk" else "session_id"
     if connection.vendor == "sqlite":
         subquery = (
             f"SELECT m.{column} FROM core_message_fts JOIN core_message m "  # noqa: S608  # nosec B608
