@@ -94,7 +94,7 @@ class SessionUpdateSerializer(StrictInputSerializer):
     route = serializers.CharField(required=False, help_text="A route alias")
     pinned = serializers.BooleanField(required=False, help_text="Pinned sessions come first in the list")
     tags = serializers.ListField(
-        child=serializers.CharField(max_length=200),
+        child=serializers.CharField(max_length=200, allow_blank=True, trim_whitespace=False),
         required=False,
         max_length=100,
         help_text="Replaces the session's tags (names; new ones become tags of yours)",
