@@ -224,7 +224,7 @@ def _hits_sql(terms: Sequence[Term], where: str, where_params: list[Any]) -> tup
     """SELECT of every matching message the filters allow: id, session_id, seq, role, created, score."""
     if connection.vendor == "sqlite":
         sql = (
-            "SELECT m.id AS id, m.session_id AS session_id, m.seq AS seq, m.role AS role, m.created AS created, "
+            "SELECT m.id AS id, m.session_id AS session_id, m.seq AS seq, m.role AS role, m.created AS created, "  # noqa: S608  # nosec B608
             "-bm25(core_message_fts) AS score "
             "FROM core_message_fts JOIN core_message m ON m.id = core_message_fts.rowid "
             "JOIN core_agentsession s ON s.id = m.session_id "
@@ -234,8 +234,8 @@ def _hits_sql(terms: Sequence[Term], where: str, where_params: list[Any]) -> tup
     if connection.vendor == "postgresql":
         tsquery, params = _tsquery(terms)
         sql = (
-            "SELECT m.id AS id, m.session_id AS session_id, m.seq AS seq, m.role AS role, m.created AS created, "
-            "ts_rank_cd(m.search_vector, q.query, 1)::float8 AS score "  # noqa: S608  # nosec B608
+            "SELECT m.id AS id, m.session_id AS session_id, m.seq AS seq, m.role AS role, m.created AS created, "  # noqa: S608  # nosec B608
+            "ts_rank_cd(m.search_vector, q.query, 1)::float8 AS score "
             f"FROM (SELECT {tsquery} AS query) q, core_message m "
             "JOIN core_agentsession s ON s.id = m.session_id "
             f"WHERE m.search_vector @@ q.query {where}"
@@ -245,7 +245,7 @@ def _hits_sql(terms: Sequence[Term], where: str, where_params: list[Any]) -> tup
 
 
 def _session_param(session_id: UUID | str) -> Any:
-    return AgentSession._meta.pk.get_db_prep_value(session_uuid(session_id), connection)  # type: ignore[union-attr]
+    return AgentSession._meta.pk.get_db_prep_value(session_uuid(session_id), connection)
 
 
 def _where(owner: OwnerScope, filters: SearchFilters, tag_id: int | None) -> tuple[str, list[Any]]:
@@ -272,7 +272,7 @@ def _where(owner: OwnerScope, filters: SearchFilters, tag_id: int | None) -> tup
         params.append(connection.ops.adapt_datetimefield_value(filters.date_to))
     if tag_id is not None:
         through = AgentSession.tags.through._meta.db_table
-        clauses.append(f"m.session_id IN (SELECT agentsession_id FROM {through} WHERE tag_id = %s)")
+        clauses.append(f"m.session_id IN (SELECT agentsession_id FROM {through} WHERE tag_id = %s)")  # noqa: S608  # nosec B608
         params.append(tag_id)
     return "".join(f" AND {clause}" for clause in clauses), params
 
@@ -332,7 +332,7 @@ def message_search(
     if not rows:
         return SearchPage(results=[], next_cursor=None)
     session_field = AgentSession._meta.pk
-    ids = [session_field.to_python(row[0]) for row in rows]  # type: ignore[union-attr]
+    ids = [session_field.to_python(row[0]) for row in rows]
     messages = _best_messages(terms, hits, hits_params, [row[0] for row in rows])
     sessions = AgentSession.objects.select_related("route").prefetch_related("tags").in_bulk(ids)
     results = [
@@ -375,7 +375,7 @@ def _best_messages(
             score=float(score),
             snippet=snippet(content, terms),
         )
-        found.setdefault(session_field.to_python(session_id), []).append(hit)  # type: ignore[union-attr]
+        found.setdefault(session_field.to_python(session_id), []).append(hit)
     return found
 
 
@@ -383,9 +383,7 @@ def _best_messages(
 
 
 def _matches(word: str, terms: Sequence[Term]) -> bool:
-    return any(
-        (word.startswith(term.words[0]) if term.prefix else word in term.words) for term in terms if term.words
-    )
+    return any((word.startswith(term.words[0]) if term.prefix else word in term.words) for term in terms if term.words)
 
 
 def snippet(content: str, terms: Sequence[Term]) -> str:

@@ -14,9 +14,9 @@ from core.api.routing import Route
 from core.conversation.api.views import (
     RunEventViewSet,
     RunViewSet,
+    SearchView,
     SessionCheckpointViewSet,
     SessionMessageViewSet,
-    SearchView,
     SessionViewSet,
 )
 

@@ -41,9 +41,9 @@ from core.conversation.api.serializers import (
     RunTextSerializer,
     SearchPageSerializer,
     SearchQuerySerializer,
-    SessionHitsSerializer,
     SessionCreateSerializer,
     SessionDeleteSerializer,
+    SessionHitsSerializer,
     SessionListQuerySerializer,
     SessionSerializer,
     SessionUpdateSerializer,
@@ -53,10 +53,10 @@ from core.conversation.api.serializers import (
 )
 from core.conversation.search import DEFAULT_PAGE_SIZE, SearchCursor, SearchFilters, message_search
 from core.conversation.selectors import (
+    SESSION_LIST_ORDER,
     checkpoints_list,
     messages_page,
     run_get,
-    SESSION_LIST_ORDER,
     run_text,
     runs_list,
     session_get,
@@ -112,7 +112,9 @@ class PinnedFirstCursorPagination(NewestFirstCursorPagination):
             if not isinstance(raw, list) or len(raw) != len(self.ordering):
                 raise ValueError(position)
             names = [name.lstrip("-") for name in self.ordering]
-            values = [queryset.model._meta.get_field(name).to_python(value) for name, value in zip(names, raw, strict=True)]
+            values = [
+                queryset.model._meta.get_field(name).to_python(value) for name, value in zip(names, raw, strict=True)
+            ]
         except (ValueError, TypeError, ValidationError):
             raise NotFound(self.invalid_cursor_message) from None
         condition = Q()
@@ -126,11 +128,14 @@ class PinnedFirstCursorPagination(NewestFirstCursorPagination):
     def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
         """DRF's cursor page, with the position compared on every key (its own compares the first only)."""
         self.request = request
-        self.page_size = self.get_page_size(request)
+        self.page_size = self.get_page_size(request) or NewestFirstCursorPagination.page_size
         self.base_url = request.build_absolute_uri()
         self.cursor = self.decode_cursor(request)
         reverse = bool(self.cursor and self.cursor.reverse)
-        position = self.cursor.position if self.cursor else None
+        # The stubs type a position as an int; DRF keeps the string it decoded.
+        position: str | None = (
+            None if self.cursor is None or self.cursor.position is None else str(self.cursor.position)
+        )
         offset = self.cursor.offset if self.cursor else 0
         flipped = [name[1:] if name.startswith("-") else f"-{name}" for name in self.ordering]
         queryset = queryset.order_by(*(flipped if reverse else self.ordering))

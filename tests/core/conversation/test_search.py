@@ -79,10 +79,10 @@ def test_messages_written_before_the_migration_are_found_after_it(replay_route: 
     try:
         # The old schema: rows written without any index.
         old_apps = executor.loader.project_state([("core", "0009_owners")]).apps
-        OldSession = old_apps.get_model("core", "AgentSession")
-        OldMessage = old_apps.get_model("core", "Message")
-        session = OldSession.objects.create(title="old", route_id=replay_route.pk, owner_id=owner.pk, last_seq=1)
-        OldMessage.objects.create(session_id=session.pk, seq=1, role="user", content="an heirloom tomato recipe")
+        old_session_model = old_apps.get_model("core", "AgentSession")
+        old_message_model = old_apps.get_model("core", "Message")
+        session = old_session_model.objects.create(title="old", route_id=replay_route.pk, owner_id=owner.pk, last_seq=1)
+        old_message_model.objects.create(session_id=session.pk, seq=1, role="user", content="an heirloom tomato recipe")
     finally:
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
@@ -273,7 +273,7 @@ def test_pages_follow_the_cursor_through_every_session_once(api: APIClient, oper
     assert first["messages"][0]["seq"] == 1
     assert first["messages"][0]["snippet"].startswith("<mark>plum</mark>")
     assert api.get("/api/search/", {"q": "plum", "cursor": "not-a-cursor"}).status_code == 400
-    assert api.get("/api/search/", {"q": "plum", "page_size": 51}).status_code == 400
+    assert api.get("/api/search/", {"q": "plum", "page_size": "51"}).status_code == 400
     assert api.get("/api/search/", {"q": "plum", "role": "robot"}).status_code == 400
     assert api.get("/api/search/", {"q": "plum", "sort": "x"}).json()["fields"] == {
         "sort": [

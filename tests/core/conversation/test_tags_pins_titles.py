@@ -92,9 +92,7 @@ def test_bad_tags_and_pins_are_400_naming_the_field(
     assert list(AgentSession.objects.get(pk=session.pk).tags.all()) == []
 
 
-def test_an_archived_session_can_be_pinned_and_tagged_but_not_renamed(
-    replay_route: ModelRoute, operator: User
-) -> None:
+def test_an_archived_session_can_be_pinned_and_tagged_but_not_renamed(replay_route: ModelRoute, operator: User) -> None:
     session = session_create(owner=operator, title="old")
     session_archive(session_id=session.pk)
     updated = session_update(session_id=session.pk, pinned=True, tags=["done"])
@@ -119,7 +117,9 @@ def test_another_users_tags_are_invisible(api: APIClient, replay_route: ModelRou
         session_update(session_id=mine.pk, tags=[123])  # type: ignore[list-item]
 
 
-def test_the_pinned_first_list_pages_every_session_once(api: APIClient, replay_route: ModelRoute, operator: User) -> None:
+def test_the_pinned_first_list_pages_every_session_once(
+    api: APIClient, replay_route: ModelRoute, operator: User
+) -> None:
     sessions = [session_create(owner=operator, title=f"s{n}") for n in range(7)]
     for n in (1, 4, 5):
         session_update(session_id=sessions[n].pk, pinned=True)
