@@ -42,11 +42,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def workload_numbers(only: str) -> list[int]:
     if not only:
-        return list(range(1, 9))
+        return list(range(1, 10))
     numbers = sorted({int(part) for part in only.split(",") if part.strip()})
-    bad = [number for number in numbers if not 1 <= number <= 8]
+    bad = [number for number in numbers if not 1 <= number <= 9]
     if bad:
-        raise SystemExit(f"--only: no workload {bad[0]}; use numbers 1 to 8")
+        raise SystemExit(f"--only: no workload {bad[0]}; use numbers 1 to 9")
     return numbers
 
 
