@@ -317,54 +317,35 @@ def message_search(
         session = _session_param(cursor.session_id)
         after = "WHERE best < %s OR (best = %s AND session_id < %s) "
         after_params = [cursor.score, cursor.score, session]
-    # MATERIALIZED: SQLite must not fold the FTS5 query (and its bm25()) into the aggregate.
-    page_sql = (
-        f"WITH h AS MATERIALIZED ({hits}) SELECT session_id, best, hits FROM ("  # noqa: S608  # nosec B608
-        "SELECT h.session_id AS session_id, MAX(h.score) AS best, COUNT(*) AS hits FROM h "
-        "GROUP BY h.session_id) g "
-        f"{after}ORDER BY best DESC, session_id DESC LIMIT %s"
-    )
-    with connection.cursor() as db:
-        db.execute(page_sql, [*hits_params, *after_params, page_size + 1])
-        rows = db.fetchall()
-    more = len(rows) > page_size
-    rows = rows[:page_size]
-    if not rows:
-        return SearchPage(results=[], next_cursor=None)
-    session_field = AgentSession._meta.pk
-    ids = [session_field.to_python(row[0]) for row in rows]
-    messages = _best_messages(terms, hits, hits_params, [row[0] for row in rows])
-    sessions = AgentSession.objects.select_related("route").prefetch_related("tags").in_bulk(ids)
-    results = [
-        SessionHits(session=sessions[pk], score=float(best), match_count=int(count), messages=messages.get(pk, []))
-        for pk, (_, best, count) in zip(ids, rows, strict=True)
-    ]
-    last = results[-1]
-    return SearchPage(results=results, next_cursor=SearchCursor(last.score, last.session.pk) if more else None)
-
-
-def _best_messages(
-    terms: Sequence[Term], hits: str, hits_params: list[Any], session_params: list[Any]
-) -> dict[UUID, list[MessageHit]]:
-    """The best `MESSAGES_PER_SESSION` matches of each session of the page, with their snippets."""
-    marks = ", ".join(["%s"] * len(session_params))
+    # One statement, the matches read once: h every matching message (MATERIALIZED: SQLite must not
+    # fold the FTS5 query, and its bm25(), into the aggregate), p the page of sessions ranked by their
+    # best message (one more than the page, to know whether another follows), r the best messages of
+    # those sessions, with their text for the snippets.
     sql = (
-        f"WITH h AS MATERIALIZED ({hits}) "  # noqa: S608  # nosec B608
-        "SELECT r.id, r.session_id, r.seq, r.role, r.created, r.score, c.content FROM ("
-        "SELECT h.id, h.session_id, h.seq, h.role, h.created, h.score, "
+        f"WITH h AS MATERIALIZED ({hits}), "  # noqa: S608  # nosec B608
+        "p AS (SELECT session_id, best, hits FROM ("
+        "SELECT h.session_id AS session_id, MAX(h.score) AS best, COUNT(*) AS hits FROM h GROUP BY h.session_id) g "
+        f"{after}ORDER BY best DESC, session_id DESC LIMIT %s), "
+        "r AS (SELECT h.id, h.session_id, h.seq, h.role, h.created, h.score, "
         "ROW_NUMBER() OVER (PARTITION BY h.session_id ORDER BY h.score DESC, h.seq) AS rank "
-        f"FROM h WHERE h.session_id IN ({marks})) r "
-        "JOIN core_message c ON c.id = r.id "
-        "WHERE r.rank <= %s ORDER BY r.session_id, r.rank"
+        "FROM h WHERE h.session_id IN (SELECT session_id FROM p)) "
+        "SELECT p.session_id, p.best, p.hits, r.id, r.seq, r.role, r.created, r.score, c.content "
+        "FROM p JOIN r ON r.session_id = p.session_id JOIN core_message c ON c.id = r.id "
+        "WHERE r.rank <= %s ORDER BY p.best DESC, p.session_id DESC, r.rank"
     )
     with connection.cursor() as db:
-        db.execute(sql, [*hits_params, *session_params, MESSAGES_PER_SESSION])
+        db.execute(sql, [*hits_params, *after_params, page_size + 1, MESSAGES_PER_SESSION])
         rows = db.fetchall()
-    created_field = Message._meta.get_field("created")
     session_field = AgentSession._meta.pk
+    created_field = Message._meta.get_field("created")
     converters = connection.ops.get_db_converters(created_field.get_col(Message._meta.db_table))
-    found: dict[UUID, list[MessageHit]] = {}
-    for message_id, session_id, seq, role, created, score, content in rows:
+    ranked: dict[UUID, tuple[float, int, list[MessageHit]]] = {}
+    for session_id, best, count, message_id, seq, role, created, score, content in rows:
+        key = session_field.to_python(session_id)
+        if key not in ranked:
+            if len(ranked) == page_size:
+                break  # the first session of the next page: it only says that one follows
+            ranked[key] = (float(best), int(count), [])
         for converter in converters:
             created = converter(created, created_field, connection)
         hit = MessageHit(
@@ -375,8 +356,17 @@ def _best_messages(
             score=float(score),
             snippet=snippet(content, terms),
         )
-        found.setdefault(session_field.to_python(session_id), []).append(hit)
-    return found
+        ranked[key][2].append(hit)
+    more = len({row[0] for row in rows}) > page_size
+    if not ranked:
+        return SearchPage(results=[], next_cursor=None)
+    sessions = AgentSession.objects.select_related("route").prefetch_related("tags").in_bulk(list(ranked))
+    results = [
+        SessionHits(session=sessions[pk], score=best, match_count=count, messages=hits_of)
+        for pk, (best, count, hits_of) in ranked.items()
+    ]
+    last = results[-1]
+    return SearchPage(results=results, next_cursor=SearchCursor(last.score, last.session.pk) if more else None)
 
 
 # --- Snippets ------------------------------------------------------------------------------------
