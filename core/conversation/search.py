@@ -28,6 +28,7 @@ import base64
 import binascii
 import html
 import json
+import math
 import re
 from collections import deque
 from collections.abc import Sequence
@@ -110,6 +111,8 @@ class SearchCursor:
             score, session_hex = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
             if isinstance(score, bool) or not isinstance(score, int | float) or not isinstance(session_hex, str):
                 raise TypeError(score)
+            if not math.isfinite(score):
+                raise ValueError(score)
             return cls(score=float(score), session_id=UUID(hex=session_hex))
         except (ValueError, TypeError, UnicodeError, binascii.Error):
             raise InvalidInputError.for_field(

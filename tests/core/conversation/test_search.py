@@ -281,3 +281,34 @@ def test_pages_follow_the_cursor_through_every_session_once(api: APIClient, oper
         ]
     }
     assert SearchCursor.decode(SearchCursor(1.5, AgentSession.objects.first().pk).encode()).score == 1.5  # type: ignore[union-attr]
+
+
+@pytest.mark.fault
+def test_a_message_of_the_largest_size_is_stored_and_found(replay_route: ModelRoute, operator: User) -> None:
+    from core.conversation.contracts import MAX_CONTENT_CHARS
+
+    words = " ".join(f"w{index}" for index in range(200_000))
+    content = ("needle " + words)[:MAX_CONTENT_CHARS]
+    _session(operator, replay_route, content, title="big")
+    found = message_search(owner=operator, query="needle").results
+    assert [(hit.session.title, hit.messages[0].snippet[:22]) for hit in found] == [("big", "<mark>needle</mark> w0")]
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "0001-01-01T00:00:00+14:00"},
+        {"to": "9999-12-31T23:59:59-14:00"},
+        {"from": "2026-01-02", "to": "2026-01-01"},
+        {"session": "not-a-uuid"},
+        {"page_size": str(10**30)},
+        {"include_archived": "perhaps"},
+        {"cursor": "WzEuMCwgIk5hTiJd"},
+        {"cursor": "Ww=="},
+    ],
+)
+def test_bad_filters_are_400_naming_the_field(api: APIClient, params: dict[str, str]) -> None:
+    response = api.get("/api/search/", {"q": "tea", **params})
+    assert response.status_code == 400, response.content
+    assert set(response.json()["fields"]) <= {*params, "from", "to"}
