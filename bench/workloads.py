@@ -79,6 +79,10 @@ class Sizes:
     storage_large: int = 20_000
     stream_tokens: int = 20_000
     stream_reps: int = 5
+    history_small: int = 10_000
+    history_large: int = 1_000_000
+    history_search_ops: int = 20
+    history_like_ops: int = 2
 
 
 QUICK = Sizes(
@@ -116,6 +120,10 @@ QUICK = Sizes(
     storage_large=200,
     stream_tokens=2_000,
     stream_reps=2,
+    history_small=1_000,
+    history_large=10_000,
+    history_search_ops=5,
+    history_like_ops=1,
 )
 
 
@@ -1002,6 +1010,116 @@ def w9_path(ctx: Ctx) -> list[Row]:
     return [ctx.ratio_row(9, "9.ours", title, seconds, target=Target("<=", 1.3), profiled=profiled)]
 
 
+# --- 11. Message search across all history --------------------------------------------------
+
+HISTORY_FIXED_WORD = "quetzalfixed"  # in exactly HISTORY_FIXED_MATCHES messages at every size
+HISTORY_FIXED_MATCHES = 50
+HISTORY_COMMON_WORD = "commonplum"  # in 1% of the messages
+HISTORY_SESSION_MESSAGES = 100
+
+
+def history_text(index: int, count: int, rng: random.Random, words: Sequence[str]) -> str:
+    """Message `index` of `count`: 12 filler words, plus the fixed word (50 spread evenly) and the common one (1%)."""
+    text = " ".join(rng.choices(words, k=12))
+    if index % (count // HISTORY_FIXED_MATCHES) == 0:
+        text += f" {HISTORY_FIXED_WORD}"
+    if index % 100 == 7:
+        text += f" {HISTORY_COMMON_WORD}"
+    return text
+
+
+def history_load(count: int) -> dict[str, Any]:
+    """`count` messages in sessions of 100 (bulk inserts; the database's triggers or generated column index them)."""
+    sessions = fixtures.sessions_create(count // HISTORY_SESSION_MESSAGES)
+    rng = random.Random(11)
+    words = fixtures.vocabulary(5_000)
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for index in range(count):
+            session_id = sessions[index // HISTORY_SESSION_MESSAGES]
+            seq = index % HISTORY_SESSION_MESSAGES + 1
+            text = history_text(index, count, rng, words)
+            at = fixtures.EPOCH + timedelta(seconds=index)
+            yield (session_id, seq, fixtures.ROLES[seq % 2], text, [], len(text) // 4, True, at)
+
+    from core.models import Message
+
+    inserted = bulk_insert(Message, fixtures.MESSAGE_FIELDS, rows())
+    fixtures.counters_fix(sessions)
+    return {"messages": inserted}
+
+
+def w11_history_search(ctx: Ctx) -> list[Row]:
+    sizes = ctx.sizes
+    title = (
+        f"message search at {sizes.history_large:,} vs {sizes.history_small:,} messages "
+        f"({HISTORY_FIXED_MATCHES} matches)"
+    )
+    message_search = find("message_search", ["core.conversation.search"])
+    if message_search is None:
+        return [unavailable(11, "11.ours", title, ctx.level, ctx.vendor, "core.conversation.search.message_search")]
+    counts = {"small": sizes.history_small, "large": sizes.history_large}
+    fixture_names = {name: f"history-{count}" for name, count in counts.items()}
+    # The seeded bench account: the same row (and id) in every data set built from the template.
+    owner = _bench_owner()
+
+    def search(word: str) -> Callable[[], list[Any]]:
+        def run() -> list[Any]:
+            return list(message_search(owner=owner, query=word).results)
+
+        return run
+
+    def builder(name: str) -> Callable[[], dict[str, Any]]:
+        return lambda: history_load(counts[name])
+
+    builds = {name: (fixture_names[name], builder(name)) for name in counts}
+
+    fixed = search(HISTORY_FIXED_WORD)
+    seconds = alternate(ctx, builds, fixed, sizes.history_search_ops)
+    # The large data set, for the common word and the LIKE scan (PostgreSQL: the one loaded last).
+    if ctx.sqlite:
+        ctx.dbs.reopen(fixture_names["large"])
+    from core.models import Message
+
+    def like_scan() -> list[int]:
+        return list(Message.objects.filter(content__contains=HISTORY_FIXED_WORD).values_list("id", flat=True))
+
+    common = search(HISTORY_COMMON_WORD)
+    pair = per_op_seconds({"ours": fixed, "like": like_scan}, sizes.history_like_ops, sizes.reps)
+    common_seconds = [timed(common, sizes.history_search_ops) for _ in range(sizes.reps)]
+    common_page = common()
+    common_matches = Message.objects.filter(content__contains=HISTORY_COMMON_WORD).count()
+    like_matches = len(like_scan())
+    return [
+        ctx.ratio_row(
+            11,
+            "11.ours",
+            title,
+            seconds,
+            target=Target("<=", 2.0),
+            profiled=(fixed, sizes.history_search_ops),
+            more={"matches": HISTORY_FIXED_MATCHES},
+        ),
+        ctx.row(
+            11,
+            "11.common",
+            f"a 1%-common word ({common_matches:,} messages), first page at {sizes.history_large:,} messages",
+            figure=ms(common_seconds),
+            unit="ms",
+            reps=sizes.reps,
+            detail={"sessions on the page": len(common_page)},
+        ),
+        ctx.row(
+            11,
+            "11.like",
+            f"LIKE '%…%' scan over the same {sizes.history_large:,} messages vs the index (fixed word)",
+            figure=paired_ratio(pair["like"], pair["ours"]),
+            reps=sizes.reps,
+            detail={"like ms": ms(pair["like"]), "index ms": ms(pair["ours"]), "like matches": like_matches},
+        ),
+    ]
+
+
 WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     1: w1_append,
     2: w2_checkpoint,
@@ -1013,6 +1131,7 @@ WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     8: w8_storage,
     9: w9_path,
     10: w10_turn_stream,
+    11: w11_history_search,
 }
 
 TITLES = {
@@ -1026,6 +1145,7 @@ TITLES = {
     8: "storage growth",
     9: "active path",
     10: "streamed turn",
+    11: "message search",
 }
 
 

@@ -23,6 +23,7 @@ from core.conversation.models import (
     Run,
     RunStatus,
     SessionStatus,
+    Tag,
     TraceEvent,
     TraceEventType,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "RunStatus",
     "SessionStatus",
     "SkillSpec",
+    "Tag",
     "Team",
     "TeamMember",
     "ToolSpec",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Q, QuerySet, Subquery
 from django.http import HttpRequest
 
 from core.admin_base import (
@@ -26,6 +26,7 @@ from core.admin_base import (
     each_selected,
     preview,
 )
+from core.conversation.search import message_search_q
 from core.conversation.selectors import context_fullness_percent, run_text
 from core.conversation.services import (
     run_cancel,
@@ -142,8 +143,8 @@ class AgentSessionAdmin(admin.ModelAdmin[AgentSession]):
     list_filter = [SessionStatusFilter, "owner", "route", ("created", admin.DateFieldListFilter)]
     search_fields = ["title"]
     search_help_text = (
-        "Searches titles, and message text (case-insensitive, 3 characters or more). Message search scans "
-        "each candidate session's messages until a match, so on millions of messages it can take seconds."
+        'Searches titles (case-insensitive), and message text through the full-text index: words, "a phrase", '
+        "prefix* (every term must match)."
     )
     ordering = ["-updated", "-id"]
     show_full_result_count = False
@@ -175,11 +176,9 @@ class AgentSessionAdmin(admin.ModelAdmin[AgentSession]):
         term = search_term.strip()
         if not term:
             return queryset, False
-        condition = Q(title__icontains=term)
-        if len(term) >= 3:
-            # EXISTS stops at the first matching message of each session and never duplicates sessions.
-            condition |= Q(Exists(Message.objects.filter(session=OuterRef("pk"), content__icontains=term)))
-        return queryset.filter(condition), False
+        # Message text through the API's full-text index (an IN over its matches: no duplicate sessions).
+        matches = message_search_q(term, field="pk", column="session_id")
+        return queryset.filter(Q(title__icontains=term) | matches), False
 
     def get_formset_kwargs(self, request: HttpRequest, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = super().get_formset_kwargs(request, obj, inline, prefix)
@@ -261,6 +260,8 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
     list_display = ["session", "seq", "role", "content_preview", "token_count", "token_source", "created"]
     list_select_related = ["session"]
     list_filter = ["role"]
+    search_fields = ["content"]  # shows the search box; the search itself is `get_search_results`
+    search_help_text = 'Full-text search of message text: words, "a phrase", prefix* (every term must match).'
     ordering = ["-id"]  # newest first on the primary key: an index walk, never a sort
     fields = [
         "session",
@@ -276,6 +277,12 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
     Media = _ConversationMedia
 
     content_preview = _message_preview
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
+    ) -> tuple[QuerySet[Message], bool]:
+        term = search_term.strip()
+        return (queryset.filter(message_search_q(term)) if term else queryset), False
 
     @admin.display(description="token count is")
     def token_source(self, message: Message) -> str:

@@ -83,6 +83,29 @@ class TraceEventType(models.TextChoices):
     RUN_FINISHED = "run_finished", "Run finished"
 
 
+class Tag(models.Model):
+    """A label one user gives to their sessions; another user's tags are invisible to them."""
+
+    # PROTECT like the session's owner: removing an account deletes its records first.
+    # No index of its own: `tag_owner_name_unique` (owner, name) leads with it.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="session_tags", db_index=False
+    )
+    name = models.CharField(max_length=48)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["owner", "name"]
+        constraints = [
+            # One tag per name per user; serves "this user's tag named …" (the list and search filters).
+            models.UniqueConstraint(fields=["owner", "name"], name="tag_owner_name_unique"),
+            models.CheckConstraint(condition=~Q(name=""), name="tag_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class AgentSession(models.Model):
     """A conversation; its counters are kept exact by the services that append to it."""
 
@@ -94,6 +117,10 @@ class AgentSession(models.Model):
     # Messages, checkpoints and attachment references reach their owner through the session.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="agent_sessions")
     status = models.CharField(max_length=16, choices=SessionStatus.choices, default=SessionStatus.ACTIVE)
+    # Pinned sessions come first in the session list.
+    pinned = models.BooleanField(default=False)
+    # The owner's own tags only (`session_tags_set` refuses anything else).
+    tags = models.ManyToManyField(Tag, related_name="sessions", blank=True)
     message_count = models.PositiveIntegerField(default=0)
     last_seq = models.PositiveIntegerField(default=0)
     # The seq of the message the person is on (0 before the first): the active path is the chain
@@ -117,6 +144,8 @@ class AgentSession(models.Model):
             models.Index(fields=["status", "-created", "-id"], name="session_status_created_idx"),
             # The API's session list pages newest-created first with a stable cursor.
             models.Index(fields=["-created", "-id"], name="session_created_idx"),
+            # The API's session list of one owner: pinned first, then newest-created, keyset-paged.
+            models.Index(fields=["owner", "-pinned", "-created", "-id"], name="session_owner_pinned_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=SessionStatus.values), name="session_status_valid"),

@@ -38,6 +38,7 @@ from core.models import (
     Run,
     RunStatus,
     SessionStatus,
+    Tag,
     TraceEvent,
     TraceEventType,
 )
@@ -224,11 +225,23 @@ def session_get(*, session_id: UUID | str, owner: OwnerScope = None) -> AgentSes
         raise NotFoundError.for_field("session", f"no session {session_id}") from None
 
 
+SESSION_LIST_ORDER = ("-pinned", "-created", "-id")
+
+
 def sessions_list(
-    *, owner: OwnerScope = None, status: str | None = None, needs_compaction: bool | None = None
+    *,
+    owner: OwnerScope = None,
+    status: str | None = None,
+    needs_compaction: bool | None = None,
+    tag: str | None = None,
 ) -> QuerySet[AgentSession]:
-    """`owner`'s sessions (newest created first) with their route joined; optionally by status or compaction need."""
-    queryset = owned(AgentSession.objects.select_related("route"), owner).order_by("-created", "-id")
+    """`owner`'s sessions, pinned first then newest created, with route and tags; optionally by status,
+    compaction need or one of the owner's tags (a name they have not used matches nothing)."""
+    queryset = (
+        owned(AgentSession.objects.select_related("route"), owner)
+        .prefetch_related("tags")
+        .order_by(*SESSION_LIST_ORDER)
+    )
     if status is not None:
         if status not in SessionStatus.values:
             raise InvalidInputError.for_field(
@@ -239,6 +252,10 @@ def sessions_list(
         queryset = queryset.filter(needs_compaction_condition())
     elif needs_compaction is False:
         queryset = queryset.exclude(needs_compaction_condition())
+    if tag is not None:
+        # The tag is looked up among the owner's own, so another user's tag of the same name never matches.
+        tags = Tag.objects.filter(name=" ".join(tag.split()))
+        queryset = queryset.filter(tags__in=owned(tags, owner).values("pk"))
     return queryset
 
 

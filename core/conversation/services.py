@@ -72,6 +72,7 @@ from core.models import (
     Run,
     RunStatus,
     SessionStatus,
+    Tag,
     TraceEvent,
     TraceEventType,
 )
@@ -132,6 +133,22 @@ def _title_clean(title: str) -> str:
     return title
 
 
+TITLE_FROM_MESSAGE_CHARS = 80
+
+
+def title_from_message(content: str) -> str:
+    """A title from a message's first non-empty line, cut at a word boundary to at most 80 characters (with …)."""
+    line = next((line.strip() for line in content.splitlines() if line.strip()), "")
+    line = " ".join(line.split())
+    if len(line) <= TITLE_FROM_MESSAGE_CHARS:
+        return line
+    cut = line[: TITLE_FROM_MESSAGE_CHARS - 1]
+    space = cut.rfind(" ")
+    if space >= TITLE_FROM_MESSAGE_CHARS // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
 def session_create(*, owner: AbstractBaseUser, title: str = "", route_alias: str | None = None) -> AgentSession:
     """Start a session of `owner` on `route_alias` (or the default route)."""
     title = _title_clean(title)
@@ -153,24 +170,74 @@ def _refuse_archived(session: AgentSession) -> None:
         raise ConflictError.for_field("session", "is archived; unarchive it or start a new session")
 
 
+MAX_TAG_CHARS = 48
+MAX_TAGS_PER_SESSION = 20
+
+
+def _tag_names_clean(tags: list[str]) -> list[str]:
+    """Distinct, stripped tag names in the order given; each 1 to 48 printable characters."""
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise InvalidInputError.for_field("tags", "must be a list of tag names (strings)")
+    names: list[str] = []
+    for raw in tags:
+        name = " ".join(raw.split())
+        if not name or len(name) > MAX_TAG_CHARS or not name.isprintable():
+            raise InvalidInputError.for_field(
+                "tags", f"{raw[:60]!r} is not a tag name; give 1 to {MAX_TAG_CHARS} printable characters"
+            )
+        if name not in names:
+            names.append(name)
+    if len(names) > MAX_TAGS_PER_SESSION:
+        raise InvalidInputError.for_field("tags", f"has {len(names)} tags; at most {MAX_TAGS_PER_SESSION} per session")
+    return names
+
+
 def session_update(
-    *, session_id: UUID | str, owner: OwnerScope = None, title: str | None = None, route_alias: str | None = None
+    *,
+    session_id: UUID | str,
+    owner: OwnerScope = None,
+    title: str | None = None,
+    route_alias: str | None = None,
+    pinned: bool | None = None,
+    tags: list[str] | None = None,
 ) -> AgentSession:
-    """Rename a session and/or move it to another route; an archived session is read-only."""
+    """Rename a session, move it to another route, pin it or set its tags (the session owner's own).
+
+    An archived session keeps its title and route, but may still be pinned and tagged. `tags`
+    replaces the session's tags; names the owner has not used yet become new tags of theirs.
+    """
     clean_title = _title_clean(title) if title is not None else None
     if route_alias is not None and not route_alias.strip():
         raise InvalidInputError.for_field("route", "empty; give a route alias")
+    if pinned is not None and not isinstance(pinned, bool):
+        raise InvalidInputError.for_field("pinned", "must be true or false")
+    tag_names = _tag_names_clean(tags) if tags is not None else None
     route = _route_resolve(route_alias) if route_alias is not None else None
     with transaction.atomic():
         session = _session_locked(session_id, owner)
-        _refuse_archived(session)
+        if clean_title is not None or route is not None:
+            _refuse_archived(session)
         changes: dict[str, Any] = {"updated": timezone.now()}
         if clean_title is not None:
             changes["title"] = clean_title
         if route is not None:
             changes["route"] = route
+        if pinned is not None:
+            changes["pinned"] = pinned
         AgentSession.objects.filter(pk=session.pk).update(**changes)
+        if tag_names is not None:
+            session.tags.set(_tags_of(session.owner_id, tag_names))
     return session_get(session_id=session.pk)
+
+
+def _tags_of(owner_id: int, names: list[str]) -> list[Tag]:
+    """`owner_id`'s tags with these names, creating the missing ones (inside the caller's transaction)."""
+    found = {tag.name: tag for tag in Tag.objects.filter(owner_id=owner_id, name__in=names)}
+    missing = [Tag(owner_id=owner_id, name=name) for name in names if name not in found]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        found = {tag.name: tag for tag in Tag.objects.filter(owner_id=owner_id, name__in=names)}
+    return [found[name] for name in names]
 
 
 def _session_status_set(session_id: UUID | str, *, owner: OwnerScope, status: SessionStatus) -> AgentSession:
@@ -358,7 +425,9 @@ def _append_rows(
     leaf_id = _leaf_id(cursor, sql, session_param)
     if row[9] is _UNDER_LEAF:
         row[9] = leaf_id
-    row[1] = seq = _seq_next(cursor, sql, session_id, [tokens, now_param, session_param, SessionStatus.ACTIVE.value])
+    title = title_from_message(row[3]) if row[2] == MessageRole.USER else ""
+    params = [tokens, now_param, title, session_param, SessionStatus.ACTIVE.value]
+    row[1] = seq = _seq_next(cursor, sql, session_id, params)
     cursor.execute(sql.insert, row)
     message_id = _returned(cursor)
     if row[9] != leaf_id:
@@ -446,7 +515,10 @@ def _append_sql(db: BaseDatabaseWrapper) -> _AppendSql:
             f"UPDATE {sessions} SET {q('last_seq')} = {q('last_seq')} + 1,"  # noqa: S608  # nosec B608
             f" {q('message_count')} = {q('message_count')} + 1,"
             f" {q('leaf')} = {q('last_seq')} + 1,"
-            f" {q('tokens_since_checkpoint')} = {q('tokens_since_checkpoint')} + %s, {q('updated')} = %s"
+            f" {q('tokens_since_checkpoint')} = {q('tokens_since_checkpoint')} + %s, {q('updated')} = %s,"
+            # A session without a title takes one from its first user message (the parameter is ''
+            # for other roles, which leaves the title as it is).
+            f" {q('title')} = CASE WHEN {q('title')} = '' THEN %s ELSE {q('title')} END"
             f" WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {q('last_seq')}"
         ),
         insert=(

@@ -87,6 +87,8 @@ def test_create_session_on_default_route(api: APIClient, replay_route: ModelRout
         "title",
         "route",
         "status",
+        "pinned",
+        "tags",
         "message_count",
         "last_seq",
         "leaf",
@@ -604,8 +606,8 @@ def test_list_endpoints_run_a_constant_number_of_queries(
     for n in range(rows - 1):
         run_event_append(run_id=runs[0].id, event_type="text_delta", payload={"text": str(n)})
 
-    # 1: sessions joined to their route (cursor page of page_size + 1 rows).
-    with django_assert_num_queries(1):
+    # 1: sessions joined to their route (cursor page of page_size + 1 rows), 2: their tags.
+    with django_assert_num_queries(2):
         assert len(api.get("/api/sessions/").json()["results"]) == rows
     # 1: the session (404 check), 2: the page of messages by seq.
     with django_assert_num_queries(2):

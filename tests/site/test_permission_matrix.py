@@ -195,6 +195,8 @@ MATRIX: dict[str, Row] = {
     "session-turns": row(
         lambda w: {"session_id": w.session}, post=(401, 404, 404, 201), bodies={"post": {"text": "hello"}}
     ),
+    # Everyone searches their own messages only (tests/core/conversation/test_search.py).
+    "search": row(get=ANY_SIGNED_IN, bodies={"get": {"q": "hello"}}),
     "run-list": row(
         get=ANY_SIGNED_IN, post=(401, 404, 404, 201), bodies={"post": lambda role, w: {"session": w.session}}
     ),

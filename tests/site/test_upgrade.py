@@ -67,6 +67,15 @@ print(json.dumps([hit.memory.key for hit in memory_search("oolong")]))
 """
 
 
+# Messages written before the message index existed are found through it (`core/0014_message_search`).
+MESSAGE_READ_BACK = """
+import json
+from core.conversation.search import message_search
+page = message_search(owner=None, query='"before the upgrade"')
+print(json.dumps([sorted(message.seq for message in hit.messages) for hit in page.results]))
+"""
+
+
 def old_tree(destination: Path) -> Path:
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", "--format=tar", BEFORE_HOUSE],
@@ -192,6 +201,8 @@ def test_a_database_made_before_the_house_upgrades_and_reads_every_record_back(
     # The upgraded database works: full-text search finds an old memory, and a new turn continues
     # an old session (the `chat` command acts as the operator by default).
     assert json.loads(manage(ROOT, database_url, "shell", "-c", READ_BACK).strip().splitlines()[-1]) == ["tea"]
+    found = manage(ROOT, database_url, "shell", "-c", MESSAGE_READ_BACK).strip().splitlines()[-1]
+    assert json.loads(found) == [[1, 2]]  # the user's message and the replay provider's echo of it
     session = next(key[1] for key in before if key[0] == "core.agentsession")
     reply = manage(ROOT, database_url, "chat", str(session), "hello after the upgrade")
     assert "hello after the upgrade" in reply

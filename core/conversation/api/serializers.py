@@ -21,6 +21,7 @@ from core.models import (
     Checkpoint,
     CheckpointReason,
     Message,
+    MessageRole,
     Run,
     RunStatus,
     SessionStatus,
@@ -40,6 +41,7 @@ class SessionSerializer(serializers.ModelSerializer[AgentSession]):
     context_window_tokens = serializers.IntegerField(source="route.context_window_tokens", read_only=True)
     context_fullness_percent = serializers.SerializerMethodField()
     needs_compaction = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
 
     class Meta:
         model = AgentSession
@@ -48,6 +50,8 @@ class SessionSerializer(serializers.ModelSerializer[AgentSession]):
             "title",
             "route",
             "status",
+            "pinned",
+            "tags",
             "message_count",
             "last_seq",
             "leaf",
@@ -64,6 +68,10 @@ class SessionSerializer(serializers.ModelSerializer[AgentSession]):
         """tokens_since_checkpoint / the route's context window, in percent (one decimal)."""
         return context_fullness_percent(session)
 
+    def get_tags(self, session: AgentSession) -> list[str]:
+        """The session's tag names, sorted."""
+        return sorted(tag.name for tag in session.tags.all())
+
     def get_needs_compaction(self, session: AgentSession) -> bool:
         """True when the fullness reached AGENTCHAT_COMPACTION_THRESHOLD_PERCENT (active sessions only)."""
         return session_needs_compaction(session)
@@ -72,6 +80,7 @@ class SessionSerializer(serializers.ModelSerializer[AgentSession]):
 class SessionListQuerySerializer(PageQuerySerializer):
     status = serializers.ChoiceField(choices=SessionStatus.choices, required=False)
     needs_compaction = serializers.BooleanField(required=False, allow_null=True, default=None)
+    tag = serializers.CharField(required=False, max_length=200, help_text="Only sessions with this tag of yours")
 
 
 class SessionCreateSerializer(StrictInputSerializer):
@@ -84,6 +93,13 @@ class SessionCreateSerializer(StrictInputSerializer):
 class SessionUpdateSerializer(StrictInputSerializer):
     title = serializers.CharField(required=False, allow_blank=True)
     route = serializers.CharField(required=False, help_text="A route alias")
+    pinned = serializers.BooleanField(required=False, help_text="Pinned sessions come first in the list")
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=200, allow_blank=True, trim_whitespace=False),
+        required=False,
+        max_length=100,
+        help_text="Replaces the session's tags (names; new ones become tags of yours)",
+    )
 
 
 class SessionDeleteSerializer(serializers.Serializer[Any]):
@@ -299,3 +315,51 @@ class TraceEventListQuerySerializer(PageQuerySerializer):
 class TraceEventAppendSerializer(StrictInputSerializer):
     type = serializers.ChoiceField(choices=TraceEventType.choices)
     payload = serializers.JSONField(required=False, default=dict, help_text="Per the event type's contract")
+
+
+# --- Search ---------------------------------------------------------------------------------
+
+
+class SearchQuerySerializer(PageQuerySerializer):
+    q = serializers.CharField(
+        trim_whitespace=False,
+        help_text='Words (all must match), "a phrase", prefix* (2+ characters before the *); at most 32 words',
+    )
+    session = serializers.UUIDField(required=False, help_text="Only this session's messages")
+    role = serializers.ChoiceField(choices=MessageRole.choices, required=False, help_text="Only messages of this role")
+    to = serializers.DateTimeField(required=False, help_text="Only messages created before this time")
+    tag = serializers.CharField(required=False, max_length=200, help_text="Only sessions with this tag of yours")
+    include_archived = serializers.BooleanField(required=False, default=False, help_text="Search archived sessions too")
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # `from` is a Python keyword, so the field is added here, before `to`.
+        fields = super().get_fields()
+        ordered = {name: field for name, field in fields.items() if name not in ("to", "cursor", "page_size")}
+        ordered["from"] = serializers.DateTimeField(
+            required=False, help_text="Only messages created at or after this time (ISO 8601)"
+        )
+        ordered.update((name, fields[name]) for name in ("to", "cursor", "page_size"))
+        return ordered
+
+
+class MessageHitSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    seq = serializers.IntegerField(help_text="Where to jump in the session's message log")
+    role = serializers.CharField()
+    created = serializers.DateTimeField()
+    score = serializers.FloatField(help_text="Higher is better (comparable within one search only)")
+    snippet = serializers.CharField(
+        help_text="The text around the first match, HTML-escaped; each matching word is wrapped in <mark>…</mark>"
+    )
+
+
+class SessionHitsSerializer(serializers.Serializer[Any]):
+    session = SessionSerializer()
+    score = serializers.FloatField(help_text="The session's best message score")
+    match_count = serializers.IntegerField(help_text="How many of the session's messages match")
+    messages = MessageHitSerializer(many=True, help_text="The session's best matches (at most 3), best first")
+
+
+class SearchPageSerializer(serializers.Serializer[Any]):
+    next = serializers.URLField(allow_null=True, help_text="The next page (null after the last)")
+    results = SessionHitsSerializer(many=True)

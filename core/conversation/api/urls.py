@@ -15,6 +15,7 @@ from core.conversation.api.views import (
     MessageSiblingsView,
     RunEventViewSet,
     RunViewSet,
+    SearchView,
     SessionCheckpointViewSet,
     SessionMessageViewSet,
     SessionViewSet,
@@ -43,4 +44,5 @@ urlpatterns: list[URLPattern] = [
         name="session-message-siblings",
     ),
     path("runs/<str:run_id>/events/", RunEventViewSet.as_view(LIST_CREATE), name="run-events"),
+    path("search/", SearchView.as_view(), name="search"),
 ]

@@ -7,14 +7,18 @@ Unknown or malformed ids are 404, invalid input 400 with field details, state co
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import status
+from rest_framework import status, views
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -38,8 +42,11 @@ from core.conversation.api.serializers import (
     RunListQuerySerializer,
     RunSerializer,
     RunTextSerializer,
+    SearchPageSerializer,
+    SearchQuerySerializer,
     SessionCreateSerializer,
     SessionDeleteSerializer,
+    SessionHitsSerializer,
     SessionListQuerySerializer,
     SessionSerializer,
     SessionUpdateSerializer,
@@ -48,7 +55,9 @@ from core.conversation.api.serializers import (
     TraceEventListQuerySerializer,
     TraceEventSerializer,
 )
+from core.conversation.search import DEFAULT_PAGE_SIZE, SearchCursor, SearchFilters, message_search
 from core.conversation.selectors import (
+    SESSION_LIST_ORDER,
     PathPage,
     checkpoints_list,
     message_seq,
@@ -91,6 +100,70 @@ class NewestCheckpointCursorPagination(NewestFirstCursorPagination):
     """A session's checkpoints, newest first."""
 
     ordering = ("-id",)
+
+
+class PinnedFirstCursorPagination(NewestFirstCursorPagination):
+    """The session list: pinned first, then newest created; the cursor holds all three keys.
+
+    DRF's cursor filters on the first ordering field only (with an offset for ties), and `pinned`
+    ties for nearly every row; here the position is (pinned, created, id) and the next page starts
+    strictly after it, so every page is one index range, never an offset.
+    """
+
+    ordering = SESSION_LIST_ORDER
+
+    def _get_position_from_instance(self, instance: Any, ordering: Any) -> str:
+        return json.dumps([getattr(instance, name.lstrip("-")).__str__() for name in ordering])
+
+    def _after(self, queryset: QuerySet[Any], position: str, reverse: bool) -> QuerySet[Any]:
+        """Rows strictly after `position` in the list's order (before it when paging backwards)."""
+        try:
+            raw = json.loads(position)
+            if not isinstance(raw, list) or len(raw) != len(self.ordering):
+                raise ValueError(position)
+            names = [name.lstrip("-") for name in self.ordering]
+            values = [
+                queryset.model._meta.get_field(name).to_python(value) for name, value in zip(names, raw, strict=True)
+            ]
+        except (ValueError, TypeError, ValidationError):
+            raise NotFound(self.invalid_cursor_message) from None
+        condition = Q()
+        for index, name in enumerate(self.ordering):
+            descending = name.startswith("-") != reverse
+            step = Q(**{f"{names[index]}__{'lt' if descending else 'gt'}": values[index]})
+            equal = Q(**{names[earlier]: values[earlier] for earlier in range(index)})
+            condition |= equal & step
+        return queryset.filter(condition)
+
+    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
+        """DRF's cursor page, with the position compared on every key (its own compares the first only)."""
+        self.request = request
+        self.page_size = self.get_page_size(request) or NewestFirstCursorPagination.page_size
+        self.base_url = request.build_absolute_uri()
+        self.cursor = self.decode_cursor(request)
+        reverse = bool(self.cursor and self.cursor.reverse)
+        # The stubs type a position as an int; DRF keeps the string it decoded.
+        position: str | None = (
+            None if self.cursor is None or self.cursor.position is None else str(self.cursor.position)
+        )
+        offset = self.cursor.offset if self.cursor else 0
+        flipped = [name[1:] if name.startswith("-") else f"-{name}" for name in self.ordering]
+        queryset = queryset.order_by(*(flipped if reverse else self.ordering))
+        if position is not None:
+            queryset = self._after(queryset, position, reverse)
+        rows = list(queryset[offset : offset + self.page_size + 1])
+        self.page = rows[: self.page_size]
+        following = self._get_position_from_instance(rows[-1], self.ordering) if len(rows) > self.page_size else None
+        started_later = position is not None or offset > 0
+        if reverse:
+            self.page.reverse()
+            self.has_next, self.has_previous = started_later, following is not None
+            self.next_position, self.previous_position = position, following
+        else:
+            self.has_next, self.has_previous = following is not None, started_later
+            self.next_position, self.previous_position = following, position
+        self.display_page_controls = self.has_next or self.has_previous
+        return self.page
 
 
 class EventIndexCursorPagination(SeqCursorPagination):
@@ -141,13 +214,16 @@ class SessionViewSet(PagedViewSet[AgentSession]):
 
     queryset = AgentSession.objects.none()
     serializer_class = SessionSerializer
-    pagination_class = NewestFirstCursorPagination
+    pagination_class = PinnedFirstCursorPagination
 
-    @list_schema("List sessions, newest first", SessionSerializer, SessionListQuerySerializer)
+    @list_schema("List sessions, pinned first, then newest first", SessionSerializer, SessionListQuerySerializer)
     def list(self, request: Request) -> Response:
         query = parsed_query(SessionListQuerySerializer, request)
         sessions = sessions_list(
-            owner=acting_user(request), status=query.get("status"), needs_compaction=query.get("needs_compaction")
+            owner=acting_user(request),
+            status=query.get("status"),
+            needs_compaction=query.get("needs_compaction"),
+            tag=query.get("tag"),
         )
         return self.page(sessions, SessionSerializer)
 
@@ -167,14 +243,19 @@ class SessionViewSet(PagedViewSet[AgentSession]):
         return Response(SessionSerializer(session_get(session_id=pk, owner=acting_user(request))).data)
 
     @extend_schema(
-        summary="Rename a session or move it to another route",
+        summary="Rename a session, move it to another route, pin it or set its tags",
         request=SessionUpdateSerializer,
         responses={200: SessionSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         data = parsed(SessionUpdateSerializer, request.data)
         session = session_update(
-            session_id=pk, owner=acting_user(request), title=data.get("title"), route_alias=data.get("route")
+            session_id=pk,
+            owner=acting_user(request),
+            title=data.get("title"),
+            route_alias=data.get("route"),
+            pinned=data.get("pinned"),
+            tags=data.get("tags"),
         )
         return Response(SessionSerializer(session).data)
 
@@ -472,3 +553,38 @@ class RunEventViewSet(PagedViewSet[TraceEvent]):
             run_id=run_id, owner=acting_user(request), event_type=data["type"], payload=data["payload"]
         )
         return Response(TraceEventSerializer(event).data, status=status.HTTP_201_CREATED)
+
+
+class SearchView(views.APIView):
+    """Full-text search over every message of the requesting user's sessions."""
+
+    @extend_schema(
+        summary=(
+            'Sessions whose messages match `q` (words, "phrases", prefix*), best first, each with its best '
+            "matches: seq to jump to and an HTML-escaped snippet with <mark>…</mark> around matching words"
+        ),
+        parameters=[SearchQuerySerializer],
+        responses={200: SearchPageSerializer, 400: INVALID_INPUT},
+    )
+    def get(self, request: Request) -> Response:
+        query = parsed_query(SearchQuerySerializer, request)
+        page = message_search(
+            owner=acting_user(request),
+            query=query["q"],
+            filters=SearchFilters(
+                session_id=query.get("session"),
+                role=query.get("role"),
+                date_from=query.get("from"),
+                date_to=query.get("to"),
+                tag=query.get("tag"),
+                include_archived=query["include_archived"],
+            ),
+            cursor=SearchCursor.decode(query["cursor"]) if "cursor" in query else None,
+            page_size=query.get("page_size", DEFAULT_PAGE_SIZE),
+        )
+        following = None
+        if page.next_cursor is not None:
+            params = request.query_params.copy()
+            params["cursor"] = page.next_cursor.encode()
+            following = request.build_absolute_uri(f"{reverse('search')}?{params.urlencode()}")
+        return Response({"next": following, "results": SessionHitsSerializer(page.results, many=True).data})
