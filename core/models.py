@@ -20,10 +20,12 @@ from core.conversation.models import (
     Message,
     MessageRole,
     Run,
+    RunPurpose,
     RunStatus,
     SessionStatus,
     TraceEvent,
     TraceEventType,
+    WorkerBeat,
 )
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "Provider",
     "ProviderKind",
     "Run",
+    "RunPurpose",
     "RunStatus",
     "SessionStatus",
     "SkillSpec",
@@ -48,4 +51,5 @@ __all__ = [
     "ToolSpec",
     "TraceEvent",
     "TraceEventType",
+    "WorkerBeat",
 ]

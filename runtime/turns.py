@@ -28,22 +28,30 @@ It lives in `runtime/`, the one app that may use core, memory and telemetry toge
 
 from __future__ import annotations
 
+import json
+import logging
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
 
 from core.conversation.contracts import ToolCallPart, ToolResultPart
 from core.conversation.events import ErrorEvent, Finish, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
 from core.conversation.selectors import (
     OwnerScope,
+    compaction_threshold_percent,
     context_fullness_percent,
     messages_after,
+    needs_compaction,
     run_for_message,
     run_text,
+    runs_open_count,
     session_get,
     session_needs_compaction,
 )
@@ -51,9 +59,12 @@ from core.conversation.services import (
     checkpoint_create,
     message_append,
     run_cancel,
+    run_claim,
     run_create,
     run_event_append,
     run_finish,
+    run_interrupt,
+    run_lease_release,
 )
 from core.conversation.workers import worker_identity
 from core.errors import ConflictError, DomainError, InvalidInputError
@@ -70,6 +81,7 @@ from core.models import (
 )
 from memory.context import ContextBundle, context_inputs
 from runtime.providers import AdapterError, PromptMessage, ProviderAdapter, adapter_for
+from runtime.worker.lease import Lease, Stop, process_worker_id
 from telemetry.models import UsageEvent
 from telemetry.services import usage_record
 
@@ -79,6 +91,7 @@ SUMMARY_QUOTE_CHARS = 200
 MAX_REPLY_MESSAGES = 200
 
 EventCallback = Callable[[RuntimeEvent], None]
+RUN_LOG = logging.getLogger("agentchat.runs")
 
 
 @dataclass(frozen=True)
@@ -177,6 +190,66 @@ def turn_refusal(*, session: AgentSession, user_text: object) -> ProviderAdapter
     return adapter
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """A turn accepted: its user message and its run (`created` False when a retry found them)."""
+
+    run: Run
+    message: Message
+    created: bool
+
+
+def turn_accept(
+    *,
+    session_id: UUID | str,
+    owner: OwnerScope = None,
+    user_text: str,
+    client_id: str | None = None,
+    on_commit: Callable[[Run], None] | None = None,
+) -> Accepted:
+    """Validate a turn, then in ONE transaction append the user message and open its run `queued`.
+
+    A retry with the same `client_id` and text finds the run that answers that message and writes
+    nothing. `on_commit(run)` runs after the commit (the API enqueues the run's task there).
+    With `owner`, another user's session is not found.
+    """
+    if not isinstance(user_text, str) or not user_text.strip():
+        raise InvalidInputError.for_field("text", "empty; give the message to send")
+    session = session_get(session_id=session_id, owner=owner)
+    turn_refusal(session=session, user_text=user_text)
+    with transaction.atomic():
+        # The message and its run commit together: a retry sees both or neither (it waits on the
+        # session's lock, PostgreSQL, or on the write lock, SQLite), never a message without its run.
+        appended = message_append(session_id=session.pk, role=MessageRole.USER, content=user_text, client_id=client_id)
+        user_message = appended.message
+        if not appended.created:
+            existing = run_for_message(session_id=session.pk, message_seq=user_message.seq)
+            if existing is not None:
+                return Accepted(run=existing, message=user_message, created=False)
+            if user_message.seq != session.last_seq:
+                seq = user_message.seq
+                raise ConflictError.for_field(
+                    "client_id",
+                    f"{client_id!r} names message #{seq}, which other messages already follow; read the "
+                    f"messages after #{seq}, or send a new message with a new client_id",
+                )
+        _refuse_too_many_open_runs(session.owner_id)
+        run = run_create(session_id=session.pk, status=RunStatus.QUEUED, message=user_message)
+        if on_commit is not None:
+            transaction.on_commit(lambda: on_commit(run))
+    return Accepted(run=run, message=user_message, created=True)
+
+
+def _refuse_too_many_open_runs(owner_id: int) -> None:
+    cap = settings.AGENTCHAT_MAX_OPEN_RUNS_PER_USER
+    if runs_open_count(owner_id=owner_id) >= cap:
+        raise ConflictError.for_field(
+            "session",
+            f"you have {cap} open runs, the most allowed at once (AGENTCHAT_MAX_OPEN_RUNS_PER_USER); "
+            "wait for one to finish or cancel one",
+        )
+
+
 def turn_run(
     *,
     session_id: UUID | str,
@@ -186,55 +259,92 @@ def turn_run(
     on_event: EventCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> TurnResult:
-    """Run one chat turn on the session's route and write it to every store (see the module docstring).
+    """Accept and execute one chat turn in this process (the `chat` command; see the module docstring).
 
     With `owner`, another user's session is not found. Everything the turn writes is the session owner's.
     """
-    if not isinstance(user_text, str) or not user_text.strip():
-        raise InvalidInputError.for_field("text", "empty; give the message to send")
-    session = session_get(session_id=session_id, owner=owner)
-    adapter = turn_refusal(session=session, user_text=user_text)
-    was_over_threshold = session_needs_compaction(session)
+    accepted = turn_accept(session_id=session_id, owner=owner, user_text=user_text, client_id=client_id)
+    if not accepted.created:
+        return _existing(accepted.run, accepted.message)
+    return turn_execute(run_id=accepted.run.pk, on_event=on_event, should_cancel=should_cancel)
 
-    with transaction.atomic():
-        # The message and its run commit together: a retry sees both or neither (it waits on the
-        # session's lock, PostgreSQL, or on the write lock, SQLite), never a message without its run.
-        appended = message_append(session_id=session.pk, role=MessageRole.USER, content=user_text, client_id=client_id)
-        user_message = appended.message
-        if not appended.created:
-            existing = run_for_message(session_id=session.pk, message_seq=user_message.seq)
-            if existing is not None:
-                return _existing(existing, user_message)
-            if user_message.seq != session.last_seq:
-                seq = user_message.seq
-                raise ConflictError.for_field(
-                    "client_id",
-                    f"{client_id!r} names message #{seq}, which other messages already follow; read the "
-                    f"messages after #{seq}, or send a new message with a new client_id",
-                )
-        run = run_create(session_id=session.pk, status=RunStatus.QUEUED)
-        run_event_append(
-            run_id=run.pk,
-            event_type=TraceEventType.RUN_STARTED,
-            payload={"message_seq": user_message.seq, **worker_identity()},
-        )
-    run.refresh_from_db()
+
+def turn_execute(
+    *,
+    run_id: UUID,
+    lease_owner: str | None = None,
+    on_event: EventCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> TurnResult:
+    """Run a queued turn: take its lease, stream the provider into the trace, write the reply.
+
+    The lease's timer renews it and watches for a cancel, the wall time and a worker's shutdown,
+    independently of tokens. A run that is not queued any more (another worker took it, or it was
+    cancelled) is returned as it stands, and nothing is written.
+    """
+    queued = Run.objects.select_related("message").get(pk=run_id)
+    user_message = queued.message
+    if user_message is None:
+        raise ConflictError.for_field("run", "answers no user message; only a chat turn runs here")
+    session = session_get(session_id=queued.session_id)
+    # Over the threshold before the user message came in: then this turn did not cross it.
+    was_over_threshold = needs_compaction(
+        session.status,
+        max(0, session.tokens_since_checkpoint - user_message.token_count),
+        session.route.context_window_tokens,
+        compaction_threshold_percent(),
+    )
+    owner = lease_owner or process_worker_id()
+    payload = {"message_seq": user_message.seq, **worker_identity()}
+    run = run_claim(run_id=run_id, lease_owner=owner, lease_ms=settings.AGENTCHAT_RUN_LEASE_MS, payload=payload)
+    if run is None:
+        return _existing(Run.objects.select_related("route").get(pk=run_id), user_message)
+    lease = Lease(run_id=run.pk, owner=owner)
+    lease.start()
+    started = time.monotonic()
+    result: TurnResult | None = None
+    try:
+        result = _stream_turn(run, session, user_message, lease, on_event, should_cancel, was_over_threshold)
+        return result
+    finally:
+        lease.close()
+        run_lease_release(run_id=run.pk, lease_owner=owner)
+        _log_run(run.pk, result, started)
+
+
+def _stream_turn(
+    run: Run,
+    session: AgentSession,
+    user_message: Message,
+    lease: Lease,
+    on_event: EventCallback | None,
+    should_cancel: Callable[[], bool] | None,
+    was_over_threshold: bool,
+) -> TurnResult:
     budget = max(1, session.route.context_window_tokens - session.route.max_output_tokens)
     stream = _Stream(run, on_event)
     started = time.monotonic()
     try:
+        adapter = adapter_for(session.route)
+        adapter.ensure_ready()
         prompt = _prompt(context_inputs(session_id=session.pk, budget_tokens=budget))
-        for event in adapter.stream(prompt):
+        for event in _events_until_stopped(adapter.stream(prompt), lease.stop):
             if _run_cancelled(run.pk):
                 return _cancelled(run, user_message, reason="")
             if should_cancel is not None and should_cancel():
                 return _cancelled(run, user_message, reason="cancelled while the reply was streaming")
+            stopped = _stopped(run, user_message, lease.stop())
+            if stopped is not None:
+                return stopped
             stream.feed(event)
             if stream.error is not None:
                 break
+        stopped = _stopped(run, user_message, lease.stop())
+        if stopped is not None:
+            return stopped
     except ConflictError:
-        # The run was cancelled from outside (API, admin) while we were appending its events.
-        if _run_cancelled(run.pk):
+        # The run was ended from outside (API, admin, the sweeper) while we were appending its events.
+        if _run_cancelled(run.pk) or lease.stop() is not None:
             return _cancelled(run, user_message, reason="")
         raise
     except (AdapterError, DomainError) as exc:
@@ -254,6 +364,92 @@ def turn_run(
         return TurnResult(run=finished, messages=(user_message,), text="", usage=usage, checkpoint=None)
     latency_ms = int((time.monotonic() - started) * 1000)
     return _complete(run, user_message, stream, latency_ms=latency_ms, was_over=was_over_threshold)
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
+# How often the turn loop looks at the lease's stop reason while the provider is silent.
+STOP_POLL_S = 0.1
+
+
+def _events_until_stopped(events: Iterator[RuntimeEvent], stop: Callable[[], Stop | None]) -> Iterator[RuntimeEvent]:
+    """The adapter's events, read on a thread of their own so that a stop is seen while the provider
+    is silent; the reader closes the provider stream once it is told to (at its next chunk)."""
+    inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+    abandoned = threading.Event()
+
+    def read() -> None:
+        try:
+            for event in events:
+                inbox.put(event)
+                if abandoned.is_set():
+                    break
+        except BaseException as exc:  # handed to the turn loop, which decides
+            inbox.put(_Raised(exc))
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+            inbox.put(_DONE)
+
+    reader = threading.Thread(target=read, name="provider-stream", daemon=True)
+    reader.start()
+    try:
+        while True:
+            try:
+                item = inbox.get(timeout=STOP_POLL_S)
+            except queue.Empty:
+                if stop() is not None:
+                    return
+                continue
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield cast(RuntimeEvent, item)
+    finally:
+        abandoned.set()
+
+
+def _stopped(run: Run, user_message: Message, stop: Stop | None) -> TurnResult | None:
+    """End the run as the lease's stop reason says (nothing when someone else already ended it)."""
+    if stop is None:
+        return None
+    if stop.kind == "cancel":
+        try:
+            return _cancelled(run, user_message, reason=stop.reason)
+        except ConflictError:
+            pass
+    elif stop.kind == "interrupt":
+        run_interrupt(run_id=run.pk, error=stop.reason)
+    return TurnResult(run=Run.objects.get(pk=run.pk), messages=(user_message,), text="", usage=None, checkpoint=None)
+
+
+def _log_run(run_id: UUID, result: TurnResult | None, started: float) -> None:
+    """One structured line per run: id, route, status, duration, tokens, attempt."""
+    run = Run.objects.select_related("route").filter(pk=run_id).first()
+    if run is None:
+        return
+    usage = result.usage if result is not None else None
+    RUN_LOG.info(
+        "%s",
+        json.dumps(
+            {
+                "run": str(run.pk),
+                "route": run.route.alias if run.route is not None else None,
+                "status": run.status,
+                "duration_ms": int((time.monotonic() - started) * 1000),
+                "input_tokens": usage.input_tokens if usage is not None else None,
+                "output_tokens": usage.output_tokens if usage is not None else None,
+                "retries": run.attempt - 1,
+                "error": run.error or None,
+            }
+        ),
+    )
 
 
 def _existing(run: Run, user_message: Message) -> TurnResult:

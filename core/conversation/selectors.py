@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Field, JSONField, Model, Q, QuerySet, Value
+from django.db.models import Count, F, Field, JSONField, Model, Q, QuerySet, Value
 from django.db.models.expressions import Col, Combinable
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.dateparse import parse_datetime
@@ -39,6 +39,7 @@ from core.models import (
     SessionStatus,
     TraceEvent,
     TraceEventType,
+    WorkerBeat,
 )
 
 
@@ -646,17 +647,62 @@ def run_text(*, run_id: UUID | str) -> str:
 
 
 def run_for_message(*, session_id: UUID | str, message_seq: int) -> Run | None:
-    """The newest run started for the user message `message_seq` (its `run_started` names it), or None."""
+    """The newest run for the user message `message_seq` (the run's message), or None."""
     return (
-        Run.objects.filter(
-            session_id=session_uuid(session_id),
-            events__type=TraceEventType.RUN_STARTED,
-            events__payload__message_seq=message_seq,
-        )
+        Run.objects.filter(message__session_id=session_uuid(session_id), message__seq=message_seq)
         .select_related("route")
         .order_by("-created", "-id")
         .first()
     )
+
+
+# --- Workers: liveness and the queue ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """Worker liveness and queue depth, as the bootstrap shows them."""
+
+    live_workers: int
+    last_beat_at: datetime | None
+    queued_runs: int
+    running_runs: int
+
+
+def worker_status(*, live_since: datetime, owner_id: int | None = None) -> WorkerStatus:
+    """How many workers beat since `live_since`, the newest beat, and the open runs (of `owner_id`) by status."""
+    beats = WorkerBeat.objects.order_by("-beat_at").values_list("beat_at", flat=True)
+    last = beats.first()
+    live = WorkerBeat.objects.filter(beat_at__gte=live_since).count() if last and last >= live_since else 0
+    runs = Run.objects.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING))
+    if owner_id is not None:
+        runs = runs.filter(owner_id=owner_id)
+    counts = dict(runs.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+    return WorkerStatus(
+        live_workers=live,
+        last_beat_at=last,
+        queued_runs=counts.get(RunStatus.QUEUED, 0),
+        running_runs=counts.get(RunStatus.RUNNING, 0),
+    )
+
+
+def runs_queued_ids(*, created_before: datetime) -> list[UUID]:
+    """Ids of runs still queued that were created before `created_before`, oldest first."""
+    return list(
+        Run.objects.filter(status=RunStatus.QUEUED, created__lt=created_before)
+        .order_by("created", "id")
+        .values_list("pk", flat=True)
+    )
+
+
+def run_cancel_requested(*, run_id: UUID | str) -> bool:
+    """Whether a cancel was asked for the run (its lease holder's cancel-watch reads this)."""
+    return Run.objects.filter(pk=run_uuid(run_id), cancel_requested_at__isnull=False).exists()
+
+
+def runs_open_count(*, owner_id: int) -> int:
+    """How many runs of `owner_id` are queued or running."""
+    return Run.objects.filter(owner_id=owner_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).count()
 
 
 # A checkpoint folds the messages it covers only when it carries a real summary: a `compaction`
