@@ -56,6 +56,7 @@ from core.conversation.selectors import (
     session_needs_compaction,
 )
 from core.conversation.services import (
+    CANCEL_REQUESTED_REASON,
     checkpoint_create,
     message_append,
     run_cancel,
@@ -420,8 +421,9 @@ def _stopped(run: Run, user_message: Message, stop: Stop | None) -> TurnResult |
     if stop is None:
         return None
     if stop.kind == "cancel":
+        reason = stop.reason or Run.objects.get(pk=run.pk).cancel_reason or CANCEL_REQUESTED_REASON
         try:
-            return _cancelled(run, user_message, reason=stop.reason)
+            return _cancelled(run, user_message, reason=reason)
         except ConflictError:
             pass
     elif stop.kind == "interrupt":

@@ -604,7 +604,7 @@ class _RestoreHead:
 def run_get(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
     """One run of `owner` with its route, or NotFoundError (another user's too)."""
     try:
-        return owned(Run.objects.select_related("route"), owner).get(pk=run_uuid(run_id))
+        return owned(Run.objects.select_related("route", "message"), owner).get(pk=run_uuid(run_id))
     except Run.DoesNotExist:
         raise NotFoundError.for_field("run", f"no run {run_id}") from None
 
@@ -613,7 +613,7 @@ def runs_list(
     *, owner: OwnerScope = None, session_id: UUID | str | None = None, status: str | None = None
 ) -> QuerySet[Run]:
     """`owner`'s runs newest first with their route joined; optionally of one session and/or in one status."""
-    queryset = owned(Run.objects.select_related("route"), owner).order_by("-created", "-id")
+    queryset = owned(Run.objects.select_related("route", "message"), owner).order_by("-created", "-id")
     if session_id is not None:
         try:
             queryset = queryset.filter(session_id=UUID(str(session_id)))
@@ -687,9 +687,9 @@ def worker_status(*, live_since: datetime, owner_id: int | None = None) -> Worke
 
 
 def runs_queued_ids(*, created_before: datetime) -> list[UUID]:
-    """Ids of runs still queued that were created before `created_before`, oldest first."""
+    """Ids of chat turns (runs answering a message) still queued since before `created_before`, oldest first."""
     return list(
-        Run.objects.filter(status=RunStatus.QUEUED, created__lt=created_before)
+        Run.objects.filter(status=RunStatus.QUEUED, created__lt=created_before, message__isnull=False)
         .order_by("created", "id")
         .values_list("pk", flat=True)
     )

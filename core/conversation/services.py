@@ -49,7 +49,15 @@ from core.conversation.contracts import (
     trace_payload_validate,
 )
 from core.conversation.models import OPEN_RUN_STATUSES, TERMINAL_RUN_STATUSES, RunPurpose
-from core.conversation.selectors import OwnerScope, owned, run_cancel_requested, run_uuid, session_get, session_uuid
+from core.conversation.selectors import (
+    OwnerScope,
+    owned,
+    run_cancel_requested,
+    run_uuid,
+    runs_queued_ids,
+    session_get,
+    session_uuid,
+)
 from core.conversation.workers import worker_alive
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import (
@@ -762,7 +770,7 @@ def run_claim(*, run_id: UUID | str, lease_owner: str, lease_ms: int, payload: M
                 run,
                 [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
                 status=RunStatus.CANCELLED,
-                cancel_reason=CANCEL_REQUESTED_REASON,
+                cancel_reason=run.cancel_reason or CANCEL_REQUESTED_REASON,
                 finished_at=timezone.now(),
             )
             return None
@@ -802,9 +810,12 @@ def run_lease_release(*, run_id: UUID | str, lease_owner: str) -> None:
     Run.objects.filter(pk=run_uuid(run_id), lease_owner=lease_owner).update(lease_owner="", lease_expires_at=None)
 
 
-def run_cancel_request(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
-    """Ask an open run to stop. With a live lease only `cancel_requested_at` is set (its holder ends
-    it, keeping every streamed character); without one the run is cancelled here and now."""
+def run_cancel_request(*, run_id: UUID | str, owner: OwnerScope = None, reason: str = "") -> Run:
+    """Ask an open run to stop. With a live lease only `cancel_requested_at` (and the reason) is set:
+    its holder ends it, keeping every streamed character. Without one the run is cancelled here."""
+    reason = (reason.strip() if isinstance(reason, str) else "") or CANCEL_REQUESTED_REASON
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidInputError.for_field("reason", f"has {len(reason)} characters; at most {MAX_REASON_CHARS}")
     with transaction.atomic():
         run = _run_locked(run_id, owner)
         if run.status in TERMINAL_RUN_STATUSES:
@@ -813,14 +824,14 @@ def run_cancel_request(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
         live = run.status == RunStatus.RUNNING and run.lease_expires_at is not None and run.lease_expires_at > now
         if live:
             if run.cancel_requested_at is None:
-                Run.objects.filter(pk=run.pk).update(cancel_requested_at=now)
-                run.cancel_requested_at = now
+                Run.objects.filter(pk=run.pk).update(cancel_requested_at=now, cancel_reason=reason)
+                run.cancel_requested_at, run.cancel_reason = now, reason
             return run
         _events_write(
             run,
             [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
             status=RunStatus.CANCELLED,
-            cancel_reason=CANCEL_REQUESTED_REASON,
+            cancel_reason=reason,
             cancel_requested_at=run.cancel_requested_at or now,
             finished_at=now,
             lease_owner="",
@@ -879,11 +890,9 @@ def runs_lease_expired_interrupt(*, now: datetime | None = None) -> list[UUID]:
 
 
 def runs_queue_expired_interrupt(*, older_than: datetime) -> list[UUID]:
-    """End `interrupted` the runs still queued since before `older_than` (nobody took them in time)."""
+    """End `interrupted` the chat turns still queued since before `older_than` (no worker took them in time)."""
     ended: list[UUID] = []
-    for run_id in list(
-        Run.objects.filter(status=RunStatus.QUEUED, created__lt=older_than).values_list("pk", flat=True)
-    ):
+    for run_id in runs_queued_ids(created_before=older_than):
         with transaction.atomic():
             run = _run_locked(run_id)
             if run.status != RunStatus.QUEUED:

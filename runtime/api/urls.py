@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path, re_path
 
 from core.api.routing import Route
-from runtime.api.views import SessionTurnView
+from runtime.api.views import RunRetryView, SessionTurnView
 from runtime.bootstrap.api import BootstrapView
 
 routes: list[Route] = []
@@ -14,4 +14,5 @@ urlpatterns: list[URLPattern] = [
     # With a format suffix (/api/bootstrap.json), as the router served it; the schema lists it once.
     re_path(r"^bootstrap\.(?P<format>[a-z0-9]+)/?$", BootstrapView.as_view(), name="bootstrap"),
     path("sessions/<uuid:session_id>/turns/", SessionTurnView.as_view(), name="session-turns"),
+    path("runs/<uuid:run_id>/retry/", RunRetryView.as_view(), name="run-retry"),
 ]

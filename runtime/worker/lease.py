@@ -101,7 +101,8 @@ class Lease:
         if not state.held:
             self._stop = Stop("lost", "")
         elif state.cancel_requested:
-            self._stop = Stop("cancel", "cancelled on request")
+            # The reason the canceller gave is on the run (`cancel_reason`); the turn loop reads it.
+            self._stop = Stop("cancel", "")
         elif now - self._started > self.max_wall_s:
             self._stop = Stop("cancel", f"ran longer than the maximum wall time of {self.max_wall_s} s")
         elif shutdown_requested.is_set() and _shutdown_deadline and now > _shutdown_deadline[0]:
