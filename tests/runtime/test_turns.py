@@ -274,7 +274,8 @@ def test_turn_api_accepts_the_turn_and_queues_its_run(api: APIClient, chat_sessi
     assert result.run.status == RunStatus.COMPLETED
     assert api.get(f"/api/runs/{run_id}/text/").json()["text"] == "replay: hi api"
     assert [m.seq for m in result.messages] == [1, 2]
-    assert result.usage is not None and result.checkpoint is None
+    assert result.usage is not None
+    assert result.checkpoint is None
 
 
 def test_a_second_turn_while_one_is_open_is_a_409_naming_the_open_run(
