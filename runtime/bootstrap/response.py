@@ -129,6 +129,13 @@ class MemorySection:
 
 
 @dataclass(frozen=True)
+class WorkersSection:
+    live: int = 0
+    queued_runs: int = 0
+    running_runs: int = 0
+
+
+@dataclass(frozen=True)
 class ViewStatus:
     state: ViewState
     reasons: tuple[str, ...] = ()
@@ -144,4 +151,5 @@ class Bootstrap:
     sessions: SessionsSection
     memory: MemorySection
     telemetry: UsageOverview  # telemetry's own overview: today and all time, by model
+    workers: WorkersSection
     views: dict[str, ViewStatus]

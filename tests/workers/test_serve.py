@@ -159,6 +159,10 @@ def _status(run_id: str) -> str:
     return str(Run.objects.values_list("status", flat=True).get(pk=run_id))
 
 
+def _all_completed(runs: list[str]) -> Callable[[], bool]:
+    return lambda: all(_status(run_id) == RunStatus.COMPLETED for run_id in runs)
+
+
 def _worker_pid(worker_id: str) -> int:
     """The pid of the worker process started with `--worker-id worker_id` (from /proc)."""
     for entry in Path("/proc").iterdir():
@@ -182,9 +186,7 @@ def test_a_turn_answers_202_and_completes_in_a_worker_and_20_turns_in_10_session
         runs = [
             api.turn(session, f"turn {round_number} of {index}")["run"]["id"] for index, session in enumerate(sessions)
         ]
-        _wait(
-            "every turn completed", lambda runs=runs: all(_status(r) == RunStatus.COMPLETED for r in runs), 90, server
-        )
+        _wait("every turn completed", _all_completed(runs), 90, server)
     for index, session in enumerate(sessions):
         contents = list(Message.objects.filter(session=session).order_by("seq").values_list("seq", "content"))
         assert contents == [
@@ -207,7 +209,7 @@ def test_four_slow_turns_in_four_sessions_all_start_before_any_finishes(api: Api
         return TraceEvent.objects.filter(run_id__in=runs, type="text_delta").values("run_id").distinct().count() == 4
 
     _wait("all four streaming", all_streaming, 60, server)
-    _wait("all four completed", lambda: all(_status(r) == RunStatus.COMPLETED for r in runs), 60, server)
+    _wait("all four completed", _all_completed(runs), 60, server)
 
 
 @pytest.mark.fault
