@@ -31,14 +31,10 @@ from telemetry.services import usage_record
 from tests.owners import op_user, plain_user
 from tests.runtime.bootstrap_client import EXAMPLE, bootstrap
 
-pytestmark = pytest.mark.django_db
+# The chat view needs a live worker; `test_chat_is_blocked_without_a_worker_heartbeat…` makes it stale.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("live_worker")]
 
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
-
-
-@pytest.fixture(autouse=True)
-def _worker_alive(live_worker: str) -> None:
-    """The chat view needs a live worker; `test_chat_is_blocked_without_a_worker_heartbeat` removes it."""
 
 
 @pytest.fixture(autouse=True)
