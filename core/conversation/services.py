@@ -797,11 +797,10 @@ class LeaseState:
 def run_lease_renew(*, run_id: UUID | str, lease_owner: str, lease_ms: int) -> LeaseState:
     """Extend `lease_owner`'s lease on a running run by `lease_ms` (one UPDATE), and read its cancel flag."""
     expires = timezone.now() + timedelta(milliseconds=lease_ms)
-    held = bool(
-        Run.objects.filter(pk=run_uuid(run_id), lease_owner=lease_owner, status=RunStatus.RUNNING).update(
-            lease_expires_at=expires
-        )
-    )
+    run = Run.objects.filter(pk=run_uuid(run_id))
+    held = bool(run.filter(lease_owner=lease_owner, status=RunStatus.RUNNING).update(lease_expires_at=expires))
+    # A run this connection cannot see (its creating transaction is still open) is not lost.
+    held = held or not run.exists()
     return LeaseState(held=held, cancel_requested=run_cancel_requested(run_id=run_id))
 
 

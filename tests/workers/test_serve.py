@@ -43,6 +43,8 @@ from tests.procs import ROOT, worker_env
 LEASE_MS = 2_000
 WORKERS = 4
 STARTUP_S = 120.0
+# Generous: on a machine shared by many test runs the first request imports and connects slowly.
+HTTP_TIMEOUT_S = 120.0
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -88,6 +90,9 @@ def _serve(tmp: Path, **env: str) -> Server:
                 break
         except OSError:
             time.sleep(0.25)
+    # The first request loads the URL conf and opens the server's connection: wait for it here.
+    with urllib.request.urlopen(server.url("/accounts/login/"), timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
+        assert response.status == 200
     return server
 
 
@@ -130,7 +135,7 @@ class Api:
         request.add_header("Authorization", f"Token {self.key}")
         request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 -- 127.0.0.1
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310 -- 127.0.0.1
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
