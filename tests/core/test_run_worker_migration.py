@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from core.models import Run, RunStatus, TraceEvent
 
@@ -45,7 +46,9 @@ def test_upgrade_backfills_the_message_and_ends_extra_open_runs_interrupted(old_
     first = message_model.objects.create(session=session, seq=1, role="user", content="one")
     message_model.objects.create(session=session, seq=2, role="user", content="two")
     run_model, event_model = old_apps.get_model("core", "Run"), old_apps.get_model("core", "TraceEvent")
-    answered = run_model.objects.create(session=session, route=route, owner=user, status="running", event_count=1)
+    answered = run_model.objects.create(
+        session=session, route=route, owner=user, status="running", event_count=1, started_at=timezone.now()
+    )
     event_model.objects.create(run=answered, index=1, type="run_started", payload={"message_seq": 1})
     older_open = run_model.objects.create(session=session, route=route, owner=user, status="queued")
     run_model.objects.filter(pk=older_open.pk).update(created="2020-01-01T00:00:00Z")
