@@ -54,10 +54,10 @@ class TurnWorker(Worker):
             self.reset_signals()
             sys.exit(1)
         LOG.info(
-            "worker %s: %s, finishing the running turn (grace %s s)",
+            "worker %s: %s, stopping%s",
             self.worker_id,
             signal.strsignal(signum),
-            settings.AGENTCHAT_SHUTDOWN_GRACE_S,
+            f" after the running turn (grace {settings.AGENTCHAT_SHUTDOWN_GRACE_S} s)" if self.running_task else "",
         )
         self.running = False
         shutdown_begin(settings.AGENTCHAT_SHUTDOWN_GRACE_S)

@@ -67,6 +67,8 @@ class Supervisor:
                     self.host,
                     "--port",
                     str(self.port),
+                    "--lifespan",
+                    "off",
                     "--timeout-graceful-shutdown",
                     str(settings.AGENTCHAT_SHUTDOWN_GRACE_S),
                 ],
