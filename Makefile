@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
 HOST_PORT ?= 127.0.0.1:8000
 
-.PHONY: run serve test lint typecheck security migrations-check deploy-check pytest install install-dev \
+.PHONY: run serve dev test lint typecheck security migrations-check deploy-check pytest install install-dev \
         migrate bench evidence live-local browser-deps scans schema-check clean-var help
 
 help:
@@ -61,10 +61,18 @@ run: | $(USER_CONFIG)
 	$(MANAGE) ensure_operator
 	$(MAKE) --no-print-directory serve
 
+# The ASGI server (uvicorn) and AGENTCHAT_WORKERS (default 2) supervised worker processes that
+# run the turns; Ctrl-C or SIGTERM stops them all (running turns finish within the grace, or end
+# `interrupted`). Nothing is installed or migrated here: scripts serve a database they prepared.
 serve:
 	@$(PYTHON) scripts/port_free.py $(HOST_PORT)
 	@echo "Agent Chat on http://$(HOST_PORT)/  (admin: /admin/, API: /api/, docs: /api/docs/)"
-	$(MANAGE) runserver --noreload $(HOST_PORT)
+	$(MANAGE) serve $(HOST_PORT)
+
+# Django's development server, for development only (no workers: run `manage.py worker` beside it).
+dev:
+	@$(PYTHON) scripts/port_free.py $(HOST_PORT)
+	$(MANAGE) runserver $(HOST_PORT)
 
 test: install-dev var/secret_key lint typecheck security migrations-check deploy-check schema-check scans pytest
 

@@ -62,6 +62,35 @@ AGENTCHAT_STREAM_HEARTBEAT_MS = read_int(
 )
 AGENTCHAT_STREAM_POLL_MS = read_int(env, "AGENTCHAT_STREAM_POLL_MS", default=50, minimum=5, maximum=1_000)
 
+# --- Turns in workers (runtime/worker/) ---------------------------------------------------
+# How many worker processes `make serve` supervises.
+AGENTCHAT_WORKERS = read_int(env, "AGENTCHAT_WORKERS", default=2, minimum=1, maximum=64)
+# A running run's lease: its worker renews it on a timer (a third of this); one not renewed for
+# this long belongs to a dead worker and the sweeper ends the run `interrupted`.
+AGENTCHAT_RUN_LEASE_MS = read_int(env, "AGENTCHAT_RUN_LEASE_MS", default=15_000, minimum=1_000, maximum=600_000)
+# How often an idle worker looks for a queued turn (at most 0.25 s, so a turn starts promptly).
+AGENTCHAT_WORKER_POLL_MS = read_int(env, "AGENTCHAT_WORKER_POLL_MS", default=200, minimum=10, maximum=250)
+# A turn still queued after this long is ended `interrupted` instead of run late.
+AGENTCHAT_QUEUED_RUN_EXPIRY_S = read_int(env, "AGENTCHAT_QUEUED_RUN_EXPIRY_S", default=600, minimum=5, maximum=86_400)
+# The longest a run may stream; past it the worker ends it `cancelled`, saying why.
+AGENTCHAT_RUN_MAX_WALL_S = read_int(env, "AGENTCHAT_RUN_MAX_WALL_S", default=900, minimum=5, maximum=86_400)
+# Turns one user may start per minute (DRF throttling) and how many of their runs may be open at once.
+AGENTCHAT_TURNS_PER_MINUTE = read_int(env, "AGENTCHAT_TURNS_PER_MINUTE", default=60, minimum=1, maximum=100_000)
+AGENTCHAT_MAX_OPEN_RUNS_PER_USER = read_int(
+    env, "AGENTCHAT_MAX_OPEN_RUNS_PER_USER", default=8, minimum=1, maximum=10_000
+)
+# Finished task rows are pruned after this long (the run and its trace are the record that stays).
+AGENTCHAT_TASK_RESULTS_KEEP_S = read_int(
+    env, "AGENTCHAT_TASK_RESULTS_KEEP_S", default=3_600, minimum=0, maximum=30 * 86_400
+)
+# On SIGINT/SIGTERM a worker lets its running turn finish for this long, then ends it `interrupted`.
+AGENTCHAT_SHUTDOWN_GRACE_S = read_int(env, "AGENTCHAT_SHUTDOWN_GRACE_S", default=20, minimum=0, maximum=3_600)
+
+# Django's task framework (the django-tasks backport): turns are `runtime.worker.tasks.run_turn`,
+# stored in this database by django-tasks-db and taken by `manage.py worker`. Another backend (RQ,
+# Celery) is a change of BACKEND here; the run's lease, not the task row, stays the source of truth.
+TASKS: dict[str, dict[str, Any]] = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -73,6 +102,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_tasks",
+    "django_tasks_db",
     "core",
     "memory",
     "telemetry",
@@ -221,6 +252,8 @@ REST_FRAMEWORK = {
         "core.api.parsers.BoundedMultiPartParser",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Per user (runtime.api.views.TurnThrottle); the cache is per process, like the one ASGI server.
+    "DEFAULT_THROTTLE_RATES": {"turns": f"{AGENTCHAT_TURNS_PER_MINUTE}/min"},
 }
 
 SPECTACULAR_SETTINGS = {

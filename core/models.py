@@ -21,11 +21,13 @@ from core.conversation.models import (
     Message,
     MessageRole,
     Run,
+    RunPurpose,
     RunStatus,
     SessionStatus,
     Tag,
     TraceEvent,
     TraceEventType,
+    WorkerBeat,
 )
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "ProviderKind",
     "RouteStatus",
     "Run",
+    "RunPurpose",
     "RunStatus",
     "SessionStatus",
     "SkillSpec",
@@ -52,4 +55,5 @@ __all__ = [
     "ToolSpec",
     "TraceEvent",
     "TraceEventType",
+    "WorkerBeat",
 ]

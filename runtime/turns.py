@@ -21,8 +21,14 @@ Failure paths leave exactly one terminal state and no half-written assistant mes
   ConflictError before anything is written (`turn_refusal` checks the same before a caller creates
   a session for the turn).
 
-Retries never ask the model twice. The user message and its run are written in ONE transaction, and
-the run's `run_started` event names the message (`message_seq`) and the process running it. A retry
+Turns run in two steps: `turn_accept` validates the turn and, in ONE transaction, appends the user
+message and opens its run `queued` (the API then enqueues it for the workers and answers 202);
+`turn_execute` claims a queued run under a lease (`runtime.worker.lease.Lease`: renewed on a timer,
+watching for a cancel request, the maximum wall time and the worker's shutdown), streams it and
+writes the reply. `turn_run` does both in this process (the `chat` command).
+
+Retries never ask the model twice. The run's `run_started` event (written when a worker claims it)
+names the message (`message_seq`) and the process running it. A retry
 with the same `client_id` and the same text gets the run that already answers that message, open
 or finished (`TurnResult.created` is False; the API answers 200), and nothing is written; the same
 `client_id` with another text is a ConflictError.
@@ -41,12 +47,15 @@ It lives in `runtime/`, the one app that may use core, memory and telemetry toge
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
 
 from core.config.readiness import route_health_reasons
@@ -56,21 +65,27 @@ from core.conversation.contracts import MessagePart, ToolCallPart, ToolResultPar
 from core.conversation.events import ErrorEvent, Finish, Reasoning, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
 from core.conversation.selectors import (
     OwnerScope,
+    compaction_threshold_percent,
     context_fullness_percent,
     message_get,
     messages_after,
+    needs_compaction,
     run_for_message,
     run_text,
+    runs_open_count,
     session_get,
     session_needs_compaction,
 )
 from core.conversation.services import (
+    CANCEL_REQUESTED_REASON,
     checkpoint_create,
     message_append,
     run_cancel,
+    run_claim,
     run_create,
-    run_event_append,
     run_finish,
+    run_interrupt,
+    run_lease_release,
 )
 from core.conversation.workers import worker_identity
 from core.errors import ConflictError, DomainError, InvalidInputError
@@ -90,6 +105,7 @@ from runtime.coalescer import TraceCoalescer
 from runtime.prompt import reasoning_parts, turn_prompt
 from runtime.providers import AdapterError, ProviderAdapter, adapter_for
 from runtime.watch import STREAMING_CANCEL_REASON, TurnWatch, run_cancelled
+from runtime.worker.lease import Lease, Stop, process_worker_id
 from telemetry.models import UsageEvent
 from telemetry.services import usage_record
 
@@ -99,6 +115,7 @@ SUMMARY_QUOTE_CHARS = 200
 MAX_REPLY_MESSAGES = 200
 
 EventCallback = Callable[[RuntimeEvent], None]
+RUN_LOG = logging.getLogger("agentchat.runs")
 
 
 @dataclass(frozen=True)
@@ -212,6 +229,94 @@ def _refuse_open_run(session_id: UUID) -> None:
         raise ConflictError.for_field("session", "has a run in progress; wait for it to finish or cancel it first")
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """A turn accepted: the user message it answers and its run (`created` False when a retry found them)."""
+
+    run: Run
+    message: Message
+    created: bool
+    # For a regeneration: the reply it answers again (the new one becomes its sibling).
+    regenerates_seq: int | None = None
+
+
+def turn_accept(
+    *,
+    session_id: UUID | str,
+    owner: OwnerScope = None,
+    user_text: str = "",
+    client_id: str | None = None,
+    edit_seq: int | None = None,
+    regenerate_seq: int | None = None,
+    on_commit: Callable[[Run], None] | None = None,
+) -> Accepted:
+    """Validate a turn, then in ONE transaction append the user message and open its run `queued`.
+
+    `edit_seq`: the text replaces that user message as its sibling; `regenerate_seq`: no text and no
+    new user message, the run answers that assistant reply's parent again. A retry with the same
+    `client_id` and text finds the run that answers that message and writes nothing. `on_commit`
+    runs after the commit (the API enqueues the run's task there). With `owner`, another user's
+    session is not found. Everything the turn writes is the session owner's.
+    """
+    if edit_seq is not None and regenerate_seq is not None:
+        raise InvalidInputError.for_field("seq", "edit or regenerate, not both")
+    regenerating = regenerate_seq is not None
+    if not regenerating and (not isinstance(user_text, str) or not user_text.strip()):
+        raise InvalidInputError.for_field("text", "empty; give the message to send")
+    session = session_get(session_id=session_id, owner=owner)
+    turn_refusal(session=session, user_text="regenerate" if regenerating else user_text)
+    branching = edit_seq is not None or regenerating
+    parent_seq: int | None = None
+    if edit_seq is not None:
+        parent_seq = _branch_point(session, seq=edit_seq, role=MessageRole.USER)
+    if regenerate_seq is not None:
+        parent_seq = _branch_point(session, seq=regenerate_seq, role=MessageRole.ASSISTANT)
+    with transaction.atomic():
+        if regenerating:
+            _refuse_open_run(session.pk)
+            user_message = message_get(session_id=session.pk, seq=int(parent_seq or 0))
+        else:
+            # The message and its run commit together: a retry sees both or neither (it waits on the
+            # session's lock, PostgreSQL, or on the write lock, SQLite), never a message without its run.
+            appended = message_append(
+                session_id=session.pk,
+                role=MessageRole.USER,
+                content=user_text,
+                client_id=client_id,
+                parent_seq=parent_seq,
+            )
+            user_message = appended.message
+            if not appended.created:
+                existing = run_for_message(session_id=session.pk, message_seq=user_message.seq)
+                if existing is not None:
+                    return Accepted(run=existing, message=user_message, created=False)
+                if user_message.seq != session.last_seq and not branching:
+                    seq = user_message.seq
+                    raise ConflictError.for_field(
+                        "client_id",
+                        f"{client_id!r} names message #{seq}, which other messages already follow; read the "
+                        f"messages after #{seq}, or send a new message with a new client_id",
+                    )
+            if branching:
+                _refuse_open_run(session.pk)  # an exception here rolls the appended edit back with it
+        _refuse_too_many_open_runs(session.owner_id)
+        run = run_create(session_id=session.pk, status=RunStatus.QUEUED, message=user_message)
+        accepted = Accepted(run=run, message=user_message, created=True, regenerates_seq=regenerate_seq)
+        if on_commit is not None:
+            transaction.on_commit(lambda: on_commit(run))
+    return accepted
+
+
+def _refuse_too_many_open_runs(owner_id: int) -> None:
+    cap = settings.AGENTCHAT_MAX_OPEN_RUNS_PER_USER
+    if runs_open_count(owner_id=owner_id) >= cap:
+        raise ConflictError.for_field(
+            "session",
+            f"you have {cap} open runs, the most allowed at once (AGENTCHAT_MAX_OPEN_RUNS_PER_USER); "
+            "wait for one to finish or cancel one",
+        )
+
+
 def turn_run(
     *,
     session_id: UUID | str,
@@ -223,70 +328,92 @@ def turn_run(
     edit_seq: int | None = None,
     regenerate_seq: int | None = None,
 ) -> TurnResult:
-    """Run one chat turn on the session's route and write it to every store (see the module docstring).
-
-    `edit_seq`: the text replaces that user message as its sibling; `regenerate_seq`: no text, a
-    new sibling of that assistant reply. With `owner`, another user's session is not found.
-    Everything the turn writes is the session owner's.
-    """
-    if edit_seq is not None and regenerate_seq is not None:
-        raise InvalidInputError.for_field("seq", "edit or regenerate, not both")
-    regenerating = regenerate_seq is not None
-    if not regenerating and (not isinstance(user_text, str) or not user_text.strip()):
-        raise InvalidInputError.for_field("text", "empty; give the message to send")
-    session = session_get(session_id=session_id, owner=owner)
-    adapter = turn_refusal(session=session, user_text="regenerate" if regenerating else user_text)
-    was_over_threshold = session_needs_compaction(session)
-    branching = edit_seq is not None or regenerating
-    parent_seq: int | None = None
-    if edit_seq is not None:
-        parent_seq = _branch_point(session, seq=edit_seq, role=MessageRole.USER)
-    if regenerate_seq is not None:
-        parent_seq = _branch_point(session, seq=regenerate_seq, role=MessageRole.ASSISTANT)
-    if regenerating:
-        with transaction.atomic():
-            _refuse_open_run(session.pk)
-            anchor = message_get(session_id=session.pk, seq=int(parent_seq or 0))
-            run = run_create(session_id=session.pk, status=RunStatus.QUEUED)
-            payload = {"message_seq": anchor.seq, "regenerates_seq": regenerate_seq, **worker_identity()}
-            run_event_append(run_id=run.pk, event_type=TraceEventType.RUN_STARTED, payload=payload)
-        return _stream_turn(run, anchor, adapter, on_event, should_cancel, was_over_threshold, appended=())
-
-    with transaction.atomic():
-        # The message and its run commit together: a retry sees both or neither (it waits on the
-        # session's lock, PostgreSQL, or on the write lock, SQLite), never a message without its run.
-        appended = message_append(
-            session_id=session.pk, role=MessageRole.USER, content=user_text, client_id=client_id, parent_seq=parent_seq
-        )
-        user_message = appended.message
-        if not appended.created:
-            existing = run_for_message(session_id=session.pk, message_seq=user_message.seq)
-            if existing is not None:
-                return _existing(existing, user_message)
-            if user_message.seq != session.last_seq and not branching:
-                seq = user_message.seq
-                raise ConflictError.for_field(
-                    "client_id",
-                    f"{client_id!r} names message #{seq}, which other messages already follow; read the "
-                    f"messages after #{seq}, or send a new message with a new client_id",
-                )
-        if branching:
-            _refuse_open_run(session.pk)  # an exception here rolls the appended edit back with it
-        run = run_create(session_id=session.pk, status=RunStatus.QUEUED)
-        run_event_append(
-            run_id=run.pk,
-            event_type=TraceEventType.RUN_STARTED,
-            payload={"message_seq": user_message.seq, **worker_identity()},
-        )
-    return _stream_turn(
-        run, user_message, adapter, on_event, should_cancel, was_over_threshold, appended=(user_message,)
+    """Accept and execute one chat turn in this process (the `chat` command; see the module docstring)."""
+    accepted = turn_accept(
+        session_id=session_id,
+        owner=owner,
+        user_text=user_text,
+        client_id=client_id,
+        edit_seq=edit_seq,
+        regenerate_seq=regenerate_seq,
     )
+    if not accepted.created:
+        return _existing(accepted.run, accepted.message)
+    return turn_execute(
+        run_id=accepted.run.pk, on_event=on_event, should_cancel=should_cancel, regenerates_seq=regenerate_seq
+    )
+
+
+def turn_execute(
+    *,
+    run_id: UUID,
+    lease_owner: str | None = None,
+    on_event: EventCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    regenerates_seq: int | None = None,
+) -> TurnResult:
+    """Run a queued turn: take its lease, stream the provider into the trace, write the reply.
+
+    The lease's timer renews it and watches for a cancel request, the wall time and a worker's
+    shutdown, independently of tokens; the turn's watch closes the provider's stream when one comes.
+    A run that is not queued any more (another worker took it, or it was cancelled) is returned as
+    it stands, and nothing is written. `regenerates_seq` names the reply a regeneration answers again.
+    """
+    queued = Run.objects.select_related("message").get(pk=run_id)
+    user_message = queued.message
+    if user_message is None:
+        raise ConflictError.for_field("run", "answers no user message; only a chat turn runs here")
+    session = session_get(session_id=queued.session_id)
+    # Over the threshold before the user message came in: then this turn did not cross it.
+    already = 0 if regenerates_seq is not None else user_message.token_count
+    was_over_threshold = needs_compaction(
+        session.status,
+        max(0, session.tokens_since_checkpoint - already),
+        session.route.context_window_tokens,
+        compaction_threshold_percent(),
+    )
+    owner = lease_owner or process_worker_id()
+    payload: dict[str, Any] = {"message_seq": user_message.seq, **worker_identity()}
+    if regenerates_seq is not None:
+        payload["regenerates_seq"] = regenerates_seq
+    run = run_claim(run_id=run_id, lease_owner=owner, lease_ms=settings.AGENTCHAT_RUN_LEASE_MS, payload=payload)
+    if run is None:
+        return _existing(Run.objects.select_related("route").get(pk=run_id), user_message)
+    appended = () if regenerates_seq is not None else (user_message,)
+    lease = Lease(run_id=run.pk, owner=owner)
+    lease.start()
+    started = time.monotonic()
+    result: TurnResult | None = None
+    try:
+        result = _stream_turn(run, user_message, lease, on_event, should_cancel, was_over_threshold, appended=appended)
+        return result
+    finally:
+        lease.close()
+        run_lease_release(run_id=run.pk, lease_owner=owner)
+        _log_run(run.pk, result, started)
+
+
+class _LeasedWatch(TurnWatch):
+    """The turn's watch, also stopping the turn when its lease says so (a cancel request, the wall time, a shutdown)."""
+
+    def __init__(self, *, lease: Lease, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lease = lease
+
+    def cancel_requested(self) -> str | None:
+        if self.lease.stop() is not None:
+            return LEASE_STOPPED
+        return super().cancel_requested()
+
+
+# The watch's reason when the lease stopped the turn (the lease's `Stop` says how the run ends).
+LEASE_STOPPED = "the run's lease stopped it"
 
 
 def _stream_turn(
     run: Run,
     user_message: Message,
-    adapter: ProviderAdapter,
+    lease: Lease,
     on_event: EventCallback | None,
     should_cancel: Callable[[], bool] | None,
     was_over_threshold: bool,
@@ -301,10 +428,12 @@ def _stream_turn(
     run.refresh_from_db()
     session = session_get(session_id=run.session_id)
     budget = max(1, session.route.context_window_tokens - session.route.max_output_tokens)
+    adapter = adapter_for(session.route)
     coalescer = TraceCoalescer(run.pk)
     stream = _Stream(coalescer, on_event)
     # Inside a caller's transaction the run is not committed: no other connection can cancel it.
-    watch = TurnWatch(
+    watch = _LeasedWatch(
+        lease=lease,
         run_id=run.pk,
         close_stream=adapter.close,
         should_cancel=should_cancel,
@@ -315,6 +444,7 @@ def _stream_turn(
     events: Generator[RuntimeEvent, None, None] | None = None
     with watch:
         try:
+            adapter.ensure_ready()  # the route may have been blocked or disabled while the run was queued
             prompt = turn_prompt(
                 adapter=adapter,
                 bundle=context_inputs(session_id=session.pk, budget_tokens=budget, leaf=user_message.seq),
@@ -332,8 +462,8 @@ def _stream_turn(
             if not watch.cancelled.is_set():
                 stream.flush()
         except ConflictError:
-            # The run was cancelled from outside (API, admin) while we were appending its events.
-            if run_cancelled(run.pk):
+            # The run was ended from outside (API, admin, the sweeper) while we were appending its events.
+            if run_cancelled(run.pk) or lease.stop() is not None:
                 return _cancelled(run, appended, reason="")
             raise
         except (AdapterError, DomainError) as exc:
@@ -349,7 +479,8 @@ def _stream_turn(
             if events is not None:
                 events.close()  # closes the provider's HTTP stream when the loop left early
     if watch.cancelled.is_set():
-        return _stopped(run, appended, stream, reason=watch.reason)
+        stop = lease.stop() if watch.reason == LEASE_STOPPED else None
+        return _stopped(run, appended, stream, reason=watch.reason, stop=stop)
     if stream.error is None and not stream.text and not stream.calls:
         stream.feed(ErrorEvent(message="the provider streamed no text and no tool call", code="empty_reply"))
     if stream.error is not None:
@@ -364,6 +495,29 @@ def _stream_turn(
     result = _complete(run, user_message, appended, stream, latency_ms=latency_ms, was_over=was_over_threshold)
     route_turn_outcome(route=session.route, code="")  # a success lifts a block the route still had
     return result
+
+
+def _log_run(run_id: UUID, result: TurnResult | None, started: float) -> None:
+    """One structured line per run: id, route, status, duration, tokens, attempt."""
+    run = Run.objects.select_related("route").filter(pk=run_id).first()
+    if run is None:
+        return
+    usage = result.usage if result is not None else None
+    RUN_LOG.info(
+        "%s",
+        json.dumps(
+            {
+                "run": str(run.pk),
+                "route": run.route.alias if run.route is not None else None,
+                "status": run.status,
+                "duration_ms": int((time.monotonic() - started) * 1000),
+                "input_tokens": usage.input_tokens if usage is not None else None,
+                "output_tokens": usage.output_tokens if usage is not None else None,
+                "retries": run.attempt - 1,
+                "error": run.error or None,
+            }
+        ),
+    )
 
 
 def _existing(run: Run, user_message: Message) -> TurnResult:
@@ -388,11 +542,32 @@ def _existing(run: Run, user_message: Message) -> TurnResult:
     )
 
 
-def _stopped(run: Run, appended: tuple[Message, ...], stream: _Stream, *, reason: str) -> TurnResult:
-    """End a run whose cancel was requested: what streamed before it is written first, then the cancel.
+def _stopped(
+    run: Run, appended: tuple[Message, ...], stream: _Stream, *, reason: str, stop: Stop | None = None
+) -> TurnResult:
+    """End a run whose turn was stopped: what streamed before it is written first, then how it ends.
 
-    `reason` is empty when the run was already cancelled on the store (nothing more can be written to it).
+    `stop` is the lease's reason (a cancel request, the wall time, the worker's shutdown; `lost`:
+    someone else ended the run, so nothing more is written). Otherwise `reason` is the caller's, or
+    empty when the run was already cancelled on the store (nothing more can be written to it).
     """
+    if stop is not None:
+        as_it_stands = TurnResult(
+            run=Run.objects.get(pk=run.pk), messages=appended, text="", usage=None, checkpoint=None
+        )
+        if stop.kind == "lost":
+            return as_it_stands
+        try:
+            stream.flush()
+            if stop.kind == "interrupt":
+                run_interrupt(run_id=run.pk, error=stop.reason)
+                return TurnResult(
+                    run=Run.objects.get(pk=run.pk), messages=appended, text="", usage=None, checkpoint=None
+                )
+            cancel_reason = stop.reason or Run.objects.get(pk=run.pk).cancel_reason or CANCEL_REQUESTED_REASON
+            return _cancelled(run, appended, reason=cancel_reason)
+        except ConflictError:
+            return TurnResult(run=Run.objects.get(pk=run.pk), messages=appended, text="", usage=None, checkpoint=None)
     if reason:
         try:
             stream.flush()

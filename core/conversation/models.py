@@ -15,7 +15,7 @@ from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 
-from core.config.models import ModelRoute
+from core.config.models import AgentProfile, ModelRoute
 
 if TYPE_CHECKING:
     _BigAutoField = models.BigAutoField[int, int]
@@ -69,6 +69,12 @@ class RunStatus(models.TextChoices):
 
 
 TERMINAL_RUN_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
+OPEN_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class RunPurpose(models.TextChoices):
+    # A chat turn answering a user message; at most one is open per session.
+    CHAT = "chat", "Chat"
 
 
 class TraceEventType(models.TextChoices):
@@ -256,10 +262,32 @@ class Run(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The user message this run answers (a chat turn); a retry is a new run for the same message.
+    message = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs", db_index=False
+    )
+    agent = models.ForeignKey(AgentProfile, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
+    purpose = models.CharField(max_length=16, choices=RunPurpose.choices, default=RunPurpose.CHAT)
+    # The worker holding the run while it is `running`, and until when; the worker renews it on a
+    # timer. An expired lease means a dead worker: the sweeper ends the run `interrupted`.
+    lease_owner = models.CharField(max_length=128, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set by a cancel from any client; the lease holder ends the run itself.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # 1 for the first run of a message, +1 for each retry.
+    attempt = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["-created", "-id"]
         indexes = [
+            # The sweeper's two reads: queued runs, and running runs whose lease expired.
+            models.Index(
+                fields=["lease_expires_at"],
+                name="run_open_lease_idx",
+                condition=Q(status__in=("queued", "running")),
+            ),
+            # "The run that answers message M" (the turn retry and the run's message column).
+            models.Index(fields=["message", "-created"], name="run_message_idx"),
             # recover_runs finds runs left `running`; the run list filters by status.
             # Ends in -id like the list's order, so SQLite uses it for the ORDER BY too.
             models.Index(fields=["status", "-created", "-id"], name="run_status_created_idx"),
@@ -287,10 +315,38 @@ class Run(models.Model):
                 condition=~Q(status=RunStatus.CANCELLED) | ~Q(cancel_reason=""), name="run_cancel_has_reason"
             ),
             models.CheckConstraint(condition=~Q(status=RunStatus.FAILED) | ~Q(error=""), name="run_failed_has_error"),
+            # One open chat turn per session: a second turn while one is queued or running is a 409.
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(status__in=("queued", "running"), purpose="chat"),
+                name="run_one_open_chat_per_session",
+            ),
+            models.CheckConstraint(condition=Q(attempt__gte=1), name="run_attempt_positive"),
         ]
 
     def __str__(self) -> str:
         return f"run {self.id} ({self.status})"
+
+
+class WorkerBeat(models.Model):
+    """A worker process's latest heartbeat: the bootstrap's liveness and the sweeper's peers."""
+
+    worker_id = models.CharField(max_length=128, primary_key=True)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField()
+    # The run it holds now, if any (shown in the admin; the run's own lease decides).
+    current_run_id = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # "Has any worker beaten in the last 30 s" reads the newest beat.
+            models.Index(fields=["-beat_at"], name="worker_beat_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id} on {self.host} (pid {self.pid})"
 
 
 class TraceEvent(models.Model):

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Field, JSONField, Model, Q, QuerySet, Value
+from django.db.models import Count, F, Field, JSONField, Model, Q, QuerySet, Value
 from django.db.models.expressions import Col, Combinable
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.dateparse import parse_datetime
@@ -41,6 +41,7 @@ from core.models import (
     Tag,
     TraceEvent,
     TraceEventType,
+    WorkerBeat,
 )
 
 
@@ -611,7 +612,7 @@ class _RestoreHead:
 def run_get(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
     """One run of `owner` with its route, or NotFoundError (another user's too)."""
     try:
-        return owned(Run.objects.select_related("route"), owner).get(pk=run_uuid(run_id))
+        return owned(Run.objects.select_related("route", "message"), owner).get(pk=run_uuid(run_id))
     except Run.DoesNotExist:
         raise NotFoundError.for_field("run", f"no run {run_id}") from None
 
@@ -620,7 +621,7 @@ def runs_list(
     *, owner: OwnerScope = None, session_id: UUID | str | None = None, status: str | None = None
 ) -> QuerySet[Run]:
     """`owner`'s runs newest first with their route joined; optionally of one session and/or in one status."""
-    queryset = owned(Run.objects.select_related("route"), owner).order_by("-created", "-id")
+    queryset = owned(Run.objects.select_related("route", "message"), owner).order_by("-created", "-id")
     if session_id is not None:
         try:
             queryset = queryset.filter(session_id=UUID(str(session_id)))
@@ -673,17 +674,56 @@ def run_text(*, run_id: UUID | str) -> str:
 
 
 def run_for_message(*, session_id: UUID | str, message_seq: int) -> Run | None:
-    """The newest run started for the user message `message_seq` (its `run_started` names it), or None."""
+    """The newest run for the user message `message_seq` (the run's message), or None."""
     return (
-        Run.objects.filter(
-            session_id=session_uuid(session_id),
-            events__type=TraceEventType.RUN_STARTED,
-            events__payload__message_seq=message_seq,
-        )
+        Run.objects.filter(message__session_id=session_uuid(session_id), message__seq=message_seq)
         .select_related("route")
         .order_by("-created", "-id")
         .first()
     )
+
+
+# --- Workers: liveness and the queue ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """Worker liveness and queue depth, as the bootstrap shows them."""
+
+    live_workers: int
+    queued_runs: int
+    running_runs: int
+
+
+def worker_status(*, live_since: datetime, owner_id: int | None = None) -> WorkerStatus:
+    """How many workers beat since `live_since`, and the open runs (of `owner_id`) by status: 2 queries."""
+    live = WorkerBeat.objects.filter(beat_at__gte=live_since).count()
+    runs = Run.objects.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING))
+    if owner_id is not None:
+        runs = runs.filter(owner_id=owner_id)
+    counts = runs.aggregate(
+        queued=Count("pk", filter=Q(status=RunStatus.QUEUED)), running=Count("pk", filter=Q(status=RunStatus.RUNNING))
+    )
+    return WorkerStatus(live_workers=live, queued_runs=counts["queued"], running_runs=counts["running"])
+
+
+def runs_queued_ids(*, created_before: datetime) -> list[UUID]:
+    """Ids of chat turns (runs answering a message) still queued since before `created_before`, oldest first."""
+    return list(
+        Run.objects.filter(status=RunStatus.QUEUED, created__lt=created_before, message__isnull=False)
+        .order_by("created", "id")
+        .values_list("pk", flat=True)
+    )
+
+
+def run_cancel_requested(*, run_id: UUID | str) -> bool:
+    """Whether a cancel was asked for the run (its lease holder's cancel-watch reads this)."""
+    return Run.objects.filter(pk=run_uuid(run_id), cancel_requested_at__isnull=False).exists()
+
+
+def runs_open_count(*, owner_id: int) -> int:
+    """How many runs of `owner_id` are queued or running."""
+    return Run.objects.filter(owner_id=owner_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).count()
 
 
 # A checkpoint folds the messages it covers only when it carries a real summary: a `compaction`

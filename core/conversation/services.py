@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -50,14 +50,16 @@ from core.conversation.contracts import (
     parts_validate,
     trace_payload_validate,
 )
-from core.conversation.models import TERMINAL_RUN_STATUSES
+from core.conversation.models import OPEN_RUN_STATUSES, TERMINAL_RUN_STATUSES, RunPurpose
 from core.conversation.selectors import (
     OwnerScope,
     checkpoint_on_path,
     owned,
     path_contains,
     path_tokens,
+    run_cancel_requested,
     run_uuid,
+    runs_queued_ids,
     session_get,
     session_uuid,
 )
@@ -75,6 +77,7 @@ from core.models import (
     Tag,
     TraceEvent,
     TraceEventType,
+    WorkerBeat,
 )
 
 MAX_TITLE_CHARS = 200
@@ -778,11 +781,15 @@ def run_create(
     owner: OwnerScope = None,
     route_alias: str | None = None,
     status: str = RunStatus.QUEUED,
+    message: Message | None = None,
+    purpose: str = RunPurpose.CHAT,
+    attempt: int = 1,
 ) -> Run:
     """Open a run (one model turn) on an active session of `owner`, `queued` or already `running`.
 
     The route defaults to the session's and the run's owner is the session's. A run created
-    `running` starts its trace with `run_started`.
+    `running` starts its trace with `run_started`. A session holds at most one open chat run: a
+    second is a ConflictError naming the open one.
     """
     if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
         raise InvalidInputError.for_field("status", f"{status!r}: a new run is queued or running")
@@ -790,10 +797,35 @@ def run_create(
     with transaction.atomic():
         session = _session_locked(session_id, owner)
         _refuse_archived(session)
-        run = Run.objects.create(session=session, route=route or session.route, owner_id=session.owner_id)
+        if purpose == RunPurpose.CHAT:
+            _refuse_open_chat_run(session)
+        run = Run.objects.create(
+            session=session,
+            route=route or session.route,
+            owner_id=session.owner_id,
+            message=message,
+            purpose=purpose,
+            attempt=attempt,
+        )
         if status == RunStatus.RUNNING:
             _start(run)
     return run
+
+
+def _refuse_open_chat_run(session: AgentSession) -> None:
+    """ConflictError naming the session's open chat run, if it has one (the session row is locked)."""
+    open_run = (
+        Run.objects.filter(session=session, purpose=RunPurpose.CHAT, status__in=OPEN_RUN_STATUSES)
+        .values_list("pk", "status")
+        .first()
+    )
+    if open_run is not None:
+        run_id, status = open_run
+        raise ConflictError.for_field(
+            "session",
+            f"has an open run {run_id} ({status}); wait for it to finish (GET /api/runs/{run_id}/), "
+            f"or cancel it (POST /api/runs/{run_id}/cancel/) before sending another turn",
+        )
 
 
 def run_start(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
@@ -935,3 +967,189 @@ def runs_recover(*, before: datetime | None = None) -> RecoverResult:
                 finished_at=now,
             )
     return result
+
+
+# --- Worker leases: the run's lease is the source of truth for who runs it ---------------------
+
+LEASE_EXPIRED_ERROR = "interrupted: the worker running this run stopped renewing its lease ({owner})"
+CANCEL_REQUESTED_REASON = "cancelled on request"
+
+
+def _interrupt(run: Run, error: str) -> None:
+    _events_write(
+        run,
+        [(TraceEventType.RUN_FINISHED, {"status": RunStatus.INTERRUPTED})],
+        status=RunStatus.INTERRUPTED,
+        error=run.error or error,
+        finished_at=timezone.now(),
+        lease_owner="",
+        lease_expires_at=None,
+    )
+
+
+def run_claim(*, run_id: UUID | str, lease_owner: str, lease_ms: int, payload: Mapping[str, Any]) -> Run | None:
+    """Start a queued run under `lease_owner`'s lease (`run_started` with `payload`); None if not queued.
+
+    A run whose cancel was requested while it waited is cancelled instead (and None returned).
+    """
+    checked = dict(trace_payload_validate(TraceEventType.RUN_STARTED, payload))
+    with transaction.atomic():
+        run = _run_locked(run_id)
+        if run.status != RunStatus.QUEUED:
+            return None
+        if run.cancel_requested_at is not None:
+            _events_write(
+                run,
+                [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
+                status=RunStatus.CANCELLED,
+                cancel_reason=run.cancel_reason or CANCEL_REQUESTED_REASON,
+                finished_at=timezone.now(),
+            )
+            return None
+        now = timezone.now()
+        _events_write(
+            run,
+            [(TraceEventType.RUN_STARTED, checked)],
+            status=RunStatus.RUNNING,
+            started_at=now,
+            lease_owner=lease_owner,
+            lease_expires_at=now + timedelta(milliseconds=lease_ms),
+        )
+    return run
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """What a heartbeat learned: whether the lease is still ours, and whether a cancel was asked."""
+
+    held: bool
+    cancel_requested: bool
+
+
+def run_lease_renew(*, run_id: UUID | str, lease_owner: str, lease_ms: int) -> LeaseState:
+    """Extend `lease_owner`'s lease on a running run by `lease_ms` (one UPDATE), and read its cancel flag."""
+    expires = timezone.now() + timedelta(milliseconds=lease_ms)
+    run = Run.objects.filter(pk=run_uuid(run_id))
+    held = bool(run.filter(lease_owner=lease_owner, status=RunStatus.RUNNING).update(lease_expires_at=expires))
+    # A run this connection cannot see (its creating transaction is still open) is not lost.
+    held = held or not run.exists()
+    return LeaseState(held=held, cancel_requested=run_cancel_requested(run_id=run_id))
+
+
+def run_lease_release(*, run_id: UUID | str, lease_owner: str) -> None:
+    """Drop `lease_owner`'s lease (the run is finished, or the worker lets it go)."""
+    Run.objects.filter(pk=run_uuid(run_id), lease_owner=lease_owner).update(lease_owner="", lease_expires_at=None)
+
+
+def run_cancel_request(*, run_id: UUID | str, owner: OwnerScope = None, reason: str = "") -> Run:
+    """Ask an open run to stop. With a live lease only `cancel_requested_at` (and the reason) is set:
+    its holder ends it, keeping every streamed character. Without one the run is cancelled here."""
+    reason = (reason.strip() if isinstance(reason, str) else "") or CANCEL_REQUESTED_REASON
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidInputError.for_field("reason", f"has {len(reason)} characters; at most {MAX_REASON_CHARS}")
+    with transaction.atomic():
+        run = _run_locked(run_id, owner)
+        if run.status in TERMINAL_RUN_STATUSES:
+            raise ConflictError.for_field("run", f"is {run.status}; only a queued or running run can be cancelled")
+        now = timezone.now()
+        live = run.status == RunStatus.RUNNING and run.lease_expires_at is not None and run.lease_expires_at > now
+        if live:
+            if run.cancel_requested_at is None:
+                Run.objects.filter(pk=run.pk).update(cancel_requested_at=now, cancel_reason=reason)
+                run.cancel_requested_at, run.cancel_reason = now, reason
+            return run
+        _events_write(
+            run,
+            [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
+            status=RunStatus.CANCELLED,
+            cancel_reason=reason,
+            cancel_requested_at=run.cancel_requested_at or now,
+            finished_at=now,
+            lease_owner="",
+            lease_expires_at=None,
+        )
+    return run
+
+
+def run_interrupt(*, run_id: UUID | str, error: str, lease_owner: str | None = None) -> Run | None:
+    """End an open run `interrupted`, recording why; with `lease_owner`, only while that worker holds it.
+
+    None when the run is already terminal (or held by another worker): someone else ended it first.
+    """
+    error = _error_clean(error)
+    with transaction.atomic():
+        run = _run_locked(run_id)
+        if run.status in TERMINAL_RUN_STATUSES or (lease_owner is not None and run.lease_owner != lease_owner):
+            return None
+        _interrupt(run, error)
+    return run
+
+
+def run_retry(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
+    """A new queued attempt for a failed or interrupted chat run's message (no second user message)."""
+    with transaction.atomic():
+        previous = _run_locked(run_id, owner)
+        if previous.status not in (RunStatus.FAILED, RunStatus.INTERRUPTED):
+            raise ConflictError.for_field(
+                "run", f"is {previous.status}; only a failed or interrupted run can be retried"
+            )
+        if previous.purpose != RunPurpose.CHAT or previous.message_id is None:
+            raise ConflictError.for_field("run", "answers no user message; only a chat turn's run can be retried")
+        session = _session_locked(previous.session_id)
+        message = Message.objects.get(pk=previous.message_id)
+        if message.seq != session.last_seq:
+            raise ConflictError.for_field(
+                "run",
+                f"answers message #{message.seq}, which other messages already follow; send a new turn instead",
+            )
+        return run_create(session_id=session.pk, message=message, purpose=RunPurpose.CHAT, attempt=previous.attempt + 1)
+
+
+def runs_lease_expired_interrupt(*, now: datetime | None = None) -> list[UUID]:
+    """End `interrupted` every running run whose lease expired (its worker died), saying which worker."""
+    now = now or timezone.now()
+    ended: list[UUID] = []
+    expired = Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", "lease_owner")
+    for run_id, owner in list(expired):
+        with transaction.atomic():
+            run = _run_locked(run_id)
+            if run.status != RunStatus.RUNNING or run.lease_expires_at is None or run.lease_expires_at >= now:
+                continue
+            _interrupt(run, LEASE_EXPIRED_ERROR.format(owner=owner or "unknown worker"))
+            ended.append(run.pk)
+    return ended
+
+
+def runs_queue_expired_interrupt(*, older_than: datetime) -> list[UUID]:
+    """End `interrupted` the chat turns still queued since before `older_than` (no worker took them in time)."""
+    ended: list[UUID] = []
+    for run_id in runs_queued_ids(created_before=older_than):
+        with transaction.atomic():
+            run = _run_locked(run_id)
+            if run.status != RunStatus.QUEUED:
+                continue
+            _interrupt(
+                run,
+                f"interrupted: no worker took this run in time (queued since {run.created:%Y-%m-%d %H:%M:%S} UTC)",
+            )
+            ended.append(run.pk)
+    return ended
+
+
+def worker_beat(*, worker_id: str, host: str, pid: int, started_at: datetime, current_run_id: UUID | None) -> None:
+    """Record a worker's heartbeat (one row per worker)."""
+    WorkerBeat.objects.update_or_create(
+        worker_id=worker_id,
+        defaults={
+            "host": host,
+            "pid": pid,
+            "started_at": started_at,
+            "beat_at": timezone.now(),
+            "current_run_id": current_run_id,
+        },
+    )
+
+
+def worker_forget(*, worker_id: str) -> None:
+    """Remove a worker's heartbeat row (it stopped cleanly)."""
+    WorkerBeat.objects.filter(worker_id=worker_id).delete()

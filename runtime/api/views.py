@@ -1,18 +1,19 @@
-"""`POST /api/sessions/{id}/turns/`: run one chat turn and answer with what it wrote.
-
-`…/messages/{seq}/regenerate/` and `…/messages/{seq}/edit/` start their turns through the same
-entry (`turn_run`) and answer the same way.
+"""The turn API: `POST /api/sessions/{id}/turns/` queues a turn for the workers (202), and so do
+`…/messages/{seq}/regenerate/`, `…/messages/{seq}/edit/` and `POST /api/runs/{id}/retry/`; staff
+probe a route with `POST /api/config/routes/{alias}/probe/`.
 """
 
 from __future__ import annotations
 
 from uuid import UUID
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from core.api.acting import acting_user
@@ -21,15 +22,16 @@ from core.api.views import error_response, parsed
 from core.config.api.serializers import RouteReadinessSerializer
 from core.config.selectors import config_readiness
 from core.conversation.api.serializers import (
-    CheckpointSerializer,
     MessageSerializer,
     RunSerializer,
 )
-from core.conversation.contracts import FINISH_REASONS
-from core.conversation.selectors import message_seq
+from core.conversation.selectors import message_seq, run_get
+from core.conversation.services import run_retry
+from core.errors import ConflictError
+from core.models import Run
 from runtime.probes import route_probe
-from runtime.turns import TurnResult, turn_run
-from telemetry.api.serializers import UsageEventSerializer
+from runtime.turns import Accepted, turn_accept
+from runtime.worker.tasks import run_enqueue
 
 
 class TurnRequestSerializer(StrictInputSerializer):
@@ -37,55 +39,69 @@ class TurnRequestSerializer(StrictInputSerializer):
     client_id = serializers.CharField(max_length=128, required=False, allow_null=True)
 
 
-class TurnResultSerializer(serializers.Serializer[TurnResult]):
+class TurnThrottle(UserRateThrottle):
+    """Turns per user per minute (`AGENTCHAT_TURNS_PER_MINUTE`)."""
+
+    scope = "turns"
+
+
+class TurnAcceptedSerializer(serializers.Serializer[Accepted]):
     run = RunSerializer()
-    messages = MessageSerializer(many=True, help_text="The messages this turn appended, in seq order.")
-    text = serializers.CharField(help_text="The assistant's reply, as streamed (empty if the run failed).")
-    usage = UsageEventSerializer(allow_null=True, help_text="The usage recorded for the turn, if any.")
-    checkpoint = CheckpointSerializer(
-        allow_null=True, help_text="The run_end checkpoint, when the turn crossed the compaction threshold."
-    )
-    finish_reason = serializers.ChoiceField(
-        choices=FINISH_REASONS,
-        allow_null=True,
-        help_text="Why the model stopped: `length` means the reply was cut short at the route's max_output_tokens; "
-        "null when the provider did not say (or the run failed).",
-    )
+    message = MessageSerializer(help_text="The user message the run answers.")
+    stream_url = serializers.SerializerMethodField(help_text="Where the run's events stream (text/event-stream).")
+
+    def get_stream_url(self, accepted: Accepted) -> str:
+        return stream_url(accepted.run)
+
+
+def stream_url(run: Run) -> str:
+    return f"/api/runs/{run.pk}/stream/"
 
 
 class SessionTurnView(APIView):
-    """Run one turn: the user's text in, the streamed reply stored, the run closed, usage recorded."""
+    """Start one turn: the user's text is stored and its run queued; a worker runs it."""
+
+    throttle_classes = [TurnThrottle]
 
     @extend_schema(
         operation_id="sessions_turns_create",
         request=TurnRequestSerializer,
         responses={
             200: OpenApiResponse(
-                TurnResultSerializer,
+                TurnAcceptedSerializer,
                 description="A retry: this client_id's message already has a run (open or finished); that run "
                 "as it stands now, and nothing was written or asked of the model.",
             ),
-            201: OpenApiResponse(TurnResultSerializer, description="The turn ran; what it wrote."),
+            202: OpenApiResponse(
+                TurnAcceptedSerializer, description="Accepted: the message is stored and its run queued."
+            ),
             400: error_response("Invalid text or client_id."),
             404: error_response("No such session."),
             409: error_response(
-                "The session is archived, its route is blocked or disabled, or the client_id names a "
-                "different message (or one that other messages already follow)."
+                "The session has an open run (named), is archived, its route is blocked or disabled, the user has "
+                "too many open runs, or the client_id names a different message (or one others already follow)."
             ),
+            429: error_response("Too many turns this minute (AGENTCHAT_TURNS_PER_MINUTE)."),
         },
         description=(
-            "Runs the turn synchronously. A provider error still answers 201, with the run `failed` and its "
-            "error recorded; nothing of the reply is stored then. Retrying with the same client_id and text "
-            "never runs the model again: it answers 200 with the run that already answers that message, "
-            "even while it is still streaming."
+            "Appends the user message and queues its run, then answers at once: a worker process runs the turn "
+            "(`make serve` starts them) and a client that disconnects does not stop it. Watch it at `stream_url`, "
+            "or read the run (`GET /api/runs/{id}/`). Retrying with the same client_id and text never runs the "
+            "model again: it answers 200 with the run that answers that message."
         ),
     )
     def post(self, request: Request, session_id: UUID) -> Response:
         data = parsed(TurnRequestSerializer, request.data)
-        result = turn_run(
-            session_id=session_id, owner=acting_user(request), user_text=data["text"], client_id=data.get("client_id")
+        accepted = turn_accept(
+            session_id=session_id,
+            owner=acting_user(request),
+            user_text=data["text"],
+            client_id=data.get("client_id"),
+            on_commit=run_enqueue,
         )
-        return _answer(result)
+        code = status.HTTP_202_ACCEPTED if accepted.created else status.HTTP_200_OK
+        accepted = Accepted(run=run_get(run_id=accepted.run.pk), message=accepted.message, created=accepted.created)
+        return Response(TurnAcceptedSerializer(accepted).data, status=code)
 
 
 class TurnEditSerializer(StrictInputSerializer):
@@ -94,53 +110,67 @@ class TurnEditSerializer(StrictInputSerializer):
 
 
 BRANCH_RESPONSES = {
-    201: OpenApiResponse(
-        TurnResultSerializer, description="The turn ran; what it wrote (its messages are a new branch)."
+    202: OpenApiResponse(
+        TurnAcceptedSerializer, description="Accepted: the run is queued; its reply becomes a new branch."
     ),
     400: error_response("Invalid text, or the message is not of the kind this action takes."),
     404: error_response("No such session or message."),
     409: error_response("The session has a run in progress, is archived, or its route is blocked or disabled."),
+    429: error_response("Too many turns this minute (AGENTCHAT_TURNS_PER_MINUTE)."),
 }
 
 
-def _answer(result: TurnResult) -> Response:
-    """The turns endpoint's answer: 201 for a turn that ran, 200 for a retry."""
-    code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-    return Response(TurnResultSerializer(result).data, status=code)
+def _accepted(accepted: Accepted) -> Response:
+    """The turns endpoint's answer: 202 for a queued turn, 200 for a retry that found its run."""
+    code = status.HTTP_202_ACCEPTED if accepted.created else status.HTTP_200_OK
+    accepted = Accepted(run=run_get(run_id=accepted.run.pk), message=accepted.message, created=accepted.created)
+    return Response(TurnAcceptedSerializer(accepted).data, status=code)
 
 
 class MessageRegenerateView(APIView):
     """Answer an assistant reply's message again: the new reply becomes a sibling of the old one."""
 
+    throttle_classes = [TurnThrottle]
+
     @extend_schema(
         operation_id="sessions_messages_regenerate_create",
         request=None,
         responses=BRANCH_RESPONSES,
-        description="Runs a turn from the path ending at the reply's parent; the new reply becomes the leaf.",
+        description="Queues a turn on the path ending at the reply's parent; its reply becomes the leaf.",
     )
     def post(self, request: Request, session_id: UUID, seq: int) -> Response:
-        return _answer(turn_run(session_id=session_id, owner=acting_user(request), regenerate_seq=message_seq(seq)))
+        regenerated = message_seq(seq)
+        accepted = turn_accept(
+            session_id=session_id,
+            owner=acting_user(request),
+            regenerate_seq=regenerated,
+            on_commit=lambda run: run_enqueue(run, regenerates_seq=regenerated),
+        )
+        return _accepted(accepted)
 
 
 class MessageEditView(APIView):
     """Edit a user message: the new text is appended as its sibling and a turn answers it."""
 
+    throttle_classes = [TurnThrottle]
+
     @extend_schema(
         operation_id="sessions_messages_edit_create",
         request=TurnEditSerializer,
-        responses={**BRANCH_RESPONSES, 200: OpenApiResponse(TurnResultSerializer, description="A retry.")},
+        responses={**BRANCH_RESPONSES, 200: OpenApiResponse(TurnAcceptedSerializer, description="A retry.")},
         description="The old message and its replies stay on their branch; the edited one becomes the leaf.",
     )
     def post(self, request: Request, session_id: UUID, seq: int) -> Response:
         data = parsed(TurnEditSerializer, request.data)
-        result = turn_run(
+        accepted = turn_accept(
             session_id=session_id,
             owner=acting_user(request),
             user_text=data["text"],
             client_id=data.get("client_id"),
             edit_seq=message_seq(seq),
+            on_commit=run_enqueue,
         )
-        return _answer(result)
+        return _accepted(accepted)
 
 
 class RouteProbeView(APIView):
@@ -170,3 +200,31 @@ class RouteProbeView(APIView):
         route_probe(route_alias=alias)
         state = next(item for item in config_readiness().routes if item.name == alias)
         return Response(RouteReadinessSerializer(state).data)
+
+
+class RunRetryView(APIView):
+    """Run a failed or interrupted turn again, as a new attempt for the same user message."""
+
+    throttle_classes = [TurnThrottle]
+
+    @extend_schema(
+        operation_id="runs_retry_create",
+        request=None,
+        responses={
+            202: OpenApiResponse(TurnAcceptedSerializer, description="The new attempt, queued."),
+            404: error_response("No such run."),
+            409: error_response(
+                "The run is not failed or interrupted, answers no message, other messages follow its message, "
+                "or the session has an open run."
+            ),
+            429: error_response("Too many turns this minute (AGENTCHAT_TURNS_PER_MINUTE)."),
+        },
+    )
+    def post(self, request: Request, run_id: UUID) -> Response:
+        run = run_retry(run_id=run_id, owner=acting_user(request))
+        transaction.on_commit(lambda: run_enqueue(run))
+        fresh = run_get(run_id=run.pk)
+        if fresh.message is None:  # run_retry refuses a run without a message; this keeps the types honest
+            raise ConflictError.for_field("run", "answers no user message; only a chat turn's run can be retried")
+        accepted = Accepted(run=fresh, message=fresh.message, created=True)
+        return Response(TurnAcceptedSerializer(accepted).data, status=status.HTTP_202_ACCEPTED)

@@ -9,6 +9,7 @@ Queries, whatever the amount of data (pinned in tests/runtime/test_bootstrap.py)
   1   the most recent sessions with their route (`sessions_recent`)
   1   the user's memory counts (`memory.selectors.memory_counts`)
   1   the user's telemetry today and all time (`telemetry.selectors.user_usage_overview`)
+  2   live workers and the user's queued/running runs (`core.conversation.selectors.worker_status`)
 The last `load_config` outcome is a file under var/ (`core.config.selectors.config_load_problems`),
 read on every request without a query.
 When migrations are pending the stores may not have their tables yet: only the first query runs,
@@ -32,6 +33,7 @@ from core.conversation.selectors import (
     session_needs_compaction,
     sessions_counts,
     sessions_recent,
+    worker_status,
 )
 from memory.selectors import memory_counts
 from runtime.bootstrap.config_file import config_file_info
@@ -46,8 +48,9 @@ from runtime.bootstrap.response import (
     MemorySection,
     RecentSession,
     SessionsSection,
+    WorkersSection,
 )
-from runtime.bootstrap.rules import Facts, view_states
+from runtime.bootstrap.rules import WORKER_LIVE_S, Facts, view_states
 from telemetry.selectors import UsageCounts, UsageOverview, user_usage_overview
 
 # --- migrations -----------------------------------------------------------------------------
@@ -207,11 +210,22 @@ def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -
         sessions=sessions,
         memory=memory_section(messages, owner_id),
         telemetry=user_usage_overview(owner_id=owner_id),
+        workers=workers_section(owner_id),
     )
 
 
+def workers_section(owner_id: int) -> WorkersSection:
+    """Live workers (a heartbeat in the last 30 s) and the user's queued and running turns: 2 queries."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    status = worker_status(live_since=timezone.now() - timedelta(seconds=WORKER_LIVE_S), owner_id=owner_id)
+    return WorkersSection(live=status.live_workers, queued_runs=status.queued_runs, running_runs=status.running_runs)
+
+
 def bootstrap_read(*, owner_id: int, staff: bool = True) -> Bootstrap:
-    """The whole bootstrap for the user `owner_id` (their own counters) in 7 queries (19 after a
+    """The whole bootstrap for the user `owner_id` (their own counters) in 9 queries (21 after a
     configuration change), whatever the amount of data."""
     pending = pending_migrations()
     facts = facts_read(pending, owner_id, staff=staff)
@@ -229,5 +243,6 @@ def bootstrap_read(*, owner_id: int, staff: bool = True) -> Bootstrap:
         sessions=facts.sessions,
         memory=facts.memory,
         telemetry=facts.telemetry,
+        workers=facts.workers,
         views=view_states(facts),
     )

@@ -137,6 +137,13 @@ class MemorySection:
 
 
 @dataclass(frozen=True)
+class WorkersSection:
+    live: int = 0
+    queued_runs: int = 0
+    running_runs: int = 0
+
+
+@dataclass(frozen=True)
 class ViewStatus:
     state: ViewState
     reasons: tuple[str, ...] = ()
@@ -152,4 +159,5 @@ class Bootstrap:
     sessions: SessionsSection
     memory: MemorySection
     telemetry: UsageOverview  # telemetry's own overview: today and all time, by model
+    workers: WorkersSection
     views: dict[str, ViewStatus]

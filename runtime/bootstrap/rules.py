@@ -8,7 +8,7 @@ state (`empty` | `blocked` | `ready`) with sentences a person can act on. README
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.bootstrap.response import (
@@ -17,8 +17,12 @@ from runtime.bootstrap.response import (
     MemorySection,
     SessionsSection,
     ViewStatus,
+    WorkersSection,
 )
 from telemetry.selectors import UsageOverview
+
+# A worker is live while its heartbeat (every second) is at most this old.
+WORKER_LIVE_S = 30
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Facts:
     sessions: SessionsSection
     memory: MemorySection
     telemetry: UsageOverview
+    workers: WorkersSection = field(default_factory=WorkersSection)
 
     @property
     def file_path(self) -> str:
@@ -117,6 +122,11 @@ def chat_rule(facts: Facts) -> ViewStatus:
         return _blocked(
             f"the default route {default.key!r} is {default.status}: {'; '.join(default.reasons)}; "
             "fix it or make a ready route the default"
+        )
+    if facts.workers.live == 0:
+        return _blocked(
+            f"no worker heartbeat in the last {WORKER_LIVE_S} s: turns would wait in the queue; "
+            "start the workers (make serve, or manage.py worker)"
         )
     if facts.sessions.total == 0:
         return _empty(f"no session yet: start one (POST /api/sessions/); it will use route {default.key!r}")

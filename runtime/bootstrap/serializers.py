@@ -212,6 +212,12 @@ class TelemetrySectionSerializer(serializers.Serializer[Any]):
     by_model = ModelUsageSerializer(many=True, help_text="Per provider and model, most tokens first")
 
 
+class WorkersSectionSerializer(serializers.Serializer[Any]):
+    live = serializers.IntegerField(help_text="Worker processes whose heartbeat arrived in the last 30 s")
+    queued_runs = serializers.IntegerField(help_text="Your turns waiting for a worker")
+    running_runs = serializers.IntegerField(help_text="Your turns a worker is running")
+
+
 class ViewStatusSerializer(serializers.Serializer[ViewStatus]):
     state = serializers.ChoiceField(
         choices=VIEW_STATES,
@@ -221,7 +227,9 @@ class ViewStatusSerializer(serializers.Serializer[ViewStatus]):
 
 
 class ViewsSerializer(serializers.Serializer[Any]):
-    chat = ViewStatusSerializer(help_text="Chatting: needs a ready default route; empty without sessions")
+    chat = ViewStatusSerializer(
+        help_text="Chatting: needs a ready default route and a live worker; empty without sessions"
+    )
     model = ViewStatusSerializer(help_text="Model routes: empty without routes, blocked when none is ready")
     tools = ViewStatusSerializer(help_text="Tools: empty without tools, blocked when all are disabled")
     skills = ViewStatusSerializer(help_text="Skills: empty without skills, blocked when none is ready")
@@ -241,6 +249,7 @@ class BootstrapSerializer(serializers.Serializer[Bootstrap]):
     sessions = SessionsSectionSerializer(help_text="Session counters and the most recent sessions")
     memory = MemorySectionSerializer(help_text="How much each memory tier holds")
     telemetry = TelemetrySectionSerializer(help_text="Token usage and cost, today and all time")
+    workers = WorkersSectionSerializer(help_text="Worker liveness and your queue depth")
     views = ViewsSerializer(help_text=f"The state of each view: {', '.join(VIEW_NAMES)}")
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import stat
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
@@ -21,7 +23,7 @@ from core.config.contracts import Kind, McpServerConfig, ToolConfig
 from core.config.selectors import config_record_get
 from core.config.services import config_record_create, config_record_update
 from core.conversation.services import session_create
-from core.models import AgentSession, Message, MessageRole, ModelRoute, Provider, SessionStatus
+from core.models import AgentSession, Message, MessageRole, ModelRoute, Provider, SessionStatus, WorkerBeat
 from memory.models import DailyEpisode, EpisodeSource, LongTermMemory, MemoryKind
 from runtime.bootstrap.rules import VIEW_RULES
 from runtime.turns import turn_run
@@ -29,7 +31,8 @@ from telemetry.services import usage_record
 from tests.owners import op_user, plain_user
 from tests.runtime.bootstrap_client import EXAMPLE, bootstrap
 
-pytestmark = pytest.mark.django_db
+# The chat view needs a live worker; `test_chat_is_blocked_without_a_worker_heartbeat…` makes it stale.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("live_worker")]
 
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 
@@ -67,7 +70,7 @@ def test_bootstrap_requires_authentication(anon_api: APIClient) -> None:
 
 def test_bootstrap_sections_and_app(api: APIClient) -> None:
     body = bootstrap(api)
-    assert list(body) == ["schema_version", "app", "config", "sessions", "memory", "telemetry", "views"]
+    assert list(body) == ["schema_version", "app", "config", "sessions", "memory", "telemetry", "workers", "views"]
     assert body["schema_version"] == 1
     assert body["app"] == {
         "name": "Agent Chat",
@@ -205,7 +208,10 @@ def test_restart_reads_back_the_same_bootstrap(api: APIClient, example_loaded: N
         "sys.stdout.write(etag_of(body) + '\\n' + body.decode())"
     )
     env = {"AGENTCHAT_CONFIG": str(EXAMPLE), "PATH": os.environ["PATH"]}
+    # Each process starts slowly on a busy machine: the worker's heartbeat is renewed before each.
+    WorkerBeat.objects.update(beat_at=timezone.now())
     first = run_manage(["shell", "--no-imports", "-c", code], env=env)
+    WorkerBeat.objects.update(beat_at=timezone.now())
     second = run_manage(["shell", "--no-imports", "-c", code], env=env)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
@@ -646,7 +652,7 @@ def test_bootstrap_query_count_is_constant(
 ) -> None:
     _fill(sessions)
     bootstrap(api)  # the configuration was just loaded: this request reads its snapshot
-    # 7 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
+    # 9 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
     #   1  django_migrations (applied migrations)
     #   1  the configuration version stamp (unchanged: the kept snapshot is used)
     #   1  route statuses: probes, refused keys, unknown models (not configuration: read each time)
@@ -654,7 +660,9 @@ def test_bootstrap_query_count_is_constant(
     #   1  the 5 most recent sessions with their route
     #   1  memory: long-term total and pinned, episodes and latest day, attachments
     #   1  telemetry rollups: today's rows and the all-time rows
-    with django_assert_num_queries(7):
+    #   1  live workers (a heartbeat in the last 30 s)
+    #   1  the user's queued and running runs
+    with django_assert_num_queries(9):
         body = bootstrap(api)
     assert body["sessions"]["total"] == sessions
     assert len(body["sessions"]["recent"]) == min(sessions, 5)
@@ -671,16 +679,17 @@ def test_bootstrap_after_a_configuration_change_reads_the_snapshot_once(
     web_search = config_record_get(Kind.TOOL, "web_search")
     assert isinstance(web_search, ToolConfig)
     config_record_update(kind=Kind.TOOL, key="web_search", record=replace(web_search, description="Look it up"))
-    # 19 queries on the first request after a change, 7 on the next:
+    # 21 queries on the first request after a change, 9 on the next:
     #   1  django_migrations
     #   1  the configuration version stamp (renewed by the update: differs from the kept snapshot's)
     #   12 configuration snapshot: providers; routes+provider; tools; skills; their tools; MCP servers;
     #      agents+route; their tools; skills; MCP servers; teams+lead; their members+agent
-    #   5  route statuses; sessions aggregate; recent sessions; memory counts; telemetry rollups
-    with django_assert_num_queries(19):
+    #   7  route statuses; sessions aggregate; recent sessions; memory counts; telemetry rollups;
+    #      live workers; open runs
+    with django_assert_num_queries(21):
         body = bootstrap(api)
     assert next(t for t in body["config"]["tools"] if t["name"] == "web_search")["description"] == "Look it up"
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(9):
         assert bootstrap(api) == body
 
 
@@ -690,11 +699,11 @@ def test_bootstrap_queries_name_no_per_row_lookups(api: APIClient, example_loade
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == len(set(statements)) == 19
+    assert len(statements) == len(set(statements)) == 21
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == len(set(statements)) == 7
+    assert len(statements) == len(set(statements)) == 9
 
 
 @override_settings(AGENTCHAT_CONFIG=EXAMPLE)
@@ -740,3 +749,20 @@ def test_a_user_who_is_not_staff_sees_no_urls_commands_or_variables(
         assert hidden not in response.content
     staff = bootstrap(api)
     assert {entry["name"]: entry for entry in staff["config"]["providers"]}["openai"]["api_key_env"] == "OPENAI_API_KEY"
+
+
+def test_chat_is_blocked_without_a_worker_heartbeat_and_the_bootstrap_shows_the_queue(
+    api: APIClient, example_loaded: None
+) -> None:
+    WorkerBeat.objects.update(beat_at=timezone.now() - timedelta(seconds=31))
+    body = api.get("/api/bootstrap/").json()
+    assert body["workers"] == {"live": 0, "queued_runs": 0, "running_runs": 0}
+    assert views(body)["chat"] == (
+        "blocked",
+        [
+            "no worker heartbeat in the last 30 s: turns would wait in the queue; "
+            "start the workers (make serve, or manage.py worker)"
+        ],
+    )
+    WorkerBeat.objects.update(beat_at=timezone.now())
+    assert api.get("/api/bootstrap/").json()["workers"]["live"] == 1

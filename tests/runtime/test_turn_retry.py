@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from uuid import UUID
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,7 +15,7 @@ from rest_framework.test import APIClient
 from core.conversation.services import message_append, session_create
 from core.errors import ConflictError
 from core.models import AgentSession, Message, ModelRoute, Provider, ProviderKind, Run, RunStatus, TraceEvent
-from runtime.turns import turn_run
+from runtime.turns import turn_execute, turn_run
 from telemetry.models import UsageEvent
 from tests.owners import op_user
 
@@ -108,11 +109,13 @@ def test_run_started_names_the_message_and_the_worker(chat_session: AgentSession
 def test_turn_api_retry_answers_200_with_the_same_run(api: APIClient, chat_session: AgentSession) -> None:
     url = f"/api/sessions/{chat_session.pk}/turns/"
     first = api.post(url, {"text": "hi", "client_id": "ui-4"}, format="json")
-    assert first.status_code == 201, first.json()
+    assert first.status_code == 202, first.json()
+    turn_execute(run_id=first.json()["run"]["id"])  # what a worker does with the queued run
     again = api.post(url, {"text": "hi", "client_id": "ui-4"}, format="json")
     assert again.status_code == 200, again.json()
     assert again.json()["run"]["id"] == first.json()["run"]["id"]
-    assert again.json()["messages"] == first.json()["messages"]
+    assert again.json()["run"]["status"] == "completed"
+    assert again.json()["message"] == first.json()["message"]
     other = api.post(url, {"text": "not hi", "client_id": "ui-4"}, format="json")
     assert other.status_code == 409
     assert other.json()["code"] == "conflict"
@@ -132,12 +135,9 @@ def slow_session(db: None) -> AgentSession:
     return session_create(owner=op_user(), title="slow", route_alias=route.alias)
 
 
-def _post_in_thread(user: User, url: str, body: dict[str, Any], out: dict[str, Any]) -> None:
+def _execute_in_thread(run_id: str, out: dict[str, Any]) -> None:
     try:
-        client = APIClient()
-        client.force_authenticate(user=user)
-        response = client.post(url, body, format="json")
-        out["status"], out["body"] = response.status_code, response.json()
+        out["status"] = turn_execute(run_id=UUID(run_id)).run.status
     finally:
         connection.close()
 
@@ -149,8 +149,12 @@ def test_retry_while_the_first_attempt_streams_never_runs_the_model_twice(
 ) -> None:
     url = f"/api/sessions/{slow_session.pk}/turns/"
     body = {"text": "hello", "client_id": "ui-race"}
+    client = APIClient()
+    client.force_authenticate(user=operator)
+    accepted = client.post(url, body, format="json")
+    assert accepted.status_code == 202, accepted.json()
     first: dict[str, Any] = {}
-    worker = threading.Thread(target=_post_in_thread, args=(operator, url, body, first))
+    worker = threading.Thread(target=_execute_in_thread, args=(accepted.json()["run"]["id"], first))
     worker.start()
     try:
         deadline = time.monotonic() + 30
@@ -158,19 +162,16 @@ def test_retry_while_the_first_attempt_streams_never_runs_the_model_twice(
             assert time.monotonic() < deadline, "the first attempt never opened its run"
             assert worker.is_alive(), f"the first attempt ended early: {first}"
             time.sleep(0.02)
-        client = APIClient()
-        client.force_authenticate(user=operator)
         retry = client.post(url, body, format="json")
         conflict = client.post(url, {"text": "other", "client_id": "ui-race"}, format="json")
     finally:
         worker.join(timeout=60)
     assert retry.status_code == 200, retry.json()
     assert retry.json()["run"]["status"] == "running"
-    assert [m["seq"] for m in retry.json()["messages"]] == [1]
+    assert retry.json()["message"]["seq"] == 1
     assert conflict.status_code == 409, conflict.json()
-    assert first["status"] == 201, first
-    assert first["body"]["run"]["id"] == retry.json()["run"]["id"]
-    assert first["body"]["run"]["status"] == "completed"
+    assert first["status"] == RunStatus.COMPLETED
+    assert accepted.json()["run"]["id"] == retry.json()["run"]["id"]
     # One model call: one run, one reply, one usage event.
     assert Run.objects.filter(session=slow_session).count() == 1
     assert roles(slow_session) == [(1, "user"), (2, "assistant")]

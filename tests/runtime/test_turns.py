@@ -27,7 +27,7 @@ from core.models import (
 )
 from memory.context import context_inputs
 from runtime.management.commands.chat import cost_display
-from runtime.turns import turn_run
+from runtime.turns import turn_execute, turn_run
 from telemetry.models import UsageAllTime, UsageBySession, UsageEvent
 from tests.owners import op_user
 from tests.procs import run_manage
@@ -105,8 +105,12 @@ def test_a_reply_cut_short_says_so_in_the_trace_the_result_and_the_api(
     finish = TraceEvent.objects.get(run=result.run, type="finish")
     assert finish.payload == {"reason": "length"}
     assert result.messages[-1].content == "the first half of"
-    body = api.post(f"/api/sessions/{session.pk}/turns/", {"text": "again"}, format="json").json()
-    assert body["finish_reason"] == "length"
+    accepted = api.post(f"/api/sessions/{session.pk}/turns/", {"text": "again"}, format="json")
+    assert accepted.status_code == 202, accepted.json()
+    again = turn_execute(run_id=accepted.json()["run"]["id"])  # what a worker does with the queued run
+    assert again.finish_reason == "length"
+    events = api.get(f"/api/runs/{again.run.pk}/events/").json()["results"]
+    assert [e["payload"] for e in events if e["type"] == "finish"] == [{"reason": "length"}]
 
 
 def test_usage_reported_before_a_provider_error_is_still_recorded(replay_route: ModelRoute) -> None:
@@ -258,15 +262,59 @@ def test_turn_rejects_empty_text(chat_session: AgentSession) -> None:
     assert not Message.objects.exists()
 
 
-def test_turn_api(api: APIClient, chat_session: AgentSession) -> None:
+def test_turn_api_accepts_the_turn_and_queues_its_run(api: APIClient, chat_session: AgentSession) -> None:
     response = api.post(f"/api/sessions/{chat_session.pk}/turns/", {"text": "hi api"}, format="json")
-    assert response.status_code == 201, response.json()
+    assert response.status_code == 202, response.json()
     body = response.json()
-    assert body["run"]["status"] == "completed"
-    assert [m["seq"] for m in body["messages"]] == [1, 2]
-    assert body["messages"][1]["content"] == body["text"] == "replay: hi api"
-    assert body["usage"]["total_tokens"] == body["usage"]["input_tokens"] + body["usage"]["output_tokens"]
-    assert body["checkpoint"] is None
+    run_id = body["run"]["id"]
+    assert (body["run"]["status"], body["run"]["message_seq"], body["run"]["attempt"]) == ("queued", 1, 1)
+    assert (body["message"]["seq"], body["message"]["content"]) == (1, "hi api")
+    assert body["stream_url"] == f"/api/runs/{run_id}/stream/"
+    result = turn_execute(run_id=run_id)  # what a worker does with the queued run
+    assert result.run.status == RunStatus.COMPLETED
+    assert api.get(f"/api/runs/{run_id}/text/").json()["text"] == "replay: hi api"
+    assert [m.seq for m in result.messages] == [1, 2]
+    assert result.usage is not None
+    assert result.checkpoint is None
+
+
+def test_a_second_turn_while_one_is_open_is_a_409_naming_the_open_run(
+    api: APIClient, chat_session: AgentSession
+) -> None:
+    first = api.post(f"/api/sessions/{chat_session.pk}/turns/", {"text": "one"}, format="json").json()
+    second = api.post(f"/api/sessions/{chat_session.pk}/turns/", {"text": "two"}, format="json")
+    assert second.status_code == 409
+    run_id = first["run"]["id"]
+    assert second.json()["fields"] == {
+        "session": [
+            f"has an open run {run_id} (queued); wait for it to finish (GET /api/runs/{run_id}/), "
+            f"or cancel it (POST /api/runs/{run_id}/cancel/) before sending another turn"
+        ]
+    }
+    assert Message.objects.filter(session=chat_session).count() == 1
+
+
+def test_cancel_of_a_queued_run_with_no_lease_ends_it_at_once(api: APIClient, chat_session: AgentSession) -> None:
+    run_id = api.post(f"/api/sessions/{chat_session.pk}/turns/", {"text": "one"}, format="json").json()["run"]["id"]
+    cancelled = api.post(f"/api/runs/{run_id}/cancel/", {}, format="json")
+    assert cancelled.status_code == 200, cancelled.json()
+    assert (cancelled.json()["status"], cancelled.json()["cancel_reason"]) == ("cancelled", "cancelled on request")
+
+
+def test_retry_api_queues_a_new_attempt_without_a_second_user_message(
+    api: APIClient, chat_session: AgentSession
+) -> None:
+    first = api.post(f"/api/sessions/{chat_session.pk}/turns/", {"text": "/error boom"}, format="json").json()
+    failed = turn_execute(run_id=first["run"]["id"])
+    assert failed.run.status == RunStatus.FAILED
+    retried = api.post(f"/api/runs/{failed.run.pk}/retry/", format="json")
+    assert retried.status_code == 202, retried.json()
+    assert (retried.json()["run"]["attempt"], retried.json()["run"]["message_seq"]) == (2, 1)
+    assert Message.objects.filter(session=chat_session).count() == 1
+    again = api.post(f"/api/runs/{failed.run.pk}/retry/", format="json")
+    assert again.status_code == 409, again.json()
+    completed = api.post(f"/api/runs/{retried.json()['run']['id']}/retry/", format="json")
+    assert completed.json()["fields"]["run"] == ["is queued; only a failed or interrupted run can be retried"]
 
 
 def test_turn_api_errors(api: APIClient, chat_session: AgentSession) -> None:

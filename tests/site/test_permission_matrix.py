@@ -192,14 +192,17 @@ MATRIX: dict[str, Row] = {
         bodies={"post": {"through_seq": 1, "reason": "manual"}},
     ),
     "session-context": row(lambda w: {"session_id": w.session}, get=OWNER_ONLY),
+    # The owner's session already has an open chat run: a second turn (or run) is a 409 naming it.
     "session-turns": row(
-        lambda w: {"session_id": w.session}, post=(401, 404, 404, 201), bodies={"post": {"text": "hello"}}
+        lambda w: {"session_id": w.session}, post=(401, 404, 404, 409), bodies={"post": {"text": "hello"}}
     ),
     # Everyone searches their own messages only (tests/core/conversation/test_search.py).
     "search": row(get=ANY_SIGNED_IN, bodies={"get": {"q": "hello"}}),
     "run-list": row(
-        get=ANY_SIGNED_IN, post=(401, 404, 404, 201), bodies={"post": lambda role, w: {"session": w.session}}
+        get=ANY_SIGNED_IN, post=(401, 404, 404, 409), bodies={"post": lambda role, w: {"session": w.session}}
     ),
+    # The owner's run is still open: only a failed or interrupted run is retried.
+    "run-retry": row(lambda w: {"run_id": w.run}, post=(401, 404, 404, 409)),
     "run-detail": row(run_pk, get=OWNER_ONLY),
     "run-cancel": row(run_pk, post=OWNER_ONLY, bodies={"post": {"reason": "not needed"}}),
     "run-text": row(run_pk, get=OWNER_ONLY),

@@ -261,6 +261,9 @@ class SiblingsSerializer(serializers.Serializer[Any]):
 
 class RunSerializer(serializers.ModelSerializer[Run]):
     route = serializers.CharField(source="route.alias", read_only=True, allow_null=True)
+    message_seq = serializers.IntegerField(
+        source="message.seq", read_only=True, allow_null=True, help_text="The user message this run answers."
+    )
 
     class Meta:
         model = Run
@@ -275,6 +278,11 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "created",
             "started_at",
             "finished_at",
+            "message_seq",
+            "purpose",
+            "attempt",
+            "cancel_requested_at",
+            "lease_expires_at",
         ]
         read_only_fields = fields
 
@@ -293,7 +301,13 @@ class RunCreateSerializer(StrictInputSerializer):
 
 
 class RunCancelSerializer(StrictInputSerializer):
-    reason = serializers.CharField(trim_whitespace=False, help_text="Why the run is cancelled (recorded)")
+    reason = serializers.CharField(
+        trim_whitespace=False,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Why the run is cancelled (recorded; `cancelled on request` if absent)",
+    )
 
 
 class RunTextSerializer(serializers.Serializer[Any]):

@@ -75,7 +75,7 @@ from core.conversation.selectors import (
 from core.conversation.services import (
     checkpoint_create,
     message_append,
-    run_cancel,
+    run_cancel_request,
     run_create,
     run_event_append,
     session_archive,
@@ -500,13 +500,16 @@ class RunViewSet(PagedViewSet[Run]):
 
     @extend_schema(
         summary="Cancel a queued or running run, recording why",
+        description="A run a worker holds (a live lease) only gets `cancel_requested_at`: the worker ends it "
+        "`cancelled` within a second, keeping every character streamed so far. A run nobody holds is "
+        "cancelled at once.",
         request=RunCancelSerializer,
         responses={200: RunSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         data = parsed(RunCancelSerializer, request.data)
-        run = run_cancel(run_id=pk, owner=acting_user(request), reason=data["reason"])
+        run = run_cancel_request(run_id=pk, owner=acting_user(request), reason=data["reason"])
         return Response(RunSerializer(run_get(run_id=run.pk)).data)
 
     @extend_schema(

@@ -131,12 +131,14 @@ def argparse_hidden() -> str:
 
 def _load_state(state: str) -> None:
     from django.contrib.auth import get_user_model
+    from django.utils import timezone
 
     from core.accounts.services import operator_ensure
     from core.config.loading import config_file_read
     from core.config.services import config_document_apply
-    from core.conversation.services import session_create
+    from core.conversation.services import session_create, worker_beat
     from runtime.turns import turn_run
+    from runtime.worker.lease import process_worker_id
 
     config_document_apply(document=config_file_read(Path(settings.AGENTCHAT_CONFIG)), prune=False)
     if state == "ready":
@@ -145,6 +147,14 @@ def _load_state(state: str) -> None:
         owner = get_user_model()._default_manager.get(username=CAPTURE_USERNAME)
         session = session_create(owner=owner, title="First chat")
         turn_run(session_id=session.pk, user_text="hello")
+        # This process ran the turn as a worker does, and says so: the chat view needs a live worker.
+        worker_beat(
+            worker_id=process_worker_id()[-64:],
+            host="capture",
+            pid=os.getpid(),
+            started_at=timezone.now(),
+            current_run_id=None,
+        )
 
 
 def _fetch() -> tuple[bytes, str | None]:

@@ -7,8 +7,8 @@ from rest_framework.test import APIClient
 
 from core.conversation.selectors import path_page, session_get
 from core.conversation.services import run_create, session_create, session_leaf_set
-from core.models import AgentSession, Message
-from runtime.turns import turn_run
+from core.models import AgentSession, Message, RunStatus, TraceEvent
+from runtime.turns import turn_execute, turn_run
 from tests.owners import op_user
 from tests.procs import run_manage
 
@@ -23,10 +23,16 @@ def _path(session: AgentSession) -> list[str]:
 def test_regenerate_appends_a_sibling_reply_and_moves_the_leaf(api: APIClient, chat_session: AgentSession) -> None:
     turn_run(session_id=chat_session.pk, user_text="first question")
     answer = api.post(f"/api/sessions/{chat_session.pk}/messages/2/regenerate/", format="json")
-    assert answer.status_code == 201
+    assert answer.status_code == 202, answer.json()
     body = answer.json()
-    assert [m["seq"] for m in body["messages"]] == [3]
-    assert body["run"]["status"] == "completed"
+    assert body["message"]["seq"] == 1  # the user message the new reply answers
+    assert body["run"]["status"] == "queued"
+    # What the worker does with the queued run (the API enqueued it with the regenerated seq).
+    result = turn_execute(run_id=body["run"]["id"], regenerates_seq=2)
+    assert result.run.status == RunStatus.COMPLETED
+    assert [m.seq for m in result.messages] == [3]
+    started = TraceEvent.objects.get(run_id=result.run.pk, type="run_started")
+    assert (started.payload["message_seq"], started.payload["regenerates_seq"]) == (1, 2)
     assert session_get(session_id=chat_session.pk).leaf == 3
     siblings = api.get(f"/api/sessions/{chat_session.pk}/messages/3/siblings/").json()
     assert (siblings["position"], siblings["count"]) == (2, 2)
@@ -37,8 +43,10 @@ def test_edit_appends_a_sibling_user_message_and_answers_it(api: APIClient, chat
     turn_run(session_id=chat_session.pk, user_text="first")
     turn_run(session_id=chat_session.pk, user_text="second")
     answer = api.post(f"/api/sessions/{chat_session.pk}/messages/3/edit/", {"text": "second, edited"}, format="json")
-    assert answer.status_code == 201
-    assert [m["seq"] for m in answer.json()["messages"]] == [5, 6]
+    assert answer.status_code == 202, answer.json()
+    assert answer.json()["message"]["seq"] == 5
+    result = turn_execute(run_id=answer.json()["run"]["id"])
+    assert [m.seq for m in result.messages] == [5, 6]
     # The model saw the edited branch only: its reply echoes the edited text.
     assert _path(chat_session) == ["first", "replay: first", "second, edited", "replay: second, edited"]
     parents = dict(Message.objects.filter(session=chat_session).values_list("seq", "parent__seq"))
