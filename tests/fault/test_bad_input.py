@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from drf_spectacular.generators import SchemaGenerator
 from pytest_django import DjangoDbBlocker
 from rest_framework.test import APIClient
@@ -86,10 +86,11 @@ def _world_build() -> dict[str, Any]:
     first = message_append(session_id=active.id, role="user", content="hello", client_id="c-1").message
     message_append(session_id=active.id, role="assistant", content="hi there")
     message_append(session_id=active.id, role="user", content="plan a trip")
-    checkpoint_create(session_id=active.id, through_seq=2, reason="manual", summary="greetings")
-    open_run = run_create(session_id=active.id, status="running")
+    checkpoint = checkpoint_create(session_id=active.id, through_seq=2, reason="manual", summary="greetings")
+    # A session holds one open chat run at a time: the finished one first.
     done_run = run_create(session_id=active.id, status="running")
     run_finish(run_id=done_run.id, status="completed")
+    open_run = run_create(session_id=active.id, status="running")
 
     other = session_create(owner=op_user(), title="other", route_alias="main")
     other_message = message_append(session_id=other.id, role="user", content="elsewhere").message
@@ -124,6 +125,7 @@ def _world_build() -> dict[str, Any]:
         "blocked_session": str(blocked.id),
         "message": first.pk,
         "other_message": other_message.pk,
+        "checkpoint": checkpoint.pk,
         "other_checkpoint": other_checkpoint.pk,
         "open_run": str(open_run.id),
         "done_run": str(done_run.id),
@@ -167,6 +169,8 @@ BODY_TARGETS: dict[str, dict[str, Any]] = {
     "sessions_turns_create": {"session_id": Ref("session")},
     "runs_create": {},
     "runs_cancel_create": {"id": Ref("open_run")},
+    "sessions_messages_edit_create": {"session_id": Ref("session"), "seq": 1},
+    "sessions_leaf_create": {"id": Ref("session")},
     "runs_events_create": {"run_id": Ref("open_run")},
     "memory_long_term_create": {},
     "memory_long_term_update": {"id": Ref("memory")},
@@ -329,7 +333,7 @@ def _conversation_cases() -> list[Case]:
             "sessions_checkpoints_create",
             "through-seq-before-the-parent",
             400,
-            {"through_seq": 1, "reason": "manual"},
+            {"through_seq": 1, "reason": "manual", "parent": Ref("checkpoint")},
             SESSION,
             ("through_seq",),
         ),
@@ -414,12 +418,28 @@ def _conversation_cases() -> list[Case]:
         ),
         c("runs_create", "unknown-status", 400, {"session": Ref("session"), "status": "sleeping"}, fields=("status",)),
         c("runs_create", "archived-session", 409, {"session": Ref("archived_session")}, fields=("session",)),
-        c("runs_cancel_create", "missing-reason", 400, {}, {"id": Ref("open_run")}, ("reason",)),
-        c("runs_cancel_create", "reason-blank", 400, {"reason": "   "}, {"id": Ref("open_run")}, ("reason",)),
+        c("runs_cancel_create", "reason-not-text", 400, {"reason": ["stop"]}, {"id": Ref("open_run")}, ("reason",)),
         c("runs_cancel_create", "reason-oversize", 400, {"reason": "r" * 2001}, {"id": Ref("open_run")}, ("reason",)),
         c("runs_cancel_create", "finished-run", 409, {"reason": "stop"}, {"id": Ref("done_run")}, ("run",)),
         c("runs_cancel_create", "unknown-run", 404, {"reason": "stop"}, {"id": UNKNOWN_UUID}, ("run",)),
         c("runs_cancel_create", "malformed-run", 404, {"reason": "stop"}, {"id": "nope"}, ("run",)),
+        # retry, regenerate, edit, branch switch, probe
+        c("runs_retry_create", "completed-run", 409, path={"run_id": Ref("done_run")}, fields=("run",)),
+        c("runs_retry_create", "unknown-run", 404, path={"run_id": UNKNOWN_UUID}, fields=("run",)),
+        c(
+            "sessions_messages_regenerate_create",
+            "a-user-message",
+            400,
+            path={**SESSION, "seq": 1},
+            fields=("seq",),
+        ),
+        c("sessions_messages_regenerate_create", "unknown-seq", 404, path={**SESSION, "seq": 99}, fields=("seq",)),
+        c("sessions_messages_edit_create", "missing-text", 400, {}, {**SESSION, "seq": 1}, ("text",)),
+        c("sessions_messages_edit_create", "an-assistant-reply", 400, {"text": "x"}, {**SESSION, "seq": 2}, ("seq",)),
+        c("sessions_leaf_create", "missing-seq", 400, {}, {"id": Ref("session")}, ("seq",)),
+        c("sessions_leaf_create", "seq-not-a-number", 400, {"seq": "two"}, {"id": Ref("session")}, ("seq",)),
+        c("sessions_leaf_create", "unknown-seq", 400, {"seq": 99}, {"id": Ref("session")}, ("seq",)),
+        c("config_routes_probe", "unknown-route", 404, path={"alias": "nowhere"}, fields=("alias",)),
         # trace events
         c("runs_events_create", "missing-type", 400, {}, {"run_id": Ref("open_run")}, ("type",)),
         c("runs_events_create", "unknown-type", 400, {"type": "telepathy"}, {"run_id": Ref("open_run")}, ("type",)),
@@ -1105,9 +1125,17 @@ def test_the_snapshot_sees_an_accepted_write(api: APIClient, world: dict[str, An
         f"/api/sessions/{world['session']}/messages/", {"role": "user", "content": "accepted"}, format="json"
     )
     assert response.status_code == 201
+    # On SQLite the message search index is FTS5 tables of its own; on PostgreSQL a column of the message.
+    index = [
+        "core_message_fts: 5 rows -> 6 rows",
+        "core_message_fts_data: 7 rows -> 8 rows",
+        "core_message_fts_docsize: 5 rows -> 6 rows",
+        "core_message_fts_idx: 5 rows -> 6 rows",
+    ]
     assert snapshot_changes(before, db_snapshot()) == [
         "core_agentsession: 4 rows -> 4 rows",
         "core_message: 5 rows -> 6 rows",
+        *(index if connection.vendor == "sqlite" else []),
     ]
 
 
