@@ -184,7 +184,7 @@ def test_planned_shape_equals_the_serializer(api: APIClient, example_loaded: Non
     turn_run(session_id=session.pk, user_text="hello")
     memory_write(owner=op_user(), kind="fact", content="the sky is blue", pinned=True)
     state = bootstrap_read(owner_id=op_user().pk)
-    assert state.sessions.recent[0].title == f"session {session.pk}"
+    assert state.sessions.recent[0].title == "hello"  # an untitled session takes its first message
     assert any(route.record.price_input_per_mtok is not None for route in state.config.routes)
     assert bootstrap_data(state) == BootstrapSerializer(state).data
     assert bootstrap(api) == BootstrapSerializer(bootstrap_read(owner_id=op_user().pk)).data
