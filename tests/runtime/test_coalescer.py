@@ -114,7 +114,17 @@ def test_other_events_flush_the_buffer_and_keep_their_order(chat_session: AgentS
         ("tool_call", {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}),
         ("text_delta", {"text": " again"}),
         ("finish", {"reason": "stop"}),
-        ("usage", {"input_tokens": 3, "output_tokens": 2, "cached_input_tokens": 0, "reasoning_tokens": 0}),
+        # Counts the provider did not report are unknown (None), not zero.
+        (
+            "usage",
+            {
+                "input_tokens": 3,
+                "output_tokens": 2,
+                "cached_input_tokens": None,
+                "reasoning_tokens": None,
+                "cache_write_input_tokens": None,
+            },
+        ),
     ]
     # Written with the signed reasoning, the tool call, the finish, the usage: a flush each.
     assert coalescer.flushes == 4
