@@ -14,6 +14,7 @@ from core.conversation.services import (
     message_append,
     run_create,
     run_event_append,
+    run_finish,
     session_archive,
     session_create,
 )
@@ -444,6 +445,11 @@ def test_run_lifecycle_over_the_api(api: APIClient, chat_session: AgentSession) 
         "created",
         "started_at",
         "finished_at",
+        "message_seq",
+        "purpose",
+        "attempt",
+        "cancel_requested_at",
+        "lease_expires_at",
     }
     assert (run["session"], run["route"], run["status"], run["event_count"]) == (
         str(chat_session.id),
@@ -551,10 +557,7 @@ def test_error_then_finish_over_the_api(api: APIClient, chat_session: AgentSessi
 
 def test_cancel_records_reason_and_validates(api: APIClient, chat_session: AgentSession) -> None:
     run = run_create(session_id=chat_session.id, status="running")
-    assert _error(api.post(f"/api/runs/{run.id}/cancel/", {}))[2] == {"reason": ["This field is required."]}
-    assert _error(api.post(f"/api/runs/{run.id}/cancel/", {"reason": " "}))[2] == {
-        "reason": ["empty; say why the run is cancelled"]
-    }
+    assert _error(api.post(f"/api/runs/{run.id}/cancel/", {"reason": "r" * 2001}))[0] == 400
     response = api.post(f"/api/runs/{run.id}/cancel/", {"reason": "user pressed stop"})
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["cancel_reason"]) == ("cancelled", "user pressed stop")
@@ -574,16 +577,18 @@ def test_unknown_or_malformed_run_ids_are_404(api: APIClient, replay_route: Mode
 
 def test_run_list_filters(api: APIClient, chat_session: AgentSession) -> None:
     other = session_create(owner=op_user(), title="other")
+    # One open chat run per session: the first is finished before the second opens.
+    done = run_create(session_id=chat_session.id, status="running")
+    run_finish(run_id=done.id, status="completed")
     queued = run_create(session_id=chat_session.id)
-    running = run_create(session_id=chat_session.id, status="running")
     elsewhere = run_create(session_id=other.id)
     assert [r["id"] for r in api.get("/api/runs/").json()["results"]] == [
         str(elsewhere.id),
-        str(running.id),
         str(queued.id),
+        str(done.id),
     ]
     by_session = api.get(f"/api/runs/?session={chat_session.id}").json()["results"]
-    assert [r["id"] for r in by_session] == [str(running.id), str(queued.id)]
+    assert [r["id"] for r in by_session] == [str(queued.id), str(done.id)]
     by_status = api.get(f"/api/runs/?session={chat_session.id}&status=queued").json()["results"]
     assert [r["id"] for r in by_status] == [str(queued.id)]
     assert _error(api.get("/api/runs/?session=nope"))[2] == {"session": ["Must be a valid UUID."]}
@@ -602,7 +607,11 @@ def test_list_endpoints_run_a_constant_number_of_queries(
     _fill(session, rows)
     for through in range(1, rows + 1):
         checkpoint_create(session_id=session.id, through_seq=through, reason="manual", summary="So far")
-    runs = [run_create(session_id=session.id, status="running") for _ in range(rows)]
+    finished = []  # a session holds one open chat run at a time
+    for _ in range(rows - 1):
+        done = run_create(session_id=session.id, status="running")
+        finished.append(run_finish(run_id=done.id, status="completed"))
+    runs = [run_create(session_id=session.id, status="running"), *finished]
     for n in range(rows - 1):
         run_event_append(run_id=runs[0].id, event_type="text_delta", payload={"text": str(n)})
 

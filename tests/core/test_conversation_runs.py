@@ -18,9 +18,11 @@ from core.conversation.services import (
     run_start,
     runs_recover,
     session_archive,
+    session_create,
 )
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import AgentSession, ModelRoute, Provider, Run, RunStatus, TraceEvent
+from tests.owners import op_user
 
 pytestmark = pytest.mark.django_db
 
@@ -226,10 +228,11 @@ def test_unknown_run_is_not_found(replay_route: ModelRoute) -> None:
 
 
 def test_recover_marks_running_and_queued_interrupted_once(chat_session: AgentSession) -> None:
-    running = run_create(session_id=chat_session.id, status="running")
-    queued = run_create(session_id=chat_session.id)
     done = run_create(session_id=chat_session.id, status="running")
     run_finish(run_id=done.id, status="completed")
+    running = run_create(session_id=chat_session.id, status="running")
+    # One open chat run per session: the queued one waits in a session of its own.
+    queued = run_create(session_id=session_create(owner=op_user(), title="second").id)
 
     result = runs_recover(before=timezone.now() + timedelta(seconds=1))
 

@@ -94,7 +94,7 @@ def test_page_query_refuses_unknown_keys_listing_the_filters_first() -> None:
     serializer = SessionListQuerySerializer(data={"colour": "red", "page_size": "5"})
     assert not serializer.is_valid()
     assert serializer.errors == {
-        "colour": ["unknown field; this endpoint accepts status, needs_compaction, cursor, page_size"]
+        "colour": ["unknown field; this endpoint accepts status, needs_compaction, tag, cursor, page_size"]
     }
     assert list(PageQuerySerializer().fields) == ["cursor", "page_size"]
 
