@@ -111,7 +111,7 @@ def test_admin_pages_fit_1280_pixels() -> None:
             page.goto(server.base_url + "/admin/telemetry/usageevent/", wait_until="networkidle")
             page.screenshot(path=str(screens / "layout-usage-events.png"), full_page=True)
             totals = boxes(page, "#usage-totals th")
-            assert len(totals) == 8, totals
+            assert len(totals) == 9, totals
             for left, right in itertools.pairwise(totals):
                 assert left["right"] <= right["left"] + 0.5, (left, right)
             assert all(cell["scrollWidth"] <= cell["clientWidth"] + 1 for cell in totals), totals
