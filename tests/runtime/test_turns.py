@@ -27,7 +27,7 @@ from core.models import (
 )
 from memory.context import context_inputs
 from runtime.management.commands.chat import cost_display
-from runtime.turns import turn_execute, turn_run
+from runtime.turns import turn_accept, turn_execute, turn_run
 from telemetry.models import UsageAllTime, UsageBySession, UsageEvent
 from tests.owners import op_user
 from tests.procs import run_manage
@@ -415,3 +415,16 @@ def test_a_reply_without_a_usage_report_records_its_counts_as_unknown() -> None:
     assert counts == (None, None, None, None)
     assert event.total_tokens is None
     assert event.cost_partial  # nothing known to price: whatever it shows is not the whole cost
+
+
+@pytest.mark.fault
+def test_a_user_with_the_most_open_runs_allowed_is_refused_another(replay_route: ModelRoute) -> None:
+    first = session_create(owner=op_user(), route_alias=replay_route.alias)
+    second = session_create(owner=op_user(), route_alias=replay_route.alias)
+    with override_settings(AGENTCHAT_MAX_OPEN_RUNS_PER_USER=1):
+        turn_accept(session_id=first.pk, user_text="queued, not yet run")
+        with pytest.raises(ConflictError, match="you have 1 open runs, the most allowed at once"):
+            turn_accept(session_id=second.pk, user_text="one too many")
+    # Refused before anything was written: the second session has no message and no run.
+    assert not Message.objects.filter(session=second).exists()
+    assert not Run.objects.filter(session=second).exists()

@@ -71,7 +71,15 @@ class Server:
 def _serve(tmp: Path, **env: str) -> Server:
     port = _free_port()
     log = tmp / f"serve-{port}.log"
-    extra = {"AGENTCHAT_RUN_LEASE_MS": str(LEASE_MS), "AGENTCHAT_WORKERS": str(WORKERS), **env}
+    extra = {
+        "AGENTCHAT_RUN_LEASE_MS": str(LEASE_MS),
+        "AGENTCHAT_WORKERS": str(WORKERS),
+        # A burst of 10 turns by one user must not meet the open-run cap (8 by default) on a slow
+        # machine, where the first turns are still running when the last are sent (the cap has a test
+        # of its own in tests/runtime/test_turns.py).
+        "AGENTCHAT_MAX_OPEN_RUNS_PER_USER": "20",
+        **env,
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}"],
