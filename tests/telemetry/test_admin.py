@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from core.models import AgentSession
 from telemetry.models import UsageEvent
+from telemetry.selectors import local_day
 from telemetry.services import usage_record
 from tests.owners import op_user
 
@@ -28,6 +30,11 @@ def admin_client_op(operator: User) -> Client:
 
 
 def _seed(session: AgentSession, start: int, count: int) -> None:
+    # Spread between the start of today's local day and now, newest first, so that a run just after
+    # midnight still seeds "today".
+    today, zone_name = local_day()
+    midnight = dt.datetime.combine(today, dt.time(0), tzinfo=ZoneInfo(zone_name))
+    now = timezone.now()
     for n in range(start, start + count):
         usage_record(
             owner=op_user(),
@@ -36,7 +43,7 @@ def _seed(session: AgentSession, start: int, count: int) -> None:
             session_id=session.id,
             model="gpt-4o" if n % 2 else "gpt-4o-mini",
             input_tokens=1_000_000,
-            occurred_at=timezone.now() - dt.timedelta(minutes=n),
+            occurred_at=midnight + (now - midnight) / (n + 2),
         )
 
 
