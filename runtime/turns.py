@@ -96,6 +96,7 @@ from core.models import (
     Message,
     MessageRole,
     Run,
+    RunPurpose,
     RunStatus,
     TraceEvent,
     TraceEventType,
@@ -104,6 +105,7 @@ from memory.context import context_inputs
 from runtime.coalescer import TraceCoalescer
 from runtime.prompt import reasoning_parts, turn_prompt
 from runtime.providers import AdapterError, ProviderAdapter, adapter_for
+from runtime.upkeep import after_turn
 from runtime.watch import STREAMING_CANCEL_REASON, TurnWatch, run_cancelled
 from runtime.worker.lease import Lease, Stop, process_worker_id
 from telemetry.models import UsageEvent
@@ -225,7 +227,8 @@ def _branch_point(session: AgentSession, *, seq: int, role: MessageRole) -> int:
 def _refuse_open_run(session_id: UUID) -> None:
     """In the caller's transaction, with the session row locked: 409 while a run is queued or running."""
     list(AgentSession.objects.select_for_update().filter(pk=session_id).values_list("pk", flat=True))
-    if Run.objects.filter(session_id=session_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).exists():
+    open_runs = Run.objects.filter(session_id=session_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING))
+    if open_runs.filter(purpose=RunPurpose.CHAT).exists():
         raise ConflictError.for_field("session", "has a run in progress; wait for it to finish or cancel it first")
 
 
@@ -363,7 +366,7 @@ def turn_execute(
     user_message = queued.message
     if user_message is None:
         raise ConflictError.for_field("run", "answers no user message; only a chat turn runs here")
-    session = session_get(session_id=queued.session_id)
+    session = session_get(session_id=queued.chat_session_id)
     # Over the threshold before the user message came in: then this turn did not cross it.
     already = 0 if regenerates_seq is not None else user_message.token_count
     was_over_threshold = needs_compaction(
@@ -426,7 +429,7 @@ def _stream_turn(
     Runs after the transaction that opened the run has committed: nothing is held across the stream.
     """
     run.refresh_from_db()
-    session = session_get(session_id=run.session_id)
+    session = session_get(session_id=run.chat_session_id)
     budget = max(1, session.route.context_window_tokens - session.route.max_output_tokens)
     adapter = adapter_for(session.route)
     coalescer = TraceCoalescer(run.pk)
@@ -494,6 +497,7 @@ def _stream_turn(
     latency_ms = int((time.monotonic() - started) * 1000)
     result = _complete(run, user_message, appended, stream, latency_ms=latency_ms, was_over=was_over_threshold)
     route_turn_outcome(route=session.route, code="")  # a success lifts a block the route still had
+    after_turn(result.run)  # compaction when over the threshold, facts when configured (after the commit)
     return result
 
 
@@ -524,7 +528,7 @@ def _existing(run: Run, user_message: Message) -> TurnResult:
     """What a turn already wrote for `user_message`, as its run stands now (open or finished)."""
     replies: list[Message] = []
     if run.status == RunStatus.COMPLETED:
-        for message in messages_after(session_id=run.session_id, after_seq=user_message.seq, limit=MAX_REPLY_MESSAGES):
+        for message in messages_after(session_id=run.chat_session_id, after_seq=user_message.seq, limit=MAX_REPLY_MESSAGES):
             if message.role == MessageRole.USER or (run.finished_at and message.created > run.finished_at):
                 break
             replies.append(message)
@@ -590,7 +594,7 @@ def _complete(
 
     All in one transaction; the reply's last message becomes the session's leaf.
     """
-    session_id = run.session_id
+    session_id = run.chat_session_id
     text = "".join(stream.text)
     # The text streamed with the calls (before any tool result) is one message with them and the
     # reply's reasoning, as the provider answered: its next request pairs them (thinking blocks

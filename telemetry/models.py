@@ -1,10 +1,11 @@
 """Token usage: append-only events (the source of truth) and the rollups the UI reads.
 
 Every provider usage report becomes one `UsageEvent`. In the same transaction
-`telemetry.services` adds it to three rollups with one upsert each: the local day x provider x
-model (`UsageByDay`), the session (`UsageBySession`) and all time per provider x model
-(`UsageAllTime`). Readers use only the rollups, so what they cost does not grow with the number
-of events; `manage.py telemetry_reconcile` proves the rollups still equal the sums of the events.
+`telemetry.services` adds it to the rollups with one upsert each: the local day x provider x
+model (`UsageByDay`, and per user `UsageByUserDay`), the session (`UsageBySession`), all time per
+provider x model (`UsageAllTime`) and all time per user x purpose (`UsageByPurpose`). Readers
+use only the rollups, so what they cost does not grow with the number of events;
+`manage.py telemetry_reconcile` proves the rollups still equal the sums of the events.
 
 Field names follow the OpenTelemetry GenAI usage conventions: `input_tokens`
 (`gen_ai.usage.input_tokens`, cache reads and writes included), `cached_input_tokens`
@@ -34,7 +35,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from core.models import AgentSession, ModelRoute, Run
+from core.models import AgentSession, ModelRoute, Run, RunPurpose
 
 PICO_USD_PER_USD = 10**12
 
@@ -68,6 +69,8 @@ class UsageEvent(models.Model):
         db_index=False,
     )
     run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_events")
+    # What the call was for: a chat turn or upkeep (compaction, episode, facts); the run's purpose.
+    purpose = models.CharField(max_length=16, choices=RunPurpose.choices, default=RunPurpose.CHAT)
     # Its own column: the event outlives its session. PROTECT, because deleting events anywhere but
     # `telemetry.services` would leave the rollups counting them.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_events")
@@ -240,6 +243,27 @@ class UsageBySession(UsageCounters):
 
     def __str__(self) -> str:
         return f"session {self.session_id}: {self.total_tokens} tokens"
+
+
+class UsageByPurpose(UsageCounters):
+    """All-time usage of one account for one purpose (chat, compaction, episode, facts)."""
+
+    # PROTECT like the events it sums. No index of its own: the key (owner, purpose) leads with it.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
+    purpose = models.CharField(max_length=16, choices=RunPurpose.choices)
+
+    class Meta(UsageCounters.Meta):
+        ordering = ["owner", "purpose"]
+        verbose_name = "usage by purpose"
+        verbose_name_plural = "usage by purpose"
+        constraints = [
+            *UsageCounters.Meta.constraints,
+            # The upsert's conflict target; also serves the summary's "owner = ?" (a user's few rows).
+            models.UniqueConstraint(fields=["owner", "purpose"], name="usage_by_purpose_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.owner_id} {self.purpose}: {self.total_tokens} tokens"
 
 
 class UsageAllTime(UsageCounters):

@@ -28,6 +28,7 @@ from core.models import AgentSession
 from telemetry.models import (
     UsageAllTime,
     UsageByDay,
+    UsageByPurpose,
     UsageBySession,
     UsageByUserDay,
     UsageEvent,
@@ -172,6 +173,28 @@ class UsageSummary(UsageOverview):
     last_30_days: list[DayUsage] = field(default_factory=list)
     by_provider: list[ProviderUsage] = field(default_factory=list)
     session: SessionUsage | None = None
+    # All time per purpose: chat turns and each kind of upkeep (compaction, episode, facts).
+    by_purpose: list[PurposeUsage] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PurposeUsage(UsageCounts):
+    """All-time usage of one purpose."""
+
+    purpose: str = ""
+
+
+def _by_purpose(owner: OwnerScope) -> list[PurposeUsage]:
+    """All-time usage per purpose, the owner's (None: everyone's) from `UsageByPurpose` (one query)."""
+    rows = UsageByPurpose.objects.order_by()
+    if owner is not None:
+        rows = rows.filter(owner_id=owner.pk)
+    sums = {name: Sum(name) for name in COUNTER_FIELDS}
+    found = [
+        PurposeUsage(purpose=row["purpose"], **asdict(UsageCounts.of(row)))
+        for row in rows.values("purpose").annotate(**sums)
+    ]
+    return sorted(found, key=lambda item: (-item.total_tokens, item.purpose))
 
 
 def local_day(moment: dt.datetime | None = None) -> tuple[dt.date, str]:
@@ -309,7 +332,7 @@ def usage_summary(*, owner: OwnerScope = None, session_id: UUID | str | None = N
     """`owner`'s usage (None: everyone's) today, all time, per day for the last 30 local days, by model
     and provider; rollups only (`UsageByUserDay` for one user, `UsageByDay`/`UsageAllTime` for all).
 
-    Two queries (three with a session), whatever the number of events.
+    Three queries (four with a session), whatever the number of events: days, all time, purposes.
     """
     today, zone_name = local_day()
     first_day = today - dt.timedelta(days=SUMMARY_DAYS - 1)
@@ -340,6 +363,7 @@ def usage_summary(*, owner: OwnerScope = None, session_id: UUID | str | None = N
         last_30_days=days,
         by_provider=by_provider,
         session=None if session_id is None else session_usage(session_id=session_id, owner=owner),
+        by_purpose=_by_purpose(owner),
     )
 
 
@@ -387,7 +411,7 @@ def usage_events_totals(events: QuerySet[UsageEvent]) -> UsageCounts:
 # --- Reconciliation ---------------------------------------------------------------------------
 
 RollupKey = tuple[tuple[str, Any], ...]
-RollupModel = type[UsageByDay] | type[UsageByUserDay] | type[UsageBySession] | type[UsageAllTime]
+RollupModel = type[UsageByDay] | type[UsageByUserDay] | type[UsageBySession] | type[UsageAllTime] | type[UsageByPurpose]
 # The event fields each rollup groups by, and the rollup field each one fills.
 ROLLUP_KEYS: dict[RollupModel, tuple[tuple[str, str], ...]] = {
     UsageByDay: (("day_timezone", "timezone"), ("day", "day"), ("provider", "provider"), ("model", "model")),
@@ -400,6 +424,7 @@ ROLLUP_KEYS: dict[RollupModel, tuple[tuple[str, str], ...]] = {
     ),
     UsageBySession: (("session_id", "session_id"),),
     UsageAllTime: (("provider", "provider"), ("model", "model")),
+    UsageByPurpose: (("owner_id", "owner_id"), ("purpose", "purpose")),
 }
 Rollups = dict[RollupModel, dict[RollupKey, dict[str, int]]]
 
@@ -478,6 +503,7 @@ __all__ = [
     "DayUsage",
     "ModelUsage",
     "ProviderUsage",
+    "PurposeUsage",
     "RollupDifference",
     "SessionUsage",
     "UsageCounts",

@@ -30,8 +30,8 @@ from django.utils import timezone
 from core.config.selectors import route_resolve
 from core.errors import ConflictError, InvalidInputError
 from core.lookups import row_get
-from core.models import AgentSession, ModelRoute, Provider, Run
-from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageByUserDay, UsageEvent
+from core.models import AgentSession, ModelRoute, Provider, Run, RunPurpose
+from telemetry.models import UsageAllTime, UsageByDay, UsageByPurpose, UsageBySession, UsageByUserDay, UsageEvent
 from telemetry.selectors import (
     COUNTER_FIELDS,
     UNKNOWN_FIELDS,
@@ -68,7 +68,7 @@ PRICE_FIELDS = (
 )
 
 # Fixed order in which a transaction touches the rollups (see the module docstring).
-ROLLUP_ORDER: tuple[RollupModel, ...] = (UsageByDay, UsageByUserDay, UsageBySession, UsageAllTime)
+ROLLUP_ORDER: tuple[RollupModel, ...] = (UsageByDay, UsageByUserDay, UsageBySession, UsageAllTime, UsageByPurpose)
 
 
 @dataclass(frozen=True)
@@ -286,6 +286,7 @@ def _event_keys(event: UsageEvent) -> list[tuple[RollupModel, tuple[tuple[str, A
             ),
         ),
         (UsageAllTime, (("provider", event.provider), ("model", event.model))),
+        (UsageByPurpose, (("owner_id", event.owner_id), ("purpose", event.purpose))),
     ]
     if event.session_id is not None:
         keys.append((UsageBySession, (("session_id", event.session_id),)))
@@ -435,6 +436,7 @@ def usage_record(
     reasoning_tokens: int | None = 0,
     latency_ms: int | None = None,
     occurred_at: dt.datetime | None = None,
+    purpose: str = RunPurpose.CHAT,
 ) -> RecordResult:
     """Record one usage report of `owner` and add it to every rollup; a repeated `request_id` returns the stored event.
 
@@ -457,6 +459,8 @@ def usage_record(
     }
     _counts_check(counts, errors)
     _latency_check(latency_ms, errors)
+    if purpose not in RunPurpose.values:
+        errors["purpose"] = [f"{purpose!r} is not a purpose; use one of {', '.join(RunPurpose.values)}"]
     occurred_at = occurred_at or timezone.now()
     _occurred_at_check(occurred_at, errors)
     _raise_if(errors)
@@ -478,6 +482,7 @@ def usage_record(
                 occurred_at=occurred_at,
                 owner_id=owner.pk,
             )
+            event.purpose = purpose
             event.save(force_insert=True)
             deltas: Deltas = {}
             _deltas_add(deltas, event, +1)

@@ -198,6 +198,36 @@ def kind_of(record: RecordConfig) -> Kind:
     raise TypeError(f"not a configuration contract: {type(record).__name__}")
 
 
+DEFAULT_COMPACTION_PROMPT = (
+    "You keep the memory of a long conversation. Summarise the conversation below for your own later "
+    "use: keep names, facts about the user, decisions, commitments, open questions and anything the "
+    "user asked you to remember; drop greetings and small talk. If an earlier summary is given, fold "
+    "it in: the result replaces it. Answer with the summary only."
+)
+DEFAULT_EPISODE_PROMPT = (
+    "Write a short diary entry of this user's conversations during one day: what they worked on, what "
+    "was decided and what is still open. Answer with the entry only."
+)
+DEFAULT_FACTS_PROMPT = (
+    "From the exchange below, list durable facts about the user worth remembering in later "
+    "conversations (preferences, circumstances, long-term goals), one per line as `key: fact`, where "
+    "key is a short lowercase name such as `home_city`. Never include passwords, keys or tokens. "
+    "Answer NONE when there is nothing durable."
+)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """The `[memory]` table: how the model keeps the memory tiers (compaction, episodes, facts)."""
+
+    keep_recent_messages: int = 6
+    summary_route: str = ""
+    extract_facts: bool = False
+    compaction_prompt: str = DEFAULT_COMPACTION_PROMPT
+    episode_prompt: str = DEFAULT_EPISODE_PROMPT
+    facts_prompt: str = DEFAULT_FACTS_PROMPT
+
+
 @dataclass(frozen=True)
 class ConfigDocument:
     """A whole configuration: what a TOML file holds, or a snapshot of the database."""
@@ -209,6 +239,7 @@ class ConfigDocument:
     mcp_servers: tuple[McpServerConfig, ...] = ()
     agents: tuple[AgentConfig, ...] = ()
     teams: tuple[TeamConfig, ...] = ()
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
 
     def records(self, kind: Kind) -> tuple[RecordConfig, ...]:
         """The records of one kind, in file (or name) order."""

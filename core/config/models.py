@@ -184,6 +184,26 @@ class ConfigVersion(models.Model):
         return f"configuration version {self.stamp}"
 
 
+class MemorySettings(models.Model):
+    """One row: the `[memory]` table of the configuration file (written only by `load_config`)."""
+
+    keep_recent_messages = models.PositiveIntegerField(default=6)
+    # A route alias (configuration refers by name); empty: each session's own route.
+    summary_route = models.CharField(max_length=64, blank=True, default="")
+    extract_facts = models.BooleanField(default=False)
+    compaction_prompt = models.TextField()
+    episode_prompt = models.TextField()
+    facts_prompt = models.TextField()
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "memory settings"
+        verbose_name_plural = "memory settings"
+
+    def __str__(self) -> str:
+        return "memory settings"
+
+
 class RouteStatus(models.Model):
     """What the app learned about a route by using it: the last probe, a refused key, an unknown model.
 

@@ -19,6 +19,7 @@ from core.config.contracts import (
     ConfigDocument,
     Kind,
     McpServerConfig,
+    MemoryConfig,
     ProbeResult,
     Problem,
     ProviderConfig,
@@ -32,6 +33,7 @@ from core.config.models import (
     AgentProfile,
     ConfigVersion,
     McpServerSpec,
+    MemorySettings,
     ModelRoute,
     Provider,
     RouteStatus,
@@ -217,6 +219,17 @@ def config_snapshot() -> ConfigDocument:
         kind.value: tuple(record_to_config(item) for item in config_queryset(kind)) for kind in Kind
     }
     return ConfigDocument(**sections)
+
+
+MEMORY_SETTINGS_ROW = 1
+
+
+def memory_config() -> MemoryConfig:
+    """The stored `[memory]` table (one query); the defaults before `load_config` first wrote it."""
+    row = MemorySettings.objects.filter(pk=MEMORY_SETTINGS_ROW).first()
+    if row is None:
+        return MemoryConfig()
+    return MemoryConfig(**{item.name: getattr(row, item.name) for item in fields(MemoryConfig)})
 
 
 def config_version() -> str:

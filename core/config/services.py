@@ -16,9 +16,10 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core.config.contracts import ConfigDocument, Kind, RecordConfig, kind_of
+from core.config.contracts import ConfigDocument, Kind, MemoryConfig, RecordConfig, kind_of
 from core.config.models import (
     ConfigVersion,
+    MemorySettings,
     ModelRoute,
     RouteStatus,
     Team,
@@ -27,12 +28,14 @@ from core.config.models import (
 from core.config.readiness import env_fingerprint
 from core.config.selectors import (
     CONFIG_VERSION_ROW,
+    MEMORY_SETTINGS_ROW,
     MODELS,
     config_instance_get,
     config_record_get,
     config_references,
     config_referrers,
     config_snapshot,
+    memory_config,
 )
 from core.config.validation import record_validate
 from core.errors import ConflictError
@@ -171,7 +174,12 @@ def _describe(kind: Kind, key: str) -> str:
     return f"{kind.label} {key!r}"
 
 
-def _changed_fields(old: RecordConfig, new: RecordConfig) -> list[str]:
+def _memory_write(memory: MemoryConfig) -> None:
+    values = {item.name: getattr(memory, item.name) for item in fields(MemoryConfig)}
+    MemorySettings.objects.update_or_create(pk=MEMORY_SETTINGS_ROW, defaults=values)
+
+
+def _changed_fields(old: RecordConfig | MemoryConfig, new: RecordConfig | MemoryConfig) -> list[str]:
     return [item.name for item in fields(new) if getattr(old, item.name) != getattr(new, item.name)]
 
 
@@ -220,6 +228,11 @@ def config_document_apply(*, document: ConfigDocument, prune: bool) -> ApplyResu
                     for key in sorted(gone):
                         disabled.append(_describe(kind, key))
                         lines.append(f"disabled {_describe(kind, key)} (not in the file)")
+        memory_changes = _changed_fields(memory_config(), document.memory)
+        if memory_changes:
+            _memory_write(document.memory)
+            updated.append("memory settings")
+            lines.append(f"updated memory settings: {', '.join(memory_changes)}")
         if created or updated or disabled:
             _version_renew()
     result = ApplyResult(

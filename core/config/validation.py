@@ -37,6 +37,7 @@ from core.config.contracts import (
     ConfigDocument,
     Kind,
     McpServerConfig,
+    MemoryConfig,
     Problem,
     ProviderConfig,
     RecordConfig,
@@ -661,6 +662,67 @@ def record_references(record: RecordConfig, location: str, refs: References, pro
                 problems.add(at(location, f"{field_name}[{index}]"), _missing(kind, name))
 
 
+# --- the [memory] table ----------------------------------------------------------------------
+
+MEMORY_SECTION = "memory"
+_MEMORY_SHAPE = {
+    "keep_recent_messages": "int",
+    "summary_route": "str",
+    "extract_facts": "bool",
+    "compaction_prompt": "str",
+    "episode_prompt": "str",
+    "facts_prompt": "str",
+}
+KEEP_RECENT_MAX = 1000
+PROMPT_MAX = 20_000
+
+
+def memory_parse(raw: object, routes: frozenset[str], problems: Problems) -> MemoryConfig:
+    """The `[memory]` table as a contract (defaults for what it leaves out), adding every problem."""
+    if raw is None:
+        return MemoryConfig()
+    if not isinstance(raw, Mapping):
+        problems.add(MEMORY_SECTION, f"expected a table; write [{MEMORY_SECTION}] (single brackets) before its fields")
+        _check_secrets({MEMORY_SECTION: raw}, "", problems)
+        return MemoryConfig()
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        location = at(MEMORY_SECTION, str(name))
+        if name not in _MEMORY_SHAPE:
+            problems.add(
+                location, f"unknown field{_suggest(str(name), _MEMORY_SHAPE)} (expected: {', '.join(_MEMORY_SHAPE)})"
+            )
+            continue
+        converted = _convert(_MEMORY_SHAPE[name], value, location, problems)
+        if converted is not None:
+            values[name] = converted
+    _check_secrets(dict(raw), MEMORY_SECTION, problems)
+    keep = values.get("keep_recent_messages")
+    if keep is not None and not 0 <= keep <= KEEP_RECENT_MAX:
+        problems.add(
+            at(MEMORY_SECTION, "keep_recent_messages"), f"{keep} is out of range; give 0 to {KEEP_RECENT_MAX} messages"
+        )
+        values.pop("keep_recent_messages")
+    route = values.get("summary_route")
+    if route and route not in routes:
+        problems.add(
+            at(MEMORY_SECTION, "summary_route"),
+            f"{route!r}: no such route{_suggest(route, routes)}; name a route of this file, or leave it out "
+            "for each session's own route",
+        )
+    for name in ("compaction_prompt", "episode_prompt", "facts_prompt"):
+        text = values.get(name)
+        if text is not None and not text.strip():
+            problems.add(
+                at(MEMORY_SECTION, name), "empty; write the instructions, or leave the field out for the default"
+            )
+            values.pop(name)
+        elif text is not None and len(text) > PROMPT_MAX:
+            problems.add(at(MEMORY_SECTION, name), f"has {len(text)} characters; at most {PROMPT_MAX}")
+            values.pop(name)
+    return MemoryConfig(**values)
+
+
 # --- whole documents and single records ------------------------------------------------------
 
 
@@ -669,7 +731,7 @@ def document_parse(raw: Mapping[str, Any]) -> ConfigDocument:
     problems = Problems()
     sections = {kind.value: kind for kind in Kind}
     for key, value in raw.items():
-        if key not in sections:
+        if key not in sections and key != MEMORY_SECTION:
             problems.add(
                 key,
                 f"unknown section{_suggest(key, sections)} (expected: {', '.join(f'[[{name}]]' for name in sections)})",
@@ -719,9 +781,10 @@ def document_parse(raw: Mapping[str, Any]) -> ConfigDocument:
                         f"a second default route; routes[{first_default[0]}] ({first_default[1]!r}) "
                         "is already the default; keep one",
                     )
+    memory = memory_parse(raw.get(MEMORY_SECTION), refs.names[Kind.ROUTE], problems)
     problems.raise_if_any()
     sections_out: dict[str, Any] = {kind.value: tuple(record for _, record in parsed[kind]) for kind in Kind}
-    return ConfigDocument(**sections_out)
+    return ConfigDocument(**sections_out, memory=memory)
 
 
 def record_validate(record: RecordConfig, *, refs: References, existing_key: str | None) -> None:

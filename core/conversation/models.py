@@ -75,6 +75,11 @@ OPEN_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 class RunPurpose(models.TextChoices):
     # A chat turn answering a user message; at most one is open per session.
     CHAT = "chat", "Chat"
+    # Upkeep: a session's compaction summary, a day's episode (no session: the user's whole day),
+    # the durable facts of a turn. Chat lists show only chat runs; usage counts every purpose.
+    COMPACTION = "compaction", "Compaction"
+    EPISODE = "episode", "Episode"
+    FACTS = "facts", "Facts"
 
 
 class TraceEventType(models.TextChoices):
@@ -248,8 +253,11 @@ class Run(models.Model):
     """One model turn; it ends in exactly one terminal state."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # No index of its own: `run_session_created_idx` (session, -created) leads with it.
-    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="runs", db_index=False)
+    # No index of its own: `run_session_created_idx` (session, -created) leads with it. NULL only for
+    # an episode run, which summarises a user's whole day (`run_session_unless_episode`).
+    session = models.ForeignKey(
+        AgentSession, on_delete=models.CASCADE, null=True, blank=True, related_name="runs", db_index=False
+    )
     route = models.ForeignKey(ModelRoute, on_delete=models.PROTECT, null=True, blank=True, related_name="runs")
     # Its own column (the session's owner when it has one): a run is read and cancelled by its id,
     # and a run made for no conversation still has an owner. Trace events reach it through the run.
@@ -322,10 +330,34 @@ class Run(models.Model):
                 name="run_one_open_chat_per_session",
             ),
             models.CheckConstraint(condition=Q(attempt__gte=1), name="run_attempt_positive"),
+            models.CheckConstraint(condition=Q(purpose__in=RunPurpose.values), name="run_purpose_valid"),
+            models.CheckConstraint(
+                condition=Q(purpose=RunPurpose.EPISODE) | Q(session__isnull=False), name="run_session_unless_episode"
+            ),
+            # One compaction at a time per session: a second task for the same session finds this
+            # one open and leaves (two tasks write one checkpoint).
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(status__in=("queued", "running"), purpose="compaction"),
+                name="run_one_open_compaction_per_session",
+            ),
+            # One episode run at a time per user (two workers after midnight write each day once).
+            models.UniqueConstraint(
+                fields=["owner"],
+                condition=Q(status__in=("queued", "running"), purpose="episode"),
+                name="run_one_open_episode_per_owner",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"run {self.id} ({self.status})"
+
+    @property
+    def chat_session_id(self) -> uuid.UUID:
+        """The session of a run that has one (every purpose but `episode`); ValueError otherwise."""
+        if self.session_id is None:
+            raise ValueError(f"run {self.id} ({self.purpose}) belongs to no session")
+        return self.session_id
 
 
 class WorkerBeat(models.Model):

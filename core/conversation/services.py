@@ -34,7 +34,7 @@ from uuid import UUID
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F
@@ -63,7 +63,7 @@ from core.conversation.selectors import (
     session_get,
     session_uuid,
 )
-from core.conversation.workers import worker_alive
+from core.conversation.workers import worker_alive, worker_identity
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import (
     AgentSession,
@@ -71,6 +71,7 @@ from core.models import (
     CheckpointReason,
     Message,
     MessageRole,
+    ModelRoute,
     Run,
     RunStatus,
     SessionStatus,
@@ -812,6 +813,60 @@ def run_create(
     return run
 
 
+UPKEEP_PURPOSES = (RunPurpose.COMPACTION, RunPurpose.EPISODE, RunPurpose.FACTS)
+
+
+def upkeep_run_open(
+    *,
+    owner: AbstractBaseUser,
+    purpose: str,
+    route: ModelRoute,
+    lease_owner: str,
+    lease_ms: int,
+    session_id: UUID | str | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> Run:
+    """Open an upkeep run (compaction, episode, facts) `running` under `lease_owner`'s lease.
+
+    A compaction or facts run belongs to one of `owner`'s active sessions; an episode run to `owner`
+    alone. A second open compaction of the same session, or episode run of the same owner, is a
+    ConflictError (a unique constraint decides, so two workers racing open one run).
+    """
+    if purpose not in UPKEEP_PURPOSES:
+        raise InvalidInputError.for_field(
+            "purpose", f"{purpose!r} is not an upkeep purpose; use one of {', '.join(UPKEEP_PURPOSES)}"
+        )
+    if (purpose == RunPurpose.EPISODE) != (session_id is None):
+        raise InvalidInputError.for_field(
+            "session", "an episode run has no session; a compaction or facts run needs one"
+        )
+    checked = dict(trace_payload_validate(TraceEventType.RUN_STARTED, payload or worker_identity()))
+    try:
+        with transaction.atomic():
+            session = None
+            if session_id is not None:
+                session = _session_locked(session_id, owner)
+                _refuse_archived(session)
+            now = timezone.now()
+            run = Run.objects.create(
+                session=session,
+                route=route,
+                owner_id=owner.pk,
+                purpose=purpose,
+                status=RunStatus.RUNNING,
+                started_at=now,
+                lease_owner=lease_owner,
+                lease_expires_at=now + timedelta(milliseconds=lease_ms),
+            )
+            _events_write(run, [(TraceEventType.RUN_STARTED, checked)])
+    except IntegrityError:
+        scope = f"session {session_id}" if session_id is not None else "this user"
+        raise ConflictError.for_field(
+            "run", f"a {purpose} run of {scope} is already open; it will do the work"
+        ) from None
+    return run
+
+
 def _refuse_open_chat_run(session: AgentSession) -> None:
     """ConflictError naming the session's open chat run, if it has one (the session row is locked)."""
     open_run = (
@@ -1095,7 +1150,7 @@ def run_retry(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
             )
         if previous.purpose != RunPurpose.CHAT or previous.message_id is None:
             raise ConflictError.for_field("run", "answers no user message; only a chat turn's run can be retried")
-        session = _session_locked(previous.session_id)
+        session = _session_locked(previous.chat_session_id)
         message = Message.objects.get(pk=previous.message_id)
         if message.seq != session.last_seq:
             raise ConflictError.for_field(

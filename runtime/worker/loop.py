@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+from datetime import date
 from types import FrameType
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 
 from core.conversation.services import worker_beat, worker_forget
+from runtime.upkeep import episodes_task, local_today
 from runtime.worker.lease import shutdown_begin
 from runtime.worker.sweeper import sweep
 from runtime.worker.tasks import worker_id_set
@@ -47,6 +49,7 @@ class TurnWorker(Worker):
         worker_id_set(worker_id)
         self._stopped = threading.Event()
         self._started_at = timezone.now()
+        self._episodes_day: date | None = None
 
     def shutdown(self, signum: int, frame: FrameType | None) -> None:
         if not self.running:
@@ -75,6 +78,13 @@ class TurnWorker(Worker):
             beats.join(timeout=5)
             worker_forget(worker_id=self.worker_id)
 
+    def _episodes_after_midnight(self) -> None:
+        """The first beat of each local day enqueues yesterday's missing episodes (written by a task)."""
+        today = local_today()
+        if self._episodes_day != today:
+            episodes_task.enqueue()
+            self._episodes_day = today
+
     def _beat_and_sweep(self) -> None:
         host, pid = socket.gethostname() or "unknown", os.getpid()
         count = 0
@@ -85,6 +95,7 @@ class TurnWorker(Worker):
                         worker_id=self.worker_id, host=host, pid=pid, started_at=self._started_at, current_run_id=None
                     )
                     sweep(prune=count % PRUNE_EVERY == 0)
+                    self._episodes_after_midnight()
                 except Exception:
                     # A busy or restarting database must not stop the heartbeat: log and try next beat.
                     LOG.exception("worker %s: heartbeat or sweep failed", self.worker_id)

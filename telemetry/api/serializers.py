@@ -154,6 +154,10 @@ class ProviderUsageSerializer(serializers.Serializer[Any]):
     all_time = UsageCountsSerializer()
 
 
+class PurposeUsageSerializer(UsageCountsSerializer):
+    purpose = serializers.CharField(help_text="chat, compaction, episode or facts")
+
+
 class UsageSummarySerializer(serializers.Serializer[Any]):
     """Usage read from the rollups: today, all time, each of the last 7 and 30 local days, by model and provider."""
 
@@ -166,3 +170,4 @@ class UsageSummarySerializer(serializers.Serializer[Any]):
     by_model = ModelUsageSerializer(many=True)
     by_provider = ProviderUsageSerializer(many=True)
     session = SessionUsageSerializer(allow_null=True, help_text="With ?session=: that session's usage")
+    by_purpose = PurposeUsageSerializer(many=True, help_text="All time per purpose: chat turns and each kind of upkeep")
