@@ -528,7 +528,9 @@ def _existing(run: Run, user_message: Message) -> TurnResult:
     """What a turn already wrote for `user_message`, as its run stands now (open or finished)."""
     replies: list[Message] = []
     if run.status == RunStatus.COMPLETED:
-        for message in messages_after(session_id=run.chat_session_id, after_seq=user_message.seq, limit=MAX_REPLY_MESSAGES):
+        for message in messages_after(
+            session_id=run.chat_session_id, after_seq=user_message.seq, limit=MAX_REPLY_MESSAGES
+        ):
             if message.role == MessageRole.USER or (run.finished_at and message.created > run.finished_at):
                 break
             replies.append(message)
