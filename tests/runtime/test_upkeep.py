@@ -166,8 +166,7 @@ def test_the_cut_keeps_a_tool_result_with_its_call(chat_session: AgentSession) -
 @override_settings(AGENTCHAT_COMPACTION_THRESHOLD_PERCENT=80)
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_tasks_write_one_checkpoint(replay_route: ModelRoute) -> None:
-    route = small_route(replay_route, delay_ms=100, usage={"input_tokens": 12, "output_tokens": 24})
-    session = long_session(route)
+    session = long_session_slow(small_route(replay_route, delay_ms=200))
     env = {"AGENTCHAT_COMPACTION_THRESHOLD_PERCENT": "80"}
     workers = [start_worker("tests.workers.compact", [str(session.pk)], **env) for _ in range(2)]
     outputs = [worker.communicate(timeout=120) for worker in workers]
