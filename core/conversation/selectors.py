@@ -36,6 +36,7 @@ from core.models import (
     ModelRoute,
     Provider,
     Run,
+    RunPurpose,
     RunStatus,
     SessionStatus,
     Tag,
@@ -618,10 +619,19 @@ def run_get(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
 
 
 def runs_list(
-    *, owner: OwnerScope = None, session_id: UUID | str | None = None, status: str | None = None
+    *,
+    owner: OwnerScope = None,
+    session_id: UUID | str | None = None,
+    status: str | None = None,
+    purpose: str | None = RunPurpose.CHAT,
 ) -> QuerySet[Run]:
-    """`owner`'s runs newest first with their route joined; optionally of one session and/or in one status."""
+    """`owner`'s runs newest first with their route joined; optionally of one session and/or in one status.
+
+    Chat turns only unless `purpose` names an upkeep purpose (None: every purpose).
+    """
     queryset = owned(Run.objects.select_related("route", "message"), owner).order_by("-created", "-id")
+    if purpose is not None:
+        queryset = queryset.filter(purpose=purpose)
     if session_id is not None:
         try:
             queryset = queryset.filter(session_id=UUID(str(session_id)))
@@ -634,6 +644,20 @@ def runs_list(
             )
         queryset = queryset.filter(status=status)
     return queryset
+
+
+def compaction_failure(*, session_id: UUID | str) -> str:
+    """Why the session's latest compaction failed, or "" when it succeeded (or none ran); one query
+    (`run_session_created_idx`)."""
+    latest = (
+        Run.objects.filter(session_id=session_uuid(session_id), purpose=RunPurpose.COMPACTION)
+        .order_by("-created")
+        .values_list("status", "error")
+        .first()
+    )
+    if latest is None or latest[0] not in (RunStatus.FAILED, RunStatus.INTERRUPTED):
+        return ""
+    return str(latest[1])
 
 
 def trace_events(*, run_id: UUID | str, after_index: int = 0) -> QuerySet[TraceEvent]:

@@ -287,3 +287,11 @@ class ContextBundleSerializer(serializers.Serializer[Any]):
     messages = ContextMessageSerializer(many=True)
     skipped_items = serializers.IntegerField(help_text="Items of priorities 1-5 left out because they did not fit")
     messages_omitted = serializers.IntegerField(help_text="Messages after the checkpoint left out (the oldest)")
+
+
+class SessionContextSerializer(ContextBundleSerializer):
+    """The context bundle of a session, with why its latest compaction failed ("" if it did not)."""
+
+    compaction_error = serializers.CharField(
+        help_text="The reason the session's latest compaction run failed or was interrupted; empty otherwise"
+    )

@@ -21,12 +21,12 @@ from rest_framework.views import APIView
 from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination
 from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
+from core.conversation.selectors import compaction_failure
 from core.errors import NotFoundError
 from memory.api.serializers import (
     AttachmentListQuerySerializer,
     AttachmentSummarySerializer,
     AttachmentWriteSerializer,
-    ContextBundleSerializer,
     ContextQuerySerializer,
     DailyEpisodeListQuerySerializer,
     DailyEpisodeSerializer,
@@ -36,6 +36,7 @@ from memory.api.serializers import (
     LongTermMemorySerializer,
     LongTermMemoryUpdateSerializer,
     LongTermMemoryWriteSerializer,
+    SessionContextSerializer,
 )
 from memory.context import budget_validate, context_inputs
 from memory.models import IMPORTANCE_DEFAULT, AttachmentSummary, DailyEpisode, LongTermMemory
@@ -300,10 +301,11 @@ class SessionContextView(APIView):
             OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The session id"),
             ContextQuerySerializer,
         ],
-        responses={200: ContextBundleSerializer, 400: INVALID_INPUT, 404: ERRORS_404},
+        responses={200: SessionContextSerializer, 400: INVALID_INPUT, 404: ERRORS_404},
     )
     def get(self, request: Request, session_id: UUID) -> Response:
         query = parsed_query(ContextQuerySerializer, request)
         budget = budget_validate(query["budget"]) if "budget" in query else None
         bundle = context_inputs(session_id=session_id, owner=acting_user(request), budget_tokens=budget)
-        return Response(ContextBundleSerializer(bundle).data)
+        shown = dict(vars(bundle), compaction_error=compaction_failure(session_id=session_id))
+        return Response(SessionContextSerializer(shown).data)

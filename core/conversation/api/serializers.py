@@ -23,6 +23,7 @@ from core.models import (
     Message,
     MessageRole,
     Run,
+    RunPurpose,
     RunStatus,
     SessionStatus,
     TraceEvent,
@@ -290,6 +291,11 @@ class RunSerializer(serializers.ModelSerializer[Run]):
 class RunListQuerySerializer(PageQuerySerializer):
     session = serializers.UUIDField(required=False)
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    purpose = serializers.ChoiceField(
+        choices=RunPurpose.choices,
+        default=RunPurpose.CHAT,
+        help_text="chat (the default: the turns of conversations) or an upkeep purpose (compaction, episode, facts)",
+    )
 
 
 class RunCreateSerializer(StrictInputSerializer):

@@ -474,13 +474,20 @@ class RunViewSet(PagedViewSet[Run]):
     serializer_class = RunSerializer
     pagination_class = NewestFirstCursorPagination
 
-    @list_schema("List runs newest first (filter by session and status)", RunSerializer, RunListQuerySerializer)
+    @list_schema(
+        "List runs newest first (filter by session, status and purpose: chat turns unless asked)",
+        RunSerializer,
+        RunListQuerySerializer,
+    )
     def list(self, request: Request) -> Response:
         query = parsed_query(RunListQuerySerializer, request)
-        return self.page(
-            runs_list(owner=acting_user(request), session_id=query.get("session"), status=query.get("status")),
-            RunSerializer,
+        runs = runs_list(
+            owner=acting_user(request),
+            session_id=query.get("session"),
+            status=query.get("status"),
+            purpose=query["purpose"],
         )
+        return self.page(runs, RunSerializer)
 
     @extend_schema(
         summary="Open a run on a session (queued, or running)",
