@@ -49,6 +49,7 @@ from core.config.contracts import MemoryConfig
 from core.config.selectors import memory_config, route_resolve
 from core.conversation.contracts import estimate_tokens
 from core.conversation.events import ErrorEvent, TextDelta, Usage
+from core.conversation.models import CheckpointReason, MessageRole, RunPurpose, RunStatus, TraceEventType
 from core.conversation.selectors import (
     UNBOUNDED_BYTES,
     checkpoint_on_path,
@@ -65,18 +66,7 @@ from core.conversation.services import (
     upkeep_run_open,
 )
 from core.errors import ConflictError, DomainError, InvalidInputError
-from core.models import (
-    AgentSession,
-    Checkpoint,
-    CheckpointReason,
-    Message,
-    MessageRole,
-    ModelRoute,
-    Run,
-    RunPurpose,
-    RunStatus,
-    TraceEventType,
-)
+from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run
 from memory.models import DailyEpisode, EpisodeSource, MemoryKind
 from memory.services import episode_upsert, memory_write
 from runtime.providers import AdapterError, PromptMessage, adapter_for
@@ -296,15 +286,9 @@ def _path_after(session_id: UUID, leaf: int, after_seq: int) -> list[Message]:
     """The active path's messages after `after_seq` up to `leaf`, in order (read in chunks from the leaf)."""
     newest_first: list[Message] = []
     start, before = leaf, False
+    walk: dict[str, Any] = {"after_seq": after_seq, "limit": PATH_CHUNK, "budget_bytes": UNBOUNDED_BYTES}
     while True:
-        page = path_page(
-            session_id=session_id,
-            start_seq=start,
-            before=before,
-            after_seq=after_seq,
-            limit=PATH_CHUNK,
-            budget_bytes=UNBOUNDED_BYTES,
-        )
+        page = path_page(session_id=session_id, start_seq=start, before=before, **walk)
         newest_first.extend(reversed(page.messages))
         if page.next_before_seq is None:
             break

@@ -253,9 +253,7 @@ class UsageByPurpose(UsageCounters):
     purpose = models.CharField(max_length=16, choices=RunPurpose.choices)
 
     class Meta(UsageCounters.Meta):
-        ordering = ["owner", "purpose"]
-        verbose_name = "usage by purpose"
-        verbose_name_plural = "usage by purpose"
+        verbose_name = verbose_name_plural = "usage by purpose"
         constraints = [
             *UsageCounters.Meta.constraints,
             # The upsert's conflict target; also serves the summary's "owner = ?" (a user's few rows).
