@@ -734,7 +734,8 @@ def document_parse(raw: Mapping[str, Any]) -> ConfigDocument:
         if key not in sections and key != MEMORY_SECTION:
             problems.add(
                 key,
-                f"unknown section{_suggest(key, sections)} (expected: {', '.join(f'[[{name}]]' for name in sections)})",
+                f"unknown section{_suggest(key, [*sections, MEMORY_SECTION])} (expected: "
+                f"{', '.join(f'[[{name}]]' for name in sections)}, [{MEMORY_SECTION}])",
             )
             _check_secrets({key: value}, "", problems)
     parsed: dict[Kind, list[tuple[int, RecordConfig]]] = {kind: [] for kind in Kind}

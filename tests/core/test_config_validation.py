@@ -256,7 +256,7 @@ def test_unknown_top_level_and_record_keys() -> None:
     raw["routes"][0]["max_output"] = 10
     assert problems_raw(raw) == [
         "provider: unknown section; did you mean 'providers'? (expected: [[providers]], [[routes]], [[tools]], "
-        "[[skills]], [[mcp_servers]], [[agents]], [[teams]])",
+        "[[skills]], [[mcp_servers]], [[agents]], [[teams]], [memory])",
         "routes[0].max_output: unknown field for a route; did you mean 'max_output_tokens'? (expected one of: "
         "alias, provider, model_id, context_window_tokens, max_output_tokens, price_input_per_mtok, "
         "price_cached_input_per_mtok, price_cache_write_per_mtok, price_output_per_mtok, is_default, enabled)",

@@ -344,8 +344,9 @@ def test_context_with_budget(
     )
     # session_get, pinned memories, the path's latest user message, relevance search, the checkpoints
     # that may fold the path (none), recent episodes, one chunk of the path from the leaf, and (as the
-    # budget left older messages unread) the count of the path's messages.
-    with django_assert_num_queries(8):
+    # budget left older messages unread) the count of the path's messages; then the session's latest
+    # compaction run (why it failed, if it did).
+    with django_assert_num_queries(9):
         response = api.get(context_url(talked_session.id), {"budget": 26})
     assert response.status_code == 200
     body = response.json()

@@ -107,9 +107,10 @@ def test_repair_rebuilds_rollups_of_bulk_created_events(priced_route: ModelRoute
         )
         for n in range(1, 101)
     )
-    # Day, user x day and all-time rows missing, 9 non-zero counters each: events, priced events, input,
-    # total, cost, and the events with no cached, cache write, output or reasoning count (left NULL: unknown).
-    assert len(rollup_differences()) == 3 * 9
+    # Day, user x day, all-time and user x purpose rows missing, 9 non-zero counters each: events, priced
+    # events, input, total, cost, and the events with no cached, cache write, output or reasoning count
+    # (left NULL: unknown).
+    assert len(rollup_differences()) == 4 * 9
     usage_rollups_rebuild()
     total = UsageAllTime.objects.get()
     odd = sum(range(1, 101, 2))
