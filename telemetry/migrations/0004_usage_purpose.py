@@ -56,7 +56,6 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'usage by purpose',
                 'verbose_name_plural': 'usage by purpose',
-                'ordering': ['owner', 'purpose'],
                 'abstract': False,
                 'constraints': [models.CheckConstraint(condition=models.Q(('priced_event_count__lte', models.F('event_count'))), name='usagebypurpose_priced_le_events'), models.UniqueConstraint(fields=('owner', 'purpose'), name='usage_by_purpose_key')],
             },
