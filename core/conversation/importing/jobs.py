@@ -104,17 +104,27 @@ def _detected(first: tuple[str, str, Any], events: Iterator[tuple[str, str, Any]
     return None
 
 
+def _events(source: Source, handle: IO[bytes]) -> tuple[tuple[str, str, Any], Iterator[tuple[str, str, Any]]]:
+    """The first parse event and the rest; FileMalformedError for an empty file."""
+    if not handle.read(1):
+        raise FileMalformedError(source.name, WHOLE_FILE, "is empty; give an export file")
+    handle.seek(0)
+    events = ijson.parse(handle, use_float=True)
+    return next(events), events
+
+
+def _not_json(source: Source, error: Exception) -> FileMalformedError:
+    return FileMalformedError(source.name, WHOLE_FILE, f"is not valid JSON ({str(error).splitlines()[0]})")
+
+
 def format_detect(source: Source) -> str:
     """The format of `source`, read from its first conversation's keys; FileMalformedError when none fits."""
     with source.open() as handle:
-        events = ijson.parse(handle, use_float=True)
         try:
-            first = next(events, None)
-            if first is None:
-                raise FileMalformedError(source.name, WHOLE_FILE, "is empty; give an export file")
+            first, events = _events(source, handle)
             found = _detected(first, events)
         except ijson.JSONError as error:
-            raise FileMalformedError(source.name, WHOLE_FILE, f"is not valid JSON ({error})") from None
+            raise _not_json(source, error) from None
     if found is None and first[1] == "start_array":
         return chatgpt.FORMAT  # an empty list: nothing to import whatever its format
     if found is None:
@@ -129,11 +139,8 @@ def format_detect(source: Source) -> str:
 def raw_conversations(fmt: str, source: Source) -> Iterator[object]:
     """The conversations of `source` one at a time, as parsed JSON; FileMalformedError for a file-level fault."""
     with source.open() as handle:
-        events = ijson.parse(handle, use_float=True)
         try:
-            first = next(events, None)
-            if first is None:
-                raise FileMalformedError(source.name, WHOLE_FILE, "is empty; give an export file")
+            first, events = _events(source, handle)
             kind = first[1]
             if fmt == agentchat.FORMAT:
                 if kind != "start_map" or next(events, None) != ("", "map_key", "schema"):
@@ -154,7 +161,7 @@ def raw_conversations(fmt: str, source: Source) -> Iterator[object]:
                     source.name, WHOLE_FILE, f"must be a JSON array of conversations for the {fmt} format"
                 )
         except ijson.JSONError as error:
-            raise FileMalformedError(source.name, WHOLE_FILE, f"is not valid JSON ({error})") from None
+            raise _not_json(source, error) from None
 
 
 @dataclass

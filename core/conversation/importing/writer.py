@@ -179,7 +179,7 @@ def _extras_checked(conversation: Conversation, tree: Tree) -> None:
     for index, record in enumerate(extras.checkpoints):
         if record.reason not in CheckpointReason.values:
             raise ConversationSkippedError(f"checkpoints[{index}].reason: {record.reason!r} is not a reason")
-        if not 1 <= record.through_seq <= len(tree.nodes):
+        if not 0 <= record.through_seq <= len(tree.nodes):
             raise ConversationSkippedError(
                 f"checkpoints[{index}].through_seq: {record.through_seq} is not a message's seq"
             )

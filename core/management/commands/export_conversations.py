@@ -25,9 +25,9 @@ class Command(BaseCommand):
         if bool(options["session"]) == bool(options["all"]):
             raise CommandError("give --session ID (one or more) or --all, not both")
         owner = user_from_options(options)
-        sessions = sessions_for_export(owner=owner, session_ids=None if options["all"] else options["session"])
-        pieces = export_json(sessions) if options["format"] == "json" else export_markdown(sessions)
         try:
+            sessions = sessions_for_export(owner=owner, session_ids=None if options["all"] else options["session"])
+            pieces = export_json(sessions) if options["format"] == "json" else export_markdown(sessions)
             if options["output"] == "-":
                 for piece in pieces:
                     self.stdout.write(piece, ending="")
