@@ -9,6 +9,7 @@ A conversation that cannot be read is skipped with the reason and the others are
 from __future__ import annotations
 
 import itertools
+import logging
 import shutil
 import uuid
 import zipfile
@@ -36,6 +37,7 @@ from core.errors import InvalidInputError, NotFoundError
 
 FORMATS: dict[str, ModuleType] = {module.FORMAT: module for module in (chatgpt, openwebui, librechat, agentchat)}
 WHOLE_FILE = "(file)"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -324,8 +326,12 @@ def import_job_execute(*, job_id: uuid.UUID | str) -> ImportJob:
         )
     except InvalidInputError as problem:
         error = str(problem)
+    except Exception as problem:  # a worker must end its job whatever stopped it; the log keeps the trace
+        logger.exception("import %s stopped", job.pk)
+        error = f"the import stopped ({type(problem).__name__}); run it again: what was imported is skipped"
     finally:
-        shutil.rmtree(Path(settings.AGENTCHAT_IMPORT_DIR) / str(job.pk), ignore_errors=True)
+        for folder in {Path(path).parent for path in job.paths}:  # the job's own folder under the import folder
+            shutil.rmtree(folder, ignore_errors=True)
     _job_progress(job.pk, report)
     with transaction.atomic():
         ImportJob.objects.filter(pk=job.pk).update(
