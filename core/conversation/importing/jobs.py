@@ -8,9 +8,9 @@ A conversation that cannot be read is skipped with the reason and the others are
 
 from __future__ import annotations
 
-import itertools
 import logging
 import shutil
+import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -27,6 +27,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from core.config.models import ModelRoute
 from core.config.selectors import route_resolve
 from core.conversation.importing import agentchat, chatgpt, librechat, openwebui
 from core.conversation.importing.models import ImportFormat, ImportJob, ImportStatus
@@ -38,6 +39,10 @@ from core.errors import InvalidInputError, NotFoundError
 FORMATS: dict[str, ModuleType] = {module.FORMAT: module for module in (chatgpt, openwebui, librechat, agentchat)}
 WHOLE_FILE = "(file)"
 logger = logging.getLogger(__name__)
+# A job's counters are written after this many conversations (and at the end).
+PROGRESS_EVERY = 20
+# How long one transaction stores conversations before it commits (each has its own savepoint).
+BATCH_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -138,30 +143,40 @@ def format_detect(source: Source) -> str:
     return found
 
 
-def raw_conversations(fmt: str, source: Source) -> Iterator[object]:
-    """The conversations of `source` one at a time, as parsed JSON; FileMalformedError for a file-level fault."""
+def _shape_checked(fmt: str, source: Source) -> str:
+    """The prefix of `source`'s conversations, once its top level fits `fmt`; FileMalformedError otherwise."""
     with source.open() as handle:
         try:
             first, events = _events(source, handle)
-            kind = first[1]
-            if fmt == agentchat.FORMAT:
-                if kind != "start_map" or next(events, None) != ("", "map_key", "schema"):
-                    raise FileMalformedError(source.name, "schema", "missing; an Agent Chat export starts with it")
-                schema = next(events, None)
-                if schema is None or schema[2] != agentchat.SCHEMA:
-                    found = schema[2] if schema is not None else None
-                    raise FileMalformedError(
-                        source.name, "schema", f"is {found!r}; this version reads {agentchat.SCHEMA!r}"
-                    )
-                yield from ijson.items(events, agentchat.ITEMS)
-            elif kind == "start_array":
-                yield from ijson.items(events, "item")
-            elif kind == "start_map" and fmt == librechat.FORMAT:
-                yield from ijson.items(itertools.chain([first], events), "")
-            else:
+            if fmt != agentchat.FORMAT:
+                if first[1] == "start_array":
+                    return "item"
+                if first[1] == "start_map" and fmt == librechat.FORMAT:
+                    return ""
                 raise FileMalformedError(
                     source.name, WHOLE_FILE, f"must be a JSON array of conversations for the {fmt} format"
                 )
+            if first[1] != "start_map" or next(events, None) != ("", "map_key", "schema"):
+                raise FileMalformedError(source.name, "schema", "missing; an Agent Chat export starts with it")
+            schema = next(events, None)
+        except ijson.JSONError as error:
+            raise _not_json(source, error) from None
+    if schema is None or schema[2] != agentchat.SCHEMA:
+        found = schema[2] if schema is not None else None
+        raise FileMalformedError(source.name, "schema", f"is {found!r}; this version reads {agentchat.SCHEMA!r}")
+    return agentchat.ITEMS
+
+
+def raw_conversations(fmt: str, source: Source, *, check_only: bool = False) -> Iterator[object]:
+    """The conversations of `source` one at a time, as parsed JSON; FileMalformedError for a file-level fault.
+
+    `check_only` reads the whole file and yields nothing: a prefix no value has, so the parser builds no object.
+    """
+    prefix = _shape_checked(fmt, source)
+    with source.open() as handle:
+        try:
+            # Straight from the file: the C parser builds each conversation without a Python step per token.
+            yield from ijson.items(handle, f"{prefix}.-" if check_only else prefix, use_float=True)
         except ijson.JSONError as error:
             raise _not_json(source, error) from None
 
@@ -172,7 +187,6 @@ class ImportReport:
 
     files: list[tuple[str, str]] = field(default_factory=list)  # (name, format)
     outcomes: list[Outcome] = field(default_factory=list)
-    total: int = 0
 
     @property
     def imported(self) -> list[Outcome]:
@@ -200,6 +214,37 @@ def _skipped(raw: object, reason: str) -> Outcome:
     return Outcome(text_of(record.get("title")), source_id, False, reason, 0, 0)
 
 
+def _batch_stored(
+    conversations: Iterator[object],
+    module: ModuleType,
+    report: ImportReport,
+    *,
+    owner: AbstractBaseUser,
+    route: ModelRoute,
+    dry_run: bool,
+    progress: Callable[[ImportReport], None] | None,
+) -> bool:
+    """Store conversations for up to BATCH_SECONDS in one transaction, each in its own savepoint (so one that
+    fails leaves the others); answers whether more remain. One commit per batch instead of per conversation."""
+    deadline = time.monotonic() + BATCH_SECONDS
+    with transaction.atomic():
+        for raw in conversations:
+            try:
+                conversation = module.convert(raw)
+            except ConversationSkippedError as skipped:
+                outcome = _skipped(raw, skipped.reason)
+            else:
+                outcome = conversation_import(
+                    owner=owner, conversation=conversation, default_route=route, dry_run=dry_run
+                )
+            report.outcomes.append(outcome)
+            if progress is not None and len(report.outcomes) % PROGRESS_EVERY == 0:
+                progress(report)
+            if time.monotonic() >= deadline:
+                return True
+    return False
+
+
 def import_run(
     *,
     owner: AbstractBaseUser,
@@ -219,23 +264,15 @@ def import_run(
         report.files.append((source.name, format_detect(source) if fmt == ImportFormat.AUTO else fmt))
     # The first pass reads every file to the end: a fault anywhere stops the import before any write.
     for (_, found), source in zip(report.files, sources_expand(paths), strict=True):
-        report.total += sum(1 for _ in raw_conversations(found, source))
-    if progress is not None:
-        progress(report)
+        for _ in raw_conversations(found, source, check_only=True):
+            pass
     for (_, found), source in zip(report.files, sources_expand(paths), strict=True):
         module = FORMATS[found]
-        for raw in raw_conversations(found, source):
-            try:
-                conversation = module.convert(raw)
-            except ConversationSkippedError as skipped:
-                outcome = _skipped(raw, skipped.reason)
-            else:
-                outcome = conversation_import(
-                    owner=owner, conversation=conversation, default_route=route, dry_run=dry_run
-                )
-            report.outcomes.append(outcome)
-            if progress is not None:
-                progress(report)
+        conversations = raw_conversations(found, source)
+        while _batch_stored(
+            conversations, module, report, owner=owner, route=route, dry_run=dry_run, progress=progress
+        ):
+            continue
     return report
 
 
@@ -298,7 +335,7 @@ def import_job_get(*, job_id: uuid.UUID | str, owner: OwnerScope = None) -> Impo
 def _job_progress(job_id: uuid.UUID, report: ImportReport) -> None:
     with transaction.atomic():
         ImportJob.objects.filter(pk=job_id).update(
-            conversations_seen=report.total,
+            conversations_seen=len(report.outcomes),
             conversations_imported=len(report.imported),
             conversations_skipped=len(report.skipped),
             messages_imported=report.messages,

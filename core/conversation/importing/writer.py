@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 
@@ -38,6 +38,9 @@ _COLUMNS = (
     "created",
     "parent_id",
 )
+
+
+_ROLES = frozenset(MessageRole.values)
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,14 @@ def _title(conversation: Conversation, tree: Tree) -> str:
 
 def _checked(tree: Tree) -> None:
     for node in tree.nodes:
-        if node.role not in MessageRole.values:
+        if node.role not in _ROLES:
             raise ConversationSkippedError(
                 f"message {node.id!r}: role {node.role!r} is not one of {', '.join(MessageRole.values)}"
             )
         if len(node.content) > MAX_CONTENT_CHARS:
             raise ConversationSkippedError(f"message {node.id!r}: content is over {MAX_CONTENT_CHARS} characters")
+        if not node.parts:
+            continue
         try:
             parts_validate(node.parts)
         except InvalidInputError as error:
@@ -106,7 +111,8 @@ def _messages_insert(session: AgentSession, tree: Tree) -> int:
         return 0
     ids = _ids_take(len(tree.nodes))
     parts_field = cast("Field[Any, Any]", Message._meta.get_field("parts"))
-    created_field = cast("Field[Any, Any]", Message._meta.get_field("created"))
+    no_parts = parts_field.get_db_prep_value([], connection)
+    adapt_time = connection.ops.adapt_datetimefield_value
     now = timezone.now()
     session_key = AgentSession._meta.pk.get_db_prep_value(session.pk, connection)
     rows: list[tuple[Any, ...]] = []
@@ -122,11 +128,11 @@ def _messages_insert(session: AgentSession, tree: Tree) -> int:
                 index + 1,
                 node.role,
                 node.content,
-                parts_field.get_db_prep_value(node.parts, connection),
+                parts_field.get_db_prep_value(node.parts, connection) if node.parts else no_parts,
                 count,
                 node.token_count_estimated,
                 node.client_id,
-                created_field.get_db_prep_value(node.created or now, connection),
+                adapt_time(node.created or now),
                 ids[parent] if parent is not None else None,
             )
         )
@@ -187,6 +193,12 @@ def _extras_checked(conversation: Conversation, tree: Tree) -> None:
             raise ConversationSkippedError(f"checkpoints[{index}].parent: must name an earlier checkpoint of the list")
 
 
+def _key(conversation: Conversation) -> tuple[str, str]:
+    """The idempotency key: the first source's (format, id), kept through Agent Chat's own export."""
+    extras = conversation.extras
+    return extras.origin if extras is not None and extras.origin else (conversation.source, conversation.source_id)
+
+
 def conversation_import(
     *, owner: AbstractBaseUser, conversation: Conversation, default_route: ModelRoute, dry_run: bool = False
 ) -> Outcome:
@@ -194,14 +206,7 @@ def conversation_import(
 
     Keyed per owner by (format, source id): a conversation already imported is skipped, naming its session.
     """
-    source, source_id = (
-        conversation.extras.origin
-        if conversation.extras and conversation.extras.origin
-        else (
-            conversation.source,
-            conversation.source_id,
-        )
-    )
+    _, source_id = _key(conversation)
     try:
         tree = tree_order(conversation)
         _checked(tree)
@@ -213,6 +218,24 @@ def conversation_import(
         return Outcome(conversation.title, source_id, False, str(error), 0, 0)
     title = _title(conversation, tree)
     reason = f"{tree.dropped} message(s) under a missing parent left out" if tree.dropped else ""
+    try:
+        return _stored(owner, conversation, tree, default_route, dry_run=dry_run, title=title, reason=reason, tags=tags)
+    except IntegrityError:  # the same conversation stored meanwhile by another import of this owner
+        return Outcome(title, source_id, False, "imported meanwhile by another import", 0, 0)
+
+
+def _stored(
+    owner: AbstractBaseUser,
+    conversation: Conversation,
+    tree: Tree,
+    default_route: ModelRoute,
+    *,
+    dry_run: bool,
+    title: str,
+    reason: str,
+    tags: list[str],
+) -> Outcome:
+    source, source_id = _key(conversation)
     with transaction.atomic():
         known = ImportedConversation.objects.filter(owner_id=owner.pk, source=source, source_id=source_id).first()
         if known is not None:

@@ -23,7 +23,7 @@ from core.conversation.services import (
     session_update,
 )
 from core.models import AgentSession, Tag
-from tests.core.importing.conftest import SAMPLES, run
+from tests.core.importing.conftest import run
 from tests.owners import plain_user
 
 pytestmark = pytest.mark.django_db
