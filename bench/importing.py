@@ -1,4 +1,4 @@
-"""The import workload: a ChatGPT-shaped export of 1,000 conversations and 100,000 messages vs a raw insert of the same rows.
+"""The import workload: a ChatGPT-shaped export of 1,000 conversations / 100,000 messages vs a raw insert of its rows.
 
 The export is written once per run (`conversations.json`: every conversation with the empty root,
 a hidden system node, alternating user and assistant messages with model slugs and times, and a

@@ -147,7 +147,8 @@ def test_markdown_renders_the_active_path_with_tool_calls_and_results(operator: 
 
     text = out.getvalue()
     assert text.startswith(f"# Made here\n\n- Session: `{session.pk}`\n- Route: `replay`\n")
-    assert "Add 2 and 3." in text and "It is 5." in text
+    assert "Add 2 and 3." in text
+    assert "It is 5." in text
     assert "Five." not in text  # on the other branch
     assert '**Tool call** `add` (`call_1`)\n\n```json\n{\n  "a": 2,\n  "b": 3\n}\n```' in text
     assert "**Tool result** for `call_1`\n\n```\n5\n```" in text

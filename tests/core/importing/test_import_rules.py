@@ -1,4 +1,4 @@
-"""Import rules: idempotent per owner, atomic per conversation, a malformed file writes nothing, the command's report."""
+"""Import rules: idempotent per owner, atomic per conversation, a malformed file writes nothing; the report."""
 
 from __future__ import annotations
 
