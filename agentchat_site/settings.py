@@ -54,6 +54,12 @@ AGENTCHAT_COMPACTION_THRESHOLD_PERCENT = read_int(
 AGENTCHAT_MESSAGE_PAGE_BYTES = read_int(
     env, "AGENTCHAT_MESSAGE_PAGE_BYTES", default=1_048_576, minimum=4_096, maximum=64 * 1_048_576
 )
+# Imports (core/conversation/importing/): the largest upload `POST /api/import/` takes (bytes), and
+# where an upload waits for the worker that imports it.
+AGENTCHAT_IMPORT_MAX_BYTES = read_int(
+    env, "AGENTCHAT_IMPORT_MAX_BYTES", default=200 * 1_048_576, minimum=1_024, maximum=64 * 1_073_741_824
+)
+AGENTCHAT_IMPORT_DIR = VAR_DIR / "imports"
 # A run's event stream (runtime/streaming/): an idle stream sends a comment line this often (ms) so
 # that proxies keep it open; on SQLite the process's stream hub looks for new events of every
 # watched run this often (ms), in one query.

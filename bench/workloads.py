@@ -31,6 +31,7 @@ from django.db import connection
 from bench import fixtures
 from bench.db import BENCH_USERNAME, ROUTE_ALIAS, Databases, bulk_insert
 from bench.harness import Detail, Row, Target, median, paired_ratio, rotated, row_with_target, timed, unavailable
+from bench.importing import w_import
 from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
 from bench.turn_stream import w10_turn_stream
 
@@ -78,6 +79,8 @@ class Sizes:
     storage_small: int = 2_000
     storage_large: int = 20_000
     stream_tokens: int = 20_000
+    import_conversations: int = 1_000
+    import_messages: int = 100_000
     stream_reps: int = 5
     history_small: int = 10_000
     history_large: int = 1_000_000
@@ -86,6 +89,8 @@ class Sizes:
 
 
 QUICK = Sizes(
+    import_conversations=20,
+    import_messages=400,
     reps=3,
     append_reps=3,
     append_ops=20,
@@ -1132,6 +1137,7 @@ WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     9: w9_path,
     10: w10_turn_stream,
     11: w11_history_search,
+    12: lambda ctx: w_import(ctx, 12),
 }
 
 TITLES = {
@@ -1146,6 +1152,7 @@ TITLES = {
     9: "active path",
     10: "streamed turn",
     11: "message search",
+    12: "import",
 }
 
 

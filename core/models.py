@@ -15,6 +15,7 @@ from core.config.models import (
     TeamMember,
     ToolSpec,
 )
+from core.conversation.importing.models import ImportedConversation, ImportFormat, ImportJob, ImportStatus
 from core.conversation.models import (
     AgentSession,
     Checkpoint,
@@ -37,6 +38,10 @@ __all__ = [
     "ApiToken",
     "Checkpoint",
     "CheckpointReason",
+    "ImportFormat",
+    "ImportJob",
+    "ImportStatus",
+    "ImportedConversation",
     "McpServerSpec",
     "McpTransport",
     "MemorySettings",

@@ -23,6 +23,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from core.accounts.services import token_create
+from core.conversation.importing.models import ImportJob
 from core.conversation.services import message_append, run_create, run_event_append, session_create
 from memory.services import attachment_record, episode_upsert, memory_write
 from telemetry.services import usage_record
@@ -48,6 +49,7 @@ class World:
     episode: int
     attachment: int
     token: int
+    import_job: str = ""
 
 
 Body = dict[str, Any] | Callable[[str, World], dict[str, Any]] | None
@@ -198,6 +200,10 @@ MATRIX: dict[str, Row] = {
     ),
     # Everyone searches their own messages only (tests/core/conversation/test_search.py).
     "search": row(get=ANY_SIGNED_IN, bodies={"get": {"q": "hello"}}),
+    "session-export": row(lambda w: {"session_id": w.session}, get=OWNER_ONLY),
+    # Imports: anyone signed in may upload (no file: a 400 naming `file`); a job is its owner's.
+    "import": row(post=(401, 400, 400, 400)),
+    "import-job": row(lambda w: {"job_id": w.import_job}, get=OWNER_ONLY),
     "run-list": row(
         get=ANY_SIGNED_IN, post=(401, 404, 404, 409), bodies={"post": lambda role, w: {"session": w.session}}
     ),
@@ -300,7 +306,8 @@ def world(db: None, minimal_config: None) -> World:
     ).attachment
     usage_record(owner=owner, request_id="owned-1", route_alias="main", session_id=session.pk, input_tokens=1)
     token = token_create(user=owner, name="owned").token
-    return World(str(session.pk), str(run.pk), memory.pk, episode.pk, attachment.pk, token.pk)
+    job = ImportJob.objects.create(owner=owner)
+    return World(str(session.pk), str(run.pk), memory.pk, episode.pk, attachment.pk, token.pk, str(job.pk))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typing import Any
 from django.urls import URLPattern, path
 
 from core.api.routing import Route
+from core.conversation.api.export_views import SessionExportView
 from core.conversation.api.views import (
     MessageSiblingsView,
     RunEventViewSet,
@@ -45,4 +46,5 @@ urlpatterns: list[URLPattern] = [
     ),
     path("runs/<str:run_id>/events/", RunEventViewSet.as_view(LIST_CREATE), name="run-events"),
     path("search/", SearchView.as_view(), name="search"),
+    path("sessions/<str:session_id>/export/", SessionExportView.as_view(), name="session-export"),
 ]
