@@ -32,7 +32,7 @@ from bench import fixtures
 from bench.db import BENCH_USERNAME, ROUTE_ALIAS, Databases, bulk_insert
 from bench.harness import Detail, Row, Target, median, paired_ratio, rotated, row_with_target, timed, unavailable
 from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
-from bench.turn_stream import w10_turn_stream
+from bench.turn_stream import w10_turn_stream, w12_sse_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 STORAGE_LEVEL = "NORMAL"
@@ -1132,6 +1132,7 @@ WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     9: w9_path,
     10: w10_turn_stream,
     11: w11_history_search,
+    12: w12_sse_stream,
 }
 
 TITLES = {
@@ -1146,6 +1147,7 @@ TITLES = {
     9: "active path",
     10: "streamed turn",
     11: "message search",
+    12: "SSE stream",
 }
 
 
