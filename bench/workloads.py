@@ -527,6 +527,7 @@ def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60) -> int
         "reasoning_tokens",
         "total_tokens",
         "latency_ms",
+        "cost_partial",
         "created",
         "owner",
     )
@@ -552,6 +553,7 @@ def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60) -> int
                 output_tokens // 5,
                 input_tokens + output_tokens,
                 300 + index % 700,
+                False,
                 instant,
                 owner_id,
             )
