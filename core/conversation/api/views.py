@@ -218,14 +218,15 @@ class SessionViewSet(PagedViewSet[AgentSession]):
 
     @list_schema("List sessions, pinned first, then newest first", SessionSerializer, SessionListQuerySerializer)
     def list(self, request: Request) -> Response:
-        query = parsed_query(SessionListQuerySerializer, request)
-        sessions = sessions_list(
-            owner=acting_user(request),
-            status=query.get("status"),
-            needs_compaction=query.get("needs_compaction"),
-            tag=query.get("tag"),
+        return self.filtered_page(
+            request,
+            SessionListQuerySerializer,
+            sessions_list,
+            SessionSerializer,
+            status="status",
+            needs_compaction="needs_compaction",
+            tag="tag",
         )
-        return self.page(sessions, SessionSerializer)
 
     @extend_schema(
         summary="Start a session (on the default route unless `route` names one)",
@@ -476,10 +477,8 @@ class RunViewSet(PagedViewSet[Run]):
 
     @list_schema("List runs newest first (filter by session and status)", RunSerializer, RunListQuerySerializer)
     def list(self, request: Request) -> Response:
-        query = parsed_query(RunListQuerySerializer, request)
-        return self.page(
-            runs_list(owner=acting_user(request), session_id=query.get("session"), status=query.get("status")),
-            RunSerializer,
+        return self.filtered_page(
+            request, RunListQuerySerializer, runs_list, RunSerializer, session_id="session", status="status"
         )
 
     @extend_schema(
