@@ -169,6 +169,11 @@ def _streamed_setup(ctx: Any, database: str, versus: str) -> tuple[int, str, str
     return tokens, f"streaming {tokens:,} tokens: {versus}", stream_text(tokens)
 
 
+def _rates(tokens: int, seconds: dict[str, list[float]], labels: dict[str, str]) -> dict[str, float]:
+    """Tokens/s of each side (its median seconds), under `<label> tok/s`."""
+    return {f"{label} tok/s": round(tokens / median(seconds[name])) for name, label in labels.items()}
+
+
 def w10_turn_stream(ctx: Any) -> list[Any]:
     from core.conversation.selectors import run_text
     from core.models import Run
@@ -205,8 +210,7 @@ def w10_turn_stream(ctx: Any) -> list[Any]:
         figure=figure,
         reps=ctx.sizes.stream_reps,
         detail={
-            "turn tok/s": round(tokens / median(seconds["turn"])),
-            "direct tok/s": round(tokens / median(seconds["direct"])),
+            **_rates(tokens, seconds, {"turn": "turn", "direct": "direct"}),
             "turn ms before request": round(median(fixed["turn"]), 1),
             "direct ms before request": round(median(fixed["direct"]), 1),
             "transactions/turn": median([float(counter.commits) for counter in work]),
@@ -295,10 +299,8 @@ def w12_sse_stream(ctx: Any) -> list[Any]:
         figure=paired_ratio(seconds["turn"], seconds["sse"]),
         reps=ctx.sizes.stream_reps,
         detail={
-            "sse tok/s": round(tokens / median(seconds["sse"])),
-            "turn_run tok/s": round(tokens / median(seconds["turn"])),
-            "sse s": round(median(seconds["sse"]), 3),
-            "turn_run s": round(median(seconds["turn"]), 3),
+            **_rates(tokens, seconds, {"sse": "sse", "turn": "turn_run"}),
+            **{f"{label} s": round(median(seconds[name]), 3) for name, label in (("sse", "sse"), ("turn", "turn_run"))},
         },
     )
     return [row]
