@@ -64,7 +64,7 @@ def _setup(database_url: str) -> None:
         call_command("flush", "--noinput", verbosity=0)
 
 
-def _serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+def serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -237,7 +237,7 @@ def main() -> None:
     _setup(database_url)
     from django.db import connection
 
-    server, url = _serve(database_url)
+    server, url = serve(database_url)
     try:
         user, headers = _owner()
         delay = measure_delay(url, user, headers)

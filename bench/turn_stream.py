@@ -13,10 +13,19 @@ The figure is the paired median of turn tokens/s over direct tokens/s (target â‰
 the fixed cost of a turn (ms from the call to the server reading the request, for both), and the
 database work of one turn: committed transactions and statements, on every connection the turn
 opens (its watch thread's included), counted by wrapping each connection as it is created.
+
+Workload 12, the same turn read by a client: tokens/s through the run's SSE stream vs `turn_run`
+directly, side by side in one run. The app is served by uvicorn in a child process on the same
+database (as `bench/streaming.py` starts it); each repetition, in rotated order, runs the turn once
+with `turn_run`, and once as the API does it (`turn_accept`, then `turn_execute` in a thread, as a
+worker runs it) while an httpx-sse client reads `/api/runs/{id}/stream/` to the terminal event and
+rebuilds the reply from its text deltas. The figure is the paired median of SSE tokens/s over
+`turn_run` tokens/s (reported, no target).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -153,14 +162,23 @@ def _turn(server: TokenServer, expected: str, counter: DbWork) -> tuple[float, f
     return elapsed, (server.arrivals[-1] - started) * 1000, deltas
 
 
+def _streamed_setup(ctx: Any, database: str, versus: str) -> tuple[int, str, str]:
+    """A fresh `database`; the reply's token count, the workload's title and the text it streams."""
+    tokens = ctx.sizes.stream_tokens
+    ctx.dbs.fresh(database)
+    return tokens, f"streaming {tokens:,} tokens: {versus}", stream_text(tokens)
+
+
+def _rates(tokens: int, seconds: dict[str, list[float]], labels: dict[str, str]) -> dict[str, float]:
+    """Tokens/s of each side (its median seconds), under `<label> tok/s`."""
+    return {f"{label} tok/s": round(tokens / median(seconds[name])) for name, label in labels.items()}
+
+
 def w10_turn_stream(ctx: Any) -> list[Any]:
     from core.conversation.selectors import run_text
     from core.models import Run
 
-    tokens = ctx.sizes.stream_tokens
-    title = f"streaming {tokens:,} tokens: turn_run vs the SDK directly"
-    ctx.dbs.fresh("streaming")
-    expected = stream_text(tokens)
+    tokens, title, expected = _streamed_setup(ctx, "streaming", "turn_run vs the SDK directly")
     seconds: dict[str, list[float]] = {"turn": [], "direct": []}
     fixed: dict[str, list[float]] = {"turn": [], "direct": []}
     work: list[DbWork] = []
@@ -192,8 +210,7 @@ def w10_turn_stream(ctx: Any) -> list[Any]:
         figure=figure,
         reps=ctx.sizes.stream_reps,
         detail={
-            "turn tok/s": round(tokens / median(seconds["turn"])),
-            "direct tok/s": round(tokens / median(seconds["direct"])),
+            **_rates(tokens, seconds, {"turn": "turn", "direct": "direct"}),
             "turn ms before request": round(median(fixed["turn"]), 1),
             "direct ms before request": round(median(fixed["direct"]), 1),
             "transactions/turn": median([float(counter.commits) for counter in work]),
@@ -202,3 +219,88 @@ def w10_turn_stream(ctx: Any) -> list[Any]:
         },
     )
     return [ctx.judged(row, Target(">=", 0.8))]
+
+
+def _sse_turn(url: str, headers: dict[str, str], expected: str) -> float:
+    """Seconds from accepting the turn to the client's receipt of its terminal event over SSE."""
+    import httpx
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from httpx_sse import connect_sse
+
+    from core.conversation.services import session_create
+    from runtime.turns import turn_accept, turn_execute
+
+    owner = User.objects.get(username=BENCH_USERNAME)
+    session = session_create(owner=owner, title="stream", route_alias=STREAM_ALIAS)
+    failed: list[BaseException] = []
+
+    def work(run_id: Any) -> None:
+        try:
+            turn_execute(run_id=run_id)
+        except BaseException as exc:  # re-raised below, in the bench's own thread
+            failed.append(exc)
+        finally:
+            connection.close()
+
+    text: list[str] = []
+    last = ""
+    started = time.monotonic()
+    run = turn_accept(session_id=session.pk, owner=owner, user_text="go").run
+    worker = threading.Thread(target=work, args=(run.pk,))
+    worker.start()
+    with (
+        httpx.Client(timeout=120) as client,
+        connect_sse(client, "GET", f"{url}/api/runs/{run.pk}/stream/", headers=headers) as source,
+    ):
+        for sse in source.iter_sse():
+            last = sse.data
+            if sse.event == "text_delta":
+                text.append(json.loads(sse.data)["text"])
+    elapsed = time.monotonic() - started
+    worker.join()
+    if failed:
+        raise failed[0]
+    if "".join(text) != expected:
+        raise RuntimeError(f"the SSE client rebuilt {len(''.join(text))} of {len(expected)} characters (last: {last})")
+    return elapsed
+
+
+def w12_sse_stream(ctx: Any) -> list[Any]:
+    from django.contrib.auth.models import User
+
+    from bench.streaming import serve
+    from core.accounts.services import token_create
+
+    tokens, title, expected = _streamed_setup(ctx, "sse-stream", "read through the SSE stream vs turn_run directly")
+    seconds: dict[str, list[float]] = {"sse": [], "turn": []}
+    owner = User.objects.get(username=BENCH_USERNAME)
+    headers = {"Authorization": f"Token {token_create(user=owner, name='bench sse').key}"}
+    with TokenServer(tokens) as tokens_server:
+        _route(tokens_server.url)
+        app, url = serve(ctx.dbs.url())
+        try:
+            _sse_turn(url, headers, expected)  # warm up: the app's first stream, the hub
+            _turn(tokens_server, expected, DbWork())
+            for rep in range(ctx.sizes.stream_reps):
+                for name in rotated(["sse", "turn"], rep):
+                    if name == "sse":
+                        seconds[name].append(_sse_turn(url, headers, expected))
+                    else:
+                        seconds[name].append(_turn(tokens_server, expected, DbWork())[0])
+        finally:
+            app.terminate()
+            app.wait(30)
+    row = ctx.row(
+        12,
+        "12.sse_vs_turn",
+        title,
+        # tokens/s ratio = turn_run seconds / SSE seconds, paired per repetition.
+        figure=paired_ratio(seconds["turn"], seconds["sse"]),
+        reps=ctx.sizes.stream_reps,
+        detail={
+            **_rates(tokens, seconds, {"sse": "sse", "turn": "turn_run"}),
+            **{f"{label} s": round(median(seconds[name]), 3) for name, label in (("sse", "sse"), ("turn", "turn_run"))},
+        },
+    )
+    return [row]

@@ -33,7 +33,7 @@ from bench.db import BENCH_USERNAME, ROUTE_ALIAS, Databases, bulk_insert
 from bench.harness import Detail, Row, Target, median, paired_ratio, rotated, row_with_target, timed, unavailable
 from bench.importing import w_import
 from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
-from bench.turn_stream import w10_turn_stream
+from bench.turn_stream import w10_turn_stream, w12_sse_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 STORAGE_LEVEL = "NORMAL"
@@ -532,6 +532,7 @@ def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60) -> int
         "reasoning_tokens",
         "total_tokens",
         "latency_ms",
+        "cost_partial",
         "created",
         "owner",
     )
@@ -557,6 +558,7 @@ def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60) -> int
                 output_tokens // 5,
                 input_tokens + output_tokens,
                 300 + index % 700,
+                False,
                 instant,
                 owner_id,
             )
@@ -1137,7 +1139,8 @@ WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     9: w9_path,
     10: w10_turn_stream,
     11: w11_history_search,
-    12: lambda ctx: w_import(ctx, 12),
+    12: w12_sse_stream,
+    13: lambda ctx: w_import(ctx, 13),
 }
 
 TITLES = {
@@ -1152,7 +1155,8 @@ TITLES = {
     9: "active path",
     10: "streamed turn",
     11: "message search",
-    12: "import",
+    12: "SSE stream",
+    13: "import",
 }
 
 

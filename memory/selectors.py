@@ -53,17 +53,19 @@ def memory_counts(*, owner_id: int | None = None) -> MemoryCounts:
         if owner
         else ""
     )
+    # The attachment counts in one pass over the owner's references (a derived table, not two scalar
+    # subqueries each walking the owner's sessions again).
     sql = (
         f"SELECT (SELECT COUNT(*) FROM {memories}{where_owned}), "  # noqa: S608  # nosec B608 (table names only)
         f"(SELECT COUNT(*) FROM {memories} WHERE {quote('pinned')} = %s{and_owned}), "
         f"(SELECT COUNT(*) FROM {episodes}{where_owned}), "
         f"(SELECT MAX({quote('day')}) FROM {episodes}{where_owned}), "
-        f"(SELECT COUNT(*) FROM {attachments}{by_session}), "
-        f"(SELECT COUNT(DISTINCT {quote('content_id')}) FROM {attachments}{by_session})"
+        f"a.n, a.contents FROM (SELECT COUNT(*) AS n, COUNT(DISTINCT {quote('content_id')}) AS contents "
+        f"FROM {attachments}{by_session}) a"
     )
     with connection.cursor() as cursor:
         owners = [] if owner_id is None else [owner_id]
-        cursor.execute(sql, [*owners, True, *owners * 5])
+        cursor.execute(sql, [*owners, True, *owners * 4])
         long_term, pinned, episode_count, latest, attachment_count, contents = cursor.fetchone()
     return MemoryCounts(
         long_term=int(long_term),

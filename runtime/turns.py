@@ -387,13 +387,17 @@ def turn_execute(
     lease.start()
     started = time.monotonic()
     result: TurnResult | None = None
+    adapter: ProviderAdapter | None = None
     try:
-        result = _stream_turn(run, user_message, lease, on_event, should_cancel, was_over_threshold, appended=appended)
+        adapter = adapter_for(session.route)
+        result = _stream_turn(
+            run, user_message, lease, on_event, should_cancel, was_over_threshold, appended=appended, adapter=adapter
+        )
         return result
     finally:
         lease.close()
         run_lease_release(run_id=run.pk, lease_owner=owner)
-        _log_run(run.pk, result, started)
+        _log_run(run.pk, result, started, request_id=adapter.request_id if adapter is not None else None)
 
 
 class _LeasedWatch(TurnWatch):
@@ -422,6 +426,7 @@ def _stream_turn(
     was_over_threshold: bool,
     *,
     appended: tuple[Message, ...],
+    adapter: ProviderAdapter,
 ) -> TurnResult:
     """Stream the reply to `user_message` (the path ending there is the context) and store it under that message.
 
@@ -431,7 +436,6 @@ def _stream_turn(
     run.refresh_from_db()
     session = session_get(session_id=run.chat_session_id)
     budget = max(1, session.route.context_window_tokens - session.route.max_output_tokens)
-    adapter = adapter_for(session.route)
     coalescer = TraceCoalescer(run.pk)
     stream = _Stream(coalescer, on_event)
     # Inside a caller's transaction the run is not committed: no other connection can cancel it.
@@ -501,8 +505,8 @@ def _stream_turn(
     return result
 
 
-def _log_run(run_id: UUID, result: TurnResult | None, started: float) -> None:
-    """One structured line per run: id, route, status, duration, tokens, attempt."""
+def _log_run(run_id: UUID, result: TurnResult | None, started: float, *, request_id: str | None) -> None:
+    """One structured line per run: id, route, status, duration, tokens, attempt, the provider's request id."""
     run = Run.objects.select_related("route").filter(pk=run_id).first()
     if run is None:
         return
@@ -519,6 +523,7 @@ def _log_run(run_id: UUID, result: TurnResult | None, started: float) -> None:
                 "output_tokens": usage.output_tokens if usage is not None else None,
                 "retries": run.attempt - 1,
                 "error": run.error or None,
+                "provider_request_id": request_id,
             }
         ),
     )

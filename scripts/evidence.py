@@ -8,7 +8,9 @@ return for each of the four review roles. Otherwise it runs the gates, each as i
 ruff check, ruff format --check, mypy, bandit, makemigrations --check, check --deploy, the whole
 pytest suite (without the browser check) with counts from its summary line, the fault and
 persistence tests (`-m "fault or persistence"`), the no-fake scan, the secret scan of tracked
-files and of a fresh database, the browser check (`-m browser`) and `manage.py bootstrap_capture`.
+files and of a fresh database, the browser check (`-m browser`), `manage.py bootstrap_capture`, and the
+worker and stream recovery tests against the real processes `manage.py serve` starts (`RECOVERY_TESTS`:
+kill -9 of a worker, SIGTERM, cancel, disconnects; the `worker_retry_cancel_recovery` proof).
 
 Then it appends ONE JSON line to `<buildprint>/evidence/evidence-ledger.jsonl`: the phase and proof
 ids, the UTC time, the git commit and whether the tree was dirty, the database vendor, and for each
@@ -57,6 +59,28 @@ ADAPTER_TEST_MARKS: dict[str, tuple[str, ...]] = {
     "replay": ("test_providers.py::test_replay",),
 }
 ADAPTER_KINDS = tuple(ADAPTER_TEST_MARKS)
+# The worker_retry_cancel_recovery proof: each scenario and the test that shows it against the real
+# processes `manage.py serve` starts (uvicorn and supervised workers) or a uvicorn server, read by a
+# real SSE client (`file::test` as `pytest -v` names it).
+RECOVERY_TESTS: dict[str, str] = {
+    "disconnect_resume_at_10_points": "tests/runtime/streaming/test_stream_server.py::"
+    "test_disconnecting_at_ten_random_points_and_resuming_loses_and_repeats_nothing",
+    "four_slow_turns_stream_before_any_finishes": "tests/workers/test_serve.py::"
+    "test_four_slow_turns_in_four_sessions_all_start_before_any_finishes",
+    "kill_9_worker_interrupted_within_lease_then_retry": "tests/workers/test_serve.py::"
+    "test_a_worker_killed_mid_turn_ends_its_stream_interrupted_within_the_lease_and_a_retry_streams_to_completion",
+    "silent_3_leases_then_cancel_within_1s_keeps_streamed_text": "tests/workers/test_serve.py::"
+    "test_a_provider_silent_for_three_leases_keeps_its_run_and_still_cancels_within_a_second",
+    "sigterm_mid_turn": "tests/workers/test_serve_sigterm.py::"
+    "test_sigterm_mid_turn_stops_everything_and_leaves_no_run_running",
+    "commit_without_enqueue_run_by_sweeper": "tests/workers/test_serve.py::"
+    "test_a_turn_committed_but_never_enqueued_is_run_by_the_sweeper",
+    "20_turns_in_10_sessions_no_gap": "tests/workers/test_serve.py::"
+    "test_a_turn_answers_202_and_completes_in_a_worker_and_20_turns_in_10_sessions_leave_no_gap",
+    "100_idle_streams_connections_threads_rss": "tests/runtime/streaming/test_stream_server.py::"
+    "test_a_hundred_idle_streams_hold_at_most_two_connections_and_no_thread_each",
+}
+RECOVERY_FILES = tuple(dict.fromkeys(test.split("::")[0] for test in RECOVERY_TESTS.values()))
 LIVE_PROVIDER_DETAIL = (
     "no credentials for the hosted providers (openai, anthropic, google) in this environment; their adapters "
     "stream recorded wire traffic from local servers (provider_adapter_config_test)"
@@ -217,6 +241,8 @@ def gates(buildprint: Path = ROOT / ".buildprint") -> dict[str, Gate]:
     py = sys.executable
     evidence_dir = buildprint / "evidence"
     pytest = (venv_tool("pytest"), "-p", "no:cacheprovider", "-q")
+    # One line per test with its outcome (`-q -v` would cancel out to the dots), for the proofs naming tests.
+    pytest_each = (venv_tool("pytest"), "-p", "no:cacheprovider", "-v")
     deploy_env = (
         ("DEBUG", "false"),
         ("AGENTCHAT_HTTPS", "true"),
@@ -245,8 +271,9 @@ def gates(buildprint: Path = ROOT / ".buildprint") -> dict[str, Gate]:
         Gate("secret-scan", (py, "scripts/secret_scan.py")),
         Gate("secret-scan-database", (py, "scripts/secret_scan.py", "--database")),
         Gate("browser-check", (*pytest, "-m", "browser"), env=(("AGENTCHAT_EVIDENCE_DIR", str(evidence_dir)),)),
-        Gate("provider-adapters", (*pytest, "-v", "tests/runtime/providers", "tests/runtime/test_providers.py")),
+        Gate("provider-adapters", (*pytest_each, "tests/runtime/providers", "tests/runtime/test_providers.py")),
         Gate("live-local", ("bash", "scripts/live-local"), timeout=3600),
+        Gate("worker-recovery", (*pytest_each, *RECOVERY_FILES)),
         Gate("manage-commands", (py, "manage.py", "help", "--commands"), timeout=300),
         Gate("bootstrap-capture", (py, "manage.py", "bootstrap_capture", "--out", str(evidence_dir / "bootstrap"))),
     ]
@@ -396,6 +423,18 @@ def provider_proofs(results: dict[str, GateResult]) -> dict[str, Proof]:
     }
 
 
+def recovery_proof(results: dict[str, GateResult]) -> Proof:
+    """Workers and streams recovering (kill -9, SIGTERM, cancel, disconnects), each scenario by its real test."""
+    gate = results["worker-recovery"]
+    passed = {line.split(" PASSED")[0].strip() for line in gate.output.splitlines() if " PASSED" in line}
+    scenarios = {name: test in passed for name, test in RECOVERY_TESTS.items()}
+    missing = [name for name, ok in scenarios.items() if not ok]
+    ok = gate.ok and not missing
+    problems = failures(gate) or (f"no passing test for the scenarios {missing}" if missing else "")
+    figures = {**pytest_counts(gate.output), "scenarios": scenarios, "seconds": gate.seconds}
+    return Proof("pass" if ok else "fail", figures, problems)
+
+
 def append_row(buildprint: Path, row: dict[str, Any]) -> Path:
     ledger = buildprint / "evidence" / "evidence-ledger.jsonl"
     ledger.parent.mkdir(parents=True, exist_ok=True)
@@ -438,6 +477,7 @@ def record(buildprint: Path, runner: GateRunner, *, now: Callable[[], datetime] 
         f"appended to {ledger.relative_to(buildprint.parent)} by scripts/evidence.py",
     )
     proofs |= provider_proofs(results)
+    proofs["worker_retry_cancel_recovery"] = recovery_proof(results)
     row = {
         "phase_id": PHASE_ID,
         "proof_id": PROOF_ID,

@@ -1,7 +1,8 @@
 """What every app's viewsets share: parse a body or a query string, answer one cursor page, say 201 or 200.
 
 A viewset parses its input with `parsed` / `parsed_query`, calls one service or selector, and shapes
-the answer; a list answers `PagedViewSet.page` over the selector's queryset.
+the answer; a list answers `PagedViewSet.page` over the selector's queryset, or
+`PagedViewSet.filtered_page` when the list's filters are query parameters handed to its selector.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.acting import acting_user
 from core.api.errors import ErrorSerializer
 
 _M = TypeVar("_M", bound=Model)
@@ -50,6 +52,23 @@ class PagedViewSet(viewsets.GenericViewSet[_M]):
     def page(self, queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer[Any]]) -> Response:
         rows = self.paginate_queryset(queryset) or []  # every paged viewset sets a cursor pagination class
         return self.get_paginated_response(serializer_class(rows, many=True).data)
+
+    def filtered_page(
+        self,
+        request: Request,
+        query_class: type[serializers.Serializer[Any]],
+        select: Callable[..., QuerySet[Any]],
+        serializer_class: type[serializers.BaseSerializer[Any]],
+        **filters: str,
+    ) -> Response:
+        """One page of `select(owner=<the acting user>, keyword=<query parameter>, …)`.
+
+        `filters` maps each keyword of the selector to the query parameter (parsed by `query_class`;
+        a 400 names a bad one) that gives it; an absent parameter is None (no filter).
+        """
+        query = parsed_query(query_class, request)
+        rows = select(owner=acting_user(request), **{keyword: query.get(name) for keyword, name in filters.items()})
+        return self.page(rows, serializer_class)
 
 
 # The 400 answer of every endpoint that parses input.

@@ -33,6 +33,7 @@ from core.config.models import (
 from core.config.readiness import mcp_server_readiness, provider_credential, provider_readiness
 from core.config.secrets import SECRET_HINT
 from core.config.selectors import (
+    MODELS,
     config_references,
     mcp_server_config,
     provider_config,
@@ -120,6 +121,19 @@ class ConfigAdmin(ReadOnlyAdmin[_M]):
     """
 
     kind: ClassVar[Kind]
+    # The record's readiness (`status`, `reasons`) for the list's `readiness` column, where it has one.
+    readiness_of: ClassVar[staticmethod[[Any], Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "form" not in cls.__dict__:
+            cls.form = _form(MODELS[cls.kind], cls.kind)
+
+    @admin.display(description="readiness")
+    def readiness(self, obj: _M) -> str:
+        state = type(self).readiness_of(obj)
+        status, reasons = str(state.status), tuple(state.reasons)
+        return status if not reasons or status == "disabled" else f"{status}: {'; '.join(reasons)}"
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         messages.info(request, READ_ONLY)
@@ -150,47 +164,33 @@ def _form(model_: type[models.Model], kind_: Kind) -> type[ConfigRecordForm]:
     return form
 
 
-def _readiness_text(status: str, reasons: tuple[str, ...]) -> str:
-    return status if not reasons or status == "disabled" else f"{status}: {'; '.join(reasons)}"
-
-
 @admin.register(Provider)
 class ProviderAdmin(ConfigAdmin[Provider]):
     kind = Kind.PROVIDER
-    form = _form(Provider, Kind.PROVIDER)
     list_display = ["name", "kind", "api_key_env", "credential", "readiness", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "api_key_env", "base_url"]
+
+    readiness_of = staticmethod(lambda obj: provider_readiness(provider_config(obj)))
 
     @admin.display(description="credential")
     def credential(self, obj: Provider) -> str:
         return provider_credential(provider_config(obj))
 
-    @admin.display(description="readiness")
-    def readiness(self, obj: Provider) -> str:
-        state = provider_readiness(provider_config(obj))
-        return _readiness_text(state.status, state.reasons)
-
 
 @admin.register(ModelRoute)
 class RouteAdmin(ConfigAdmin[ModelRoute]):
     kind = Kind.ROUTE
-    form = _form(ModelRoute, Kind.ROUTE)
     list_display = ["alias", "provider", "model_id", "context_window_tokens", "is_default", "readiness", "enabled"]
     list_filter = ["provider", "is_default", "enabled"]
     list_select_related = ["provider", "status"]
     search_fields = ["alias", "model_id", "provider__name"]
-
-    @admin.display(description="readiness")
-    def readiness(self, obj: ModelRoute) -> str:
-        state = stored_route_readiness(obj)
-        return _readiness_text(state.status, state.reasons)
+    readiness_of = staticmethod(stored_route_readiness)
 
 
 @admin.register(ToolSpec)
 class ToolAdmin(ConfigAdmin[ToolSpec]):
     kind = Kind.TOOL
-    form = _form(ToolSpec, Kind.TOOL)
     list_display = ["name", "description", "requires_approval", "enabled"]
     list_filter = ["requires_approval", "enabled"]
     search_fields = ["name", "description"]
@@ -199,7 +199,6 @@ class ToolAdmin(ConfigAdmin[ToolSpec]):
 @admin.register(SkillSpec)
 class SkillAdmin(ConfigAdmin[SkillSpec]):
     kind = Kind.SKILL
-    form = _form(SkillSpec, Kind.SKILL)
     list_display = ["name", "description", "instructions_path", "enabled"]
     list_filter = ["enabled"]
     search_fields = ["name", "description", "instructions_path"]
@@ -209,21 +208,15 @@ class SkillAdmin(ConfigAdmin[SkillSpec]):
 @admin.register(McpServerSpec)
 class McpServerAdmin(ConfigAdmin[McpServerSpec]):
     kind = Kind.MCP_SERVER
-    form = _form(McpServerSpec, Kind.MCP_SERVER)
     list_display = ["name", "transport", "command", "url", "readiness", "enabled"]
     list_filter = ["transport", "enabled"]
     search_fields = ["name", "command", "url"]
-
-    @admin.display(description="readiness")
-    def readiness(self, obj: McpServerSpec) -> str:
-        state = mcp_server_readiness(mcp_server_config(obj))
-        return _readiness_text(state.status, state.reasons)
+    readiness_of = staticmethod(lambda obj: mcp_server_readiness(mcp_server_config(obj)))
 
 
 @admin.register(AgentProfile)
 class AgentAdmin(ConfigAdmin[AgentProfile]):
     kind = Kind.AGENT
-    form = _form(AgentProfile, Kind.AGENT)
     list_display = ["name", "description", "route", "enabled"]
     list_filter = ["route", "enabled"]
     list_select_related = ["route"]

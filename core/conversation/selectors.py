@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, F, Field, JSONField, Model, Q, QuerySet, Value
+from django.db.models import F, Field, JSONField, Model, Q, QuerySet, Value
 from django.db.models.expressions import Col, Combinable
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.dateparse import parse_datetime
@@ -720,15 +720,37 @@ class WorkerStatus:
 
 
 def worker_status(*, live_since: datetime, owner_id: int | None = None) -> WorkerStatus:
-    """How many workers beat since `live_since`, and the open runs (of `owner_id`) by status: 2 queries."""
-    live = WorkerBeat.objects.filter(beat_at__gte=live_since).count()
-    runs = Run.objects.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING))
-    if owner_id is not None:
-        runs = runs.filter(owner_id=owner_id)
-    counts = runs.aggregate(
-        queued=Count("pk", filter=Q(status=RunStatus.QUEUED)), running=Count("pk", filter=Q(status=RunStatus.RUNNING))
-    )
-    return WorkerStatus(live_workers=live, queued_runs=counts["queued"], running_runs=counts["running"])
+    """How many workers beat since `live_since`, and the open runs (of `owner_id`) by status: 1 query.
+
+    Fixed SQL (the bootstrap reads it on every request, and compiling the ORM's count and filtered
+    aggregate cost several times running them): the live workers are a scalar subquery on
+    `worker_beat_recent_idx`, the runs a range of the open-run index.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    sql = _worker_status_sql(db, owned=owner_id is not None)
+    params: list[Any] = [db.ops.adapt_datetimefield_value(live_since), RunStatus.QUEUED, RunStatus.RUNNING]
+    params += [RunStatus.QUEUED, RunStatus.RUNNING, *([] if owner_id is None else [owner_id])]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        live, queued, running = cursor.fetchone()
+    return WorkerStatus(live_workers=int(live), queued_runs=int(queued or 0), running_runs=int(running or 0))
+
+
+_WORKER_STATUS_SQL: dict[tuple[str, bool], str] = {}
+
+
+def _worker_status_sql(db: BaseDatabaseWrapper, *, owned: bool) -> str:
+    sql = _WORKER_STATUS_SQL.get((db.vendor, owned))
+    if sql is None:
+        q = db.ops.quote_name
+        status = q("status")
+        sql = _WORKER_STATUS_SQL[(db.vendor, owned)] = (
+            f"SELECT (SELECT COUNT(*) FROM {q(WorkerBeat._meta.db_table)} "  # noqa: S608  # nosec B608
+            f"WHERE {q('beat_at')} >= %s), "
+            f"COUNT(CASE WHEN {status} = %s THEN 1 END), COUNT(CASE WHEN {status} = %s THEN 1 END) "
+            f"FROM {q(Run._meta.db_table)} WHERE {status} IN (%s, %s)" + (f" AND {q('owner_id')} = %s" if owned else "")
+        )
+    return sql
 
 
 def runs_queued_ids(*, created_before: datetime) -> list[UUID]:

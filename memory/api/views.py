@@ -190,16 +190,17 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
 
     @list_schema("List daily episodes, newest day first", DailyEpisodeSerializer, DailyEpisodeListQuerySerializer)
     def list(self, request: Request) -> Response:
-        query = parsed_query(DailyEpisodeListQuerySerializer, request)
-        episodes = episode_list(
-            owner=acting_user(request),
-            session_id=query.get("session"),
-            whole_day=query.get("whole_day"),
-            day_from=query.get("day_from"),
-            day_to=query.get("day_to"),
-            source=query.get("source"),
+        return self.filtered_page(
+            request,
+            DailyEpisodeListQuerySerializer,
+            episode_list,
+            DailyEpisodeSerializer,
+            session_id="session",
+            whole_day="whole_day",
+            day_from="day_from",
+            day_to="day_to",
+            source="source",
         )
-        return self.page(episodes, DailyEpisodeSerializer)
 
     @extend_schema(
         summary="Store a day's summary (201); the same day and session again replaces it (200)",
@@ -239,15 +240,16 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
 
     @list_schema("List attachment references, newest first", AttachmentSummarySerializer, AttachmentListQuerySerializer)
     def list(self, request: Request) -> Response:
-        query = parsed_query(AttachmentListQuerySerializer, request)
-        attachments = attachment_list(
-            owner=acting_user(request),
-            session_id=query.get("session"),
-            message_id=query.get("message"),
-            sha256=query.get("sha256"),
-            kind=query.get("kind"),
+        return self.filtered_page(
+            request,
+            AttachmentListQuerySerializer,
+            attachment_list,
+            AttachmentSummarySerializer,
+            session_id="session",
+            message_id="message",
+            sha256="sha256",
+            kind="kind",
         )
-        return self.page(attachments, AttachmentSummarySerializer)
 
     @extend_schema(
         summary="Record a message's attachment (201); the same content for the same message again answers 200",

@@ -9,7 +9,7 @@ Queries, whatever the amount of data (pinned in tests/runtime/test_bootstrap.py)
   1   the most recent sessions with their route (`sessions_recent`)
   1   the user's memory counts (`memory.selectors.memory_counts`)
   1   the user's telemetry today and all time (`telemetry.selectors.user_usage_overview`)
-  2   live workers and the user's queued/running runs (`core.conversation.selectors.worker_status`)
+  1   live workers and the user's queued/running runs (`core.conversation.selectors.worker_status`)
 The last `load_config` outcome is a file under var/ (`core.config.selectors.config_load_problems`),
 read on every request without a query.
 When migrations are pending the stores may not have their tables yet: only the first query runs,
@@ -215,7 +215,7 @@ def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -
 
 
 def workers_section(owner_id: int) -> WorkersSection:
-    """Live workers (a heartbeat in the last 30 s) and the user's queued and running turns: 2 queries."""
+    """Live workers (a heartbeat in the last 30 s) and the user's queued and running turns: 1 query."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -225,7 +225,7 @@ def workers_section(owner_id: int) -> WorkersSection:
 
 
 def bootstrap_read(*, owner_id: int, staff: bool = True) -> Bootstrap:
-    """The whole bootstrap for the user `owner_id` (their own counters) in 9 queries (21 after a
+    """The whole bootstrap for the user `owner_id` (their own counters) in 8 queries (20 after a
     configuration change), whatever the amount of data."""
     pending = pending_migrations()
     facts = facts_read(pending, owner_id, staff=staff)

@@ -175,7 +175,7 @@ class AnthropicAdapter(LiveAdapter):
             base_url=self.base_url(),
             max_retries=self.options.max_retries,
             timeout=self.options.timeout_s,
-            http_client=anthropic.DefaultHttpxClient(event_hooks=http_hooks(self.stop)),
+            http_client=anthropic.DefaultHttpxClient(event_hooks=http_hooks(self)),
         )
         with client, client.messages.create(**request) as stream:
             cut: list[Exception] = []

@@ -144,6 +144,8 @@ class ProviderAdapter(ABC):
 
     kind: ClassVar[str]
     needs_credential: ClassVar[bool] = True
+    # The provider's id of its last response (from its headers; see `live.http_hooks`), None if it gave none.
+    request_id: str | None = None
 
     def __init__(self, *, provider: Provider, route: ModelRoute) -> None:
         if provider.kind != self.kind:

@@ -219,7 +219,7 @@ class GoogleAdapter(LiveAdapter):
             "timeout": int(self.options.timeout_s * 1000),
             "retry_options": types.HttpRetryOptions(attempts=self.options.max_retries + 1),
             "api_version": "v1beta",  # the Gemini API's current surface (thinking, JSON Schema tools)
-            "client_args": {"event_hooks": http_hooks(self.stop)},
+            "client_args": {"event_hooks": http_hooks(self)},
         }
         if segments and segments[-1] in API_VERSIONS:
             options["api_version"] = segments[-1]

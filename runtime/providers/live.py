@@ -45,7 +45,7 @@ from core.conversation.events import (
     Usage,
 )
 from core.errors import InvalidInputError
-from runtime.providers.base import PromptMessage, ProviderAdapter, StreamStop, ToolDefinition
+from runtime.providers.base import PromptMessage, ProviderAdapter, ToolDefinition
 
 CONTEXT_LENGTH_MARKERS = (
     "context_length_exceeded",
@@ -246,13 +246,21 @@ def stainless_failure(exc: Exception, sdk: Any) -> Failure:
 TRACE_CONNECTED = "connection.connect_tcp.complete"
 
 
-def http_hooks(stop: StreamStop) -> dict[str, list[Callable[[Any], None]]]:
-    """httpx event hooks handing every connection's socket to `stop`, for a cancel to shut it down.
+# Response headers naming the provider's id of a request (OpenAI's, Anthropic's), first found wins.
+REQUEST_ID_HEADERS = ("x-request-id", "request-id")
+
+
+def http_hooks(adapter: ProviderAdapter) -> dict[str, list[Callable[[Any], None]]]:
+    """httpx event hooks handing every connection's socket to the adapter's `stop`, for a cancel to shut it down.
+
+    Each response's request id (`REQUEST_ID_HEADERS`) is kept as `adapter.request_id`, for the run's log line.
 
     The socket is taken as soon as the connection is made (through httpcore's `trace` request
     extension), so a provider that stays silent before its response headers is stopped too, and
     again from the response (a connection reused from the pool).
     """
+
+    stop = adapter.stop
 
     def track(stream: Any) -> None:
         sock = stream.get_extra_info("socket") if stream is not None else None
@@ -272,6 +280,9 @@ def http_hooks(stop: StreamStop) -> dict[str, list[Callable[[Any], None]]]:
 
     def on_response(response: httpx2.Response) -> None:
         track(response.extensions.get("network_stream"))
+        adapter.request_id = next(
+            (response.headers[name] for name in REQUEST_ID_HEADERS if response.headers.get(name)), adapter.request_id
+        )
 
     return {"request": [on_request], "response": [on_response]}
 

@@ -51,7 +51,7 @@ def openai_client(adapter: LiveAdapter, *, key: str) -> openai.OpenAI:
         base_url=adapter.base_url(),
         max_retries=adapter.options.max_retries,
         timeout=adapter.options.timeout_s,
-        http_client=openai.DefaultHttpxClient(event_hooks=http_hooks(adapter.stop)),
+        http_client=openai.DefaultHttpxClient(event_hooks=http_hooks(adapter)),
     )
 
 

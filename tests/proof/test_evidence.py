@@ -68,6 +68,8 @@ class CannedRunner:
             + "tests/runtime/test_providers.py::test_replay_echoes_in_chunks_with_usage PASSED\n"
             + "6 passed in 3.00s\n",
             "live-local": "2 passed in 40.00s\n",
+            "worker-recovery": "".join(f"{test} PASSED\n" for test in evidence.RECOVERY_TESTS.values())
+            + f"{len(evidence.RECOVERY_TESTS)} passed in 90.00s\n",
         }
         if gate.name == "browser-check":
             summary = {"chromium": "Chromium 156", "pages": [{"screenshot": "screens/admin-index.png"}], "problems": []}
@@ -141,7 +143,12 @@ def test_appends_one_row_with_every_proof_type_and_failures_recorded(tmp_path: P
     assert row["dirty"] is False
     assert row["database_vendor"] in {"sqlite", "postgresql"}
     proofs = row["proofs"]
-    assert list(proofs) == [*evidence.PROOF_TYPES, "provider_adapter_config_test", "live_provider"]
+    assert list(proofs) == [
+        *evidence.PROOF_TYPES,
+        "provider_adapter_config_test",
+        "live_provider",
+        "worker_retry_cancel_recovery",
+    ]
     assert all(set(proof) == {"status", "figures", "detail"} for proof in proofs.values())
     assert {name: proof["status"] for name, proof in proofs.items()} == {
         "unit_or_integration_test": "fail",
@@ -152,7 +159,11 @@ def test_appends_one_row_with_every_proof_type_and_failures_recorded(tmp_path: P
         "evidence_ledger_entry": "pass",
         "provider_adapter_config_test": "pass",
         "live_provider": "blocker",
+        "worker_retry_cancel_recovery": "pass",
     }
+    recovery = proofs["worker_retry_cancel_recovery"]["figures"]
+    assert recovery["passed"] == len(evidence.RECOVERY_TESTS)
+    assert recovery["scenarios"] == dict.fromkeys(evidence.RECOVERY_TESTS, True)
     assert proofs["provider_adapter_config_test"]["figures"]["kinds"] == list(evidence.ADAPTER_KINDS)
     assert proofs["live_provider"]["figures"]["local_model_server_turns"]["passed"] == 2
     unit = proofs["unit_or_integration_test"]
@@ -184,6 +195,33 @@ def test_the_adapter_proof_fails_when_a_kind_has_no_passing_test(tmp_path: Path)
     assert "replay" in adapters.detail
     assert proofs["live_provider"].status == "fail"
     assert "make live-local failed" in proofs["live_provider"].detail
+
+
+def test_the_recovery_proof_fails_naming_each_scenario_without_a_passing_test() -> None:
+    [sigterm] = [test for test in evidence.RECOVERY_TESTS.values() if "sigterm" in test]
+    output = "".join(
+        f"{test} {'FAILED' if test == sigterm else 'PASSED'}\n" for test in evidence.RECOVERY_TESTS.values()
+    )
+    results = {"worker-recovery": evidence.GateResult("worker-recovery", 1, output + "1 failed, 7 passed\n", 80.0)}
+
+    proof = evidence.recovery_proof(results)
+
+    assert proof.status == "fail"
+    assert [name for name, ok in proof.figures["scenarios"].items() if not ok] == ["sigterm_mid_turn"]
+    assert proof.figures["failed"] == 1
+    assert proof.detail.startswith("worker-recovery failed (exit 1)")
+    # A run where the gate passed but a scenario's test was not run (renamed, deselected) fails too.
+    results = {"worker-recovery": evidence.GateResult("worker-recovery", 0, "1 passed\n", 5.0)}
+    proof = evidence.recovery_proof(results)
+    assert proof.status == "fail"
+    assert proof.detail.startswith("no passing test for the scenarios ['disconnect_resume_at_10_points'")
+
+
+def test_every_recovery_scenario_names_a_test_that_exists() -> None:
+    for scenario, test in evidence.RECOVERY_TESTS.items():
+        path, name = test.split("::")
+        source = (evidence.ROOT / path).read_text(encoding="utf-8")
+        assert f"def {name}(" in source, f"{scenario}: {test} does not exist"
 
 
 def test_all_gates_passing_gives_pass_rows_appended_after_earlier_ones(tmp_path: Path) -> None:

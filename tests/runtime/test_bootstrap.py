@@ -652,7 +652,7 @@ def test_bootstrap_query_count_is_constant(
 ) -> None:
     _fill(sessions)
     bootstrap(api)  # the configuration was just loaded: this request reads its snapshot
-    # 9 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
+    # 8 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
     #   1  django_migrations (applied migrations)
     #   1  the configuration version stamp (unchanged: the kept snapshot is used)
     #   1  route statuses: probes, refused keys, unknown models (not configuration: read each time)
@@ -660,9 +660,8 @@ def test_bootstrap_query_count_is_constant(
     #   1  the 5 most recent sessions with their route
     #   1  memory: long-term total and pinned, episodes and latest day, attachments
     #   1  telemetry rollups: today's rows and the all-time rows
-    #   1  live workers (a heartbeat in the last 30 s)
-    #   1  the user's queued and running runs
-    with django_assert_num_queries(9):
+    #   1  live workers (a heartbeat in the last 30 s) and the user's queued and running runs
+    with django_assert_num_queries(8):
         body = bootstrap(api)
     assert body["sessions"]["total"] == sessions
     assert len(body["sessions"]["recent"]) == min(sessions, 5)
@@ -679,17 +678,17 @@ def test_bootstrap_after_a_configuration_change_reads_the_snapshot_once(
     web_search = config_record_get(Kind.TOOL, "web_search")
     assert isinstance(web_search, ToolConfig)
     config_record_update(kind=Kind.TOOL, key="web_search", record=replace(web_search, description="Look it up"))
-    # 21 queries on the first request after a change, 9 on the next:
+    # 20 queries on the first request after a change, 8 on the next:
     #   1  django_migrations
     #   1  the configuration version stamp (renewed by the update: differs from the kept snapshot's)
     #   12 configuration snapshot: providers; routes+provider; tools; skills; their tools; MCP servers;
     #      agents+route; their tools; skills; MCP servers; teams+lead; their members+agent
-    #   7  route statuses; sessions aggregate; recent sessions; memory counts; telemetry rollups;
-    #      live workers; open runs
-    with django_assert_num_queries(21):
+    #   6  route statuses; sessions aggregate; recent sessions; memory counts; telemetry rollups;
+    #      live workers and open runs
+    with django_assert_num_queries(20):
         body = bootstrap(api)
     assert next(t for t in body["config"]["tools"] if t["name"] == "web_search")["description"] == "Look it up"
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(8):
         assert bootstrap(api) == body
 
 
@@ -699,11 +698,11 @@ def test_bootstrap_queries_name_no_per_row_lookups(api: APIClient, example_loade
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == len(set(statements)) == 21
+    assert len(statements) == len(set(statements)) == 20
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == len(set(statements)) == 9
+    assert len(statements) == len(set(statements)) == 8
 
 
 @override_settings(AGENTCHAT_CONFIG=EXAMPLE)

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,9 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from httpx_sse import connect_sse
 
 from core.accounts.services import token_create
+from core.conversation.selectors import trace_events
 from core.conversation.services import session_create
 from core.models import (
     AgentSession,
@@ -225,30 +229,86 @@ def test_four_slow_turns_in_four_sessions_all_start_before_any_finishes(api: Api
     _wait("all four completed", _all_completed(runs), 60, server)
 
 
+class _StreamReader(threading.Thread):
+    """Reads a run's SSE stream to its end in the background, noting when each event arrived."""
+
+    def __init__(self, api: Api, path: str) -> None:
+        super().__init__(daemon=True)
+        self.api, self.path = api, path
+        self.events: list[tuple[int, str, Any]] = []
+        self.arrived: list[float] = []
+        self.problem: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            headers = {"Authorization": f"Token {self.api.key}"}
+            with (
+                httpx.Client(timeout=HTTP_TIMEOUT_S) as client,
+                connect_sse(client, "GET", self.api.server.url(self.path), headers=headers) as source,
+            ):
+                assert source.response.headers["content-type"] == "text/event-stream"
+                for sse in source.iter_sse():
+                    self.events.append((int(sse.id), sse.event, json.loads(sse.data)))
+                    self.arrived.append(time.monotonic())
+        except BaseException as exc:  # handed to the test, which fails naming it
+            self.problem = exc
+
+    def all(self, timeout: float) -> list[tuple[int, str, Any]]:
+        self.join(timeout)
+        assert not self.is_alive(), f"the stream of {self.path} did not close within {timeout} s"
+        assert self.problem is None, f"the stream of {self.path} failed: {self.problem!r}"
+        return self.events
+
+
+def _stored(run_id: str) -> list[tuple[int, str, Any]]:
+    return [(event.index, event.type, event.payload) for event in trace_events(run_id=run_id)]
+
+
 @pytest.mark.fault
-def test_a_worker_killed_mid_turn_leaves_the_run_interrupted_within_the_lease_and_a_retry_completes(
+def test_a_worker_killed_mid_turn_ends_its_stream_interrupted_within_the_lease_and_a_retry_streams_to_completion(
     api: Api, server: Server
 ) -> None:
     route = _route("stall", pause_at_chunk=1, pause_ms=60_000)
     session = session_create(owner=op_user(), route_alias=route.alias)
-    run_id = api.turn(session, "hello there, worker")["run"]["id"]
-    _wait("the first delta", lambda: TraceEvent.objects.filter(run_id=run_id, type="text_delta").exists(), 60, server)
+    accepted = api.turn(session, "hello there, worker")
+    run_id = accepted["run"]["id"]
+    reader = _StreamReader(api, accepted["stream_url"])
+    reader.start()
+    _wait("the first streamed delta", lambda: any(event[1] == "text_delta" for event in reader.events), 60, server)
     owner = Run.objects.values_list("lease_owner", flat=True).get(pk=run_id)
     os.kill(_worker_pid(owner), signal.SIGKILL)
-    took = _wait("interrupted", lambda: _status(run_id) == RunStatus.INTERRUPTED, 30, server)
-    assert took <= LEASE_MS / 1000 + 2.5, f"interrupted after {took:.1f} s; the lease is {LEASE_MS} ms"
+    killed = time.monotonic()
+    received = reader.all(30)
+    # The SSE client sees the run end `interrupted` within the lease (plus one sweep), and every event
+    # it received is the stored trace, in order, with nothing lost or repeated.
+    assert received[-1][1:] == ("run_finished", {"status": "interrupted"})
+    took = reader.arrived[-1] - killed
+    assert took <= LEASE_MS / 1000 + 2.5, (
+        f"interrupted reached the client after {took:.1f} s; the lease is {LEASE_MS} ms"
+    )
+    assert received == _stored(run_id)
     run = Run.objects.get(pk=run_id)
+    assert run.status == RunStatus.INTERRUPTED
     assert run.error == f"interrupted: the worker running this run stopped renewing its lease ({owner})"
     Provider.objects.filter(pk=route.provider_id).update(options={})
     status, body = api.call("POST", f"/api/runs/{run_id}/retry/")
     assert status == 202, body
+    assert body["run"]["attempt"] == 2
     retry_id = body["run"]["id"]
-    _wait("the retry completed", lambda: _status(retry_id) == RunStatus.COMPLETED, 60, server)
+    # The retry's stream tails it live to its end, and a later replay of the finished run is the same trace.
+    tailed = _StreamReader(api, body["stream_url"])
+    tailed.start()
+    live = tailed.all(60)
+    assert _status(retry_id) == RunStatus.COMPLETED
+    assert live[-1][1:] == ("run_finished", {"status": "completed"})
+    assert live == _stored(retry_id)
+    replayed = _StreamReader(api, body["stream_url"])
+    replayed.start()
+    assert replayed.all(30) == live
     assert list(Message.objects.filter(session=session).order_by("seq").values_list("role", "content")) == [
         ("user", "hello there, worker"),
         ("assistant", "replay: hello there, worker"),
     ]
-    assert body["run"]["attempt"] == 2
 
 
 @pytest.mark.fault

@@ -218,14 +218,15 @@ class SessionViewSet(PagedViewSet[AgentSession]):
 
     @list_schema("List sessions, pinned first, then newest first", SessionSerializer, SessionListQuerySerializer)
     def list(self, request: Request) -> Response:
-        query = parsed_query(SessionListQuerySerializer, request)
-        sessions = sessions_list(
-            owner=acting_user(request),
-            status=query.get("status"),
-            needs_compaction=query.get("needs_compaction"),
-            tag=query.get("tag"),
+        return self.filtered_page(
+            request,
+            SessionListQuerySerializer,
+            sessions_list,
+            SessionSerializer,
+            status="status",
+            needs_compaction="needs_compaction",
+            tag="tag",
         )
-        return self.page(sessions, SessionSerializer)
 
     @extend_schema(
         summary="Start a session (on the default route unless `route` names one)",
@@ -480,14 +481,15 @@ class RunViewSet(PagedViewSet[Run]):
         RunListQuerySerializer,
     )
     def list(self, request: Request) -> Response:
-        query = parsed_query(RunListQuerySerializer, request)
-        runs = runs_list(
-            owner=acting_user(request),
-            session_id=query.get("session"),
-            status=query.get("status"),
-            purpose=query["purpose"],
+        return self.filtered_page(
+            request,
+            RunListQuerySerializer,
+            runs_list,
+            RunSerializer,
+            session_id="session",
+            status="status",
+            purpose="purpose",
         )
-        return self.page(runs, RunSerializer)
 
     @extend_schema(
         summary="Open a run on a session (queued, or running)",
