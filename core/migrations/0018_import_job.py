@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0016_run_worker_fields'),
+        ('core', '0017_upkeep'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
