@@ -28,9 +28,10 @@ from memory.services import memory_delete, memory_pin
 from runtime.bootstrap.compose import bootstrap_read
 from telemetry.models import pico_usd_to_decimal
 from telemetry.selectors import UsageCounts, usage_summary
+from web.templatetags.money import usd
 
-CHART_WIDTH = 600
-CHART_HEIGHT = 160
+CHART_WIDTH = 300
+CHART_HEIGHT = 110
 TOP_SESSIONS = 10
 MEMORY_PAGE = 100
 
@@ -78,7 +79,7 @@ def bar_chart(title: str, rows: list[tuple[str, int, str]], total: str) -> Chart
 
 
 def _cost(counts: UsageCounts) -> str:
-    return f"${counts.cost}{' (partial)' if counts.cost_partial else ''}"
+    return f"{usd(counts.cost)}{' (partial: some calls had no price)' if counts.cost_partial else ''}"
 
 
 class UsageView(LoginRequiredMixin, TemplateView):
@@ -111,7 +112,7 @@ class UsageView(LoginRequiredMixin, TemplateView):
             ),
             day_cost=bar_chart(
                 "Cost per day (last 30 days, USD)",
-                [(f"{d.day:%b %d}", d.cost_pico_usd, f"${d.cost}") for d in days],
+                [(f"{d.day:%b %d}", d.cost_pico_usd, usd(d.cost)) for d in days],
                 _cost(month),
             ),
             model_tokens=bar_chart(

@@ -187,7 +187,8 @@ class ChatView(LoginRequiredMixin, TemplateView):
         context.update(
             sessions=sessions,
             session=session,
-            messages=messages,
+            # Not `messages`: that name is the messages framework's (the notices in web/app.html).
+            items=messages,
             open_run=open_run,
             routes=routes,
             default_route=boot.config.default_route,

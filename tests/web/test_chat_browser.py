@@ -271,6 +271,7 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
             for name, url in pages.items():
                 page.goto(url)
                 page.wait_for_load_state("networkidle")
+                expect(page.locator(".notice:visible")).to_have_count(0)
                 report[f"{name}@{width}"] = axe_serious(page)
                 page.screenshot(path=str(screens / f"{name}-{width}.png"), full_page=True)
         (screens / "axe.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -62,6 +62,7 @@ def test_a_conversation_renders_markdown_safely_with_siblings(chat_session: Agen
     message_append(session_id=chat_session.pk, role="assistant", content=hostile, parent_seq=1)
     message_append(session_id=chat_session.pk, role="assistant", content="second answer", parent_seq=1)
     body = signed_in(operator).get(f"/chat/{chat_session.pk}/").content.decode()
+    assert "MessageView(" not in body  # the page's notices are the messages framework's, not the conversation
     assert "second answer" in body
     assert "2/2" in body
     assert "<script>alert" not in body
@@ -198,3 +199,15 @@ def test_the_code_stylesheet_is_what_code_css_generates() -> None:
 
     shipped = (Path(__file__).resolve().parents[2] / "web" / "static" / "web" / "code.css").read_text()
     assert shipped.split("\n", 1)[1] == code_css()
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(None, "unknown"), ("0", "$0"), ("0.00000001", "<$0.0001"), ("0.0123456", "$0.0123"), ("12.5", "$12.5000")],
+)
+def test_money_is_shown_to_four_places(value: str | None, shown: str) -> None:
+    from decimal import Decimal
+
+    from web.templatetags.money import usd
+
+    assert usd(None if value is None else Decimal(value)) == shown
