@@ -141,7 +141,12 @@ def test_appends_one_row_with_every_proof_type_and_failures_recorded(tmp_path: P
     assert row["dirty"] is False
     assert row["database_vendor"] in {"sqlite", "postgresql"}
     proofs = row["proofs"]
-    assert list(proofs) == [*evidence.PROOF_TYPES, "provider_adapter_config_test", "live_provider"]
+    assert list(proofs) == [
+        *evidence.PROOF_TYPES,
+        "provider_adapter_config_test",
+        "live_provider",
+        "repeatable_browser_e2e",
+    ]
     assert all(set(proof) == {"status", "figures", "detail"} for proof in proofs.values())
     assert {name: proof["status"] for name, proof in proofs.items()} == {
         "unit_or_integration_test": "fail",
@@ -152,7 +157,9 @@ def test_appends_one_row_with_every_proof_type_and_failures_recorded(tmp_path: P
         "evidence_ledger_entry": "pass",
         "provider_adapter_config_test": "pass",
         "live_provider": "blocker",
+        "repeatable_browser_e2e": "fail",
     }
+    assert "the chat journey wrote no summary" in proofs["repeatable_browser_e2e"]["detail"]
     assert proofs["provider_adapter_config_test"]["figures"]["kinds"] == list(evidence.ADAPTER_KINDS)
     assert proofs["live_provider"]["figures"]["local_model_server_turns"]["passed"] == 2
     unit = proofs["unit_or_integration_test"]

@@ -20,8 +20,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.db import connection
 from playwright.sync_api import Page, expect, sync_playwright
 
 from core.models import ModelRoute, Provider, ProviderKind
@@ -34,6 +36,21 @@ ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "var" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 USER = "chat-check"
 WIDTHS = (360, 768, 1280)
+# The chat page's scripts and stylesheets, compressed as they travel: at most 150 KB.
+STATIC_BUDGET = 150 * 1024
+JOURNEY = [
+    "sign in",
+    "new chat",
+    "the reply appears in several steps while it streams",
+    "reload mid-stream, and it resumes",
+    "stop a reply (Esc)",
+    "regenerate to 2/2 and switch back",
+    "edit a message",
+    "a reply with script, onerror, javascript: links and raw HTML runs nothing",
+    "search finds an old message",
+    "the usage chart shows the turns' tokens",
+    "axe-core: no serious or critical violation on any page at 360, 768 and 1280 px",
+]
 # A reply this long streams for about 5 s: time to watch it grow, reload and stop it.
 LONG = "tell me a long story " * 6
 
@@ -135,6 +152,27 @@ def axe_serious(page: Page) -> list[str]:
     ]
 
 
+def static_weight(page: Page, url: str) -> dict[str, int]:
+    """The bytes each script and stylesheet of the page at `url` transfers when the client accepts gzip
+    (as browsers do): the URLs the page loaded, asked again of the server outside the browser's cache."""
+    urls: list[str] = []
+
+    def finished(request: Any) -> None:
+        if request.resource_type in ("script", "stylesheet"):
+            urls.append(request.url)
+
+    page.on("requestfinished", finished)
+    page.goto(url, wait_until="networkidle")
+    page.remove_listener("requestfinished", finished)
+    sizes: dict[str, int] = {}
+    for found in urls:
+        asked = urllib.request.Request(found, headers={"Accept-Encoding": "gzip"})  # noqa: S310
+        with urllib.request.urlopen(asked, timeout=10) as response:  # noqa: S310
+            encoding = response.headers.get("Content-Encoding", "identity")
+            sizes[f"{found.rsplit('/', 1)[-1]} ({encoding})"] = len(response.read())
+    return sizes
+
+
 def sign_in(page: Page, base: str, password: str) -> None:
     page.goto(f"{base}/")
     expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/$"))
@@ -176,6 +214,8 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
         page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
         problems = Problems(page)
         sign_in(page, base, password)
+        weight = static_weight(page, f"{base}/")
+        assert sum(weight.values()) <= STATIC_BUDGET, weight
         expect(page.locator("#composer")).to_be_focused()
         assert axe_serious(page) == []
 
@@ -274,11 +314,23 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
                 expect(page.locator(".notice:visible")).to_have_count(0)
                 report[f"{name}@{width}"] = axe_serious(page)
                 page.screenshot(path=str(screens / f"{name}-{width}.png"), full_page=True)
-        (screens / "axe.json").write_text(json.dumps(report, indent=2) + "\n")
-        assert {key: found for key, found in report.items() if found} == {}
         # The usage chart shows the turns' tokens.
         page.goto(f"{base}/usage/")
         assert page.locator("svg.chart rect.bar").count() >= 30
         expect(page.locator(".card").nth(0)).not_to_contain_text(" 0 tokens")
-        assert problems.seen == []
         chromium.close()
+    summary = {
+        "steps": JOURNEY,
+        "chromium": browser.chromium_version(),
+        "database_vendor": connection.vendor,
+        "streamed_lengths": grown,
+        "resumed_at_characters": resumed_at,
+        "chat_page_js_css_bytes_compressed": weight,
+        "chat_page_js_css_total_over_budget": round(sum(weight.values()) / STATIC_BUDGET, 3),
+        "screenshots": sorted(str(p.relative_to(browser.EVIDENCE_DIR)) for p in screens.glob("*.png")),
+        "axe_serious": report,
+        "problems": problems.seen,
+    }
+    (browser.EVIDENCE_DIR / "chat-journey.json").write_text(json.dumps(summary, indent=2) + "\n")
+    assert {key: found for key, found in report.items() if found} == {}
+    assert problems.seen == []
