@@ -199,7 +199,15 @@ class ConfigView(LoginRequiredMixin, TemplateView):
             ("Agents", config.agents),
             ("Teams", config.teams),
         ]
-        context.update(file_state=config.file.state.replace("_", " "), page="config", boot=boot, config=config, sections=sections, staff=staff, views=boot.views)
+        context.update(
+            file_state=config.file.state.replace("_", " "),
+            page="config",
+            boot=boot,
+            config=config,
+            sections=sections,
+            staff=staff,
+            views=boot.views,
+        )
         return context
 
 

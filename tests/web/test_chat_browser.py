@@ -20,11 +20,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.db import connection
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Dialog, Error, Page, Request, Response, expect, sync_playwright
 
 from core.models import ModelRoute, Provider, ProviderKind
 from tests.procs import run_manage, worker_env
@@ -53,6 +52,8 @@ JOURNEY = [
 ]
 # A reply this long streams for about 5 s: time to watch it grow, reload and stop it.
 LONG = "tell me a long story " * 6
+# The first reply streams for about 4 s, so its growth is seen even when the page is slow to load.
+FIRST = "hello there, **friend**. " + "What is the weather like in the mountains today? " * 2
 
 
 def require_tools() -> None:
@@ -131,15 +132,30 @@ class Problems:
 
     def __init__(self, page: Page) -> None:
         self.seen: list[str] = []
-        page.on("request", lambda r: self._off_host(r.url))
-        page.on("response", lambda r: r.status >= 500 and self.seen.append(f"HTTP {r.status} {r.url}"))
-        page.on("pageerror", lambda e: self.seen.append(f"page error: {e.message}"))
-        page.on("console", lambda m: m.type == "error" and self.seen.append(f"console: {m.text}"))
-        page.on("dialog", lambda d: (self.seen.append(f"dialog: {d.message}"), d.dismiss()))
+        page.on("request", self._request)
+        page.on("response", self._response)
+        page.on("pageerror", self._page_error)
+        page.on("console", self._console)
+        page.on("dialog", self._dialog)
 
-    def _off_host(self, url: str) -> None:
-        if url.startswith(("http", "ws")) and not re.match(r"^(http|ws)s?://127\.0\.0\.1[:/]", url):
-            self.seen.append(f"request off 127.0.0.1: {url}")
+    def _request(self, request: Request) -> None:
+        if request.url.startswith(("http", "ws")) and not re.match(r"^(http|ws)s?://127\.0\.0\.1[:/]", request.url):
+            self.seen.append(f"request off 127.0.0.1: {request.url}")
+
+    def _response(self, response: Response) -> None:
+        if response.status >= 500:
+            self.seen.append(f"HTTP {response.status} {response.url}")
+
+    def _page_error(self, error: Error) -> None:
+        self.seen.append(f"page error: {error.message}")
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.seen.append(f"console: {message.text}")
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.seen.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
 
 
 def axe_serious(page: Page) -> list[str]:
@@ -157,7 +173,7 @@ def static_weight(page: Page, url: str) -> dict[str, int]:
     (as browsers do): the URLs the page loaded, asked again of the server outside the browser's cache."""
     urls: list[str] = []
 
-    def finished(request: Any) -> None:
+    def finished(request: Request) -> None:
         if request.resource_type in ("script", "stylesheet"):
             urls.append(request.url)
 
@@ -220,12 +236,12 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
         assert axe_serious(page) == []
 
         # A new chat: the reply appears in several steps while it streams, then as rendered Markdown.
-        send(page, "hello there, **friend**")
+        send(page, FIRST)
         expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
         grown = watch_growth(page)
         assert len([n for n in grown if n > 0]) >= 3, grown
         finished(page, 1)
-        expect(page.locator("article.msg.assistant .md")).to_have_text("replay: hello there, friend")
+        expect(page.locator("article.msg.assistant .md")).to_have_text(f"replay: {FIRST.replace('**', '').strip()}")
         expect(page.locator("article.msg.assistant .md strong")).to_have_text("friend")
 
         # Reload in the middle of a reply: the stream resumes and no character is lost or doubled.
