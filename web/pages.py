@@ -28,11 +28,12 @@ from memory.services import memory_delete, memory_pin
 from runtime.bootstrap.compose import bootstrap_read
 from telemetry.models import pico_usd_to_decimal
 from telemetry.selectors import UsageCounts, usage_summary
-from web.templatetags.money import usd
+from web.templatetags.web_format import usd
 
 CHART_WIDTH = 300
 CHART_HEIGHT = 110
 TOP_SESSIONS = 10
+AXIS_LABEL = 16
 MEMORY_PAGE = 100
 
 
@@ -47,6 +48,11 @@ class Bar:
     y: float
     width: float
     height: float
+
+    @property
+    def short(self) -> str:
+        """The label under the axis, cut so that the first and the last fit side by side on a phone."""
+        return self.label if len(self.label) <= AXIS_LABEL else self.label[: AXIS_LABEL - 1] + "…"
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,6 @@ import json
 import os
 import re
 import secrets
-import subprocess
-import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,9 +19,9 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from playwright.sync_api import ConsoleMessage, Dialog, Error, Page, Request, Response, expect, sync_playwright
+from playwright.sync_api import Page, Request, expect, sync_playwright
 
-from core.models import ModelRoute, Provider, ProviderKind
+from core.models import ModelRoute, Provider
 from tests.procs import run_manage, worker_env
 from tests.proof import browser
 
@@ -66,96 +62,18 @@ def require_tools() -> None:
     pytest.skip(why)
 
 
-def serve(port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}", "--workers", "1"],
-            cwd=ROOT,
-            env=worker_env(AGENTCHAT_TURNS_PER_MINUTE="1000"),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/accounts/login/", timeout=5) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.3)
-    raise RuntimeError(f"serve did not answer within 60 s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture
-def server() -> Iterator[str]:
+def server(replay_route: ModelRoute) -> Iterator[str]:
     require_tools()
-    provider = Provider.objects.create(
-        name="replay", kind=ProviderKind.REPLAY, options={"chunk_chars": 3, "delay_ms": 120}
-    )
-    ModelRoute.objects.create(
-        alias="replay",
-        provider=provider,
-        model_id="replay-1",
-        context_window_tokens=8000,
-        max_output_tokens=500,
-        is_default=True,
-    )
+    Provider.objects.filter(pk=replay_route.provider_id).update(options={"chunk_chars": 3, "delay_ms": 120})
     assert run_manage(["collectstatic", "--noinput", "--verbosity", "0"]).returncode == 0
     os.environ.setdefault("AGENTCHAT_OPERATOR_PASSWORD", "")
     password = secrets.token_urlsafe(18)
     made = run_manage(["ensure_operator", "--username", USER], env={"AGENTCHAT_OPERATOR_PASSWORD": password})
     assert made.returncode == 0, made.stderr
-    port = browser.free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "serve.log"
-        process = serve(port, log)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(base, process, log)
-            yield f"{base}|{password}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-class Problems:
-    """What must not happen on any page: a request off 127.0.0.1, a 5xx, a console or page error, a dialog."""
-
-    def __init__(self, page: Page) -> None:
-        self.seen: list[str] = []
-        page.on("request", self._request)
-        page.on("response", self._response)
-        page.on("pageerror", self._page_error)
-        page.on("console", self._console)
-        page.on("dialog", self._dialog)
-
-    def _request(self, request: Request) -> None:
-        if request.url.startswith(("http", "ws")) and not re.match(r"^(http|ws)s?://127\.0\.0\.1[:/]", request.url):
-            self.seen.append(f"request off 127.0.0.1: {request.url}")
-
-    def _response(self, response: Response) -> None:
-        if response.status >= 500:
-            self.seen.append(f"HTTP {response.status} {response.url}")
-
-    def _page_error(self, error: Error) -> None:
-        self.seen.append(f"page error: {error.message}")
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.seen.append(f"console: {message.text}")
-
-    def _dialog(self, dialog: Dialog) -> None:
-        self.seen.append(f"dialog: {dialog.message}")
-        dialog.dismiss()
+    command = ("serve", "--workers", "1")
+    with browser.running_server(worker_env(AGENTCHAT_TURNS_PER_MINUTE="1000"), command) as running:
+        yield f"{running.base_url}|{password}"
 
 
 def axe_serious(page: Page) -> list[str]:
@@ -228,7 +146,10 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(browser.CHROMIUM), args=browser.CHROMIUM_ARGS)
         page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        problems = Problems(page)
+        # Any 4xx/5xx, failed request, request off 127.0.0.1, console or page error is a problem.
+        problems = browser.BrowserCheck(page, base, browser.SCREENS_DIR)
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
         sign_in(page, base, password)
         weight = static_weight(page, f"{base}/")
         assert sum(weight.values()) <= STATIC_BUDGET, weight
@@ -345,8 +266,8 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
         "chat_page_js_css_total_over_budget": round(sum(weight.values()) / STATIC_BUDGET, 3),
         "screenshots": sorted(str(p.relative_to(browser.EVIDENCE_DIR)) for p in screens.glob("*.png")),
         "axe_serious": report,
-        "problems": problems.seen,
+        "problems": problems.current + [f"dialog: {text}" for text in dialogs],
     }
     (browser.EVIDENCE_DIR / "chat-journey.json").write_text(json.dumps(summary, indent=2) + "\n")
     assert {key: found for key, found in report.items() if found} == {}
-    assert problems.seen == []
+    assert summary["problems"] == []

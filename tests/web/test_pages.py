@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -208,6 +209,22 @@ def test_the_code_stylesheet_is_what_code_css_generates() -> None:
 def test_money_is_shown_to_four_places(value: str | None, shown: str) -> None:
     from decimal import Decimal
 
-    from web.templatetags.money import usd
+    from web.templatetags.web_format import usd
 
     assert usd(None if value is None else Decimal(value)) == shown
+
+
+def test_reasoning_folds_and_tool_calls_are_cards_with_their_json(chat_session: AgentSession, operator: User) -> None:
+    message_append(session_id=chat_session.pk, role="user", content="weather?")
+    parts: list[Any] = [
+        {"type": "reasoning", "text": "I should <look> it up"},
+        {"type": "tool_call", "id": "c1", "name": "web_search", "arguments": {"q": "<b>rain</b>"}},
+    ]
+    message_append(session_id=chat_session.pk, role="assistant", content="", parts=parts)
+    body = signed_in(operator).get(f"/chat/{chat_session.pk}/").content.decode()
+    assert '<details class="reasoning"><summary>Reasoning</summary>' in body
+    assert "I should &lt;look&gt; it up" in body
+    assert (
+        "<summary>Tool call: web_search</summary><pre>{\n  &quot;q&quot;: &quot;&lt;b&gt;rain&lt;/b&gt;&quot;\n}</pre>"
+        in body
+    )

@@ -1,8 +1,11 @@
-"""`{{ value|usd }}`: an exact Decimal of US dollars as a person reads it on a page."""
+"""Page filters: `usd` (an exact Decimal of US dollars as a person reads it), `as_json` (a tool call's
+arguments or result, indented)."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from typing import Any
 
 from django import template
 
@@ -21,3 +24,9 @@ def usd(value: Decimal | None) -> str:
     if value < SMALLEST:
         return "<$0.0001"
     return f"${value.quantize(SMALLEST)}"
+
+
+@register.filter
+def as_json(value: Any) -> str:
+    """`value` as indented JSON (a string stays as it is); the template escapes the result."""
+    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, default=str)
