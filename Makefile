@@ -110,9 +110,11 @@ scans:
 	$(PY) scripts/no_fake_scan.py
 	$(PY) scripts/secret_scan.py
 
-# Debian's Chromium for the browser check (root, apt-get); does nothing when it is installed.
+# Debian's Chromium for the browser check (root, apt-get), and axe-core for the chat pages' accessibility
+# check (npm, into var/axe); each does nothing when it is installed.
 browser-deps:
 	bash scripts/install-browser
+	bash scripts/install-axe
 
 # -q and the classic progress style: a dot per test, no percentage counter; -ra (pyproject) keeps
 # the reason of every skip in the summary.

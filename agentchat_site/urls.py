@@ -16,7 +16,7 @@ from memory.api import urls as memory_api
 from runtime.api import urls as runtime_api
 from runtime.streaming.views import run_stream
 from telemetry.api import urls as telemetry_api
-from web.views import IndexView
+from web import urls as web_urls
 
 router = DefaultRouter()
 for route in [*accounts_api.routes, *core_api.routes, *memory_api.routes, *telemetry_api.routes, *runtime_api.routes]:
@@ -36,7 +36,6 @@ api_patterns: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
-    path("", IndexView.as_view(), name="index"),
     # Browsers ask every site for /favicon.ico; answer with the static icon instead of a 404.
     path("favicon.ico", RedirectView.as_view(url=static("web/favicon.svg"), permanent=True)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -44,6 +43,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("api-auth/", include("rest_framework.urls", namespace="rest_framework")),
+    # The pages: the chat at /, usage, memory, configuration, account (web/urls.py).
+    path("", include(web_urls)),
 ]
 
 admin.site.site_header = "Agent Chat"

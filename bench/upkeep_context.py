@@ -2,8 +2,7 @@
 
 The context of a 100,000-message session with a `compaction` checkpoint 100 messages before its
 leaf, against a 100-message session without one: the builder reads the checkpoint and the path
-after it only, so the ratio should stay within 1.1x. The integrator gives it its number in
-`bench.workloads.WORKLOADS` (`context_after_compaction(ctx, number)`).
+after it only, so the ratio should stay within 1.1x. Workload 15 of `bench.workloads.WORKLOADS`.
 """
 
 from __future__ import annotations

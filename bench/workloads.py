@@ -16,6 +16,7 @@ import itertools
 import os
 import pstats
 import random
+import re
 import subprocess
 import sys
 import time
@@ -1127,6 +1128,39 @@ def w11_history_search(ctx: Ctx) -> list[Row]:
     ]
 
 
+# The chat page's scripts and stylesheets (web/templates/web/{base,app,chat}.html), compressed, at most this.
+PAGE_BUDGET_BYTES = 150 * 1024
+_STATIC_REF = re.compile(r"""{% static '([^']+\.(?:js|css))' %}""")
+
+
+def w14_page_weight(ctx: Ctx) -> list[Row]:
+    """Every script and stylesheet the chat page links, gzipped at level 9 as WhiteNoise serves them, against
+    the 150 KB budget (a ratio: 1.0 is the budget)."""
+    import gzip
+
+    from django.contrib.staticfiles import finders
+
+    templates = Path(__file__).resolve().parent.parent / "web" / "templates" / "web"
+    names = [m for t in ("base", "app", "chat") for m in _STATIC_REF.findall((templates / f"{t}.html").read_text())]
+    sizes: dict[str, int] = {}
+    for name in dict.fromkeys(names):
+        found = finders.find(name)
+        if not isinstance(found, str):
+            return [unavailable(14, "14.chat", "chat page JS+CSS", ctx.level, ctx.vendor, f"static file {name}")]
+        sizes[name] = len(gzip.compress(Path(found).read_bytes(), compresslevel=9))
+    total = sum(sizes.values())
+    title = f"chat page JS+CSS, gzipped: {total / 1024:.1f} KB vs the {PAGE_BUDGET_BYTES // 1024} KB budget"
+    row = ctx.row(14, "14.chat", title, figure=round(total / PAGE_BUDGET_BYTES, 3), detail=sizes)
+    return [row_with_target(row, Target("<=", 1.0))]
+
+
+def w15_context_after_compaction(ctx: Ctx) -> list[Row]:
+    """Workload 15 (`bench/upkeep_context.py`, which imports this module's helpers)."""
+    from bench.upkeep_context import context_after_compaction
+
+    return context_after_compaction(ctx, 15)
+
+
 WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     1: w1_append,
     2: w2_checkpoint,
@@ -1141,6 +1175,8 @@ WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     11: w11_history_search,
     12: w12_sse_stream,
     13: lambda ctx: w_import(ctx, 13),
+    14: w14_page_weight,
+    15: w15_context_after_compaction,
 }
 
 TITLES = {
@@ -1157,6 +1193,8 @@ TITLES = {
     11: "message search",
     12: "SSE stream",
     13: "import",
+    14: "chat page weight",
+    15: "context after compaction",
 }
 
 

@@ -313,7 +313,7 @@ def browser_summary(buildprint: Path, since: float) -> dict[str, Any] | None:
 
 def new_evidence_files(buildprint: Path, since: float) -> list[str]:
     evidence = buildprint / "evidence"
-    skip = {"evidence-ledger.jsonl", "browser-check.json"}
+    skip = {"evidence-ledger.jsonl", "browser-check.json", "chat-journey.json"}
     return sorted(
         str(path.relative_to(evidence))
         for path in evidence.rglob("*")
@@ -433,6 +433,17 @@ def recovery_proof(results: dict[str, GateResult]) -> Proof:
     problems = failures(gate) or (f"no passing test for the scenarios {missing}" if missing else "")
     figures = {**pytest_counts(gate.output), "scenarios": scenarios, "seconds": gate.seconds}
     return Proof("pass" if ok else "fail", figures, problems)
+def chat_journey_proof(buildprint: Path, since: float) -> Proof:
+    """The chat journey in Chromium (tests/web/test_chat_browser.py, run by the browser-check gate): the
+    summary it wrote in this run, with its steps, screenshots and axe-core findings."""
+    path = buildprint / "evidence" / "chat-journey.json"
+    if not path.is_file() or path.stat().st_mtime < since:
+        return Proof("fail", {}, "the chat journey wrote no summary in this run (skipped or failed before its end)")
+    summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    serious = {page: found for page, found in summary.get("axe_serious", {}).items() if found}
+    problems = summary.get("problems", [])
+    detail = "; ".join([*(f"axe on {page}: {found}" for page, found in serious.items()), *problems])
+    return Proof("fail" if detail else "pass", summary, detail)
 
 
 def append_row(buildprint: Path, row: dict[str, Any]) -> Path:
@@ -478,6 +489,7 @@ def record(buildprint: Path, runner: GateRunner, *, now: Callable[[], datetime] 
     )
     proofs |= provider_proofs(results)
     proofs["worker_retry_cancel_recovery"] = recovery_proof(results)
+    proofs["repeatable_browser_e2e"] = chat_journey_proof(buildprint, started_wall)
     row = {
         "phase_id": PHASE_ID,
         "proof_id": PROOF_ID,

@@ -1,10 +1,220 @@
-"""The landing page: where to go next once signed in."""
+"""The chat page: the session list, the active path of one conversation and its open run.
+
+Views only parse, call selectors and shape for the templates; every write (a session, a turn, a
+cancel, a branch switch) goes through the JSON API from `web/static/web/chat.js`, with the CSRF
+token, so the page and the API share one set of rules.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.db.models import Sum
+from django.http import Http404, HttpRequest
 from django.views.generic import TemplateView
 
+from core.api.acting import acting_user
+from core.conversation.models import OPEN_RUN_STATUSES
+from core.conversation.search import message_search
+from core.conversation.selectors import (
+    path_page,
+    run_events_after,
+    runs_list,
+    session_get,
+    sessions_list,
+    sibling_seqs,
+)
+from core.errors import InvalidInputError, NotFoundError
+from core.models import AgentSession, Message, Run, SessionStatus, TraceEventType
+from runtime.bootstrap.compose import bootstrap_read
+from runtime.bootstrap.response import Bootstrap
+from telemetry.models import pico_usd_to_decimal
+from telemetry.selectors import usage_events
+from web.markdown import markdown_html
 
-class IndexView(LoginRequiredMixin, TemplateView):
-    template_name = "web/index.html"
+# The newest messages of the active path shown at once; the API pages the older ones.
+PATH_MESSAGES = 200
+SESSION_LIST = 100
+EVENT_PAGE = 500
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """One message as the page shows it: safe HTML, reasoning apart, its place among its siblings."""
+
+    message: Message
+    html: str
+    reasoning: str
+    siblings: list[int]
+    # The cost of the turns that answered this reply's user message (None: no priced usage recorded).
+    cost: Decimal | None = None
+
+    @property
+    def position(self) -> int:
+        return self.siblings.index(self.message.seq) + 1
+
+    @property
+    def previous_seq(self) -> int | None:
+        return self.siblings[self.position - 2] if self.position > 1 else None
+
+    @property
+    def next_seq(self) -> int | None:
+        return self.siblings[self.position] if self.position < len(self.siblings) else None
+
+
+@dataclass
+class OpenRun:
+    """A run still streaming: what its stored events said so far and the index the page resumes after."""
+
+    run: Run
+    text: str = ""
+    reasoning: str = ""
+    last_index: int = 0
+    tools: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def html(self) -> str:
+        return markdown_html(self.text)
+
+
+def _reasoning(message: Message) -> str:
+    parts = message.parts if isinstance(message.parts, list) else []
+    return "\n\n".join(str(p.get("text", "")) for p in parts if isinstance(p, dict) and p.get("type") == "reasoning")
+
+
+def open_run_read(run: Run) -> OpenRun:
+    """The open run as the page renders it: every stored event read in pages, so text and index agree."""
+    shown = OpenRun(run=run)
+    while True:
+        events = run_events_after(run_id=run.pk, after=shown.last_index, limit=EVENT_PAGE)
+        for event in events:
+            payload = event.payload if isinstance(event.payload, dict) else {}
+            if event.type == TraceEventType.TEXT_DELTA:
+                shown.text += str(payload.get("text", ""))
+            elif event.type == TraceEventType.REASONING:
+                shown.reasoning += str(payload.get("text", ""))
+            elif event.type in (TraceEventType.TOOL_CALL, TraceEventType.TOOL_RESULT):
+                shown.tools.append({"type": event.type, **payload})
+            shown.last_index = event.index
+        if len(events) < EVENT_PAGE:
+            return shown
+
+
+def turn_costs(*, owner: Any, session: AgentSession) -> dict[int, Decimal]:
+    """Per user message id, the cost of the priced usage of the runs that answered it (one query)."""
+    rows = (
+        usage_events(owner=owner, session_id=session.pk)
+        .filter(run__message_id__isnull=False, cost_pico_usd__isnull=False)
+        .order_by()
+        .values("run__message_id")
+        .annotate(spent=Sum("cost_pico_usd"))
+    )
+    return {row["run__message_id"]: pico_usd_to_decimal(int(row["spent"])) for row in rows}
+
+
+def _bootstrap(request: HttpRequest) -> Bootstrap:
+    user = acting_user(request)
+    return bootstrap_read(owner_id=user.pk, staff=bool(getattr(user, "is_staff", False)))
+
+
+class ChatView(LoginRequiredMixin, TemplateView):
+    """`/` (a new chat on the default route) and `/chat/<id>/` (one of the user's conversations)."""
+
+    template_name = "web/chat.html"
+
+    def get_template_names(self) -> list[str]:
+        # htmx's refresh after a turn, a stop or a branch switch swaps the conversation alone.
+        return ["web/_conversation.html" if getattr(self.request, "htmx", False) else self.template_name]
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        owner = acting_user(self.request)
+        tag = self.request.GET.get("tag") or None
+        try:
+            sessions = list(sessions_list(owner=owner, status=SessionStatus.ACTIVE, tag=tag)[:SESSION_LIST])
+        except InvalidInputError:
+            sessions = []
+        boot = _bootstrap(self.request)
+        session_id: UUID | None = kwargs.get("session_id")
+        session: AgentSession | None = None
+        messages: list[MessageView] = []
+        open_run: OpenRun | None = None
+        if session_id is not None:
+            try:
+                session = session_get(session_id=session_id, owner=owner)
+            except NotFoundError:
+                raise Http404("No such conversation.") from None
+            page = (
+                path_page(session_id=session.pk, start_seq=session.leaf, limit=PATH_MESSAGES) if session.leaf else None
+            )
+            path = page.messages if page is not None else []
+            seqs = sibling_seqs(session_id=session.pk, messages=path)
+            costs = turn_costs(owner=owner, session=session)
+            messages = [
+                MessageView(
+                    message=m,
+                    html=markdown_html(m.content),
+                    reasoning=_reasoning(m),
+                    siblings=seqs[m.seq],
+                    cost=costs.get(m.parent_id) if m.role == "assistant" and m.parent_id is not None else None,
+                )
+                for m in path
+            ]
+            newest = runs_list(owner=owner, session_id=session.pk).first()
+            if newest is not None and newest.status in OPEN_RUN_STATUSES:
+                open_run = open_run_read(newest)
+        routes = list(boot.config.routes)
+        route_choice = self.request.GET.get("route") or boot.config.default_route or ""
+        chosen = next((entry for entry in routes if entry.record.alias == route_choice), None)
+        if session is not None:
+            blocked_reason = (
+                "This conversation is archived: unarchive it to write." if session.status != "active" else ""
+            )
+        elif chosen is None:
+            blocked_reason = (
+                f"No route named {route_choice!r}: choose one above."
+                if route_choice
+                else "No route is configured: add one to the config file and run manage.py load_config."
+            )
+        elif chosen.status != "ready":
+            blocked_reason = f"{chosen.record.alias} is {chosen.status}: {'; '.join(chosen.reasons)}"
+        else:
+            blocked_reason = ""
+        context.update(
+            sessions=sessions,
+            session=session,
+            # Not `messages`: that name is the messages framework's (the notices in web/app.html).
+            items=messages,
+            open_run=open_run,
+            routes=routes,
+            default_route=boot.config.default_route,
+            route_choice=route_choice,
+            can_send=not blocked_reason,
+            blocked_reason=blocked_reason,
+            page="chat",
+            chat_view=boot.views.get("chat"),
+            tag=tag,
+            tags=sorted({t.name for s in sessions for t in s.tags.all()}),
+        )
+        return context
+
+
+class SearchView(LoginRequiredMixin, TemplateView):
+    """`/search/?q=`: the history search over the user's messages, as links into each conversation."""
+
+    template_name = "web/search.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        query = self.request.GET.get("q", "").strip()
+        context.update(query=query, results=[], problem="")
+        if query:
+            try:
+                context["results"] = message_search(owner=acting_user(self.request), query=query).results
+            except InvalidInputError as error:
+                context["problem"] = str(error)
+        return context

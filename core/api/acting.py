@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.http import HttpRequest
 from rest_framework.request import Request
 
 
-def acting_user(request: Request) -> AbstractBaseUser:
+def acting_user(request: Request | HttpRequest) -> AbstractBaseUser:
     """The signed-in user a request acts for: whose records it reads and writes (staff included).
 
-    Every API view requires authentication, so an anonymous user never gets this far.
+    Every API view and page requires authentication, so an anonymous user never gets this far.
     """
     user = request.user
     if not isinstance(user, AbstractBaseUser):

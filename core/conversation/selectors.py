@@ -1043,3 +1043,16 @@ def message_siblings(*, session_id: UUID | str, owner: OwnerScope = None, seq: i
         position=[sibling.pk for sibling in siblings].index(message.pk) + 1,
         leaves={sibling.seq: newest[sibling.pk] for sibling in siblings},
     )
+
+
+def sibling_seqs(*, session_id: UUID | str, messages: Sequence[Message]) -> dict[int, list[int]]:
+    """Per message of `messages` (one path of a session), the seqs of it and its siblings in order; one
+    query on the (session, parent) index. The chat page's `2/3` reads it."""
+    parents = {message.parent_id for message in messages}
+    rows = Message.objects.filter(session_id=session_uuid(session_id))
+    has_root = None in parents
+    condition = Q(parent_id__in=[p for p in parents if p is not None]) | (Q(parent__isnull=True) if has_root else Q())
+    by_parent: dict[int | None, list[int]] = {}
+    for parent_id, seq in rows.filter(condition).order_by("seq").values_list("parent_id", "seq"):
+        by_parent.setdefault(parent_id, []).append(seq)
+    return {message.seq: by_parent.get(message.parent_id, [message.seq]) for message in messages}

@@ -101,14 +101,14 @@ def chromium_version() -> str:
 
 
 class AppServer:
-    """`manage.py runserver --noreload` on a free loopback port, stopped by `stop()`."""
+    """`manage.py runserver --noreload` (or another serving `command`) on a free loopback port, stopped by `stop()`."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], command: Sequence[str] = ("runserver", "--noreload")) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log: IO[str] = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{self.port}"],
+            [sys.executable, "manage.py", *command, f"127.0.0.1:{self.port}"],
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -146,8 +146,9 @@ class AppServer:
 
 
 @contextmanager
-def running_server(env: dict[str, str]) -> Iterator[AppServer]:
-    server = AppServer(env)
+def running_server(env: dict[str, str], command: Sequence[str] = ("runserver", "--noreload")) -> Iterator[AppServer]:
+    """The app on a free loopback port (`runserver` by default; the chat tests run `serve` with a worker)."""
+    server = AppServer(env, command)
     try:
         server.wait_ready()
         yield server

@@ -148,6 +148,7 @@ def test_appends_one_row_with_every_proof_type_and_failures_recorded(tmp_path: P
         "provider_adapter_config_test",
         "live_provider",
         "worker_retry_cancel_recovery",
+        "repeatable_browser_e2e",
     ]
     assert all(set(proof) == {"status", "figures", "detail"} for proof in proofs.values())
     assert {name: proof["status"] for name, proof in proofs.items()} == {
@@ -160,10 +161,12 @@ def test_appends_one_row_with_every_proof_type_and_failures_recorded(tmp_path: P
         "provider_adapter_config_test": "pass",
         "live_provider": "blocker",
         "worker_retry_cancel_recovery": "pass",
+        "repeatable_browser_e2e": "fail",
     }
     recovery = proofs["worker_retry_cancel_recovery"]["figures"]
     assert recovery["passed"] == len(evidence.RECOVERY_TESTS)
     assert recovery["scenarios"] == dict.fromkeys(evidence.RECOVERY_TESTS, True)
+    assert "the chat journey wrote no summary" in proofs["repeatable_browser_e2e"]["detail"]
     assert proofs["provider_adapter_config_test"]["figures"]["kinds"] == list(evidence.ADAPTER_KINDS)
     assert proofs["live_provider"]["figures"]["local_model_server_turns"]["passed"] == 2
     unit = proofs["unit_or_integration_test"]

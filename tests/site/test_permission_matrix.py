@@ -116,6 +116,26 @@ MATRIX: dict[str, Row] = {
         patch=(302, 405, 405, 405),
         delete=(302, 405, 405, 405),
     ),
+    # The pages (web/urls.py): read-only pages answer GET only; the memory and account pages take their
+    # forms' POST (an empty one is refused with a notice, then the redirect back to the page).
+    "web-chat": row(
+        lambda w: {"session_id": w.session},
+        get=(302, 404, 404, 200),
+        post=(302, 405, 405, 405),
+        put=(302, 405, 405, 405),
+        patch=(302, 405, 405, 405),
+        delete=(302, 405, 405, 405),
+    ),
+    **{
+        name: row(
+            get=(302, 200, 200, 200),
+            post=(302, 302, 302, 302) if name in ("web-memory", "web-account") else (302, 405, 405, 405),
+            put=(302, 405, 405, 405),
+            patch=(302, 405, 405, 405),
+            delete=(302, 405, 405, 405),
+        )
+        for name in ("web-search", "web-usage", "web-memory", "web-config", "web-account")
+    },
     "favicon.ico": row(
         get=(301, 301, 301, 301),
         post=(301, 301, 301, 301),
