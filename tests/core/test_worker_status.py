@@ -38,17 +38,17 @@ def test_live_workers_and_each_owners_queued_and_running_runs(
     since = timezone.now() - timedelta(seconds=30)
 
     with django_assert_num_queries(1):
-        status = worker_status(live_since=since, owner_id=mine.pk)
-    assert status == WorkerStatus(live_workers=2, queued_runs=1, running_runs=2)
+        counts = worker_status(live_since=since, owner_id=mine.pk)
+    assert counts == WorkerStatus(live_workers=2, queued_runs=1, running_runs=2)
     assert worker_status(live_since=since, owner_id=theirs.pk) == WorkerStatus(2, 2, 0)
     assert worker_status(live_since=since) == WorkerStatus(2, 3, 2)
     # The same counts the ORM gives.
     open_runs = Run.objects.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING), owner=mine)
-    assert (status.queued_runs, status.running_runs) == (
+    assert (counts.queued_runs, counts.running_runs) == (
         open_runs.filter(status=RunStatus.QUEUED).count(),
         open_runs.filter(status=RunStatus.RUNNING).count(),
     )
-    assert status.live_workers == WorkerBeat.objects.filter(beat_at__gte=since).count()
+    assert counts.live_workers == WorkerBeat.objects.filter(beat_at__gte=since).count()
 
 
 def test_no_workers_and_no_runs_are_zeros(db: None) -> None:
