@@ -64,15 +64,18 @@ def test_docs_pages_render_offline(operator: User) -> None:
         assert b"/static/drf_spectacular_sidecar/" in response.content
 
 
-def test_index_redirects_to_login_then_links(operator: User) -> None:
+def test_index_redirects_to_login_then_is_the_chat_and_the_account_page_links_the_api(operator: User) -> None:
     client = Client()
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"] == "/accounts/login/?next=/"
     client.force_login(operator)
     page = client.get("/").content.decode()
-    for link in ("/admin/", "/api/", "/api/docs/", "/api/schema/"):
-        assert f'href="{link}"' in page
+    assert '<textarea id="composer"' in page
+    assert 'href="/admin/"' in page  # the operator is staff
+    account = client.get("/account/").content.decode()
+    for link in ("/api/", "/api/docs/", "/api/redoc/", "/api/schema/"):
+        assert f'href="{link}"' in account
 
 
 def test_flatten_errors_paths() -> None:
