@@ -18,6 +18,7 @@ from core.conversation.models import (
     AgentSession,
     Checkpoint,
     CheckpointReason,
+    InvocationStatus,
     Message,
     MessageRole,
     Run,
@@ -26,6 +27,7 @@ from core.conversation.models import (
     SessionStatus,
     Tag,
     TraceEvent,
+    ToolInvocation,
     TraceEventType,
     WorkerBeat,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "ApiToken",
     "Checkpoint",
     "CheckpointReason",
+    "InvocationStatus",
     "McpServerSpec",
     "McpTransport",
     "Message",
@@ -54,6 +57,7 @@ __all__ = [
     "TeamMember",
     "ToolSpec",
     "TraceEvent",
+    "ToolInvocation",
     "TraceEventType",
     "WorkerBeat",
 ]
