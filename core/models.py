@@ -26,8 +26,8 @@ from core.conversation.models import (
     RunStatus,
     SessionStatus,
     Tag,
-    TraceEvent,
     ToolInvocation,
+    TraceEvent,
     TraceEventType,
     WorkerBeat,
 )
@@ -55,9 +55,9 @@ __all__ = [
     "Tag",
     "Team",
     "TeamMember",
+    "ToolInvocation",
     "ToolSpec",
     "TraceEvent",
-    "ToolInvocation",
     "TraceEventType",
     "WorkerBeat",
 ]

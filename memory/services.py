@@ -294,7 +294,8 @@ def memory_write(
             if existing is not None:
                 if source == MemorySource.MODEL and existing.source != MemorySource.MODEL:
                     raise ConflictError.for_field(
-                        "key", f"{checked_key!r} names a memory the user wrote; a model may not change it, use another key"
+                        "key",
+                        f"{checked_key!r} names a memory the user wrote; a model may not change it, use another key",
                     )
                 return MemoryResult(memory=_memory_apply(existing, {**changes, "forgotten_at": None}), created=False)
         fields = {

@@ -238,6 +238,7 @@ _EVENT_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "run_finished": ({"status": "status"}, {}),
     # The calls the run waits on: [{"id", "name", "arguments", "waits_for": "approval" | "result"}].
     "tools_pending": ({"calls": "list"}, {}),
+    "tools_note": ({"message": "text"}, {}),
 }
 _KIND_WORDS = {
     "text": "a non-empty string",

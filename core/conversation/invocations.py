@@ -120,7 +120,7 @@ def _waiting_run(run_id: UUID | str, owner: OwnerScope) -> Run:
 def _close_each(
     run: Run, field: str, answers: Mapping[str, tuple[str, str, bool]], waiting_status: str, noun: str
 ) -> Decided:
-    """Close the calls named in `answers` (call id → (status, result, is_error)); each must be waiting in `waiting_status`."""
+    """Close the calls named in `answers` (call id → (status, result, is_error)), each waiting in `waiting_status`."""
     if not answers:
         raise InvalidInputError.for_field(field, f"empty; give a {noun} for each pending call")
     rows = {row.call_id: row for row in ToolInvocation.objects.select_for_update().filter(run_id=run.pk)}

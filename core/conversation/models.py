@@ -91,6 +91,8 @@ class TraceEventType(models.TextChoices):
     RUN_FINISHED = "run_finished", "Run finished"
     # The run waits: the calls named need an approval or a client's result.
     TOOLS_PENDING = "tools_pending", "Tools pending"
+    # Why a tool was left out of the turn (an MCP server that cannot start, a schema that is not valid).
+    TOOLS_NOTE = "tools_note", "Tools note"
 
 
 class Tag(models.Model):
@@ -426,7 +428,9 @@ class ToolInvocation(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["session", "call_id"], name="tool_invocation_session_call_unique"),
-            models.CheckConstraint(condition=Q(status__in=InvocationStatus.values), name="tool_invocation_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=InvocationStatus.values), name="tool_invocation_status_valid"
+            ),
             # A closed call has its finish time; an open one does not.
             models.CheckConstraint(
                 condition=(Q(status__in=OPEN_INVOCATION_STATUSES) & Q(finished_at__isnull=True))

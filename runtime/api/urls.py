@@ -5,7 +5,15 @@ from __future__ import annotations
 from django.urls import URLPattern, path, re_path
 
 from core.api.routing import Route
-from runtime.api.views import MessageEditView, MessageRegenerateView, RouteProbeView, RunRetryView, SessionTurnView
+from runtime.api.views import (
+    MessageEditView,
+    MessageRegenerateView,
+    RouteProbeView,
+    RunApproveView,
+    RunRetryView,
+    RunToolResultsView,
+    SessionTurnView,
+)
 from runtime.bootstrap.api import BootstrapView
 
 routes: list[Route] = []
@@ -22,4 +30,6 @@ urlpatterns: list[URLPattern] = [
     path("sessions/<uuid:session_id>/messages/<int:seq>/edit/", MessageEditView.as_view(), name="session-message-edit"),
     path("config/routes/<slug:alias>/probe/", RouteProbeView.as_view(), name="config-route-probe"),
     path("runs/<uuid:run_id>/retry/", RunRetryView.as_view(), name="run-retry"),
+    path("runs/<uuid:run_id>/approve/", RunApproveView.as_view(), name="run-approve"),
+    path("runs/<uuid:run_id>/tool-results/", RunToolResultsView.as_view(), name="run-tool-results"),
 ]
