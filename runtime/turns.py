@@ -349,8 +349,12 @@ def turn_execute(
     on_event: EventCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
     regenerates_seq: int | None = None,
+    gateway: McpGateway | None = None,
 ) -> TurnResult:
     """Run a queued turn: take its lease, stream the provider into the trace, write the reply.
+
+    `gateway` reaches the MCP servers; without one their tools are left out of the turn (a trace
+    note says so). A run `awaiting_approval` whose calls are all decided is taken the same way.
 
     The lease's timer renews it and watches for a cancel request, the wall time and a worker's
     shutdown, independently of tokens; the turn's watch closes the provider's stream when one comes.
@@ -383,7 +387,9 @@ def turn_execute(
     started = time.monotonic()
     result: TurnResult | None = None
     try:
-        result = _stream_turn(run, user_message, lease, on_event, should_cancel, was_over_threshold, appended=appended)
+        result = _stream_turn(
+            run, user_message, lease, on_event, should_cancel, was_over_threshold, appended=appended, gateway=gateway
+        )
         return result
     finally:
         lease.close()
