@@ -416,7 +416,7 @@ def test_forget_is_a_soft_delete_the_user_restores(chat_session: AgentSession, a
     _memory_tools()
     turn_run(session_id=chat_session.pk, user_text="/tool memory_remember likes green tea")
     memory = LongTermMemory.objects.get()
-    forget = [
+    forget: list[dict[str, Any]] = [
         {"type": "tool_call", "name": "memory_forget", "arguments": {"id": memory.pk}},
         {"type": "text", "text": "ok"},
     ]
