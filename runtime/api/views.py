@@ -7,6 +7,7 @@ through the workers once `POST /api/runs/{id}/approve/` (approve or deny each ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 from django.db import transaction
@@ -279,11 +280,15 @@ class ToolResultsRequestSerializer(StrictInputSerializer):
     )
 
 
-def _resume(decided: Decided) -> Response:
-    if decided.resumable:
-        run = decided.run
-        transaction.on_commit(lambda: run_enqueue(run))
-    return Response(RunToolCallsSerializer(decided).data)
+def _decided(request: Request, serializer: type[StrictInputSerializer], decide: Callable[..., Decided]) -> Response:
+    """Parse the body, apply the decisions in one transaction; a run with every call decided is queued again."""
+    data = parsed(serializer, request.data)
+    with transaction.atomic():
+        decided = decide(data, acting_user(request))
+        if decided.resumable:
+            run = decided.run
+            transaction.on_commit(lambda: run_enqueue(run))
+        return Response(RunToolCallsSerializer(decided).data)
 
 
 _DECIDE_ERRORS = {
@@ -302,10 +307,11 @@ class RunApproveView(APIView):
         responses={200: RunToolCallsSerializer, **_DECIDE_ERRORS},
     )
     def post(self, request: Request, run_id: UUID) -> Response:
-        data = parsed(ApproveRequestSerializer, request.data)
-        with transaction.atomic():
-            decided = invocations_decide(run_id=run_id, owner=acting_user(request), decisions=data["decisions"])
-            return _resume(decided)
+        return _decided(
+            request,
+            ApproveRequestSerializer,
+            lambda data, owner: invocations_decide(run_id=run_id, owner=owner, decisions=data["decisions"]),
+        )
 
 
 class RunToolResultsView(APIView):
@@ -317,8 +323,12 @@ class RunToolResultsView(APIView):
         responses={200: RunToolCallsSerializer, **_DECIDE_ERRORS},
     )
     def post(self, request: Request, run_id: UUID) -> Response:
-        data = parsed(ToolResultsRequestSerializer, request.data)
-        results = {call_id: (item["content"], item["is_error"]) for call_id, item in data["results"].items()}
-        with transaction.atomic():
-            decided = invocations_results_post(run_id=run_id, owner=acting_user(request), results=results)
-            return _resume(decided)
+        return _decided(
+            request,
+            ToolResultsRequestSerializer,
+            lambda data, owner: invocations_results_post(
+                run_id=run_id,
+                owner=owner,
+                results={call_id: (item["content"], item["is_error"]) for call_id, item in data["results"].items()},
+            ),
+        )
