@@ -78,6 +78,14 @@ AGENTCHAT_RUN_LEASE_MS = read_int(env, "AGENTCHAT_RUN_LEASE_MS", default=15_000,
 AGENTCHAT_WORKER_POLL_MS = read_int(env, "AGENTCHAT_WORKER_POLL_MS", default=200, minimum=10, maximum=250)
 # A turn still queued after this long is ended `interrupted` instead of run late.
 AGENTCHAT_QUEUED_RUN_EXPIRY_S = read_int(env, "AGENTCHAT_QUEUED_RUN_EXPIRY_S", default=600, minimum=5, maximum=86_400)
+# A tool call waiting this long for its approval is denied, with that reason (the sweeper).
+AGENTCHAT_APPROVAL_TIMEOUT = read_int(env, "AGENTCHAT_APPROVAL_TIMEOUT", default=3_600, minimum=1, maximum=604_800)
+# The longest one tool call may run (an MCP call's timeout), and the most characters of its result
+# the model gets back (the rest is cut, with a marker saying so).
+AGENTCHAT_TOOL_TIMEOUT_S = read_int(env, "AGENTCHAT_TOOL_TIMEOUT_S", default=60, minimum=1, maximum=3_600)
+AGENTCHAT_TOOL_RESULT_MAX_CHARS = read_int(
+    env, "AGENTCHAT_TOOL_RESULT_MAX_CHARS", default=20_000, minimum=100, maximum=1_000_000
+)
 # The longest a run may stream; past it the worker ends it `cancelled`, saying why.
 AGENTCHAT_RUN_MAX_WALL_S = read_int(env, "AGENTCHAT_RUN_MAX_WALL_S", default=900, minimum=5, maximum=86_400)
 # Turns one user may start per minute (DRF throttling) and how many of their runs may be open at once.

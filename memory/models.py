@@ -38,6 +38,13 @@ class MemoryKind(models.TextChoices):
     INSTRUCTION = "instruction", "Instruction"
 
 
+class MemorySource(models.TextChoices):
+    # Written by the user (API, admin, import).
+    USER = "user", "User"
+    # Written by a model through the memory_remember tool: never pinned by it.
+    MODEL = "model", "Model"
+
+
 class AttachmentKind(models.TextChoices):
     FILE = "file", "File"
     URL = "url", "URL"
@@ -114,6 +121,13 @@ class LongTermMemory(models.Model):
     )
     source_first_seq = models.PositiveIntegerField(null=True, blank=True)
     source_last_seq = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=8, choices=MemorySource.choices, default=MemorySource.USER)
+    # The run whose tool call wrote it (a model's memory); its message is `source_last_seq`.
+    source_run = models.ForeignKey(
+        "core.Run", on_delete=models.SET_NULL, null=True, blank=True, related_name="memories_written"
+    )
+    # Set by a forget (a soft delete the user can undo); selectors hide forgotten memories.
+    forgotten_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

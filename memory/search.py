@@ -82,7 +82,7 @@ def _sqlite_sql(
         f"SELECT {_columns()}, -bm25(memory_longtermmemory_fts) AS score "  # noqa: S608  # nosec B608
         "FROM memory_longtermmemory_fts "
         "JOIN memory_longtermmemory m ON m.id = memory_longtermmemory_fts.rowid "
-        f"WHERE memory_longtermmemory_fts MATCH %s {pinned} {owner} "
+        f"WHERE memory_longtermmemory_fts MATCH %s AND m.forgotten_at IS NULL {pinned} {owner} "
         "ORDER BY score DESC, m.pinned DESC, m.importance DESC, m.id DESC "
         "LIMIT %s"
     )
@@ -99,7 +99,7 @@ def _postgresql_sql(
     sql = (
         f"SELECT {_columns()}, ts_rank_cd(m.search_vector, q.query, 1) AS score "  # noqa: S608  # nosec B608
         f"FROM memory_longtermmemory m, (SELECT {tsquery} AS query) q "
-        f"WHERE m.search_vector @@ q.query {pinned} {owner} "
+        f"WHERE m.search_vector @@ q.query AND m.forgotten_at IS NULL {pinned} {owner} "
         "ORDER BY score DESC, m.pinned DESC, m.importance DESC, m.id DESC "
         "LIMIT %s"
     )

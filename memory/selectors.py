@@ -78,11 +78,16 @@ def memory_counts(*, owner_id: int | None = None) -> MemoryCounts:
 
 
 def memory_list(
-    *, owner: OwnerScope = None, kind: str | None = None, pinned: bool | None = None, key: str | None = None
+    *,
+    owner: OwnerScope = None,
+    kind: str | None = None,
+    pinned: bool | None = None,
+    key: str | None = None,
+    forgotten: bool = False,
 ) -> QuerySet[LongTermMemory]:
-    """`owner`'s long-term memories, newest first, optionally filtered."""
+    """`owner`'s long-term memories, newest first, optionally filtered; `forgotten`: only the forgotten ones."""
     queryset = filtered(owned(LongTermMemory.objects.all(), owner), kind=kind, pinned=pinned, key=key)
-    return queryset.order_by("-created", "-id")
+    return queryset.filter(forgotten_at__isnull=not forgotten).order_by("-created", "-id")
 
 
 def memory_get(*, memory_id: int, owner: OwnerScope = None) -> LongTermMemory:
@@ -94,7 +99,7 @@ def memory_get(*, memory_id: int, owner: OwnerScope = None) -> LongTermMemory:
 
 def memories_pinned(*, owner_id: int, limit: int) -> list[LongTermMemory]:
     """The owner's pinned memories, most important first, then newest (memory_owner_pinned_idx)."""
-    pinned = LongTermMemory.objects.filter(owner_id=owner_id, pinned=True)
+    pinned = LongTermMemory.objects.filter(owner_id=owner_id, pinned=True, forgotten_at__isnull=True)
     return list(pinned.order_by("-importance", "-id")[:limit])
 
 

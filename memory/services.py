@@ -36,6 +36,7 @@ from memory.models import (
     EpisodeSource,
     LongTermMemory,
     MemoryKind,
+    MemorySource,
 )
 
 MAX_SUMMARY_CHARS = 100_000
@@ -254,13 +255,20 @@ def memory_write(
     source_session_id: UUID | str | None = None,
     source_first_seq: int | None = None,
     source_last_seq: int | None = None,
+    source: str = MemorySource.USER,
+    source_run_id: UUID | None = None,
 ) -> MemoryResult:
     """Remember something for `owner`; with a key `owner` used already, that memory is updated instead.
 
     Keys are per owner: another user's memory under the same key is never read or touched.
 
     On an update, `importance`, `pinned` and the provenance keep their stored values unless given.
+    A model's memory (`source="model"`, written through the memory_remember tool, with the run and
+    message that wrote it) is never pinned by it and never replaces a memory the user wrote.
     """
+    source = _choice("source", source, MemorySource.values)
+    if source == MemorySource.MODEL and pinned:
+        raise InvalidInputError.for_field("pinned", "a model cannot pin a memory; the user pins it")
     kind = _choice("kind", kind, MemoryKind.values)
     text = _no_secret("content", _text("content", content, max_chars=MAX_MEMORY_CHARS))
     checked_key = _key(key)
@@ -277,12 +285,19 @@ def memory_write(
         changes["pinned"] = pinned
     if session is not None:
         changes.update(source_session=session, source_first_seq=source_first_seq, source_last_seq=source_last_seq)
+    if source == MemorySource.MODEL:
+        changes.update(source=source, source_run_id=source_run_id)
 
     with transaction.atomic():
         if checked_key is not None:
             existing = LongTermMemory.objects.select_for_update().filter(owner_id=owner.pk, key=checked_key).first()
             if existing is not None:
-                return MemoryResult(memory=_memory_apply(existing, changes), created=False)
+                if source == MemorySource.MODEL and existing.source != MemorySource.MODEL:
+                    raise ConflictError.for_field(
+                        "key",
+                        f"{checked_key!r} names a memory the user wrote; a model may not change it, use another key",
+                    )
+                return MemoryResult(memory=_memory_apply(existing, {**changes, "forgotten_at": None}), created=False)
         fields = {
             "importance": IMPORTANCE_DEFAULT,
             "pinned": False,
@@ -356,6 +371,24 @@ def memory_delete(*, memory_id: int, owner: OwnerScope = None) -> None:
         deleted, _ = owned(LongTermMemory.objects.all(), owner).filter(pk=memory_id).delete()
     if not deleted:
         raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}")
+
+
+def memory_forget(*, memory_id: int, owner: OwnerScope = None) -> LongTermMemory:
+    """Forget one memory softly: hidden from search, lists and the context until `memory_restore`."""
+    with transaction.atomic():
+        memory = _memory_locked(memory_id, owner)
+        if memory.forgotten_at is None:
+            memory = _memory_apply(memory, {"forgotten_at": timezone.now()})
+    return memory
+
+
+def memory_restore(*, memory_id: int, owner: OwnerScope = None) -> LongTermMemory:
+    """Undo a forget: the memory is searched, listed and sent to models again."""
+    with transaction.atomic():
+        memory = _memory_locked(memory_id, owner)
+        if memory.forgotten_at is not None:
+            memory = _memory_apply(memory, {"forgotten_at": None})
+    return memory
 
 
 def memory_pin(*, memory_ids: Sequence[int], pinned: bool, owner: OwnerScope = None) -> int:

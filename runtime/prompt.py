@@ -70,9 +70,11 @@ def prompt_messages(bundle: ContextBundle) -> list[PromptMessage]:
     return messages
 
 
-def turn_prompt(*, adapter: ProviderAdapter, bundle: ContextBundle, tools: Sequence[ToolSpec] = ()) -> TurnPrompt:
+def turn_prompt(
+    *, adapter: ProviderAdapter, bundle: ContextBundle, tools: Sequence[ToolSpec | ToolDefinition] = ()
+) -> TurnPrompt:
     """The request for `bundle` on `adapter`, offering `tools` (refused whole if one cannot be carried)."""
-    definitions = tuple(ToolDefinition.from_spec(spec) for spec in tools)
+    definitions = tuple(tool if isinstance(tool, ToolDefinition) else ToolDefinition.from_spec(tool) for tool in tools)
     adapter.tools_check(definitions)
     return TurnPrompt(messages=tuple(prompt_messages(bundle)), tools=definitions)
 

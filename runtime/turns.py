@@ -61,8 +61,9 @@ from django.db import transaction
 from core.config.readiness import route_health_reasons
 from core.config.selectors import provider_config, route_config, route_health_get
 from core.config.services import route_turn_outcome
-from core.conversation.contracts import MessagePart, ToolCallPart, ToolResultPart
-from core.conversation.events import ErrorEvent, Finish, Reasoning, RuntimeEvent, TextDelta, ToolCall, ToolResult, Usage
+from core.conversation.contracts import MessagePart
+from core.conversation.events import ErrorEvent, Finish, Reasoning, RuntimeEvent, TextDelta, ToolCall, Usage
+from core.conversation.models import OPEN_RUN_STATUSES
 from core.conversation.selectors import (
     OwnerScope,
     compaction_threshold_percent,
@@ -83,6 +84,7 @@ from core.conversation.services import (
     run_cancel,
     run_claim,
     run_create,
+    run_events_append,
     run_finish,
     run_interrupt,
     run_lease_release,
@@ -105,6 +107,9 @@ from memory.context import context_inputs
 from runtime.coalescer import TraceCoalescer
 from runtime.prompt import reasoning_parts, turn_prompt
 from runtime.providers import AdapterError, ProviderAdapter, adapter_for
+from runtime.tools.gateway import McpGateway
+from runtime.tools.loop import ToolLoop
+from runtime.tools.registry import Offer, tools_offered
 from runtime.upkeep import after_turn
 from runtime.watch import STREAMING_CANCEL_REASON, TurnWatch, run_cancelled
 from runtime.worker.lease import Lease, Stop, process_worker_id
@@ -148,10 +153,7 @@ class _Stream:
         self.on_event = on_event
         self.text: list[str] = []
         self.calls: list[ToolCall] = []
-        self.results: list[ToolResult] = []
         self.reasoning: list[Reasoning] = []
-        # How many text pieces came before the first tool result: the text that goes with the calls.
-        self.text_with_calls: int | None = None
         self.usage: Usage | None = None
         self.finish: Finish | None = None
         self.error: ErrorEvent | None = None
@@ -162,10 +164,6 @@ class _Stream:
             self.text.append(event.text)
         elif isinstance(event, ToolCall):
             self.calls.append(event)
-        elif isinstance(event, ToolResult):
-            if self.text_with_calls is None:
-                self.text_with_calls = len(self.text)
-            self.results.append(event)
         elif isinstance(event, Usage):
             self.usage = event
         elif isinstance(event, Finish):
@@ -227,8 +225,7 @@ def _branch_point(session: AgentSession, *, seq: int, role: MessageRole) -> int:
 def _refuse_open_run(session_id: UUID) -> None:
     """In the caller's transaction, with the session row locked: 409 while a run is queued or running."""
     list(AgentSession.objects.select_for_update().filter(pk=session_id).values_list("pk", flat=True))
-    open_runs = Run.objects.filter(session_id=session_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING))
-    if open_runs.filter(purpose=RunPurpose.CHAT).exists():
+    if Run.objects.filter(session_id=session_id, status__in=OPEN_RUN_STATUSES, purpose=RunPurpose.CHAT).exists():
         raise ConflictError.for_field("session", "has a run in progress; wait for it to finish or cancel it first")
 
 
@@ -354,8 +351,12 @@ def turn_execute(
     on_event: EventCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
     regenerates_seq: int | None = None,
+    gateway: McpGateway | None = None,
 ) -> TurnResult:
     """Run a queued turn: take its lease, stream the provider into the trace, write the reply.
+
+    `gateway` reaches the MCP servers; without one their tools are left out of the turn (a trace
+    note says so). A run `awaiting_approval` whose calls are all decided is taken the same way.
 
     The lease's timer renews it and watches for a cancel request, the wall time and a worker's
     shutdown, independently of tokens; the turn's watch closes the provider's stream when one comes.
@@ -391,7 +392,15 @@ def turn_execute(
     try:
         adapter = adapter_for(session.route)
         result = _stream_turn(
-            run, user_message, lease, on_event, should_cancel, was_over_threshold, appended=appended, adapter=adapter
+            run,
+            user_message,
+            lease,
+            on_event,
+            should_cancel,
+            was_over_threshold,
+            appended=appended,
+            adapter=adapter,
+            gateway=gateway,
         )
         return result
     finally:
@@ -427,17 +436,21 @@ def _stream_turn(
     *,
     appended: tuple[Message, ...],
     adapter: ProviderAdapter,
+    gateway: McpGateway | None = None,
 ) -> TurnResult:
-    """Stream the reply to `user_message` (the path ending there is the context) and store it under that message.
+    """Answer `user_message` (the path ending there is the context), calling tools in rounds, and store the reply.
 
-    `appended` is what the turn already wrote (the user message; nothing for a regeneration).
-    Runs after the transaction that opened the run has committed: nothing is held across the stream.
+    Each round: one model call, its own usage event and assistant message (text and tool-call
+    parts); its calls recorded as tool invocations, checked against their schemas, run (or the
+    run parked `awaiting_approval` when one needs an approval or a client's result), and each
+    result appended as a tool message; then the model is called again. A resumed run (its calls
+    decided) first runs and appends the calls its last round left. `appended` is what the turn
+    already wrote (the user message; nothing for a regeneration). Nothing is held across a stream.
     """
-    run.refresh_from_db()
+    run = Run.objects.select_related("agent").get(pk=run.pk)
     session = session_get(session_id=run.chat_session_id)
     budget = max(1, session.route.context_window_tokens - session.route.max_output_tokens)
     coalescer = TraceCoalescer(run.pk)
-    stream = _Stream(coalescer, on_event)
     # Inside a caller's transaction the run is not committed: no other connection can cancel it.
     watch = _LeasedWatch(
         lease=lease,
@@ -447,62 +460,121 @@ def _stream_turn(
         coalescer=coalescer,
         read_store=not transaction.get_connection().in_atomic_block,
     )
+    offer = tools_offered(run=run, gateway=gateway)
+    loop = ToolLoop(run=run, offer=offer, gateway=gateway, leaf=user_message.seq)
+    messages = list(appended)
     started = time.monotonic()
-    events: Generator[RuntimeEvent, None, None] | None = None
     with watch:
-        try:
-            adapter.ensure_ready()  # the route may have been blocked or disabled while the run was queued
-            prompt = turn_prompt(
-                adapter=adapter,
-                bundle=context_inputs(session_id=session.pk, budget_tokens=budget, leaf=user_message.seq),
+        if offer.notes:
+            run_events_append(run_id=run.pk, events=[(TraceEventType.TOOLS_NOTE, {"message": n}) for n in offer.notes])
+        messages += loop.resume(on_event)
+        while True:
+            stream = _Stream(coalescer, on_event)
+            stopped = _model_call(
+                stream, watch, adapter, should_cancel, run, lease, appended, loop, offer, session.pk, budget
             )
-            events = adapter.stream(prompt.messages, tools=prompt.tools)
-            for event in events:
-                if watch.cancelled.is_set():
-                    break
-                if should_cancel is not None and should_cancel():
-                    watch.trip(STREAMING_CANCEL_REASON)
-                    break
-                stream.feed(event)
-                if stream.error is not None:
-                    break
-            if not watch.cancelled.is_set():
+            if stopped is not None:
+                return stopped
+            if watch.cancelled.is_set():
+                stop = lease.stop() if watch.reason == LEASE_STOPPED else None
+                return _stopped(run, appended, stream, reason=watch.reason, stop=stop)
+            if stream.error is None and not stream.text and not stream.calls:
+                stream.feed(ErrorEvent(message="the provider streamed no text and no tool call", code="empty_reply"))
+            if stream.error is None and stream.calls and loop.rounds >= loop.max_rounds:
+                stream.feed(
+                    ErrorEvent(
+                        message=f"stopped after {loop.rounds} rounds of tool calls (the agent's max_tool_rounds); "
+                        f"the model still asked for {', '.join(call.name for call in stream.calls)}",
+                        code="tool_rounds_exceeded",
+                    )
+                )
                 stream.flush()
-        except ConflictError:
-            # The run was ended from outside (API, admin, the sweeper) while we were appending its events.
-            if run_cancelled(run.pk) or lease.stop() is not None:
-                return _cancelled(run, appended, reason="")
-            raise
-        except (AdapterError, DomainError) as exc:
-            stream.feed(ErrorEvent(message=exc.message, code=exc.code))
+            latency_ms = int((time.monotonic() - started) * 1000)
+            if stream.error is not None:
+                # Tokens the provider reported before it failed were still spent: they are recorded too.
+                with transaction.atomic():
+                    usage = _usage_record(run, stream, latency_ms=latency_ms, request_id=loop.request_id())
+                    finished = run_finish(run_id=run.pk, status=RunStatus.FAILED)
+                    # A refused key or an unknown model blocks the route until the key changes or a later success.
+                    route_turn_outcome(route=session.route, code=stream.error.code)
+                return TurnResult(run=finished, messages=tuple(messages), text="", usage=usage, checkpoint=None)
+            if not stream.calls:
+                result = _complete(
+                    run,
+                    loop.leaf,
+                    tuple(messages),
+                    stream,
+                    latency_ms=latency_ms,
+                    was_over=was_over_threshold,
+                    request_id=loop.request_id(),
+                )
+                route_turn_outcome(route=session.route, code="")  # a success lifts a block the route still had
+                after_turn(result.run)  # compaction when over the threshold, facts when configured (after the commit)
+                return result
+            with transaction.atomic():
+                _usage_record(run, stream, latency_ms=latency_ms, answered=True, request_id=loop.request_id())
+                text = "".join(stream.text)
+                messages.append(loop.calls_record(text, stream.calls, reasoning_parts(stream.reasoning), lease.owner))
+            started = time.monotonic()
+            if loop.waiting:
+                return TurnResult(
+                    run=Run.objects.get(pk=run.pk), messages=tuple(messages), text="", usage=None, checkpoint=None
+                )
+            messages += loop.results_append(on_event)
+
+
+def _model_call(
+    stream: _Stream,
+    watch: _LeasedWatch,
+    adapter: ProviderAdapter,
+    should_cancel: Callable[[], bool] | None,
+    run: Run,
+    lease: Lease,
+    appended: tuple[Message, ...],
+    loop: ToolLoop,
+    offer: Offer,
+    session_id: UUID,
+    budget: int,
+) -> TurnResult | None:
+    """Stream one model call into `stream` (its events into the trace); a TurnResult when the run was ended outside."""
+    events: Generator[RuntimeEvent, None, None] | None = None
+    try:
+        adapter.ensure_ready()  # the route may have been blocked or disabled while the run was queued
+        prompt = turn_prompt(
+            adapter=adapter,
+            bundle=context_inputs(session_id=session_id, budget_tokens=budget, leaf=loop.leaf),
+            tools=offer.definitions(),
+        )
+        events = adapter.stream(prompt.messages, tools=prompt.tools)
+        for event in events:
+            if watch.cancelled.is_set():
+                break
+            if should_cancel is not None and should_cancel():
+                watch.trip(STREAMING_CANCEL_REASON)
+                break
+            stream.feed(event)
+            if stream.error is not None:
+                break
+        if not watch.cancelled.is_set():
             stream.flush()
-        except Exception as exc:
-            # A bug, not a provider answer: record it so the run is not left `running`, then let it surface.
-            stream.feed(ErrorEvent(message=f"{type(exc).__name__}: {exc}", code="internal_error"))
-            stream.flush()
-            run_finish(run_id=run.pk, status=RunStatus.FAILED)
-            raise
-        finally:
-            if events is not None:
-                events.close()  # closes the provider's HTTP stream when the loop left early
-    if watch.cancelled.is_set():
-        stop = lease.stop() if watch.reason == LEASE_STOPPED else None
-        return _stopped(run, appended, stream, reason=watch.reason, stop=stop)
-    if stream.error is None and not stream.text and not stream.calls:
-        stream.feed(ErrorEvent(message="the provider streamed no text and no tool call", code="empty_reply"))
-    if stream.error is not None:
-        # Tokens the provider reported before it failed were still spent: they are recorded too.
-        with transaction.atomic():
-            usage = _usage_record(run, stream, latency_ms=int((time.monotonic() - started) * 1000))
-            finished = run_finish(run_id=run.pk, status=RunStatus.FAILED)
-            # A refused key or an unknown model blocks the route until the key changes or a later success.
-            route_turn_outcome(route=session.route, code=stream.error.code)
-        return TurnResult(run=finished, messages=appended, text="", usage=usage, checkpoint=None)
-    latency_ms = int((time.monotonic() - started) * 1000)
-    result = _complete(run, user_message, appended, stream, latency_ms=latency_ms, was_over=was_over_threshold)
-    route_turn_outcome(route=session.route, code="")  # a success lifts a block the route still had
-    after_turn(result.run)  # compaction when over the threshold, facts when configured (after the commit)
-    return result
+    except ConflictError:
+        # The run was ended from outside (API, admin, the sweeper) while we were appending its events.
+        if run_cancelled(run.pk) or lease.stop() is not None:
+            return _cancelled(run, appended, reason="")
+        raise
+    except (AdapterError, DomainError) as exc:
+        stream.feed(ErrorEvent(message=exc.message, code=exc.code))
+        stream.flush()
+    except Exception as exc:
+        # A bug, not a provider answer: record it so the run is not left `running`, then let it surface.
+        stream.feed(ErrorEvent(message=f"{type(exc).__name__}: {exc}", code="internal_error"))
+        stream.flush()
+        run_finish(run_id=run.pk, status=RunStatus.FAILED)
+        raise
+    finally:
+        if events is not None:
+            events.close()  # closes the provider's HTTP stream when the loop left early
+    return None
 
 
 def _log_run(run_id: UUID, result: TurnResult | None, started: float, *, request_id: str | None) -> None:
@@ -595,64 +667,39 @@ def _cancelled(run: Run, appended: tuple[Message, ...], *, reason: str) -> TurnR
 
 
 def _complete(
-    run: Run, user_message: Message, already: tuple[Message, ...], stream: _Stream, *, latency_ms: int, was_over: bool
+    run: Run,
+    parent_seq: int,
+    already: tuple[Message, ...],
+    stream: _Stream,
+    *,
+    latency_ms: int,
+    was_over: bool,
+    request_id: str,
 ) -> TurnResult:
-    """Append the reply under `user_message`, each message under the one before, record usage and close the run.
+    """Append the final reply under `parent_seq`, record this model call's usage and close the run.
 
-    All in one transaction; the reply's last message becomes the session's leaf.
+    All in one transaction; the reply becomes the session's leaf.
     """
     session_id = run.chat_session_id
     text = "".join(stream.text)
-    # The text streamed with the calls (before any tool result) is one message with them and the
-    # reply's reasoning, as the provider answered: its next request pairs them (thinking blocks
-    # and signatures with their tool_use, reasoning items with their function calls).
-    split = len(stream.text) if stream.text_with_calls is None else stream.text_with_calls
-    text_after = "".join(stream.text[split:]) if stream.calls else text
     output_tokens = stream.usage.output_tokens if stream.usage is not None else None
     reasoning: list[MessagePart] = list(reasoning_parts(stream.reasoning))
-    appended: list[Message] = list(already)
-    under = [user_message.seq]
-
-    def reply(**fields: Any) -> Message:
-        message = message_append(session_id=session_id, parent_seq=under[-1], **fields).message
-        under.append(message.seq)
-        return message
-
     with transaction.atomic():
-        if stream.calls:
-            call_parts: list[ToolCallPart] = [
-                {"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.arguments}
-                for call in stream.calls
-            ]
-            appended.append(
-                reply(
-                    role=MessageRole.ASSISTANT,
-                    content="".join(stream.text[:split]),
-                    parts=[*reasoning, *call_parts],
-                    token_count=None if text_after else output_tokens,
-                )
-            )
-            reasoning = []
-            for result in stream.results:
-                result_part: ToolResultPart = {
-                    "type": "tool_result",
-                    "tool_call_id": result.tool_call_id,
-                    "content": result.content,
-                    "is_error": result.is_error,
-                }
-                appended.append(reply(role=MessageRole.TOOL, content=result.content, parts=[result_part]))
-        if text_after:
-            appended.append(
-                reply(
-                    role=MessageRole.ASSISTANT, content=text_after, parts=reasoning or None, token_count=output_tokens
-                )
-            )
-        usage = _usage_record(run, stream, latency_ms=latency_ms, answered=True)
+        message = message_append(
+            session_id=session_id,
+            parent_seq=parent_seq,
+            role=MessageRole.ASSISTANT,
+            content=text,
+            parts=reasoning or None,
+            token_count=output_tokens,
+        ).message
+        appended = (*already, message)
+        usage = _usage_record(run, stream, latency_ms=latency_ms, answered=True, request_id=request_id)
         finished = run_finish(run_id=run.pk, status=RunStatus.COMPLETED)
-        checkpoint = _checkpoint_if_crossed(session_id, run, was_over=was_over, last=appended[-1])
+        checkpoint = _checkpoint_if_crossed(session_id, run, was_over=was_over, last=message)
     return TurnResult(
         run=finished,
-        messages=tuple(appended),
+        messages=appended,
         text=text,
         usage=usage,
         checkpoint=checkpoint,
@@ -660,8 +707,10 @@ def _complete(
     )
 
 
-def _usage_record(run: Run, stream: _Stream, *, latency_ms: int, answered: bool = False) -> UsageEvent | None:
-    """Record the usage the provider reported for this run (once: the request id is the run's).
+def _usage_record(
+    run: Run, stream: _Stream, *, latency_ms: int, answered: bool = False, request_id: str
+) -> UsageEvent | None:
+    """Record the usage the provider reported for one model call of this run (once: `request_id` is the call's).
 
     A provider that `answered` (the reply is complete) without reporting usage, as llama.cpp's
     server does while streaming, still spent tokens: its event is recorded with every count unknown
@@ -672,7 +721,7 @@ def _usage_record(run: Run, stream: _Stream, *, latency_ms: int, answered: bool 
             return None
         return usage_record(
             owner=run.owner,
-            request_id=f"run:{run.pk}",
+            request_id=request_id,
             route_alias=run.route.alias if run.route is not None else None,
             session_id=run.session_id,
             run_id=run.pk,
@@ -685,7 +734,7 @@ def _usage_record(run: Run, stream: _Stream, *, latency_ms: int, answered: bool 
         ).event
     return usage_record(
         owner=run.owner,
-        request_id=f"run:{run.pk}",
+        request_id=request_id,
         route_alias=run.route.alias if run.route is not None else None,
         session_id=run.session_id,
         run_id=run.pk,

@@ -191,8 +191,9 @@ class RouteAdmin(ConfigAdmin[ModelRoute]):
 @admin.register(ToolSpec)
 class ToolAdmin(ConfigAdmin[ToolSpec]):
     kind = Kind.TOOL
-    list_display = ["name", "description", "requires_approval", "enabled"]
-    list_filter = ["requires_approval", "enabled"]
+    form = _form(ToolSpec, Kind.TOOL)
+    list_display = ["name", "description", "requires_approval", "builtin", "mcp", "client", "enabled"]
+    list_filter = ["requires_approval", "client", "enabled"]
     search_fields = ["name", "description"]
 
 

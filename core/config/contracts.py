@@ -93,6 +93,10 @@ class RouteConfig:
         return self.alias
 
 
+# The tools Agent Chat runs itself (`runtime/tools/builtins.py` implements each). No shell tool.
+BUILTIN_TOOLS = ("current_time", "memory_search", "memory_remember", "memory_forget")
+
+
 @dataclass(frozen=True)
 class ToolConfig:
     """A tool the agents may call; `parameters` is a JSON Schema object."""
@@ -102,10 +106,23 @@ class ToolConfig:
     parameters: JsonObject = field(default_factory=_empty_object_schema)
     requires_approval: bool = False
     enabled: bool = True
+    # What runs it: one of BUILTIN_TOOLS, an MCP server's tool ("server/tool"), or an API client.
+    builtin: str = ""
+    mcp: str = ""
+    client: bool = False
 
     @property
     def key(self) -> str:
         return self.name
+
+    @property
+    def runner(self) -> str:
+        """What runs the tool, in words ("" when nothing does)."""
+        if self.builtin:
+            return f"builtin {self.builtin}"
+        if self.mcp:
+            return f"mcp {self.mcp}"
+        return "client" if self.client else ""
 
 
 @dataclass(frozen=True)
@@ -154,6 +171,7 @@ class AgentConfig:
     skills: tuple[str, ...] = ()
     mcp_servers: tuple[str, ...] = ()
     enabled: bool = True
+    max_tool_rounds: int = 8
 
     @property
     def key(self) -> str:

@@ -100,6 +100,11 @@ class ToolSpec(NamedRecord):
     description = models.TextField(blank=True, default="")
     parameters = models.JSONField(default=dict, blank=True)
     requires_approval = models.BooleanField(default=False)
+    # What runs it (exactly one, or the tool is blocked): a built-in's name, an MCP server's tool
+    # ("server/tool"), or an API client that posts the result.
+    builtin = models.CharField(max_length=64, blank=True, default="")
+    mcp = models.CharField(max_length=200, blank=True, default="")
+    client = models.BooleanField(default=False)
 
 
 class SkillSpec(NamedRecord):
@@ -140,6 +145,8 @@ class AgentProfile(NamedRecord):
     tools = models.ManyToManyField(ToolSpec, blank=True, related_name="agents")
     skills = models.ManyToManyField(SkillSpec, blank=True, related_name="agents")
     mcp_servers = models.ManyToManyField(McpServerSpec, blank=True, related_name="agents")
+    # How many rounds of tool calls one turn may take before it ends with that reason.
+    max_tool_rounds = models.PositiveSmallIntegerField(default=8)
 
     class Meta(NamedRecord.Meta):
         verbose_name = "agent"

@@ -31,6 +31,7 @@ from core.config.contracts import (
     RouteConfig,
     RouteHealth,
     TeamConfig,
+    ToolConfig,
 )
 from core.config.models import McpTransport
 
@@ -189,6 +190,13 @@ def mcp_server_readiness(
     elif unset:
         reasons += [f"{name} is not set; MCP server {server.name!r} needs it" for name in unset]
     return _result(Kind.MCP_SERVER, server.name, server.enabled, reasons)
+
+
+def tool_runner_reasons(tool: ToolConfig) -> list[str]:
+    """Why a tool cannot run: nothing is named to run it."""
+    if tool.runner:
+        return []
+    return [f'tool {tool.name!r} has nothing to run it; set builtin, mcp = "server/tool" or client = true']
 
 
 def agent_readiness(

@@ -32,6 +32,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from core.config.contracts import (
+    BUILTIN_TOOLS,
     CONTRACTS,
     AgentConfig,
     ConfigDocument,
@@ -71,6 +72,7 @@ MODEL_ID_MAX = 200
 PATH_MAX = 500
 PATH_PART_MAX = 255  # bytes in one file or folder name on common file systems
 INT_MAX = 2_147_483_647
+MAX_TOOL_ROUNDS = 64
 PRICE_MAX = Decimal("999999.999999")
 PRICE_PLACES = 6
 
@@ -107,6 +109,9 @@ _SHAPES: dict[Kind, dict[str, str]] = {
         "parameters": "object",
         "requires_approval": "bool",
         "enabled": "bool",
+        "builtin": "str",
+        "mcp": "str",
+        "client": "bool",
     },
     Kind.SKILL: {
         "name": "str",
@@ -135,6 +140,7 @@ _SHAPES: dict[Kind, dict[str, str]] = {
         "skills": "str_list",
         "mcp_servers": "str_list",
         "enabled": "bool",
+        "max_tool_rounds": "int",
     },
     Kind.TEAM: {
         "name": "str",
@@ -425,6 +431,11 @@ def record_rules(record: RecordConfig, location: str, problems: Problems) -> Non
                 _check_names(getattr(record, name), at(location, name), problems)
         if clean("route"):
             _check_name(record.route, at(location, "route"), problems)
+        if not 1 <= record.max_tool_rounds <= MAX_TOOL_ROUNDS:
+            problems.add(
+                at(location, "max_tool_rounds"),
+                f"{record.max_tool_rounds} is out of range; use a whole number from 1 to {MAX_TOOL_ROUNDS}",
+            )
     else:
         _team_rules(record, location, problems, clean)
 
@@ -505,7 +516,27 @@ def _route_rules(record: RouteConfig, location: str, problems: Problems, clean: 
             problems.add(at(location, name), f"{price} has more than {PRICE_PLACES} decimal places; round it")
 
 
+def _tool_runner_rules(record: ToolConfig, location: str, problems: Problems) -> None:
+    """At most one runner; a built-in's name is one Agent Chat has; an MCP tool is named `server/tool`."""
+    given = [name for name in ("builtin", "mcp", "client") if getattr(record, name)]
+    if len(given) > 1:
+        problems.add(at(location, given[1]), f"{' and '.join(given)} are both set; give the tool one runner")
+    if record.builtin and record.builtin not in BUILTIN_TOOLS:
+        problems.add(
+            at(location, "builtin"),
+            f"unknown built-in {record.builtin!r}{_suggest(record.builtin, BUILTIN_TOOLS)} "
+            f"(use one of: {', '.join(BUILTIN_TOOLS)})",
+        )
+    if record.mcp:
+        server, _, tool = record.mcp.partition("/")
+        if not server or not tool or "/" in tool:
+            problems.add(at(location, "mcp"), f"{record.mcp!r} is not 'server/tool'; name the MCP server and its tool")
+        else:
+            _check_name(server, at(location, "mcp"), problems)
+
+
 def _tool_rules(record: ToolConfig, location: str, problems: Problems, clean: Callable[[str], bool]) -> None:
+    _tool_runner_rules(record, location, problems)
     where = at(location, "parameters")
     if not clean("parameters"):
         return
@@ -644,6 +675,8 @@ def record_references(record: RecordConfig, location: str, refs: References, pro
         single.append(("provider", Kind.PROVIDER, record.provider))
     elif isinstance(record, SkillConfig):
         many.append(("tools", Kind.TOOL, record.tools))
+    elif isinstance(record, ToolConfig) and record.mcp.count("/") == 1:
+        single.append(("mcp", Kind.MCP_SERVER, record.mcp.partition("/")[0]))
     elif isinstance(record, AgentConfig):
         single.append(("route", Kind.ROUTE, record.route))
         many += [

@@ -236,12 +236,16 @@ _EVENT_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "finish": ({"reason": "reason"}, {"provider_reason": "text", "refusal": "string"}),
     "error": ({"message": "text"}, {"code": "text"}),
     "run_finished": ({"status": "status"}, {}),
+    # The calls the run waits on: [{"id", "name", "arguments", "waits_for": "approval" | "result"}].
+    "tools_pending": ({"calls": "list"}, {}),
+    "tools_note": ({"message": "text"}, {}),
 }
 _KIND_WORDS = {
     "text": "a non-empty string",
     "string": "a string",
     "object": "an object",
     "boolean": "a boolean",
+    "list": "a list",
     "count": "an integer of 0 or more",
     "reported": "an integer of 0 or more, or null when the provider did not report it",
     "status": f"one of {', '.join(FINISH_STATUSES)}",
@@ -258,6 +262,8 @@ def _kind_ok(kind: str, value: object) -> bool:
         return isinstance(value, dict)
     if kind == "boolean":
         return isinstance(value, bool)
+    if kind == "list":
+        return isinstance(value, list)
     if kind == "reported":
         return value is None or _kind_ok("count", value)
     if kind == "count":

@@ -66,10 +66,12 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     INTERRUPTED = "interrupted", "Interrupted"
+    # Tool calls wait for the user's approval or a client's result; no worker holds the run meanwhile.
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
 
 
 TERMINAL_RUN_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
-OPEN_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+OPEN_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
 
 
 class RunPurpose(models.TextChoices):
@@ -92,6 +94,10 @@ class TraceEventType(models.TextChoices):
     FINISH = "finish", "Finish"
     ERROR = "error", "Error"
     RUN_FINISHED = "run_finished", "Run finished"
+    # The run waits: the calls named need an approval or a client's result.
+    TOOLS_PENDING = "tools_pending", "Tools pending"
+    # Why a tool was left out of the turn (an MCP server that cannot start, a schema that is not valid).
+    TOOLS_NOTE = "tools_note", "Tools note"
 
 
 class Tag(models.Model):
@@ -263,7 +269,7 @@ class Run(models.Model):
     # and a run made for no conversation still has an owner. Trace events reach it through the run.
     # PROTECT for the same reason as the session's.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.QUEUED)
     error = models.TextField(blank=True, default="")
     cancel_reason = models.TextField(blank=True, default="")
     event_count = models.PositiveIntegerField(default=0)
@@ -314,7 +320,10 @@ class Run(models.Model):
             # A run that is (or was) running has a start time; a queued one has not started.
             models.CheckConstraint(
                 condition=(Q(status=RunStatus.QUEUED) & Q(started_at__isnull=True))
-                | (Q(status__in=(RunStatus.RUNNING, RunStatus.COMPLETED)) & Q(started_at__isnull=False))
+                | (
+                    Q(status__in=(RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL, RunStatus.COMPLETED))
+                    & Q(started_at__isnull=False)
+                )
                 | Q(status__in=(RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)),
                 name="run_started_unless_queued",
             ),
@@ -326,7 +335,7 @@ class Run(models.Model):
             # One open chat turn per session: a second turn while one is queued or running is a 409.
             models.UniqueConstraint(
                 fields=["session"],
-                condition=Q(status__in=("queued", "running"), purpose="chat"),
+                condition=Q(status__in=("queued", "running", "awaiting_approval"), purpose="chat"),
                 name="run_one_open_chat_per_session",
             ),
             models.CheckConstraint(condition=Q(attempt__gte=1), name="run_attempt_positive"),
@@ -402,3 +411,65 @@ class TraceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.index} {self.type}"
+
+
+class InvocationStatus(models.TextChoices):
+    # Open: the call has no result yet.
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    AWAITING_RESULT = "awaiting_result", "Awaiting a client's result"
+    APPROVED = "approved", "Approved"
+    # Closed: the call has its one result.
+    DONE = "done", "Done"
+    DENIED = "denied", "Denied"
+    CANCELLED = "cancelled", "Cancelled"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+OPEN_INVOCATION_STATUSES = (
+    InvocationStatus.AWAITING_APPROVAL,
+    InvocationStatus.AWAITING_RESULT,
+    InvocationStatus.APPROVED,
+)
+
+
+class ToolInvocation(models.Model):
+    """One tool call a model asked for, and its one result: the database keeps every call answered."""
+
+    # No index of its own: `tool_invocation_session_call_unique` leads with it.
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="tool_invocations", db_index=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tool_invocations", db_index=False)
+    call_id = models.CharField(max_length=200)
+    tool = models.CharField(max_length=200)
+    arguments = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=24, choices=InvocationStatus.choices)
+    # Untrusted text: stored and shown, never executed or rendered as HTML.
+    result = models.TextField(blank=True, default="")
+    is_error = models.BooleanField(default=False)
+    # The assistant message holding the call, and the tool message holding its result once appended.
+    call_seq = models.PositiveIntegerField()
+    result_seq = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        indexes = [
+            # A run's calls in order (the loop's resume, run_finish's open check, the approval endpoint).
+            models.Index(fields=["run", "id"], name="tool_invocation_run_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "call_id"], name="tool_invocation_session_call_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=InvocationStatus.values), name="tool_invocation_status_valid"
+            ),
+            # A closed call has its finish time; an open one does not.
+            models.CheckConstraint(
+                condition=(Q(status__in=OPEN_INVOCATION_STATUSES) & Q(finished_at__isnull=True))
+                | (~Q(status__in=OPEN_INVOCATION_STATUSES) & Q(finished_at__isnull=False)),
+                name="tool_invocation_finished_iff_closed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool} call {self.call_id} ({self.status})"

@@ -50,7 +50,14 @@ from core.conversation.contracts import (
     parts_validate,
     trace_payload_validate,
 )
-from core.conversation.models import OPEN_RUN_STATUSES, TERMINAL_RUN_STATUSES, RunPurpose
+from core.conversation.models import (
+    OPEN_INVOCATION_STATUSES,
+    OPEN_RUN_STATUSES,
+    TERMINAL_RUN_STATUSES,
+    InvocationStatus,
+    RunPurpose,
+    ToolInvocation,
+)
 from core.conversation.selectors import (
     OwnerScope,
     checkpoint_on_path,
@@ -705,8 +712,25 @@ def _run_locked(run_id: UUID | str, owner: OwnerScope = None) -> Run:
         raise NotFoundError.for_field("run", f"no run {run_id}") from None
 
 
+# How a run that ends without finishing its tool calls answers each open one.
+_INVOCATION_CLOSE = {
+    RunStatus.CANCELLED: (InvocationStatus.CANCELLED, "cancelled: the run was cancelled before this call ran"),
+    RunStatus.FAILED: (InvocationStatus.CANCELLED, "cancelled: the run failed before this call ran"),
+    RunStatus.INTERRUPTED: (InvocationStatus.INTERRUPTED, "interrupted: the run stopped before this call ran"),
+}
+
+
 def _events_write(run: Run, events: list[tuple[str, dict[str, Any]]], **changes: Any) -> list[TraceEvent]:
-    """Insert `events` at the run's next indexes and apply `changes` with one UPDATE (run row locked)."""
+    """Insert `events` at the run's next indexes and apply `changes` with one UPDATE (run row locked).
+
+    A run that ends cancelled, failed or interrupted closes its open tool invocations in the same
+    transaction: every call keeps exactly one result.
+    """
+    closing = _INVOCATION_CLOSE.get(changes.get("status", ""))
+    if closing is not None:
+        ToolInvocation.objects.filter(run_id=run.pk, status__in=OPEN_INVOCATION_STATUSES).update(
+            status=closing[0], result=closing[1], is_error=True, finished_at=timezone.now()
+        )
     written = [
         TraceEvent.objects.create(run=run, index=run.event_count + offset, type=event_type, payload=payload)
         for offset, (event_type, payload) in enumerate(events, start=1)
@@ -760,6 +784,15 @@ def _finish(run: Run, status: str, error: str) -> list[TraceEvent]:
             raise ConflictError.for_field("run", "is queued; start it before completing it")
         if run.error:
             raise ConflictError.for_field("run", "reported an error; finish it as failed")
+        open_calls = list(
+            ToolInvocation.objects.filter(run_id=run.pk, status__in=OPEN_INVOCATION_STATUSES).values_list(
+                "call_id", flat=True
+            )
+        )
+        if open_calls:
+            raise ConflictError.for_field(
+                "run", f"has tool calls without a result ({', '.join(open_calls)}); answer them before completing it"
+            )
     events: list[tuple[str, dict[str, Any]]] = []
     if error:
         events.append((TraceEventType.ERROR, {"message": error}))
@@ -1045,12 +1078,18 @@ def _interrupt(run: Run, error: str) -> None:
 def run_claim(*, run_id: UUID | str, lease_owner: str, lease_ms: int, payload: Mapping[str, Any]) -> Run | None:
     """Start a queued run under `lease_owner`'s lease (`run_started` with `payload`); None if not queued.
 
-    A run whose cancel was requested while it waited is cancelled instead (and None returned).
+    A run `awaiting_approval` whose tool calls are all decided (approved, denied, answered) is taken
+    the same way: its turn resumes. A run whose cancel was requested while it waited is cancelled
+    instead (and None returned).
     """
     checked = dict(trace_payload_validate(TraceEventType.RUN_STARTED, payload))
     with transaction.atomic():
         run = _run_locked(run_id)
-        if run.status != RunStatus.QUEUED:
+        if run.status == RunStatus.AWAITING_APPROVAL:
+            waiting = (InvocationStatus.AWAITING_APPROVAL, InvocationStatus.AWAITING_RESULT)
+            if ToolInvocation.objects.filter(run_id=run.pk, status__in=waiting).exists():
+                return None
+        elif run.status != RunStatus.QUEUED:
             return None
         if run.cancel_requested_at is not None:
             _events_write(
@@ -1066,9 +1105,30 @@ def run_claim(*, run_id: UUID | str, lease_owner: str, lease_ms: int, payload: M
             run,
             [(TraceEventType.RUN_STARTED, checked)],
             status=RunStatus.RUNNING,
-            started_at=now,
+            started_at=run.started_at or now,
             lease_owner=lease_owner,
             lease_expires_at=now + timedelta(milliseconds=lease_ms),
+        )
+    return run
+
+
+def run_await_tools(*, run_id: UUID | str, lease_owner: str, calls: Sequence[Mapping[str, Any]]) -> Run | None:
+    """Park a running run `awaiting_approval` on `calls` (a `tools_pending` event names them); the lease goes.
+
+    No worker holds it while it waits: an approval, a client's result or the approval timeout
+    makes it claimable again (`run_claim`). None when the run is no longer this worker's.
+    """
+    payload = dict(trace_payload_validate(TraceEventType.TOOLS_PENDING, {"calls": [dict(call) for call in calls]}))
+    with transaction.atomic():
+        run = _run_locked(run_id)
+        if run.status != RunStatus.RUNNING or run.lease_owner != lease_owner:
+            return None
+        _events_write(
+            run,
+            [(TraceEventType.TOOLS_PENDING, payload)],
+            status=RunStatus.AWAITING_APPROVAL,
+            lease_owner="",
+            lease_expires_at=None,
         )
     return run
 

@@ -34,6 +34,9 @@ class LongTermMemorySerializer(serializers.ModelSerializer[LongTermMemory]):
             "source_session",
             "source_first_seq",
             "source_last_seq",
+            "source",
+            "source_run",
+            "forgotten_at",
             "created",
             "updated",
             "last_used_at",
@@ -81,6 +84,9 @@ class LongTermMemoryListQuerySerializer(serializers.Serializer[Any]):
     )
     limit = Int64Field(
         required=False, default=20, min_value=1, max_value=MAX_LIMIT, help_text="How many search results (with q)"
+    )
+    forgotten = serializers.BooleanField(
+        required=False, default=False, help_text="true: list only the forgotten memories (to restore one)"
     )
     kind = serializers.ChoiceField(choices=MemoryKind.choices, required=False)
     pinned = serializers.BooleanField(required=False)

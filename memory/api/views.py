@@ -14,6 +14,7 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -54,6 +55,8 @@ from memory.services import (
     attachment_record,
     episode_upsert,
     memory_delete,
+    memory_forget,
+    memory_restore,
     memory_update,
     memory_write,
 )
@@ -96,7 +99,11 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
             results = LongTermMemorySerializer([hit.memory for hit in hits], many=True).data
             return Response({"next": None, "previous": None, "results": results})
         memories = memory_list(
-            owner=acting_user(request), kind=query.get("kind"), pinned=query.get("pinned"), key=query.get("key")
+            owner=acting_user(request),
+            kind=query.get("kind"),
+            pinned=query.get("pinned"),
+            key=query.get("key"),
+            forgotten=query["forgotten"],
         )
         return self.page(memories, LongTermMemorySerializer)
 
@@ -175,7 +182,29 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
         )
         return Response(LongTermMemorySerializer(memory).data)
 
-    @extend_schema(summary="Forget a memory", parameters=[RECORD_ID], responses={204: None, 404: ERRORS_404})
+    @extend_schema(
+        summary="Forget a memory softly (hidden from search, lists and models; restore undoes it)",
+        parameters=[RECORD_ID],
+        request=None,
+        responses={200: LongTermMemorySerializer, 404: ERRORS_404},
+    )
+    @action(detail=True, methods=["post"])
+    def forget(self, request: Request, pk: str) -> Response:
+        memory = memory_forget(memory_id=_pk(pk, "memory"), owner=acting_user(request))
+        return Response(LongTermMemorySerializer(memory).data)
+
+    @extend_schema(
+        summary="Restore a forgotten memory",
+        parameters=[RECORD_ID],
+        request=None,
+        responses={200: LongTermMemorySerializer, 404: ERRORS_404},
+    )
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, pk: str) -> Response:
+        memory = memory_restore(memory_id=_pk(pk, "memory"), owner=acting_user(request))
+        return Response(LongTermMemorySerializer(memory).data)
+
+    @extend_schema(summary="Delete a memory for good", parameters=[RECORD_ID], responses={204: None, 404: ERRORS_404})
     def destroy(self, request: Request, pk: str) -> Response:
         memory_delete(memory_id=_pk(pk, "memory"), owner=acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,15 @@ from django.urls import URLPattern, path, re_path
 
 from core.api.routing import Route
 from runtime.api.imports import ImportJobView, ImportView
-from runtime.api.views import MessageEditView, MessageRegenerateView, RouteProbeView, RunRetryView, SessionTurnView
+from runtime.api.views import (
+    MessageEditView,
+    MessageRegenerateView,
+    RouteProbeView,
+    RunApproveView,
+    RunRetryView,
+    RunToolResultsView,
+    SessionTurnView,
+)
 from runtime.bootstrap.api import BootstrapView
 
 routes: list[Route] = []
@@ -25,4 +33,6 @@ urlpatterns: list[URLPattern] = [
     path("runs/<uuid:run_id>/retry/", RunRetryView.as_view(), name="run-retry"),
     path("import/", ImportView.as_view(), name="import"),
     path("import/<str:job_id>/", ImportJobView.as_view(), name="import-job"),
+    path("runs/<uuid:run_id>/approve/", RunApproveView.as_view(), name="run-approve"),
+    path("runs/<uuid:run_id>/tool-results/", RunToolResultsView.as_view(), name="run-tool-results"),
 ]

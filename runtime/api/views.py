@@ -1,10 +1,13 @@
 """The turn API: `POST /api/sessions/{id}/turns/` queues a turn for the workers (202), and so do
 `…/messages/{seq}/regenerate/`, `…/messages/{seq}/edit/` and `POST /api/runs/{id}/retry/`; staff
-probe a route with `POST /api/config/routes/{alias}/probe/`.
+probe a route with `POST /api/config/routes/{alias}/probe/`. A run awaiting approval resumes
+through the workers once `POST /api/runs/{id}/approve/` (approve or deny each call) and
+`POST /api/runs/{id}/tool-results/` (a client tool's results) have decided every call it waits on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 from django.db import transaction
@@ -25,10 +28,11 @@ from core.conversation.api.serializers import (
     MessageSerializer,
     RunSerializer,
 )
+from core.conversation.invocations import Decided, invocations_decide, invocations_results_post, run_invocations
 from core.conversation.selectors import message_seq, run_get
 from core.conversation.services import run_retry
 from core.errors import ConflictError
-from core.models import Run
+from core.models import Run, ToolInvocation
 from runtime.probes import route_probe
 from runtime.turns import Accepted, turn_accept
 from runtime.worker.tasks import run_enqueue
@@ -228,3 +232,103 @@ class RunRetryView(APIView):
             raise ConflictError.for_field("run", "answers no user message; only a chat turn's run can be retried")
         accepted = Accepted(run=fresh, message=fresh.message, created=True)
         return Response(TurnAcceptedSerializer(accepted).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ToolInvocationSerializer(serializers.ModelSerializer[ToolInvocation]):
+    class Meta:
+        model = ToolInvocation
+        fields = [
+            "call_id",
+            "tool",
+            "arguments",
+            "status",
+            "result",
+            "is_error",
+            "created",
+            "decided_at",
+            "finished_at",
+        ]
+
+
+class RunToolCallsSerializer(serializers.Serializer[Decided]):
+    run = RunSerializer()
+    resumed = serializers.BooleanField(
+        source="resumable", help_text="True when every call was decided: the run is queued for a worker again."
+    )
+    tool_calls = serializers.SerializerMethodField(help_text="Every tool call of the run, in order.")
+
+    def get_tool_calls(self, decided: Decided) -> list[dict[str, object]]:
+        return list(ToolInvocationSerializer(run_invocations(run_id=decided.run.pk), many=True).data)
+
+
+class ApproveRequestSerializer(StrictInputSerializer):
+    decisions = serializers.DictField(
+        child=serializers.BooleanField(),
+        allow_empty=False,
+        help_text="Call id → true (approve: the call runs) or false (deny: the model gets 'denied by the user').",
+    )
+
+
+class ToolResultSerializer(StrictInputSerializer):
+    content = serializers.CharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
+    is_error = serializers.BooleanField(default=False)
+
+
+class ToolResultsRequestSerializer(StrictInputSerializer):
+    results = serializers.DictField(
+        child=ToolResultSerializer(), allow_empty=False, help_text="Call id → the result the client computed."
+    )
+
+
+def _decided(request: Request, serializer: type[StrictInputSerializer], decide: Callable[..., Decided]) -> Response:
+    """Parse the body, apply the decisions in one transaction; a run with every call decided is queued again."""
+    data = parsed(serializer, request.data)
+    with transaction.atomic():
+        decided = decide(data, acting_user(request))
+        if decided.resumable:
+            run = decided.run
+            transaction.on_commit(lambda: run_enqueue(run))
+        return Response(RunToolCallsSerializer(decided).data)
+
+
+_DECIDE_ERRORS = {
+    400: error_response("A call id that is not in the run, or a value that is not true/false."),
+    404: error_response("No such run."),
+    409: error_response("The run is not awaiting approval, or the call does not wait for this."),
+}
+
+
+class RunApproveView(APIView):
+    """Approve or deny the calls a run waits on; once every call is decided the run is queued again."""
+
+    @extend_schema(
+        operation_id="runs_approve_create",
+        request=ApproveRequestSerializer,
+        responses={200: RunToolCallsSerializer, **_DECIDE_ERRORS},
+    )
+    def post(self, request: Request, run_id: UUID) -> Response:
+        return _decided(
+            request,
+            ApproveRequestSerializer,
+            lambda data, owner: invocations_decide(run_id=run_id, owner=owner, decisions=data["decisions"]),
+        )
+
+
+class RunToolResultsView(APIView):
+    """Post the results of the `client` tool calls a run waits on; once every call is decided the run resumes."""
+
+    @extend_schema(
+        operation_id="runs_tool_results_create",
+        request=ToolResultsRequestSerializer,
+        responses={200: RunToolCallsSerializer, **_DECIDE_ERRORS},
+    )
+    def post(self, request: Request, run_id: UUID) -> Response:
+        return _decided(
+            request,
+            ToolResultsRequestSerializer,
+            lambda data, owner: invocations_results_post(
+                run_id=run_id,
+                owner=owner,
+                results={call_id: (item["content"], item["is_error"]) for call_id, item in data["results"].items()},
+            ),
+        )

@@ -17,7 +17,7 @@ from core.config.contracts import (
     RecordReadiness,
     RouteConfig,
 )
-from core.config.readiness import DISABLED_REASON, provider_credential
+from core.config.readiness import DISABLED_REASON, provider_credential, tool_runner_reasons
 from core.config.selectors import ConfigLoadProblems
 from core.errors import InvalidInputError
 from core.models import ModelRoute, Provider
@@ -108,7 +108,7 @@ def config_section(
             )
             for r in stored.routes
         ),
-        tools=tuple(Entry(t, *plain_state(t.enabled)) for t in stored.tools),
+        tools=tuple(Entry(t, *plain_state(t.enabled, tool_runner_reasons(t))) for t in stored.tools),
         skills=tuple(
             Entry(s, *plain_state(s.enabled, skill_reasons(s.tools, f"skill {s.name!r}"))) for s in stored.skills
         ),

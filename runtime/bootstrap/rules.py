@@ -148,12 +148,14 @@ def model_rule(facts: Facts) -> ViewStatus:
 
 
 def tools_rule(facts: Facts) -> ViewStatus:
-    """Empty without tools; blocked when every tool is disabled; ready otherwise."""
+    """Empty without tools; blocked when every tool is disabled or none has a runner; ready otherwise."""
     tools = facts.config.tools
     if not tools:
         return _empty(f"no tool is configured: {_load_hint(facts, 'tools')}")
     if not any(tool.record.enabled for tool in tools):
         return _blocked(f"every tool is disabled: set enabled = true on one in {facts.file_path}")
+    if not any(tool.status == "ready" for tool in tools):
+        return _blocked("no tool can run", *(reason for tool in tools for reason in tool.reasons))
     return _ready()
 
 

@@ -3,6 +3,9 @@
 - A `running` run whose lease expired belongs to a dead worker: it ends `interrupted`, saying which.
 - A `queued` run with no live task (a crash between the commit and the enqueue) is enqueued again;
   one queued longer than `AGENTCHAT_QUEUED_RUN_EXPIRY_S` ends `interrupted` instead.
+- A tool call waiting for approval longer than `AGENTCHAT_APPROVAL_TIMEOUT` seconds is denied with
+  that reason; a run `awaiting_approval` whose calls are all decided and that no task will take (a
+  crash between the decision and the enqueue, a restart) is enqueued again, so waiting survives restarts.
 - Finished task rows older than `AGENTCHAT_TASK_RESULTS_KEEP_S` are pruned, and the heartbeat rows
   of workers silent for an hour are forgotten.
 Taking a run is idempotent (`run_claim` starts only a queued run), so a run enqueued twice runs once.
@@ -22,6 +25,7 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
+from core.conversation.invocations import invocations_approval_expire, runs_resumable_ids
 from core.conversation.selectors import runs_queued_ids
 from core.conversation.services import runs_lease_expired_interrupt, runs_queue_expired_interrupt
 from core.models import Run, WorkerBeat
@@ -44,6 +48,7 @@ class SweepResult:
     requeued: list[UUID] = field(default_factory=list)
     lease_expired: list[UUID] = field(default_factory=list)
     queue_expired: list[UUID] = field(default_factory=list)
+    approval_expired: list[UUID] = field(default_factory=list)
     pruned_tasks: int = 0
 
 
@@ -75,7 +80,13 @@ def sweep(*, prune: bool = True) -> SweepResult:
     result.queue_expired = runs_queue_expired_interrupt(
         older_than=now - timedelta(seconds=settings.AGENTCHAT_QUEUED_RUN_EXPIRY_S)
     )
+    timeout = settings.AGENTCHAT_APPROVAL_TIMEOUT
+    result.approval_expired = invocations_approval_expire(older_than=now - timedelta(seconds=timeout), seconds=timeout)
     live = _live_task_run_ids()
+    for run_id in runs_resumable_ids():
+        if run_id in result.approval_expired or (live is not None and str(run_id) not in live):
+            run_enqueue(Run.objects.get(pk=run_id))
+            result.requeued.append(run_id)
     cutoff = now - (REQUEUE_AFTER if live is not None else REQUEUE_BLIND_AFTER)
     for run_id in runs_queued_ids(created_before=cutoff):
         if live is None or str(run_id) not in live:
@@ -88,6 +99,8 @@ def sweep(*, prune: bool = True) -> SweepResult:
         LOG.warning("run %s: its worker's lease expired; ended interrupted", run_id)
     for run_id in result.queue_expired:
         LOG.warning("run %s: queued past AGENTCHAT_QUEUED_RUN_EXPIRY_S; ended interrupted", run_id)
+    for run_id in result.approval_expired:
+        LOG.info("run %s: a tool call waited past AGENTCHAT_APPROVAL_TIMEOUT; denied", run_id)
     for run_id in result.requeued:
         LOG.info("run %s: queued with no live task; enqueued again", run_id)
     return result

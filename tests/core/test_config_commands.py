@@ -211,7 +211,7 @@ def test_the_example_file_loads_with_no_keys_and_reports_what_is_blocked(monkeyp
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     out, _ = run("load_config", str(EXAMPLE))
-    assert f"Loaded {EXAMPLE}: 14 created, 0 updated, 0 disabled, 0 unchanged." in out.splitlines()
+    assert f"Loaded {EXAMPLE}: 18 created, 0 updated, 0 disabled, 0 unchanged." in out.splitlines()
     assert "  blocked: provider 'openai': OPENAI_API_KEY is not set" in out.splitlines()
     assert ModelRoute.objects.get(is_default=True).alias == "replay"
 

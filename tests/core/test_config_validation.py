@@ -41,7 +41,7 @@ def test_minimal_document_parses_into_contracts() -> None:
 
 def test_example_file_is_valid() -> None:
     document = document_parse(tomllib.loads(Path("config/agentchat.example.toml").read_text()))
-    assert document.count() == 14
+    assert document.count() == 18
     assert [route.alias for route in document.routes if route.is_default] == ["replay"]
 
 

@@ -359,7 +359,15 @@ def test_example_config_without_keys(api: APIClient, example_loaded: None) -> No
         "reasons": ["route 'fast' uses provider 'openai', which is blocked (OPENAI_API_KEY is not set)"],
     }
     assert routes["replay"]["status"] == "ready"
-    assert [t["name"] for t in config["tools"]] == ["web_search", "write_file"]
+    assert [t["name"] for t in config["tools"]] == [
+        "current_time",
+        "memory_forget",
+        "memory_remember",
+        "memory_search",
+        "web_search",
+        "write_file",
+    ]
+    assert [(t["name"], t["status"]) for t in config["tools"] if t["status"] != "ready"] == []
     assert config["skills"][0]["tools"] == ["web_search"]
     assert config["mcp_servers"][0]["status"] == "ready"
     assert [a["name"] for a in config["agents"]] == ["researcher", "writer"]
@@ -434,7 +442,7 @@ def test_missing_mcp_command_and_variable_block_mcp_and_team(
 def test_disabled_tools_block_tools_and_skills(api: APIClient, example_loaded: None) -> None:
     from dataclasses import replace
 
-    for name in ("web_search", "write_file"):
+    for name in ("current_time", "memory_search", "memory_remember", "memory_forget", "web_search", "write_file"):
         record = config_record_get(Kind.TOOL, name)
         config_record_update(kind=Kind.TOOL, key=name, record=replace(record, enabled=False))
     body = bootstrap(api)

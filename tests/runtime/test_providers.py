@@ -13,7 +13,7 @@ from core.config.live_options import live_options_parse
 from core.config.replay_options import replay_options_parse
 from core.config.validation import ConfigInvalidError, document_parse
 from core.conversation.contracts import FINISH_REASONS, trace_payload_validate
-from core.conversation.events import ErrorEvent, Finish, FinishReason, Reasoning, TextDelta, ToolCall, ToolResult, Usage
+from core.conversation.events import ErrorEvent, Finish, FinishReason, Reasoning, TextDelta, ToolCall, Usage
 from core.errors import InvalidInputError
 from core.models import ModelRoute, Provider, ProviderKind
 from runtime.providers import (
@@ -21,6 +21,7 @@ from runtime.providers import (
     OllamaAdapter,
     OpenAIAdapter,
     PromptMessage,
+    ToolDefinition,
     adapter_for,
 )
 from runtime.providers.replay import ReplayAdapter
@@ -127,12 +128,42 @@ def test_replay_echoes_in_chunks_with_usage() -> None:
     assert list(adapter.stream(prompt("hello world"))) == events  # deterministic
 
 
-def test_replay_tool_and_error_rules() -> None:
+def test_replay_tool_calls_fit_the_schema_and_answer_with_the_results() -> None:
     adapter = adapter_for(make_route(ProviderKind.REPLAY))
-    events = list(adapter.stream(prompt("/tool search cats")))
-    assert events[0] == ToolCall(id="call_1_1", name="search", arguments={"input": "cats"})
-    assert events[1] == ToolResult(tool_call_id="call_1_1", content="replayed result of search('cats')")
-    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "replay: called search with 'cats'"
+    schema = {
+        "type": "object",
+        "required": ["query", "max_results", "exact", "mode"],
+        "properties": {
+            "query": {"type": "string"},
+            "max_results": {"type": "integer"},
+            "exact": {"type": "boolean"},
+            "mode": {"type": "string", "enum": ["web", "news"]},
+        },
+    }
+    tools = [ToolDefinition(name="search", parameters=schema)]
+    events = list(adapter.stream(prompt("/tool search cats"), tools=tools))
+    assert events[:2] == [
+        ToolCall(
+            id="call_1_1_1", name="search", arguments={"query": "cats", "max_results": 1, "exact": True, "mode": "web"}
+        ),
+        Finish(reason="tool_calls"),
+    ]
+    # No tool offered under that name: no schema, no arguments (the loop answers "unknown tool").
+    assert next(iter(adapter.stream(prompt("/tool nothing here")))) == ToolCall(
+        id="call_1_1_1", name="nothing", arguments={}
+    )
+    # Once the result is in the prompt, the reply quotes it.
+    answered = [
+        *prompt("/tool search cats"),
+        PromptMessage(
+            role="assistant",
+            content="",
+            parts=({"type": "tool_call", "id": "call_1_1_1", "name": "search", "arguments": {}},),
+        ),
+        PromptMessage(role="tool", content="3 cats found"),
+    ]
+    text = "".join(e.text for e in adapter.stream(answered, tools=tools) if isinstance(e, TextDelta))
+    assert text == "replay: search returned: 3 cats found"
     assert list(adapter.stream(prompt("/error boom"))) == [ErrorEvent(message="boom", code="requested_error")]
 
 
@@ -153,11 +184,10 @@ def test_replay_script_turns_and_usage_override() -> None:
         Usage(input_tokens=10, output_tokens=2, cached_input_tokens=0, reasoning_tokens=1, cache_write_input_tokens=0),
     ]
     second = list(adapter.stream(prompt("a", "b")))
-    assert second[:3] == [
-        ToolCall(id="call_2_1", name="calc", arguments={"x": 1}),
-        ToolResult(tool_call_id="call_2_1", content="2"),
-        TextDelta(text="two"),
-    ]
+    assert second[:2] == [ToolCall(id="call_2_1_1", name="calc", arguments={"x": 1}), Finish(reason="tool_calls")]
+    # The model call made with the tool's result plays the steps after the calls.
+    after = [*prompt("a", "b"), PromptMessage(role="assistant", content=""), PromptMessage(role="tool", content="2")]
+    assert next(iter(adapter.stream(after))) == TextDelta(text="two")
     third = list(adapter.stream(prompt("a", "b", "c")))
     assert third == [ErrorEvent(message="the replay script has 2 turns; turn 3 was asked for", code="script_exhausted")]
 

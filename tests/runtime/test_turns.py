@@ -73,16 +73,17 @@ def test_turn_writes_every_store(chat_session: AgentSession) -> None:
     assert result.checkpoint is None
 
 
-def test_turn_with_tool_call_appends_tool_messages(chat_session: AgentSession) -> None:
+def test_a_call_to_a_tool_not_offered_is_answered_unknown_tool(chat_session: AgentSession) -> None:
     result = turn_run(session_id=chat_session.pk, user_text="/tool search cats")
     roles = [(m.seq, m.role) for m in result.messages]
     assert roles == [(1, "user"), (2, "assistant"), (3, "tool"), (4, "assistant")]
-    assert result.messages[1].parts == [
-        {"type": "tool_call", "id": "call_1_1", "name": "search", "arguments": {"input": "cats"}}
+    assert result.messages[1].parts == [{"type": "tool_call", "id": "call_1_1_1", "name": "search", "arguments": {}}]
+    assert result.messages[2].parts == [
+        {"type": "tool_result", "tool_call_id": "call_1_1_1", "content": "unknown tool search", "is_error": True}
     ]
-    assert result.messages[2].parts[0]["tool_call_id"] == "call_1_1"
-    assert result.messages[3].content == "replay: called search with 'cats'"
-    assert trace_types(result.run)[1:3] == ["tool_call", "tool_result"]
+    assert result.messages[3].content == "replay: search returned: unknown tool search"
+    assert trace_types(result.run)[1:3] == ["tool_call", "finish"]
+    assert "tool_result" in trace_types(result.run)
 
 
 def test_adapter_error_fails_run_without_assistant_message(chat_session: AgentSession) -> None:

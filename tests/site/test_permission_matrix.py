@@ -229,6 +229,15 @@ MATRIX: dict[str, Row] = {
     ),
     # The owner's run is still open: only a failed or interrupted run is retried.
     "run-retry": row(lambda w: {"run_id": w.run}, post=(401, 404, 404, 409)),
+    # The owner's run is not awaiting approval: a decision or a result is a 409.
+    "run-approve": row(
+        lambda w: {"run_id": w.run}, post=(401, 404, 404, 409), bodies={"post": {"decisions": {"call_1": True}}}
+    ),
+    "run-tool-results": row(
+        lambda w: {"run_id": w.run},
+        post=(401, 404, 404, 409),
+        bodies={"post": {"results": {"call_1": {"content": "x"}}}},
+    ),
     "run-detail": row(run_pk, get=OWNER_ONLY),
     "run-cancel": row(run_pk, post=OWNER_ONLY, bodies={"post": {"reason": "not needed"}}),
     "run-text": row(run_pk, get=OWNER_ONLY),
@@ -252,6 +261,8 @@ MATRIX: dict[str, Row] = {
         delete=(401, 404, 404, 204),
         bodies={"put": {"kind": "fact", "content": "replaced"}, "patch": {"pinned": True}},
     ),
+    "memory-long-term-forget": row(lambda w: {"pk": w.memory}, post=OWNER_ONLY),
+    "memory-long-term-restore": row(lambda w: {"pk": w.memory}, post=OWNER_ONLY),
     "memory-episode-list": row(
         get=ANY_SIGNED_IN,
         post=(401, 201, 201, 201),

@@ -139,7 +139,18 @@ class RouteSerializer(serializers.ModelSerializer[ModelRoute]):
 class ToolSerializer(serializers.ModelSerializer[ToolSpec]):
     class Meta:
         model = ToolSpec
-        fields = ["name", "description", "parameters", "requires_approval", "enabled", "created", "updated"]
+        fields = [
+            "name",
+            "description",
+            "parameters",
+            "requires_approval",
+            "builtin",
+            "mcp",
+            "client",
+            "enabled",
+            "created",
+            "updated",
+        ]
 
 
 class SkillSerializer(serializers.ModelSerializer[SkillSpec]):

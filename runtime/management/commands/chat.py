@@ -71,6 +71,12 @@ class Command(BaseCommand):
             raise CommandError("interrupted; run `manage.py recover_runs` to close the open run") from None
         self.stdout.write("")
         run = result.run
+        if run.status == RunStatus.AWAITING_APPROVAL:
+            self.stdout.write(
+                f"run {run.pk} awaits approval of its tool calls (or a client's results): "
+                f"POST /api/runs/{run.pk}/approve/ or /tool-results/; a worker (make serve) then resumes it"
+            )
+            return
         if run.status != RunStatus.COMPLETED:
             raise CommandError(f"run {run.pk} {run.status}: {run.error or run.cancel_reason}")
         self.stdout.write(f"run {run.pk} completed; {len(result.messages)} messages appended")
