@@ -19,18 +19,6 @@ from core.conversation.models import AgentSession, Checkpoint, Message
 from core.conversation.selectors import OwnerScope, owned, session_get
 
 SCHEMA = "agentchat-export/1"
-_MESSAGE_FIELDS = (
-    "id",
-    "seq",
-    "parent_id",
-    "role",
-    "content",
-    "parts",
-    "token_count",
-    "token_count_estimated",
-    "client_id",
-    "created",
-)
 
 
 def _time(value: dt.datetime) -> str:
@@ -39,23 +27,19 @@ def _time(value: dt.datetime) -> str:
 
 def session_record(session: AgentSession) -> dict[str, Any]:
     """One session as its `agentchat-export/1` record (every message of the tree, its tags and checkpoints)."""
-    rows = list(Message.objects.filter(session=session).order_by("seq").values_list(*_MESSAGE_FIELDS))
-    seq_of = {row[0]: row[1] for row in rows}
+    rows: list[dict[str, Any]] = [dict(row) for row in Message.objects.filter(session=session).order_by("seq").values()]
+    seq_of = {row["id"]: row["seq"] for row in rows}
     origin = ImportedConversation.objects.filter(session=session).first()
     foreign = origin is not None and origin.source != ImportFormat.AGENTCHAT
     sources: list[list[str]] = origin.message_sources if origin is not None and foreign else []
     messages = []
-    for index, (_, seq, parent_id, role, content, parts, tokens, estimated, client_id, created) in enumerate(rows):
+    for index, row in enumerate(rows):
         message: dict[str, Any] = {
-            "seq": seq,
-            "parent_seq": seq_of.get(parent_id) if parent_id is not None else None,
-            "role": role,
-            "content": content,
-            "parts": parts,
-            "token_count": tokens,
-            "token_count_estimated": estimated,
-            "client_id": client_id,
-            "created": _time(created),
+            "seq": row["seq"],
+            "parent_seq": seq_of.get(row["parent_id"]) if row["parent_id"] is not None else None,
+            **{key: row[key] for key in ("role", "content", "parts", "token_count", "token_count_estimated")},
+            "client_id": row["client_id"],
+            "created": _time(row["created"]),
         }
         if index < len(sources):
             message["source_id"], message["model"] = sources[index]

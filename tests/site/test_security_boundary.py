@@ -30,6 +30,7 @@ SAMPLE_VALUES = {
     "pk": str(uuid.uuid4()),
     "session_id": str(uuid.uuid4()),
     "run_id": str(uuid.uuid4()),
+    "job_id": str(uuid.uuid4()),
     "seq": "1",
     "name": "openai",
     "alias": "fast",

@@ -28,6 +28,7 @@ from core.conversation.importing.shapes import (
     Conversation,
     ConversationSkippedError,
     Node,
+    conversation_key,
     epoch_time,
     text_of,
 )
@@ -66,11 +67,7 @@ def _kept(message: object) -> bool:
 
 def convert(raw: object) -> Conversation:
     """One conversation of the export; ConversationSkippedError naming the field when it cannot be read."""
-    if not isinstance(raw, dict):
-        raise ConversationSkippedError("it is not an object")
-    source_id = raw.get("conversation_id") or raw.get("id")
-    if not isinstance(source_id, str) or not source_id:
-        raise ConversationSkippedError("conversation_id: missing; every ChatGPT conversation has one")
+    raw, source_id = conversation_key(raw, "conversation_id", "id")
     mapping = raw.get("mapping")
     if not isinstance(mapping, dict) or not mapping:
         raise ConversationSkippedError("mapping: missing or empty (a conversation with no messages)")

@@ -15,7 +15,14 @@ import json
 from typing import Any
 
 from core.conversation.contracts import MessagePart
-from core.conversation.importing.shapes import Conversation, ConversationSkippedError, Node, iso_time, text_of
+from core.conversation.importing.shapes import (
+    Conversation,
+    ConversationSkippedError,
+    Node,
+    conversation_key,
+    iso_time,
+    text_of,
+)
 
 FORMAT = "librechat"
 ITEMS = ""
@@ -76,11 +83,7 @@ def _flatten(messages: list[Any], parent: str | None, into: list[tuple[dict[str,
 
 def convert(raw: object) -> Conversation:
     """One conversation of the export; ConversationSkippedError naming the field when it cannot be read."""
-    if not isinstance(raw, dict):
-        raise ConversationSkippedError("it is not an object")
-    source_id = raw.get("conversationId")
-    if not isinstance(source_id, str) or not source_id:
-        raise ConversationSkippedError("conversationId: missing; every LibreChat conversation has one")
+    raw, source_id = conversation_key(raw, "conversationId")
     messages = raw.get("messagesTree", raw.get("messages"))
     if not isinstance(messages, list):
         raise ConversationSkippedError("messages: missing; the export lists them in messages or messagesTree")

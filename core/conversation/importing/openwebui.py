@@ -9,7 +9,8 @@ messages (a reply that never arrived) are skipped, their replies re-parented.
 
 from __future__ import annotations
 
-from core.conversation.importing.shapes import Conversation, ConversationSkippedError, Node, epoch_time, text_of
+from core.conversation.importing import shapes
+from core.conversation.importing.shapes import Conversation, Node
 
 FORMAT = "openwebui"
 ITEMS = "item"
@@ -18,20 +19,20 @@ ROLES = frozenset({"user", "assistant", "system"})
 
 def convert(raw: object) -> Conversation:
     """One chat of the export; ConversationSkippedError naming the field when it cannot be read."""
-    if not isinstance(raw, dict):
-        raise ConversationSkippedError("it is not an object")
-    source_id = raw.get("id")
-    if not isinstance(source_id, str) or not source_id:
-        raise ConversationSkippedError("id: missing; every Open WebUI chat has one")
+    raw, source_id = shapes.conversation_key(raw, "id")
     chat = raw.get("chat")
     history = chat.get("history") if isinstance(chat, dict) else None
     messages = history.get("messages") if isinstance(history, dict) else None
     if not isinstance(chat, dict) or not isinstance(history, dict) or not isinstance(messages, dict):
-        raise ConversationSkippedError("chat.history.messages: missing; the export keeps the tree there")
-    created = epoch_time(raw.get("created_at"))
+        raise shapes.ConversationSkippedError("chat.history.messages: missing; the export keeps the tree there")
+    created = shapes.epoch_time(raw.get("created_at"))
 
     def kept(entry: object) -> bool:
-        return isinstance(entry, dict) and entry.get("role") in ROLES and bool(text_of(entry.get("content")).strip())
+        return (
+            isinstance(entry, dict)
+            and entry.get("role") in ROLES
+            and bool(shapes.text_of(entry.get("content")).strip())
+        )
 
     def kept_ancestor(node_id: object) -> str | None:
         seen: set[str] = set()
@@ -49,8 +50,8 @@ def convert(raw: object) -> Conversation:
             parent=kept_ancestor(entry.get("parentId")),
             role=str(entry["role"]),
             content=str(entry["content"]),
-            created=epoch_time(entry.get("timestamp")) or created,
-            model=text_of(entry.get("model")) if entry["role"] == "assistant" else "",
+            created=shapes.epoch_time(entry.get("timestamp")) or created,
+            model=shapes.text_of(entry.get("model")) if entry["role"] == "assistant" else "",
         )
         for node_id, entry in messages.items()
         if kept(entry)
@@ -60,11 +61,11 @@ def convert(raw: object) -> Conversation:
     return Conversation(
         source=FORMAT,
         source_id=source_id,
-        title=text_of(raw.get("title")) or text_of(chat.get("title")),
+        title=shapes.text_of(raw.get("title")) or shapes.text_of(chat.get("title")),
         nodes=nodes,
         current=kept_ancestor(history.get("currentId")),
         created=created,
-        updated=epoch_time(raw.get("updated_at")) or created,
+        updated=shapes.epoch_time(raw.get("updated_at")) or created,
         pinned=raw.get("pinned") is True,
         tags=[tag for tag in tags if isinstance(tag, str) and tag.strip()] if isinstance(tags, list) else [],
     )

@@ -154,6 +154,16 @@ def tree_order(conversation: Conversation) -> Tree:
     )
 
 
+def conversation_key(raw: object, *keys: str) -> tuple[dict[str, Any], str]:
+    """A conversation object and its id (the first of `keys` it has); ConversationSkippedError naming the field."""
+    if not isinstance(raw, dict):
+        raise ConversationSkippedError("it is not an object")
+    source_id = next((raw[key] for key in keys if isinstance(raw.get(key), str) and raw[key]), None)
+    if source_id is None:
+        raise ConversationSkippedError(f"{keys[0]}: missing; every conversation of the export has one")
+    return raw, source_id
+
+
 def epoch_time(value: object) -> dt.datetime | None:
     """A Unix time in seconds (or milliseconds, when it is too large for seconds) as an aware UTC datetime."""
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -25,19 +25,8 @@ from core.conversation.models import AgentSession, Checkpoint, CheckpointReason,
 from core.conversation.services import MAX_TITLE_CHARS, _tag_names_clean, _tags_of, title_from_message
 from core.errors import InvalidInputError
 
-_COLUMNS = (
-    "id",
-    "session_id",
-    "seq",
-    "role",
-    "content",
-    "parts",
-    "token_count",
-    "token_count_estimated",
-    "client_id",
-    "created",
-    "parent_id",
-)
+# Every column of the table: a column added to `Message` must get its value below (a KeyError otherwise).
+_COLUMNS = tuple(field.column for field in Message._meta.concrete_fields)
 
 
 _ROLES = frozenset(MessageRole.values)
@@ -121,21 +110,20 @@ def _messages_insert(session: AgentSession, tree: Tree) -> int:
         count = node.token_count if node.token_count is not None else estimate_tokens(node.content, node.parts)
         tokens.append(count)
         parent = tree.parents[index]
-        rows.append(
-            (
-                ids[index],
-                session_key,
-                index + 1,
-                node.role,
-                node.content,
-                parts_field.get_db_prep_value(node.parts, connection) if node.parts else no_parts,
-                count,
-                node.token_count_estimated,
-                node.client_id,
-                adapt_time(node.created or now),
-                ids[parent] if parent is not None else None,
-            )
-        )
+        values = {
+            "id": ids[index],
+            "session_id": session_key,
+            "seq": index + 1,
+            "role": node.role,
+            "content": node.content,
+            "parts": parts_field.get_db_prep_value(node.parts, connection) if node.parts else no_parts,
+            "token_count": count,
+            "token_count_estimated": node.token_count_estimated,
+            "client_id": node.client_id,
+            "created": adapt_time(node.created or now),
+            "parent_id": ids[parent] if parent is not None else None,
+        }
+        rows.append(tuple(values[column] for column in _COLUMNS))
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(Message._meta.db_table)} ({', '.join(quote(column) for column in _COLUMNS)}) "  # noqa: S608  # nosec B608 (names only)

@@ -8,10 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from core.accounts.selectors import operator_username, user_by_username
 from core.conversation.events import ErrorEvent, RuntimeEvent, TextDelta, ToolCall, ToolResult
 from core.conversation.services import session_create
 from core.errors import DomainError
+from core.management.owner_option import user_from_options
 from core.models import RunStatus
 from runtime.turns import turn_refusal, turn_run
 
@@ -45,13 +45,7 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
 
     def _chat(self, options: dict[str, Any]) -> None:
-        username = options["user"] or operator_username()
-        owner = user_by_username(username=username)
-        if owner is None:
-            raise CommandError(
-                f"--user: no account {username!r}; give an existing user name "
-                "(`manage.py ensure_operator` creates the operator's)"
-            )
+        owner = user_from_options(options)
         session_ref: str = options["session"]
         if session_ref == "new":
             title = options["title"] or options["text"][:60]
