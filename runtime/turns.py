@@ -101,8 +101,9 @@ from core.models import (
     TraceEventType,
 )
 from memory.context import context_inputs
+from runtime.agents import AgentInstructions, agent_instructions, session_agent
 from runtime.coalescer import TraceCoalescer
-from runtime.prompt import reasoning_parts, turn_prompt
+from runtime.prompt import TurnPrompt, reasoning_parts, turn_prompt
 from runtime.providers import AdapterError, ProviderAdapter, adapter_for
 from runtime.watch import STREAMING_CANCEL_REASON, TurnWatch, run_cancelled
 from runtime.worker.lease import Lease, Stop, process_worker_id
@@ -445,10 +446,7 @@ def _stream_turn(
     with watch:
         try:
             adapter.ensure_ready()  # the route may have been blocked or disabled while the run was queued
-            prompt = turn_prompt(
-                adapter=adapter,
-                bundle=context_inputs(session_id=session.pk, budget_tokens=budget, leaf=user_message.seq),
-            )
+            prompt = _agent_prompt(adapter, session, budget, leaf=user_message.seq)
             events = adapter.stream(prompt.messages, tools=prompt.tools)
             for event in events:
                 if watch.cancelled.is_set():
@@ -495,6 +493,15 @@ def _stream_turn(
     result = _complete(run, user_message, appended, stream, latency_ms=latency_ms, was_over=was_over_threshold)
     route_turn_outcome(route=session.route, code="")  # a success lifts a block the route still had
     return result
+
+
+def _agent_prompt(adapter: ProviderAdapter, session: AgentSession, budget: int, *, leaf: int) -> TurnPrompt:
+    """The turn's request: the session's agent's instructions and skills (at most half the budget),
+    then the context inputs within what is left (a session without an agent: the context only)."""
+    agent = session_agent(session)
+    instructions = agent_instructions(agent, budget_tokens=budget // 2) if agent is not None else AgentInstructions()
+    bundle = context_inputs(session_id=session.pk, budget_tokens=max(1, budget - instructions.tokens), leaf=leaf)
+    return turn_prompt(adapter=adapter, bundle=bundle, instructions=instructions.text)
 
 
 def _log_run(run_id: UUID, result: TurnResult | None, started: float) -> None:
