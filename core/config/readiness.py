@@ -216,12 +216,19 @@ def skill_readiness(
     if skill.instructions_path and not file_exists(skill.instructions_path):
         where = "" if redacted else f" ({skill.instructions_path!r} in {settings.AGENTCHAT_SKILLS_DIR})"
         reasons.append(f"the instructions file of {owner} is missing{where}; create it or fix instructions_path")
-    for name in skill.tools:
+    reasons += _tool_reasons(owner, skill.tools, tools_enabled, fix="; enable it")
+    return _result(Kind.SKILL, skill.name, skill.enabled, reasons)
+
+
+def _tool_reasons(owner: str, names: tuple[str, ...], tools_enabled: Mapping[str, bool], *, fix: str = "") -> list[str]:
+    """Why `owner` cannot use the tools `names`: each one missing or disabled."""
+    reasons = []
+    for name in names:
         if name not in tools_enabled:
             reasons.append(f"{owner} uses tool {name!r}, which does not exist")
         elif not tools_enabled[name]:
-            reasons.append(f"{owner} uses disabled tool {name!r}; enable it")
-    return _result(Kind.SKILL, skill.name, skill.enabled, reasons)
+            reasons.append(f"{owner} uses disabled tool {name!r}{fix}")
+    return reasons
 
 
 def agent_readiness(
@@ -239,11 +246,7 @@ def agent_readiness(
         reasons += _dependency(Kind.MCP_SERVER, owner, name, mcp_servers.get(name))
     for name in agent.skills:
         reasons += _dependency(Kind.SKILL, owner, name, skills.get(name))
-    for name in agent.tools:
-        if name not in tools_enabled:
-            reasons.append(f"{owner} uses {Kind.TOOL.label} {name!r}, which does not exist")
-        elif not tools_enabled[name]:
-            reasons.append(f"{owner} uses disabled {Kind.TOOL.label} {name!r}")
+    reasons += _tool_reasons(owner, agent.tools, tools_enabled)
     return _result(Kind.AGENT, agent.name, agent.enabled, reasons)
 
 

@@ -52,6 +52,20 @@ def replay(name: str, **options: Any) -> ModelRoute:
     )
 
 
+def openai_route(server: ProviderServer, **prices: Decimal) -> ModelRoute:
+    """An OpenAI (Responses) provider on the local wire server, its key in OPENAI_API_KEY, and its route `gpt`."""
+    provider = Provider.objects.create(
+        name="openai",
+        kind=ProviderKind.OPENAI,
+        api_key_env="OPENAI_API_KEY",
+        base_url=server.url + "/v1",
+        options={"max_retries": 0},
+    )
+    return ModelRoute.objects.create(
+        alias="gpt", provider=provider, model_id="gpt-x", context_window_tokens=10_000, max_output_tokens=100, **prices
+    )
+
+
 def agent(name: str, route: ModelRoute, instructions: str = "", **fields: Any) -> AgentProfile:
     return AgentProfile.objects.create(name=name, route=route, instructions=instructions, **fields)
 
@@ -191,16 +205,7 @@ def test_a_skills_instructions_reach_the_provider_request(
     settings.AGENTCHAT_SKILLS_DIR = tmp_path
     (tmp_path / "style.md").write_text("Always answer in RECOGNISABLE-HAIKU form.")
     with ProviderServer(Reply.sse("openai_responses/text.sse")) as server:
-        provider = Provider.objects.create(
-            name="openai",
-            kind=ProviderKind.OPENAI,
-            api_key_env="OPENAI_API_KEY",
-            base_url=server.url + "/v1",
-            options={"max_retries": 0},
-        )
-        route = ModelRoute.objects.create(
-            alias="gpt", provider=provider, model_id="gpt-x", context_window_tokens=10_000, max_output_tokens=100
-        )
+        route = openai_route(server)
         poet = agent("poet", route, "You are a poet.")
         poet.skills.add(SkillSpec.objects.create(name="style", instructions_path="style.md"))
         session = session_create(owner=op_user(), agent_name="poet")
@@ -392,22 +397,7 @@ def test_a_recorded_live_stream_drives_one_delegation(desk: Team, monkeypatch: p
     """The member's route is an OpenAI (Responses) provider answering from a recorded stream through the SDK."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-RECOGNISABLE-0023")
     with ProviderServer(Reply.sse("openai_responses/text.sse")) as server:
-        provider = Provider.objects.create(
-            name="openai",
-            kind=ProviderKind.OPENAI,
-            api_key_env="OPENAI_API_KEY",
-            base_url=server.url + "/v1",
-            options={"max_retries": 0},
-        )
-        route = ModelRoute.objects.create(
-            alias="gpt",
-            provider=provider,
-            model_id="gpt-x",
-            context_window_tokens=10_000,
-            max_output_tokens=100,
-            price_input_per_mtok=Decimal("2.5"),
-            price_output_per_mtok=Decimal("10"),
-        )
+        route = openai_route(server, price_input_per_mtok=Decimal("2.5"), price_output_per_mtok=Decimal("10"))
         analyst = agent("analyst", route, "You analyse.")
         TeamMember.objects.create(team=desk, agent=analyst, position=3)
         parent = lead_run(desk)
