@@ -70,9 +70,8 @@ def test_a_missing_instructions_file_blocks_the_skill_its_agent_and_the_team(
     team_state, team_reasons = view(api, "team")
     assert team_state == "blocked"
     assert team_reasons[0] == "no team is ready"
-    assert "lead 'researcher' is blocked: agent 'researcher' uses skill 'research-notes', which is blocked" in (
-        team_reasons[1]
-    )
+    lead_blocked = "lead 'researcher' is blocked: agent 'researcher' uses skill 'research-notes', which is blocked"
+    assert lead_blocked in team_reasons[1]
     # Restored, the file makes all of them ready again.
     shutil.copy(ROOT / "skills" / "research-notes.md", tmp_path / "skills" / "research-notes.md")
     assert (view(api, "skills"), view(api, "team")) == (("ready", []), ("ready", []))
