@@ -628,7 +628,7 @@ class _RestoreHead:
 def run_get(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
     """One run of `owner` with its route, or NotFoundError (another user's too)."""
     try:
-        return owned(Run.objects.select_related("route", "message"), owner).get(pk=run_uuid(run_id))
+        return owned(Run.objects.select_related("route", "message", "agent"), owner).get(pk=run_uuid(run_id))
     except Run.DoesNotExist:
         raise NotFoundError.for_field("run", f"no run {run_id}") from None
 
@@ -637,7 +637,7 @@ def runs_list(
     *, owner: OwnerScope = None, session_id: UUID | str | None = None, status: str | None = None
 ) -> QuerySet[Run]:
     """`owner`'s runs newest first with their route joined; optionally of one session and/or in one status."""
-    queryset = owned(Run.objects.select_related("route", "message"), owner).order_by("-created", "-id")
+    queryset = owned(Run.objects.select_related("route", "message", "agent"), owner).order_by("-created", "-id")
     if session_id is not None:
         try:
             queryset = queryset.filter(session_id=UUID(str(session_id)))

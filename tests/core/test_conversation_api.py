@@ -453,6 +453,9 @@ def test_run_lifecycle_over_the_api(api: APIClient, chat_session: AgentSession) 
         "attempt",
         "cancel_requested_at",
         "lease_expires_at",
+        "agent",
+        "parent",
+        "tool_call_id",
     }
     assert (run["session"], run["route"], run["status"], run["event_count"]) == (
         str(chat_session.id),

@@ -410,3 +410,21 @@ def test_a_recorded_live_stream_drives_one_delegation(desk: Team, monkeypatch: p
     assert event.input_tokens is not None
     assert event.cost_pico_usd is not None
     assert UsageByAgent.objects.get(agent="analyst").input_tokens == event.input_tokens
+
+
+@pytest.mark.fault
+def test_a_delegate_event_is_checked_with_the_contract_of_the_event_it_carries() -> None:
+    from core.conversation.contracts import trace_payload_validate
+
+    good = {"run_id": "r1", "member": "writer", "tool_call_id": "c1", "event": {"type": "text_delta", "payload": {}}}
+    with pytest.raises(InvalidInputError) as inner:
+        trace_payload_validate("delegate", good)
+    assert inner.value.fields == {"payload.event.payload.text": ["required: a string"]}
+    with pytest.raises(InvalidInputError) as shape:
+        trace_payload_validate("delegate", {**good, "event": {"type": "text_delta"}})
+    assert shape.value.fields == {"payload.event": ["must be an object with exactly a string `type` and a `payload`"]}
+    nested = {
+        **good,
+        "event": {"type": "delegate", "payload": {**good, "event": {"type": "text_delta", "payload": {"text": "hi"}}}},
+    }
+    assert trace_payload_validate("delegate", nested) == nested

@@ -288,6 +288,9 @@ class RunSerializer(serializers.ModelSerializer[Run]):
     message_seq = serializers.IntegerField(
         source="message.seq", read_only=True, allow_null=True, help_text="The user message this run answers."
     )
+    agent = serializers.CharField(
+        source="agent.name", read_only=True, allow_null=True, help_text="The agent the run ran as, if any."
+    )
 
     class Meta:
         model = Run
@@ -307,6 +310,9 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "attempt",
             "cancel_requested_at",
             "lease_expires_at",
+            "agent",
+            "parent",
+            "tool_call_id",
         ]
         read_only_fields = fields
 
