@@ -93,6 +93,8 @@ AGENTCHAT_TURNS_PER_MINUTE = read_int(env, "AGENTCHAT_TURNS_PER_MINUTE", default
 AGENTCHAT_MAX_OPEN_RUNS_PER_USER = read_int(
     env, "AGENTCHAT_MAX_OPEN_RUNS_PER_USER", default=8, minimum=1, maximum=10_000
 )
+# How deep a team's delegations may nest: a lead's member is depth 1, that member's member depth 2.
+AGENTCHAT_DELEGATION_MAX_DEPTH = read_int(env, "AGENTCHAT_DELEGATION_MAX_DEPTH", default=2, minimum=0, maximum=8)
 # Finished task rows are pruned after this long (the run and its trace are the record that stays).
 AGENTCHAT_TASK_RESULTS_KEEP_S = read_int(
     env, "AGENTCHAT_TASK_RESULTS_KEEP_S", default=3_600, minimum=0, maximum=30 * 86_400

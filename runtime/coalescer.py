@@ -128,7 +128,7 @@ class TraceCoalescer:
         if not batch:
             return None
         try:
-            run = run_events_append(run_id=self.run_id, events=batch)
+            run = self._append(batch)
         except BaseException:
             # Kept, in front of what arrived meanwhile: a flush that failed for a passing reason is
             # retried by the next one (a run that was ended refuses them all the same).
@@ -139,6 +139,10 @@ class TraceCoalescer:
         self.events_written += len(batch)
         self.checked_at = self.clock()
         return run
+
+    def _append(self, batch: list[tuple[str, dict[str, Any]]]) -> Run:
+        """Store one batch in one transaction (a delegated run's coalescer also mirrors it into its parent)."""
+        return run_events_append(run_id=self.run_id, events=batch)
 
     @property
     def pending(self) -> bool:

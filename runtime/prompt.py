@@ -3,9 +3,9 @@
 `turn_prompt` builds it from the context bundle (`memory.context.context_inputs`) and the tool
 specs the turn offers:
 
-- the system text: the memory context (pinned and relevant memories, the last checkpoint's
-  summary, recent days, attachment summaries); the agent's instructions and skills join it once
-  sessions are bound to agents;
+- the system text: the agent's instructions and skills (`runtime.agents.agent_instructions`), then
+  the memory context (pinned and relevant memories, the last checkpoint's summary, recent days,
+  attachment summaries);
 - the log's tail as prompt messages: an assistant message's tool calls and a tool message's
   results travel in their parts, and an assistant message's `reasoning` parts become its
   `reasoning` states, which the adapter sends back exactly as the provider streamed them (Anthropic
@@ -62,21 +62,26 @@ def prompt_message(role: str, content: str, parts: Sequence[MessagePart]) -> Pro
     return PromptMessage(role=role, content=content, parts=kept, reasoning=states)
 
 
-def prompt_messages(bundle: ContextBundle) -> list[PromptMessage]:
-    """The system message (the memory context, if any), then the log's tail in order."""
-    system = system_text(bundle)
+def prompt_messages(bundle: ContextBundle, *, instructions: str = "") -> list[PromptMessage]:
+    """The system message (the agent's instructions and the memory context, if any), then the log's tail in order."""
+    system = "\n\n".join(part for part in (instructions, system_text(bundle)) if part)
     messages = [PromptMessage(role="system", content=system)] if system else []
     messages.extend(prompt_message(m.role, m.content, m.parts) for m in bundle.messages)
     return messages
 
 
 def turn_prompt(
-    *, adapter: ProviderAdapter, bundle: ContextBundle, tools: Sequence[ToolSpec | ToolDefinition] = ()
+    *,
+    adapter: ProviderAdapter,
+    bundle: ContextBundle,
+    tools: Sequence[ToolSpec | ToolDefinition] = (),
+    instructions: str = "",
 ) -> TurnPrompt:
-    """The request for `bundle` on `adapter`, offering `tools` (refused whole if one cannot be carried)."""
+    """The request for `bundle` on `adapter` under the agent's `instructions`, offering `tools` (refused
+    whole if one cannot be carried)."""
     definitions = tuple(tool if isinstance(tool, ToolDefinition) else ToolDefinition.from_spec(tool) for tool in tools)
     adapter.tools_check(definitions)
-    return TurnPrompt(messages=tuple(prompt_messages(bundle)), tools=definitions)
+    return TurnPrompt(messages=tuple(prompt_messages(bundle, instructions=instructions)), tools=definitions)
 
 
 def reasoning_parts(events: Sequence[Reasoning]) -> list[ReasoningPart]:

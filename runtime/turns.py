@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -104,9 +104,10 @@ from core.models import (
     TraceEventType,
 )
 from memory.context import context_inputs
+from runtime.agents import AgentInstructions, agent_instructions, session_agent
 from runtime.coalescer import TraceCoalescer
-from runtime.prompt import reasoning_parts, turn_prompt
-from runtime.providers import AdapterError, ProviderAdapter, adapter_for
+from runtime.prompt import TurnPrompt, reasoning_parts, turn_prompt
+from runtime.providers import AdapterError, ProviderAdapter, ToolDefinition, adapter_for
 from runtime.tools.gateway import McpGateway
 from runtime.tools.loop import ToolLoop
 from runtime.tools.registry import Offer, tools_offered
@@ -471,7 +472,7 @@ def _stream_turn(
         while True:
             stream = _Stream(coalescer, on_event)
             stopped = _model_call(
-                stream, watch, adapter, should_cancel, run, lease, appended, loop, offer, session.pk, budget
+                stream, watch, adapter, should_cancel, run, lease, appended, loop, offer, session, budget
             )
             if stopped is not None:
                 return stopped
@@ -533,18 +534,14 @@ def _model_call(
     appended: tuple[Message, ...],
     loop: ToolLoop,
     offer: Offer,
-    session_id: UUID,
+    session: AgentSession,
     budget: int,
 ) -> TurnResult | None:
     """Stream one model call into `stream` (its events into the trace); a TurnResult when the run was ended outside."""
     events: Generator[RuntimeEvent, None, None] | None = None
     try:
         adapter.ensure_ready()  # the route may have been blocked or disabled while the run was queued
-        prompt = turn_prompt(
-            adapter=adapter,
-            bundle=context_inputs(session_id=session_id, budget_tokens=budget, leaf=loop.leaf),
-            tools=offer.definitions(),
-        )
+        prompt = _agent_prompt(adapter, session, budget, leaf=loop.leaf, tools=offer.definitions())
         events = adapter.stream(prompt.messages, tools=prompt.tools)
         for event in events:
             if watch.cancelled.is_set():
@@ -575,6 +572,17 @@ def _model_call(
         if events is not None:
             events.close()  # closes the provider's HTTP stream when the loop left early
     return None
+
+
+def _agent_prompt(
+    adapter: ProviderAdapter, session: AgentSession, budget: int, *, leaf: int, tools: Sequence[ToolDefinition] = ()
+) -> TurnPrompt:
+    """The turn's request: the session's agent's instructions and skills (at most half the budget),
+    then the context inputs within what is left (a session without an agent: the context only), offering `tools`."""
+    agent = session_agent(session)
+    instructions = agent_instructions(agent, budget_tokens=budget // 2) if agent is not None else AgentInstructions()
+    bundle = context_inputs(session_id=session.pk, budget_tokens=max(1, budget - instructions.tokens), leaf=leaf)
+    return turn_prompt(adapter=adapter, bundle=bundle, tools=tools, instructions=instructions.text)
 
 
 def _log_run(run_id: UUID, result: TurnResult | None, started: float, *, request_id: str | None) -> None:

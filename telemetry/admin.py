@@ -22,7 +22,15 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from core.admin_base import ReadOnlyAdmin, SessionFilter
-from telemetry.models import UsageAllTime, UsageByDay, UsageBySession, UsageByUserDay, UsageCounters, UsageEvent
+from telemetry.models import (
+    UsageAllTime,
+    UsageByAgent,
+    UsageByDay,
+    UsageBySession,
+    UsageByUserDay,
+    UsageCounters,
+    UsageEvent,
+)
 from telemetry.selectors import TOKEN_FIELDS, UsageCounts, local_day, usage_all_time_totals, usage_events_totals
 
 
@@ -106,7 +114,7 @@ def _cost_partial(row: UsageEvent | UsageCounters) -> bool:
 
 
 @admin.display(description="cost (USD)")
-def cost_usd(row: UsageEvent | UsageByDay | UsageByUserDay | UsageBySession | UsageAllTime) -> str:
+def cost_usd(row: UsageEvent | UsageCounters) -> str:
     return usd_text(row.cost, partial=_cost_partial(row))
 
 
@@ -217,6 +225,14 @@ class UsageBySessionAdmin(ReadOnlyAdmin[UsageBySession]):
     list_display = ("session", *_COUNTER_COLUMNS)
     list_select_related = ("session",)
     ordering = ("-total_tokens",)
+
+
+@admin.register(UsageByAgent)
+class UsageByAgentAdmin(ReadOnlyAdmin[UsageByAgent]):
+    list_display = ("agent", "owner", *_COUNTER_COLUMNS)
+    list_filter = ("agent",)
+    list_select_related = ("owner",)
+    ordering = ("owner", "agent")
 
 
 @admin.register(UsageAllTime)

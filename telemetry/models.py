@@ -71,6 +71,8 @@ class UsageEvent(models.Model):
     run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_events")
     # What the call was for: a chat turn or upkeep (compaction, episode, facts); the run's purpose.
     purpose = models.CharField(max_length=16, choices=RunPurpose.choices, default=RunPurpose.CHAT)
+    # The agent the call ran as (a name, like the provider's: history outlives the agent); "" for none.
+    agent = models.CharField(max_length=64, blank=True, default="")
     # Its own column: the event outlives its session. PROTECT, because deleting events anywhere but
     # `telemetry.services` would leave the rollups counting them.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_events")
@@ -262,6 +264,27 @@ class UsageByPurpose(UsageCounters):
 
     def __str__(self) -> str:
         return f"user {self.owner_id} {self.purpose}: {self.total_tokens} tokens"
+
+
+class UsageByAgent(UsageCounters):
+    """All-time usage of one account's calls made as one agent (a team's lead and members each count)."""
+
+    # PROTECT like the events it sums. No index of its own: the key (owner, agent) leads with it.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
+    agent = models.CharField(max_length=64)
+
+    class Meta(UsageCounters.Meta):
+        ordering = ["owner", "agent"]
+        verbose_name = "usage by agent"
+        verbose_name_plural = "usage by agent"
+        constraints = [
+            *UsageCounters.Meta.constraints,
+            # The upsert's conflict target; also serves a user's "owner = ?" (the summary's by_agent).
+            models.UniqueConstraint(fields=["owner", "agent"], name="usage_by_agent_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.owner_id} as {self.agent}: {self.total_tokens} tokens"
 
 
 class UsageAllTime(UsageCounters):

@@ -27,6 +27,7 @@ from core.errors import NotFoundError
 from core.models import AgentSession
 from telemetry.models import (
     UsageAllTime,
+    UsageByAgent,
     UsageByDay,
     UsageByPurpose,
     UsageBySession,
@@ -148,6 +149,13 @@ class ProviderUsage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AgentUsage(UsageCounts):
+    """All-time usage of the calls made as one agent (by name)."""
+
+    agent: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class SessionUsage(UsageCounts):
     """One session's usage."""
 
@@ -172,6 +180,7 @@ class UsageSummary(UsageOverview):
     last_7_days: list[DayUsage] = field(default_factory=list)
     last_30_days: list[DayUsage] = field(default_factory=list)
     by_provider: list[ProviderUsage] = field(default_factory=list)
+    by_agent: list[AgentUsage] = field(default_factory=list)
     session: SessionUsage | None = None
     # All time per purpose: chat turns and each kind of upkeep (compaction, episode, facts).
     by_purpose: list[PurposeUsage] = field(default_factory=list)
@@ -332,7 +341,8 @@ def usage_summary(*, owner: OwnerScope = None, session_id: UUID | str | None = N
     """`owner`'s usage (None: everyone's) today, all time, per day for the last 30 local days, by model
     and provider; rollups only (`UsageByUserDay` for one user, `UsageByDay`/`UsageAllTime` for all).
 
-    Three queries (four with a session), whatever the number of events: days, all time, purposes.
+    Four queries (five with a session), whatever the number of events: the days, all time, the agents,
+    the purposes.
     """
     today, zone_name = local_day()
     first_day = today - dt.timedelta(days=SUMMARY_DAYS - 1)
@@ -362,9 +372,22 @@ def usage_summary(*, owner: OwnerScope = None, session_id: UUID | str | None = N
         last_7_days=days[-RECENT_DAYS:],
         last_30_days=days,
         by_provider=by_provider,
+        by_agent=agent_usage(owner=owner),
         session=None if session_id is None else session_usage(session_id=session_id, owner=owner),
         by_purpose=_by_purpose(owner),
     )
+
+
+def agent_usage(*, owner: OwnerScope = None) -> list[AgentUsage]:
+    """`owner`'s (None: everyone's) all-time usage per agent, most tokens first; one query on the agent rollup."""
+    rows = (
+        owned(UsageByAgent.objects.all(), owner)
+        .order_by()
+        .values("agent")
+        .annotate(**{name: Sum(name) for name in COUNTER_FIELDS})
+    )
+    usages = [AgentUsage(agent=row["agent"], **asdict(UsageCounts.of(row))) for row in rows]
+    return sorted(usages, key=lambda item: (-item.total_tokens, item.agent))
 
 
 def usage_events(
@@ -411,7 +434,14 @@ def usage_events_totals(events: QuerySet[UsageEvent]) -> UsageCounts:
 # --- Reconciliation ---------------------------------------------------------------------------
 
 RollupKey = tuple[tuple[str, Any], ...]
-RollupModel = type[UsageByDay] | type[UsageByUserDay] | type[UsageBySession] | type[UsageAllTime] | type[UsageByPurpose]
+RollupModel = (
+    type[UsageByDay]
+    | type[UsageByUserDay]
+    | type[UsageBySession]
+    | type[UsageByAgent]
+    | type[UsageAllTime]
+    | type[UsageByPurpose]
+)
 # The event fields each rollup groups by, and the rollup field each one fills.
 ROLLUP_KEYS: dict[RollupModel, tuple[tuple[str, str], ...]] = {
     UsageByDay: (("day_timezone", "timezone"), ("day", "day"), ("provider", "provider"), ("model", "model")),
@@ -423,6 +453,7 @@ ROLLUP_KEYS: dict[RollupModel, tuple[tuple[str, str], ...]] = {
         ("model", "model"),
     ),
     UsageBySession: (("session_id", "session_id"),),
+    UsageByAgent: (("owner_id", "owner_id"), ("agent", "agent")),
     UsageAllTime: (("provider", "provider"), ("model", "model")),
     UsageByPurpose: (("owner_id", "owner_id"), ("purpose", "purpose")),
 }
@@ -451,6 +482,8 @@ def rollups_recomputed() -> Rollups:
         events = UsageEvent.objects.order_by()
         if model is UsageBySession:
             events = events.filter(session__isnull=False)
+        if model is UsageByAgent:
+            events = events.exclude(agent="")
         rows = events.values(*source).annotate(**_sums())
         result[model] = {
             tuple((target, row[src]) for src, target in key_map): {name: int(row[name]) for name in COUNTER_FIELDS}
@@ -500,6 +533,7 @@ def rollup_differences(*, recomputed: Rollups | None = None) -> list[RollupDiffe
 __all__ = [
     "COUNTER_FIELDS",
     "UNKNOWN_FIELDS",
+    "AgentUsage",
     "DayUsage",
     "ModelUsage",
     "ProviderUsage",
@@ -509,6 +543,7 @@ __all__ = [
     "UsageCounts",
     "UsageOverview",
     "UsageSummary",
+    "agent_usage",
     "rollup_differences",
     "rollups_recomputed",
     "rollups_stored",

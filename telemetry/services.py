@@ -31,7 +31,15 @@ from core.config.selectors import route_resolve
 from core.errors import ConflictError, InvalidInputError
 from core.lookups import row_get
 from core.models import AgentSession, ModelRoute, Provider, Run, RunPurpose
-from telemetry.models import UsageAllTime, UsageByDay, UsageByPurpose, UsageBySession, UsageByUserDay, UsageEvent
+from telemetry.models import (
+    UsageAllTime,
+    UsageByAgent,
+    UsageByDay,
+    UsageByPurpose,
+    UsageBySession,
+    UsageByUserDay,
+    UsageEvent,
+)
 from telemetry.selectors import (
     COUNTER_FIELDS,
     UNKNOWN_FIELDS,
@@ -68,7 +76,14 @@ PRICE_FIELDS = (
 )
 
 # Fixed order in which a transaction touches the rollups (see the module docstring).
-ROLLUP_ORDER: tuple[RollupModel, ...] = (UsageByDay, UsageByUserDay, UsageBySession, UsageAllTime, UsageByPurpose)
+ROLLUP_ORDER: tuple[RollupModel, ...] = (
+    UsageByDay,
+    UsageByUserDay,
+    UsageBySession,
+    UsageByAgent,
+    UsageAllTime,
+    UsageByPurpose,
+)
 
 
 @dataclass(frozen=True)
@@ -290,6 +305,8 @@ def _event_keys(event: UsageEvent) -> list[tuple[RollupModel, tuple[tuple[str, A
     ]
     if event.session_id is not None:
         keys.append((UsageBySession, (("session_id", event.session_id),)))
+    if event.agent:
+        keys.append((UsageByAgent, (("owner_id", event.owner_id), ("agent", event.agent))))
     return keys
 
 
@@ -403,7 +420,7 @@ def _session_run_resolve(
             errors["session"] = [f"no session {session_id}; give the id of an existing session"]
     if run_id is not None:
         run_pk = _uuid_or_none(run_id)
-        run = Run.objects.filter(pk=run_pk, owner_id=owner_id).first() if run_pk else None
+        run = Run.objects.select_related("agent").filter(pk=run_pk, owner_id=owner_id).first() if run_pk else None
         if run is None:
             errors["run"] = [f"no run {run_id}; give the id of an existing run"]
     if run is not None and session is not None and run.session_id != session.pk:
@@ -437,12 +454,14 @@ def usage_record(
     latency_ms: int | None = None,
     occurred_at: dt.datetime | None = None,
     purpose: str = RunPurpose.CHAT,
+    agent: str | None = None,
 ) -> RecordResult:
     """Record one usage report of `owner` and add it to every rollup; a repeated `request_id` returns the stored event.
 
     The session and run must be `owner`'s; a `request_id` another user recorded is a conflict.
 
-    `provider` and `model` default to the route's; `session` defaults to the run's. The cost is
+    `provider` and `model` default to the route's; `session` defaults to the run's, `agent` (a name)
+    to the agent the run ran as (counted in the per-agent rollup). The cost is
     priced with the route's prices now and is empty without a route. A count given as None was not
     reported by the provider: it is stored as unknown, never as zero.
     """
@@ -450,6 +469,7 @@ def usage_record(
     request_id = _name_check("request_id", request_id, MAX_REQUEST_ID_CHARS, errors) or ""
     provider = _name_check("provider", provider, MAX_PROVIDER_CHARS, errors)
     model = _name_check("model", model, MAX_MODEL_CHARS, errors)
+    agent = _name_check("agent", agent, MAX_PROVIDER_CHARS, errors)
     counts = {
         "input_tokens": input_tokens,
         "cached_input_tokens": cached_input_tokens,
@@ -477,6 +497,7 @@ def usage_record(
                 route_alias=route_alias,
                 session_id=session_id,
                 run_id=run_id,
+                agent=agent,
                 counts=counts,
                 latency_ms=latency_ms,
                 occurred_at=occurred_at,
@@ -506,6 +527,7 @@ def _event_build(
     route_alias: str | None,
     session_id: UUID | str | None,
     run_id: UUID | str | None,
+    agent: str | None,
     counts: Mapping[str, int | None],
     latency_ms: int | None,
     occurred_at: dt.datetime,
@@ -530,6 +552,8 @@ def _event_build(
     session, run = _session_run_resolve(owner_id, session_id, run_id, errors)
     if session is None and run is not None and "session" not in errors:
         session = run.session
+    if agent is None and run is not None and run.agent is not None:
+        agent = run.agent.name
     if errors or provider is None or model is None:
         _fail(errors)
 
@@ -547,6 +571,7 @@ def _event_build(
         route=route,
         session=session,
         run=run,
+        agent=agent or "",
         total_tokens=_total(counts),
         cost_pico_usd=cost.pico_usd,
         cost_partial=cost.partial,

@@ -319,7 +319,7 @@ class RecordReadiness:
 
 @dataclass(frozen=True)
 class ReadinessReport:
-    """Readiness of every provider, route, MCP server, agent and team."""
+    """Readiness of every provider, route, MCP server, skill, agent and team."""
 
     providers: tuple[RecordReadiness, ...]
     routes: tuple[RecordReadiness, ...]
@@ -327,9 +327,10 @@ class ReadinessReport:
     agents: tuple[RecordReadiness, ...]
     teams: tuple[RecordReadiness, ...]
     default_route: str | None
+    skills: tuple[RecordReadiness, ...] = ()
 
     def all(self) -> tuple[RecordReadiness, ...]:
-        return (*self.providers, *self.routes, *self.mcp_servers, *self.agents, *self.teams)
+        return (*self.providers, *self.routes, *self.mcp_servers, *self.skills, *self.agents, *self.teams)
 
     def blocked(self) -> tuple[RecordReadiness, ...]:
         return tuple(item for item in self.all() if item.status == "blocked")

@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 
 from django.conf import settings
 from django.utils.crypto import salted_hmac
@@ -30,6 +31,7 @@ from core.config.contracts import (
     RecordReadiness,
     RouteConfig,
     RouteHealth,
+    SkillConfig,
     TeamConfig,
     ToolConfig,
 )
@@ -199,28 +201,60 @@ def tool_runner_reasons(tool: ToolConfig) -> list[str]:
     return [f'tool {tool.name!r} has nothing to run it; set builtin, mcp = "server/tool" or client = true']
 
 
+def skill_file_exists(path: str) -> bool:
+    """Whether a skill's `instructions_path` is a file inside the skills folder now."""
+    folder = Path(settings.AGENTCHAT_SKILLS_DIR).resolve()
+    try:
+        candidate = (folder / path).resolve()
+        return candidate.is_relative_to(folder) and candidate.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def skill_readiness(
+    skill: SkillConfig,
+    *,
+    tools_enabled: Mapping[str, bool],
+    file_exists: Callable[[str], bool] = skill_file_exists,
+    redacted: bool = False,
+) -> RecordReadiness:
+    """A skill is blocked while its instructions file is missing or a tool it uses is missing or disabled."""
+    owner = f"skill {skill.name!r}"
+    reasons = []
+    if skill.instructions_path and not file_exists(skill.instructions_path):
+        where = "" if redacted else f" ({skill.instructions_path!r} in {settings.AGENTCHAT_SKILLS_DIR})"
+        reasons.append(f"the instructions file of {owner} is missing{where}; create it or fix instructions_path")
+    reasons += _tool_reasons(owner, skill.tools, tools_enabled, fix="; enable it")
+    return _result(Kind.SKILL, skill.name, skill.enabled, reasons)
+
+
+def _tool_reasons(owner: str, names: tuple[str, ...], tools_enabled: Mapping[str, bool], *, fix: str = "") -> list[str]:
+    """Why `owner` cannot use the tools `names`: each one missing or disabled."""
+    reasons = []
+    for name in names:
+        if name not in tools_enabled:
+            reasons.append(f"{owner} uses tool {name!r}, which does not exist")
+        elif not tools_enabled[name]:
+            reasons.append(f"{owner} uses disabled tool {name!r}{fix}")
+    return reasons
+
+
 def agent_readiness(
     agent: AgentConfig,
     *,
     routes: Mapping[str, RecordReadiness],
     mcp_servers: Mapping[str, RecordReadiness],
     tools_enabled: Mapping[str, bool],
-    skills_enabled: Mapping[str, bool],
+    skills: Mapping[str, RecordReadiness],
 ) -> RecordReadiness:
-    """An agent is blocked while its route or an MCP server is not ready, or a tool or skill is disabled."""
+    """An agent is blocked while its route, an MCP server or a skill is not ready, or a tool is disabled."""
     owner = f"agent {agent.name!r}"
     reasons = _dependency(Kind.ROUTE, owner, agent.route, routes.get(agent.route))
     for name in agent.mcp_servers:
         reasons += _dependency(Kind.MCP_SERVER, owner, name, mcp_servers.get(name))
-    for kind, names, enabled in (
-        (Kind.TOOL, agent.tools, tools_enabled),
-        (Kind.SKILL, agent.skills, skills_enabled),
-    ):
-        for name in names:
-            if name not in enabled:
-                reasons.append(f"{owner} uses {kind.label} {name!r}, which does not exist")
-            elif not enabled[name]:
-                reasons.append(f"{owner} uses disabled {kind.label} {name!r}")
+    for name in agent.skills:
+        reasons += _dependency(Kind.SKILL, owner, name, skills.get(name))
+    reasons += _tool_reasons(owner, agent.tools, tools_enabled)
     return _result(Kind.AGENT, agent.name, agent.enabled, reasons)
 
 
@@ -247,6 +281,7 @@ def readiness_report(
     redacted: bool = False,
     health: Mapping[str, RouteHealth] | None = None,
     fingerprint: Callable[[str], str] = env_fingerprint,
+    skill_file: Callable[[str], bool] = skill_file_exists,
 ) -> ReadinessReport:
     """Readiness of every record in `document`, dependencies first (`redacted`: reasons name records only).
 
@@ -271,11 +306,12 @@ def readiness_report(
         for item in document.mcp_servers
     }
     tools_enabled = {tool.name: tool.enabled for tool in document.tools}
-    skills_enabled = {skill.name: skill.enabled for skill in document.skills}
+    skills = {
+        item.name: skill_readiness(item, tools_enabled=tools_enabled, file_exists=skill_file, redacted=redacted)
+        for item in document.skills
+    }
     agents = {
-        item.name: agent_readiness(
-            item, routes=routes, mcp_servers=servers, tools_enabled=tools_enabled, skills_enabled=skills_enabled
-        )
+        item.name: agent_readiness(item, routes=routes, mcp_servers=servers, tools_enabled=tools_enabled, skills=skills)
         for item in document.agents
     }
     teams = [team_readiness(item, agents=agents) for item in document.teams]
@@ -284,6 +320,7 @@ def readiness_report(
         providers=tuple(providers.values()),
         routes=tuple(routes.values()),
         mcp_servers=tuple(servers.values()),
+        skills=tuple(skills.values()),
         agents=tuple(agents.values()),
         teams=tuple(teams),
         default_route=default,

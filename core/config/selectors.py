@@ -103,6 +103,43 @@ def route_resolve(route_alias: str | None, *, enabled_only: bool = True) -> Mode
     return route
 
 
+def _usable(kind: Kind, name: object) -> Any:
+    """The enabled, ready agent or team called `name` (with its route, or its lead's), or an
+    InvalidInputError on the field `agent` / `team`. Readiness costs `config_readiness`'s 13 queries."""
+    field = "agent" if kind == Kind.AGENT else "team"
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError.for_field(field, f"empty; give the name of a {field} from /api/config/{field}s/")
+    records: QuerySet[Any] = (
+        AgentProfile.objects.select_related("route__provider")
+        if kind == Kind.AGENT
+        else Team.objects.select_related("lead__route__provider")
+    )
+    record = records.filter(name=name).first()
+    if record is None:
+        raise InvalidInputError.for_field(field, f"no {field} {name!r}; use a name from /api/config/{field}s/")
+    if not record.enabled:
+        raise InvalidInputError.for_field(field, f"{field} {name!r} is disabled; enable it or pick another")
+    report = config_readiness(redacted=True)
+    states = report.agents if kind == Kind.AGENT else report.teams
+    state = next((item for item in states if item.name == name), None)
+    if state is not None and state.status != "ready":
+        raise InvalidInputError.for_field(
+            field, f"{field} {name!r} is {state.status}: {'; '.join(state.reasons)}; fix it or pick another"
+        )
+    return record
+
+
+def agent_usable(name: object) -> AgentProfile:
+    """The agent called `name` with its route, when it exists, is enabled and ready (see `_usable`)."""
+    return cast(AgentProfile, _usable(Kind.AGENT, name))
+
+
+def team_usable(name: object) -> Team:
+    """The team called `name` with its lead and the lead's route, when it is enabled and ready: lead and
+    every member ready (see `_usable`)."""
+    return cast(Team, _usable(Kind.TEAM, name))
+
+
 def tool_list() -> QuerySet[ToolSpec]:
     """Tools by name."""
     return ToolSpec.objects.order_by("name")

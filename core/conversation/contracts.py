@@ -197,6 +197,20 @@ class RunFinishedPayload(TypedDict):
     status: str
 
 
+class DelegateEventPayload(TypedDict):
+    type: str
+    payload: dict[str, Any]
+
+
+class DelegatePayload(TypedDict):
+    """One event of a delegated (child) run, mirrored into its parent's trace."""
+
+    run_id: str
+    member: str
+    tool_call_id: str
+    event: DelegateEventPayload
+
+
 TracePayload = (
     RunStartedPayload
     | TextDeltaPayload
@@ -207,6 +221,7 @@ TracePayload = (
     | FinishPayload
     | ErrorPayload
     | RunFinishedPayload
+    | DelegatePayload
 )
 
 # Per type: required keys and optional keys with their kind ("text" is a non-empty string,
@@ -239,6 +254,8 @@ _EVENT_FIELDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     # The calls the run waits on: [{"id", "name", "arguments", "waits_for": "approval" | "result"}].
     "tools_pending": ({"calls": "list"}, {}),
     "tools_note": ({"message": "text"}, {}),
+    # `event` is the child's event as `{"type", "payload"}`, checked against its own type's contract.
+    "delegate": ({"run_id": "text", "member": "text", "tool_call_id": "text", "event": "object"}, {}),
 }
 _KIND_WORDS = {
     "text": "a non-empty string",
@@ -301,10 +318,23 @@ def trace_payload_validate(event_type: str, payload: object, *, field: str = "pa
         value = payload.get(name)
         if isinstance(value, str) and len(value) > MAX_EVENT_TEXT_CHARS:
             problems[f"{field}.{name}"] = [f"has {len(value)} characters; at most {MAX_EVENT_TEXT_CHARS} are allowed"]
+    if event_type == "delegate" and not problems:
+        _delegated_check(payload["event"], f"{field}.event", problems)
     if problems:
         first = next(iter(problems.items()))
         raise InvalidInputError(f"{first[0]}: {first[1][0]}", fields=problems)
     return payload  # type: ignore[return-value]  # checked key by key above
+
+
+def _delegated_check(event: dict[str, Any], field: str, problems: dict[str, list[str]]) -> None:
+    """A mirrored child event: `{"type", "payload"}`, its payload checked against that type's contract."""
+    if set(event) != {"type", "payload"} or not isinstance(event["type"], str):
+        problems[field] = ["must be an object with exactly a string `type` and a `payload`"]
+        return
+    try:
+        trace_payload_validate(event["type"], event["payload"], field=f"{field}.payload")
+    except InvalidInputError as exc:
+        problems.update(exc.fields)
 
 
 def json_nul_path(value: object, path: str) -> str | None:

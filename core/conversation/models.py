@@ -15,7 +15,7 @@ from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 
-from core.config.models import AgentProfile, ModelRoute
+from core.config.models import AgentProfile, ModelRoute, Team
 
 if TYPE_CHECKING:
     _BigAutoField = models.BigAutoField[int, int]
@@ -82,6 +82,8 @@ class RunPurpose(models.TextChoices):
     COMPACTION = "compaction", "Compaction"
     EPISODE = "episode", "Episode"
     FACTS = "facts", "Facts"
+    # A team member answering its lead's `ask_<member>` call; a child of the lead's run.
+    DELEGATE = "delegate", "Delegate"
 
 
 class TraceEventType(models.TextChoices):
@@ -98,6 +100,8 @@ class TraceEventType(models.TextChoices):
     TOOLS_PENDING = "tools_pending", "Tools pending"
     # Why a tool was left out of the turn (an MCP server that cannot start, a schema that is not valid).
     TOOLS_NOTE = "tools_note", "Tools note"
+    # One event of a child (delegated) run, mirrored into its parent's trace.
+    DELEGATE = "delegate", "Delegate"
 
 
 class Tag(models.Model):
@@ -147,6 +151,10 @@ class AgentSession(models.Model):
     tokens_since_checkpoint = models.PositiveBigIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+    # The agent the session talks to, or the team whose lead answers (at most one of them). SET_NULL:
+    # the configuration file may drop an agent; its sessions then behave as sessions without one.
+    agent = models.ForeignKey(AgentProfile, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions")
+    team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions")
 
     class Meta:
         ordering = ["-updated", "-id"]
@@ -168,6 +176,10 @@ class AgentSession(models.Model):
             models.CheckConstraint(condition=Q(status__in=SessionStatus.values), name="session_status_valid"),
             models.CheckConstraint(condition=Q(message_count__lte=models.F("last_seq")), name="session_count_le_seq"),
             models.CheckConstraint(condition=Q(leaf__lte=models.F("last_seq")), name="session_leaf_le_seq"),
+            # A session talks to an agent or to a team, never both.
+            models.CheckConstraint(
+                condition=Q(agent__isnull=True) | Q(team__isnull=True), name="session_agent_or_team"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -290,6 +302,10 @@ class Run(models.Model):
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     # 1 for the first run of a message, +1 for each retry.
     attempt = models.PositiveIntegerField(default=1)
+    # A delegated run's parent (the lead's run) and the lead's tool call it answers. CASCADE: a
+    # child goes with its parent (both are the same session's, deleted together).
+    parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="children")
+    tool_call_id = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -355,6 +371,12 @@ class Run(models.Model):
                 fields=["owner"],
                 condition=Q(status__in=("queued", "running"), purpose="episode"),
                 name="run_one_open_episode_per_owner",
+            ),
+            # A delegated run answers a parent's tool call; any other run has no parent.
+            models.CheckConstraint(
+                condition=(Q(purpose="delegate") & Q(parent__isnull=False) & ~Q(tool_call_id=""))
+                | (~Q(purpose="delegate") & Q(parent__isnull=True)),
+                name="run_delegate_has_parent",
             ),
         ]
 

@@ -28,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 from core.conversation.models import TERMINAL_RUN_STATUSES
 from core.errors import InvalidInputError, NotFoundError
 from core.models import (
+    AgentProfile,
     AgentSession,
     Checkpoint,
     CheckpointReason,
@@ -40,6 +41,7 @@ from core.models import (
     RunStatus,
     SessionStatus,
     Tag,
+    Team,
     TraceEvent,
     TraceEventType,
     WorkerBeat,
@@ -222,7 +224,8 @@ def owned(queryset: QuerySet[M], owner: OwnerScope) -> QuerySet[M]:
 def session_get(*, session_id: UUID | str, owner: OwnerScope = None) -> AgentSession:
     """One session of `owner` with its route and provider, or NotFoundError (another user's too)."""
     try:
-        return owned(AgentSession.objects.select_related("route__provider"), owner).get(pk=session_uuid(session_id))
+        sessions = AgentSession.objects.select_related("route__provider", "agent", "team")
+        return owned(sessions, owner).get(pk=session_uuid(session_id))
     except AgentSession.DoesNotExist:
         raise NotFoundError.for_field("session", f"no session {session_id}") from None
 
@@ -240,7 +243,7 @@ def sessions_list(
     """`owner`'s sessions, pinned first then newest created, with route and tags; optionally by status,
     compaction need or one of the owner's tags (a name they have not used matches nothing)."""
     queryset = (
-        owned(AgentSession.objects.select_related("route"), owner)
+        owned(AgentSession.objects.select_related("route", "agent", "team"), owner)
         .prefetch_related("tags")
         .order_by(*SESSION_LIST_ORDER)
     )
@@ -318,14 +321,23 @@ def sessions_recent(*, limit: int, owner_id: int | None = None) -> list[AgentSes
         cursor.execute(_sessions_recent_sql(db, owned=owner_id is not None), [owner_id, limit][owner_id is None :])
         rows = cursor.fetchall()
     found = []
+    names_at = sessions.width + routes.width
     for row in rows:
         session = sessions.build(row)
         _SESSION_ROUTE.set_cached_value(session, routes.build(row, sessions.width))
+        agent_name, team_name = row[names_at], row[names_at + 1]
+        agent = AgentProfile(pk=session.agent_id, name=agent_name) if session.agent_id is not None else None
+        team = Team(pk=session.team_id, name=team_name) if session.team_id is not None else None
+        _SESSION_AGENT.set_cached_value(session, agent)
+        _SESSION_TEAM.set_cached_value(session, team)
         found.append(session)
     return found
 
 
 _SESSION_ROUTE = AgentSession._meta.get_field("route")
+# Attached with their names only (what the bootstrap shows), not whole configuration records.
+_SESSION_AGENT = AgentSession._meta.get_field("agent")
+_SESSION_TEAM = AgentSession._meta.get_field("team")
 # The statements hold SQL text only (nothing that refers to a connection), per vendor.
 _RECENT_SQL: dict[tuple[str, bool], str] = {}
 _COUNTS_SQL: dict[tuple[str, int], tuple[str, list[Any]]] = {}
@@ -335,11 +347,15 @@ def _sessions_recent_sql(db: BaseDatabaseWrapper, *, owned: bool) -> str:
     sql = _RECENT_SQL.get((db.vendor, owned))
     if sql is None:
         q = db.ops.quote_name
-        columns = f"{select_list(AgentSession, 's', db)}, {select_list(ModelRoute, 'r', db)}"
+        columns = (
+            f"{select_list(AgentSession, 's', db)}, {select_list(ModelRoute, 'r', db)}, a.{q('name')}, t.{q('name')}"
+        )
         where = f" WHERE s.{q('owner_id')} = %s" if owned else ""
         sql = _RECENT_SQL[(db.vendor, owned)] = (
             f"SELECT {columns} FROM {q(AgentSession._meta.db_table)} s"  # noqa: S608  # nosec B608
-            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}{where}"
+            f" INNER JOIN {q(ModelRoute._meta.db_table)} r ON r.{q('id')} = s.{q('route_id')}"
+            f" LEFT OUTER JOIN {q(AgentProfile._meta.db_table)} a ON a.{q('id')} = s.{q('agent_id')}"
+            f" LEFT OUTER JOIN {q(Team._meta.db_table)} t ON t.{q('id')} = s.{q('team_id')}{where}"
             f" ORDER BY s.{q('updated')} DESC, s.{q('id')} DESC LIMIT %s"
         )
     return sql
@@ -613,7 +629,7 @@ class _RestoreHead:
 def run_get(*, run_id: UUID | str, owner: OwnerScope = None) -> Run:
     """One run of `owner` with its route, or NotFoundError (another user's too)."""
     try:
-        return owned(Run.objects.select_related("route", "message"), owner).get(pk=run_uuid(run_id))
+        return owned(Run.objects.select_related("route", "message", "agent"), owner).get(pk=run_uuid(run_id))
     except Run.DoesNotExist:
         raise NotFoundError.for_field("run", f"no run {run_id}") from None
 
@@ -629,7 +645,7 @@ def runs_list(
 
     Chat turns only unless `purpose` names an upkeep purpose (None: every purpose).
     """
-    queryset = owned(Run.objects.select_related("route", "message"), owner).order_by("-created", "-id")
+    queryset = owned(Run.objects.select_related("route", "message", "agent"), owner).order_by("-created", "-id")
     if purpose is not None:
         queryset = queryset.filter(purpose=purpose)
     if session_id is not None:

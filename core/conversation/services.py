@@ -40,6 +40,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import F
 from django.utils import timezone
 
+from core.config.selectors import agent_usable, team_usable
 from core.config.selectors import route_resolve as _route_resolve
 from core.conversation.contracts import (
     MAX_CONTENT_CHARS,
@@ -73,6 +74,7 @@ from core.conversation.selectors import (
 from core.conversation.workers import worker_alive, worker_identity
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.models import (
+    AgentProfile,
     AgentSession,
     Checkpoint,
     CheckpointReason,
@@ -83,6 +85,7 @@ from core.models import (
     RunStatus,
     SessionStatus,
     Tag,
+    Team,
     TraceEvent,
     TraceEventType,
     WorkerBeat,
@@ -160,12 +163,49 @@ def title_from_message(content: str) -> str:
     return cut.rstrip(" ,;:.-") + "…"
 
 
-def session_create(*, owner: AbstractBaseUser, title: str = "", route_alias: str | None = None) -> AgentSession:
-    """Start a session of `owner` on `route_alias` (or the default route)."""
+@dataclass(frozen=True)
+class _Binding:
+    """Who a session talks to: an agent, a team (its lead answers), or neither; and the route that implies."""
+
+    agent: AgentProfile | None
+    team: Team | None
+
+    @property
+    def route(self) -> ModelRoute | None:
+        if self.agent is not None:
+            return self.agent.route
+        return self.team.lead.route if self.team is not None else None
+
+
+def _binding(agent_name: str | None, team_name: str | None) -> _Binding:
+    """The agent or team named (each must exist, be enabled and ready); "" or None names neither."""
+    if agent_name and team_name:
+        raise InvalidInputError.for_field("team", "give an agent or a team, not both")
+    return _Binding(
+        agent=agent_usable(agent_name) if agent_name else None,
+        team=team_usable(team_name) if team_name else None,
+    )
+
+
+def session_create(
+    *,
+    owner: AbstractBaseUser,
+    title: str = "",
+    route_alias: str | None = None,
+    agent_name: str | None = None,
+    team_name: str | None = None,
+) -> AgentSession:
+    """Start a session of `owner`, talking to an agent, a team (its lead answers) or neither.
+
+    The route is `route_alias` when given, else the agent's (the team lead's), else the default route.
+    """
     title = _title_clean(title)
-    route = _route_resolve(route_alias)
+    binding = _binding(agent_name, team_name)
+    route = _route_resolve(route_alias) if route_alias or binding.route is None else binding.route
     with transaction.atomic():
-        return AgentSession.objects.create(title=title, route=route, owner_id=owner.pk)
+        return AgentSession.objects.create(
+            title=title, route=route, owner_id=owner.pk, agent=binding.agent, team=binding.team
+        )
 
 
 def _session_locked(session_id: UUID | str, owner: OwnerScope = None) -> AgentSession:
@@ -211,11 +251,16 @@ def session_update(
     route_alias: str | None = None,
     pinned: bool | None = None,
     tags: list[str] | None = None,
+    agent_name: str | None = None,
+    team_name: str | None = None,
 ) -> AgentSession:
-    """Rename a session, move it to another route, pin it or set its tags (the session owner's own).
+    """Rename a session, move it to another route, pin it, set its tags (the session owner's own), or
+    bind it to an agent or a team.
 
-    An archived session keeps its title and route, but may still be pinned and tagged. `tags`
-    replaces the session's tags; names the owner has not used yet become new tags of theirs.
+    An archived session keeps its title, route and binding, but may still be pinned and tagged. `tags`
+    replaces the session's tags; names the owner has not used yet become new tags of theirs. Binding
+    an agent (or team) unbinds the other and moves the session to its route unless `route_alias` is
+    given; "" unbinds.
     """
     clean_title = _title_clean(title) if title is not None else None
     if route_alias is not None and not route_alias.strip():
@@ -223,12 +268,18 @@ def session_update(
     if pinned is not None and not isinstance(pinned, bool):
         raise InvalidInputError.for_field("pinned", "must be true or false")
     tag_names = _tag_names_clean(tags) if tags is not None else None
+    rebinding = agent_name is not None or team_name is not None
+    binding = _binding(agent_name, team_name) if rebinding else None
     route = _route_resolve(route_alias) if route_alias is not None else None
+    if route is None and binding is not None:
+        route = binding.route
     with transaction.atomic():
         session = _session_locked(session_id, owner)
-        if clean_title is not None or route is not None:
+        if clean_title is not None or route is not None or rebinding:
             _refuse_archived(session)
         changes: dict[str, Any] = {"updated": timezone.now()}
+        if binding is not None:
+            changes["agent"], changes["team"] = binding.agent, binding.team
         if clean_title is not None:
             changes["title"] = clean_title
         if route is not None:
@@ -818,21 +869,29 @@ def run_create(
     message: Message | None = None,
     purpose: str = RunPurpose.CHAT,
     attempt: int = 1,
+    agent: AgentProfile | None = None,
+    parent: Run | None = None,
+    tool_call_id: str = "",
 ) -> Run:
     """Open a run (one model turn) on an active session of `owner`, `queued` or already `running`.
 
-    The route defaults to the session's and the run's owner is the session's. A run created
-    `running` starts its trace with `run_started`. A session holds at most one open chat run: a
-    second is a ConflictError naming the open one.
+    The route defaults to the session's, the agent to the session's (a team's lead) and the run's
+    owner is the session's. A run created `running` starts its trace with `run_started`. A session
+    holds at most one open chat run: a second is a ConflictError naming the open one. A `delegate`
+    run names its `parent` (an open run of the same session) and the parent's `tool_call_id`.
     """
     if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
         raise InvalidInputError.for_field("status", f"{status!r}: a new run is queued or running")
+    if (purpose == RunPurpose.DELEGATE) != (parent is not None) or (parent is not None and not tool_call_id):
+        raise InvalidInputError.for_field("parent", "a delegate run, and only one, names its parent run and tool call")
     route = _route_resolve(route_alias) if route_alias else None
     with transaction.atomic():
         session = _session_locked(session_id, owner)
         _refuse_archived(session)
         if purpose == RunPurpose.CHAT:
             _refuse_open_chat_run(session)
+        if parent is not None:
+            _refuse_closed_parent(parent, session)
         run = Run.objects.create(
             session=session,
             route=route or session.route,
@@ -840,6 +899,9 @@ def run_create(
             message=message,
             purpose=purpose,
             attempt=attempt,
+            agent_id=agent.pk if agent is not None else _session_agent_id(session),
+            parent=parent,
+            tool_call_id=tool_call_id,
         )
         if status == RunStatus.RUNNING:
             _start(run)
@@ -898,6 +960,36 @@ def upkeep_run_open(
             "run", f"a {purpose} run of {scope} is already open; it will do the work"
         ) from None
     return run
+
+
+def _session_agent_id(session: AgentSession) -> int | None:
+    """The agent a session's turns run as: its agent, or its team's lead."""
+    if session.team_id is None:
+        return session.agent_id
+    lead: int | None = Team.objects.filter(pk=session.team_id).values_list("lead_id", flat=True).first()
+    return lead
+
+
+def _refuse_closed_parent(parent: Run, session: AgentSession) -> None:
+    """A child run opens only under a running run of the same session (the parent row is locked)."""
+    status = Run.objects.select_for_update().filter(pk=parent.pk, session=session).values_list("status", flat=True)
+    found = status.first()
+    if found != RunStatus.RUNNING:
+        state = "not a run of this session" if found is None else f"{found}"
+        raise ConflictError.for_field("parent", f"run {parent.pk} is {state}; delegate only from a running run")
+
+
+def _children_cancel(run: Run, reason: str) -> None:
+    """End the open runs delegated from `run` (and theirs) `cancelled`, inside the caller's transaction."""
+    for child in Run.objects.select_for_update().filter(parent=run, status__in=OPEN_RUN_STATUSES).order_by("created"):
+        _children_cancel(child, reason)
+        _events_write(
+            child,
+            [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
+            status=RunStatus.CANCELLED,
+            cancel_reason=f"its parent run was cancelled: {reason}"[:MAX_REASON_CHARS],
+            finished_at=timezone.now(),
+        )
 
 
 def _refuse_open_chat_run(session: AgentSession) -> None:
@@ -1009,6 +1101,7 @@ def run_cancel(*, run_id: UUID | str, owner: OwnerScope = None, reason: str) -> 
         run = _run_locked(run_id, owner)
         if run.status in TERMINAL_RUN_STATUSES:
             raise ConflictError.for_field("run", f"is {run.status}; only a queued or running run can be cancelled")
+        _children_cancel(run, reason)
         _events_write(
             run,
             [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
@@ -1168,6 +1261,8 @@ def run_cancel_request(*, run_id: UUID | str, owner: OwnerScope = None, reason: 
             raise ConflictError.for_field("run", f"is {run.status}; only a queued or running run can be cancelled")
         now = timezone.now()
         live = run.status == RunStatus.RUNNING and run.lease_expires_at is not None and run.lease_expires_at > now
+        # Delegated runs hold no lease of their own: they end now, which stops the member's stream.
+        _children_cancel(run, reason)
         if live:
             if run.cancel_requested_at is None:
                 Run.objects.filter(pk=run.pk).update(cancel_requested_at=now, cancel_reason=reason)

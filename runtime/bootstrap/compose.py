@@ -139,6 +139,8 @@ def sessions_section(owner_id: int) -> tuple[SessionsSection, int]:
             title=str(session),
             status=session.status,
             route=session.route.alias,
+            agent=session.agent.name if session.agent is not None else None,
+            team=session.team.name if session.team is not None else None,
             message_count=session.message_count,
             last_activity=session.updated,
             context_fullness_percent=context_fullness_percent(session),

@@ -1,8 +1,9 @@
 """Every stored configuration record with its readiness: built from one snapshot, no query.
 
 The readiness of providers, routes, MCP servers, agents and teams is core's readiness report;
-the bootstrap adds two things core cannot know: a ready route whose provider adapter rejects its
-settings is blocked, and a skill is blocked when a tool it uses is missing or disabled.
+the bootstrap adds what core cannot know: a ready route whose provider adapter rejects its
+settings is blocked. A skill is blocked (core's report) when its instructions file is missing or a
+tool it uses is missing or disabled, and so is every agent using it.
 """
 
 from __future__ import annotations
@@ -83,17 +84,8 @@ def config_section(
     servers = _reported(report.mcp_servers)
     agents = _reported(report.agents)
     teams = _reported(report.teams)
-    tools_enabled = {tool.name: tool.enabled for tool in stored.tools}
+    skills = _reported(report.skills)
     provider_configs = {provider.name: provider for provider in stored.providers}
-
-    def skill_reasons(tools: Sequence[str], owner: str) -> list[str]:
-        reasons = []
-        for name in tools:
-            if name not in tools_enabled:
-                reasons.append(f"{owner} uses tool {name!r}, which does not exist")
-            elif not tools_enabled[name]:
-                reasons.append(f"{owner} uses disabled tool {name!r}; enable it")
-        return reasons
 
     return ConfigSection(
         file=file,
@@ -109,9 +101,7 @@ def config_section(
             for r in stored.routes
         ),
         tools=tuple(Entry(t, *plain_state(t.enabled, tool_runner_reasons(t))) for t in stored.tools),
-        skills=tuple(
-            Entry(s, *plain_state(s.enabled, skill_reasons(s.tools, f"skill {s.name!r}"))) for s in stored.skills
-        ),
+        skills=tuple(Entry(s, *skills[s.name]) for s in stored.skills),
         mcp_servers=tuple(Entry(m, *servers[m.name]) for m in stored.mcp_servers),
         agents=tuple(Entry(a, *agents[a.name]) for a in stored.agents),
         teams=tuple(Entry(t, *teams[t.name]) for t in stored.teams),

@@ -110,6 +110,9 @@ class RecentSession:
     title: str
     status: str
     route: str
+    # The agent the session talks to, or the team whose lead answers (None: neither).
+    agent: str | None
+    team: str | None
     message_count: int
     last_activity: dt.datetime
     context_fullness_percent: float

@@ -159,25 +159,22 @@ def tools_rule(facts: Facts) -> ViewStatus:
     return _ready()
 
 
-# Configured, but nothing uses them yet: `ready` means it works, so these say blocked until the
-# agents work puts skills into prompts and runs teams.
-SKILLS_NOT_USED = "skills are configured but not used in prompts yet"
-TEAMS_NOT_RUN = "teams are configured but not run yet"
-
-
-def _configured_not_used(
-    facts: Facts, items: Sequence[Entry[Any]], noun: str, section: str, not_used: str
-) -> ViewStatus:
-    """Empty without records; otherwise blocked by `not_used`, then by what blocks each record."""
-    if not items:
-        return _empty(f"no {noun} is configured: {_load_hint(facts, section)}")
-    record_reasons = _none_ready(noun, [item for item in items if item.status != "ready"]).reasons[1:]
-    return _blocked(not_used, *record_reasons)
-
-
 def skills_rule(facts: Facts) -> ViewStatus:
-    """Empty without skills; blocked otherwise, since no prompt uses a skill's instructions yet."""
-    return _configured_not_used(facts, facts.config.skills, "skill", "skills", SKILLS_NOT_USED)
+    """Empty without skills; ready when a ready agent has a ready skill (its instructions reach that agent's
+    prompts); blocked otherwise, with what blocks each skill and that no ready agent uses a ready one."""
+    skills = facts.config.skills
+    if not skills:
+        return _empty(f"no skill is configured: {_load_hint(facts, 'skills')}")
+    usable = {skill.key for skill in skills if skill.status == "ready"}
+    agents = [agent for agent in facts.config.agents if agent.status == "ready"]
+    if any(usable.intersection(agent.record.skills) for agent in agents):
+        return _ready()
+    record_reasons = _none_ready("skill", [skill for skill in skills if skill.status != "ready"]).reasons[1:]
+    return _blocked(
+        "no ready agent has a ready skill: give a ready agent one in its skills list in "
+        f"{facts.file_path} and run manage.py load_config",
+        *record_reasons,
+    )
 
 
 def mcp_rule(facts: Facts) -> ViewStatus:
@@ -186,8 +183,8 @@ def mcp_rule(facts: Facts) -> ViewStatus:
 
 
 def team_rule(facts: Facts) -> ViewStatus:
-    """Empty without teams; blocked otherwise, since nothing runs a team yet."""
-    return _configured_not_used(facts, facts.config.teams, "team", "teams", TEAMS_NOT_RUN)
+    """Empty without teams; ready when a team's lead and every member are ready; blocked otherwise, with why."""
+    return _records_rule(facts, facts.config.teams, "team", "team", "teams")
 
 
 def memory_rule(facts: Facts) -> ViewStatus:

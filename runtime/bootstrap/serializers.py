@@ -182,6 +182,8 @@ class RecentSessionSerializer(serializers.Serializer[Any]):
     title = serializers.CharField(help_text="Its title (or `session <id>`)")
     status = serializers.ChoiceField(choices=["active", "archived"], help_text="`active` or `archived`")
     route = serializers.CharField(help_text="Alias of its route")
+    agent = serializers.CharField(allow_null=True, help_text="The agent it talks to (null: none)")
+    team = serializers.CharField(allow_null=True, help_text="The team whose lead answers (null: none)")
     message_count = serializers.IntegerField(help_text="Messages in its log")
     last_activity = serializers.DateTimeField(help_text="When it last changed (UTC)")
     context_fullness_percent = serializers.FloatField(

@@ -137,6 +137,10 @@ class DayUsageSerializer(UsageCountsSerializer):
     day = serializers.DateField()
 
 
+class AgentUsageSerializer(UsageCountsSerializer):
+    agent = serializers.CharField(help_text="The agent's name (a team's lead and members each count apart)")
+
+
 class SessionUsageSerializer(UsageCountsSerializer):
     session = serializers.UUIDField()
 
@@ -169,5 +173,6 @@ class UsageSummarySerializer(serializers.Serializer[Any]):
     last_30_days = DayUsageSerializer(many=True, help_text="Oldest first, every day present (zeros when idle)")
     by_model = ModelUsageSerializer(many=True)
     by_provider = ProviderUsageSerializer(many=True)
+    by_agent = AgentUsageSerializer(many=True, help_text="All time, per agent the calls ran as, most tokens first")
     session = SessionUsageSerializer(allow_null=True, help_text="With ?session=: that session's usage")
     by_purpose = PurposeUsageSerializer(many=True, help_text="All time per purpose: chat turns and each kind of upkeep")

@@ -85,13 +85,15 @@ def test_disabled_member_and_disabled_tool_block_team_and_agent(monkeypatch: pyt
     text = MINIMAL.replace('description = "Search the web."', 'description = "Search the web."\nenabled = false')
     text = text.replace('mcp_servers = ["files"]', 'mcp_servers = ["files"]\nenabled = false')
     report = readiness_report(doc(text), which=on_path)
-    assert by_name(report.agents)["researcher"] == ("blocked", ("agent 'researcher' uses disabled tool 'web_search'",))
+    skill_blocked = (
+        "agent 'researcher' uses skill 'notes', which is blocked (skill 'notes' uses disabled tool 'web_search'; "
+        "enable it)"
+    )
+    tool_disabled = "agent 'researcher' uses disabled tool 'web_search'"
+    assert by_name(report.agents)["researcher"] == ("blocked", (skill_blocked, tool_disabled))
     assert by_name(report.teams)["desk"] == (
         "blocked",
-        (
-            "lead 'researcher' is blocked: agent 'researcher' uses disabled tool 'web_search'",
-            "member 'writer' is disabled",
-        ),
+        (f"lead 'researcher' is blocked: {skill_blocked}; {tool_disabled}", "member 'writer' is disabled"),
     )
 
 

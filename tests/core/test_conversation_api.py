@@ -83,10 +83,13 @@ def test_create_session_on_default_route(api: APIClient, replay_route: ModelRout
         0.0,
         False,
     )
+    assert (body["agent"], body["team"]) == (None, None)
     assert set(body) == {
         "id",
         "title",
         "route",
+        "agent",
+        "team",
         "status",
         "pinned",
         "tags",
@@ -109,7 +112,7 @@ def test_create_session_on_default_route(api: APIClient, replay_route: ModelRout
         ({"route": "nope"}, "route", "no model route 'nope'; use an alias from /api/config/routes/"),
         ({"title": "x" * 201}, "title", "has 201 characters; at most 200"),
         ({"title": ["x"]}, "title", "Not a valid string."),
-        ({"colour": "red"}, "colour", "unknown field; this endpoint accepts title, route"),
+        ({"colour": "red"}, "colour", "unknown field; this endpoint accepts title, route, agent, team"),
     ],
 )
 def test_create_session_rejects_bad_input(
@@ -450,6 +453,9 @@ def test_run_lifecycle_over_the_api(api: APIClient, chat_session: AgentSession) 
         "attempt",
         "cancel_requested_at",
         "lease_expires_at",
+        "agent",
+        "parent",
+        "tool_call_id",
     }
     assert (run["session"], run["route"], run["status"], run["event_count"]) == (
         str(chat_session.id),

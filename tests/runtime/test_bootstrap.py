@@ -319,10 +319,10 @@ def test_example_config_without_keys(api: APIClient, example_loaded: None) -> No
         "chat": ("empty", ["no session yet: start one (POST /api/sessions/); it will use route 'replay'"]),
         "model": ("ready", []),
         "tools": ("ready", []),
-        "skills": ("blocked", ["skills are configured but not used in prompts yet"]),
+        "skills": ("ready", []),
         "mcp": ("ready", []),
         "memory": ("empty", ["nothing remembered yet: messages, daily episodes and memories appear as you chat"]),
-        "team": ("blocked", ["teams are configured but not run yet"]),
+        "team": ("ready", []),
         "tokens": ("empty", ["no token usage recorded yet: it appears after the first model reply"]),
         "config": ("ready", []),
     }
@@ -398,7 +398,7 @@ def test_blocked_chat_names_the_keys_to_set_or_the_replay_provider(api: APIClien
     )
     state, reasons = views(body)["team"]
     assert state == "blocked"
-    assert reasons[0] == "teams are configured but not run yet"
+    assert reasons[0] == "no team is ready"
     assert reasons[1].startswith("team 'research-desk': lead 'researcher' is blocked: ")
 
 
@@ -450,7 +450,8 @@ def test_disabled_tools_block_tools_and_skills(api: APIClient, example_loaded: N
     assert views(body)["skills"] == (
         "blocked",
         [
-            "skills are configured but not used in prompts yet",
+            "no ready agent has a ready skill: give a ready agent one in its skills list in "
+            f"{EXAMPLE} and run manage.py load_config",
             "skill 'research-notes' uses disabled tool 'web_search'; enable it",
         ],
     )

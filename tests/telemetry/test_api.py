@@ -309,13 +309,13 @@ def test_summary_query_count_does_not_grow_with_events(
     api: APIClient, usage_session: AgentSession, django_assert_num_queries: Any, count: int
 ) -> None:
     _bulk_events(usage_session, count)
-    # 1. usage by day for the last 30 local days, 2. usage all time, 3. the session joined to its usage,
-    # 4. usage by purpose.
-    with django_assert_num_queries(4):
+    # 1. usage by day for the last 30 local days, 2. usage all time, 3. usage by agent,
+    # 4. the session joined to its usage, 5. usage by purpose.
+    with django_assert_num_queries(5):
         body = api.get(f"/api/telemetry/summary/?session={usage_session.id}").json()
     assert body["all_time"]["event_count"] == count
     assert body["session"]["event_count"] == count
     assert sum(d["event_count"] for d in body["last_30_days"]) == count
-    # 1. usage by day, 2. usage all time, 3. usage by purpose.
-    with django_assert_num_queries(3):
+    # 1. usage by day, 2. usage all time, 3. usage by agent, 4. usage by purpose.
+    with django_assert_num_queries(4):
         assert api.get("/api/telemetry/summary/").status_code == 200

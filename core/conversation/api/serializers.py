@@ -39,6 +39,12 @@ MAX_INT32 = 2**31 - 1
 
 class SessionSerializer(serializers.ModelSerializer[AgentSession]):
     route = serializers.CharField(source="route.alias", read_only=True)
+    agent = serializers.CharField(
+        source="agent.name", read_only=True, allow_null=True, help_text="The agent the session talks to, if any"
+    )
+    team = serializers.CharField(
+        source="team.name", read_only=True, allow_null=True, help_text="The team whose lead answers, if any"
+    )
     context_window_tokens = serializers.IntegerField(source="route.context_window_tokens", read_only=True)
     context_fullness_percent = serializers.SerializerMethodField()
     needs_compaction = serializers.SerializerMethodField()
@@ -50,6 +56,8 @@ class SessionSerializer(serializers.ModelSerializer[AgentSession]):
             "id",
             "title",
             "route",
+            "agent",
+            "team",
             "status",
             "pinned",
             "tags",
@@ -87,13 +95,29 @@ class SessionListQuerySerializer(PageQuerySerializer):
 class SessionCreateSerializer(StrictInputSerializer):
     title = serializers.CharField(required=False, allow_blank=True, default="")
     route = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, default=None, help_text="Route alias; the default if absent"
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        help_text="Route alias; if absent the agent's (the team lead's), else the default route",
+    )
+    agent = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default=None, help_text="An agent's name (or give a team)"
+    )
+    team = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default=None, help_text="A team's name; its lead answers"
     )
 
 
 class SessionUpdateSerializer(StrictInputSerializer):
     title = serializers.CharField(required=False, allow_blank=True)
     route = serializers.CharField(required=False, help_text="A route alias")
+    agent = serializers.CharField(
+        required=False, allow_blank=True, help_text="Talk to this agent (its route unless `route` is given); '' unbinds"
+    )
+    team = serializers.CharField(
+        required=False, allow_blank=True, help_text="Talk to this team's lead (its route unless `route`); '' unbinds"
+    )
     pinned = serializers.BooleanField(required=False, help_text="Pinned sessions come first in the list")
     tags = serializers.ListField(
         child=serializers.CharField(max_length=200, allow_blank=True, trim_whitespace=False),
@@ -265,6 +289,9 @@ class RunSerializer(serializers.ModelSerializer[Run]):
     message_seq = serializers.IntegerField(
         source="message.seq", read_only=True, allow_null=True, help_text="The user message this run answers."
     )
+    agent = serializers.CharField(
+        source="agent.name", read_only=True, allow_null=True, help_text="The agent the run ran as, if any."
+    )
 
     class Meta:
         model = Run
@@ -284,6 +311,9 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "attempt",
             "cancel_requested_at",
             "lease_expires_at",
+            "agent",
+            "parent",
+            "tool_call_id",
         ]
         read_only_fields = fields
 

@@ -229,14 +229,20 @@ class SessionViewSet(PagedViewSet[AgentSession]):
         )
 
     @extend_schema(
-        summary="Start a session (on the default route unless `route` names one)",
+        summary="Start a session, with an agent or a team (on its route unless `route` names one)",
         request=SessionCreateSerializer,
         responses={201: SessionSerializer, 400: INVALID_INPUT},
         examples=[OpenApiExample("create", value={"title": "Trip planning", "route": "replay"}, request_only=True)],
     )
     def create(self, request: Request) -> Response:
         data = parsed(SessionCreateSerializer, request.data)
-        session = session_create(owner=acting_user(request), title=data["title"], route_alias=data["route"] or None)
+        session = session_create(
+            owner=acting_user(request),
+            title=data["title"],
+            route_alias=data["route"] or None,
+            agent_name=data["agent"] or None,
+            team_name=data["team"] or None,
+        )
         return Response(SessionSerializer(session_get(session_id=session.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="One session with its counters", responses={200: SessionSerializer, 404: ERRORS_404})
@@ -244,7 +250,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
         return Response(SessionSerializer(session_get(session_id=pk, owner=acting_user(request))).data)
 
     @extend_schema(
-        summary="Rename a session, move it to another route, pin it or set its tags",
+        summary="Rename a session, move it to another route, pin it, set its tags or bind an agent or team",
         request=SessionUpdateSerializer,
         responses={200: SessionSerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
@@ -257,6 +263,8 @@ class SessionViewSet(PagedViewSet[AgentSession]):
             route_alias=data.get("route"),
             pinned=data.get("pinned"),
             tags=data.get("tags"),
+            agent_name=data.get("agent"),
+            team_name=data.get("team"),
         )
         return Response(SessionSerializer(session).data)
 

@@ -24,7 +24,8 @@ def cost_display(cost: Decimal) -> str:
 class Command(BaseCommand):
     help = (
         'Send TEXT to a session and print the reply as it streams, then the run\'s usage. Use "new" for '
-        "SESSION to start a session on the default route (or --route)."
+        "SESSION to start a session on the default route (or --route), with --agent NAME or --team NAME to talk "
+        "to an agent or a team's lead (on its route unless --route is given)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -32,6 +33,8 @@ class Command(BaseCommand):
         parser.add_argument("text", help="the message to send")
         parser.add_argument("--route", help="with new: the route alias (default: the default route)")
         parser.add_argument("--title", default="", help="with new: the session's title")
+        parser.add_argument("--agent", help="with new: the agent the session talks to (its route unless --route)")
+        parser.add_argument("--team", help="with new: the team whose lead answers (the lead's route unless --route)")
         parser.add_argument(
             "--user",
             default=None,
@@ -51,13 +54,21 @@ class Command(BaseCommand):
             title = options["title"] or options["text"][:60]
             # The session exists only if its first turn may run: a refused turn writes nothing.
             with transaction.atomic():
-                session = session_create(owner=owner, title=title, route_alias=options["route"])
+                session = session_create(
+                    owner=owner,
+                    title=title,
+                    route_alias=options["route"],
+                    agent_name=options["agent"],
+                    team_name=options["team"],
+                )
                 turn_refusal(session=session, user_text=options["text"])
             session_id = str(session.pk)
-            self.stdout.write(f"session {session_id} (route {session.route.alias})")
+            talks_to = f", agent {session.agent.name}" if session.agent else ""
+            talks_to += f", team {session.team.name}" if session.team else ""
+            self.stdout.write(f"session {session_id} (route {session.route.alias}{talks_to})")
         else:
-            if options["route"] or options["title"]:
-                raise CommandError("--route and --title apply only to a new session")
+            if options["route"] or options["title"] or options["agent"] or options["team"]:
+                raise CommandError("--route, --title, --agent and --team apply only to a new session")
             session_id = session_ref
         try:
             result = turn_run(session_id=session_id, owner=owner, user_text=options["text"], on_event=self._show)
