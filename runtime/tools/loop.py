@@ -129,7 +129,7 @@ class ToolLoop:
             if row.status == InvocationStatus.APPROVED:
                 tool = self.offer.tools.get(row.tool)
                 text, is_error = (
-                    tool_run(tool, row.arguments, context=context, gateway=self.gateway)
+                    tool_run(tool, row.arguments, context=context, gateway=self.gateway, call_id=row.call_id)
                     if tool is not None
                     else (f"unknown tool {row.tool}", True)
                 )

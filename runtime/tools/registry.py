@@ -17,7 +17,9 @@ from typing import Any
 from django.conf import settings
 from jsonschema import Draft202012Validator, SchemaError
 
-from core.models import McpServerSpec, Run, ToolSpec
+from core.models import AgentProfile, McpServerSpec, Run, Team, ToolSpec
+from runtime.agents import team_member_for_tool, team_tools
+from runtime.delegation import delegate
 from runtime.providers import ToolDefinition
 from runtime.tools.builtins import ToolContext, ToolFailedError, builtin_run
 from runtime.tools.gateway import MCP_UNAVAILABLE, McpGateway
@@ -35,9 +37,10 @@ class OfferedTool:
     name: str
     description: str
     parameters: dict[str, Any]
-    runner: str  # "builtin" | "mcp" | "client"
+    runner: str  # "builtin" | "mcp" | "client" | "delegate"
     target: str = ""  # the built-in's name, or the tool's name on its MCP server
     server: McpServerSpec | None = None
+    team: Team | None = None  # the team whose member an `ask_<member>` tool delegates to
     requires_approval: bool = False
 
     def definition(self) -> ToolDefinition:
@@ -116,6 +119,7 @@ def tools_offered(*, run: Run, gateway: McpGateway | None) -> Offer:
             offer.notes.append(f"tool {spec.name!r} left out: {MCP_UNAVAILABLE}")
         else:
             offer.add(tool)
+    _team_tools_add(offer, run)
     if servers and gateway is None:
         offer.notes.append(f"MCP servers {', '.join(servers)} left out: {MCP_UNAVAILABLE}")
         return offer
@@ -144,6 +148,36 @@ def tools_offered(*, run: Run, gateway: McpGateway | None) -> Offer:
     return offer
 
 
+def _team_tools_add(offer: Offer, run: Run) -> None:
+    """On a team's session, the lead's run (not a member's) is offered one `ask_<member>` tool per member."""
+    if run.parent_id is not None or run.session_id is None:
+        return
+    team = Team.objects.filter(sessions__pk=run.session_id).select_related("lead").first()
+    if team is None:
+        return
+    for definition in team_tools(team):
+        offer.add(
+            OfferedTool(
+                name=definition.name,
+                description=definition.description,
+                parameters=dict(definition.parameters),
+                runner="delegate",
+                target=definition.name,
+                team=team,
+            )
+        )
+
+
+def _delegated(tool: OfferedTool, arguments: Mapping[str, Any], *, run_id: Any, call_id: str) -> tuple[str, bool]:
+    """Run the member an `ask_<member>` call names as a child run; its final text (or error) is the result."""
+    member: AgentProfile | None = team_member_for_tool(tool.team, tool.target) if tool.team is not None else None
+    if member is None:
+        return f"{tool.name}: no such member in the team any more", True
+    parent = Run.objects.select_related("agent").get(pk=run_id)
+    outcome = delegate(parent_run=parent, member=member, request=arguments.get("request", ""), tool_call_id=call_id)
+    return result_capped(outcome.text), outcome.is_error
+
+
 def _skill_tool_ids(agent_id: int) -> list[int]:
     return list(ToolSpec.objects.filter(skills__agents__pk=agent_id, skills__enabled=True).values_list("pk", flat=True))
 
@@ -167,10 +201,17 @@ def result_capped(text: str) -> str:
 
 
 def tool_run(
-    tool: OfferedTool, arguments: Mapping[str, Any], *, context: ToolContext, gateway: McpGateway | None
+    tool: OfferedTool,
+    arguments: Mapping[str, Any],
+    *,
+    context: ToolContext,
+    gateway: McpGateway | None,
+    call_id: str = "",
 ) -> tuple[str, bool]:
-    """Run one approved call: (result text, is_error). Never raises for the tool's own failures."""
+    """Run one approved call `call_id`: (result text, is_error). Never raises for the tool's own failures."""
     try:
+        if tool.runner == "delegate":
+            return _delegated(tool, arguments, run_id=context.run_id, call_id=call_id)
         if tool.runner == "builtin":
             return result_capped(builtin_run(tool.target, context, arguments)), False
         if tool.runner == "mcp" and gateway is not None and tool.server is not None:
