@@ -4,6 +4,7 @@ from core.accounts.models import ApiToken
 from core.config.models import (
     AgentProfile,
     McpServerSpec,
+    McpServerStatus,
     McpTransport,
     ModelRoute,
     Provider,
@@ -37,6 +38,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointReason",
     "McpServerSpec",
+    "McpServerStatus",
     "McpTransport",
     "Message",
     "MessageRole",
