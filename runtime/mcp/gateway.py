@@ -26,7 +26,7 @@ import mcp_types
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from runtime.mcp.transports import CommandNotFound, StderrTail, Target, http_transport, stdio_transport
+from runtime.mcp.transports import CommandNotFoundError, StderrTail, Target, http_transport, stdio_transport
 
 if TYPE_CHECKING:
     from core.models import McpServerSpec
@@ -36,6 +36,7 @@ T = TypeVar("T")
 # How long starting a server and the MCP handshake may take.
 CONNECT_TIMEOUT_S = 30.0
 LIST_TIMEOUT_S = 30.0
+PING_TIMEOUT_S = 5.0
 CLIENT_INFO = mcp_types.Implementation(name="agent-chat", version="1")
 
 
@@ -57,7 +58,7 @@ class McpCallOutcome:
     structured: dict[str, Any] | None = None
 
 
-class McpUnavailable(Exception):
+class McpUnavailable(Exception):  # noqa: N818  # the name the tool loop imports
     """The server could not be started or did not complete the handshake; `reason` says why."""
 
     def __init__(self, reason: str) -> None:
@@ -135,7 +136,10 @@ class _Connection:
 
     async def serve(self) -> None:
         try:
-            async with self.transport() as (read, write), ClientSession(read, write, client_info=CLIENT_INFO) as session:
+            async with (
+                self.transport() as (read, write),
+                ClientSession(read, write, client_info=CLIENT_INFO) as session,
+            ):
                 await session.initialize()
                 self.session = session
                 self.ready.set()
@@ -147,7 +151,7 @@ class _Connection:
 
                     group.start_soon(end_on, self.stop)
                     group.start_soon(end_on, self.lost)
-        except BaseException as exc:  # noqa: BLE001  # kept as the reason; the task itself ends quietly
+        except BaseException as exc:  # kept as the reason; the task itself ends quietly
             self.error = exc
         finally:
             self.session = None
@@ -157,7 +161,7 @@ class _Connection:
     def failure(self) -> str:
         """Why the session could not start, with the server's last stderr lines."""
         error = _flatten(self.error) if self.error is not None else None
-        if isinstance(error, CommandNotFound):
+        if isinstance(error, CommandNotFoundError):
             reason = str(error)
         elif error is None:
             reason = "handshake failed: the server closed the connection"
@@ -303,8 +307,28 @@ class McpGateway:
         if not work.done():
             work.cancel()
             reason = "the server stopped during the call"
-            raise _ServerLost(_with_tail(reason, connection.stderr.text()))
+            raise _ServerLostError(_with_tail(reason, connection.stderr.text()))
         return work.result()
+
+    async def _session_lost(self, connection: _Connection, exc: BaseException) -> bool:
+        """Whether `exc` means the session is gone rather than the request refused.
+
+        An HTTP server that restarted answers our old session id with 404 or 400 (which the SDK
+        reports as an error of the request): a ping on the same session tells, since it fails too.
+        """
+        if isinstance(exc, _ServerLostError) or _stale_session(exc):
+            return True
+        if connection.target.transport == "stdio" or not isinstance(_flatten(exc), MCPError):
+            return False
+
+        async def ping(session: ClientSession) -> object:
+            return await session.send_ping()
+
+        try:
+            await asyncio.wait_for(self._session_call(connection, ping), PING_TIMEOUT_S)
+        except (MCPError, _ServerLostError, TimeoutError, McpUnavailable):
+            return True
+        return False
 
     async def _list(self, target: Target) -> list[McpTool]:
         connection = await self._connected(target)
@@ -326,8 +350,8 @@ class McpGateway:
                     cursor = result.next_cursor
                     if not cursor:
                         return tools
-            except (MCPError, _ServerLost, TimeoutError) as exc:
-                if attempt == 2 or not (_stale_session(exc) or isinstance(exc, _ServerLost)):
+            except (MCPError, _ServerLostError, TimeoutError) as exc:
+                if attempt == 2 or not await self._session_lost(connection, exc):
                     raise McpUnavailable(
                         _with_tail(f"listing tools failed: {_described(exc)}", connection.stderr.text())
                     ) from exc
@@ -344,11 +368,18 @@ class McpGateway:
             try:
                 result = await asyncio.wait_for(self._session_call(connection, request), timeout)
             except TimeoutError:
-                return McpCallOutcome(f"tool {tool!r} of MCP server {target.name!r} timed out after {timeout:g} s", True)
-            except _ServerLost as exc:
+                return McpCallOutcome(
+                    f"tool {tool!r} of MCP server {target.name!r} timed out after {timeout:g} s", True
+                )
+            except _ServerLostError as exc:
                 return McpCallOutcome(f"MCP server {target.name!r}: {exc}", True)
             except MCPError as exc:
-                if attempt == 1 and _stale_session(exc):
+                if exc.code == mcp_types.CONNECTION_CLOSED and target.transport == "stdio":
+                    tail = connection.stderr.text()
+                    return McpCallOutcome(
+                        f"MCP server {target.name!r}: {_with_tail('the server stopped during the call', tail)}", True
+                    )
+                if attempt == 1 and await self._session_lost(connection, exc):
                     connection = await self._connected(target, fresh=True)
                     continue
                 if exc.code == mcp_types.REQUEST_TIMEOUT:
@@ -360,7 +391,7 @@ class McpGateway:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _ServerLost(Exception):
+class _ServerLostError(Exception):
     """The server's connection ended while a request waited for its answer."""
 
 

@@ -60,7 +60,7 @@ class StderrTail:
         return "\n".join(list(self._lines)[-lines:])
 
 
-class CommandNotFound(Exception):
+class CommandNotFoundError(Exception):
     """The stdio command is not installed (nothing on PATH by that name)."""
 
 
@@ -117,7 +117,7 @@ async def stdio_transport(target: Target, tail: StderrTail, lost: anyio.Event) -
             start_new_session=True,
         )
     except FileNotFoundError as exc:
-        raise CommandNotFound(f"command {target.command!r} not found") from exc
+        raise CommandNotFoundError(f"command {target.command!r} not found") from exc
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
 
