@@ -215,13 +215,11 @@ class McpGateway:
         """
         from core.config.services import mcp_probe_record
 
-        target = target_of(server)
         try:
-            listed = self._run(self._list(target), CONNECT_TIMEOUT_S + LIST_TIMEOUT_S + 5)
+            tools = self.listed(server)
         except McpUnavailable as exc:
             mcp_probe_record(server_id=server.pk, ok=False, tools=[], error=exc.reason)
             raise
-        tools = [tool for tool in listed if allowed(server, tool.name)]
         mcp_probe_record(
             server_id=server.pk,
             ok=True,
@@ -229,6 +227,11 @@ class McpGateway:
             error="",
         )
         return tools
+
+    def listed(self, server: McpServerSpec) -> list[McpTool]:
+        """`tools` without storing the probe: for a server that is not a stored record (the conformance client)."""
+        listed = self._run(self._list(target_of(server)), CONNECT_TIMEOUT_S + LIST_TIMEOUT_S + 5)
+        return [tool for tool in listed if allowed(server, tool.name)]
 
     def call(self, server: McpServerSpec, tool: str, arguments: dict[str, Any], *, timeout: float) -> McpCallOutcome:
         """Call `tool` with `arguments`; a tool or server failure is an error outcome, never an exception."""

@@ -68,6 +68,7 @@ class CannedRunner:
             + "tests/runtime/test_providers.py::test_replay_echoes_in_chunks_with_usage PASSED\n"
             + "6 passed in 3.00s\n",
             "live-local": "2 passed in 40.00s\n",
+            "mcp-conformance": "1 passed in 30.00s\n",
         }
         if gate.name == "browser-check":
             summary = {"chromium": "Chromium 156", "pages": [{"screenshot": "screens/admin-index.png"}], "problems": []}
