@@ -32,6 +32,7 @@ from bench import fixtures
 from bench.db import BENCH_USERNAME, ROUTE_ALIAS, Databases, bulk_insert
 from bench.harness import Detail, Row, Target, median, paired_ratio, rotated, row_with_target, timed, unavailable
 from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
+from bench.mcp_roundtrip import w12_mcp_roundtrip
 from bench.turn_stream import w10_turn_stream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +80,7 @@ class Sizes:
     storage_large: int = 20_000
     stream_tokens: int = 20_000
     stream_reps: int = 5
+    mcp_calls: int = 200
     history_small: int = 10_000
     history_large: int = 1_000_000
     history_search_ops: int = 20
@@ -120,6 +122,7 @@ QUICK = Sizes(
     storage_large=200,
     stream_tokens=2_000,
     stream_reps=2,
+    mcp_calls=20,
     history_small=1_000,
     history_large=10_000,
     history_search_ops=5,
@@ -1132,6 +1135,7 @@ WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     9: w9_path,
     10: w10_turn_stream,
     11: w11_history_search,
+    12: w12_mcp_roundtrip,
 }
 
 TITLES = {
@@ -1146,6 +1150,7 @@ TITLES = {
     9: "active path",
     10: "streamed turn",
     11: "message search",
+    12: "MCP tool call",
 }
 
 

@@ -26,7 +26,7 @@ EVIDENCE = Path(os.environ.get("AGENTCHAT_EVIDENCE_DIR") or ROOT / "var" / "evid
 
 def run_scenario(scenario: str, out: Path) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
     command = f"{sys.executable} {ROOT / 'manage.py'} mcp_conformance_client"
-    result = subprocess.run(  # noqa: S603  # nosec B603 (the suite's pinned CLI, our own command)
+    result = subprocess.run(  # nosec B603 (the suite's pinned CLI, our own command)
         [str(CONFORMANCE), "client", "--command", command, "--scenario", scenario, "-o", str(out)],
         capture_output=True,
         text=True,
