@@ -124,6 +124,8 @@ class _Connection:
         self.ended = asyncio.Event()
         self.error: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
+        # Requests waiting for an answer: cancelled when the session ends (the server is gone).
+        self.waiting: set[asyncio.Task[Any]] = set()
 
     @property
     def alive(self) -> bool:
@@ -157,6 +159,8 @@ class _Connection:
             self.session = None
             self.ended.set()
             self.ready.set()
+            for waiting in list(self.waiting):
+                waiting.cancel()
 
     def failure(self) -> str:
         """Why the session could not start, with the server's last stderr lines."""
@@ -283,7 +287,8 @@ class McpGateway:
             connection = _Connection(target)
             connection.task = asyncio.get_running_loop().create_task(connection.serve())
             try:
-                await asyncio.wait_for(connection.ready.wait(), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await connection.ready.wait()
             except TimeoutError:
                 await connection.close()
                 raise McpUnavailable(
@@ -297,21 +302,25 @@ class McpGateway:
     async def _session_call(self, connection: _Connection, request: Callable[[ClientSession], Awaitable[T]]) -> T:
         """`request` on the session, ended early with an error if the server is lost meanwhile."""
         session = connection.session
-        if session is None:
-            raise McpUnavailable("the session ended")
-        work = asyncio.ensure_future(request(session))
-        lost = asyncio.ensure_future(connection.ended.wait())
-        lost_stdio = asyncio.ensure_future(connection.lost.wait())
+        if session is None or not connection.alive:
+            raise _ServerLostError(_with_tail("the session ended", connection.stderr.text()))
+
+        async def run() -> T:
+            return await request(session)
+
+        work = asyncio.ensure_future(run())
+        connection.waiting.add(work)
         try:
-            await asyncio.wait({work, lost, lost_stdio}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            lost.cancel()
-            lost_stdio.cancel()
-        if not work.done():
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if work.cancelled() and connection.ended.is_set():
+                raise _ServerLostError(
+                    _with_tail("the server stopped during the call", connection.stderr.text())
+                ) from None
             work.cancel()
-            reason = "the server stopped during the call"
-            raise _ServerLostError(_with_tail(reason, connection.stderr.text()))
-        return work.result()
+            raise
+        finally:
+            connection.waiting.discard(work)
 
     async def _session_lost(self, connection: _Connection, exc: BaseException) -> bool:
         """Whether `exc` means the session is gone rather than the request refused.
@@ -328,7 +337,8 @@ class McpGateway:
             return await session.send_ping()
 
         try:
-            await asyncio.wait_for(self._session_call(connection, ping), PING_TIMEOUT_S)
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                await self._session_call(connection, ping)
         except (MCPError, _ServerLostError, TimeoutError, McpUnavailable):
             return True
         return False
@@ -345,7 +355,8 @@ class McpGateway:
                     async def page(session: ClientSession) -> mcp_types.ListToolsResult:
                         return await session.list_tools(params=params)  # noqa: B023  # awaited in this iteration
 
-                    result = await asyncio.wait_for(self._session_call(connection, page), LIST_TIMEOUT_S)
+                    async with asyncio.timeout(LIST_TIMEOUT_S):
+                        result = await self._session_call(connection, page)
                     tools += [
                         McpTool(name=t.name, description=t.description or "", input_schema=dict(t.input_schema))
                         for t in result.tools
@@ -369,7 +380,8 @@ class McpGateway:
                 return await session.call_tool(tool, arguments, read_timeout_seconds=timeout)
 
             try:
-                result = await asyncio.wait_for(self._session_call(connection, request), timeout)
+                async with asyncio.timeout(timeout):
+                    result = await self._session_call(connection, request)
             except TimeoutError:
                 return McpCallOutcome(
                     f"tool {tool!r} of MCP server {target.name!r} timed out after {timeout:g} s", True
