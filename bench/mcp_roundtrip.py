@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
-from bench.__main__ import ROOT
 from bench.harness import Target, median, paired_ratio, rotated
 
+ROOT = Path(__file__).resolve().parent.parent
 EVERYTHING = ROOT / "var" / "npm" / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 ARGS = [str(EVERYTHING), "stdio"]
 

@@ -31,8 +31,8 @@ from django.db import connection
 from bench import fixtures
 from bench.db import BENCH_USERNAME, ROUTE_ALIAS, Databases, bulk_insert
 from bench.harness import Detail, Row, Target, median, paired_ratio, rotated, row_with_target, timed, unavailable
-from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
 from bench.mcp_roundtrip import w12_mcp_roundtrip
+from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
 from bench.turn_stream import w10_turn_stream
 
 ROOT = Path(__file__).resolve().parent.parent
