@@ -257,14 +257,6 @@ class RouteHealth:
 
 
 @dataclass(frozen=True)
-class McpToolInfo:
-    """One tool an MCP server offered at its last probe (after its allowlist)."""
-
-    name: str
-    description: str
-
-
-@dataclass(frozen=True)
 class McpProbe:
     """The last probe of an MCP server (`manage.py check_mcp`): its tools, or why it failed."""
 
@@ -279,6 +271,14 @@ class McpProbe:
         if self.ok:
             return f"ready: {len(self.tools)} tool{'' if len(self.tools) == 1 else 's'}"
         return f"blocked: {self.error.splitlines()[0] if self.error else 'the probe failed'}"
+
+
+@dataclass(frozen=True)
+class McpToolInfo:
+    """One tool an MCP server offered at its last probe (after its allowlist): `McpProbe.tools`."""
+
+    name: str
+    description: str
 
 
 @dataclass(frozen=True)

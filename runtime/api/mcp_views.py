@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from core.api.views import error_response
 from core.config.api.serializers import McpProbeSerializer, ReadinessSerializer
+from runtime.api.probe_schema import probe_schema
 from runtime.mcp.probe import mcp_probe
 
 
@@ -24,30 +21,17 @@ class McpServerReadinessSerializer(ReadinessSerializer):
         fields = ("name", "status", "reasons", "probe")
 
 
-class McpServerProbeView(APIView):
+FAILED = "`probe.ok` is false and `probe.error` says why, with the server's last stderr lines"
+DOES = (
+    "Lists the server's tools (after its `tool_allowlist`) through the app's MCP session and stores them with "
+    "their schemas, or the error. Nothing is probed by reading a page; the first turn that needs the server "
+    "probes it too."
+)
+
+
+@probe_schema("config_mcp_servers_probe", McpServerReadinessSerializer, "MCP server", FAILED, DOES)
+@api_view(["POST"])
+@permission_classes([IsAdminUser])
+def mcp_server_probe(request: Request, name: str) -> Response:
     """Start the server (or reuse its session), complete the handshake, list its tools and store the result."""
-
-    permission_classes = [IsAdminUser]
-
-    @extend_schema(
-        operation_id="config_mcp_servers_probe",
-        request=None,
-        responses={
-            200: OpenApiResponse(
-                McpServerReadinessSerializer,
-                description="The server's readiness after the probe (a failed probe is still a 200: `probe.ok` "
-                "is false and `probe.error` says why, with the server's last stderr lines).",
-            ),
-            403: error_response("Not staff: probes are an operator action."),
-            404: error_response("No such MCP server."),
-        },
-        description=(
-            "Lists the server's tools (after its `tool_allowlist`) through the app's MCP session and stores them "
-            "with their schemas, or the error. Nothing is probed by reading a page; the first turn that needs "
-            "the server probes it too."
-        ),
-    )
-    def post(self, request: Request, name: str) -> Response:
-        state = mcp_probe(name=name)
-        data: dict[str, Any] = McpServerReadinessSerializer(state).data
-        return Response(data)
+    return Response(McpServerReadinessSerializer(mcp_probe(name=name)).data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path, re_path
 
 from core.api.routing import Route
-from runtime.api.mcp_views import McpServerProbeView
+from runtime.api.mcp_views import mcp_server_probe
 from runtime.api.views import MessageEditView, MessageRegenerateView, RouteProbeView, RunRetryView, SessionTurnView
 from runtime.bootstrap.api import BootstrapView
 
@@ -23,5 +23,5 @@ urlpatterns: list[URLPattern] = [
     path("sessions/<uuid:session_id>/messages/<int:seq>/edit/", MessageEditView.as_view(), name="session-message-edit"),
     path("config/routes/<slug:alias>/probe/", RouteProbeView.as_view(), name="config-route-probe"),
     path("runs/<uuid:run_id>/retry/", RunRetryView.as_view(), name="run-retry"),
-    path("config/mcp-servers/<slug:name>/probe/", McpServerProbeView.as_view(), name="config-mcp-server-probe"),
+    path("config/mcp-servers/<slug:name>/probe/", mcp_server_probe, name="config-mcp-server-probe"),
 ]

@@ -71,8 +71,7 @@ def target_of(server: McpServerSpec) -> Target:
     return Target(
         name=server.name,
         transport=server.transport,
-        command=server.command,
-        args=tuple(str(arg) for arg in server.args),
+        argv=(server.command, *(str(arg) for arg in server.args)),
         url=server.url,
         env_vars=tuple(str(name) for name in server.env_vars),
     )

@@ -39,9 +39,8 @@ class Target:
 
     name: str
     transport: str
-    command: str
-    args: tuple[str, ...]
-    url: str
+    argv: tuple[str, ...]  # stdio: the command and its arguments
+    url: str  # streamable_http / sse
     env_vars: tuple[str, ...]
 
 
@@ -109,7 +108,7 @@ async def stdio_transport(target: Target, tail: StderrTail, lost: anyio.Event) -
     """
     try:
         process = await anyio.open_process(
-            [target.command, *target.args],
+            list(target.argv),
             env=child_environment(target.env_vars),
             stdin=PIPE,
             stdout=PIPE,
@@ -117,7 +116,7 @@ async def stdio_transport(target: Target, tail: StderrTail, lost: anyio.Event) -
             start_new_session=True,
         )
     except FileNotFoundError as exc:
-        raise CommandNotFoundError(f"command {target.command!r} not found") from exc
+        raise CommandNotFoundError(f"command {target.argv[0]!r} not found") from exc
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
 

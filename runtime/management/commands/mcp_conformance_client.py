@@ -34,11 +34,7 @@ def sample_arguments(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 class Command(BaseCommand):
-    help = (
-        "The MCP conformance suite's client: connect to URL over streamable HTTP through Agent Chat's MCP "
-        "sessions, list the tools and (scenario tools_call) call them. The scenario is read from "
-        "MCP_CONFORMANCE_SCENARIO."
-    )
+    help = "The MCP conformance suite's client under test (scenario from MCP_CONFORMANCE_SCENARIO): see the module."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("url", help="the scenario server's URL (the suite appends it)")

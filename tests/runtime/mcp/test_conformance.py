@@ -27,7 +27,19 @@ EVIDENCE = Path(os.environ.get("AGENTCHAT_EVIDENCE_DIR") or ROOT / "var" / "evid
 def run_scenario(scenario: str, out: Path) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
     command = f"{sys.executable} {ROOT / 'manage.py'} mcp_conformance_client"
     result = subprocess.run(  # nosec B603 (the suite's pinned CLI, our own command)
-        [str(CONFORMANCE), "client", "--command", command, "--scenario", scenario, "-o", str(out)],
+        # The client is a Django command (start-up included); a loaded CI machine needs more than the 30 s default.
+        [
+            str(CONFORMANCE),
+            "client",
+            "--command",
+            command,
+            "--scenario",
+            scenario,
+            "--timeout",
+            "180000",
+            "-o",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
