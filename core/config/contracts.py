@@ -280,6 +280,12 @@ class McpToolInfo:
     name: str
     description: str
 
+    @property
+    def line(self) -> str:
+        """`name: the description's first line`, as `manage.py check_mcp` prints it."""
+        first = self.description.strip().splitlines()[0] if self.description.strip() else "(no description)"
+        return f"{self.name}: {first}"
+
 
 @dataclass(frozen=True)
 class RecordReadiness:

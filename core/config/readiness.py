@@ -171,10 +171,10 @@ def route_readiness(
 def mcp_server_readiness(
     server: McpServerConfig,
     *,
-    is_set: Callable[[str], bool] = env_is_set,
-    which: Callable[[str], str | None] = shutil.which,
-    redacted: bool = False,
     probes: Mapping[str, McpProbe] | None = None,
+    redacted: bool = False,
+    which: Callable[[str], str | None] = shutil.which,
+    is_set: Callable[[str], bool] = env_is_set,
 ) -> RecordReadiness:
     """A stdio server needs its command on PATH; every server needs the variables it names set.
 

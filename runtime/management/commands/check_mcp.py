@@ -19,10 +19,7 @@ def probe_lines(state: RecordReadiness) -> list[str]:
     if probe is None:  # its command or a variable is missing: not started
         return [f"{state.name}: blocked: {'; '.join(state.reasons)}"]
     if probe.ok:
-        return [f"{state.name}: {probe.summary}"] + [
-            f"  {tool.name}: {tool.description.splitlines()[0] if tool.description else '(no description)'}"
-            for tool in probe.tools
-        ]
+        return [f"{state.name}: {probe.summary}", *(f"  {tool.line}" for tool in probe.tools)]
     return [f"{state.name}: {probe.summary}", *(f"  {line}" for line in probe.error.splitlines()[1:])]
 
 
