@@ -7,7 +7,7 @@ MANAGE := $(PY) manage.py
 HOST_PORT ?= 127.0.0.1:8000
 
 .PHONY: run serve dev test lint typecheck security migrations-check deploy-check pytest install install-dev \
-        migrate bench evidence live-local browser-deps scans schema-check clean-var help
+        migrate bench evidence live-local browser-deps scans schema-check clean-var help mcp-test-servers
 
 help:
 	@echo "make run    install, migrate, load config/agentchat.toml (made from the example), create the operator, serve on $(HOST_PORT)"
@@ -74,7 +74,7 @@ dev:
 	@$(PYTHON) scripts/port_free.py $(HOST_PORT)
 	$(MANAGE) runserver $(HOST_PORT)
 
-test: install-dev var/secret_key lint typecheck security migrations-check deploy-check schema-check scans pytest
+test: install-dev var/secret_key mcp-test-servers lint typecheck security migrations-check deploy-check schema-check scans pytest
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -110,6 +110,11 @@ scans:
 	$(PY) scripts/no_fake_scan.py
 	$(PY) scripts/secret_scan.py
 
+# The MCP servers the tests run against (the reference server, the conformance suite), from the npm
+# registry into var/npm/, pinned by tests/mcp/npm/package-lock.json; does nothing when installed.
+mcp-test-servers:
+	bash scripts/mcp-test-servers
+
 # Debian's Chromium for the browser check (root, apt-get), and axe-core for the chat pages' accessibility
 # check (npm, into var/axe); each does nothing when it is installed.
 browser-deps:
@@ -121,7 +126,7 @@ browser-deps:
 pytest:
 	$(VENV)/bin/pytest -q -o console_output_style=classic $(PYTEST_ARGS)
 
-bench: install-dev var/secret_key
+bench: install-dev var/secret_key mcp-test-servers
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/bench.lock
 	$(PY) -m bench
 
@@ -131,7 +136,7 @@ bench: install-dev var/secret_key
 live-local: install-dev var/secret_key
 	bash scripts/live-local
 
-evidence: install-dev var/secret_key browser-deps
+evidence: install-dev var/secret_key browser-deps mcp-test-servers
 	$(PY) scripts/evidence.py
 
 clean-var:

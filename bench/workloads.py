@@ -33,6 +33,7 @@ from bench import fixtures
 from bench.db import BENCH_USERNAME, ROUTE_ALIAS, Databases, bulk_insert
 from bench.harness import Detail, Row, Target, median, paired_ratio, rotated, row_with_target, timed, unavailable
 from bench.importing import w_import
+from bench.mcp_roundtrip import w16_mcp_roundtrip
 from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
 from bench.turn_stream import w10_turn_stream, w12_sse_stream
 
@@ -83,6 +84,7 @@ class Sizes:
     import_conversations: int = 1_000
     import_messages: int = 100_000
     stream_reps: int = 5
+    mcp_calls: int = 200
     history_small: int = 10_000
     history_large: int = 1_000_000
     history_search_ops: int = 20
@@ -126,6 +128,7 @@ QUICK = Sizes(
     storage_large=200,
     stream_tokens=2_000,
     stream_reps=2,
+    mcp_calls=20,
     history_small=1_000,
     history_large=10_000,
     history_search_ops=5,
@@ -1177,6 +1180,7 @@ WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     13: lambda ctx: w_import(ctx, 13),
     14: w14_page_weight,
     15: w15_context_after_compaction,
+    16: w16_mcp_roundtrip,
 }
 
 TITLES = {
@@ -1195,6 +1199,7 @@ TITLES = {
     13: "import",
     14: "chat page weight",
     15: "context after compaction",
+    16: "MCP tool call",
 }
 
 

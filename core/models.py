@@ -4,6 +4,7 @@ from core.accounts.models import ApiToken
 from core.config.models import (
     AgentProfile,
     McpServerSpec,
+    McpServerStatus,
     McpTransport,
     MemorySettings,
     ModelRoute,
@@ -46,6 +47,7 @@ __all__ = [
     "ImportedConversation",
     "InvocationStatus",
     "McpServerSpec",
+    "McpServerStatus",
     "McpTransport",
     "MemorySettings",
     "Message",

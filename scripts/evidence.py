@@ -8,7 +8,8 @@ return for each of the four review roles. Otherwise it runs the gates, each as i
 ruff check, ruff format --check, mypy, bandit, makemigrations --check, check --deploy, the whole
 pytest suite (without the browser check) with counts from its summary line, the fault and
 persistence tests (`-m "fault or persistence"`), the no-fake scan, the secret scan of tracked
-files and of a fresh database, the browser check (`-m browser`), `manage.py bootstrap_capture`, and the
+files and of a fresh database, the browser check (`-m browser`), `manage.py bootstrap_capture`, the MCP
+conformance suite in client mode (its report under `evidence/mcp-conformance/`), and the
 worker and stream recovery tests against the real processes `manage.py serve` starts (`RECOVERY_TESTS`:
 kill -9 of a worker, SIGTERM, cancel, disconnects; the `worker_retry_cancel_recovery` proof).
 
@@ -271,6 +272,11 @@ def gates(buildprint: Path = ROOT / ".buildprint") -> dict[str, Gate]:
         Gate("secret-scan", (py, "scripts/secret_scan.py")),
         Gate("secret-scan-database", (py, "scripts/secret_scan.py", "--database")),
         Gate("browser-check", (*pytest, "-m", "browser"), env=(("AGENTCHAT_EVIDENCE_DIR", str(evidence_dir)),)),
+        Gate(
+            "mcp-conformance",
+            (*pytest, "tests/runtime/mcp/test_conformance.py"),
+            env=(("AGENTCHAT_EVIDENCE_DIR", str(evidence_dir)),),
+        ),
         Gate("provider-adapters", (*pytest_each, "tests/runtime/providers", "tests/runtime/test_providers.py")),
         Gate("live-local", ("bash", "scripts/live-local"), timeout=3600),
         Gate("worker-recovery", (*pytest_each, *RECOVERY_FILES)),
@@ -338,8 +344,15 @@ def build_proofs(results: dict[str, GateResult], buildprint: Path, since: float)
     browser = pytest_counts(r["browser-check"].output)
     summary = browser_summary(buildprint, since)
     capture = r["bootstrap-capture"]
-    runtime_figures: dict[str, Any] = {"browser_tests": browser, "bootstrap_capture": capture.ok}
+    conformance = pytest_counts(r["mcp-conformance"].output)
+    runtime_figures: dict[str, Any] = {
+        "browser_tests": browser,
+        "bootstrap_capture": capture.ok,
+        "mcp_conformance": conformance,
+    }
     runtime_problems: list[str] = []
+    if conformance["passed"] == 0:
+        runtime_problems.append(f"the MCP conformance suite did not pass: {r['mcp-conformance'].tail(3)}")
     if summary is not None:
         runtime_figures |= {
             "pages": len(summary.get("pages", [])),
@@ -354,7 +367,9 @@ def build_proofs(results: dict[str, GateResult], buildprint: Path, since: float)
         runtime_problems.append(f"browser check did not pass: {r['browser-check'].tail(3)}")
     if capture.ok:
         runtime_figures["captured_files"] = new_evidence_files(buildprint, since)
-    runtime_problems += [failures(result) for result in (r["browser-check"], capture) if not result.ok]
+    runtime_problems += [
+        failures(result) for result in (r["browser-check"], r["mcp-conformance"], capture) if not result.ok
+    ]
     proofs["runtime_or_browser_trace_or_blocker"] = Proof(
         "pass" if not runtime_problems else "fail", runtime_figures, "; ".join(dict.fromkeys(runtime_problems))
     )
@@ -433,6 +448,8 @@ def recovery_proof(results: dict[str, GateResult]) -> Proof:
     problems = failures(gate) or (f"no passing test for the scenarios {missing}" if missing else "")
     figures = {**pytest_counts(gate.output), "scenarios": scenarios, "seconds": gate.seconds}
     return Proof("pass" if ok else "fail", figures, problems)
+
+
 def chat_journey_proof(buildprint: Path, since: float) -> Proof:
     """The chat journey in Chromium (tests/web/test_chat_browser.py, run by the browser-check gate): the
     summary it wrote in this run, with its steps, screenshots and axe-core findings."""

@@ -60,6 +60,8 @@ NAMED_ASSIGNMENT = re.compile(
 )
 ANY_ASSIGNMENT = re.compile(r"""(?x)[=:]\s*[rbuf]?["'](?P<value>[A-Za-z0-9+/_\-=]{40,})["']""")
 HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
+# A Subresource Integrity value (npm's package-lock `integrity`): a content hash in base64, not a key.
+SRI_RE = re.compile(r"sha(?:256|384|512)-[A-Za-z0-9+/]+={0,2}")
 
 
 @dataclass(frozen=True, order=True)
@@ -99,8 +101,8 @@ def looks_random(value: str) -> bool:
 
 
 def very_random_base64(value: str) -> bool:
-    if HEX_RE.match(value):
-        return False  # content hashes and commit ids are hex: only keys named as such are reported
+    if HEX_RE.match(value) or SRI_RE.fullmatch(value):
+        return False  # content hashes (hex, SRI) and commit ids: only keys named as such are reported
     classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"\d"))
     return classes == 3 and entropy(value) >= 4.8
 

@@ -306,6 +306,37 @@ class RouteHealth:
 
 
 @dataclass(frozen=True)
+class McpProbe:
+    """The last probe of an MCP server (`manage.py check_mcp`): its tools, or why it failed."""
+
+    ok: bool
+    tools: tuple[McpToolInfo, ...]
+    error: str  # "" when ok; the reason, with the server's last stderr lines
+    probed_at: dt.datetime
+
+    @property
+    def summary(self) -> str:
+        """`ready: 7 tools` or `blocked: <the first line of the error>`."""
+        if self.ok:
+            return f"ready: {len(self.tools)} tool{'' if len(self.tools) == 1 else 's'}"
+        return f"blocked: {self.error.splitlines()[0] if self.error else 'the probe failed'}"
+
+
+@dataclass(frozen=True)
+class McpToolInfo:
+    """One tool an MCP server offered at its last probe (after its allowlist): `McpProbe.tools`."""
+
+    name: str
+    description: str
+
+    @property
+    def line(self) -> str:
+        """`name: the description's first line`, as `manage.py check_mcp` prints it."""
+        first = self.description.strip().splitlines()[0] if self.description.strip() else "(no description)"
+        return f"{self.name}: {first}"
+
+
+@dataclass(frozen=True)
 class RecordReadiness:
     """Whether one record can be used now, and if not, what a person should do about it."""
 
@@ -315,6 +346,8 @@ class RecordReadiness:
     reasons: tuple[str, ...] = ()
     # Routes only: the last probe (None: never probed).
     probe: ProbeResult | None = None
+    # MCP servers only: the last probe (None: never probed, or not read).
+    mcp_probe: McpProbe | None = None
 
 
 @dataclass(frozen=True)

@@ -248,3 +248,29 @@ class RouteStatus(models.Model):
 
     def __str__(self) -> str:
         return f"status of route {self.route_id}"
+
+
+class McpServerStatus(models.Model):
+    """The last probe of an MCP server: its tools (after the allowlist) with their schemas, or why it failed.
+
+    Written only by `core.config.services.mcp_probe_record` (`manage.py check_mcp`, the probe
+    endpoint, or the first turn that needs the server), never by `load_config`: reloading the file
+    keeps it. No row: never probed.
+    """
+
+    server = models.OneToOneField(McpServerSpec, on_delete=models.CASCADE, primary_key=True, related_name="status")
+    ok = models.BooleanField()
+    # [{"name", "description", "input_schema"}], in the server's order.
+    tools = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, default="")
+    probed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "MCP server status"
+        verbose_name_plural = "MCP server statuses"
+        constraints = [
+            models.CheckConstraint(condition=Q(ok=True) | ~Q(error=""), name="mcp_status_failure_has_error"),
+        ]
+
+    def __str__(self) -> str:
+        return f"status of MCP server {self.server_id}"

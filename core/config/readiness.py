@@ -24,6 +24,7 @@ from core.config.contracts import (
     ConfigDocument,
     Credential,
     Kind,
+    McpProbe,
     McpServerConfig,
     ProbeResult,
     ProviderConfig,
@@ -38,6 +39,9 @@ from core.config.contracts import (
 from core.config.models import McpTransport
 
 DISABLED_REASON = "disabled in the configuration; enable it to use it"
+# An MCP server is ready only once a probe listed its tools. Not probed yet is not a failure: an
+# agent using the server is not blocked by it (its first turn probes it).
+NOT_PROBED = "not probed yet"
 _FINGERPRINT_SALT = "agentchat.route-status.refused-key"
 
 
@@ -170,14 +174,17 @@ def route_readiness(
 def mcp_server_readiness(
     server: McpServerConfig,
     *,
-    is_set: Callable[[str], bool] = env_is_set,
-    which: Callable[[str], str | None] = shutil.which,
+    probes: Mapping[str, McpProbe] | None = None,
     redacted: bool = False,
+    which: Callable[[str], str | None] = shutil.which,
+    is_set: Callable[[str], bool] = env_is_set,
 ) -> RecordReadiness:
     """A stdio server needs its command on PATH; every server needs the variables it names set.
 
-    `redacted` (what a user who is not staff reads): the reasons name the record, not the command or
-    the variables.
+    With `probes` (the stored probes by name, `core.config.selectors.mcp_health`), a server is
+    ready only when its last probe listed its tools: never probed is blocked by `NOT_PROBED`, a
+    failed probe by its error (with the server's stderr tail). `redacted` (what a user who is not
+    staff reads): the reasons name the record, not the command, the variables or the error.
     """
     reasons = []
     if server.transport == McpTransport.STDIO and server.command and which(server.command) is None:
@@ -191,7 +198,20 @@ def mcp_server_readiness(
         reasons.append(f"a variable MCP server {server.name!r} needs is not set")
     elif unset:
         reasons += [f"{name} is not set; MCP server {server.name!r} needs it" for name in unset]
-    return _result(Kind.MCP_SERVER, server.name, server.enabled, reasons)
+    probe = None if probes is None else probes.get(server.name)
+    if probes is not None and not reasons:
+        if probe is None:
+            reasons.append(f"{NOT_PROBED}: run manage.py check_mcp {server.name}")
+        elif not probe.ok:
+            reasons.append(
+                f"MCP server {server.name!r} failed its last probe; ask the operator to check it"
+                if redacted
+                else f"blocked: {probe.error}"
+            )
+    result = _result(Kind.MCP_SERVER, server.name, server.enabled, reasons)
+    if probe is not None and redacted and not probe.ok:
+        probe = replace(probe, error="")
+    return result if probe is None else replace(result, mcp_probe=probe)
 
 
 def tool_runner_reasons(tool: ToolConfig) -> list[str]:
@@ -251,7 +271,10 @@ def agent_readiness(
     owner = f"agent {agent.name!r}"
     reasons = _dependency(Kind.ROUTE, owner, agent.route, routes.get(agent.route))
     for name in agent.mcp_servers:
-        reasons += _dependency(Kind.MCP_SERVER, owner, name, mcp_servers.get(name))
+        server = mcp_servers.get(name)
+        if server is not None and server.reasons and all(r.startswith(NOT_PROBED) for r in server.reasons):
+            continue  # the agent's first turn probes it
+        reasons += _dependency(Kind.MCP_SERVER, owner, name, server)
     for name in agent.skills:
         reasons += _dependency(Kind.SKILL, owner, name, skills.get(name))
     reasons += _tool_reasons(owner, agent.tools, tools_enabled)
@@ -282,10 +305,13 @@ def readiness_report(
     health: Mapping[str, RouteHealth] | None = None,
     fingerprint: Callable[[str], str] = env_fingerprint,
     skill_file: Callable[[str], bool] = skill_file_exists,
+    mcp_probes: Mapping[str, McpProbe] | None = None,
 ) -> ReadinessReport:
     """Readiness of every record in `document`, dependencies first (`redacted`: reasons name records only).
 
     `health`: what using each route taught, by alias (`core.config.selectors.route_health`).
+    `mcp_probes`: each MCP server's last probe, by name (`core.config.selectors.mcp_health`); None
+    leaves probes out (a file checked before it is loaded has none).
     """
     providers = {item.name: provider_readiness(item, is_set=is_set, redacted=redacted) for item in document.providers}
     provider_configs = {item.name: item for item in document.providers}
@@ -302,7 +328,7 @@ def readiness_report(
         for item in document.routes
     }
     servers = {
-        item.name: mcp_server_readiness(item, is_set=is_set, which=which, redacted=redacted)
+        item.name: mcp_server_readiness(item, is_set=is_set, which=which, redacted=redacted, probes=mcp_probes)
         for item in document.mcp_servers
     }
     tools_enabled = {tool.name: tool.enabled for tool in document.tools}

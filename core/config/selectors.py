@@ -18,7 +18,9 @@ from core.config.contracts import (
     CONTRACTS,
     ConfigDocument,
     Kind,
+    McpProbe,
     McpServerConfig,
+    McpToolInfo,
     MemoryConfig,
     ProbeResult,
     Problem,
@@ -33,6 +35,7 @@ from core.config.models import (
     AgentProfile,
     ConfigVersion,
     McpServerSpec,
+    McpServerStatus,
     MemorySettings,
     ModelRoute,
     Provider,
@@ -354,6 +357,27 @@ def route_health_get(*, route_id: int) -> RouteHealth | None:
     return None if status is None else route_status_health(status)
 
 
+def mcp_status_probe(status: McpServerStatus) -> McpProbe:
+    """A stored MCP server status as the readiness functions read it."""
+    tools = tuple(
+        McpToolInfo(name=str(tool.get("name", "")), description=str(tool.get("description", "")))
+        for tool in status.tools
+        if isinstance(tool, dict)
+    )
+    return McpProbe(ok=status.ok, tools=tools, error=status.error, probed_at=status.probed_at)
+
+
+def mcp_health() -> dict[str, McpProbe]:
+    """Each probed MCP server's last probe, by name (one query)."""
+    rows = McpServerStatus.objects.select_related("server").defer("server__args", "server__tool_allowlist")
+    return {status.server.name: mcp_status_probe(status) for status in rows}
+
+
+def mcp_server_status_get(*, server_id: int) -> McpServerStatus | None:
+    """One MCP server's stored probe with its tools' schemas; None when never probed (one query)."""
+    return McpServerStatus.objects.filter(server_id=server_id).first()
+
+
 def stored_route_readiness(route: ModelRoute) -> RecordReadiness:
     """One stored route's readiness with what using it taught (its provider and status selected with it,
     as `route_list` does: no query)."""
@@ -369,11 +393,11 @@ def stored_route_readiness(route: ModelRoute) -> RecordReadiness:
 
 def config_readiness(*, redacted: bool = False) -> ReadinessReport:
     """Readiness of every stored provider, route, MCP server, agent and team, with what using the routes
-    taught (13 queries: the snapshot's 12 and `route_health`).
+    taught and the MCP servers' probes (14 queries: the snapshot's 12, `route_health`, `mcp_health`).
 
     `redacted` (for users who are not staff): reasons name records, never variables, URLs or commands.
     """
-    return readiness_report(config_snapshot(), redacted=redacted, health=route_health())
+    return readiness_report(config_snapshot(), redacted=redacted, health=route_health(), mcp_probes=mcp_health())
 
 
 # --- the last `load_config` -------------------------------------------------------------------

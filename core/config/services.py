@@ -19,6 +19,8 @@ from django.utils import timezone
 from core.config.contracts import ConfigDocument, Kind, MemoryConfig, RecordConfig, kind_of
 from core.config.models import (
     ConfigVersion,
+    McpServerSpec,
+    McpServerStatus,
     MemorySettings,
     ModelRoute,
     RouteStatus,
@@ -288,6 +290,29 @@ def route_probe_record(*, route: ModelRoute, ok: bool, code: str, message: str, 
         status.save()
     logger.info("route %r probed: %s", route.alias, "ok" if ok else code)
     return status
+
+
+MAX_MCP_ERROR_CHARS = 8000
+
+
+def mcp_probe_record(*, server_id: int, ok: bool, tools: list[dict[str, Any]], error: str) -> None:
+    """Store an MCP server's probe: its tools (after the allowlist) with their schemas, or the error.
+
+    Nothing is written when the server's record was deleted meanwhile.
+    """
+    with transaction.atomic():
+        if not McpServerSpec.objects.filter(pk=server_id).exists():
+            return
+        McpServerStatus.objects.update_or_create(
+            server_id=server_id,
+            defaults={
+                "ok": ok,
+                "tools": tools if ok else [],
+                "error": "" if ok else (error or "the probe failed without a reason")[:MAX_MCP_ERROR_CHARS],
+                "probed_at": timezone.now(),
+            },
+        )
+    logger.info("MCP server %s probed: %s", server_id, f"{len(tools)} tools" if ok else "failed")
 
 
 def route_turn_outcome(*, route: ModelRoute, code: str) -> None:

@@ -6,6 +6,7 @@ from django.urls import URLPattern, path, re_path
 
 from core.api.routing import Route
 from runtime.api.imports import ImportJobView, ImportView
+from runtime.api.mcp_views import mcp_server_probe
 from runtime.api.views import (
     MessageEditView,
     MessageRegenerateView,
@@ -35,4 +36,5 @@ urlpatterns: list[URLPattern] = [
     path("import/<str:job_id>/", ImportJobView.as_view(), name="import-job"),
     path("runs/<uuid:run_id>/approve/", RunApproveView.as_view(), name="run-approve"),
     path("runs/<uuid:run_id>/tool-results/", RunToolResultsView.as_view(), name="run-tool-results"),
+    path("config/mcp-servers/<slug:name>/probe/", mcp_server_probe, name="config-mcp-server-probe"),
 ]

@@ -33,6 +33,7 @@ from core.conversation.selectors import message_seq, run_get
 from core.conversation.services import run_retry
 from core.errors import ConflictError
 from core.models import Run, ToolInvocation
+from runtime.api.probe_schema import probe_schema
 from runtime.probes import route_probe
 from runtime.turns import Accepted, turn_accept
 from runtime.worker.tasks import run_enqueue
@@ -177,29 +178,19 @@ class MessageEditView(APIView):
         return _accepted(accepted)
 
 
+PROBE_FAILED = "`probe.ok` is false and `probe.code` says why"
+PROBE_DOES = (
+    "Sends one short prompt (at most 16 output tokens) through the route's adapter and stores the result: a "
+    "refused key or an unknown model blocks the route, a success lifts both. Nothing is probed automatically."
+)
+
+
 class RouteProbeView(APIView):
     """Probe one route with a minimal real request through its provider; staff only (it costs a request)."""
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(
-        operation_id="config_routes_probe",
-        request=None,
-        responses={
-            200: OpenApiResponse(
-                RouteReadinessSerializer,
-                description="The route's readiness after the probe, with the probe's result (a failed probe is "
-                "still a 200: `probe.ok` is false and `probe.code` says why).",
-            ),
-            403: error_response("Not staff: probes are an operator action."),
-            404: error_response("No such route."),
-        },
-        description=(
-            "Sends one short prompt (at most 16 output tokens) through the route's adapter and stores the "
-            "result: a refused key or an unknown model blocks the route, a success lifts both. Nothing is "
-            "probed automatically."
-        ),
-    )
+    @probe_schema("config_routes_probe", RouteReadinessSerializer, "route", PROBE_FAILED, PROBE_DOES)
     def post(self, request: Request, alias: str) -> Response:
         route_probe(route_alias=alias)
         state = next(item for item in config_readiness().routes if item.name == alias)

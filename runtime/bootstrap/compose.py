@@ -5,6 +5,7 @@ Queries, whatever the amount of data (pinned in tests/runtime/test_bootstrap.py)
   1   the configuration version (`core.config.selectors.config_version`)
       (+12 for `config_snapshot`, on the first request after the configuration changed)
   1   what using the routes taught: probes, refused keys, unknown models (`route_health`)
+  1   each MCP server's last probe: its tools or its error (`mcp_health`)
   1   the user's session counters and message total (`core.conversation.selectors.sessions_counts`)
   1   the most recent sessions with their route (`sessions_recent`)
   1   the user's memory counts (`memory.selectors.memory_counts`)
@@ -26,7 +27,13 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from core.config.contracts import ConfigDocument
 from core.config.readiness import readiness_report
-from core.config.selectors import config_load_problems, config_snapshot, config_version, route_health
+from core.config.selectors import (
+    config_load_problems,
+    config_snapshot,
+    config_version,
+    mcp_health,
+    route_health,
+)
 from core.conversation.selectors import (
     compaction_threshold_percent,
     context_fullness_percent,
@@ -205,7 +212,7 @@ def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -
         pending_migrations=pending,
         config=config_section(
             stored,
-            readiness_report(stored, redacted=not staff, health=route_health()),
+            readiness_report(stored, redacted=not staff, health=route_health(), mcp_probes=mcp_health()),
             config_file_info(stored),
             last_load,
         ),
@@ -227,7 +234,7 @@ def workers_section(owner_id: int) -> WorkersSection:
 
 
 def bootstrap_read(*, owner_id: int, staff: bool = True) -> Bootstrap:
-    """The whole bootstrap for the user `owner_id` (their own counters) in 8 queries (20 after a
+    """The whole bootstrap for the user `owner_id` (their own counters) in 9 queries (21 after a
     configuration change), whatever the amount of data."""
     pending = pending_migrations()
     facts = facts_read(pending, owner_id, staff=staff)

@@ -22,7 +22,14 @@ from core.config.readiness import DISABLED_REASON, provider_credential, tool_run
 from core.config.selectors import ConfigLoadProblems
 from core.errors import InvalidInputError
 from core.models import ModelRoute, Provider
-from runtime.bootstrap.response import ConfigFileInfo, ConfigSection, Entry, ProviderEntry, RouteEntry
+from runtime.bootstrap.response import (
+    ConfigFileInfo,
+    ConfigSection,
+    Entry,
+    McpServerEntry,
+    ProviderEntry,
+    RouteEntry,
+)
 from runtime.providers import adapter_for
 
 State = tuple[ReadinessStatus, tuple[str, ...]]
@@ -81,7 +88,7 @@ def config_section(
     """Every configuration record of `stored` with its readiness, and the last load's outcome (no query)."""
     providers = _reported(report.providers)
     routes = {item.name: item for item in report.routes}
-    servers = _reported(report.mcp_servers)
+    servers = {item.name: item for item in report.mcp_servers}
     agents = _reported(report.agents)
     teams = _reported(report.teams)
     skills = _reported(report.skills)
@@ -102,7 +109,10 @@ def config_section(
         ),
         tools=tuple(Entry(t, *plain_state(t.enabled, tool_runner_reasons(t))) for t in stored.tools),
         skills=tuple(Entry(s, *skills[s.name]) for s in stored.skills),
-        mcp_servers=tuple(Entry(m, *servers[m.name]) for m in stored.mcp_servers),
+        mcp_servers=tuple(
+            McpServerEntry(m, servers[m.name].status, servers[m.name].reasons, probe=servers[m.name].mcp_probe)
+            for m in stored.mcp_servers
+        ),
         agents=tuple(Entry(a, *agents[a.name]) for a in stored.agents),
         teams=tuple(Entry(t, *teams[t.name]) for t in stored.teams),
     )

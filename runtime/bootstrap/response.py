@@ -14,6 +14,7 @@ from uuid import UUID
 from core.config.contracts import (
     AgentConfig,
     Credential,
+    McpProbe,
     McpServerConfig,
     ProbeResult,
     ProviderConfig,
@@ -90,6 +91,13 @@ class RouteEntry(Entry[RouteConfig]):
 
 
 @dataclass(frozen=True)
+class McpServerEntry(Entry[McpServerConfig]):
+    """An MCP server also shows its last probe: its tools, or why it failed (None: never probed)."""
+
+    probe: McpProbe | None = None
+
+
+@dataclass(frozen=True)
 class ConfigSection:
     file: ConfigFileInfo
     default_route: str | None
@@ -99,7 +107,7 @@ class ConfigSection:
     routes: tuple[RouteEntry, ...] = ()
     tools: tuple[Entry[ToolConfig], ...] = ()
     skills: tuple[Entry[SkillConfig], ...] = ()
-    mcp_servers: tuple[Entry[McpServerConfig], ...] = ()
+    mcp_servers: tuple[McpServerEntry, ...] = ()
     agents: tuple[Entry[AgentConfig], ...] = ()
     teams: tuple[Entry[TeamConfig], ...] = ()
 

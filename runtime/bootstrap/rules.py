@@ -178,8 +178,18 @@ def skills_rule(facts: Facts) -> ViewStatus:
 
 
 def mcp_rule(facts: Facts) -> ViewStatus:
-    """Empty without MCP servers; blocked when no server is ready; ready when one is."""
-    return _records_rule(facts, facts.config.mcp_servers, "MCP server", "MCP server", "mcp_servers")
+    """Empty without MCP servers; blocked when no server is ready (a server is ready once a probe listed its
+    tools); ready when one is, saying what each ready server offers."""
+    status = _records_rule(facts, facts.config.mcp_servers, "MCP server", "MCP server", "mcp_servers")
+    if status.state != "ready":
+        return status
+    return _ready(
+        [
+            f"MCP server {item.key!r}: {item.probe.summary}"
+            for item in facts.config.mcp_servers
+            if item.status == "ready" and item.probe is not None
+        ]
+    )
 
 
 def team_rule(facts: Facts) -> ViewStatus:

@@ -18,7 +18,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from core.config.api.serializers import ProbeSerializer
+from core.config.api.serializers import McpProbeSerializer, ProbeSerializer
 from core.config.contracts import CONTRACTS, Kind
 from runtime.bootstrap.response import VIEW_NAMES, Bootstrap, ViewStatus
 from telemetry.api.serializers import ModelUsageSerializer, UsageCountsSerializer
@@ -110,6 +110,10 @@ def entry_serializer(kind: Kind) -> type[serializers.Serializer[Any]]:
     if kind is Kind.ROUTE:
         declared["probe"] = ProbeSerializer(
             allow_null=True, help_text="The last probe (`manage.py check_providers`); null when never probed"
+        )
+    if kind is Kind.MCP_SERVER:
+        declared["probe"] = McpProbeSerializer(
+            allow_null=True, help_text="The last probe (`manage.py check_mcp`); null when never probed"
         )
     declared["status"] = serializers.ChoiceField(
         choices=READINESS, help_text="`ready`: usable now; `blocked`: see `reasons`; `disabled` in the configuration"
@@ -239,7 +243,10 @@ class ViewsSerializer(serializers.Serializer[Any]):
     model = ViewStatusSerializer(help_text="Model routes: empty without routes, blocked when none is ready")
     tools = ViewStatusSerializer(help_text="Tools: empty without tools, blocked when all are disabled")
     skills = ViewStatusSerializer(help_text="Skills: empty without skills, blocked when none is ready")
-    mcp = ViewStatusSerializer(help_text="MCP servers: empty without servers, blocked when none is ready")
+    mcp = ViewStatusSerializer(
+        help_text="MCP servers: empty without servers, blocked when none is ready (never probed included); "
+        "ready when one is, with `MCP server 'name': ready: N tools` per ready server"
+    )
     memory = ViewStatusSerializer(help_text="Memory: empty while no tier holds anything")
     team = ViewStatusSerializer(help_text="Teams: empty without teams, blocked when none is ready")
     tokens = ViewStatusSerializer(help_text="Token usage: empty until the first usage is recorded")

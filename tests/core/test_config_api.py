@@ -167,8 +167,8 @@ def test_readiness_endpoint_query_count(
     api: APIClient, loaded: ConfigDocument, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     # The 12 queries of the configuration snapshot (see core.config.selectors.config_snapshot) and
-    # the route statuses (probes, refused keys, unknown models).
-    with django_assert_num_queries(13):
+    # the route statuses (probes, refused keys, unknown models), the MCP server statuses (probes).
+    with django_assert_num_queries(14):
         assert api.get("/api/config/readiness/").status_code == 200
 
 

@@ -115,10 +115,11 @@ def test_stored_readiness_takes_a_constant_number_of_queries(
     call_command("load_config", str(minimal_path), stdout=io.StringIO())
     # providers; routes+provider; tools; skills; skills' tools; MCP servers; agents+route; agents' tools,
     # skills and MCP servers; teams+lead; teams' members+agent.
-    with django_assert_num_queries(13):  # the snapshot's 12 and the route statuses
+    with django_assert_num_queries(14):  # the snapshot's 12, the route statuses and the MCP server statuses
         report = config_readiness()
-    assert [item.name for item in report.blocked()] == ["openai", "fast", "writer", "desk"]
+    # files: an MCP server never probed is not ready (it does not block the agent that uses it).
+    assert [item.name for item in report.blocked()] == ["openai", "fast", "files", "writer", "desk"]
     Provider.objects.filter(name="openai").update(enabled=False)
-    with django_assert_num_queries(13):  # the snapshot's 12 and the route statuses
+    with django_assert_num_queries(14):  # the snapshot's 12, the route statuses and the MCP server statuses
         report = config_readiness()
     assert {(item.kind, item.name) for item in report.all() if item.status == "disabled"} == {(Kind.PROVIDER, "openai")}

@@ -70,6 +70,7 @@ class CannedRunner:
             "live-local": "2 passed in 40.00s\n",
             "worker-recovery": "".join(f"{test} PASSED\n" for test in evidence.RECOVERY_TESTS.values())
             + f"{len(evidence.RECOVERY_TESTS)} passed in 90.00s\n",
+            "mcp-conformance": "1 passed in 30.00s\n",
         }
         if gate.name == "browser-check":
             summary = {"chromium": "Chromium 156", "pages": [{"screenshot": "screens/admin-index.png"}], "problems": []}

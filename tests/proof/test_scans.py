@@ -425,6 +425,7 @@ def test_secret_scan_passes_clean_files_and_marked_fixtures(tmp_path: Path) -> N
         fake = "{"sk-" + "proj-RECOGNISABLE-" + RANDOM_32}"
         aws_doc = "{"AK" + "IAIOSFODNN7EXAMPLE"}"
         task_name = "task-{RANDOM_32}"
+        integrity = "sha512-{RANDOM_48}"
         """,
     )
 

@@ -320,7 +320,11 @@ def test_example_config_without_keys(api: APIClient, example_loaded: None) -> No
         "model": ("ready", []),
         "tools": ("ready", []),
         "skills": ("ready", []),
-        "mcp": ("ready", []),
+        # Configured, with its command on PATH, but never started: not ready until a probe lists its tools.
+        "mcp": (
+            "blocked",
+            ["no MCP server is ready", "MCP server 'filesystem': not probed yet: run manage.py check_mcp filesystem"],
+        ),
         "memory": ("empty", ["nothing remembered yet: messages, daily episodes and memories appear as you chat"]),
         "team": ("ready", []),
         "tokens": ("empty", ["no token usage recorded yet: it appears after the first model reply"]),
@@ -369,7 +373,7 @@ def test_example_config_without_keys(api: APIClient, example_loaded: None) -> No
     ]
     assert [(t["name"], t["status"]) for t in config["tools"] if t["status"] != "ready"] == []
     assert config["skills"][0]["tools"] == ["web_search"]
-    assert config["mcp_servers"][0]["status"] == "ready"
+    assert (config["mcp_servers"][0]["status"], config["mcp_servers"][0]["probe"]) == ("blocked", None)
     assert [a["name"] for a in config["agents"]] == ["researcher", "writer"]
     assert config["teams"][0]["members"] == ["researcher", "writer"]
 
@@ -610,7 +614,10 @@ def test_no_secret_in_body_or_headers(api: APIClient, example_loaded: None, monk
         "replay": "not_needed",
     }
     github = next(m for m in body["config"]["mcp_servers"] if m["name"] == "github")
-    assert (github["env_vars"], github["status"]) == (["GITHUB_MCP_TOKEN"], "ready")
+    assert (github["env_vars"], github["reasons"]) == (
+        ["GITHUB_MCP_TOKEN"],
+        ["not probed yet: run manage.py check_mcp github"],
+    )
 
 
 # --- a constant number of queries -----------------------------------------------------------
@@ -661,16 +668,17 @@ def test_bootstrap_query_count_is_constant(
 ) -> None:
     _fill(sessions)
     bootstrap(api)  # the configuration was just loaded: this request reads its snapshot
-    # 8 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
+    # 9 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
     #   1  django_migrations (applied migrations)
     #   1  the configuration version stamp (unchanged: the kept snapshot is used)
     #   1  route statuses: probes, refused keys, unknown models (not configuration: read each time)
+    #   1  MCP server statuses: each server's last probe (not configuration: read each time)
     #   1  sessions aggregate: total, active, needing compaction, sum of message counts
     #   1  the 5 most recent sessions with their route
     #   1  memory: long-term total and pinned, episodes and latest day, attachments
     #   1  telemetry rollups: today's rows and the all-time rows
     #   1  live workers (a heartbeat in the last 30 s) and the user's queued and running runs
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         body = bootstrap(api)
     assert body["sessions"]["total"] == sessions
     assert len(body["sessions"]["recent"]) == min(sessions, 5)
@@ -687,17 +695,17 @@ def test_bootstrap_after_a_configuration_change_reads_the_snapshot_once(
     web_search = config_record_get(Kind.TOOL, "web_search")
     assert isinstance(web_search, ToolConfig)
     config_record_update(kind=Kind.TOOL, key="web_search", record=replace(web_search, description="Look it up"))
-    # 20 queries on the first request after a change, 8 on the next:
+    # 21 queries on the first request after a change, 9 on the next:
     #   1  django_migrations
     #   1  the configuration version stamp (renewed by the update: differs from the kept snapshot's)
     #   12 configuration snapshot: providers; routes+provider; tools; skills; their tools; MCP servers;
     #      agents+route; their tools; skills; MCP servers; teams+lead; their members+agent
-    #   6  route statuses; sessions aggregate; recent sessions; memory counts; telemetry rollups;
-    #      live workers and open runs
-    with django_assert_num_queries(20):
+    #   7  route statuses; MCP server statuses; sessions aggregate; recent sessions; memory counts;
+    #      telemetry rollups; live workers and open runs
+    with django_assert_num_queries(21):
         body = bootstrap(api)
     assert next(t for t in body["config"]["tools"] if t["name"] == "web_search")["description"] == "Look it up"
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         assert bootstrap(api) == body
 
 
@@ -707,11 +715,11 @@ def test_bootstrap_queries_name_no_per_row_lookups(api: APIClient, example_loade
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == len(set(statements)) == 20
+    assert len(statements) == len(set(statements)) == 21
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == len(set(statements)) == 8
+    assert len(statements) == len(set(statements)) == 9
 
 
 @override_settings(AGENTCHAT_CONFIG=EXAMPLE)

@@ -176,6 +176,15 @@ MATRIX: dict[str, Row] = {
         patch=STAFF_REFUSED_WRITE,
         delete=STAFF_REFUSED_WRITE,
     ),
+    # Probing an MCP server starts its configured process: staff only, a POST (a failed start is still a 200).
+    "config-mcp-server-probe": row(
+        lambda w: {"name": "files"},
+        get=STAFF_REFUSED_WRITE,
+        post=(401, 403, 200, 403),
+        put=STAFF_REFUSED_WRITE,
+        patch=STAFF_REFUSED_WRITE,
+        delete=STAFF_REFUSED_WRITE,
+    ),
     # Accounts.
     "api-token-list": row(get=ANY_SIGNED_IN, post=(401, 201, 201, 201), bodies={"post": {"name": "laptop"}}),
     "api-token-detail": row(lambda w: {"pk": w.token}, delete=(401, 404, 404, 204)),

@@ -56,6 +56,23 @@ class ProbeSerializer(serializers.Serializer[ProbeResult]):
     probed_at = serializers.DateTimeField()
 
 
+class McpToolInfoSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(help_text="The tool's name on its server")
+    description = serializers.CharField(help_text="What the server says it does")
+
+
+class McpProbeSerializer(serializers.Serializer[Any]):
+    """An MCP server's last probe (`manage.py check_mcp`, `POST /api/config/mcp-servers/{name}/probe/`)."""
+
+    ok = serializers.BooleanField(help_text="Whether the server started, completed the handshake and listed its tools")
+    summary = serializers.CharField(help_text="`ready: 7 tools` or `blocked: <reason>`")
+    tools = McpToolInfoSerializer(many=True, help_text="Its tools (after the allowlist); empty when it failed")
+    error = serializers.CharField(
+        help_text='"" when ok; else why, with the server\'s last stderr lines (empty for users who are not staff)'
+    )
+    probed_at = serializers.DateTimeField()
+
+
 class RecordReadinessSerializer(ReadinessSerializer):
     kind = serializers.SerializerMethodField()
     name = serializers.CharField()
