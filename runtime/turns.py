@@ -328,6 +328,7 @@ def turn_run(
     should_cancel: Callable[[], bool] | None = None,
     edit_seq: int | None = None,
     regenerate_seq: int | None = None,
+    gateway: McpGateway | None = None,
 ) -> TurnResult:
     """Accept and execute one chat turn in this process (the `chat` command; see the module docstring)."""
     accepted = turn_accept(
@@ -341,7 +342,11 @@ def turn_run(
     if not accepted.created:
         return _existing(accepted.run, accepted.message)
     return turn_execute(
-        run_id=accepted.run.pk, on_event=on_event, should_cancel=should_cancel, regenerates_seq=regenerate_seq
+        run_id=accepted.run.pk,
+        on_event=on_event,
+        should_cancel=should_cancel,
+        regenerates_seq=regenerate_seq,
+        gateway=gateway,
     )
 
 

@@ -1,4 +1,5 @@
-"""How the tool loop reaches MCP servers: a gateway the MCP client implements (`runtime/mcp/`).
+"""How the tool loop reaches MCP servers: a gateway that `runtime.mcp.McpGateway` implements (the workers and
+the `chat` command pass `mcp_gateway()`).
 
 The loop takes a gateway as a parameter. Without one, MCP tools are left out of the turn, with a
 trace note saying "MCP client unavailable".
@@ -6,28 +7,12 @@ trace note saying "MCP client unavailable".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.models import McpServerSpec
+from runtime.mcp.gateway import McpCallOutcome, McpTool
 
-
-@dataclass(frozen=True)
-class McpTool:
-    """A tool an MCP server lists: its name there, what it does, its arguments' JSON Schema."""
-
-    name: str
-    description: str
-    input_schema: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class McpCallOutcome:
-    """What a tool call returned: its text, whether the server reported an error, structured content if any."""
-
-    text: str
-    is_error: bool
-    structured: dict[str, Any] | None
+__all__ = ["MCP_UNAVAILABLE", "McpCallOutcome", "McpGateway", "McpTool"]
 
 
 class McpGateway(Protocol):

@@ -7,6 +7,7 @@ from uuid import UUID
 from django_tasks import task
 
 from core.models import Run
+from runtime.mcp import mcp_gateway
 from runtime.turns import turn_execute
 from runtime.worker.lease import process_worker_id
 
@@ -32,7 +33,9 @@ def run_turn(run_id: str, regenerates_seq: int | None = None) -> str:
     `regenerates_seq`: the reply a regeneration answers again (recorded in its `run_started` event; a
     regeneration the sweeper enqueues again runs without it).
     """
-    result = turn_execute(run_id=UUID(run_id), lease_owner=worker_id(), regenerates_seq=regenerates_seq)
+    result = turn_execute(
+        run_id=UUID(run_id), lease_owner=worker_id(), regenerates_seq=regenerates_seq, gateway=mcp_gateway()
+    )
     return str(result.run.status)
 
 

@@ -13,6 +13,7 @@ from core.conversation.services import session_create
 from core.errors import DomainError
 from core.management.owner_option import user_from_options
 from core.models import RunStatus
+from runtime.mcp import mcp_gateway
 from runtime.turns import turn_refusal, turn_run
 
 
@@ -71,7 +72,13 @@ class Command(BaseCommand):
                 raise CommandError("--route, --title, --agent and --team apply only to a new session")
             session_id = session_ref
         try:
-            result = turn_run(session_id=session_id, owner=owner, user_text=options["text"], on_event=self._show)
+            result = turn_run(
+                session_id=session_id,
+                owner=owner,
+                user_text=options["text"],
+                on_event=self._show,
+                gateway=mcp_gateway(),
+            )
         except KeyboardInterrupt:
             raise CommandError("interrupted; run `manage.py recover_runs` to close the open run") from None
         self.stdout.write("")
