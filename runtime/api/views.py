@@ -11,7 +11,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -248,6 +248,7 @@ class RunToolCallsSerializer(serializers.Serializer[Decided]):
     )
     tool_calls = serializers.SerializerMethodField(help_text="Every tool call of the run, in order.")
 
+    @extend_schema_field(ToolInvocationSerializer(many=True))
     def get_tool_calls(self, decided: Decided) -> list[dict[str, object]]:
         return list(ToolInvocationSerializer(run_invocations(run_id=decided.run.pk), many=True).data)
 
