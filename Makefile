@@ -7,7 +7,7 @@ MANAGE := $(PY) manage.py
 HOST_PORT ?= 127.0.0.1:8000
 
 .PHONY: run serve dev test lint typecheck security migrations-check deploy-check pytest install install-dev \
-        migrate bench evidence live-local browser-deps scans schema-check clean-var help mcp-test-servers
+        migrate bench evidence live-local browser-deps axe scans schema-check clean-var help mcp-test-servers
 
 help:
 	@echo "make run    install, migrate, load config/agentchat.toml (made from the example), create the operator, serve on $(HOST_PORT)"
@@ -74,7 +74,7 @@ dev:
 	@$(PYTHON) scripts/port_free.py $(HOST_PORT)
 	$(MANAGE) runserver $(HOST_PORT)
 
-test: install-dev var/secret_key mcp-test-servers lint typecheck security migrations-check deploy-check schema-check scans pytest
+test: install-dev var/secret_key mcp-test-servers axe lint typecheck security migrations-check deploy-check schema-check scans pytest
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -117,8 +117,11 @@ mcp-test-servers:
 
 # Debian's Chromium for the browser check (root, apt-get), and axe-core for the chat pages' accessibility
 # check (npm, into var/axe); each does nothing when it is installed.
-browser-deps:
+browser-deps: axe
 	bash scripts/install-browser
+
+# axe-core (npm, pinned, into var/axe) for the chat pages' accessibility check, which `make test` runs.
+axe:
 	bash scripts/install-axe
 
 # -q and the classic progress style: a dot per test, no percentage counter; -ra (pyproject) keeps
