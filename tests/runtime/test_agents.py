@@ -29,6 +29,7 @@ from core.models import (
     SkillSpec,
     Team,
     TeamMember,
+    ToolInvocation,
     ToolSpec,
     TraceEvent,
 )
@@ -428,3 +429,34 @@ def test_a_delegate_event_is_checked_with_the_contract_of_the_event_it_carries()
         "event": {"type": "delegate", "payload": {**good, "event": {"type": "text_delta", "payload": {"text": "hi"}}}},
     }
     assert trace_payload_validate("delegate", nested) == nested
+
+
+def test_a_turn_on_a_team_delegates_through_the_tool_loop(desk: Team) -> None:
+    """A real turn on a team's session: the lead is offered ask_<member> tools; its call runs the member as
+    a child run of the turn's run, and the member's answer is the tool result the lead reads."""
+    session = session_create(owner=op_user(), team_name=desk.name)
+    result = turn_run(session_id=session.pk, owner=op_user(), user_text="/tool ask_checker is water wet?")
+
+    assert result.run.status == RunStatus.COMPLETED
+    assert result.run.agent is not None
+    assert result.run.agent.name == "lead"
+    invocation = ToolInvocation.objects.get(run=result.run)
+    assert (invocation.tool, invocation.arguments, invocation.result, invocation.is_error) == (
+        "ask_checker",
+        {"request": "is water wet?"},
+        "checked: is water wet?",
+        False,
+    )
+    child = Run.objects.get(parent=result.run)
+    assert (child.purpose, child.tool_call_id, child.status) == (
+        RunPurpose.DELEGATE,
+        invocation.call_id,
+        RunStatus.COMPLETED,
+    )
+    assert child.agent is not None
+    assert child.agent.name == "checker"
+    nested = [payload for kind, payload in trace(result.run) if kind == "delegate"]
+    assert nested
+    assert {p["run_id"] for p in nested} == {str(child.pk)}
+    assert UsageByAgent.objects.get(agent="checker").event_count == 1
+    assert rollup_differences() == []
