@@ -46,6 +46,11 @@ def echo(text: str) -> str:
     return text
 
 
+@server.tool(description="The weather in a city (a fixed answer: the tests read it back)")
+def get_weather(city: str) -> str:
+    return f"sunny in {city}"
+
+
 def main(argv: list[str]) -> None:
     mode = argv[1] if len(argv) > 1 else "stdio"
     print(f"agentchat test server: starting ({mode})", file=sys.stderr, flush=True)

@@ -102,7 +102,8 @@ def test_sdk_server_over_sse_and_streamable_http(gateway: McpGateway) -> None:
                 transport="sse" if transport == "sse" else "streamable_http",
                 url=f"http://127.0.0.1:{port}/{path}",
             )
-            assert [tool.name for tool in gateway.tools(server)] == ["environment", "pid", "add", "sleep", "echo"]
+            names = [tool.name for tool in gateway.tools(server)]
+            assert names == ["environment", "pid", "add", "sleep", "echo", "get_weather"]
             outcome = gateway.call(server, "add", {"a": 2, "b": 3}, timeout=10)
             assert (outcome.text, outcome.is_error, outcome.structured) == ("5", False, {"result": 5})
 

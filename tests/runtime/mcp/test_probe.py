@@ -21,7 +21,7 @@ from tests.runtime.mcp.servers import PY_SERVER
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("live_worker")]
 
-TOOLS = ["environment", "pid", "add", "sleep", "echo"]
+TOOLS = ["environment", "pid", "add", "sleep", "echo", "get_weather"]
 
 
 @pytest.fixture(autouse=True)
@@ -67,17 +67,18 @@ def test_check_mcp_fails_with_readable_lines_when_a_server_fails() -> None:
         "  agentchat test server: starting (broken)",
         "  agentchat test server: EXAMPLE_SETTING is missing; cannot start",
         "ghost: blocked: command 'agentchat-no-such-command' not found",
-        "py: ready: 5 tools",
+        "py: ready: 6 tools",
         "  environment: The environment this server process was started with, as a JSON object",
         "  pid: This server's process id",
         "  add: Add two integers",
         "  sleep: Wait, then say how long",
         "  echo: Say the text back",
+        "  get_weather: The weather in a city (a fixed answer: the tests read it back)",
     ]
     assert error == ("2 of 3 MCP server(s) failed their probe: broken, ghost; see each line above for what to fix")
     # One named server: only that one.
     out, error = check_mcp("py")
-    assert (out.splitlines()[0], error) == ("py: ready: 5 tools", None)
+    assert (out.splitlines()[0], error) == ("py: ready: 6 tools", None)
     out, error = check_mcp("nope")
     assert (out, error) == ("", "name: no MCP server named 'nope'; check the name")
 
@@ -94,7 +95,7 @@ def test_probe_endpoint_is_staff_only_and_says_what_it_found(api: APIClient) -> 
     body = response.json()
     assert (body["name"], body["status"], body["reasons"]) == ("py", "ready", [])
     probe = body["probe"]
-    assert (probe["ok"], probe["summary"], probe["error"]) == (True, "ready: 5 tools", "")
+    assert (probe["ok"], probe["summary"], probe["error"]) == (True, "ready: 6 tools", "")
     assert [tool["name"] for tool in probe["tools"]] == TOOLS
     assert probe["tools"][2] == {"name": "add", "description": "Add two integers"}
 
@@ -126,7 +127,7 @@ def test_bootstrap_mcp_view_states(api: APIClient) -> None:
     assert not McpServerStatus.objects.exists()
     check_mcp()
     body = bootstrap(api)
-    assert body["views"]["mcp"] == {"state": "ready", "reasons": ["MCP server 'py': ready: 5 tools"]}
+    assert body["views"]["mcp"] == {"state": "ready", "reasons": ["MCP server 'py': ready: 6 tools"]}
     servers = {entry["name"]: entry for entry in body["config"]["mcp_servers"]}
     assert [tool["name"] for tool in servers["py"]["probe"]["tools"]] == TOOLS
     assert servers["py"]["probe"]["tools"][4] == {"name": "echo", "description": "Say the text back"}
