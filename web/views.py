@@ -75,6 +75,8 @@ class OpenRun:
     reasoning: str = ""
     last_index: int = 0
     tools: list[dict[str, Any]] = field(default_factory=list)
+    # The calls the run waits on (its last `tools_pending` event, less those with a result since).
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def html(self) -> str:
@@ -99,6 +101,10 @@ def open_run_read(run: Run) -> OpenRun:
                 shown.reasoning += str(payload.get("text", ""))
             elif event.type in (TraceEventType.TOOL_CALL, TraceEventType.TOOL_RESULT):
                 shown.tools.append({"type": event.type, **payload})
+                done = payload.get("tool_call_id")
+                shown.pending = [call for call in shown.pending if call.get("id") != done]
+            elif event.type == TraceEventType.TOOLS_PENDING:
+                shown.pending = [call for call in payload.get("calls", []) if isinstance(call, dict)]
             shown.last_index = event.index
         if len(events) < EVENT_PAGE:
             return shown

@@ -21,7 +21,7 @@ import pytest
 from django.db import connection
 from playwright.sync_api import Page, Request, expect, sync_playwright
 
-from core.models import ModelRoute, Provider
+from core.models import ModelRoute, Provider, ToolSpec
 from tests.procs import run_manage, worker_env
 from tests.proof import browser
 
@@ -275,3 +275,33 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
     (browser.EVIDENCE_DIR / "chat-journey.json").write_text(json.dumps(summary, indent=2) + "\n")
     assert {key: found for key, found in report.items() if found} == {}
     assert summary["problems"] == []
+
+
+def test_a_call_waiting_for_approval_is_approved_and_another_denied_in_the_page(server: str) -> None:
+    ToolSpec.objects.create(name="clock", description="The time now", builtin="current_time", requires_approval=True)
+    base, password = server.split("|")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(browser.CHROMIUM), args=browser.CHROMIUM_ARGS)
+        page = chromium.new_context(viewport={"width": 768, "height": 900}).new_page()
+        sign_in(page, base, password)
+        waiting = page.locator("#run [data-call]")
+
+        # The call streams in as waiting, with its buttons; a reload renders the same from the server.
+        send(page, "/tool clock")
+        expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+        expect(waiting).to_contain_text("clock waits for your approval", timeout=30_000)
+        page.reload()
+        expect(waiting).to_have_count(1)
+        assert axe_serious(page) == []
+        waiting.get_by_role("button", name="Approve").click()
+        finished(page, 2)
+        expect(page.locator("article.msg.assistant .md").last).to_contain_text("replay: clock returned: ")
+        expect(page.locator("article.msg.assistant .md").last).not_to_contain_text("denied")
+
+        # Deny the next one: the model is told so, and the turn still finishes.
+        send(page, "/tool clock")
+        expect(waiting).to_contain_text("clock waits for your approval", timeout=30_000)
+        waiting.get_by_role("button", name="Deny").click()
+        finished(page, 4)
+        expect(page.locator("article.msg.assistant .md").last).to_contain_text("denied by the user")
+        chromium.close()

@@ -48,6 +48,42 @@
     return card;
   }
 
+  // A call the run waits on: approve and deny buttons for one that needs an approval (the server renders
+  // the same markup, web/_pending_call.html, on a reload).
+  function pendingCall(call) {
+    const row = document.createElement("div");
+    row.className = "pending-call";
+    row.dataset.call = call.id;
+    row.setAttribute("role", "group");
+    row.setAttribute("aria-label", `Tool call ${call.name} waiting`);
+    const label = document.createElement("span");
+    const approval = call.waits_for === "approval";
+    label.textContent = `${call.name} ${approval ? "waits for your approval" : "waits for an API client's result"}`;
+    row.append(label);
+    if (approval) {
+      for (const [decision, text] of [["true", "Approve"], ["false", "Deny"]]) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.dataset.decide = decision;
+        button.textContent = text;
+        row.append(" ", button);
+      }
+    }
+    return row;
+  }
+
+  async function decide(button) {
+    const row = button.closest("[data-call]");
+    if (!row || !runId) return;
+    for (const each of row.querySelectorAll("button")) each.disabled = true;
+    try {
+      await api("POST", `/api/runs/${runId}/approve/`, { decisions: { [row.dataset.call]: button.dataset.decide === "true" } });
+      row.remove();
+    } catch {
+      for (const each of row.querySelectorAll("button")) each.disabled = false;
+    }
+  }
+
   // Follow the open run, if the page shows one, from the event after the last one rendered.
   function follow() {
     const run = document.getElementById("run");
@@ -57,6 +93,11 @@
     const text = run.querySelector("[data-text]");
     const reasoning = run.querySelector("[data-reasoning]");
     const tools = run.querySelector("[data-tools]");
+    const pending = run.querySelector("[data-pending]");
+    pending.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-decide]");
+      if (button) decide(button);
+    });
     const status = run.querySelector("[data-run-status]");
     source = new EventSource(`/api/runs/${runId}/stream/?after=${encodeURIComponent(run.dataset.after || "0")}`);
     const data = (event) => {
@@ -70,7 +111,15 @@
       reasoning.closest("details").hidden = false;
     });
     source.addEventListener("tool_call", (e) => tools.append(toolCard("tool_call", data(e))));
-    source.addEventListener("tool_result", (e) => tools.append(toolCard("tool_result", data(e))));
+    source.addEventListener("tool_result", (e) => {
+      const result = data(e);
+      tools.append(toolCard("tool_result", result));
+      pending.querySelector(`[data-call="${CSS.escape(result.tool_call_id || "")}"]`)?.remove();
+    });
+    source.addEventListener("tools_pending", (e) => {
+      pending.replaceChildren(...(data(e).calls || []).map(pendingCall));
+      status.textContent = "waiting…";
+    });
     source.addEventListener("error", (e) => {
       if (e.data) notice(data(e).message || "The model answered with an error.");
     });
