@@ -16,14 +16,15 @@ import pytest
 
 from core.conversation.contracts import ToolResultPart, parts_validate
 from core.conversation.events import ToolCall
+from core.conversation.invocations import invocations_results_post
 from core.conversation.services import message_append, session_create
 from core.errors import InvalidInputError
-from core.models import MessageRole, ProviderKind, RunStatus, ToolSpec
+from core.models import MessageRole, ProviderKind, RunStatus, ToolSpec, TraceEvent
 from memory.context import context_inputs
 from runtime.prompt import turn_prompt
 from runtime.providers import ProviderAdapter, ToolDefinition
 from runtime.providers.base import ToolNotExpressibleError
-from runtime.turns import turn_run
+from runtime.turns import turn_execute, turn_run
 from tests.owners import op_user
 from tests.runtime.providers.conftest import AdapterFactory, hello
 from tests.runtime.providers.servers import RECORDINGS, ProviderServer, Reply
@@ -211,22 +212,28 @@ def test_the_next_request_carries_the_calls_their_results_and_the_reasoning_stat
     make_adapter: AdapterFactory, name: str
 ) -> None:
     folder = KINDS[name][3]
+    # A client tool: the turn waits for its results, which a client posts; the loop then sends the next request.
+    weather = spec("get_weather")
+    weather.client = True
+    weather.save()
     with ProviderServer(Reply.sse(FIRST[name]), Reply.sse(f"{folder}/text.sse")) as server:
         adapter = make(make_adapter, name, server)
         session = session_create(owner=op_user(), route_alias=adapter.route.alias)
         first = turn_run(session_id=session.pk, user_text="Weather in Paris and Tokyo?")
-        assert first.run.status == RunStatus.COMPLETED
-        assert first.finish_reason == "tool_calls"
+        assert first.run.status == RunStatus.AWAITING_APPROVAL
+        finish = TraceEvent.objects.get(run=first.run, type="finish")
+        assert finish.payload["reason"] == "tool_calls"
         # One assistant message: the text streamed with the calls, the reasoning (its state as
-        # streamed), the calls. What a tool runner appends next: one tool message per result.
+        # streamed), the calls. The results a client posts become one tool message each.
         [user, assistant] = first.messages
         calls = [part for part in assistant.parts if part["type"] == "tool_call"]
-        for call in calls:
-            part = _result(call["id"], call["arguments"]["city"])
-            message_append(session_id=session.pk, role=MessageRole.TOOL, content=part["content"], parts=[part])
-        prompt = turn_prompt(adapter=adapter, bundle=context_inputs(session_id=session.pk), tools=[spec("get_weather")])
-        list(adapter.stream(prompt.messages, tools=prompt.tools))
-    assert [request.body.get("tools") is not None for request in server.requests] == [False, True]
+        invocations_results_post(
+            run_id=first.run.pk,
+            results={call["id"]: (WEATHER_NOW[call["arguments"]["city"]], False) for call in calls},
+        )
+        second = turn_execute(run_id=first.run.pk)
+        assert second.run.status == RunStatus.COMPLETED
+    assert [request.body.get("tools") is not None for request in server.requests] == [True, True]
     body = server.requests[1].body
     assert sent_tools(name, body) == [("get_weather", "The weather in a city", SCHEMA)]
     stored_reasoning = [part for part in assistant.parts if part["type"] == "reasoning"]
