@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from core.models import Run, RunStatus, TraceEvent
+from core.models import RunStatus, TraceEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.persistence]
 
@@ -52,14 +52,15 @@ def test_upgrade_backfills_the_message_and_ends_extra_open_runs_interrupted(old_
     event_model.objects.create(run=answered, index=1, type="run_started", payload={"message_seq": 1})
     older_open = run_model.objects.create(session=session, route=route, owner=user, status="queued")
     run_model.objects.filter(pk=older_open.pk).update(created="2020-01-01T00:00:00Z")
-    migrate(AFTER)
-    kept = Run.objects.get(pk=answered.pk)
+    # Read back with the models as they stand at AFTER (later migrations add columns of their own).
+    run_after = migrate(AFTER).get_model("core", "Run")
+    kept = run_after.objects.get(pk=answered.pk)
     assert (kept.status, kept.message_id, kept.purpose, kept.attempt) == (RunStatus.RUNNING, first.pk, "chat", 1)
-    ended = Run.objects.get(pk=older_open.pk)
+    ended = run_after.objects.get(pk=older_open.pk)
     assert ended.status == RunStatus.INTERRUPTED
     assert ended.error == ("interrupted: another run of this session was open when runs became one per session")
     assert ended.finished_at is not None
-    assert list(TraceEvent.objects.filter(run=ended).values_list("index", "type", "payload")) == [
+    assert list(TraceEvent.objects.filter(run_id=ended.pk).values_list("index", "type", "payload")) == [
         (1, "run_finished", {"status": "interrupted"})
     ]
     assert ended.event_count == 1
