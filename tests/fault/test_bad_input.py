@@ -3,7 +3,7 @@
 The write operations (POST, PUT, PATCH, DELETE) are read from the OpenAPI schema, and every one
 must have cases in `CASES`: a new endpoint without cases fails `test_every_write_endpoint_has_cases`.
 Every operation with a JSON body also gets the generic cases (a list, a string, a number, null,
-malformed JSON). Each case asserts the exact status (400, 404 or 409), the error body
+malformed JSON). Each case asserts the exact status (400, 404, 409 or 415), the error body
 `{"detail", "code", "fields"}` with the fields it names, and that no table of the database changed.
 """
 
@@ -25,9 +25,12 @@ from rest_framework.test import APIClient
 
 from core.config.services import config_document_apply
 from core.config.validation import document_parse
+from core.conversation.invocations import NewInvocation, invocations_create
+from core.conversation.models import InvocationStatus
 from core.conversation.services import (
     checkpoint_create,
     message_append,
+    run_await_tools,
     run_create,
     run_finish,
     session_archive,
@@ -80,7 +83,8 @@ class Case:
 
 def _world_build() -> dict[str, Any]:
     """Sessions (active, other, archived), messages, checkpoints, runs (open, finished, of another
-    session), a usage event, two keyed memories and an attachment, all written through services."""
+    session, waiting on tool calls), a usage event, two keyed memories and an attachment, all written
+    through services."""
     config_document_apply(document=document_parse(tomllib.loads(FAULT_CONFIG)), prune=False)
     active = session_create(owner=op_user(), title="active", route_alias="main")
     first = message_append(session_id=active.id, role="user", content="hello", client_id="c-1").message
@@ -100,6 +104,27 @@ def _world_build() -> dict[str, Any]:
     archived = session_create(owner=op_user(), title="archived", route_alias="main")
     message_append(session_id=archived.id, role="user", content="old")
     session_archive(session_id=archived.id)
+
+    # A run parked on two tool calls: one waiting for the user's approval, one for a client's result.
+    waiting = session_create(owner=op_user(), title="waiting", route_alias="main")
+    call_message = message_append(session_id=waiting.id, role="assistant", content="calling tools").message
+    waiting_run = run_create(session_id=waiting.id, status="running")
+    invocations_create(
+        run=waiting_run,
+        call_seq=call_message.seq,
+        calls=[
+            NewInvocation("call-approve", "calculator", {"expression": "1+1"}, InvocationStatus.AWAITING_APPROVAL),
+            NewInvocation("call-client", "geolocate", {}, InvocationStatus.AWAITING_RESULT),
+        ],
+    )
+    run_await_tools(
+        run_id=waiting_run.id,
+        lease_owner=waiting_run.lease_owner,
+        calls=[
+            {"id": "call-approve", "name": "calculator", "arguments": {"expression": "1+1"}, "waits_for": "approval"},
+            {"id": "call-client", "name": "geolocate", "arguments": {}, "waits_for": "result"},
+        ],
+    )
 
     # On `fast`, whose provider needs OPENAI_API_KEY: blocked while the variable is unset.
     blocked = session_create(owner=op_user(), title="blocked", route_alias="fast")
@@ -130,6 +155,7 @@ def _world_build() -> dict[str, Any]:
         "open_run": str(open_run.id),
         "done_run": str(done_run.id),
         "other_run": str(other_run.id),
+        "waiting_run": str(waiting_run.id),
         "memory": units.pk,
     }
 
@@ -179,6 +205,8 @@ BODY_TARGETS: dict[str, dict[str, Any]] = {
     "memory_attachments_create": {},
     "telemetry_usage_create": {},
     "auth_tokens_create": {},
+    "runs_approve_create": {"run_id": Ref("open_run")},
+    "runs_tool_results_create": {"run_id": Ref("open_run")},
 }
 
 NOT_OBJECTS: list[tuple[str, Any]] = [
@@ -440,6 +468,7 @@ def _conversation_cases() -> list[Case]:
         c("sessions_leaf_create", "seq-not-a-number", 400, {"seq": "two"}, {"id": Ref("session")}, ("seq",)),
         c("sessions_leaf_create", "unknown-seq", 400, {"seq": 99}, {"id": Ref("session")}, ("seq",)),
         c("config_routes_probe", "unknown-route", 404, path={"alias": "nowhere"}, fields=("alias",)),
+        c("config_mcp_servers_probe", "unknown-server", 404, path={"name": "nowhere"}, fields=("name",)),
         # trace events
         c("runs_events_create", "missing-type", 400, {}, {"run_id": Ref("open_run")}, ("type",)),
         c("runs_events_create", "unknown-type", 400, {"type": "telepathy"}, {"run_id": Ref("open_run")}, ("type",)),
@@ -498,6 +527,167 @@ def _conversation_cases() -> list[Case]:
             {"run_id": UNKNOWN_UUID},
             ("run",),
         ),
+    ]
+
+
+# --- Approvals and client tool results ---------------------------------------------------------
+
+OPEN_RUN = {"run_id": Ref("open_run")}
+WAITING_RUN = {"run_id": Ref("waiting_run")}
+RESULT_OK = {"content": "42", "is_error": False}
+
+
+def _decision_cases() -> list[Case]:
+    c = Case
+    return [
+        c("runs_approve_create", "missing-decisions", 400, {}, OPEN_RUN, ("decisions",)),
+        c("runs_approve_create", "decisions-empty", 400, {"decisions": {}}, OPEN_RUN, ("decisions",)),
+        c("runs_approve_create", "decisions-not-object", 400, {"decisions": ["call-1"]}, OPEN_RUN, ("decisions",)),
+        c(
+            "runs_approve_create",
+            "decision-not-a-boolean",
+            400,
+            {"decisions": {"call-1": "maybe"}},
+            OPEN_RUN,
+            ("decisions",),
+        ),
+        c(
+            "runs_approve_create",
+            "unknown-field",
+            400,
+            {"decisions": {"call-1": True}, "reason": "x"},
+            OPEN_RUN,
+            ("reason",),
+        ),
+        c(
+            "runs_approve_create",
+            "unknown-call",
+            400,
+            {"decisions": {"call-nowhere": True}},
+            WAITING_RUN,
+            ("decisions.call-nowhere",),
+        ),
+        c(
+            "runs_approve_create",
+            "a-call-waiting-for-a-result",
+            409,
+            {"decisions": {"call-client": True}},
+            WAITING_RUN,
+            ("decisions.call-client",),
+        ),
+        c(
+            "runs_approve_create",
+            "one-known-one-unknown-call",
+            400,
+            {"decisions": {"call-approve": True, "call-nowhere": False}},
+            WAITING_RUN,
+            ("decisions.call-nowhere",),
+        ),
+        c("runs_approve_create", "not-awaiting-approval", 409, {"decisions": {"call-1": True}}, OPEN_RUN),
+        c("runs_approve_create", "finished-run", 409, {"decisions": {"call-1": True}}, {"run_id": Ref("done_run")}),
+        c("runs_approve_create", "unknown-run", 404, {"decisions": {"call-1": True}}, {"run_id": UNKNOWN_UUID}),
+        c("runs_tool_results_create", "missing-results", 400, {}, OPEN_RUN, ("results",)),
+        c("runs_tool_results_create", "results-empty", 400, {"results": {}}, OPEN_RUN, ("results",)),
+        c("runs_tool_results_create", "results-not-object", 400, {"results": ["call-1"]}, OPEN_RUN, ("results",)),
+        c(
+            "runs_tool_results_create",
+            "result-not-object",
+            400,
+            {"results": {"call-1": "42"}},
+            OPEN_RUN,
+            ("results",),
+        ),
+        c(
+            "runs_tool_results_create",
+            "result-missing-content",
+            400,
+            {"results": {"call-1": {"is_error": True}}},
+            OPEN_RUN,
+            ("results",),
+        ),
+        c(
+            "runs_tool_results_create",
+            "content-wrong-type",
+            400,
+            {"results": {"call-1": {"content": {"a": 1}}}},
+            OPEN_RUN,
+            ("results",),
+        ),
+        c(
+            "runs_tool_results_create",
+            "content-oversize",
+            400,
+            {"results": {"call-1": {"content": "x" * 100_001}}},
+            OPEN_RUN,
+            ("results",),
+        ),
+        c(
+            "runs_tool_results_create",
+            "is-error-not-a-boolean",
+            400,
+            {"results": {"call-1": {"content": "42", "is_error": "sometimes"}}},
+            OPEN_RUN,
+            ("results",),
+        ),
+        c(
+            "runs_tool_results_create",
+            "result-unknown-field",
+            400,
+            {"results": {"call-1": {**RESULT_OK, "colour": "red"}}},
+            OPEN_RUN,
+            ("results",),
+        ),
+        c(
+            "runs_tool_results_create",
+            "unknown-field",
+            400,
+            {"results": {"call-1": RESULT_OK}, "final": True},
+            OPEN_RUN,
+            ("final",),
+        ),
+        c(
+            "runs_tool_results_create",
+            "unknown-call",
+            400,
+            {"results": {"call-nowhere": RESULT_OK}},
+            WAITING_RUN,
+            ("results.call-nowhere",),
+        ),
+        c(
+            "runs_tool_results_create",
+            "a-call-waiting-for-approval",
+            409,
+            {"results": {"call-approve": RESULT_OK}},
+            WAITING_RUN,
+            ("results.call-approve",),
+        ),
+        c(
+            "runs_tool_results_create",
+            "one-known-one-unknown-call",
+            400,
+            {"results": {"call-client": RESULT_OK, "call-nowhere": RESULT_OK}},
+            WAITING_RUN,
+            ("results.call-nowhere",),
+        ),
+        c("runs_tool_results_create", "not-awaiting-results", 409, {"results": {"call-1": RESULT_OK}}, OPEN_RUN),
+        c(
+            "runs_tool_results_create",
+            "unknown-run",
+            404,
+            {"results": {"call-1": RESULT_OK}},
+            {"run_id": UNKNOWN_UUID},
+        ),
+    ]
+
+
+# --- Imports (a multipart upload: a JSON body is refused before parsing, and no file is a 400) ---
+
+
+def _import_cases() -> list[Case]:
+    c = Case
+    return [
+        c("import_create", "no-file", 400, fields=("file",)),
+        c("import_create", "json-body", 415, {"file": "conversations.json"}),
     ]
 
 
@@ -620,6 +810,12 @@ def _memory_cases() -> list[Case]:
         c("memory_long_term_partial_update", "unknown-kind", 400, {"kind": "rumour"}, MEMORY, ("kind",)),
         c("memory_long_term_destroy", "unknown-id", 404, path={"id": UNKNOWN_INT}, fields=("memory",)),
         c("memory_long_term_destroy", "malformed-id", 404, path={"id": "abc"}, fields=("memory",)),
+        c("memory_long_term_forget_create", "unknown-id", 404, path={"id": UNKNOWN_INT}, fields=("memory",)),
+        c("memory_long_term_forget_create", "malformed-id", 404, path={"id": "abc"}, fields=("memory",)),
+        c("memory_long_term_forget_create", "id-huge", 404, path={"id": HUGE}, fields=("memory",)),
+        c("memory_long_term_restore_create", "unknown-id", 404, path={"id": UNKNOWN_INT}, fields=("memory",)),
+        c("memory_long_term_restore_create", "malformed-id", 404, path={"id": "abc"}, fields=("memory",)),
+        c("memory_long_term_restore_create", "id-huge", 404, path={"id": HUGE}, fields=("memory",)),
         # daily episodes
         c("memory_episodes_create", "missing-day", 400, {"summary": "x"}, fields=("day",)),
         c("memory_episodes_create", "day-malformed", 400, {"day": "yesterday", "summary": "x"}, fields=("day",)),
@@ -1015,6 +1211,8 @@ def _hostile_cases() -> list[Case]:
 CASES: list[Case] = [
     *_generic_cases(),
     *_conversation_cases(),
+    *_decision_cases(),
+    *_import_cases(),
     *_memory_cases(),
     *_telemetry_cases(),
     *_accounts_cases(),
@@ -1042,8 +1240,10 @@ def write_operations() -> dict[str, Operation]:
     for path, item in schema["paths"].items():
         for method, operation in item.items():
             if method in WRITE_METHODS:
+                # A multipart upload (the import) takes no JSON, so the generic cases do not apply to it.
+                content = operation.get("requestBody", {}).get("content", {})
                 operations[operation["operationId"]] = Operation(
-                    method=method, path=path, has_body="requestBody" in operation
+                    method=method, path=path, has_body="application/json" in content
                 )
     return operations
 
@@ -1113,7 +1313,7 @@ def test_malformed_request_is_refused_and_changes_nothing(
         assert body["code"] == "invalid"
         assert body["fields"], "a 400 must say which field is wrong"
     else:
-        assert body["code"] == {404: "not_found", 409: "conflict"}[case.status]
+        assert body["code"] == {404: "not_found", 409: "conflict", 415: "unsupported_media_type"}[case.status]
     missing = [name for name in case.fields if not _field_named(name, list(body["fields"]))]
     assert missing == [], f"fields not named: {missing}; got {body['fields']}"
     assert snapshot_changes(before, after) == []
@@ -1127,14 +1327,14 @@ def test_the_snapshot_sees_an_accepted_write(api: APIClient, world: dict[str, An
     assert response.status_code == 201
     # On SQLite the message search index is FTS5 tables of its own; on PostgreSQL a column of the message.
     index = [
-        "core_message_fts: 5 rows -> 6 rows",
-        "core_message_fts_data: 7 rows -> 8 rows",
-        "core_message_fts_docsize: 5 rows -> 6 rows",
-        "core_message_fts_idx: 5 rows -> 6 rows",
+        "core_message_fts: 6 rows -> 7 rows",
+        "core_message_fts_data: 8 rows -> 9 rows",
+        "core_message_fts_docsize: 6 rows -> 7 rows",
+        "core_message_fts_idx: 6 rows -> 7 rows",
     ]
     assert snapshot_changes(before, db_snapshot()) == [
-        "core_agentsession: 4 rows -> 4 rows",
-        "core_message: 5 rows -> 6 rows",
+        "core_agentsession: 5 rows -> 5 rows",
+        "core_message: 6 rows -> 7 rows",
         *(index if connection.vendor == "sqlite" else []),
     ]
 
