@@ -24,7 +24,7 @@ from core.conversation.selectors import sessions_list
 from core.errors import DomainError, InvalidInputError, NotFoundError
 from memory.search import memory_search
 from memory.selectors import episode_list, memory_list
-from memory.services import memory_delete, memory_pin
+from memory.services import memory_delete, memory_forget, memory_pin, memory_restore
 from runtime.bootstrap.compose import bootstrap_read
 from telemetry.models import pico_usd_to_decimal
 from telemetry.selectors import UsageCounts, usage_summary
@@ -160,7 +160,7 @@ def _int(request: HttpRequest, name: str) -> int:
 
 
 class MemoryView(FormPage):
-    """Long-term memories (search, pin, forget) and the daily episodes."""
+    """Long-term memories (search, pin, forget and undo it, delete for good) and the daily episodes."""
 
     template_name = "web/memory.html"
 
@@ -172,14 +172,25 @@ class MemoryView(FormPage):
             memories = [hit.memory for hit in memory_search(query, limit=50, owner_id=owner.pk)]
         else:
             memories = list(memory_list(owner=owner).order_by("-pinned", "-created", "-id")[:MEMORY_PAGE])
-        context.update(page="memory", query=query, memories=memories, episodes=list(episode_list(owner=owner)[:30]))
+        forgotten = list(memory_list(owner=owner, forgotten=True)[:MEMORY_PAGE])
+        context.update(
+            page="memory",
+            query=query,
+            memories=memories,
+            forgotten=forgotten,
+            episodes=list(episode_list(owner=owner)[:30]),
+        )
         return context
 
     def act(self, request: HttpRequest) -> None:
         owner = acting_user(request)
         memory_id = _int(request, "memory")
         action = request.POST.get("action")
-        if action == "forget":
+        if action == "forget":  # soft: listed under "Forgotten", where it can be restored
+            memory_forget(memory_id=memory_id, owner=owner)
+        elif action == "restore":
+            memory_restore(memory_id=memory_id, owner=owner)
+        elif action == "delete":
             memory_delete(memory_id=memory_id, owner=owner)
         elif action in ("pin", "unpin") and not memory_pin(memory_ids=[memory_id], pinned=action == "pin", owner=owner):
             raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}")

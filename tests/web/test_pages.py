@@ -124,7 +124,17 @@ def test_memory_pin_and_forget_act_on_ones_own_memories_only(operator: User) -> 
     assert "likes coffee" not in page
     client.post("/memory/", {"memory": "abc", "action": "forget"})
     assert "&#x27;abc&#x27; is not a record id; use the page&#x27;s buttons" in client.get("/memory/").content.decode()
+    # Forget is soft: the memory moves to "Forgotten", where it is restored or deleted for good.
     client.post("/memory/", {"memory": mine.pk, "action": "forget"})
+    assert LongTermMemory.objects.get(pk=mine.pk).forgotten_at is not None
+    page = client.get("/memory/").content.decode()
+    assert "<h2>Forgotten</h2>" in page
+    assert page.index("likes tea") > page.index("<h2>Forgotten</h2>")
+    client.post("/memory/", {"memory": mine.pk, "action": "restore"})
+    assert LongTermMemory.objects.get(pk=mine.pk).forgotten_at is None
+    assert "<h2>Forgotten</h2>" not in client.get("/memory/").content.decode()
+    client.post("/memory/", {"memory": mine.pk, "action": "forget"})
+    client.post("/memory/", {"memory": mine.pk, "action": "delete"})
     assert not LongTermMemory.objects.filter(pk=mine.pk).exists()
 
 
