@@ -7,7 +7,6 @@ routes and MCP servers show their readiness in the list.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar, TypeVar
 
 from django import forms
@@ -18,27 +17,13 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, QueryDict
 
 from core.admin_base import ReadOnlyAdmin
+from core.config.api.serializers import stored_readiness
 from core.config.api.views import READ_ONLY
-from core.config.contracts import CONTRACTS, Kind, RecordConfig, TeamConfig
-from core.config.models import (
-    AgentProfile,
-    McpServerSpec,
-    ModelRoute,
-    Provider,
-    SkillSpec,
-    Team,
-    TeamMember,
-    ToolSpec,
-)
-from core.config.readiness import mcp_server_readiness, provider_credential, provider_readiness
+from core.config.contracts import Kind, RecordConfig, TeamConfig, contract_fields
+from core.config.models import AgentProfile, McpServerSpec, ModelRoute, Provider, SkillSpec, Team, TeamMember, ToolSpec
+from core.config.readiness import provider_credential
 from core.config.secrets import SECRET_HINT
-from core.config.selectors import (
-    MODELS,
-    config_references,
-    mcp_server_config,
-    provider_config,
-    stored_route_readiness,
-)
+from core.config.selectors import MODELS, config_references, provider_config
 from core.config.validation import ConfigInvalidError, record_from_raw, record_validate
 
 _M = TypeVar("_M", bound=models.Model)
@@ -121,8 +106,6 @@ class ConfigAdmin(ReadOnlyAdmin[_M]):
     """
 
     kind: ClassVar[Kind]
-    # The record's readiness (`status`, `reasons`) for the list's `readiness` column, where it has one.
-    readiness_of: ClassVar[staticmethod[[Any], Any]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -131,7 +114,8 @@ class ConfigAdmin(ReadOnlyAdmin[_M]):
 
     @admin.display(description="readiness")
     def readiness(self, obj: _M) -> str:
-        state = type(self).readiness_of(obj)
+        """A provider's, route's or MCP server's readiness, for the list's `readiness` column."""
+        state = stored_readiness(obj)
         status, reasons = str(state.status), tuple(state.reasons)
         return status if not reasons or status == "disabled" else f"{status}: {'; '.join(reasons)}"
 
@@ -146,13 +130,8 @@ class ConfigAdmin(ReadOnlyAdmin[_M]):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
-def _contract_fields(kind: Kind) -> tuple[str, ...]:
-    """The fields of the kind's contract, in its order: what a form edits and the validation checks."""
-    return tuple(item.name for item in dataclasses.fields(CONTRACTS[kind]))
-
-
 def _form(model_: type[models.Model], kind_: Kind) -> type[ConfigRecordForm]:
-    names = _contract_fields(kind_)
+    names = contract_fields(kind_)
     # URLs are plain text here: the configuration validation checks them (http(s), no credentials).
     url_fields = {
         field.name: forms.CharField for field in model_._meta.concrete_fields if isinstance(field, models.URLField)
@@ -171,8 +150,6 @@ class ProviderAdmin(ConfigAdmin[Provider]):
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "api_key_env", "base_url"]
 
-    readiness_of = staticmethod(lambda obj: provider_readiness(provider_config(obj)))
-
     @admin.display(description="credential")
     def credential(self, obj: Provider) -> str:
         return provider_credential(provider_config(obj))
@@ -185,7 +162,6 @@ class RouteAdmin(ConfigAdmin[ModelRoute]):
     list_filter = ["provider", "is_default", "enabled"]
     list_select_related = ["provider", "status"]
     search_fields = ["alias", "model_id", "provider__name"]
-    readiness_of = staticmethod(stored_route_readiness)
 
 
 @admin.register(ToolSpec)
@@ -212,7 +188,6 @@ class McpServerAdmin(ConfigAdmin[McpServerSpec]):
     list_display = ["name", "transport", "command", "url", "readiness", "enabled"]
     list_filter = ["transport", "enabled"]
     search_fields = ["name", "command", "url"]
-    readiness_of = staticmethod(lambda obj: mcp_server_readiness(mcp_server_config(obj)))
 
 
 @admin.register(AgentProfile)
@@ -266,7 +241,7 @@ class TeamMemberInline(admin.TabularInline[TeamMember, Team]):
 
 
 # A team's fields but its member list, which the inline (TeamMemberFormSet) edits.
-_TEAM_FORM_FIELDS = tuple(name for name in _contract_fields(Kind.TEAM) if name != "members")
+_TEAM_FORM_FIELDS = tuple(name for name in contract_fields(Kind.TEAM) if name != "members")
 
 
 class TeamForm(ConfigRecordForm):
