@@ -16,14 +16,7 @@ from memory.context import (
     ContextMemory,
     ContextMessage,
 )
-from memory.models import (
-    AttachmentKind,
-    AttachmentSummary,
-    DailyEpisode,
-    EpisodeSource,
-    LongTermMemory,
-    MemoryKind,
-)
+from memory.models import AttachmentKind, AttachmentSummary, DailyEpisode, EpisodeSource, LongTermMemory, MemoryKind
 from memory.search import MAX_LIMIT, MAX_QUERY_CHARS
 
 # --- long-term memory ---------------------------------------------------------------------------

@@ -10,25 +10,14 @@ from typing import Any
 from rest_framework import serializers
 
 from core.api.serializers import PageQuerySerializer, StrictInputSerializer
+from core.conversation.models import CheckpointReason, MessageRole, RunPurpose, RunStatus, SessionStatus, TraceEventType
 from core.conversation.selectors import (
     MESSAGE_PAGE_DEFAULT_COUNT,
     MESSAGE_PAGE_MAX_COUNT,
     context_fullness_percent,
     session_needs_compaction,
 )
-from core.models import (
-    AgentSession,
-    Checkpoint,
-    CheckpointReason,
-    Message,
-    MessageRole,
-    Run,
-    RunPurpose,
-    RunStatus,
-    SessionStatus,
-    TraceEvent,
-    TraceEventType,
-)
+from core.models import AgentSession, Checkpoint, Message, Run, TraceEvent
 
 # Seqs, indexes and token counts are 32-bit columns: larger filters are refused before the database sees them.
 MAX_INT32 = 2**31 - 1
