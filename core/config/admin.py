@@ -7,6 +7,7 @@ routes and MCP servers show their readiness in the list.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from django import forms
@@ -107,10 +108,12 @@ class ConfigAdmin(ReadOnlyAdmin[_M]):
 
     kind: ClassVar[Kind]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+    @classmethod
+    def serve(cls, kind: Kind) -> None:
+        """Makes this the admin of `kind`'s records (see `config_admin`)."""
+        cls.kind = kind
         if "form" not in cls.__dict__:
-            cls.form = _form(MODELS[cls.kind], cls.kind)
+            cls.form = _form(MODELS[kind], kind)
 
     @admin.display(description="readiness")
     def readiness(self, obj: _M) -> str:
@@ -130,6 +133,21 @@ class ConfigAdmin(ReadOnlyAdmin[_M]):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+_A = TypeVar("_A", bound=type[ConfigAdmin[Any]])
+
+
+def config_admin(kind: Kind) -> Callable[[_A], _A]:
+    """Registers an admin for `kind`'s records, with a form that runs the configuration validation
+    (unless the admin declares its own)."""
+
+    def register(admin_class: _A) -> _A:
+        admin_class.serve(kind)
+        admin.site.register(MODELS[kind], admin_class)
+        return admin_class
+
+    return register
+
+
 def _form(model_: type[models.Model], kind_: Kind) -> type[ConfigRecordForm]:
     names = contract_fields(kind_)
     # URLs are plain text here: the configuration validation checks them (http(s), no credentials).
@@ -143,9 +161,8 @@ def _form(model_: type[models.Model], kind_: Kind) -> type[ConfigRecordForm]:
     return form
 
 
-@admin.register(Provider)
+@config_admin(Kind.PROVIDER)
 class ProviderAdmin(ConfigAdmin[Provider]):
-    kind = Kind.PROVIDER
     list_display = ["name", "kind", "api_key_env", "credential", "readiness", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "api_key_env", "base_url"]
@@ -155,44 +172,38 @@ class ProviderAdmin(ConfigAdmin[Provider]):
         return provider_credential(provider_config(obj))
 
 
-@admin.register(ModelRoute)
+@config_admin(Kind.ROUTE)
 class RouteAdmin(ConfigAdmin[ModelRoute]):
-    kind = Kind.ROUTE
     list_display = ["alias", "provider", "model_id", "context_window_tokens", "is_default", "readiness", "enabled"]
     list_filter = ["provider", "is_default", "enabled"]
     list_select_related = ["provider", "status"]
     search_fields = ["alias", "model_id", "provider__name"]
 
 
-@admin.register(ToolSpec)
+@config_admin(Kind.TOOL)
 class ToolAdmin(ConfigAdmin[ToolSpec]):
-    kind = Kind.TOOL
-    form = _form(ToolSpec, Kind.TOOL)
     list_display = ["name", "description", "requires_approval", "builtin", "mcp", "client", "enabled"]
     list_filter = ["requires_approval", "client", "enabled"]
     search_fields = ["name", "description"]
 
 
-@admin.register(SkillSpec)
+@config_admin(Kind.SKILL)
 class SkillAdmin(ConfigAdmin[SkillSpec]):
-    kind = Kind.SKILL
     list_display = ["name", "description", "instructions_path", "enabled"]
     list_filter = ["enabled"]
     search_fields = ["name", "description", "instructions_path"]
     filter_horizontal = ["tools"]
 
 
-@admin.register(McpServerSpec)
+@config_admin(Kind.MCP_SERVER)
 class McpServerAdmin(ConfigAdmin[McpServerSpec]):
-    kind = Kind.MCP_SERVER
     list_display = ["name", "transport", "command", "url", "readiness", "enabled"]
     list_filter = ["transport", "enabled"]
     search_fields = ["name", "command", "url"]
 
 
-@admin.register(AgentProfile)
+@config_admin(Kind.AGENT)
 class AgentAdmin(ConfigAdmin[AgentProfile]):
-    kind = Kind.AGENT
     list_display = ["name", "description", "route", "enabled"]
     list_filter = ["route", "enabled"]
     list_select_related = ["route"]
@@ -258,9 +269,8 @@ class TeamForm(ConfigRecordForm):
         return {**super().raw_record(cleaned), "members": [lead.name] if lead else []}
 
 
-@admin.register(Team)
+@config_admin(Kind.TEAM)
 class TeamAdmin(ConfigAdmin[Team]):
-    kind = Kind.TEAM
     form = TeamForm
     inlines = [TeamMemberInline]
     list_display = ["name", "description", "lead", "enabled"]
