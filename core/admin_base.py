@@ -45,6 +45,16 @@ def preview(text: str) -> str:
     return Truncator(text.replace("\n", " ")).chars(PREVIEW_CHARS)
 
 
+def preview_column(description: str, text_of: Callable[[Any], str]) -> Callable[[Any, Any], str]:
+    """A list or inline column (an admin attribute) showing `text_of(row)` as a `preview`."""
+
+    @admin.display(description=description)
+    def column(admin_: object, row: Any) -> str:
+        return preview(text_of(row))
+
+    return column
+
+
 def columns(model: type[Model], *extra: str) -> tuple[str, ...]:
     """Every stored column of `model` but its primary key, in declaration order, then `extra` (display
     methods): what the change page of a read-only record shows."""

@@ -1,11 +1,27 @@
-"""Input serializers every app's API builds on."""
+"""Serializers every app's API builds on."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import datetime
+import types
+import typing
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
+
+# The output field of each plain annotation a dataclass may use.
+_FIELD_OF_TYPE: dict[Any, type[serializers.Field[Any, Any, Any, Any]]] = {
+    bool: serializers.BooleanField,
+    int: serializers.IntegerField,
+    str: serializers.CharField,
+    datetime.datetime: serializers.DateTimeField,
+    datetime.date: serializers.DateField,
+    uuid.UUID: serializers.UUIDField,
+}
 
 
 class StrictInputSerializer(serializers.Serializer[Any]):
@@ -33,3 +49,30 @@ class PageQuerySerializer(StrictInputSerializer):
         for name in ("cursor", "page_size"):  # after the filters, in messages and in the OpenAPI description
             fields[name] = fields.pop(name)
         return fields
+
+
+def dataclass_output_serializer(
+    contract: type[Any], name: str, **fields: serializers.Field[Any, Any, Any, Any]
+) -> type[serializers.Serializer[Any]]:
+    """An output serializer named `name` whose fields are `contract`'s, in its order.
+
+    Each field follows its annotation (`bool`, `int`, `str`, `datetime`, `date`, `UUID`; `X | None`
+    adds `allow_null`); `fields` gives those an annotation cannot say (choices, a list's items).
+    An annotation it does not know is a TypeError at import, never a guessed field.
+    """
+    hints = typing.get_type_hints(contract)
+    declared: dict[str, Any] = {}
+    for item in dataclasses.fields(contract):
+        if item.name in fields:
+            # A copy made now: DRF orders declared fields by when each was made.
+            declared[item.name] = copy.deepcopy(fields[item.name])
+            continue
+        annotation, nullable = hints[item.name], False
+        if isinstance(annotation, types.UnionType) and type(None) in annotation.__args__:
+            rest = [arg for arg in annotation.__args__ if arg is not type(None)]
+            annotation, nullable = (rest[0] if len(rest) == 1 else annotation), True
+        field_class = _FIELD_OF_TYPE.get(annotation)
+        if field_class is None:
+            raise TypeError(f"{contract.__name__}.{item.name}: no output field for {annotation!r}; pass one")
+        declared[item.name] = field_class(allow_null=True) if nullable else field_class()
+    return type(name, (serializers.Serializer,), declared)

@@ -7,7 +7,7 @@ routes and MCP servers show their readiness in the list.
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from django import forms
@@ -18,27 +18,13 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, QueryDict
 
 from core.admin_base import ReadOnlyAdmin
+from core.config.api.serializers import stored_readiness
 from core.config.api.views import READ_ONLY
-from core.config.contracts import CONTRACTS, Kind, RecordConfig, TeamConfig
-from core.config.models import (
-    AgentProfile,
-    McpServerSpec,
-    ModelRoute,
-    Provider,
-    SkillSpec,
-    Team,
-    TeamMember,
-    ToolSpec,
-)
-from core.config.readiness import mcp_server_readiness, provider_credential, provider_readiness
+from core.config.contracts import Kind, RecordConfig, TeamConfig, contract_fields
+from core.config.models import AgentProfile, McpServerSpec, ModelRoute, Provider, SkillSpec, Team, TeamMember, ToolSpec
+from core.config.readiness import provider_credential
 from core.config.secrets import SECRET_HINT
-from core.config.selectors import (
-    MODELS,
-    config_references,
-    mcp_server_config,
-    provider_config,
-    stored_route_readiness,
-)
+from core.config.selectors import MODELS, config_references, provider_config
 from core.config.validation import ConfigInvalidError, record_from_raw, record_validate
 
 _M = TypeVar("_M", bound=models.Model)
@@ -121,17 +107,18 @@ class ConfigAdmin(ReadOnlyAdmin[_M]):
     """
 
     kind: ClassVar[Kind]
-    # The record's readiness (`status`, `reasons`) for the list's `readiness` column, where it has one.
-    readiness_of: ClassVar[staticmethod[[Any], Any]]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+    @classmethod
+    def serve(cls, kind: Kind) -> None:
+        """Makes this the admin of `kind`'s records (see `config_admin`)."""
+        cls.kind = kind
         if "form" not in cls.__dict__:
-            cls.form = _form(MODELS[cls.kind], cls.kind)
+            cls.form = _form(MODELS[kind], kind)
 
     @admin.display(description="readiness")
     def readiness(self, obj: _M) -> str:
-        state = type(self).readiness_of(obj)
+        """A provider's, route's or MCP server's readiness, for the list's `readiness` column."""
+        state = stored_readiness(obj)
         status, reasons = str(state.status), tuple(state.reasons)
         return status if not reasons or status == "disabled" else f"{status}: {'; '.join(reasons)}"
 
@@ -146,13 +133,23 @@ class ConfigAdmin(ReadOnlyAdmin[_M]):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
-def _contract_fields(kind: Kind) -> tuple[str, ...]:
-    """The fields of the kind's contract, in its order: what a form edits and the validation checks."""
-    return tuple(item.name for item in dataclasses.fields(CONTRACTS[kind]))
+_A = TypeVar("_A", bound=type[ConfigAdmin[Any]])
+
+
+def config_admin(kind: Kind) -> Callable[[_A], _A]:
+    """Registers an admin for `kind`'s records, with a form that runs the configuration validation
+    (unless the admin declares its own)."""
+
+    def register(admin_class: _A) -> _A:
+        admin_class.serve(kind)
+        admin.site.register(MODELS[kind], admin_class)
+        return admin_class
+
+    return register
 
 
 def _form(model_: type[models.Model], kind_: Kind) -> type[ConfigRecordForm]:
-    names = _contract_fields(kind_)
+    names = contract_fields(kind_)
     # URLs are plain text here: the configuration validation checks them (http(s), no credentials).
     url_fields = {
         field.name: forms.CharField for field in model_._meta.concrete_fields if isinstance(field, models.URLField)
@@ -164,60 +161,49 @@ def _form(model_: type[models.Model], kind_: Kind) -> type[ConfigRecordForm]:
     return form
 
 
-@admin.register(Provider)
+@config_admin(Kind.PROVIDER)
 class ProviderAdmin(ConfigAdmin[Provider]):
-    kind = Kind.PROVIDER
     list_display = ["name", "kind", "api_key_env", "credential", "readiness", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "api_key_env", "base_url"]
-
-    readiness_of = staticmethod(lambda obj: provider_readiness(provider_config(obj)))
 
     @admin.display(description="credential")
     def credential(self, obj: Provider) -> str:
         return provider_credential(provider_config(obj))
 
 
-@admin.register(ModelRoute)
+@config_admin(Kind.ROUTE)
 class RouteAdmin(ConfigAdmin[ModelRoute]):
-    kind = Kind.ROUTE
     list_display = ["alias", "provider", "model_id", "context_window_tokens", "is_default", "readiness", "enabled"]
     list_filter = ["provider", "is_default", "enabled"]
     list_select_related = ["provider", "status"]
     search_fields = ["alias", "model_id", "provider__name"]
-    readiness_of = staticmethod(stored_route_readiness)
 
 
-@admin.register(ToolSpec)
+@config_admin(Kind.TOOL)
 class ToolAdmin(ConfigAdmin[ToolSpec]):
-    kind = Kind.TOOL
-    form = _form(ToolSpec, Kind.TOOL)
     list_display = ["name", "description", "requires_approval", "builtin", "mcp", "client", "enabled"]
     list_filter = ["requires_approval", "client", "enabled"]
     search_fields = ["name", "description"]
 
 
-@admin.register(SkillSpec)
+@config_admin(Kind.SKILL)
 class SkillAdmin(ConfigAdmin[SkillSpec]):
-    kind = Kind.SKILL
     list_display = ["name", "description", "instructions_path", "enabled"]
     list_filter = ["enabled"]
     search_fields = ["name", "description", "instructions_path"]
     filter_horizontal = ["tools"]
 
 
-@admin.register(McpServerSpec)
+@config_admin(Kind.MCP_SERVER)
 class McpServerAdmin(ConfigAdmin[McpServerSpec]):
-    kind = Kind.MCP_SERVER
     list_display = ["name", "transport", "command", "url", "readiness", "enabled"]
     list_filter = ["transport", "enabled"]
     search_fields = ["name", "command", "url"]
-    readiness_of = staticmethod(lambda obj: mcp_server_readiness(mcp_server_config(obj)))
 
 
-@admin.register(AgentProfile)
+@config_admin(Kind.AGENT)
 class AgentAdmin(ConfigAdmin[AgentProfile]):
-    kind = Kind.AGENT
     list_display = ["name", "description", "route", "enabled"]
     list_filter = ["route", "enabled"]
     list_select_related = ["route"]
@@ -266,7 +252,7 @@ class TeamMemberInline(admin.TabularInline[TeamMember, Team]):
 
 
 # A team's fields but its member list, which the inline (TeamMemberFormSet) edits.
-_TEAM_FORM_FIELDS = tuple(name for name in _contract_fields(Kind.TEAM) if name != "members")
+_TEAM_FORM_FIELDS = tuple(name for name in contract_fields(Kind.TEAM) if name != "members")
 
 
 class TeamForm(ConfigRecordForm):
@@ -283,9 +269,8 @@ class TeamForm(ConfigRecordForm):
         return {**super().raw_record(cleaned), "members": [lead.name] if lead else []}
 
 
-@admin.register(Team)
+@config_admin(Kind.TEAM)
 class TeamAdmin(ConfigAdmin[Team]):
-    kind = Kind.TEAM
     form = TeamForm
     inlines = [TeamMemberInline]
     list_display = ["name", "description", "lead", "enabled"]

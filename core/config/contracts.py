@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias
 
@@ -56,8 +56,18 @@ def _empty_object_schema() -> dict[str, Any]:
     return {"type": "object", "properties": {}}
 
 
+class NamedContract:
+    """What every record named by `name` (every kind but a route) shares: its name is its key."""
+
+    name: str
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
 @dataclass(frozen=True)
-class ProviderConfig:
+class ProviderConfig(NamedContract):
     """An LLM provider account; `api_key_env` is the NAME of the variable holding its key."""
 
     name: str
@@ -66,10 +76,6 @@ class ProviderConfig:
     api_key_env: str = ""
     enabled: bool = True
     options: JsonObject = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return self.name
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ BUILTIN_TOOLS = ("current_time", "memory_search", "memory_remember", "memory_for
 
 
 @dataclass(frozen=True)
-class ToolConfig:
+class ToolConfig(NamedContract):
     """A tool the agents may call; `parameters` is a JSON Schema object."""
 
     name: str
@@ -112,10 +118,6 @@ class ToolConfig:
     client: bool = False
 
     @property
-    def key(self) -> str:
-        return self.name
-
-    @property
     def runner(self) -> str:
         """What runs the tool, in words ("" when nothing does)."""
         if self.builtin:
@@ -126,7 +128,7 @@ class ToolConfig:
 
 
 @dataclass(frozen=True)
-class SkillConfig:
+class SkillConfig(NamedContract):
     """Instructions, inline or in a file inside the skills folder, and the tools they may use."""
 
     name: str
@@ -136,13 +138,9 @@ class SkillConfig:
     tools: tuple[str, ...] = ()
     enabled: bool = True
 
-    @property
-    def key(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True)
-class McpServerConfig:
+class McpServerConfig(NamedContract):
     """How to reach an MCP server, the env var NAMES it needs and the tools it may expose."""
 
     name: str
@@ -154,13 +152,9 @@ class McpServerConfig:
     tool_allowlist: tuple[str, ...] = ()
     enabled: bool = True
 
-    @property
-    def key(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True)
-class AgentConfig:
+class AgentConfig(NamedContract):
     """A named agent: role instructions, its route, and the tools, skills and MCP servers it uses."""
 
     name: str
@@ -173,13 +167,9 @@ class AgentConfig:
     enabled: bool = True
     max_tool_rounds: int = 8
 
-    @property
-    def key(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True)
-class TeamConfig:
+class TeamConfig(NamedContract):
     """Agents working together: an ordered member list and a lead who is one of them."""
 
     name: str
@@ -187,10 +177,6 @@ class TeamConfig:
     members: tuple[str, ...]
     description: str = ""
     enabled: bool = True
-
-    @property
-    def key(self) -> str:
-        return self.name
 
 
 RecordConfig: TypeAlias = (
@@ -206,6 +192,11 @@ CONTRACTS: dict[Kind, type[RecordConfig]] = {
     Kind.AGENT: AgentConfig,
     Kind.TEAM: TeamConfig,
 }
+
+
+def contract_fields(kind: Kind) -> tuple[str, ...]:
+    """The fields of the kind's contract, in its order: what an admin form edits and the API shows."""
+    return tuple(item.name for item in fields(CONTRACTS[kind]))
 
 
 def kind_of(record: RecordConfig) -> Kind:

@@ -25,6 +25,7 @@ from core.admin_base import (
     columns,
     each_selected,
     preview,
+    preview_column,
 )
 from core.conversation.search import message_search_q
 from core.conversation.selectors import context_fullness_percent, run_text
@@ -51,7 +52,8 @@ def _message_preview(admin_: object, message: Message) -> str:
     return preview(message.content) or f"({len(message.parts)} part(s))"
 
 
-def _token_source(message: Message) -> str:
+@admin.display(description="token count is")
+def _token_source(admin_: object, message: Message) -> str:
     """Where a message's token count came from, in words (a red cross read as an error)."""
     return "estimated" if message.token_count_estimated else "reported"
 
@@ -66,57 +68,27 @@ class _ConversationMedia:
 class MessageInline(ReadOnlyInlineMixin, admin.TabularInline[Message, AgentSession]):
     model = Message
     verbose_name_plural = f"messages (the latest {LATEST_MESSAGES}, newest first)"
-    fields = (
-        "seq",
-        "role",
-        "content_preview",
-        "token_count",
-        "token_source",
-        "client_id",
-        "created",
-    )
+    fields = ("seq", "role", "content_preview", "token_count", "token_source", "client_id", "created")
 
     content_preview = _message_preview
-
-    @admin.display(description="token count is")
-    def token_source(self, message: Message) -> str:
-        return _token_source(message)
+    token_source = _token_source
 
 
 class CheckpointInline(ReadOnlyInlineMixin, admin.TabularInline[Checkpoint, AgentSession]):
     model = Checkpoint
     verbose_name_plural = f"checkpoints (the latest {LATEST_CHECKPOINTS})"
-    fields = (
-        "id",
-        "parent_id",
-        "through_seq",
-        "reason",
-        "token_count",
-        "summary_preview",
-        "created",
-    )
+    fields = ("id", "parent_id", "through_seq", "reason", "token_count", "summary_preview", "created")
 
-    @admin.display(description="summary")
-    def summary_preview(self, checkpoint: Checkpoint) -> str:
-        return preview(checkpoint.summary)
+    summary_preview = preview_column("summary", lambda checkpoint: checkpoint.summary)
 
 
 class RunInline(ReadOnlyInlineMixin, admin.TabularInline[Run, AgentSession]):
     model = Run
     verbose_name_plural = f"runs (the latest {LATEST_RUNS})"
-    fields = (
-        "status",
-        "route",
-        "event_count",
-        "created",
-        "finished_at",
-        "error_preview",
-    )
+    fields = ("status", "route", "event_count", "created", "finished_at", "error_preview")
     show_change_link = True
 
-    @admin.display(description="error")
-    def error_preview(self, run: Run) -> str:
-        return preview(run.error or run.cancel_reason)
+    error_preview = preview_column("error", lambda run: run.error or run.cancel_reason)
 
 
 class SessionStatusFilter(ConditionFilter):
@@ -263,17 +235,7 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
     search_fields = ["content"]  # shows the search box; the search itself is `get_search_results`
     search_help_text = 'Full-text search of message text: words, "a phrase", prefix* (every term must match).'
     ordering = ["-id"]  # newest first on the primary key: an index walk, never a sort
-    fields = [
-        "session",
-        "seq",
-        "role",
-        "content",
-        "parts",
-        "token_count",
-        "token_source",
-        "client_id",
-        "created",
-    ]
+    fields = ["session", "seq", "role", "content", "parts", "token_count", "token_source", "client_id", "created"]
     Media = _ConversationMedia
 
     content_preview = _message_preview
@@ -284,9 +246,7 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
         term = search_term.strip()
         return (queryset.filter(message_search_q(term)) if term else queryset), False
 
-    @admin.display(description="token count is")
-    def token_source(self, message: Message) -> str:
-        return _token_source(message)
+    token_source = _token_source
 
 
 @admin.register(Checkpoint)
@@ -301,12 +261,7 @@ class CheckpointAdmin(ReadOnlyAdmin[Checkpoint]):
 class TraceEventInline(ReadOnlyInlineMixin, admin.TabularInline[TraceEvent, Run]):
     model = TraceEvent
     verbose_name_plural = f"trace events (in order, the first {FIRST_EVENTS})"
-    fields = (
-        "index",
-        "type",
-        "payload",
-        "created",
-    )
+    fields = ("index", "type", "payload", "created")
     ordering = ["index"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TraceEvent]:
@@ -356,6 +311,4 @@ class TraceEventAdmin(ReadOnlyAdmin[TraceEvent]):
     ordering = ["-id"]
     fields = columns(TraceEvent)
 
-    @admin.display(description="payload")
-    def payload_preview(self, event: TraceEvent) -> str:
-        return preview(str(event.payload))
+    payload_preview = preview_column("payload", lambda event: str(event.payload))

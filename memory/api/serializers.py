@@ -7,15 +7,16 @@ from typing import Any
 from rest_framework import serializers
 
 from core.api.fields import Int64Field
-from memory.context import MAX_BUDGET_TOKENS
-from memory.models import (
-    AttachmentKind,
-    AttachmentSummary,
-    DailyEpisode,
-    EpisodeSource,
-    LongTermMemory,
-    MemoryKind,
+from core.api.serializers import dataclass_output_serializer
+from memory.context import (
+    MAX_BUDGET_TOKENS,
+    ContextAttachment,
+    ContextCheckpoint,
+    ContextEpisode,
+    ContextMemory,
+    ContextMessage,
 )
+from memory.models import AttachmentKind, AttachmentSummary, DailyEpisode, EpisodeSource, LongTermMemory, MemoryKind
 from memory.search import MAX_LIMIT, MAX_QUERY_CHARS
 
 # --- long-term memory ---------------------------------------------------------------------------
@@ -236,47 +237,16 @@ class ContextQuerySerializer(serializers.Serializer[Any]):
     )
 
 
-class ContextMemorySerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=MemoryKind.choices)
-    key = serializers.CharField(allow_null=True)
-    content = serializers.CharField()
-    importance = serializers.IntegerField()
-    pinned = serializers.BooleanField()
-    token_count = serializers.IntegerField()
-
-
-class ContextCheckpointSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    through_seq = serializers.IntegerField()
-    summary = serializers.CharField()
-    token_count = serializers.IntegerField()
-
-
-class ContextEpisodeSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    day = serializers.DateField()
-    timezone = serializers.CharField()
-    session_id = serializers.UUIDField(allow_null=True)
-    summary = serializers.CharField()
-    token_count = serializers.IntegerField()
-
-
-class ContextAttachmentSerializer(serializers.Serializer[Any]):
-    sha256 = serializers.CharField()
-    name = serializers.CharField()
-    mime_type = serializers.CharField()
-    message_seq = serializers.IntegerField()
-    summary = serializers.CharField()
-    token_count = serializers.IntegerField()
-
-
-class ContextMessageSerializer(serializers.Serializer[Any]):
-    seq = serializers.IntegerField()
-    role = serializers.CharField()
-    content = serializers.CharField()
-    parts = serializers.ListField(child=serializers.DictField())
-    token_count = serializers.IntegerField()
+# The context items as `memory.context` builds them, field for field.
+ContextMemorySerializer = dataclass_output_serializer(
+    ContextMemory, "ContextMemorySerializer", kind=serializers.ChoiceField(choices=MemoryKind.choices)
+)
+ContextCheckpointSerializer = dataclass_output_serializer(ContextCheckpoint, "ContextCheckpointSerializer")
+ContextEpisodeSerializer = dataclass_output_serializer(ContextEpisode, "ContextEpisodeSerializer")
+ContextAttachmentSerializer = dataclass_output_serializer(ContextAttachment, "ContextAttachmentSerializer")
+ContextMessageSerializer = dataclass_output_serializer(
+    ContextMessage, "ContextMessageSerializer", parts=serializers.ListField(child=serializers.DictField())
+)
 
 
 class ContextBundleSerializer(serializers.Serializer[Any]):

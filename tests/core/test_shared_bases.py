@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,9 +15,10 @@ from django.db.models import Model, QuerySet
 from django.test import RequestFactory
 from django.utils import timezone
 from pytest_django.fixtures import Settings
+from rest_framework import serializers
 
 from core.admin_base import ConditionFilter, SessionFilter, choice_conditions, columns
-from core.api.serializers import PageQuerySerializer
+from core.api.serializers import PageQuerySerializer, dataclass_output_serializer
 from core.config.selectors import route_resolve
 from core.conversation.api.serializers import SessionListQuerySerializer
 from core.conversation.services import session_create
@@ -143,3 +146,58 @@ def test_session_filter_treats_a_malformed_id_as_no_session(chat_session: AgentS
 def test_columns_lists_every_stored_column_but_the_key() -> None:
     assert columns(TraceEvent) == ("run", "index", "type", "payload", "created")
     assert columns(TraceEvent, "text") == ("run", "index", "type", "payload", "created", "text")
+
+
+# --- the output serializer of a dataclass -----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shown:
+    id: int
+    day: dt.date
+    at: dt.datetime
+    owner: uuid.UUID | None
+    note: str | None
+    kind: str
+    done: bool
+
+
+def test_dataclass_output_serializer_follows_the_annotations_in_field_order() -> None:
+    shown_serializer = dataclass_output_serializer(
+        _Shown, "ShownSerializer", kind=serializers.ChoiceField(choices=["a", "b"])
+    )
+    fields = shown_serializer().fields
+    assert shown_serializer.__name__ == "ShownSerializer"
+    assert list(fields) == ["id", "day", "at", "owner", "note", "kind", "done"]
+    assert [type(field).__name__ for field in fields.values()] == [
+        "IntegerField",
+        "DateField",
+        "DateTimeField",
+        "UUIDField",
+        "CharField",
+        "ChoiceField",
+        "BooleanField",
+    ]
+    assert [field.allow_null for field in fields.values()] == [False, False, False, True, True, False, False]
+    owner = uuid.UUID(int=7)
+    item = _Shown(7, dt.date(2026, 1, 2), dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC), owner, None, "b", True)
+    assert shown_serializer(item).data == {
+        "id": 7,
+        "day": "2026-01-02",
+        "at": "2026-01-02T03:04:00Z",
+        "owner": str(owner),
+        "note": None,
+        "kind": "b",
+        "done": True,
+    }
+
+
+def test_dataclass_output_serializer_refuses_an_annotation_it_cannot_show() -> None:
+    @dataclasses.dataclass
+    class Listed:
+        items: list[int]
+
+    with pytest.raises(TypeError, match=r"Listed.items: no output field for list\[int\]; pass one"):
+        dataclass_output_serializer(Listed, "ListedSerializer")
+    listed = dataclass_output_serializer(Listed, "ListedSerializer", items=serializers.ListField())
+    assert listed(Listed([1, 2])).data == {"items": [1, 2]}

@@ -9,21 +9,15 @@ the TOML file and the admin forms, so every path rejects the same things with th
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.config.contracts import Credential, ProbeResult, ReadinessReport, RecordReadiness
-from core.config.models import (
-    AgentProfile,
-    McpServerSpec,
-    ModelRoute,
-    Provider,
-    SkillSpec,
-    Team,
-    ToolSpec,
-)
+from core.config.contracts import Credential, Kind, ProbeResult, ReadinessReport, RecordReadiness, contract_fields
+from core.config.models import AgentProfile, McpServerSpec, ModelRoute, Provider, SkillSpec, Team, ToolSpec
 from core.config.readiness import (
     env_is_set,
     mcp_server_readiness,
@@ -31,6 +25,8 @@ from core.config.readiness import (
     provider_readiness,
 )
 from core.config.selectors import mcp_server_config, provider_config, stored_route_readiness
+
+_M = TypeVar("_M", bound=models.Model)
 
 STATUSES = ["ready", "blocked", "disabled"]
 CREDENTIALS = ["present", "missing", "not_needed"]
@@ -96,61 +92,57 @@ class ReadinessReportSerializer(serializers.Serializer[ReadinessReport]):
 
 # --- output -----------------------------------------------------------------------------------
 
+# The records shown with their readiness, and how a stored one's is worked out (the API and the admin).
+_STORED_READINESS: dict[type[models.Model], Callable[[Any], RecordReadiness]] = {
+    Provider: lambda obj: provider_readiness(provider_config(obj)),
+    ModelRoute: stored_route_readiness,
+    McpServerSpec: lambda obj: mcp_server_readiness(mcp_server_config(obj)),
+}
 
-class ProviderSerializer(serializers.ModelSerializer[Provider]):
-    credential = serializers.SerializerMethodField()
+
+def stored_readiness(obj: models.Model) -> RecordReadiness:
+    """The readiness of a stored provider, route or MCP server."""
+    return _STORED_READINESS[type(obj)](obj)
+
+
+def record_fields(kind: Kind, *extra: str) -> list[str]:
+    """An output's fields: the kind's contract, then what the API adds, then when it was created and changed."""
+    return [*contract_fields(kind), *extra, "created", "updated"]
+
+
+def _names() -> serializers.SlugRelatedField[Any]:
+    """A many-to-many relation shown as the names of the related records."""
+    return serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+
+
+# A stored record with its readiness (`status`, `reasons`). No docstring: drf-spectacular would
+# give it to every subclass's schema component as its description.
+class ReadyRecordSerializer(serializers.ModelSerializer[_M]):
     readiness = serializers.SerializerMethodField()
+
+    @extend_schema_field(ReadinessSerializer)
+    def get_readiness(self, obj: _M) -> dict[str, Any]:
+        return _readiness(stored_readiness(obj))
+
+
+class ProviderSerializer(ReadyRecordSerializer[Provider]):
+    credential = serializers.SerializerMethodField()
 
     class Meta:
         model = Provider
-        fields = [
-            "name",
-            "kind",
-            "base_url",
-            "api_key_env",
-            "enabled",
-            "options",
-            "credential",
-            "readiness",
-            "created",
-            "updated",
-        ]
+        fields = record_fields(Kind.PROVIDER, "credential", "readiness")
 
     @extend_schema_field(serializers.ChoiceField(choices=CREDENTIALS))
     def get_credential(self, obj: Provider) -> Credential:
         return provider_credential(provider_config(obj))
 
-    @extend_schema_field(ReadinessSerializer)
-    def get_readiness(self, obj: Provider) -> dict[str, Any]:
-        return _readiness(provider_readiness(provider_config(obj)))
 
-
-class RouteSerializer(serializers.ModelSerializer[ModelRoute]):
+class RouteSerializer(ReadyRecordSerializer[ModelRoute]):
     provider: serializers.SlugRelatedField[Provider] = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    readiness = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelRoute
-        fields = [
-            "alias",
-            "provider",
-            "model_id",
-            "context_window_tokens",
-            "max_output_tokens",
-            "price_input_per_mtok",
-            "price_cached_input_per_mtok",
-            "price_cache_write_per_mtok",
-            "price_output_per_mtok",
-            "is_default",
-            "enabled",
-            "readiness",
-            "created",
-            "updated",
-        ]
-
-    @extend_schema_field(ReadinessSerializer)
-    def get_readiness(self, obj: ModelRoute) -> dict[str, Any]:
-        return _readiness(stored_route_readiness(obj))
+        fields = record_fields(Kind.ROUTE, "readiness")
 
 
 class ToolSerializer(serializers.ModelSerializer[ToolSpec]):
@@ -171,57 +163,31 @@ class ToolSerializer(serializers.ModelSerializer[ToolSpec]):
 
 
 class SkillSerializer(serializers.ModelSerializer[SkillSpec]):
-    tools: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="name", many=True, read_only=True
-    )
+    tools: serializers.SlugRelatedField[Any] = _names()
 
     class Meta:
         model = SkillSpec
-        fields = ["name", "description", "instructions", "instructions_path", "tools", "enabled", "created", "updated"]
+        fields = record_fields(Kind.SKILL)
 
 
-class McpServerSerializer(serializers.ModelSerializer[McpServerSpec]):
+class McpServerSerializer(ReadyRecordSerializer[McpServerSpec]):
     env = serializers.SerializerMethodField()
-    readiness = serializers.SerializerMethodField()
 
     class Meta:
         model = McpServerSpec
-        fields = [
-            "name",
-            "transport",
-            "command",
-            "args",
-            "url",
-            "env_vars",
-            "tool_allowlist",
-            "enabled",
-            "env",
-            "readiness",
-            "created",
-            "updated",
-        ]
+        fields = record_fields(Kind.MCP_SERVER, "env", "readiness")
 
     @extend_schema_field(serializers.DictField(child=serializers.ChoiceField(choices=["present", "missing"])))
     def get_env(self, obj: McpServerSpec) -> dict[str, str]:
         """Whether each variable the server needs is set (never its value)."""
         return {name: "present" if env_is_set(name) else "missing" for name in obj.env_vars}
 
-    @extend_schema_field(ReadinessSerializer)
-    def get_readiness(self, obj: McpServerSpec) -> dict[str, Any]:
-        return _readiness(mcp_server_readiness(mcp_server_config(obj)))
-
 
 class AgentSerializer(serializers.ModelSerializer[AgentProfile]):
     route: serializers.SlugRelatedField[ModelRoute] = serializers.SlugRelatedField(slug_field="alias", read_only=True)
-    tools: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="name", many=True, read_only=True
-    )
-    skills: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="name", many=True, read_only=True
-    )
-    mcp_servers: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="name", many=True, read_only=True
-    )
+    tools: serializers.SlugRelatedField[Any] = _names()
+    skills: serializers.SlugRelatedField[Any] = _names()
+    mcp_servers: serializers.SlugRelatedField[Any] = _names()
 
     class Meta:
         model = AgentProfile

@@ -10,25 +10,14 @@ from typing import Any
 from rest_framework import serializers
 
 from core.api.serializers import PageQuerySerializer, StrictInputSerializer
+from core.conversation.models import CheckpointReason, MessageRole, RunPurpose, RunStatus, SessionStatus, TraceEventType
 from core.conversation.selectors import (
     MESSAGE_PAGE_DEFAULT_COUNT,
     MESSAGE_PAGE_MAX_COUNT,
     context_fullness_percent,
     session_needs_compaction,
 )
-from core.models import (
-    AgentSession,
-    Checkpoint,
-    CheckpointReason,
-    Message,
-    MessageRole,
-    Run,
-    RunPurpose,
-    RunStatus,
-    SessionStatus,
-    TraceEvent,
-    TraceEventType,
-)
+from core.models import AgentSession, Checkpoint, Message, Run, TraceEvent
 
 # Seqs, indexes and token counts are 32-bit columns: larger filters are refused before the database sees them.
 MAX_INT32 = 2**31 - 1
@@ -92,21 +81,16 @@ class SessionListQuerySerializer(PageQuerySerializer):
     tag = serializers.CharField(required=False, max_length=200, help_text="Only sessions with this tag of yours")
 
 
+def _optional_name(help_text: str) -> serializers.CharField:
+    """A record named by its alias or name; absent, null and "" all mean none."""
+    return serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None, help_text=help_text)
+
+
 class SessionCreateSerializer(StrictInputSerializer):
     title = serializers.CharField(required=False, allow_blank=True, default="")
-    route = serializers.CharField(
-        required=False,
-        allow_null=True,
-        allow_blank=True,
-        default=None,
-        help_text="Route alias; if absent the agent's (the team lead's), else the default route",
-    )
-    agent = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, default=None, help_text="An agent's name (or give a team)"
-    )
-    team = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, default=None, help_text="A team's name; its lead answers"
-    )
+    route = _optional_name("Route alias; if absent the agent's (the team lead's), else the default route")
+    agent = _optional_name("An agent's name (or give a team)")
+    team = _optional_name("A team's name; its lead answers")
 
 
 class SessionUpdateSerializer(StrictInputSerializer):
@@ -142,33 +126,29 @@ class SessionDeleteSerializer(serializers.Serializer[Any]):
 class MessageSerializer(serializers.ModelSerializer[Message]):
     class Meta:
         model = Message
-        fields = [
-            "id",
-            "seq",
-            "role",
-            "content",
-            "parts",
-            "token_count",
-            "token_count_estimated",
-            "client_id",
-            "created",
-            "parent",
-        ]
+        # Every stored field but the session, which the URL names.
+        fields = [field.name for field in Message._meta.concrete_fields if field.name != "session"]
         read_only_fields = fields
         extra_kwargs = {"parent": {"help_text": "The id of the message this one follows (null for a first message)"}}
 
 
-class MessageListQuerySerializer(StrictInputSerializer):
-    after_seq = serializers.IntegerField(
-        required=False, min_value=0, max_value=MAX_INT32, default=0, help_text="Read only messages with a greater seq"
-    )
-    page_size = serializers.IntegerField(
+def _after_seq(help_text: str) -> serializers.IntegerField:
+    return serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0, help_text=help_text)
+
+
+def _message_page_size() -> serializers.IntegerField:
+    return serializers.IntegerField(
         required=False,
         min_value=1,
         max_value=MESSAGE_PAGE_MAX_COUNT,
         default=MESSAGE_PAGE_DEFAULT_COUNT,
         help_text="At most this many messages (the page's byte budget may stop it sooner)",
     )
+
+
+class MessageListQuerySerializer(StrictInputSerializer):
+    after_seq = _after_seq("Read only messages with a greater seq")
+    page_size = _message_page_size()
 
 
 class MessagePageSerializer(serializers.Serializer[Any]):
@@ -254,16 +234,8 @@ class PathQuerySerializer(StrictInputSerializer):
         allow_null=True,
         help_text="Read the path from this message's parent upwards (the `next` of a page); default: from the leaf",
     )
-    after_seq = serializers.IntegerField(
-        required=False, min_value=0, max_value=MAX_INT32, default=0, help_text="Stop above this seq (a checkpoint's)"
-    )
-    page_size = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=MESSAGE_PAGE_MAX_COUNT,
-        default=MESSAGE_PAGE_DEFAULT_COUNT,
-        help_text="At most this many messages (the page's byte budget may stop it sooner)",
-    )
+    after_seq = _after_seq("Stop above this seq (a checkpoint's)")
+    page_size = _message_page_size()
 
 
 class SiblingSerializer(serializers.Serializer[Any]):
