@@ -30,7 +30,7 @@ from runtime.providers.live import (
     finish_reason_map,
     http_hooks,
     stainless_failure,
-    system_text,
+    system_put,
     tool_call_parse,
     turns,
 )
@@ -157,9 +157,7 @@ class AnthropicAdapter(LiveAdapter):
             "messages": anthropic_messages(messages, names),
             "stream": True,
         }
-        system = system_text(messages)
-        if system:
-            request["system"] = system
+        system_put(request, "system", messages)
         if names.tools:
             request["tools"] = [
                 {"name": name, "description": tool.description, "input_schema": self.tool_schema(tool)}

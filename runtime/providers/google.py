@@ -38,7 +38,7 @@ from runtime.providers.live import (
     ToolNames,
     finish_reason_map,
     http_hooks,
-    system_text,
+    system_put,
     tool_names_by_call,
     turns,
 )
@@ -248,9 +248,7 @@ class GoogleAdapter(LiveAdapter):
     ) -> Iterator[RuntimeEvent]:
         names = ToolNames(tools, messages)
         config: dict[str, Any] = {"max_output_tokens": self.route.max_output_tokens}
-        system = system_text(messages)
-        if system:
-            config["system_instruction"] = system
+        system_put(config, "system_instruction", messages)
         if names.tools:
             config["tools"] = [
                 types.Tool(

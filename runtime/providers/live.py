@@ -218,6 +218,13 @@ def system_text(messages: Sequence[PromptMessage]) -> str:
     return "\n\n".join(message.content for message in messages if message.role == "system" and message.content)
 
 
+def system_put(request: dict[str, Any], key: str, messages: Sequence[PromptMessage]) -> None:
+    """Sets `request[key]` to the system text, when the prompt has any (for the protocols that send it apart)."""
+    system = system_text(messages)
+    if system:
+        request[key] = system
+
+
 def body_message(body: object, fallback: str) -> str:
     """The provider's own error message from an error body (`{"error": {"message"}}` and kin)."""
     if isinstance(body, dict):
