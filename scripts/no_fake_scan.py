@@ -22,17 +22,16 @@ Migrations, `.venv`, caches and hidden directories are not scanned.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import io
 import re
 import sys
 import tokenize
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from scan_report import Finding, findings_report, scan_parser
+
 SCANNED_DIRS = ("agentchat_site", "core", "memory", "telemetry", "runtime", "web", "scripts", "bench", "tests")
 SKIPPED_DIR_NAMES = frozenset({"migrations", ".venv", "__pycache__", "node_modules", "var"})
 MARKER_RE = re.compile(r"\b(TODO|FIXME|XXX)\b")
@@ -42,16 +41,6 @@ ABSTRACT_DECORATORS = frozenset({"abstractmethod", "abstractproperty", "abstract
 # django_assert_num_queries and the like are covered by the "contains assert" rule.
 ASSERTING_CALLS = frozenset({"pytest.raises", "pytest.warns", "pytest.fail", "pytest.deprecated_call"})
 SKIP_MARKS = frozenset({"pytest.mark.skip", "pytest.mark.skipif", "mark.skip", "mark.skipif"})
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    path: str
-    line: int
-    problem: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.problem}"
 
 
 def dotted_name(node: ast.AST) -> str:
@@ -306,15 +295,12 @@ def scan(root: Path, dirs: Sequence[str] = SCANNED_DIRS) -> tuple[int, list[Find
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
-    parser.add_argument("--root", type=Path, default=ROOT, help="project root to scan (default: this checkout)")
+    parser = scan_parser(
+        __doc__.split("\n\n", 1)[0] if __doc__ else None, "project root to scan (default: this checkout)"
+    )
     parser.add_argument("dirs", nargs="*", default=list(SCANNED_DIRS), help="directories under the root")
     args = parser.parse_args(argv)
-    scanned, findings = scan(args.root.resolve(), args.dirs)
-    for finding in findings:
-        print(finding)
-    print(f"no-fake scan: {scanned} files scanned, {len(findings)} findings")
-    return 1 if findings else 0
+    return findings_report("no-fake scan", *scan(args.root.resolve(), args.dirs))
 
 
 if __name__ == "__main__":

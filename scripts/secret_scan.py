@@ -23,7 +23,6 @@ part, the operator password, or anything key-shaped appears in the dump.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
@@ -34,10 +33,10 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from scan_report import Finding, findings_report, scan_parser
+
 ALLOW_MARKERS = ("RECOGNISABLE", "RECOGNIZABLE", "EXAMPLE")
 MAX_FILE_BYTES = 5_000_000
 
@@ -62,17 +61,6 @@ ANY_ASSIGNMENT = re.compile(r"""(?x)[=:]\s*[rbuf]?["'](?P<value>[A-Za-z0-9+/_\-=
 HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 # A Subresource Integrity value (npm's package-lock `integrity`): a content hash in base64, not a key.
 SRI_RE = re.compile(r"sha(?:256|384|512)-[A-Za-z0-9+/]+={0,2}")
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    where: str
-    line: int
-    kind: str
-    preview: str
-
-    def __str__(self) -> str:
-        return f"{self.where}:{self.line}: {self.kind}: {self.preview}"
 
 
 def entropy(value: str) -> float:
@@ -286,8 +274,9 @@ def scan_database(root: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Fail when tracked files or the database hold a key-shaped value.")
-    parser.add_argument("--root", type=Path, default=ROOT, help="project root (default: this checkout)")
+    parser = scan_parser(
+        "Fail when tracked files or the database hold a key-shaped value.", "project root (default: this checkout)"
+    )
     parser.add_argument("--database", action="store_true", help="scan a fresh database after migrate + load_config")
     parser.add_argument("files", nargs="*", help="files relative to the root (default: every git-tracked file)")
     args = parser.parse_args(argv)
@@ -295,11 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.database:
         return scan_database(root)
     names = args.files or tracked_files(root)
-    scanned, findings = scan_files(root, names)
-    for finding in findings:
-        print(finding)
-    print(f"secret scan: {scanned} files scanned, {len(findings)} findings")
-    return 1 if findings else 0
+    return findings_report("secret scan", *scan_files(root, names))
 
 
 if __name__ == "__main__":

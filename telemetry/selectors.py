@@ -36,15 +36,16 @@ from telemetry.models import (
     pico_usd_to_decimal,
 )
 
-# The token counts of an event, each summed by the rollups (NULL in an event: not reported).
-TOKEN_FIELDS = (
+# The counts a usage report gives (None: not reported); total_tokens is derived from them.
+REPORTED_TOKEN_FIELDS = (
     "input_tokens",
     "cached_input_tokens",
     "cache_write_input_tokens",
     "output_tokens",
     "reasoning_tokens",
-    "total_tokens",
 )
+# The token counts of an event, each summed by the rollups (NULL in an event: not reported).
+TOKEN_FIELDS = (*REPORTED_TOKEN_FIELDS, "total_tokens")
 # Per token field, the rollup counter of the events that did not report it.
 UNKNOWN_FIELDS = tuple(f"{name}_unknown_events" for name in TOKEN_FIELDS)
 # Every counter a rollup row holds (the sums of the events it covers).

@@ -31,19 +31,14 @@ from core.config.selectors import route_resolve
 from core.errors import ConflictError, InvalidInputError
 from core.lookups import row_get
 from core.models import AgentSession, ModelRoute, Provider, Run, RunPurpose
-from telemetry.models import (
-    UsageAllTime,
-    UsageByAgent,
-    UsageByDay,
-    UsageByPurpose,
-    UsageBySession,
-    UsageByUserDay,
-    UsageEvent,
-)
+from telemetry.models import UsageByAgent, UsageBySession, UsageEvent
 from telemetry.selectors import (
     COUNTER_FIELDS,
+    REPORTED_TOKEN_FIELDS,
+    ROLLUP_KEYS,
     UNKNOWN_FIELDS,
     RollupDifference,
+    RollupKey,
     RollupModel,
     local_day,
     rollup_differences,
@@ -61,13 +56,7 @@ MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 # One event may cost at most a million dollars; larger means a wrong price or a wrong count.
 MAX_EVENT_COST_PICO_USD = 10**6 * 10**12
 # The counts a report gives (None: not reported); total_tokens is derived from them.
-TOKEN_FIELDS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
+TOKEN_FIELDS = REPORTED_TOKEN_FIELDS
 PRICE_FIELDS = (
     "price_input_per_mtok",
     "price_cached_input_per_mtok",
@@ -76,14 +65,7 @@ PRICE_FIELDS = (
 )
 
 # Fixed order in which a transaction touches the rollups (see the module docstring).
-ROLLUP_ORDER: tuple[RollupModel, ...] = (
-    UsageByDay,
-    UsageByUserDay,
-    UsageBySession,
-    UsageByAgent,
-    UsageAllTime,
-    UsageByPurpose,
-)
+ROLLUP_ORDER: tuple[RollupModel, ...] = tuple(ROLLUP_KEYS)
 
 
 @dataclass(frozen=True)
@@ -279,38 +261,17 @@ def _event_counters(event: UsageEvent) -> dict[str, int]:
     return counters
 
 
-def _event_keys(event: UsageEvent) -> list[tuple[RollupModel, tuple[tuple[str, Any], ...]]]:
-    keys: list[tuple[RollupModel, tuple[tuple[str, Any], ...]]] = [
-        (
-            UsageByDay,
-            (
-                ("timezone", event.day_timezone),
-                ("day", event.day),
-                ("provider", event.provider),
-                ("model", event.model),
-            ),
-        ),
-        (
-            UsageByUserDay,
-            (
-                ("owner_id", event.owner_id),
-                ("timezone", event.day_timezone),
-                ("day", event.day),
-                ("provider", event.provider),
-                ("model", event.model),
-            ),
-        ),
-        (UsageAllTime, (("provider", event.provider), ("model", event.model))),
-        (UsageByPurpose, (("owner_id", event.owner_id), ("purpose", event.purpose))),
+def _event_keys(event: UsageEvent) -> list[tuple[RollupModel, RollupKey]]:
+    """The row of each rollup the event counts in (the keys `ROLLUP_KEYS` declares): no session row
+    without a session, no agent row without an agent (as `rollups_recomputed` groups them)."""
+    return [
+        (model, tuple((target, getattr(event, source)) for source, target in key_map))
+        for model, key_map in ROLLUP_KEYS.items()
+        if (model is not UsageBySession or event.session_id is not None) and (model is not UsageByAgent or event.agent)
     ]
-    if event.session_id is not None:
-        keys.append((UsageBySession, (("session_id", event.session_id),)))
-    if event.agent:
-        keys.append((UsageByAgent, (("owner_id", event.owner_id), ("agent", event.agent))))
-    return keys
 
 
-Deltas = dict[tuple[RollupModel, tuple[tuple[str, Any], ...]], dict[str, int]]
+Deltas = dict[tuple[RollupModel, RollupKey], dict[str, int]]
 
 
 def _deltas_add(deltas: Deltas, event: UsageEvent, sign: int) -> None:

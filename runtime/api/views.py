@@ -7,11 +7,14 @@ through the workers once `POST /api/runs/{id}/approve/` (approve or deny each ca
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -272,55 +275,59 @@ class ToolResultsRequestSerializer(StrictInputSerializer):
     )
 
 
-def _decided(request: Request, serializer: type[StrictInputSerializer], decide: Callable[..., Decided]) -> Response:
-    """Parse the body, apply the decisions in one transaction; a run with every call decided is queued again."""
-    data = parsed(serializer, request.data)
-    with transaction.atomic():
-        decided = decide(data, acting_user(request))
-        if decided.resumable:
-            run = decided.run
-            transaction.on_commit(lambda: run_enqueue(run))
-        return Response(RunToolCallsSerializer(decided).data)
-
-
 _DECIDE_ERRORS = {
     400: error_response("A call id that is not in the run, or a value that is not true/false."),
     404: error_response("No such run."),
     409: error_response("The run is not awaiting approval, or the call does not wait for this."),
 }
 
+_V = TypeVar("_V", bound="_RunDecisionView")
 
-class RunApproveView(APIView):
+
+def _decision_view(operation_id: str, input_class: type[StrictInputSerializer]) -> Callable[[type[_V]], type[_V]]:
+    """Declares a decision endpoint: the serializer that parses its body, and its OpenAPI operation."""
+
+    def declare(view: type[_V]) -> type[_V]:
+        view.input_class = input_class
+        schema = extend_schema(
+            operation_id=operation_id, request=input_class, responses={200: RunToolCallsSerializer, **_DECIDE_ERRORS}
+        )
+        return extend_schema_view(post=schema)(view)
+
+    return declare
+
+
+class _RunDecisionView(APIView, ABC):
+    """Decide the tool calls a run waits on: parse the body, apply the decisions in one transaction; a run
+    with every call decided is queued again."""
+
+    input_class: ClassVar[type[StrictInputSerializer]]
+
+    def post(self, request: Request, run_id: UUID) -> Response:
+        data = parsed(self.input_class, request.data)
+        with transaction.atomic():
+            decided = self.decide(run_id, data, acting_user(request))
+            if decided.resumable:
+                run = decided.run
+                transaction.on_commit(lambda: run_enqueue(run))
+            return Response(RunToolCallsSerializer(decided).data)
+
+    @abstractmethod
+    def decide(self, run_id: UUID, data: dict[str, Any], owner: AbstractBaseUser) -> Decided: ...
+
+
+@_decision_view("runs_approve_create", ApproveRequestSerializer)
+class RunApproveView(_RunDecisionView):
     """Approve or deny the calls a run waits on; once every call is decided the run is queued again."""
 
-    @extend_schema(
-        operation_id="runs_approve_create",
-        request=ApproveRequestSerializer,
-        responses={200: RunToolCallsSerializer, **_DECIDE_ERRORS},
-    )
-    def post(self, request: Request, run_id: UUID) -> Response:
-        return _decided(
-            request,
-            ApproveRequestSerializer,
-            lambda data, owner: invocations_decide(run_id=run_id, owner=owner, decisions=data["decisions"]),
-        )
+    def decide(self, run_id: UUID, data: dict[str, Any], owner: AbstractBaseUser) -> Decided:
+        return invocations_decide(run_id=run_id, owner=owner, decisions=data["decisions"])
 
 
-class RunToolResultsView(APIView):
+@_decision_view("runs_tool_results_create", ToolResultsRequestSerializer)
+class RunToolResultsView(_RunDecisionView):
     """Post the results of the `client` tool calls a run waits on; once every call is decided the run resumes."""
 
-    @extend_schema(
-        operation_id="runs_tool_results_create",
-        request=ToolResultsRequestSerializer,
-        responses={200: RunToolCallsSerializer, **_DECIDE_ERRORS},
-    )
-    def post(self, request: Request, run_id: UUID) -> Response:
-        return _decided(
-            request,
-            ToolResultsRequestSerializer,
-            lambda data, owner: invocations_results_post(
-                run_id=run_id,
-                owner=owner,
-                results={call_id: (item["content"], item["is_error"]) for call_id, item in data["results"].items()},
-            ),
-        )
+    def decide(self, run_id: UUID, data: dict[str, Any], owner: AbstractBaseUser) -> Decided:
+        results = {call_id: (item["content"], item["is_error"]) for call_id, item in data["results"].items()}
+        return invocations_results_post(run_id=run_id, owner=owner, results=results)

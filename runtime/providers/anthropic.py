@@ -25,12 +25,12 @@ from runtime.providers.live import (
     COMBINERS,
     Failure,
     LiveAdapter,
-    StreamInterruptedError,
     ToolNames,
     finish_reason_map,
     http_hooks,
     stainless_failure,
-    system_text,
+    stream_finish,
+    system_put,
     tool_call_parse,
     turns,
 )
@@ -157,9 +157,7 @@ class AnthropicAdapter(LiveAdapter):
             "messages": anthropic_messages(messages, names),
             "stream": True,
         }
-        system = system_text(messages)
-        if system:
-            request["system"] = system
+        system_put(request, "system", messages)
         if names.tools:
             request["tools"] = [
                 {"name": name, "description": tool.description, "input_schema": self.tool_schema(tool)}
@@ -234,10 +232,11 @@ class AnthropicAdapter(LiveAdapter):
                 calls += 1
                 name = names.original(slot["name"])
                 yield tool_call_parse(slot["id"], name, "".join(slot["parts"]) or "{", cut_short=True)
-        if not stopped or not provider_reason:
-            if counts:
-                yield anthropic_usage(counts)
-            raise StreamInterruptedError("no message_stop event arrived")
+        provider_reason = yield from stream_finish(
+            provider_reason if stopped else None,
+            anthropic_usage(counts) if counts else None,
+            "no message_stop event arrived",
+        )
         reason = finish_reason_map(provider_reason, ANTHROPIC_FINISH, tool_calls=calls > 0)
         yield Finish(reason=reason, provider_reason=provider_reason)
         yield anthropic_usage(counts)

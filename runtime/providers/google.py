@@ -34,11 +34,11 @@ from runtime.providers.base import PromptMessage, ToolDefinition, ToolNotExpress
 from runtime.providers.live import (
     Failure,
     LiveAdapter,
-    StreamInterruptedError,
     ToolNames,
     finish_reason_map,
     http_hooks,
-    system_text,
+    stream_finish,
+    system_put,
     tool_names_by_call,
     turns,
 )
@@ -248,9 +248,7 @@ class GoogleAdapter(LiveAdapter):
     ) -> Iterator[RuntimeEvent]:
         names = ToolNames(tools, messages)
         config: dict[str, Any] = {"max_output_tokens": self.route.max_output_tokens}
-        system = system_text(messages)
-        if system:
-            config["system_instruction"] = system
+        system_put(config, "system_instruction", messages)
         if names.tools:
             config["tools"] = [
                 types.Tool(
@@ -323,10 +321,9 @@ class GoogleAdapter(LiveAdapter):
                     close()
         finally:
             client.close()
-        if not provider_reason:
-            if usage is not None:
-                yield gemini_usage_cut(usage)
-            raise StreamInterruptedError("no finishReason arrived")
+        provider_reason = yield from stream_finish(
+            provider_reason, gemini_usage_cut(usage) if usage is not None else None, "no finishReason arrived"
+        )
         if refusal:
             yield Finish(reason="content_filter", provider_reason=provider_reason, refusal=refusal)
         else:

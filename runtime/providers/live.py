@@ -150,6 +150,19 @@ def tool_call_parse(call_id: str, name: str, raw: str, *, cut_short: bool = Fals
     return ToolCall(id=call_id, name=name, arguments=value)
 
 
+def stream_finish(provider_reason: str | None, usage: Usage | None, missing: str) -> Generator[Usage, None, str]:
+    """The provider's finish reason of a stream that ended with it; one that ended without it yields the
+    usage counted so far (when any) and raises StreamInterruptedError saying `missing`.
+
+    `reason = yield from stream_finish(…)` inside an adapter's event stream.
+    """
+    if not provider_reason:
+        if usage is not None:
+            yield usage
+        raise StreamInterruptedError(missing)
+    return provider_reason
+
+
 def finish_reason_map(provider_reason: str, table: dict[str, FinishReason], *, tool_calls: bool) -> FinishReason:
     """The runtime's finish reason for the provider's own (`stop` when unknown); calls → `tool_calls`."""
     reason = table.get(provider_reason, "stop")
@@ -216,6 +229,13 @@ def openai_usage(usage: Any, inputs: str, outputs: str, *, bills_cache_writes: b
 
 def system_text(messages: Sequence[PromptMessage]) -> str:
     return "\n\n".join(message.content for message in messages if message.role == "system" and message.content)
+
+
+def system_put(request: dict[str, Any], key: str, messages: Sequence[PromptMessage]) -> None:
+    """Sets `request[key]` to the system text, when the prompt has any (for the protocols that send it apart)."""
+    system = system_text(messages)
+    if system:
+        request[key] = system
 
 
 def body_message(body: object, fallback: str) -> str:

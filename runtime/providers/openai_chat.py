@@ -25,12 +25,12 @@ from runtime.providers.base import PromptMessage, ToolDefinition
 from runtime.providers.live import (
     Failure,
     LiveAdapter,
-    StreamInterruptedError,
     ToolNames,
     finish_reason_map,
     http_hooks,
     openai_usage,
     stainless_failure,
+    stream_finish,
     tool_call_parse,
 )
 from runtime.providers.openai_responses import responses_events
@@ -161,10 +161,7 @@ def chat_completions_events(
                     provider_reason = choice.finish_reason
     if reasoning:
         yield Reasoning(text="".join(reasoning), state={"provider": "openai_chat"})
-    if not provider_reason:
-        if usage is not None:
-            yield usage
-        raise StreamInterruptedError("no finish_reason arrived")
+    provider_reason = yield from stream_finish(provider_reason, usage, "no finish_reason arrived")
     reason = finish_reason_map(provider_reason, CHAT_FINISH, tool_calls=bool(calls))
     for index in sorted(calls):
         slot = calls[index]

@@ -28,7 +28,7 @@ from runtime.providers.live import (
     StreamInterruptedError,
     ToolNames,
     openai_usage,
-    system_text,
+    system_put,
     tool_call_parse,
     turns,
 )
@@ -124,9 +124,7 @@ def responses_events(
         "max_output_tokens": adapter.route.max_output_tokens,
         "stream": True,
     }
-    instructions = system_text(messages)
-    if instructions:
-        request["instructions"] = instructions
+    system_put(request, "instructions", messages)
     if names.tools:
         request["tools"] = [
             {

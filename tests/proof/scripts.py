@@ -19,6 +19,9 @@ def load_script(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(module_name, SCRIPTS / f"{name}.py")
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load scripts/{name}.py")
+    # As when a script runs as `python scripts/NAME.py`: its siblings (`scan_report`) are importable.
+    if str(SCRIPTS) not in sys.path:
+        sys.path.append(str(SCRIPTS))
     module = importlib.util.module_from_spec(spec)
     # dataclasses look their module up in sys.modules while the class body runs.
     sys.modules[module_name] = module
