@@ -63,7 +63,9 @@ STREAMING = "Tell me the story of the tram up the hill, slowly. " * 30
 
 
 def shoot(page: Page, name: str, ready: Callable[[Page], None]) -> list[str]:
-    """`name` at every width and theme: `ready` opens the page and waits for its state, then a screenshot."""
+    """`name` at every width and theme: `ready` opens the page and waits for its state, then a screenshot:
+    of the whole page, except the chat's, which is shot as a person sees it (the conversation scrolls
+    in its own pane, at its end)."""
     shots: list[str] = []
     for theme in THEMES:
         page.emulate_media(color_scheme=theme)  # type: ignore[arg-type]
@@ -71,7 +73,7 @@ def shoot(page: Page, name: str, ready: Callable[[Page], None]) -> list[str]:
             page.set_viewport_size({"width": width, "height": 900})
             ready(page)
             path = SCREENS / f"{name}-{width}-{theme}.png"
-            page.screenshot(path=str(path), full_page=True)
+            page.screenshot(path=str(path), full_page=not name.startswith("chat-"))
             shots.append(str(path.relative_to(browser.EVIDENCE_DIR)))
     return shots
 
