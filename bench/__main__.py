@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-LAST_WORKLOAD = 16  # the highest key of bench.workloads.WORKLOADS (tests/bench checks they agree)
+LAST_WORKLOAD = 17  # the highest key of bench.workloads.WORKLOADS (tests/bench checks they agree)
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent

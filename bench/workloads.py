@@ -34,6 +34,7 @@ from bench.db import BENCH_USERNAME, ROUTE_ALIAS, Databases, bulk_insert
 from bench.harness import Detail, Row, Target, median, paired_ratio, rotated, row_with_target, timed, unavailable
 from bench.importing import w_import
 from bench.mcp_roundtrip import w16_mcp_roundtrip
+from bench.page_paint import w17_page_paint
 from bench.peers import AgentsSession, LangGraphThread, RawAppender, message_text, synchronous_of
 from bench.turn_stream import w10_turn_stream, w12_sse_stream
 
@@ -1181,6 +1182,7 @@ WORKLOADS: dict[int, Callable[[Ctx], list[Row]]] = {
     14: w14_page_weight,
     15: w15_context_after_compaction,
     16: w16_mcp_roundtrip,
+    17: w17_page_paint,
 }
 
 TITLES = {
@@ -1200,6 +1202,7 @@ TITLES = {
     14: "chat page weight",
     15: "context after compaction",
     16: "MCP tool call",
+    17: "chat page paint",
 }
 
 

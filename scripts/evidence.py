@@ -309,17 +309,9 @@ def failures(*results: GateResult) -> str:
     return "; ".join(failed)
 
 
-def browser_summary(buildprint: Path, since: float) -> dict[str, Any] | None:
-    path = buildprint / "evidence" / "browser-check.json"
-    if not path.is_file() or path.stat().st_mtime < since:
-        return None
-    summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return summary
-
-
 def new_evidence_files(buildprint: Path, since: float) -> list[str]:
     evidence = buildprint / "evidence"
-    skip = {"evidence-ledger.jsonl", "browser-check.json", "chat-journey.json"}
+    skip = {"evidence-ledger.jsonl", "browser-check.json", "chat-journey.json", "page-screens.json"}
     return sorted(
         str(path.relative_to(evidence))
         for path in evidence.rglob("*")
@@ -342,7 +334,7 @@ def build_proofs(results: dict[str, GateResult], buildprint: Path, since: float)
     )
 
     browser = pytest_counts(r["browser-check"].output)
-    summary = browser_summary(buildprint, since)
+    summary = written_summary(buildprint, "browser-check.json", since)
     capture = r["bootstrap-capture"]
     conformance = pytest_counts(r["mcp-conformance"].output)
     runtime_figures: dict[str, Any] = {
@@ -450,16 +442,31 @@ def recovery_proof(results: dict[str, GateResult]) -> Proof:
     return Proof("pass" if ok else "fail", figures, problems)
 
 
+def written_summary(buildprint: Path, name: str, since: float) -> dict[str, Any] | None:
+    """The JSON summary `<buildprint>/evidence/<name>` if a test wrote it in this run."""
+    path = buildprint / "evidence" / name
+    if not path.is_file() or path.stat().st_mtime < since:
+        return None
+    summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return summary
+
+
 def chat_journey_proof(buildprint: Path, since: float) -> Proof:
     """The chat journey in Chromium (tests/web/test_chat_browser.py, run by the browser-check gate): the
-    summary it wrote in this run, with its steps, screenshots and axe-core findings."""
-    path = buildprint / "evidence" / "chat-journey.json"
-    if not path.is_file() or path.stat().st_mtime < since:
+    summary it wrote in this run, with its steps, screenshots and axe-core findings; and the screenshots of
+    every page in each state, light and dark (tests/proof/test_screens.py), under `page_screens`."""
+    summary = written_summary(buildprint, "chat-journey.json", since)
+    if summary is None:
         return Proof("fail", {}, "the chat journey wrote no summary in this run (skipped or failed before its end)")
-    summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     serious = {page: found for page, found in summary.get("axe_serious", {}).items() if found}
-    problems = summary.get("problems", [])
-    detail = "; ".join([*(f"axe on {page}: {found}" for page, found in serious.items()), *problems])
+    problems = [*(f"axe on {page}: {found}" for page, found in serious.items()), *summary.get("problems", [])]
+    screens = written_summary(buildprint, "page-screens.json", since)
+    if screens is None:
+        problems.append("the page screenshots wrote no summary in this run (skipped or failed before their end)")
+    else:
+        summary["page_screens"] = screens
+        problems += [f"page screenshots: {problem}" for problem in screens.get("problems", [])]
+    detail = "; ".join(problems)
     return Proof("fail" if detail else "pass", summary, detail)
 
 

@@ -26,6 +26,7 @@ Once a run is terminal every further event, finish or cancel is refused (Conflic
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -150,10 +151,33 @@ def _title_clean(title: str) -> str:
 TITLE_FROM_MESSAGE_CHARS = 80
 
 
+# Inline Markdown a title drops, keeping the words: images and links keep their text, code spans their
+# code; emphasis and strike-through markers go; a heading, quote or list marker at the start goes.
+_MD_IMAGE_OR_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_CODE = re.compile(r"`+([^`]*)`+")
+_MD_EMPHASIS = re.compile(r"(\*{1,3}|~~)(?=\S)(.+?)(?<=\S)\1|(?<!\w)(_{1,3})(?=\S)(.+?)(?<=\S)\3(?!\w)")
+_MD_RULE_ONLY = re.compile(r"[-*_=~#>`\s]*")  # a rule, a fence or a bare marker: no title in it
+_MD_LINE_MARKER = re.compile(r"^(?:#{1,6}\s+|>\s*|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+)+")
+
+
+def plain_title(line: str) -> str:
+    """`line` without its inline Markdown (`hello **friend**` -> `hello friend`), whitespace collapsed;
+    empty for a line of Markdown markers only (`---`, a code fence)."""
+    if _MD_RULE_ONLY.fullmatch(line):
+        return ""
+    text = _MD_LINE_MARKER.sub("", " ".join(line.split()))
+    text = _MD_IMAGE_OR_LINK.sub(r"\1", text)
+    text = _MD_CODE.sub(r"\1", text)
+    previous = None
+    while previous != text:  # nested emphasis (`***a** b*`) unwraps one level a pass
+        previous, text = text, _MD_EMPHASIS.sub(lambda found: found[2] or found[4], text)
+    return " ".join(text.split())
+
+
 def title_from_message(content: str) -> str:
-    """A title from a message's first non-empty line, cut at a word boundary to at most 80 characters (with …)."""
-    line = next((line.strip() for line in content.splitlines() if line.strip()), "")
-    line = " ".join(line.split())
+    """A title from a message's first non-empty line as plain text (its Markdown dropped), cut at a word
+    boundary to at most 80 characters (with …)."""
+    line = next((plain_title(line) for line in content.splitlines() if plain_title(line)), "")
     if len(line) <= TITLE_FROM_MESSAGE_CHARS:
         return line
     cut = line[: TITLE_FROM_MESSAGE_CHARS - 1]

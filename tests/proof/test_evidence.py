@@ -290,3 +290,24 @@ def test_pytest_counts_come_from_the_summary_line(line: str, expected: dict[str,
     counts = evidence.pytest_counts(f"....\n{line}\n")
 
     assert {key: counts[key] for key in expected} == expected
+
+
+def test_the_browser_e2e_proof_needs_the_journey_and_the_page_screenshots_of_this_run(tmp_path: Path) -> None:
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    (folder / "chat-journey.json").write_text(json.dumps({"steps": ["sign in"], "axe_serious": {}, "problems": []}))
+    since = (folder / "chat-journey.json").stat().st_mtime
+
+    missing = evidence.chat_journey_proof(tmp_path, since)
+    assert missing.status == "fail"
+    assert "the page screenshots wrote no summary" in missing.detail
+
+    shots = {"pages": ["sign-in"], "screenshots": {"sign-in": ["screens/pages/sign-in-360-dark.png"]}, "problems": []}
+    (folder / "page-screens.json").write_text(json.dumps(shots))
+    proof = evidence.chat_journey_proof(tmp_path, since)
+    assert (proof.status, proof.detail) == ("pass", "")
+    assert proof.figures["page_screens"]["screenshots"]["sign-in"] == ["screens/pages/sign-in-360-dark.png"]
+
+    (folder / "page-screens.json").write_text(json.dumps({**shots, "problems": ["console error: boom"]}))
+    failed = evidence.chat_journey_proof(tmp_path, since)
+    assert (failed.status, failed.detail) == ("fail", "page screenshots: console error: boom")

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from core.conversation.services import (
     message_append,
+    plain_title,
     session_archive,
     session_create,
     session_update,
@@ -135,3 +136,22 @@ def test_the_pinned_first_list_pages_every_session_once(
     back = api.get(last["previous"]).json()
     assert [session["title"] for session in back["results"]] == ["s3", "s2"]
     assert api.get("/api/sessions/?cursor=cD1bMV0%3D").status_code == 404  # a cursor of another shape
+
+
+@pytest.mark.parametrize(
+    ("first_line", "title"),
+    [
+        ("hello there, **friend**. How are you?", "hello there, friend. How are you?"),
+        ("# Plan a *trip* to [Lisbon](https://example.com/lisbon)", "Plan a trip to Lisbon"),
+        ("> - [ ] run `make test` __today__ ~~or not~~", "run make test today or not"),
+        ("1. ***first*** and _second_ ![a chart](chart.png)", "first and second a chart"),
+        ("2 * 3 * 4 = 24 and snake_case_name stay", "2 * 3 * 4 = 24 and snake_case_name stay"),
+    ],
+)
+def test_a_title_taken_from_a_message_is_plain_text(
+    replay_route: ModelRoute, operator: User, first_line: str, title: str
+) -> None:
+    assert plain_title(first_line) == title
+    session = session_create(owner=operator)
+    message_append(session_id=session.pk, role="user", content=f"---\n\n{first_line}\nmore")
+    assert AgentSession.objects.get(pk=session.pk).title == title

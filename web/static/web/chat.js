@@ -137,7 +137,8 @@
     let id = sessionId();
     if (!id) {
       const route = composer.querySelector('input[name="route"]').value || null;
-      const session = await api("POST", "/api/sessions/", { title: text.slice(0, 80), route });
+      // No title: the server takes it from the first message, as plain text (its Markdown dropped).
+      const session = await api("POST", "/api/sessions/", { route });
       id = session.id;
     }
     await api("POST", `/api/sessions/${id}/turns/`, { text, client_id: newId() });
