@@ -127,14 +127,21 @@ def _bootstrap(request: HttpRequest) -> Bootstrap:
     return bootstrap_read(owner_id=user.pk, staff=bool(getattr(user, "is_staff", False)))
 
 
-class ChatView(LoginRequiredMixin, TemplateView):
+class FragmentPage(LoginRequiredMixin, TemplateView):
+    """A page whose changing part htmx asks for again: an htmx request gets `fragment_name` alone."""
+
+    fragment_name = ""
+
+    def get_template_names(self) -> list[str]:
+        return [self.fragment_name if getattr(self.request, "htmx", False) else str(self.template_name)]
+
+
+class ChatView(FragmentPage):
     """`/` (a new chat on the default route) and `/chat/<id>/` (one of the user's conversations)."""
 
     template_name = "web/chat.html"
-
-    def get_template_names(self) -> list[str]:
-        # htmx's refresh after a turn, a stop or a branch switch swaps the conversation alone.
-        return ["web/_conversation.html" if getattr(self.request, "htmx", False) else self.template_name]
+    # htmx's refresh after a turn, a stop or a branch switch swaps the conversation alone.
+    fragment_name = "web/_conversation.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
