@@ -234,6 +234,8 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
         page.locator("main a[href*='#m']").first.click()
         expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/#m\d+$"))
 
+        chat_url = page.url.split("#")[0]
+
         # Import a ChatGPT-shaped export: a worker imports it while the page follows; open what it brought.
         page.goto(f"{base}/")
         page.get_by_role("link", name="Import/export").click()
@@ -248,11 +250,11 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
         expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
         expect(page.locator("article.msg.user").first).to_be_visible()
         expect(page.get_by_role("link", name="Markdown")).to_have_attribute("href", re.compile(r"format=markdown$"))
+        imported_url = page.url
 
         # Every page at every width: no serious or critical accessibility problem, a screenshot each.
         screens = browser.SCREENS_DIR / "chat"
         screens.mkdir(parents=True, exist_ok=True)
-        chat_url = page.url.split("#")[0]
         pages = {
             "chat": chat_url,
             "new-chat": f"{base}/",
@@ -263,6 +265,7 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
             "search": f"{base}/search/?q=friend",
             "import": f"{base}/import/",
             "import-job": import_url,
+            "imported-chat": imported_url,
         }
         report: dict[str, list[str]] = {}
         for width in WIDTHS:
@@ -362,4 +365,7 @@ def test_a_members_work_streams_nested_under_the_leads_call_and_stays_there_on_r
         expect(stored.locator("[data-delegation-status]")).to_have_text("completed")
         expect(stored.locator(".delegated-md")).to_contain_text("checked: is water wet? and is ice cold?")
         assert axe_serious(page) == []
+        page.locator("article.msg [data-tool-call] > summary").first.click()  # the call's card starts folded
+        (browser.SCREENS_DIR / "chat").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(browser.SCREENS_DIR / "chat" / "delegated-768.png"), full_page=True)
         chromium.close()

@@ -68,7 +68,7 @@ def test_a_chatgpt_export_is_imported_by_the_worker_task_and_the_page_follows_it
 
     # While it waits, the progress polls itself.
     waiting = client.get(f"/import/{job.pk}/").content.decode()
-    assert "<h1>Import of conversations.json</h1>" in waiting
+    assert '<h1 class="import-title">Import of conversations.json</h1>' in waiting
     assert f'hx-get="/import/{job.pk}/" hx-trigger="every 1s" hx-swap="outerHTML"' in waiting
     assert "<strong>Queued</strong>: 0 conversations read so far…" in waiting
 
