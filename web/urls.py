@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from web import pages
+from web import pages, transfer
 from web.views import ChatView, SearchView
 
 urlpatterns: list[URLPattern] = [
@@ -15,4 +15,7 @@ urlpatterns: list[URLPattern] = [
     path("memory/", pages.MemoryView.as_view(), name="web-memory"),
     path("configuration/", pages.ConfigView.as_view(), name="web-config"),
     path("account/", pages.AccountView.as_view(), name="web-account"),
+    path("import/", transfer.ImportPage.as_view(), name="web-import"),
+    path("import/<uuid:job_id>/", transfer.ImportJobPage.as_view(), name="web-import-job"),
+    path("export/", transfer.ExportAllView.as_view(), name="web-export"),
 ]

@@ -23,13 +23,14 @@ from core.conversation.search import message_search
 from core.conversation.selectors import (
     path_page,
     run_events_after,
+    run_text,
     runs_list,
     session_get,
     sessions_list,
     sibling_seqs,
 )
 from core.errors import InvalidInputError, NotFoundError
-from core.models import AgentSession, Message, Run, SessionStatus, TraceEventType
+from core.models import AgentSession, Message, Run, RunPurpose, RunStatus, SessionStatus, TraceEventType
 from runtime.bootstrap.compose import bootstrap_read
 from runtime.bootstrap.response import Bootstrap
 from telemetry.models import pico_usd_to_decimal
@@ -42,6 +43,44 @@ SESSION_LIST = 100
 EVENT_PAGE = 500
 
 
+@dataclass
+class Delegation:
+    """A team member's work for one of its lead's calls: the child run's answer, nested under that call."""
+
+    member: str
+    tool_call_id: str
+    status: str = RunStatus.RUNNING
+    text: str = ""
+
+    @property
+    def html(self) -> str:
+        return markdown_html(self.text)
+
+    @property
+    def status_text(self) -> str:
+        return RunStatus(self.status).label.lower() if self.status in RunStatus.values else self.status
+
+    def take(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Add one of the child's events (as its lead's trace mirrors it, in a `delegate` event)."""
+        if event_type == TraceEventType.TEXT_DELTA:
+            self.text += str(payload.get("text", ""))
+        elif event_type == TraceEventType.RUN_FINISHED:
+            self.status = str(payload.get("status", RunStatus.COMPLETED))
+
+
+def delegations_read(*, owner: Any, session: AgentSession) -> dict[int | None, dict[str, Delegation]]:
+    """The session's delegated work by the user message its lead's run answered, then by the lead's call
+    id; the newest run wins (a retried turn). One query, and one per delegated run for its text."""
+    found: dict[int | None, dict[str, Delegation]] = {}
+    children = runs_list(owner=owner, session_id=session.pk, purpose=RunPurpose.DELEGATE).select_related("parent")
+    for child in children:
+        calls = found.setdefault(child.parent.message_id if child.parent is not None else None, {})
+        if child.tool_call_id not in calls:
+            member = child.agent.name if child.agent is not None else "a team member"
+            calls[child.tool_call_id] = Delegation(member, child.tool_call_id, child.status, run_text(run_id=child.pk))
+    return found
+
+
 @dataclass(frozen=True)
 class MessageView:
     """One message as the page shows it: safe HTML, reasoning apart, its place among its siblings."""
@@ -52,6 +91,14 @@ class MessageView:
     siblings: list[int]
     # The cost of the turns that answered this reply's user message (None: no priced usage recorded).
     cost: Decimal | None = None
+    # A team member's work for each of this message's tool calls that asked one, by call id.
+    delegated: dict[str, Delegation] = field(default_factory=dict)
+
+    @property
+    def parts(self) -> list[tuple[dict[str, Any], Delegation | None]]:
+        """The message's parts, each tool call with the delegated work that answered it."""
+        parts = self.message.parts if isinstance(self.message.parts, list) else []
+        return [(part, self.delegated.get(str(part.get("id", "")))) for part in parts if isinstance(part, dict)]
 
     @property
     def position(self) -> int:
@@ -77,10 +124,16 @@ class OpenRun:
     tools: list[dict[str, Any]] = field(default_factory=list)
     # The calls the run waits on (its last `tools_pending` event, less those with a result since).
     pending: list[dict[str, Any]] = field(default_factory=list)
+    # A member's work for each of the lead's calls so far, by call id (from the `delegate` events).
+    delegated: dict[str, Delegation] = field(default_factory=dict)
 
     @property
     def html(self) -> str:
         return markdown_html(self.text)
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _reasoning(message: Message) -> str:
@@ -105,8 +158,16 @@ def open_run_read(run: Run) -> OpenRun:
                 shown.pending = [call for call in shown.pending if call.get("id") != done]
             elif event.type == TraceEventType.TOOLS_PENDING:
                 shown.pending = [call for call in payload.get("calls", []) if isinstance(call, dict)]
+            elif event.type == TraceEventType.DELEGATE:
+                call_id = str(payload.get("tool_call_id", ""))
+                work = shown.delegated.setdefault(call_id, Delegation(str(payload.get("member", "")), call_id))
+                nested = _mapping(payload.get("event"))
+                work.take(str(nested.get("type", "")), _mapping(nested.get("payload")))
             shown.last_index = event.index
         if len(events) < EVENT_PAGE:
+            for tool in shown.tools:
+                if tool["type"] == TraceEventType.TOOL_CALL:
+                    tool["delegation"] = shown.delegated.get(str(tool.get("id", "")))
             return shown
 
 
@@ -127,14 +188,21 @@ def _bootstrap(request: HttpRequest) -> Bootstrap:
     return bootstrap_read(owner_id=user.pk, staff=bool(getattr(user, "is_staff", False)))
 
 
-class ChatView(LoginRequiredMixin, TemplateView):
+class FragmentPage(LoginRequiredMixin, TemplateView):
+    """A page whose changing part htmx asks for again: an htmx request gets `fragment_name` alone."""
+
+    fragment_name = ""
+
+    def get_template_names(self) -> list[str]:
+        return [self.fragment_name if getattr(self.request, "htmx", False) else str(self.template_name)]
+
+
+class ChatView(FragmentPage):
     """`/` (a new chat on the default route) and `/chat/<id>/` (one of the user's conversations)."""
 
     template_name = "web/chat.html"
-
-    def get_template_names(self) -> list[str]:
-        # htmx's refresh after a turn, a stop or a branch switch swaps the conversation alone.
-        return ["web/_conversation.html" if getattr(self.request, "htmx", False) else self.template_name]
+    # htmx's refresh after a turn, a stop or a branch switch swaps the conversation alone.
+    fragment_name = "web/_conversation.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -160,16 +228,20 @@ class ChatView(LoginRequiredMixin, TemplateView):
             path = page.messages if page is not None else []
             seqs = sibling_seqs(session_id=session.pk, messages=path)
             costs = turn_costs(owner=owner, session=session)
-            messages = [
-                MessageView(
-                    message=m,
-                    html=markdown_html(m.content),
-                    reasoning=_reasoning(m),
-                    siblings=seqs[m.seq],
-                    cost=costs.get(m.parent_id) if m.role == "assistant" and m.parent_id is not None else None,
+            delegations = delegations_read(owner=owner, session=session)
+            asked: int | None = None  # the user message the runs of the messages below it answer
+            for m in path:
+                asked = m.pk if m.role == "user" else asked
+                messages.append(
+                    MessageView(
+                        message=m,
+                        html=markdown_html(m.content),
+                        reasoning=_reasoning(m),
+                        siblings=seqs[m.seq],
+                        cost=costs.get(m.parent_id) if m.role == "assistant" and m.parent_id is not None else None,
+                        delegated=delegations.get(asked, {}),
+                    )
                 )
-                for m in path
-            ]
             newest = runs_list(owner=owner, session_id=session.pk).first()
             if newest is not None and newest.status in OPEN_RUN_STATUSES:
                 open_run = open_run_read(newest)

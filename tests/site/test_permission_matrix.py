@@ -69,6 +69,12 @@ def row(
     return Row(kwargs or (lambda w: {}), {m: cells.get(m, NOT_ALLOWED) for m in METHODS}, bodies or {})
 
 
+def owners_page(kwargs: Callable[[World], dict[str, Any]]) -> Row:
+    """A page about one record: its owner's only (another user's is a 404); GET only, sign-in first."""
+    refused: Cells = (302, 405, 405, 405)
+    return row(kwargs, get=(302, 404, 404, 200), post=refused, put=refused, patch=refused, delete=refused)
+
+
 def session_pk(w: World) -> dict[str, Any]:
     return {"pk": w.session}
 
@@ -118,24 +124,19 @@ MATRIX: dict[str, Row] = {
     ),
     # The pages (web/urls.py): read-only pages answer GET only; the memory and account pages take their
     # forms' POST (an empty one is refused with a notice, then the redirect back to the page).
-    "web-chat": row(
-        lambda w: {"session_id": w.session},
-        get=(302, 404, 404, 200),
-        post=(302, 405, 405, 405),
-        put=(302, 405, 405, 405),
-        patch=(302, 405, 405, 405),
-        delete=(302, 405, 405, 405),
-    ),
+    "web-chat": owners_page(lambda w: {"session_id": w.session}),
     **{
         name: row(
             get=(302, 200, 200, 200),
-            post=(302, 302, 302, 302) if name in ("web-memory", "web-account") else (302, 405, 405, 405),
+            post=(302, 302, 302, 302) if name in ("web-memory", "web-account", "web-import") else (302, 405, 405, 405),
             put=(302, 405, 405, 405),
             patch=(302, 405, 405, 405),
             delete=(302, 405, 405, 405),
         )
-        for name in ("web-search", "web-usage", "web-memory", "web-config", "web-account")
+        for name in ("web-search", "web-usage", "web-memory", "web-config", "web-account", "web-import", "web-export")
     },
+    # One import's progress page: its owner's only.
+    "web-import-job": owners_page(lambda w: {"job_id": w.import_job}),
     "favicon.ico": row(
         get=(301, 301, 301, 301),
         post=(301, 301, 301, 301),

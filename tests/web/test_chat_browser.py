@@ -18,10 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from playwright.sync_api import Page, Request, expect, sync_playwright
 
-from core.models import ModelRoute, Provider, ToolSpec
+from core.conversation.services import session_create
+from core.models import AgentProfile, ModelRoute, Provider, ProviderKind, Team, TeamMember, ToolSpec
 from tests.procs import run_manage, worker_env
 from tests.proof import browser
 
@@ -44,9 +46,11 @@ JOURNEY = [
     "edit a message",
     "a reply with script, onerror, javascript: links and raw HTML runs nothing",
     "search finds an old message",
+    "import a ChatGPT-shaped export and open it",
     "the usage chart shows the turns' tokens",
     "axe-core: no serious or critical violation on any page at 360, 768 and 1280 px",
 ]
+CHATGPT_EXPORT = ROOT / "tests" / "core" / "importing" / "samples" / "chatgpt_conversations.json"
 # A reply this long streams for about 5 s: time to watch it grow, reload and stop it.
 LONG = "tell me a long story " * 6
 # The first reply streams for about 4 s, so its growth is seen even when the page is slow to load.
@@ -230,10 +234,27 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
         page.locator("main a[href*='#m']").first.click()
         expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/#m\d+$"))
 
+        chat_url = page.url.split("#")[0]
+
+        # Import a ChatGPT-shaped export: a worker imports it while the page follows; open what it brought.
+        page.goto(f"{base}/")
+        page.get_by_role("link", name="Import/export").click()
+        expect(page).to_have_url(f"{base}/import/")
+        page.get_by_label("Export file(s)").set_input_files(str(CHATGPT_EXPORT))
+        page.get_by_role("button", name="Import").click()
+        expect(page).to_have_url(re.compile(r"/import/[0-9a-f-]{36}/$"))
+        import_url = page.url
+        expect(page.locator("#import-job")).to_have_attribute("data-status", "completed", timeout=30_000)
+        expect(page.locator("#import-job")).to_contain_text("Skipped")
+        page.get_by_role("link", name="Trip to Lisbon").click()
+        expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+        expect(page.locator("article.msg.user").first).to_be_visible()
+        expect(page.get_by_role("link", name="Markdown")).to_have_attribute("href", re.compile(r"format=markdown$"))
+        imported_url = page.url
+
         # Every page at every width: no serious or critical accessibility problem, a screenshot each.
         screens = browser.SCREENS_DIR / "chat"
         screens.mkdir(parents=True, exist_ok=True)
-        chat_url = page.url.split("#")[0]
         pages = {
             "chat": chat_url,
             "new-chat": f"{base}/",
@@ -242,6 +263,9 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
             "configuration": f"{base}/configuration/",
             "account": f"{base}/account/",
             "search": f"{base}/search/?q=friend",
+            "import": f"{base}/import/",
+            "import-job": import_url,
+            "imported-chat": imported_url,
         }
         report: dict[str, list[str]] = {}
         for width in WIDTHS:
@@ -304,4 +328,44 @@ def test_a_call_waiting_for_approval_is_approved_and_another_denied_in_the_page(
         waiting.get_by_role("button", name="Deny").click()
         finished(page, 4)
         expect(page.locator("article.msg.assistant .md").last).to_contain_text("denied by the user")
+        chromium.close()
+
+
+def test_a_members_work_streams_nested_under_the_leads_call_and_stays_there_on_reload(server: str) -> None:
+    lead = AgentProfile.objects.create(name="boss", route=ModelRoute.objects.get(alias="replay"))
+    slow = {"chunk_chars": 3, "delay_ms": 120, "prefix": "checked: "}
+    provider = Provider.objects.create(name="replay-checker", kind=ProviderKind.REPLAY, options=slow)
+    route = ModelRoute.objects.create(
+        alias="replay-checker",
+        provider=provider,
+        model_id="replay-1",
+        context_window_tokens=8_000,
+        max_output_tokens=500,
+    )
+    checker = AgentProfile.objects.create(name="checker", route=route)
+    team = Team.objects.create(name="pair", lead=lead)
+    for position, member in enumerate((lead, checker)):
+        TeamMember.objects.create(team=team, agent=member, position=position)
+    session = session_create(owner=User.objects.get(username=USER), team_name="pair")
+    base, password = server.split("|")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(browser.CHROMIUM), args=browser.CHROMIUM_ARGS)
+        page = chromium.new_context(viewport={"width": 768, "height": 900}).new_page()
+        sign_in(page, base, password)
+        page.goto(f"{base}/chat/{session.pk}/")
+        send(page, "/tool ask_checker is water wet? " + "and is ice cold? " * 3)
+        # While it streams, the member's text grows inside the card of the lead's call.
+        nested = page.locator("#run [data-tool-call] [data-delegation] [data-delegation-text]")
+        expect(nested).to_contain_text("checked: is water", timeout=30_000)
+        expect(page.locator("#run [data-tool-call] [data-member]")).to_have_text("checker")
+        finished(page, 2)
+        # Rendered again from the server after the run (and on any reload): still under its call.
+        page.reload()
+        stored = page.locator("article.msg [data-tool-call] details.delegated")
+        expect(stored.locator("[data-delegation-status]")).to_have_text("completed")
+        expect(stored.locator(".delegated-md")).to_contain_text("checked: is water wet? and is ice cold?")
+        assert axe_serious(page) == []
+        page.locator("article.msg [data-tool-call] > summary").first.click()  # the call's card starts folded
+        (browser.SCREENS_DIR / "chat").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(browser.SCREENS_DIR / "chat" / "delegated-768.png"), full_page=True)
         chromium.close()

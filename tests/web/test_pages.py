@@ -18,7 +18,7 @@ from tests.owners import plain_user
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/", "/usage/", "/memory/", "/configuration/", "/account/", "/search/?q=hello"]
+PAGES = ["/", "/usage/", "/memory/", "/configuration/", "/account/", "/search/?q=hello", "/import/"]
 
 
 def signed_in(user: User) -> Client:

@@ -45,7 +45,44 @@
     const body = document.createElement("pre");
     body.textContent = JSON.stringify(type === "tool_call" ? payload.arguments : payload.content, null, 2);
     card.append(summary, body);
+    if (type === "tool_call") card.dataset.toolCall = payload.id || "";
     return card;
+  }
+
+  // A team member's work for one of the lead's calls, nested in that call's card (the server renders the
+  // same markup, web/_delegation.html, on a reload). Its text is added as text, never parsed as HTML.
+  function delegationCard(tools, callId, member) {
+    const found = tools.querySelector(`[data-delegation="${CSS.escape(callId)}"]`);
+    if (found) return found;
+    const card = document.createElement("details");
+    card.className = "delegated";
+    card.dataset.delegation = callId;
+    card.open = true;
+    const summary = document.createElement("summary");
+    const who = document.createElement("span");
+    who.dataset.member = "";
+    who.textContent = member || "a team member";
+    const status = document.createElement("span");
+    status.dataset.delegationStatus = "";
+    status.textContent = "running";
+    summary.append(who, "'s work (", status, ")");
+    const text = document.createElement("div");
+    text.className = "stream-text";
+    text.dataset.delegationText = "";
+    card.append(summary, text);
+    (tools.querySelector(`[data-tool-call="${CSS.escape(callId)}"]`) || tools).append(card);
+    return card;
+  }
+
+  function delegated(tools, payload) {
+    const card = delegationCard(tools, payload.tool_call_id || "", payload.member);
+    const event = payload.event || {};
+    const body = event.payload || {};
+    if (event.type === "text_delta") {
+      card.querySelector("[data-delegation-text]").append(document.createTextNode(body.text || ""));
+    } else if (event.type === "run_finished") {
+      card.querySelector("[data-delegation-status]").textContent = body.status || "completed";
+    }
   }
 
   // A call the run waits on: approve and deny buttons for one that needs an approval (the server renders
@@ -110,7 +147,15 @@
       reasoning.append(document.createTextNode(data(e).text || ""));
       reasoning.closest("details").hidden = false;
     });
-    source.addEventListener("tool_call", (e) => tools.append(toolCard("tool_call", data(e))));
+    source.addEventListener("tool_call", (e) => {
+      const call = data(e);
+      const card = toolCard("tool_call", call);
+      // Work a member began before its call's card arrived moves under the card.
+      const early = tools.querySelector(`:scope > [data-delegation="${CSS.escape(call.id || "")}"]`);
+      if (early) card.append(early);
+      tools.append(card);
+    });
+    source.addEventListener("delegate", (e) => delegated(tools, data(e)));
     source.addEventListener("tool_result", (e) => {
       const result = data(e);
       tools.append(toolCard("tool_result", result));
