@@ -126,8 +126,18 @@ class SessionDeleteSerializer(serializers.Serializer[Any]):
 class MessageSerializer(serializers.ModelSerializer[Message]):
     class Meta:
         model = Message
-        # Every stored field but the session, which the URL names.
-        fields = [field.name for field in Message._meta.concrete_fields if field.name != "session"]
+        fields = [
+            "id",
+            "seq",
+            "role",
+            "content",
+            "parts",
+            "token_count",
+            "token_count_estimated",
+            "client_id",
+            "created",
+            "parent",
+        ]
         read_only_fields = fields
         extra_kwargs = {"parent": {"help_text": "The id of the message this one follows (null for a first message)"}}
 
