@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 
 from core.conversation.selectors import OwnerScope, owned, session_uuid
 from core.lookups import filtered, row_get
-from memory.models import AttachmentContent, AttachmentSummary, DailyEpisode, LongTermMemory
+from memory.models import AttachmentContent, AttachmentSummary, DailyEpisode, LongTermMemory, MemoryTally
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,9 @@ class MemoryCounts:
 def memory_counts(*, owner_id: int | None = None) -> MemoryCounts:
     """Counts per tier in one statement of scalar subqueries, each served by an index.
 
-    long-term total: SQLite counts `memory_recent_idx` (narrower than the rows, which carry the
-    text), PostgreSQL an index-only scan when the visibility map allows; per owner, the total and the
-    pinned count are ranges of `memory_owner_pinned_count_idx`; episodes and the latest day:
+    long-term total: one account's is its `MemoryTally` row (a primary-key seek whatever it holds),
+    everyone's a count of `memory_recent_idx`; the pinned count is a range of
+    `memory_owner_pinned_count_idx`; episodes and the latest day:
     `episode_recent_idx`; attachments: the content foreign-key index. Written as SQL because the
     ORM compiles one aggregate per table (three queries, each costing more to build than to run).
     With `owner_id`, one user's records only: their attachments are the references to their own
@@ -79,8 +79,15 @@ def _memory_counts_sql(db: BaseDatabaseWrapper, *, owned: bool) -> str:
         if owned
         else attachments
     )
+    # One account's total is its tally row (kept by the services), everyone's a count.
+    tally = quote(MemoryTally._meta.db_table)
+    long_term = (
+        f"(SELECT COALESCE(MAX({quote('long_term')}), 0) FROM {tally} WHERE {owner})"  # noqa: S608  # nosec B608
+        if owned
+        else f"(SELECT COUNT(*) FROM {memories})"  # noqa: S608  # nosec B608
+    )
     return (
-        f"SELECT (SELECT COUNT(*) FROM {memories}{where_owned}), "  # noqa: S608  # nosec B608 (table names only)
+        f"SELECT {long_term}, "  # noqa: S608  # nosec B608 (table names only)
         f"(SELECT COUNT(*) FROM {memories} WHERE {quote('pinned')} = %s{and_owned}), "
         f"(SELECT COUNT(*) FROM {episodes}{where_owned}), "
         f"(SELECT MAX({quote('day')}) FROM {episodes}{where_owned}), "
