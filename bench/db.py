@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -212,15 +212,33 @@ def _converter(field: models.Field[Any, Any]) -> Callable[[Any], Any] | None:
     return convert
 
 
+def _with_defaults(rows: Iterable[Sequence[Any]], defaults: tuple[Any, ...]) -> Iterator[Sequence[Any]]:
+    for row in rows:
+        yield (*row, *defaults)
+
+
 def bulk_insert(
     model: type[models.Model], field_names: Sequence[str], rows: Iterable[Sequence[Any]], *, batch: int = 20_000
 ) -> int:
-    """Insert `rows` (values in `field_names` order) in one transaction; returns the count."""
+    """Insert `rows` (values in `field_names` order) in one transaction; returns the count.
+
+    Every other NOT NULL column with a default gets that default, so a column added later does
+    not break a loader that does not name it.
+    """
     meta = model._meta
     fields = [meta.get_field(name) for name in field_names]
     columns = [field.column for field in fields if isinstance(field, models.Field)]
     if len(columns) != len(fields):
         raise ValueError(f"bulk_insert: {field_names} are not all concrete fields of {meta.label}")
+    defaulted = [
+        field
+        for field in meta.concrete_fields
+        if field not in fields and not field.null and field.has_default() and not field.primary_key
+    ]
+    if defaulted:
+        columns += [field.column for field in defaulted]
+        fields += defaulted
+        rows = _with_defaults(rows, tuple(field.get_default() for field in defaulted))
     converters = [
         (index, convert)
         for index, field in enumerate(fields)

@@ -586,8 +586,10 @@ def memory_contents(count: int, *, seed: int = 5) -> Iterator[str]:
 
 
 def memories_load(count: int, *, seed: int = 5) -> int:
-    """`count` long-term memories (`memory_contents`)."""
+    """`count` long-term memories (`memory_contents`), then the accounts' tallies counted again
+    through the memory app's own repair path."""
     from memory.models import LongTermMemory
+    from memory.services import memory_tally_rebuild
 
     now = datetime.now(UTC).replace(microsecond=0)
     owner_id = _bench_owner().pk
@@ -597,7 +599,9 @@ def memories_load(count: int, *, seed: int = 5) -> int:
             yield (MEMORY_KINDS[index % 3], content, 3, False, now, now, owner_id)
 
     fields = ("kind", "content", "importance", "pinned", "created", "updated", "owner")
-    return bulk_insert(LongTermMemory, fields, rows(), batch=20_000)
+    inserted = bulk_insert(LongTermMemory, fields, rows(), batch=20_000)
+    memory_tally_rebuild()
+    return inserted
 
 
 def w4_bootstrap(ctx: Ctx) -> list[Row]:

@@ -7,6 +7,8 @@
   Full-text search over them is maintained by the database itself (see `memory.search` and the
   migration `0002_longterm_fulltext`): an FTS5 table on SQLite, a generated `tsvector` column with
   a GIN index on PostgreSQL. Neither is part of the Django model, so `makemigrations` ignores them.
+- `MemoryTally`: each account's count of long-term memories, kept by the services that add and
+  remove them (the bootstrap reads one row instead of counting).
 - `AttachmentContent` + `AttachmentSummary`: a file or source is summarised once per distinct
   content (sha256) in `AttachmentContent`; each time a message refers to it, an `AttachmentSummary`
   row records how (session, message, kind, display name, MIME type). File bytes are never stored.
@@ -171,6 +173,23 @@ class LongTermMemory(models.Model):
         label = self.key or f"#{self.pk}"
         text = self.content if len(self.content) <= 60 else f"{self.content[:57]}…"
         return f"{self.kind} {label}: {text}"
+
+
+class MemoryTally(models.Model):
+    """How many long-term memories one account holds, kept by `memory.services` in the transaction
+    that adds or removes one (the bootstrap reads it instead of counting the account's memories)."""
+
+    # CASCADE: a derived count, not a record; it goes with the account.
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="memory_tally"
+    )
+    long_term = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "memory tally"
+
+    def __str__(self) -> str:
+        return f"user {self.owner_id}: {self.long_term} long-term memories"
 
 
 class AttachmentContent(models.Model):

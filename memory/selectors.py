@@ -9,13 +9,13 @@ import datetime
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q, QuerySet
 
 from core.conversation.selectors import OwnerScope, owned, session_uuid
 from core.lookups import filtered, row_get
-from core.models import AgentSession
-from memory.models import AttachmentSummary, DailyEpisode, LongTermMemory
+from memory.models import AttachmentContent, AttachmentSummary, DailyEpisode, LongTermMemory, MemoryTally
 
 
 @dataclass(frozen=True)
@@ -33,37 +33,19 @@ class MemoryCounts:
 def memory_counts(*, owner_id: int | None = None) -> MemoryCounts:
     """Counts per tier in one statement of scalar subqueries, each served by an index.
 
-    long-term total: SQLite counts `memory_recent_idx` (narrower than the rows, which carry the
-    text), PostgreSQL an index-only scan when the visibility map allows; per owner, the total and the
-    pinned count are ranges of `memory_owner_pinned_count_idx`; episodes and the latest day:
+    long-term total: one account's is its `MemoryTally` row (a primary-key seek whatever it holds),
+    everyone's a count of `memory_recent_idx`; the pinned count is a range of
+    `memory_owner_pinned_count_idx`; episodes and the latest day:
     `episode_recent_idx`; attachments: the content foreign-key index. Written as SQL because the
     ORM compiles one aggregate per table (three queries, each costing more to build than to run).
-    With `owner_id`, one user's records only (attachments through their sessions).
+    With `owner_id`, one user's records only: their attachments are the references to their own
+    contents (a content's owner is the owner of every session that refers to it), so the count
+    walks their attachments, not their sessions.
     """
-    quote = connection.ops.quote_name
-    memories = quote(LongTermMemory._meta.db_table)
-    episodes = quote(DailyEpisode._meta.db_table)
-    attachments = quote(AttachmentSummary._meta.db_table)
-    sessions = quote(AgentSession._meta.db_table)
-    owned = owner = "" if owner_id is None else f"{quote('owner_id')} = %s"
-    and_owned = f" AND {owned}" if owned else ""
-    where_owned = f" WHERE {owned}" if owned else ""
-    by_session = (
-        f" WHERE {quote('session_id')} IN (SELECT {quote('id')} FROM {sessions} WHERE {owner})"  # noqa: S608  # nosec B608
-        if owner
-        else ""
-    )
-    # The attachment counts in one pass over the owner's references (a derived table, not two scalar
-    # subqueries each walking the owner's sessions again).
-    sql = (
-        f"SELECT (SELECT COUNT(*) FROM {memories}{where_owned}), "  # noqa: S608  # nosec B608 (table names only)
-        f"(SELECT COUNT(*) FROM {memories} WHERE {quote('pinned')} = %s{and_owned}), "
-        f"(SELECT COUNT(*) FROM {episodes}{where_owned}), "
-        f"(SELECT MAX({quote('day')}) FROM {episodes}{where_owned}), "
-        f"a.n, a.contents FROM (SELECT COUNT(*) AS n, COUNT(DISTINCT {quote('content_id')}) AS contents "
-        f"FROM {attachments}{by_session}) a"
-    )
-    with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    key = (db.vendor, owner_id is not None)
+    sql = _COUNTS_SQL.get(key) or _COUNTS_SQL.setdefault(key, _memory_counts_sql(db, owned=owner_id is not None))
+    with db.cursor() as cursor:
         owners = [] if owner_id is None else [owner_id]
         cursor.execute(sql, [*owners, True, *owners * 4])
         long_term, pinned, episode_count, latest, attachment_count, contents = cursor.fetchone()
@@ -71,9 +53,46 @@ def memory_counts(*, owner_id: int | None = None) -> MemoryCounts:
         long_term=int(long_term),
         pinned=int(pinned),
         episodes=int(episode_count),
-        latest_episode_day=DailyEpisode._meta.get_field("day").to_python(latest),
+        latest_episode_day=_EPISODE_DAY.to_python(latest),
         attachments=int(attachment_count),
         attachment_contents=int(contents),
+    )
+
+
+_EPISODE_DAY = DailyEpisode._meta.get_field("day")
+# The counting statement per (database vendor, one owner or all): SQL text only.
+_COUNTS_SQL: dict[tuple[str, bool], str] = {}
+
+
+def _memory_counts_sql(db: BaseDatabaseWrapper, *, owned: bool) -> str:
+    quote = db.ops.quote_name
+    memories = quote(LongTermMemory._meta.db_table)
+    episodes = quote(DailyEpisode._meta.db_table)
+    attachments = quote(AttachmentSummary._meta.db_table)
+    contents = quote(AttachmentContent._meta.db_table)
+    owner = f"{quote('owner_id')} = %s"
+    and_owned = f" AND {owner}" if owned else ""
+    where_owned = f" WHERE {owner}" if owned else ""
+    # The attachment counts in one pass over the owner's references, reached from their contents.
+    references = (
+        f"{attachments} r INNER JOIN {contents} c ON c.{quote('id')} = r.{quote('content_id')} WHERE c.{owner}"
+        if owned
+        else attachments
+    )
+    # One account's total is its tally row (kept by the services), everyone's a count.
+    tally = quote(MemoryTally._meta.db_table)
+    long_term = (
+        f"(SELECT COALESCE(MAX({quote('long_term')}), 0) FROM {tally} WHERE {owner})"  # noqa: S608  # nosec B608
+        if owned
+        else f"(SELECT COUNT(*) FROM {memories})"  # noqa: S608  # nosec B608
+    )
+    return (
+        f"SELECT {long_term}, "  # noqa: S608  # nosec B608 (table names only)
+        f"(SELECT COUNT(*) FROM {memories} WHERE {quote('pinned')} = %s{and_owned}), "
+        f"(SELECT COUNT(*) FROM {episodes}{where_owned}), "
+        f"(SELECT MAX({quote('day')}) FROM {episodes}{where_owned}), "
+        f"a.n, a.contents FROM (SELECT COUNT(*) AS n, COUNT(DISTINCT {quote('content_id')}) AS contents "
+        f"FROM {references}) a"
     )
 
 

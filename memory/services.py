@@ -16,7 +16,8 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from core.config.secrets import find_secret, redact
@@ -37,6 +38,7 @@ from memory.models import (
     LongTermMemory,
     MemoryKind,
     MemorySource,
+    MemoryTally,
 )
 
 MAX_SUMMARY_CHARS = 100_000
@@ -308,6 +310,7 @@ def memory_write(
         try:
             with transaction.atomic():
                 memory = LongTermMemory.objects.create(**fields)
+                _long_term_tally(owner.pk, 1)
         except IntegrityError:
             # Another writer stored the same key between our read and insert (PostgreSQL): update theirs.
             existing = LongTermMemory.objects.select_for_update().get(owner_id=owner.pk, key=checked_key)
@@ -368,9 +371,34 @@ def memory_update(
 def memory_delete(*, memory_id: int, owner: OwnerScope = None) -> None:
     """Forget one memory of `owner` (its full-text entry goes with it, by trigger or generated column)."""
     with transaction.atomic():
-        deleted, _ = owned(LongTermMemory.objects.all(), owner).filter(pk=memory_id).delete()
-    if not deleted:
-        raise NotFoundError.for_field("memory", f"no long-term memory {memory_id}")
+        memory = _memory_locked(memory_id, owner)  # locked: a concurrent delete finds it gone
+        LongTermMemory.objects.filter(pk=memory.pk).delete()
+        _long_term_tally(memory.owner_id, -1)
+
+
+def _long_term_tally(owner_id: int, delta: int) -> None:
+    """Add `delta` to `owner_id`'s `MemoryTally`, in the caller's transaction: one upsert, no read."""
+    quote = connection.ops.quote_name
+    table, owner, count = quote(MemoryTally._meta.db_table), quote("owner_id"), quote("long_term")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({owner}, {count}) VALUES (%s, %s) "  # noqa: S608  # nosec B608 (names only)
+            f"ON CONFLICT ({owner}) DO UPDATE SET {count} = {table}.{count} + excluded.{count}",
+            [owner_id, delta],
+        )
+
+
+def memory_tally_rebuild() -> int:
+    """Count every account's long-term memories again into `MemoryTally` (after writes that bypassed
+    the services: bulk loads, data fixes); returns how many accounts hold memories."""
+    counts = LongTermMemory.objects.values("owner_id").annotate(n=Count("id")).order_by("owner_id")
+    with transaction.atomic():
+        MemoryTally.objects.all().delete()
+        return len(
+            MemoryTally.objects.bulk_create(
+                [MemoryTally(owner_id=row["owner_id"], long_term=row["n"]) for row in counts]
+            )
+        )
 
 
 def memory_forget(*, memory_id: int, owner: OwnerScope = None) -> LongTermMemory:

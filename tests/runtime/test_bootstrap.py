@@ -25,6 +25,7 @@ from core.config.services import config_record_create, config_record_update
 from core.conversation.services import session_create
 from core.models import AgentSession, Message, MessageRole, ModelRoute, Provider, SessionStatus, WorkerBeat
 from memory.models import DailyEpisode, EpisodeSource, LongTermMemory, MemoryKind
+from memory.services import memory_tally_rebuild
 from runtime.bootstrap.rules import VIEW_RULES
 from runtime.turns import turn_run
 from telemetry.services import usage_record
@@ -530,6 +531,7 @@ def test_memory_counts_per_tier(api: APIClient, example_loaded: None) -> None:
     LongTermMemory.objects.bulk_create(
         [LongTermMemory(owner=op_user(), kind=MemoryKind.FACT, content=f"fact {i}", pinned=i == 0) for i in range(3)]
     )
+    memory_tally_rebuild()  # a bulk load bypasses the services that keep the tally
     DailyEpisode.objects.create(
         owner=op_user(), day=dt.date(2025, 1, 2), timezone="UTC", summary="a day", source=EpisodeSource.MANUAL
     )
@@ -652,6 +654,7 @@ def _fill(sessions: int) -> None:
         ],
         batch_size=2_000,
     )
+    memory_tally_rebuild()
     if sessions:
         DailyEpisode.objects.create(
             owner=op_user(), day=dt.date(2025, 1, 1), timezone="UTC", summary="d", source=EpisodeSource.MANUAL
@@ -675,7 +678,7 @@ def test_bootstrap_query_count_is_constant(
     #   1  MCP server statuses: each server's last probe (not configuration: read each time)
     #   1  sessions aggregate: total, active, needing compaction, sum of message counts
     #   1  the 5 most recent sessions with their route
-    #   1  memory: long-term total and pinned, episodes and latest day, attachments
+    #   1  memory: long-term total (the tally row) and pinned, episodes and latest day, attachments
     #   1  telemetry rollups: today's rows and the all-time rows
     #   1  live workers (a heartbeat in the last 30 s) and the user's queued and running runs
     with django_assert_num_queries(9):
