@@ -3,6 +3,8 @@ into the lead's trace; tools that wait for the person are refused inside a deleg
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,6 +17,8 @@ from core.models import (
     Message,
     MessageRole,
     ModelRoute,
+    Provider,
+    ProviderKind,
     Run,
     RunPurpose,
     RunStatus,
@@ -30,6 +34,7 @@ from telemetry.models import UsageByAgent, UsageEvent
 from telemetry.selectors import rollup_differences
 from tests.owners import op_user
 from tests.runtime.mcp.conftest import py_stdio
+from tests.runtime.providers.servers import ProviderServer, Reply
 from tests.runtime.test_agents import agent, replay, trace
 
 pytestmark = pytest.mark.django_db
@@ -203,3 +208,63 @@ def test_past_the_depth_bound_a_member_is_not_offered_its_teams_members(replay_r
     assert not Run.objects.filter(parent=child).exists()
     call = ToolInvocation.objects.get(run=child)
     assert (call.result, call.is_error) == ("unknown tool ask_checker", True)
+
+
+def test_recorded_live_streams_drive_a_whole_team_turn_through_the_sdks(
+    replay_route: ModelRoute, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lead on Anthropic (Messages) asks its member on OpenAI (Responses); both answer from recorded streams
+    through the official SDKs against local servers, and the lead's final answer is built on the member's."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-RECOGNISABLE-team-lead")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-RECOGNISABLE-team-member")
+    lead_replies = (Reply.sse("anthropic/team_ask.sse"), Reply.sse("anthropic/team_final.sse"))
+    with ProviderServer(*lead_replies) as claude, ProviderServer(Reply.sse("openai_responses/team_member.sse")) as gpt:
+        lead_route = sdk_route("claude", ProviderKind.ANTHROPIC, "ANTHROPIC_API_KEY", claude.url)
+        member_route = sdk_route("gpt", ProviderKind.OPENAI, "OPENAI_API_KEY", gpt.url + "/v1")
+        lead = agent("lead", lead_route, "You lead a small research desk.")
+        researcher = agent("researcher", member_route, "You look facts up and answer in one sentence.")
+        team = team_of("desk", lead, researcher)
+        run = team_turn(team, "How hot must water get to boil?")
+
+    assert run.status == RunStatus.COMPLETED, run.error
+    answer = "Water boils at 100 °C (212 °F) at sea level."
+    final = Message.objects.filter(session=run.chat_session_id).order_by("-seq").first()
+    assert final is not None
+    assert final.content == "According to the researcher, water boils at 100 °C at sea level."
+    # The member got its instructions and the lead's request; the lead's second request carried its answer.
+    member_request = json.dumps(gpt.requests[0].body, ensure_ascii=False)
+    assert "You look facts up and answer in one sentence." in member_request
+    assert "At what temperature does water boil at sea level? One sentence." in member_request
+    assert [tool["name"] for tool in claude.requests[0].body["tools"]] == ["ask_researcher"]
+    results = [
+        block
+        for message in claude.requests[1].body["messages"]
+        if isinstance(message["content"], list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
+    assert [(block["tool_use_id"], block["content"]) for block in results] == [("toolu_01AskResearcherEXAMPLE", answer)]
+    child = Run.objects.get(parent=run)
+    assert (child.tool_call_id, child.status) == ("toolu_01AskResearcherEXAMPLE", RunStatus.COMPLETED)
+    assert "".join(e["payload"]["text"] for e in nested(run) if e["type"] == "text_delta") == answer
+    # Tokens and cost for each agent: the lead's two calls, the member's one.
+    by_agent = {row.agent: row for row in UsageByAgent.objects.all()}
+    assert (by_agent["lead"].event_count, by_agent["lead"].input_tokens) == (2, 520 + 610)
+    assert (by_agent["researcher"].event_count, by_agent["researcher"].input_tokens) == (1, 240)
+    assert all(row.cost_pico_usd for row in by_agent.values())
+    assert rollup_differences() == []
+
+
+def sdk_route(alias: str, kind: str, key_env: str, base_url: str) -> ModelRoute:
+    provider = Provider.objects.create(
+        name=alias, kind=kind, api_key_env=key_env, base_url=base_url, options={"max_retries": 0}
+    )
+    return ModelRoute.objects.create(
+        alias=alias,
+        provider=provider,
+        model_id=f"{alias}-x",
+        context_window_tokens=10_000,
+        max_output_tokens=100,
+        price_input_per_mtok=Decimal("3"),
+        price_output_per_mtok=Decimal("15"),
+    )
