@@ -6,6 +6,10 @@ tool (`unknown tool NAME`) or invalid arguments are answered at once as error re
 tool that `requires_approval` waits for `POST /api/runs/{id}/approve/`, a `client` tool's for
 `POST /api/runs/{id}/tool-results/` (the run is parked `awaiting_approval` and no worker holds
 it); the others run with their timeouts. Results are untrusted text: stored and shown, never run.
+
+A delegated member runs the same loop (`runtime.delegation`): the hooks `message_append`,
+`trace_append`, `stored_id`/`provider_id` and `source_seq` say where its messages, trace and call ids
+go; a turn's go into its session and its trace as they are.
 """
 
 from __future__ import annotations
