@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -49,7 +49,7 @@ from django.db import transaction
 from core.config.readiness import route_health_reasons
 from core.config.selectors import provider_config, route_config, route_health_get
 from core.conversation.contracts import MessagePart
-from core.conversation.events import ErrorEvent, Reasoning, RuntimeEvent, TextDelta, ToolCall, Usage
+from core.conversation.events import ErrorEvent, ToolCall
 from core.conversation.invocations import NewInvocation
 from core.conversation.services import run_create, run_events_append, run_finish
 from core.errors import ConflictError, DomainError
@@ -69,6 +69,7 @@ from runtime.providers import AdapterError, PromptMessage, ProviderAdapter, Tool
 from runtime.tools.gateway import McpGateway
 from runtime.tools.loop import ToolLoop
 from runtime.tools.registry import tools_offered
+from runtime.turns import ReplyStream
 from runtime.watch import TurnWatch, run_cancelled
 from telemetry.services import usage_record
 
@@ -246,49 +247,23 @@ def delegate(
     return _member_answer(child, member, request, gateway=gateway, source_seq=source_seq, mirror=mirror)
 
 
-@dataclass
-class _Answer:
-    """What one of the member's model calls streamed."""
-
-    text: list[str] = field(default_factory=list)
-    calls: list[ToolCall] = field(default_factory=list)
-    reasoning: list[Reasoning] = field(default_factory=list)
-    usage: Usage | None = None
-    error: ErrorEvent | None = None
-
-    def take(self, event: RuntimeEvent) -> None:
-        if isinstance(event, TextDelta):
-            self.text.append(event.text)
-        elif isinstance(event, ToolCall):
-            self.calls.append(event)
-        elif isinstance(event, Reasoning):
-            self.reasoning.append(event)
-        elif isinstance(event, Usage):
-            self.usage = event
-        elif isinstance(event, ErrorEvent):
-            self.error = event
-
-
 def _model_call(
     adapter: ProviderAdapter,
     transcript: list[PromptMessage],
     tools: tuple[ToolDefinition, ...],
     coalescer: _MirroringCoalescer,
     watch: TurnWatch,
-) -> _Answer:
+) -> ReplyStream:
     """Stream one model call of the member into its (mirrored) trace."""
-    answer = _Answer()
+    answer = ReplyStream(coalescer, None)
     events = adapter.stream(list(transcript), tools=tools)
     try:
         for event in events:
-            if watch.cancelled.is_set():
-                break
-            coalescer.add(event)
-            answer.take(event)
-            if answer.error is not None:
-                break
+            if watch.cancelled.is_set() or answer.error is not None:
+                break  # an error ends the call: what follows it is not taken
+            answer.feed(event)
         if not watch.cancelled.is_set():
-            coalescer.flush()
+            answer.flush()
     finally:
         events.close()
     return answer
@@ -309,7 +284,7 @@ def _member_answer(
     loop = _MemberToolLoop(
         run=child, offer=offer, gateway=gateway, mirror=mirror, transcript=transcript, source=source_seq
     )
-    answer = _Answer()
+    answer = ReplyStream(coalescer, None)
     watch = TurnWatch(
         run_id=child.pk,
         close_stream=adapter.close,
@@ -328,13 +303,14 @@ def _member_answer(
                 if watch.cancelled.is_set() or answer.error is not None or not answer.calls:
                     break
                 if loop.rounds >= loop.max_rounds:
-                    answer.error = ErrorEvent(
-                        message=f"stopped after {loop.rounds} rounds of tool calls (the agent's max_tool_rounds); "
-                        f"the model still asked for {', '.join(call.name for call in answer.calls)}",
-                        code="tool_rounds_exceeded",
+                    answer.feed(
+                        ErrorEvent(
+                            message=f"stopped after {loop.rounds} rounds of tool calls (the agent's max_tool_rounds); "
+                            f"the model still asked for {', '.join(call.name for call in answer.calls)}",
+                            code="tool_rounds_exceeded",
+                        )
                     )
-                    coalescer.add(answer.error)
-                    coalescer.flush()
+                    answer.flush()
                     break
                 latency_ms = int((time.monotonic() - started) * 1000)
                 with transaction.atomic():
@@ -345,9 +321,8 @@ def _member_answer(
         except ConflictError:
             watch.trip("")  # the child (or its parent) was ended meanwhile
         except (AdapterError, DomainError) as exc:
-            answer.error = ErrorEvent(message=exc.message, code=exc.code)
-            coalescer.add(answer.error)
-            coalescer.flush()
+            answer.feed(ErrorEvent(message=exc.message, code=exc.code))
+            answer.flush()
     latency_ms = int((time.monotonic() - started) * 1000)
     return _close(
         child,
@@ -363,7 +338,7 @@ def _member_answer(
 def _close(
     child: Run,
     member: AgentProfile,
-    answer: _Answer,
+    answer: ReplyStream,
     *,
     cancelled: bool,
     latency_ms: int,
@@ -401,7 +376,7 @@ def _cancelled(child: Run, member: AgentProfile, mirror: _Mirror) -> DelegateOut
     return DelegateOutcome(text=f"{member.name!r} was {stored.status}: {reason}", is_error=True, run=stored)
 
 
-def _usage(child: Run, answer: _Answer, *, latency_ms: int, answered: bool, request_id: str) -> None:
+def _usage(child: Run, answer: ReplyStream, *, latency_ms: int, answered: bool, request_id: str) -> None:
     """One model call's usage event (its session is the parent's; its agent is the member)."""
     if answer.usage is None and not answered:
         return
