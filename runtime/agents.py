@@ -24,7 +24,7 @@ from pathlib import Path
 from django.conf import settings
 
 from core.conversation.contracts import estimate_tokens
-from core.models import AgentProfile, AgentSession, SkillSpec, Team, TeamMember, ToolSpec
+from core.models import AgentProfile, AgentSession, Run, SkillSpec, Team, TeamMember, ToolSpec
 from runtime.providers import ToolDefinition
 
 # The prefix of the tool a team's lead calls to hand work to a member.
@@ -152,3 +152,24 @@ def team_tools(team: Team) -> list[ToolDefinition]:
 def team_member_for_tool(team: Team, tool_name: str) -> AgentProfile | None:
     """The member an `ask_<member>` call names, or None."""
     return next((member for member in team_members(team) if ask_tool_name(member.name) == tool_name), None)
+
+
+def delegation_depth(run: Run) -> int:
+    """How many delegations lie above `run` (0 for a chat turn): one query per level."""
+    depth, parent_id = 0, run.parent_id
+    while parent_id is not None:
+        depth += 1
+        parent_id = Run.objects.filter(pk=parent_id).values_list("parent_id", flat=True).first()
+    return depth
+
+
+def teams_asked_from(run: Run) -> list[Team]:
+    """The teams whose members `run` may ask: a chat turn's session's team (its lead runs the turn); for a
+    delegated member that leads teams of its own, those (in name order) while the depth bound allows one more."""
+    if run.parent_id is None:
+        if run.session_id is None:
+            return []
+        return list(Team.objects.filter(sessions__pk=run.session_id).select_related("lead")[:1])
+    if run.agent_id is None or delegation_depth(run) >= settings.AGENTCHAT_DELEGATION_MAX_DEPTH:
+        return []
+    return list(Team.objects.filter(lead_id=run.agent_id).select_related("lead").order_by("name"))

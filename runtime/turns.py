@@ -182,6 +182,10 @@ class _Stream:
         self.coalescer.flush()
 
 
+# What one model call streamed, for a delegated member's rounds too (`runtime.delegation`).
+ReplyStream = _Stream
+
+
 def turn_refusal(*, session: AgentSession, user_text: object) -> ProviderAdapter:
     """The adapter for a turn on `session`, or the InvalidInputError/ConflictError that refuses it.
 

@@ -1005,15 +1005,28 @@ def _refuse_closed_parent(parent: Run, session: AgentSession) -> None:
 
 def _children_cancel(run: Run, reason: str) -> None:
     """End the open runs delegated from `run` (and theirs) `cancelled`, inside the caller's transaction."""
+    _children_end(run, RunStatus.CANCELLED, reason)
+
+
+def _children_end(run: Run, status: str, why: str) -> list[UUID]:
+    """End the open runs delegated from `run` (and theirs) with it, inside the caller's transaction: `cancelled`
+    with the parent's reason, or `interrupted` (a parent interrupted or failed) with the parent's error."""
+    ended: list[UUID] = []
     for child in Run.objects.select_for_update().filter(parent=run, status__in=OPEN_RUN_STATUSES).order_by("created"):
-        _children_cancel(child, reason)
+        ended += _children_end(child, status, why)
+        if status == RunStatus.CANCELLED:
+            fields = {"cancel_reason": f"its parent run was cancelled: {why}"[:MAX_REASON_CHARS]}
+        else:
+            fields = {"error": child.error or f"interrupted with its parent run: {why}"[:MAX_EVENT_TEXT_CHARS]}
         _events_write(
             child,
-            [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
-            status=RunStatus.CANCELLED,
-            cancel_reason=f"its parent run was cancelled: {reason}"[:MAX_REASON_CHARS],
+            [(TraceEventType.RUN_FINISHED, {"status": status})],
+            status=status,
             finished_at=timezone.now(),
+            **fields,
         )
+        ended.append(child.pk)
+    return ended
 
 
 def _refuse_open_chat_run(session: AgentSession) -> None:
@@ -1110,6 +1123,8 @@ def run_finish(*, run_id: UUID | str, owner: OwnerScope = None, status: str, err
     with transaction.atomic():
         run = _run_locked(run_id, owner)
         _refuse_terminal(run)
+        if status == RunStatus.FAILED:
+            _children_end(run, RunStatus.INTERRUPTED, error or run.error or "its parent run failed")
         _finish(run, status, error)
     return run
 
@@ -1159,11 +1174,20 @@ def runs_recover(*, before: datetime | None = None) -> RecoverResult:
             ).values_list("run_id", "payload")
         )
         now = timezone.now()
+        ended: set[UUID] = set()
         for run in stuck:
-            if run.status == RunStatus.RUNNING and worker_alive(started.get(run.pk) or {}):
+            if run.pk in ended:
+                continue  # ended with its parent, earlier in this pass
+            if run.parent_id is not None and run.parent_id in result.alive:
+                result.alive.append(run.pk)  # a delegated run lives in its parent's process
+                continue
+            if run.status == RunStatus.RUNNING and run.parent_id is None and worker_alive(started.get(run.pk) or {}):
                 result.alive.append(run.pk)
                 continue
             (result.running if run.status == RunStatus.RUNNING else result.queued).append(run.pk)
+            children = _children_end(run, RunStatus.INTERRUPTED, run.error or INTERRUPTED_ERROR)
+            result.running.extend(children)
+            ended.update(children)
             _events_write(
                 run,
                 [(TraceEventType.RUN_FINISHED, {"status": RunStatus.INTERRUPTED})],
@@ -1181,6 +1205,8 @@ CANCEL_REQUESTED_REASON = "cancelled on request"
 
 
 def _interrupt(run: Run, error: str) -> None:
+    """End `run` interrupted, and its open children with it (in the caller's transaction)."""
+    _children_end(run, RunStatus.INTERRUPTED, run.error or error)
     _events_write(
         run,
         [(TraceEventType.RUN_FINISHED, {"status": RunStatus.INTERRUPTED})],

@@ -6,11 +6,16 @@ tool (`unknown tool NAME`) or invalid arguments are answered at once as error re
 tool that `requires_approval` waits for `POST /api/runs/{id}/approve/`, a `client` tool's for
 `POST /api/runs/{id}/tool-results/` (the run is parked `awaiting_approval` and no worker holds
 it); the others run with their timeouts. Results are untrusted text: stored and shown, never run.
+
+A delegated member runs the same loop (`runtime.delegation`): the hooks `message_append`,
+`trace_append`, `stored_id`/`provider_id` and `source_seq` say where its messages, trace and call ids
+go; a turn's go into its session and its trace as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from django.db import transaction
@@ -65,6 +70,30 @@ class ToolLoop:
         self.leaf = current[0].call_seq
         return self.results_append(on_event)
 
+    # Where the run's messages and trace go, and how its calls are named in the store: a turn's go
+    # into its session and its trace as they are; a delegated member's are its own (`runtime.delegation`).
+
+    def message_append(self, role: str, content: str, parts: list[MessagePart]) -> Message:
+        """Append one message of the run's conversation under `leaf` (a turn's: into the session)."""
+        return message_append(
+            session_id=self.run.chat_session_id, parent_seq=self.leaf, role=role, content=content, parts=parts
+        ).message
+
+    def trace_append(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        run_events_append(run_id=self.run.pk, events=events)
+
+    def stored_id(self, call_id: str) -> str:
+        """The id a provider's call is stored under (unique in the session)."""
+        return call_id
+
+    def provider_id(self, stored_id: str) -> str:
+        """The provider's id of a stored call (the inverse of `stored_id`)."""
+        return stored_id
+
+    def source_seq(self, call_seq: int) -> int:
+        """The session message a round's tools act from (what `remember` cites)."""
+        return call_seq
+
     def _new(self, call: ToolCall) -> NewInvocation:
         tool = self.offer.tools.get(call.name)
         done = InvocationStatus.DONE
@@ -91,15 +120,10 @@ class ToolLoop:
         for call in calls:
             part: ToolCallPart = {"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.arguments}
             parts.append(part)
-        message = message_append(
-            session_id=self.run.chat_session_id,
-            parent_seq=self.leaf,
-            role=MessageRole.ASSISTANT,
-            content=text,
-            parts=parts,
-        ).message
+        message = self.message_append(MessageRole.ASSISTANT, text, parts)
         self.leaf = message.seq
-        self.rows += invocations_create(run=self.run, call_seq=message.seq, calls=[self._new(call) for call in calls])
+        new = [replace(self._new(call), call_id=self.stored_id(call.id)) for call in calls]
+        self.rows += invocations_create(run=self.run, call_seq=message.seq, calls=new)
         self.rounds += 1
         pending = [row for row in self._round() if row.status in _WAITING]
         if pending:
@@ -122,7 +146,7 @@ class ToolLoop:
             owner=self.run.owner,
             session_id=self.run.chat_session_id,
             run_id=self.run.pk,
-            message_seq=current[0].call_seq,
+            message_seq=self.source_seq(current[0].call_seq),
         )
         results: list[ToolResult] = []
         for index, row in enumerate(current):
@@ -134,8 +158,10 @@ class ToolLoop:
                     else (f"unknown tool {row.tool}", True)
                 )
                 current[index] = row = invocation_finish(invocation_id=row.pk, result=text, is_error=is_error)
-            results.append(ToolResult(tool_call_id=row.call_id, content=row.result, is_error=row.is_error))
-        run_events_append(run_id=self.run.pk, events=[(TraceEventType.TOOL_RESULT, r.payload()) for r in results])
+            results.append(
+                ToolResult(tool_call_id=self.provider_id(row.call_id), content=row.result, is_error=row.is_error)
+            )
+        self.trace_append([(TraceEventType.TOOL_RESULT, r.payload()) for r in results])
         if on_event is not None:
             for result in results:
                 on_event(result)
@@ -148,13 +174,7 @@ class ToolLoop:
                     "content": result.content,
                     "is_error": result.is_error,
                 }
-                message = message_append(
-                    session_id=self.run.chat_session_id,
-                    parent_seq=self.leaf,
-                    role=MessageRole.TOOL,
-                    content=result.content,
-                    parts=[part],
-                ).message
+                message = self.message_append(MessageRole.TOOL, result.content, [part])
                 invocation_result_seq_set(invocation_id=row.pk, seq=message.seq)
                 row.result_seq = message.seq
                 self.leaf = message.seq

@@ -18,8 +18,7 @@ from django.conf import settings
 from jsonschema import Draft202012Validator, SchemaError
 
 from core.models import AgentProfile, McpServerSpec, Run, Team, ToolSpec
-from runtime.agents import team_member_for_tool, team_tools
-from runtime.delegation import delegate
+from runtime.agents import team_member_for_tool, team_tools, teams_asked_from
 from runtime.providers import ToolDefinition
 from runtime.tools.builtins import ToolContext, ToolFailedError, builtin_run
 from runtime.tools.gateway import MCP_UNAVAILABLE, McpGateway
@@ -149,32 +148,40 @@ def tools_offered(*, run: Run, gateway: McpGateway | None) -> Offer:
 
 
 def _team_tools_add(offer: Offer, run: Run) -> None:
-    """On a team's session, the lead's run (not a member's) is offered one `ask_<member>` tool per member."""
-    if run.parent_id is not None or run.session_id is None:
-        return
-    team = Team.objects.filter(sessions__pk=run.session_id).select_related("lead").first()
-    if team is None:
-        return
-    for definition in team_tools(team):
-        offer.add(
-            OfferedTool(
-                name=definition.name,
-                description=definition.description,
-                parameters=dict(definition.parameters),
-                runner="delegate",
-                target=definition.name,
-                team=team,
+    """One `ask_<member>` tool per member of each team `run` may ask (`runtime.agents.teams_asked_from`)."""
+    for team in teams_asked_from(run):
+        for definition in team_tools(team):
+            offer.add(
+                OfferedTool(
+                    name=definition.name,
+                    description=definition.description,
+                    parameters=dict(definition.parameters),
+                    runner="delegate",
+                    target=definition.name,
+                    team=team,
+                )
             )
-        )
 
 
-def _delegated(tool: OfferedTool, arguments: Mapping[str, Any], *, run_id: Any, call_id: str) -> tuple[str, bool]:
+def _delegated(
+    tool: OfferedTool, arguments: Mapping[str, Any], *, context: ToolContext, gateway: McpGateway | None, call_id: str
+) -> tuple[str, bool]:
     """Run the member an `ask_<member>` call names as a child run; its final text (or error) is the result."""
+    # Imported here: a delegation runs the member's own tool loop, which runs this module's tools.
+    from runtime.delegation import delegate
+
     member: AgentProfile | None = team_member_for_tool(tool.team, tool.target) if tool.team is not None else None
     if member is None:
         return f"{tool.name}: no such member in the team any more", True
-    parent = Run.objects.select_related("agent").get(pk=run_id)
-    outcome = delegate(parent_run=parent, member=member, request=arguments.get("request", ""), tool_call_id=call_id)
+    parent = Run.objects.select_related("agent").get(pk=context.run_id)
+    outcome = delegate(
+        parent_run=parent,
+        member=member,
+        request=arguments.get("request", ""),
+        tool_call_id=call_id,
+        gateway=gateway,
+        source_seq=context.message_seq,
+    )
     return result_capped(outcome.text), outcome.is_error
 
 
@@ -211,7 +218,7 @@ def tool_run(
     """Run one approved call `call_id`: (result text, is_error). Never raises for the tool's own failures."""
     try:
         if tool.runner == "delegate":
-            return _delegated(tool, arguments, run_id=context.run_id, call_id=call_id)
+            return _delegated(tool, arguments, context=context, gateway=gateway, call_id=call_id)
         if tool.runner == "builtin":
             return result_capped(builtin_run(tool.target, context, arguments)), False
         if tool.runner == "mcp" and gateway is not None and tool.server is not None:

@@ -93,6 +93,18 @@ def lead_run(team: Team) -> Run:
     return run_create(session_id=session.pk, status=RunStatus.RUNNING)
 
 
+def running_child(parent: Run, tool_call_id: str, **fields: Any) -> Run:
+    """A delegate run of `parent` still running (what a member's run is while it streams)."""
+    return run_create(
+        session_id=parent.chat_session_id,
+        status=RunStatus.RUNNING,
+        purpose=RunPurpose.DELEGATE,
+        parent=parent,
+        tool_call_id=tool_call_id,
+        **fields,
+    )
+
+
 # --- sessions bound to an agent or a team -------------------------------------------------------
 
 
@@ -321,25 +333,11 @@ def test_delegation_depth_is_bounded(desk: Team) -> None:
     first = delegate(parent_run=parent, member=checker, request="one", tool_call_id="d1")
     assert first.run is not None
     # The child's run is finished; a grandchild needs a running parent, so open a running child to nest under.
-    child = run_create(
-        session_id=parent.chat_session_id,
-        status=RunStatus.RUNNING,
-        purpose=RunPurpose.DELEGATE,
-        parent=parent,
-        tool_call_id="d2",
-        agent=checker,
-    )
+    child = running_child(parent, "d2", agent=checker)
     second = delegate(parent_run=child, member=checker, request="two", tool_call_id="d3")
     assert (second.is_error, second.run is not None) == (False, True)
     assert second.run is not None
-    grandchild = run_create(
-        session_id=parent.chat_session_id,
-        status=RunStatus.RUNNING,
-        purpose=RunPurpose.DELEGATE,
-        parent=child,
-        tool_call_id="d4",
-        agent=checker,
-    )
+    grandchild = running_child(child, "d4", agent=checker)
     runs = Run.objects.count()
     third = delegate(parent_run=grandchild, member=checker, request="three", tool_call_id="d5")
     assert third == type(third)(
