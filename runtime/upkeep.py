@@ -20,8 +20,9 @@ under a lease the worker renews (`runtime.worker.lease.Lease`), so a killed work
   first runs after midnight (`episodes_due`), `manage.py write_episodes` any day or every missing
   one (`--backfill`). Rewriting replaces (`episode_upsert`).
 - **Facts** (`facts_extract`, off unless `[memory] extract_facts = true`): after a turn, the model
-  lists durable facts as `key: fact` lines, stored through `memory_write` (deduplicated by key,
-  the session and message range as provenance, the secret check refusing a secret-looking one).
+  lists durable facts as `key: fact` lines, stored through `memory_write` as the model's
+  (deduplicated by key, never replacing one the user wrote; the facts run, the session and the
+  turn's messages as provenance, the secret check refusing a secret-looking one).
 
 The route is `[memory] summary_route`, or the session's own (episodes: the default route).
 """
@@ -34,6 +35,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -67,7 +69,7 @@ from core.conversation.services import (
 )
 from core.errors import ConflictError, DomainError, InvalidInputError
 from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run
-from memory.models import DailyEpisode, EpisodeSource, MemoryKind
+from memory.models import DailyEpisode, EpisodeSource, MemoryKind, MemorySource
 from memory.services import episode_upsert, memory_write
 from runtime.providers import AdapterError, PromptMessage, adapter_for
 from runtime.worker.lease import Lease, process_worker_id
@@ -541,6 +543,9 @@ def facts_extract(*, run_id: UUID | str, lease_owner: str | None = None) -> Fact
     config = memory_config()
     replies = list(Message.objects.filter(session_id=session.pk, seq__gt=turn.message.seq).order_by("seq")[:20])
     exchange = [turn.message, *[m for m in replies if m.role == MessageRole.ASSISTANT][:1]]
+    # The turn's own messages end where the next user message begins; its last is the facts' source.
+    answered = list(takewhile(lambda m: m.role != MessageRole.USER, replies))
+    last_seq = answered[-1].seq if answered else turn.message.seq
     try:
         upkeep = _open(
             owner=session.owner,
@@ -568,11 +573,13 @@ def facts_extract(*, run_id: UUID | str, lease_owner: str | None = None) -> Fact
                             key=key,
                             content=content,
                             source_session_id=session.pk,
-                            source_first_seq=exchange[0].seq,
-                            source_last_seq=exchange[-1].seq,
+                            source_first_seq=turn.message.seq,
+                            source_last_seq=last_seq,
+                            source=MemorySource.MODEL,
+                            source_run_id=upkeep.run.pk,
                         )
                     stored.append(key)
-                except InvalidInputError as exc:
+                except (InvalidInputError, ConflictError) as exc:
                     refused[key] = exc.message
             upkeep.usage_write()
             finished = run_finish(run_id=upkeep.run.pk, status=RunStatus.COMPLETED)
