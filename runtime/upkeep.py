@@ -18,7 +18,8 @@ under a lease the worker renews (`runtime.worker.lease.Lease`), so a killed work
 - **Episodes** (`episodes_write`): one whole-day episode per user and local day
   (AGENTCHAT_TIMEZONE) with messages, once the day is over: the worker writes yesterday's when it
   first runs after midnight (`episodes_due`), `manage.py write_episodes` any day or every missing
-  one (`--backfill`). Rewriting replaces (`episode_upsert`).
+  one (`--backfill`). Rewriting replaces (`episode_upsert`). The conversations it covers are in
+  its text and, each with its message range, in `session_refs`.
 - **Facts** (`facts_extract`, off unless `[memory] extract_facts = true`): after a turn, the model
   lists durable facts as `key: fact` lines, stored through `memory_write` as the model's
   (deduplicated by key, never replacing one the user wrote; the facts run, the session and the
@@ -70,7 +71,7 @@ from core.conversation.services import (
 from core.errors import ConflictError, DomainError, InvalidInputError
 from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run
 from memory.models import DailyEpisode, EpisodeSource, MemoryKind, MemorySource
-from memory.services import episode_upsert, memory_write
+from memory.services import SessionRef, episode_upsert, memory_write
 from runtime.providers import AdapterError, PromptMessage, adapter_for
 from runtime.worker.lease import Lease, process_worker_id
 from telemetry.services import usage_record
@@ -493,6 +494,7 @@ def _episode(
                     timezone_name=settings.AGENTCHAT_TIMEZONE,
                     summary=text,
                     source=EpisodeSource.COMPACTOR,
+                    session_refs=[SessionRef(pk, min(seqs), max(seqs)) for pk, seqs in sessions.items()],
                 ).episode
                 upkeep.usage_write()
                 finished = run_finish(run_id=upkeep.run.pk, status=RunStatus.COMPLETED)
