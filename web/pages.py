@@ -95,7 +95,8 @@ def _cost(counts: UsageCounts) -> str:
 
 
 class UsageView(LoginRequiredMixin, TemplateView):
-    """Tokens and cost per day, per model and per session, as SVG bar charts with their totals."""
+    """Tokens and cost per day, per model, per session, per purpose (chat and each kind of upkeep and
+    delegation) and per agent, as SVG bar charts with their totals."""
 
     template_name = "web/usage.html"
 
@@ -105,6 +106,9 @@ class UsageView(LoginRequiredMixin, TemplateView):
         summary = usage_summary(owner=owner)
         days = summary.last_30_days
         month = UsageCounts.total(days)
+        # Every purpose, in the order a run can have it, with zeros where nothing was spent on it.
+        spent = {item.purpose: item for item in summary.by_purpose}
+        purposes = [(label, spent.get(value, UsageCounts())) for value, label in RunPurpose.choices]
         top = list(
             sessions_list(owner=owner)
             .filter(usage__isnull=False)
@@ -138,6 +142,18 @@ class UsageView(LoginRequiredMixin, TemplateView):
                 f"{summary.all_time.total_tokens} tokens in all",
             ),
             sessions=[(s, pico_usd_to_decimal(s.usage.cost_pico_usd)) for s in top],
+            purpose_tokens=bar_chart(
+                "Tokens per purpose (all time)",
+                [(label, counts.total_tokens, f"{counts.total_tokens} tokens") for label, counts in purposes],
+                f"{summary.all_time.total_tokens} tokens",
+            ),
+            agent_tokens=bar_chart(
+                "Tokens per agent (all time)",
+                [(a.agent, a.total_tokens, f"{a.total_tokens} tokens") for a in summary.by_agent],
+                f"{summary.all_time.total_tokens} tokens",
+            ),
+            purposes=purposes,
+            agents=summary.by_agent,
         )
         return context
 
