@@ -1,5 +1,6 @@
 """Admin for the memory tiers: read-only records (services own the writes), with search and filters.
 
+The memory settings are the config file's `[memory]` table: read-only here, like every config record.
 Long-term memory is searched with the full-text index (every word must match) and can be pinned,
 unpinned or forgotten through actions that call the services. Lists count at most COUNT_CAP rows.
 """
@@ -12,7 +13,8 @@ from django.contrib import admin, messages
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
-from core.admin_base import ConditionFilter, ReadOnlyAdmin, SessionFilter, choice_conditions, each_selected
+from core.admin_base import ConditionFilter, ReadOnlyAdmin, SessionFilter, choice_conditions, columns, each_selected
+from core.models import MemorySettings
 from memory.models import (
     IMPORTANCE_MAX,
     IMPORTANCE_MIN,
@@ -173,3 +175,11 @@ class AttachmentContentAdmin(_MemoryAdmin[AttachmentContent]):
     @admin.display(description="summarised", boolean=True)
     def has_summary(self, obj: AttachmentContent) -> bool:
         return bool(obj.summary)
+
+
+@admin.register(MemorySettings)
+class MemorySettingsAdmin(ReadOnlyAdmin[MemorySettings]):
+    """The `[memory]` table of the configuration file: shown here, changed in the file (`load_config`)."""
+
+    list_display = ["keep_recent_messages", "summary_route", "extract_facts", "updated"]
+    fields = columns(MemorySettings)

@@ -1,8 +1,9 @@
 """What the agent remembers beyond the live conversation.
 
 - `DailyEpisode`: a summary of one day, cut in a named timezone, for one session or (session
-  empty) for the whole day across sessions. It points at the message log by seq; raw history stays
-  in core's `Message` table and is never copied.
+  empty) for the whole day across sessions. It points at the message log by seq (a whole-day one
+  at each conversation's range, `session_refs`); raw history stays in core's `Message` table and
+  is never copied.
 - `LongTermMemory`: facts, preferences and instructions, optionally addressed by a unique `key`.
   Full-text search over them is maintained by the database itself (see `memory.search` and the
   migration `0002_longterm_fulltext`): an FTS5 table on SQLite, a generated `tsvector` column with
@@ -68,6 +69,9 @@ class DailyEpisode(models.Model):
     summary = models.TextField()
     first_seq = models.PositiveIntegerField(null=True, blank=True)
     last_seq = models.PositiveIntegerField(null=True, blank=True)
+    # The conversations a whole-day episode covers, each with its message range that day:
+    # [{"session": "<uuid>", "first_seq": 1, "last_seq": 9}, ...] (checked by `episode_upsert`).
+    session_refs = models.JSONField(default=list, blank=True)
     token_count = models.PositiveIntegerField(default=0)
     source = models.CharField(max_length=16, choices=EpisodeSource.choices)
     created = models.DateTimeField(auto_now_add=True)

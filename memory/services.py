@@ -66,6 +66,15 @@ class EpisodeResult:
 
 
 @dataclass(frozen=True)
+class SessionRef:
+    """A conversation a whole-day episode covers, and its messages of that day."""
+
+    session_id: UUID | str
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True)
 class MemoryResult:
     memory: LongTermMemory
     created: bool
@@ -145,6 +154,21 @@ def _session(field: str, session_id: UUID | str, owner: OwnerScope) -> AgentSess
     return row_get(queryset, field, f"no session {session_id}", pk=session_uuid(session_id))
 
 
+def _session_refs(refs: Sequence[SessionRef], owner: AbstractBaseUser, whole_day: bool) -> list[dict[str, object]]:
+    """Each ref names one of `owner`'s sessions and a message range in it; stored as JSON."""
+    if refs and not whole_day:
+        raise InvalidInputError.for_field(
+            "session_refs", "only a whole-day episode lists sessions; a session's episode gives first_seq/last_seq"
+        )
+    stored: list[dict[str, object]] = []
+    for index, ref in enumerate(refs):
+        field = f"session_refs[{index}]."
+        session = _session(f"{field}session", ref.session_id, owner)
+        _seq_range(field, ref.first_seq, ref.last_seq, session)
+        stored.append({"session": str(session.pk), "first_seq": ref.first_seq, "last_seq": ref.last_seq})
+    return stored
+
+
 def _timezone_name(value: str) -> str:
     name = _text("timezone", value, max_chars=64)
     try:
@@ -187,8 +211,10 @@ def episode_upsert(
     first_seq: int | None = None,
     last_seq: int | None = None,
     token_count: int | None = None,
+    session_refs: Sequence[SessionRef] = (),
 ) -> EpisodeResult:
-    """Store `owner`'s summary of `day` for one of their sessions (or the whole day when no session).
+    """Store `owner`'s summary of `day` for one of their sessions (or the whole day when no session,
+    with the sessions it covers as `session_refs`).
 
     It replaces `owner`'s existing one; another user's episode of the same day is another row.
     """
@@ -208,6 +234,7 @@ def episode_upsert(
         "source": source,
         "first_seq": first_seq,
         "last_seq": last_seq,
+        "session_refs": _session_refs(session_refs, owner, whole_day=session is None),
         "token_count": estimate_tokens(text) if tokens is None else tokens,
     }
     with transaction.atomic():

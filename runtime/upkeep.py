@@ -18,10 +18,12 @@ under a lease the worker renews (`runtime.worker.lease.Lease`), so a killed work
 - **Episodes** (`episodes_write`): one whole-day episode per user and local day
   (AGENTCHAT_TIMEZONE) with messages, once the day is over: the worker writes yesterday's when it
   first runs after midnight (`episodes_due`), `manage.py write_episodes` any day or every missing
-  one (`--backfill`). Rewriting replaces (`episode_upsert`).
+  one (`--backfill`). Rewriting replaces (`episode_upsert`). The conversations it covers are in
+  its text and, each with its message range, in `session_refs`.
 - **Facts** (`facts_extract`, off unless `[memory] extract_facts = true`): after a turn, the model
-  lists durable facts as `key: fact` lines, stored through `memory_write` (deduplicated by key,
-  the session and message range as provenance, the secret check refusing a secret-looking one).
+  lists durable facts as `key: fact` lines, stored through `memory_write` as the model's
+  (deduplicated by key, never replacing one the user wrote; the facts run, the session and the
+  turn's messages as provenance, the secret check refusing a secret-looking one).
 
 The route is `[memory] summary_route`, or the session's own (episodes: the default route).
 """
@@ -34,6 +36,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -67,8 +70,8 @@ from core.conversation.services import (
 )
 from core.errors import ConflictError, DomainError, InvalidInputError
 from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run
-from memory.models import DailyEpisode, EpisodeSource, MemoryKind
-from memory.services import episode_upsert, memory_write
+from memory.models import DailyEpisode, EpisodeSource, MemoryKind, MemorySource
+from memory.services import SessionRef, episode_upsert, memory_write
 from runtime.providers import AdapterError, PromptMessage, adapter_for
 from runtime.worker.lease import Lease, process_worker_id
 from telemetry.services import usage_record
@@ -491,6 +494,7 @@ def _episode(
                     timezone_name=settings.AGENTCHAT_TIMEZONE,
                     summary=text,
                     source=EpisodeSource.COMPACTOR,
+                    session_refs=[SessionRef(pk, min(seqs), max(seqs)) for pk, seqs in sessions.items()],
                 ).episode
                 upkeep.usage_write()
                 finished = run_finish(run_id=upkeep.run.pk, status=RunStatus.COMPLETED)
@@ -541,6 +545,9 @@ def facts_extract(*, run_id: UUID | str, lease_owner: str | None = None) -> Fact
     config = memory_config()
     replies = list(Message.objects.filter(session_id=session.pk, seq__gt=turn.message.seq).order_by("seq")[:20])
     exchange = [turn.message, *[m for m in replies if m.role == MessageRole.ASSISTANT][:1]]
+    # The turn's own messages end where the next user message begins; its last is the facts' source.
+    answered = list(takewhile(lambda m: m.role != MessageRole.USER, replies))
+    last_seq = answered[-1].seq if answered else turn.message.seq
     try:
         upkeep = _open(
             owner=session.owner,
@@ -568,11 +575,13 @@ def facts_extract(*, run_id: UUID | str, lease_owner: str | None = None) -> Fact
                             key=key,
                             content=content,
                             source_session_id=session.pk,
-                            source_first_seq=exchange[0].seq,
-                            source_last_seq=exchange[-1].seq,
+                            source_first_seq=turn.message.seq,
+                            source_last_seq=last_seq,
+                            source=MemorySource.MODEL,
+                            source_run_id=upkeep.run.pk,
                         )
                     stored.append(key)
-                except InvalidInputError as exc:
+                except (InvalidInputError, ConflictError) as exc:
                     refused[key] = exc.message
             upkeep.usage_write()
             finished = run_finish(run_id=upkeep.run.pk, status=RunStatus.COMPLETED)

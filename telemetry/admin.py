@@ -21,11 +21,13 @@ from django.db.models import QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from core.admin_base import ReadOnlyAdmin, SessionFilter
+from core.admin_base import ConditionFilter, ReadOnlyAdmin, SessionFilter, choice_conditions
+from core.models import RunPurpose
 from telemetry.models import (
     UsageAllTime,
     UsageByAgent,
     UsageByDay,
+    UsageByPurpose,
     UsageBySession,
     UsageByUserDay,
     UsageCounters,
@@ -225,6 +227,21 @@ class UsageBySessionAdmin(ReadOnlyAdmin[UsageBySession]):
     list_display = ("session", *_COUNTER_COLUMNS)
     list_select_related = ("session",)
     ordering = ("-total_tokens",)
+
+
+class PurposeFilter(ConditionFilter):
+    """Fixed choices: every purpose a run can have."""
+
+    title = parameter_name = "purpose"
+    conditions = choice_conditions("purpose", RunPurpose.choices)
+
+
+@admin.register(UsageByPurpose)
+class UsageByPurposeAdmin(ReadOnlyAdmin[UsageByPurpose]):
+    list_display = ("purpose", "owner", *_COUNTER_COLUMNS)
+    list_filter = (PurposeFilter,)
+    list_select_related = ("owner",)
+    ordering = ("owner", "purpose")
 
 
 @admin.register(UsageByAgent)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -20,8 +21,10 @@ from django.views.generic import TemplateView
 from core.accounts.selectors import token_list
 from core.accounts.services import token_create, token_revoke
 from core.api.acting import acting_user
-from core.conversation.selectors import sessions_list
+from core.conversation.selectors import runs_list, sessions_list
 from core.errors import DomainError, InvalidInputError, NotFoundError
+from core.models import Run, RunPurpose, RunStatus
+from memory.models import DailyEpisode
 from memory.search import memory_search
 from memory.selectors import episode_list, memory_list
 from memory.services import memory_delete, memory_forget, memory_pin, memory_restore
@@ -35,6 +38,9 @@ CHART_HEIGHT = 110
 TOP_SESSIONS = 10
 AXIS_LABEL = 16
 MEMORY_PAGE = 100
+UPKEEP_PURPOSES = (RunPurpose.COMPACTION, RunPurpose.EPISODE, RunPurpose.FACTS)
+# The newest upkeep runs of each purpose read for the failures' list (enough for every recent session).
+UPKEEP_RUNS_READ = 200
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,8 @@ def _cost(counts: UsageCounts) -> str:
 
 
 class UsageView(LoginRequiredMixin, TemplateView):
-    """Tokens and cost per day, per model and per session, as SVG bar charts with their totals."""
+    """Tokens and cost per day, per model, per session, per purpose (chat and each kind of upkeep and
+    delegation) and per agent, as SVG bar charts with their totals."""
 
     template_name = "web/usage.html"
 
@@ -99,6 +106,9 @@ class UsageView(LoginRequiredMixin, TemplateView):
         summary = usage_summary(owner=owner)
         days = summary.last_30_days
         month = UsageCounts.total(days)
+        # Every purpose, in the order a run can have it, with zeros where nothing was spent on it.
+        spent = {item.purpose: item for item in summary.by_purpose}
+        purposes = [(label, spent.get(value, UsageCounts())) for value, label in RunPurpose.choices]
         top = list(
             sessions_list(owner=owner)
             .filter(usage__isnull=False)
@@ -132,6 +142,18 @@ class UsageView(LoginRequiredMixin, TemplateView):
                 f"{summary.all_time.total_tokens} tokens in all",
             ),
             sessions=[(s, pico_usd_to_decimal(s.usage.cost_pico_usd)) for s in top],
+            purpose_tokens=bar_chart(
+                "Tokens per purpose (all time)",
+                [(label, counts.total_tokens, f"{counts.total_tokens} tokens") for label, counts in purposes],
+                f"{summary.all_time.total_tokens} tokens",
+            ),
+            agent_tokens=bar_chart(
+                "Tokens per agent (all time)",
+                [(a.agent, a.total_tokens, f"{a.total_tokens} tokens") for a in summary.by_agent],
+                f"{summary.all_time.total_tokens} tokens",
+            ),
+            purposes=purposes,
+            agents=summary.by_agent,
         )
         return context
 
@@ -159,8 +181,54 @@ def _int(request: HttpRequest, name: str) -> int:
     return int(value)
 
 
+@dataclass(frozen=True)
+class EpisodeRef:
+    """A conversation a whole-day episode covers, as the memory page links it."""
+
+    session_id: str
+    title: str
+    first_seq: int
+    last_seq: int
+
+
+def _episode_rows(owner: AbstractBaseUser, episodes: list[DailyEpisode]) -> list[tuple[DailyEpisode, list[EpisodeRef]]]:
+    """Each episode with the conversations it covers that are still the owner's (one query for their titles)."""
+    wanted = {ref["session"] for episode in episodes for ref in episode.session_refs}
+    titles = {
+        str(pk): title or "Untitled conversation"
+        for pk, title in sessions_list(owner=owner).filter(pk__in=wanted).values_list("pk", "title")
+    }
+    return [
+        (
+            episode,
+            [
+                EpisodeRef(ref["session"], titles[ref["session"]], ref["first_seq"], ref["last_seq"])
+                for ref in episode.session_refs
+                if ref["session"] in titles
+            ],
+        )
+        for episode in episodes
+    ]
+
+
+def _upkeep_failures(owner: AbstractBaseUser) -> list[Run]:
+    """The upkeep runs whose summary, episode or facts failed and were not written since: for each
+    session (an episode's: the owner) and purpose, its latest run when that one failed."""
+    failures: list[Run] = []
+    for purpose in UPKEEP_PURPOSES:
+        seen: set[object] = set()
+        for run in runs_list(owner=owner, purpose=purpose).select_related("session")[:UPKEEP_RUNS_READ]:
+            if run.session_id in seen:
+                continue
+            seen.add(run.session_id)
+            if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
+                failures.append(run)
+    return sorted(failures, key=lambda run: run.created, reverse=True)
+
+
 class MemoryView(FormPage):
-    """Long-term memories (search, pin, forget and undo it, delete for good) and the daily episodes."""
+    """Long-term memories (search, pin, forget and undo it, delete for good), the daily episodes with
+    the conversations they cover, and the upkeep that failed (with its reason)."""
 
     template_name = "web/memory.html"
 
@@ -173,12 +241,14 @@ class MemoryView(FormPage):
         else:
             memories = list(memory_list(owner=owner).order_by("-pinned", "-created", "-id")[:MEMORY_PAGE])
         forgotten = list(memory_list(owner=owner, forgotten=True)[:MEMORY_PAGE])
+        episodes = list(episode_list(owner=owner)[:30])
         context.update(
             page="memory",
             query=query,
             memories=memories,
             forgotten=forgotten,
-            episodes=list(episode_list(owner=owner)[:30]),
+            episodes=_episode_rows(owner, episodes),
+            upkeep_failures=_upkeep_failures(owner),
         )
         return context
 

@@ -38,7 +38,18 @@ from core.conversation.services import (
     session_update,
 )
 from core.errors import ConflictError
-from core.models import AgentSession, Checkpoint, Message, ModelRoute, Run, RunStatus, SessionStatus, TraceEvent
+from core.models import (
+    AgentSession,
+    Checkpoint,
+    ImportJob,
+    ImportStatus,
+    Message,
+    ModelRoute,
+    Run,
+    RunStatus,
+    SessionStatus,
+    TraceEvent,
+)
 
 LATEST_MESSAGES = 50
 LATEST_CHECKPOINTS = 20
@@ -312,3 +323,30 @@ class TraceEventAdmin(ReadOnlyAdmin[TraceEvent]):
     fields = columns(TraceEvent)
 
     payload_preview = preview_column("payload", lambda event: str(event.payload))
+
+
+class ImportStatusFilter(ConditionFilter):
+    title = parameter_name = "status"
+    conditions = choice_conditions("status", ImportStatus.choices)
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin[ImportJob]):
+    """An upload a worker imports: its progress, report and error; the import services own it."""
+
+    list_display = [
+        "id",
+        "owner",
+        "format",
+        "status",
+        "dry_run",
+        "conversations_imported",
+        "conversations_skipped",
+        "messages_imported",
+        "created",
+        "finished_at",
+    ]
+    list_select_related = ["owner"]
+    list_filter = [ImportStatusFilter, "format", "dry_run"]
+    ordering = ["-created", "-id"]
+    fields = columns(ImportJob)

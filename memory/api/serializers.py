@@ -97,7 +97,17 @@ class LongTermMemoryListQuerySerializer(serializers.Serializer[Any]):
 # --- daily episodes -----------------------------------------------------------------------------
 
 
+class SessionRefSerializer(serializers.Serializer[Any]):
+    """A conversation a whole-day episode covers, and its messages of that day."""
+
+    session = serializers.UUIDField()
+    first_seq = Int64Field(min_value=1)
+    last_seq = Int64Field(min_value=1)
+
+
 class DailyEpisodeSerializer(serializers.ModelSerializer[DailyEpisode]):
+    session_refs = SessionRefSerializer(many=True, read_only=True)
+
     class Meta:
         model = DailyEpisode
         fields = [
@@ -108,6 +118,7 @@ class DailyEpisodeSerializer(serializers.ModelSerializer[DailyEpisode]):
             "summary",
             "first_seq",
             "last_seq",
+            "session_refs",
             "token_count",
             "source",
             "created",
@@ -130,6 +141,9 @@ class DailyEpisodeWriteSerializer(serializers.Serializer[Any]):
     first_seq = Int64Field(required=False, allow_null=True)
     last_seq = Int64Field(required=False, allow_null=True)
     token_count = Int64Field(required=False, allow_null=True, help_text="estimated when absent")
+    session_refs = SessionRefSerializer(
+        many=True, required=False, help_text="a whole-day episode's conversations, each with its message range"
+    )
 
 
 class DailyEpisodeListQuerySerializer(serializers.Serializer[Any]):

@@ -52,6 +52,7 @@ from memory.selectors import (
 )
 from memory.services import (
     UNSET,
+    SessionRef,
     attachment_record,
     episode_upsert,
     memory_delete,
@@ -248,6 +249,9 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
             first_seq=data.get("first_seq"),
             last_seq=data.get("last_seq"),
             token_count=data.get("token_count"),
+            session_refs=[
+                SessionRef(ref["session"], ref["first_seq"], ref["last_seq"]) for ref in data.get("session_refs", [])
+            ],
         )
         return Response(DailyEpisodeSerializer(result.episode).data, status=created_or_ok(result.created))
 

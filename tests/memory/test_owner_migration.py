@@ -6,6 +6,7 @@ which drops its triggers, so `memory/0004_owners` creates them again.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.contrib.auth.models import User
@@ -31,6 +32,16 @@ def migrate(targets: list[tuple[str, str]]) -> None:
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(targets)
+
+
+@contextmanager
+def migrated_back(targets: list[tuple[str, str]]) -> Iterator[None]:
+    """The schema as it was at `targets`, then (whatever happened inside) the latest again."""
+    migrate(targets)
+    try:
+        yield
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
 
 
 @pytest.fixture

@@ -140,7 +140,8 @@ def test_usage_is_tagged_by_purpose_and_the_summary_shows_every_purpose(replay_r
 
 @pytest.mark.fault
 @override_settings(AGENTCHAT_COMPACTION_THRESHOLD_PERCENT=80)
-def test_a_failed_summary_leaves_the_session_usable_and_says_why(replay_route: ModelRoute, api: APIClient) -> None:
+def failing_summary_route() -> None:
+    """Make `cheap`, a route whose every call fails with "overloaded", the `[memory]` summary route."""
     broken = Provider.objects.create(
         name="broken", kind=ProviderKind.REPLAY, options={"script": [[{"type": "error", "message": "overloaded"}]]}
     )
@@ -148,6 +149,10 @@ def test_a_failed_summary_leaves_the_session_usable_and_says_why(replay_route: M
         alias="cheap", provider=broken, model_id="b", context_window_tokens=4000, max_output_tokens=100
     )
     memory_set(summary_route="cheap")
+
+
+def test_a_failed_summary_leaves_the_session_usable_and_says_why(replay_route: ModelRoute, api: APIClient) -> None:
+    failing_summary_route()
     session = long_session(small_route(replay_route))
     result = session_compact(session_id=session.pk)
     assert result.outcome == "failed"
@@ -260,6 +265,7 @@ def test_a_day_boundary_on_a_controlled_clock_writes_one_episode_per_day(chat_se
     assert "monday late" in episodes[0].summary
     assert "tuesday" not in episodes[0].summary
     assert f"Sessions: {chat_session.pk} #1-#4" in episodes[0].summary
+    assert episodes[0].session_refs == [{"session": str(chat_session.pk), "first_seq": 1, "last_seq": 4}]
     assert "tuesday just after midnight" in episodes[1].summary
     runs = Run.objects.filter(purpose=RunPurpose.EPISODE)
     assert [(r.status, r.session_id) for r in runs] == [(RunStatus.COMPLETED, None)] * 2

@@ -96,6 +96,8 @@ def test_events_changelist_never_counts_the_events_table(admin_client_op: Client
         "/admin/telemetry/usagebyday/",
         "/admin/telemetry/usagebysession/",
         "/admin/telemetry/usagealltime/",
+        "/admin/telemetry/usagebypurpose/",
+        "/admin/telemetry/usagebyagent/",
     ],
 )
 def test_telemetry_admin_is_read_only(admin_client_op: Client, usage_session: AgentSession, path: str) -> None:
