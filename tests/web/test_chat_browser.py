@@ -178,6 +178,8 @@ def test_the_chat_journey_in_chromium(server: str) -> None:
         expect(page.locator("#run")).to_have_count(1)
         resumed_at = page.evaluate("() => document.querySelector('#run [data-text]').textContent.length")
         assert resumed_at > 20
+        # No run_started comes again after a reload: the next text still says the reply is being written.
+        expect(page.locator("#run [data-run-status]")).to_have_text("writing…")
         finished(page, 2)
         expect(page.locator("article.msg.assistant .md").nth(1)).to_have_text(f"replay: {LONG.strip()}")
 
@@ -368,4 +370,45 @@ def test_a_members_work_streams_nested_under_the_leads_call_and_stays_there_on_r
         page.locator("article.msg [data-tool-call] > summary").first.click()  # the call's card starts folded
         (browser.SCREENS_DIR / "chat").mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(browser.SCREENS_DIR / "chat" / "delegated-768.png"), full_page=True)
+        chromium.close()
+
+
+# What a streaming reply's end looks like from the reader's seat: the bottom of its text, the top of the
+# composer, and how far the page (or the conversation pane) is scrolled.
+END_IN_VIEW = """() => {
+  const text = document.querySelector('#run [data-text]');
+  if (!text) return null;
+  const bottom = text.getBoundingClientRect().bottom;
+  const composer = document.querySelector('[data-composer]').getBoundingClientRect().top;
+  const pane = document.querySelector('.conversation');
+  return {length: text.textContent.length, bottom, composer, scrolled: window.scrollY + pane.scrollTop};
+}"""
+
+
+def test_a_streaming_reply_keeps_its_end_in_view_until_the_reader_scrolls_up(
+    server: str, replay_route: ModelRoute
+) -> None:
+    # Long lines quickly: 40 characters a chunk, so the reply outgrows the window in a few seconds.
+    Provider.objects.filter(pk=replay_route.provider_id).update(options={"chunk_chars": 40, "delay_ms": 120})
+    base, password = server.split("|")
+    long_text = "the end of a long reply should stay in view " * 30
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(browser.CHROMIUM), args=browser.CHROMIUM_ARGS)
+        for width, height in ((360, 640), (1280, 600)):
+            page = chromium.new_context(viewport={"width": width, "height": height}).new_page()
+            sign_in(page, base, password)
+            send(page, long_text)
+            expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+            page.wait_for_function(f"() => ({END_IN_VIEW})()?.length > 700", timeout=30_000)
+            seen = page.evaluate(END_IN_VIEW)
+            # The text has grown well past the window, and its last line sits above the composer.
+            assert seen["scrolled"] > 0, (width, seen)
+            assert 0 < seen["bottom"] <= min(seen["composer"] + 2, height), (width, seen)
+
+            # The reader scrolls up to read: the page stays where they put it while the text goes on.
+            page.evaluate("() => { window.scrollTo(0, 0); document.querySelector('.conversation').scrollTop = 0; }")
+            grown_from = page.evaluate(END_IN_VIEW)["length"]
+            page.wait_for_function(f"() => ({END_IN_VIEW})()?.length > {grown_from + 120}", timeout=30_000)
+            assert page.evaluate(END_IN_VIEW)["scrolled"] == 0, width
+            finished(page, 1)
         chromium.close()

@@ -121,6 +121,28 @@
     }
   }
 
+  // While a reply streams its end stays in view, unless the person has scrolled up to read: the pane that
+  // scrolls (the conversation from 768 px, the window on a phone) is followed only while it is at its end.
+  function scroller(element) {
+    for (let node = element.parentElement; node; node = node.parentElement) {
+      const overflow = getComputedStyle(node).overflowY;
+      if ((overflow === "auto" || overflow === "scroll") && node.scrollHeight > node.clientHeight) return node;
+    }
+    return document.scrollingElement;
+  }
+  let following = false;
+  function grow(run, change) {
+    const pane = scroller(run);
+    const atEnd = pane.scrollHeight - pane.scrollTop - pane.clientHeight < 96;
+    change();
+    if (!atEnd || following) return;
+    following = true; // one scroll per frame, however many deltas arrived in it
+    requestAnimationFrame(() => {
+      following = false;
+      run.scrollIntoView({ block: "end" });
+    });
+  }
+
   // Follow the open run, if the page shows one, from the event after the last one rendered.
   function follow() {
     const run = document.getElementById("run");
@@ -141,11 +163,20 @@
       run.dataset.after = event.lastEventId;
       try { return JSON.parse(event.data); } catch { return {}; }
     };
-    source.addEventListener("run_started", (e) => { data(e); status.textContent = "writing…"; });
-    source.addEventListener("text_delta", (e) => { text.append(document.createTextNode(data(e).text || "")); });
+    const writing = () => { status.textContent = "writing…"; };
+    source.addEventListener("run_started", (e) => { data(e); writing(); });
+    source.addEventListener("text_delta", (e) => {
+      const delta = data(e).text || "";
+      // After a reload mid-stream no run_started comes again: the first text says the reply is being written.
+      if (status.textContent !== "writing…") writing();
+      grow(run, () => text.append(document.createTextNode(delta)));
+    });
     source.addEventListener("reasoning", (e) => {
-      reasoning.append(document.createTextNode(data(e).text || ""));
-      reasoning.closest("details").hidden = false;
+      const delta = data(e).text || "";
+      grow(run, () => {
+        reasoning.append(document.createTextNode(delta));
+        reasoning.closest("details").hidden = false;
+      });
     });
     source.addEventListener("tool_call", (e) => {
       const call = data(e);
@@ -153,12 +184,15 @@
       // Work a member began before its call's card arrived moves under the card.
       const early = tools.querySelector(`:scope > [data-delegation="${CSS.escape(call.id || "")}"]`);
       if (early) card.append(early);
-      tools.append(card);
+      grow(run, () => tools.append(card));
     });
-    source.addEventListener("delegate", (e) => delegated(tools, data(e)));
+    source.addEventListener("delegate", (e) => {
+      const payload = data(e);
+      grow(run, () => delegated(tools, payload));
+    });
     source.addEventListener("tool_result", (e) => {
       const result = data(e);
-      tools.append(toolCard("tool_result", result));
+      grow(run, () => tools.append(toolCard("tool_result", result)));
       pending.querySelector(`[data-call="${CSS.escape(result.tool_call_id || "")}"]`)?.remove();
     });
     source.addEventListener("tools_pending", (e) => {
