@@ -137,8 +137,10 @@
     change();
     if (!atEnd || following) return;
     following = true; // one scroll per frame, however many deltas arrived in it
+    const top = pane.scrollTop;
     requestAnimationFrame(() => {
       following = false;
+      if (pane.scrollTop < top) return; // scrolled up in the meantime: they are reading
       run.scrollIntoView({ block: "end" });
     });
   }
