@@ -216,7 +216,8 @@ def test_a_turn_answers_202_and_completes_in_a_worker_and_20_turns_in_10_session
 
 
 def test_four_slow_turns_in_four_sessions_all_start_before_any_finishes(api: Api, server: Server) -> None:
-    route = _route("slow4", delay_ms=1_000)
+    # About 13 s a reply (4 characters a second), so a loaded machine still starts all four before one ends.
+    route = _route("slow4", delay_ms=1_000, chunk_chars=4)
     sessions = [session_create(owner=op_user(), route_alias=route.alias) for _ in range(4)]
     runs = [api.turn(session, "a reply that takes a few seconds to stream")["run"]["id"] for session in sessions]
 
