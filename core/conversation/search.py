@@ -17,9 +17,9 @@ PostgreSQL `plainto_tsquery` / `phraseto_tsquery` / `to_tsquery('pre:*')` joined
 
 Results are the requesting user's sessions, best first (the score of their best message: `-bm25()`
 on SQLite, `ts_rank_cd(…, 1)` on PostgreSQL; ties by session id), each with its best
-`MESSAGES_PER_SESSION` messages (score, then seq). A snippet is the text around the first match,
-HTML-escaped, with every matching word wrapped in `<mark>` … `</mark>`. Pages are keyset cursors
-over (score, session id).
+`MESSAGES_PER_SESSION` messages (score, then seq). A snippet is the text around the first match as
+plain text (its Markdown markers dropped: `plain_text`), HTML-escaped, with every matching word
+wrapped in `<mark>` … `</mark>`. Pages are keyset cursors over (score, session id).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
 from core.conversation.selectors import OwnerScope, session_uuid
+from core.conversation.services import plain_title
 from core.errors import InvalidInputError
 from core.models import AgentSession, Message, MessageRole, SessionStatus, Tag
 
@@ -55,10 +56,16 @@ SNIPPET_WORDS_BEFORE = 8
 SNIPPET_WORDS_AFTER = 16
 # What the PostgreSQL index covers of a message (see migration 0010); snippets look no further.
 INDEXED_CHARS = 200_000
+# How much raw text around the first match a snippet is cut from (before its Markdown is stripped).
+SNIPPET_CHARS_BEFORE = 600
+SNIPPET_CHARS_AFTER = 1_200
 MARK_OPEN, MARK_CLOSE = "<mark>", "</mark>"
 
 _WORD_RE = re.compile(r"[^\W_]+")
 _BARE_RE = re.compile(r"([^\W_]+)(\*?)|(\*)")
+_MD_FENCE = re.compile(r"\s*(?:`{3,}|~{3,})[^`\s]*\s*")
+_MD_TABLE_RULE = re.compile(r"[\s:|-]*\|[\s:|-]*")
+_MD_AUTOLINK = re.compile(r"<((?:https?|mailto):[^\s<>]*)>")
 _OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
 _SYNTAX = 'search words, "a phrase" or a prefix* (every term must match)'
 
@@ -379,13 +386,44 @@ def _matches(word: str, terms: Sequence[Term]) -> bool:
     return any((word.startswith(term.words[0]) if term.prefix else word in term.words) for term in terms if term.words)
 
 
+def plain_text(markdown: str) -> str:
+    """`markdown` as readable text on one line: each line without its Markdown (`plain_title`: emphasis,
+    code spans, links, headings, list and quote markers), code fences and table rules dropped."""
+    lines = []
+    for line in markdown.splitlines():
+        if _MD_FENCE.fullmatch(line) or _MD_TABLE_RULE.fullmatch(line):
+            continue
+        plain = plain_title(_MD_AUTOLINK.sub(r"\1", line).strip().strip("|"))
+        if plain:
+            lines.append(plain)
+    return " ".join(lines)
+
+
+def _region(text: str, terms: Sequence[Term]) -> tuple[int, int]:
+    """The part of `text` a snippet is cut from: around the first matching word, widened to whole lines
+    when they are short, so a Markdown marker is stripped with its pair; bounded, so stripping stays cheap."""
+    first = next((match for match in _WORD_RE.finditer(text) if _matches(match.group().lower(), terms)), None)
+    at = first.start() if first is not None else 0
+    start, end = max(0, at - SNIPPET_CHARS_BEFORE), min(len(text), at + SNIPPET_CHARS_AFTER)
+    line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end)
+    if start - line_start <= SNIPPET_CHARS_BEFORE:
+        start = line_start
+    if line_end == -1:
+        line_end = len(text)
+    if line_end - end <= SNIPPET_CHARS_AFTER:
+        end = line_end
+    return start, end
+
+
 def snippet(content: str, terms: Sequence[Term]) -> str:
-    """The text around the first matching word, HTML-escaped, each matching word in `<mark>` … `</mark>`."""
-    text = content[:INDEXED_CHARS]
+    """The text around the first matching word as plain text (`plain_text`: its Markdown dropped),
+    HTML-escaped, each matching word in `<mark>` … `</mark>`."""
+    start, end = _region(content[:INDEXED_CHARS], terms)
+    text = plain_text(content[start:end])
     before: deque[re.Match[str]] = deque(maxlen=SNIPPET_WORDS_BEFORE)
     window: list[re.Match[str]] = []
     after = 0
-    cut = False
+    cut = end < len(content)
     for match in _WORD_RE.finditer(text):
         if window:
             window.append(match)
@@ -398,20 +436,21 @@ def snippet(content: str, terms: Sequence[Term]) -> str:
         else:
             before.append(match)
     if not window:
-        # No word matched here (the index folds case a little differently): the opening words.
+        # No word matched here (the index folds case a little differently, or the word was in a link's
+        # address): the opening words.
         return html.escape(" ".join(text.split()[: SNIPPET_WORDS_BEFORE + SNIPPET_WORDS_AFTER]))
-    start, end = window[0].start(), window[-1].end()
-    pieces: list[str] = ["… "] if start > 0 else []
-    position = start
+    first, last = window[0].start(), window[-1].end()
+    pieces: list[str] = ["… "] if first > 0 or start > 0 else []
+    position = first
     for match in window:
         pieces.append(html.escape(text[position : match.start()]))
         word = html.escape(match.group())
         pieces.append(f"{MARK_OPEN}{word}{MARK_CLOSE}" if _matches(match.group().lower(), terms) else word)
         position = match.end()
-    if cut or len(content) > len(text):
+    if cut:
         pieces.append(" …")
     else:
-        pieces.append(html.escape(text[end:]))
+        pieces.append(html.escape(text[last:]))
     return " ".join("".join(pieces).split())
 
 

@@ -111,6 +111,20 @@ def test_search_finds_an_old_message_and_explains_bad_syntax(chat_session: Agent
     assert "q:" in refused
 
 
+def test_search_shows_a_markdown_message_as_plain_text_with_the_match_marked(
+    chat_session: AgentSession, operator: User
+) -> None:
+    message_append(
+        session_id=chat_session.pk,
+        role="assistant",
+        content="## The **zebra** crossing\n\n- see `zebra.py` and [the map](https://example.com/map) <i>now</i>",
+    )
+    body = signed_in(operator).get("/search/?q=zebra").content.decode()
+    line = re.search(r"\(assistant\)</a>: (.*)</li>", body)
+    assert line is not None
+    assert line[1] == ("The <mark>zebra</mark> crossing see <mark>zebra</mark>.py and the map &lt;i&gt;now&lt;/i&gt;")
+
+
 def test_memory_pin_and_forget_act_on_ones_own_memories_only(operator: User) -> None:
     mine = memory_write(owner=operator, kind="fact", content="likes tea").memory
     other = memory_write(owner=plain_user("eve"), kind="fact", content="likes coffee").memory

@@ -21,6 +21,7 @@ from core.conversation.search import (
     Term,
     message_search,
     message_search_q,
+    plain_text,
     query_parse,
     snippet,
 )
@@ -202,6 +203,32 @@ def test_snippets_escape_html_and_mark_every_match(replay_route: ModelRoute, ope
     )
     assert snippet("a <tea>", [Term(("tea",))]) == "a &lt;<mark>tea</mark>&gt;"
     assert snippet("planet plan", [Term(("plan",), prefix=True)]) == "<mark>planet</mark> <mark>plan</mark>"
+
+
+def test_snippets_show_markdown_as_plain_text_and_mark_the_match(replay_route: ModelRoute, operator: User) -> None:
+    text = (
+        "# Making **tea**\n\nUse `hot water` and see [the guide](https://example.com/steeping).\n\n"
+        "```python\nbrew(tea)\n```\n\n| kind | time |\n|---|:--:|\n| green | 2 min |\n"
+        "- a _list_ item with ***tea*** and ~~milk~~\n> quoted <https://example.com/q> <b>x</b>"
+    )
+    _session(operator, replay_route, text)
+    hit = message_search(owner=operator, query="tea").results[0].messages[0]
+    assert hit.snippet == (
+        "Making <mark>tea</mark> Use hot water and see the guide. brew(<mark>tea</mark>) kind | time green | 2 min "
+        "a list …"
+    )
+    assert plain_text(text) == (
+        "Making tea Use hot water and see the guide. brew(tea) kind | time green | 2 min "
+        "a list item with tea and milk quoted https://example.com/q <b>x</b>"
+    )
+    # A word only in a link's address matches the index but is not shown: the opening words are.
+    assert snippet("see [the guide](https://example.com/steeping) now", [Term(("steeping",))]) == "see the guide now"
+    # Far into a long message, the Markdown around the match is dropped too, and both ends say there is more.
+    long = "intro words\n" * 200 + "the **tea** is `hot`\n" + "more lines\n" * 200
+    assert snippet(long, [Term(("tea",))]) == (
+        "… words intro words intro words intro words the <mark>tea</mark> is hot more lines more lines more lines "
+        "more lines more lines more lines more lines …"
+    )
 
 
 # --- Filters, ownership, paging --------------------------------------------------------------
