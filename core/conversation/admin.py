@@ -1,5 +1,6 @@
 """Admin for the conversation store: sessions with their latest messages, checkpoints and runs; runs with
-their trace in order; read-only changelists for messages, checkpoints, runs and trace events.
+their trace in order; read-only changelists for messages, checkpoints, runs, trace events, tool
+invocations and import jobs.
 
 Built for tables of millions of rows: changelists never COUNT(*) a whole table (`CappedCountPaginator`
 counts at most `COUNT_CAP` rows, `show_full_result_count` is off), inlines show only the newest rows,
@@ -10,6 +11,7 @@ checkpoints, runs and events are never edited here.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -43,11 +45,13 @@ from core.models import (
     Checkpoint,
     ImportJob,
     ImportStatus,
+    InvocationStatus,
     Message,
     ModelRoute,
     Run,
     RunStatus,
     SessionStatus,
+    ToolInvocation,
     TraceEvent,
 )
 
@@ -55,6 +59,8 @@ LATEST_MESSAGES = 50
 LATEST_CHECKPOINTS = 20
 LATEST_RUNS = 20
 FIRST_EVENTS = 500
+# The tool filter lists the tools of this many newest calls (no scan of the table); any tool works as ?tool=.
+RECENT_TOOL_CALLS = 1_000
 
 
 @admin.display(description="content")
@@ -323,6 +329,61 @@ class TraceEventAdmin(ReadOnlyAdmin[TraceEvent]):
     fields = columns(TraceEvent)
 
     payload_preview = preview_column("payload", lambda event: str(event.payload))
+
+
+class InvocationStatusFilter(ConditionFilter):
+    title = parameter_name = "status"
+    conditions = choice_conditions("status", InvocationStatus.choices)
+
+
+class ToolFilter(admin.SimpleListFilter):
+    """The tools of the RECENT_TOOL_CALLS newest calls (one bounded query); any tool works as `?tool=<name>`."""
+
+    title = parameter_name = "tool"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        recent = ToolInvocation.objects.order_by("-id").values_list("tool", flat=True)[:RECENT_TOOL_CALLS]
+        return [(tool, tool) for tool in sorted(set(recent))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(tool=self.value()) if self.value() else queryset
+
+
+@admin.register(ToolInvocation)
+class ToolInvocationAdmin(ReadOnlyAdmin[ToolInvocation]):
+    """Each tool call a model asked for, its decision and its result; the tool loop's services own them."""
+
+    Media = _ConversationMedia
+    list_display = [
+        "id",
+        "run",
+        "tool",
+        "status",
+        "is_error",
+        "arguments_preview",
+        "result_preview",
+        "created",
+        "decided_at",
+        "finished_at",
+        "duration",
+    ]
+    list_select_related = ["run"]
+    list_filter = [InvocationStatusFilter, ToolFilter, "is_error", ("created", admin.DateFieldListFilter)]
+    search_fields = ["tool"]
+    ordering = ["-id"]
+    fields = columns(ToolInvocation, "duration")
+    readonly_fields = ["duration"]
+
+    arguments_preview = preview_column("arguments", lambda call: json.dumps(call.arguments, ensure_ascii=False))
+    result_preview = preview_column("result", lambda call: call.result)
+
+    @admin.display(description="took")
+    def duration(self, call: ToolInvocation) -> str:
+        """From the call to its result (approval waits included), to the millisecond; empty while open."""
+        if call.finished_at is None:
+            return ""
+        # A call recorded already closed (an unknown tool) takes its finish time just before its creation.
+        return f"{max(0.0, (call.finished_at - call.created).total_seconds()):.3f} s"
 
 
 class ImportStatusFilter(ConditionFilter):
