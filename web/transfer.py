@@ -32,6 +32,8 @@ from runtime.worker.imports import import_enqueue
 from web.views import FragmentPage
 
 RECENT_JOBS = 20
+# The report's outcomes of a conversation now in a session (imported, or grown and updated).
+STORED = ("imported", "updated")
 # Room for the multipart envelope around the files (as the API allows).
 ENVELOPE = 65_536
 
@@ -99,8 +101,8 @@ class ImportJobPage(FragmentPage):
             page="import",
             job=job,
             running=job.status in (ImportStatus.QUEUED, ImportStatus.RUNNING),
-            imported=[line for line in report if isinstance(line, dict) and line.get("outcome") == "imported"],
-            skipped=[line for line in report if isinstance(line, dict) and line.get("outcome") != "imported"],
+            imported=[line for line in report if isinstance(line, dict) and line.get("outcome") in STORED],
+            skipped=[line for line in report if isinstance(line, dict) and line.get("outcome") not in STORED],
         )
         return context
 

@@ -218,3 +218,23 @@ def test_the_chat_page_downloads_its_conversation(replay_route: ModelRoute) -> N
     response = client.get(f"/api/sessions/{mine.pk}/export/?format=markdown")
     assert response.status_code == 200
     assert stream(response).startswith("# Mine\n")
+
+
+def test_a_grown_conversation_uploaded_again_is_listed_as_updated_with_its_new_messages(
+    replay_route: ModelRoute, tmp_path: Path
+) -> None:
+    from tests.core.importing.test_reimport import FIRST, GROWN, chatgpt_file
+
+    ann = plain_user("ann")
+    client = signed_in(ann)
+    for turns in (FIRST, GROWN):
+        upload(client, "conversations.json", chatgpt_file(tmp_path / "c.json", turns).read_bytes())
+        job = ImportJob.objects.get(status=ImportStatus.QUEUED)
+        import_job_execute(job_id=job.pk)
+    session = AgentSession.objects.get(owner=ann)
+    body = client.get(f"/import/{job.pk}/").content.decode()
+    assert re.search(
+        rf'<li><a href="/chat/{session.pk}/">Hill walk</a> <span class="muted">updated, 2 new messages</span></li>',
+        body,
+    )
+    assert body.count('<ul class="report">') == 1  # the imported list only: nothing skipped

@@ -9,20 +9,28 @@ follows on both databases (its triggers and generated column see every INSERT).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Field
+from django.db.models import F, Field
 from django.utils import timezone
 
 from core.config.models import ModelRoute
 from core.conversation.contracts import MAX_CONTENT_CHARS, estimate_tokens, parts_validate
 from core.conversation.importing.models import ImportedConversation
 from core.conversation.importing.shapes import Conversation, ConversationSkippedError, SessionExtras, Tree, tree_order
+from core.conversation.models import OPEN_RUN_STATUSES as OPEN_RUNS
 from core.conversation.models import AgentSession, Checkpoint, CheckpointReason, Message, MessageRole, SessionStatus
-from core.conversation.services import MAX_TITLE_CHARS, _tag_names_clean, _tags_of, title_from_message
+from core.conversation.services import (
+    MAX_TITLE_CHARS,
+    _fullness_recount,
+    _tag_names_clean,
+    _tags_of,
+    title_from_message,
+)
 from core.errors import InvalidInputError
 
 # Every column of the table: a column added to `Message` must get its value below (a KeyError otherwise).
@@ -43,12 +51,19 @@ class Outcome:
     messages: int
     branches: int
     session: str | None = None
+    # Imported before and grown since: `messages` are the new ones, appended to `session`.
+    updated: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """`imported`, `updated` or `skipped` (the report's `outcome`)."""
+        return ("updated" if self.updated else "imported") if self.imported else "skipped"
 
     def as_json(self) -> dict[str, Any]:
         return {
             "title": self.title,
             "source_id": self.source_id,
-            "outcome": "imported" if self.imported else "skipped",
+            "outcome": self.verdict,
             "reason": self.reason,
             "messages": self.messages,
             "branches": self.branches,
@@ -94,21 +109,24 @@ def _ids_take(count: int) -> list[int]:
         return list(range(top + 1, top + 1 + count))
 
 
-def _messages_insert(session: AgentSession, tree: Tree) -> int:
-    """Insert the tree's messages (seq = position + 1); answers the tokens on the active path."""
-    if not tree.nodes:
+def _messages_insert(session: AgentSession, tree: Tree, *, stored_ids: Sequence[int] = ()) -> int:
+    """Insert the tree's messages (seq = position + 1) but the first `len(stored_ids)`, stored already with
+    those ids; answers the tokens of the inserted ones on the active path."""
+    first = len(stored_ids)
+    if len(tree.nodes) == first:
         return 0
-    ids = _ids_take(len(tree.nodes))
+    ids = [*stored_ids, *_ids_take(len(tree.nodes) - first)]
     parts_field = cast("Field[Any, Any]", Message._meta.get_field("parts"))
     no_parts = parts_field.get_db_prep_value([], connection)
     adapt_time = connection.ops.adapt_datetimefield_value
     now = timezone.now()
     session_key = AgentSession._meta.pk.get_db_prep_value(session.pk, connection)
     rows: list[tuple[Any, ...]] = []
-    tokens: list[int] = []
-    for index, node in enumerate(tree.nodes):
+    tokens: dict[int, int] = {}
+    for index in range(first, len(tree.nodes)):
+        node = tree.nodes[index]
         count = node.token_count if node.token_count is not None else estimate_tokens(node.content, node.parts)
-        tokens.append(count)
+        tokens[index] = count
         parent = tree.parents[index]
         values = {
             "id": ids[index],
@@ -134,7 +152,7 @@ def _messages_insert(session: AgentSession, tree: Tree) -> int:
     path_tokens = 0
     step: int | None = tree.leaf
     while step is not None:
-        path_tokens += tokens[step]
+        path_tokens += tokens.get(step, 0)
         step = tree.parents[step]
     return path_tokens
 
@@ -192,7 +210,8 @@ def conversation_import(
 ) -> Outcome:
     """Store `conversation` as a session of `owner` (all or nothing); an Outcome says why it was skipped otherwise.
 
-    Keyed per owner by (format, source id): a conversation already imported is skipped, naming its session.
+    Keyed per owner by (format, source id): a conversation already imported is skipped, naming its session,
+    unless it grew since (`_grown`): then its new messages are appended to that session.
     """
     _, source_id = _key(conversation)
     try:
@@ -227,7 +246,7 @@ def _stored(
     with transaction.atomic():
         known = ImportedConversation.objects.filter(owner_id=owner.pk, source=source, source_id=source_id).first()
         if known is not None:
-            return Outcome(title, source_id, False, f"already imported as session {known.session_id}", 0, 0)
+            return _grown(known, conversation, tree, dry_run=dry_run, title=title)
         if dry_run:
             return Outcome(title, source_id, True, reason, len(tree.nodes), tree.branches)
         session = _session_create(owner=owner, conversation=conversation, default_route=default_route, title=title)
@@ -258,6 +277,69 @@ def _stored(
             message_sources=_message_sources(conversation, tree),
         )
     return Outcome(title, source_id, True, reason, len(tree.nodes), tree.branches, str(session.pk))
+
+
+def _grown(
+    known: ImportedConversation, conversation: Conversation, tree: Tree, *, dry_run: bool, title: str
+) -> Outcome:
+    """A conversation imported before, again (in `_stored`'s transaction): when the source only grew (its
+    earlier messages the same ids, roles and text, in the same order), the new tail is appended to the
+    session, seqs and parents following on; otherwise it is skipped with the reason."""
+    already = f"already imported as session {known.session_id}"
+    stored = [str(row[0]) for row in known.message_sources]
+    sources = _message_sources(conversation, tree)
+    if [row[0] for row in sources] == stored:
+        return Outcome(title, known.source_id, False, already, 0, 0)
+    new = len(sources) - len(stored)
+    edited = Outcome(
+        title,
+        known.source_id,
+        False,
+        f"{already}, and its earlier messages changed in the source since (edited or removed): the session "
+        "was left as it was; delete it to import the conversation afresh",
+        0,
+        0,
+    )
+    if new <= 0 or [row[0] for row in sources[: len(stored)]] != stored:
+        return edited
+    session = AgentSession.objects.select_for_update().get(pk=known.session_id)
+    refused = _append_refused(session, imported=len(stored))
+    if refused:
+        reason = f"{already}, {refused}; its {_new_messages(new)} were not added"
+        return Outcome(title, known.source_id, False, reason, 0, 0)
+    rows = list(Message.objects.filter(session_id=session.pk).order_by("seq").values_list("id", "role", "content"))
+    earlier = [(node.role, node.content) for node in tree.nodes[: len(stored)]]
+    if [(role, content) for _, role, content in rows] != earlier:
+        return edited
+    if dry_run:
+        return Outcome(title, known.source_id, True, f"would be updated, {_new_messages(new)}", new, 0, updated=True)
+    _messages_insert(session, tree, stored_ids=[pk for pk, _, _ in rows])
+    AgentSession.objects.filter(pk=session.pk).update(
+        message_count=F("message_count") + new,
+        last_seq=len(tree.nodes),
+        leaf=tree.leaf + 1,
+        updated=conversation.updated or timezone.now(),
+    )
+    _fullness_recount(session.pk, tree.leaf + 1)
+    ImportedConversation.objects.filter(pk=known.pk).update(message_sources=sources)
+    return Outcome(
+        title, known.source_id, True, f"updated, {_new_messages(new)}", new, 0, str(session.pk), updated=True
+    )
+
+
+def _new_messages(count: int) -> str:
+    return f"{count} new message{'' if count == 1 else 's'}"
+
+
+def _append_refused(session: AgentSession, *, imported: int) -> str:
+    """Why new source messages cannot follow on in `session` (locked): "" when they can."""
+    if session.last_seq != imported:
+        return "which was continued here since it was imported"
+    if session.status != SessionStatus.ACTIVE:
+        return "which is archived: unarchive it and import again"
+    if session.runs.filter(status__in=OPEN_RUNS).exists():
+        return "which has a run in progress: import again once it ends"
+    return ""
 
 
 def _session_create(

@@ -41,7 +41,9 @@ class Command(BaseCommand):
         verb = "would import" if options["dry_run"] else "imported"
         for outcome in report.outcomes:
             title = outcome.title or outcome.source_id or "(untitled)"
-            if outcome.imported:
+            if outcome.updated:
+                self.stdout.write(f"  {outcome.reason} of {title!r} -> session {outcome.session or '(a dry run)'}")
+            elif outcome.imported:
                 note = f" ({outcome.reason})" if outcome.reason else ""
                 where = f" -> session {outcome.session}" if outcome.session else ""
                 self.stdout.write(
