@@ -200,6 +200,30 @@ def test_configuration_lists_routes_with_readiness_and_probe_buttons_for_staff_o
     assert "replay" in plain
 
 
+def test_configuration_reasons_are_one_a_line_and_past_three_behind_a_disclosure(
+    replay_route: ModelRoute, operator: User
+) -> None:
+    # The example config file names many records this database does not hold: the config view lists each.
+    body = signed_in(operator).get("/configuration/").content.decode()
+    row = re.search(
+        r'<tr><td>config</td><td class="status-blocked">blocked</td><td class="reasons-cell">(.*?)</td></tr>', body
+    )
+    assert row is not None, body
+    shown = re.findall(r"<li>([^<]*)</li>", row[1].split("<details")[0])
+    assert len(shown) == 3
+    assert shown[0].startswith("the database differs from ")
+    hidden = re.search(
+        r'<details class="reasons-more"><summary>(\d+) more reasons</summary><ul class="reasons">(.*)</ul></details>',
+        row[1],
+    )
+    assert hidden is not None
+    assert len(re.findall(r"<li>", hidden[2])) == int(hidden[1]) > 0
+    assert "the file; " not in row[1]  # never joined on one line
+    assert "loaded; " not in row[1]
+    # A record without reasons: a dash, which the narrow layout hides.
+    assert '<td class="reasons-cell no-reasons">—</td>' in body
+
+
 def test_usage_page_draws_a_bar_for_recorded_tokens(chat_session: AgentSession, operator: User) -> None:
     from telemetry.services import usage_record
 
