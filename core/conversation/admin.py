@@ -374,7 +374,10 @@ class ToolInvocationAdmin(ReadOnlyAdmin[ToolInvocation]):
     fields = columns(ToolInvocation, "duration")
     readonly_fields = ["duration"]
 
-    arguments_preview = preview_column("arguments", lambda call: json.dumps(call.arguments, ensure_ascii=False))
+    # Keys sorted: PostgreSQL (jsonb) and SQLite keep them in different orders.
+    arguments_preview = preview_column(
+        "arguments", lambda call: json.dumps(call.arguments, ensure_ascii=False, sort_keys=True)
+    )
     result_preview = preview_column("result", lambda call: call.result)
 
     @admin.display(description="took")
