@@ -122,17 +122,7 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
     )
     def create(self, request: Request) -> Response:
         data = parsed(LongTermMemoryWriteSerializer, request.data)
-        result = memory_write(
-            owner=acting_user(request),
-            kind=data["kind"],
-            content=data["content"],
-            key=data.get("key"),
-            importance=data.get("importance"),
-            pinned=data.get("pinned"),
-            source_session_id=data.get("source_session"),
-            source_first_seq=data.get("source_first_seq"),
-            source_last_seq=data.get("source_last_seq"),
-        )
+        result = memory_write(owner=acting_user(request), **data)
         return Response(LongTermMemorySerializer(result.memory).data, status=created_or_ok(result.created))
 
     @extend_schema(
@@ -297,20 +287,7 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
     )
     def create(self, request: Request) -> Response:
         data = parsed(AttachmentWriteSerializer, request.data)
-        result = attachment_record(
-            session_id=data["session"],
-            owner=acting_user(request),
-            message_id=data["message"],
-            message_seq=data["message_seq"],
-            sha256=data["sha256"],
-            kind=data["kind"],
-            display_name=data["display_name"],
-            mime_type=data["mime_type"],
-            size_bytes=data["size_bytes"],
-            summary=data["summary"],
-            token_count=data.get("token_count"),
-            uri=data["uri"],
-        )
+        result = attachment_record(owner=acting_user(request), **data)
         attachment = attachment_get(attachment_id=result.attachment.pk)
         return Response(AttachmentSummarySerializer(attachment).data, status=created_or_ok(result.created))
 

@@ -81,22 +81,7 @@ class UsageViewSet(PagedViewSet[UsageEvent]):
     )
     def create(self, request: Request) -> Response:
         data = parsed(UsageRecordSerializer, request.data)
-        result = usage_record(
-            owner=acting_user(request),
-            request_id=data["request_id"],
-            provider=data.get("provider"),
-            model=data.get("model"),
-            route_alias=data.get("route"),
-            session_id=data.get("session"),
-            run_id=data.get("run"),
-            input_tokens=data["input_tokens"],
-            cached_input_tokens=data["cached_input_tokens"],
-            cache_write_input_tokens=data["cache_write_input_tokens"],
-            output_tokens=data["output_tokens"],
-            reasoning_tokens=data["reasoning_tokens"],
-            latency_ms=data.get("latency_ms"),
-            occurred_at=data.get("occurred_at"),
-        )
+        result = usage_record(owner=acting_user(request), **data)
         return Response(UsageEventSerializer(result.event).data, status=created_or_ok(result.created))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from core.api.serializers import PageQuerySerializer, StrictInputSerializer
+from core.api.serializers import PageQuerySerializer, ReadOnlyModelSerializer, StrictInputSerializer
 from core.conversation.models import CheckpointReason, MessageRole, RunPurpose, RunStatus, SessionStatus, TraceEventType
 from core.conversation.selectors import (
     MESSAGE_PAGE_DEFAULT_COUNT,
@@ -26,7 +26,7 @@ MAX_INT32 = 2**31 - 1
 # --- Sessions -------------------------------------------------------------------------------
 
 
-class SessionSerializer(serializers.ModelSerializer[AgentSession]):
+class SessionSerializer(ReadOnlyModelSerializer[AgentSession]):
     route = serializers.CharField(source="route.alias", read_only=True)
     agent = serializers.CharField(
         source="agent.name", read_only=True, allow_null=True, help_text="The agent the session talks to, if any"
@@ -60,7 +60,6 @@ class SessionSerializer(serializers.ModelSerializer[AgentSession]):
             "created",
             "updated",
         ]
-        read_only_fields = fields
 
     def get_context_fullness_percent(self, session: AgentSession) -> float:
         """tokens_since_checkpoint / the route's context window, in percent (one decimal)."""
@@ -123,7 +122,7 @@ class SessionDeleteSerializer(serializers.Serializer[Any]):
 # --- Messages -------------------------------------------------------------------------------
 
 
-class MessageSerializer(serializers.ModelSerializer[Message]):
+class MessageSerializer(ReadOnlyModelSerializer[Message]):
     class Meta:
         model = Message
         fields = [
@@ -138,7 +137,6 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "created",
             "parent",
         ]
-        read_only_fields = fields
         extra_kwargs = {"parent": {"help_text": "The id of the message this one follows (null for a first message)"}}
 
 
@@ -166,6 +164,7 @@ class MessagePageSerializer(serializers.Serializer[Any]):
     results = MessageSerializer(many=True)
 
 
+# A message to append: its fields are `message_append`'s keywords.
 class MessageAppendSerializer(StrictInputSerializer):
     role = serializers.CharField(help_text="system, user, assistant or tool")
     content = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
@@ -192,13 +191,13 @@ class MessageAppendSerializer(StrictInputSerializer):
 # --- Checkpoints and restore ----------------------------------------------------------------
 
 
-class CheckpointSerializer(serializers.ModelSerializer[Checkpoint]):
+class CheckpointSerializer(ReadOnlyModelSerializer[Checkpoint]):
     class Meta:
         model = Checkpoint
         fields = ["id", "parent", "through_seq", "summary", "state", "token_count", "reason", "created"]
-        read_only_fields = fields
 
 
+# A checkpoint to write: its fields (`parent` as `parent_id`) are `checkpoint_create`'s keywords.
 class CheckpointCreateSerializer(StrictInputSerializer):
     through_seq = serializers.IntegerField(help_text="The last message seq the checkpoint covers")
     summary = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
@@ -210,7 +209,11 @@ class CheckpointCreateSerializer(StrictInputSerializer):
         # `parent` is also the attribute a field uses for its enclosing serializer, so it is added here.
         fields = super().get_fields()
         fields["parent"] = serializers.IntegerField(
-            required=False, allow_null=True, default=None, help_text="Parent checkpoint id; the latest when absent"
+            required=False,
+            allow_null=True,
+            default=None,
+            source="parent_id",
+            help_text="Parent checkpoint id; the latest when absent",
         )
         return fields
 
@@ -266,7 +269,7 @@ class SiblingsSerializer(serializers.Serializer[Any]):
 # --- Runs and traces ------------------------------------------------------------------------
 
 
-class RunSerializer(serializers.ModelSerializer[Run]):
+class RunSerializer(ReadOnlyModelSerializer[Run]):
     route = serializers.CharField(source="route.alias", read_only=True, allow_null=True)
     message_seq = serializers.IntegerField(
         source="message.seq", read_only=True, allow_null=True, help_text="The user message this run answers."
@@ -297,7 +300,6 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "parent",
             "tool_call_id",
         ]
-        read_only_fields = fields
 
 
 class RunListQuerySerializer(PageQuerySerializer):
@@ -333,11 +335,10 @@ class RunTextSerializer(serializers.Serializer[Any]):
     text = serializers.CharField()
 
 
-class TraceEventSerializer(serializers.ModelSerializer[TraceEvent]):
+class TraceEventSerializer(ReadOnlyModelSerializer[TraceEvent]):
     class Meta:
         model = TraceEvent
         fields = ["index", "type", "payload", "created"]
-        read_only_fields = fields
 
 
 class TraceEventListQuerySerializer(PageQuerySerializer):

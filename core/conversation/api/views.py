@@ -415,16 +415,7 @@ class SessionMessageViewSet(PagedViewSet[Message]):
     )
     def create(self, request: Request, session_id: str) -> Response:
         data = parsed(MessageAppendSerializer, request.data)
-        result = message_append(
-            session_id=session_id,
-            owner=acting_user(request),
-            role=data["role"],
-            content=data["content"],
-            parts=data["parts"],
-            client_id=data["client_id"],
-            token_count=data["token_count"],
-            parent_seq=data["parent_seq"],
-        )
+        result = message_append(session_id=session_id, owner=acting_user(request), **data)
         return Response(MessageSerializer(result.message).data, status=created_or_ok(result.created))
 
 
@@ -458,16 +449,7 @@ class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
     )
     def create(self, request: Request, session_id: str) -> Response:
         data = parsed(CheckpointCreateSerializer, request.data)
-        checkpoint = checkpoint_create(
-            session_id=session_id,
-            owner=acting_user(request),
-            through_seq=data["through_seq"],
-            summary=data["summary"],
-            state=data["state"],
-            reason=data["reason"],
-            token_count=data["token_count"],
-            parent_id=data["parent"],
-        )
+        checkpoint = checkpoint_create(session_id=session_id, owner=acting_user(request), **data)
         return Response(CheckpointSerializer(checkpoint).data, status=status.HTTP_201_CREATED)
 
 
