@@ -3,6 +3,7 @@
 A viewset parses its input with `parsed` / `parsed_query`, calls one service or selector, and shapes
 the answer; a list answers `PagedViewSet.page` over the selector's queryset, or
 `PagedViewSet.filtered_page` when the list's filters are query parameters handed to its selector.
+`path_parameters` describes a path parameter once for the actions that take it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +22,7 @@ from core.api.errors import ErrorSerializer
 
 _M = TypeVar("_M", bound=Model)
 _F = TypeVar("_F", bound=Callable[..., Any])
+_V = TypeVar("_V", bound=type[Any])
 
 
 def parsed(serializer_class: type[serializers.Serializer[Any]], data: Any, *, partial: bool = False) -> dict[str, Any]:
@@ -47,28 +49,44 @@ def error_response(description: str) -> OpenApiResponse:
 
 
 class PagedViewSet(viewsets.GenericViewSet[_M]):
-    """A viewset whose list answers one cursor page of a selector's queryset."""
+    """A viewset whose list answers one cursor page of a selector's queryset, shaped by its `serializer_class`
+    (a model serializer: its model is the viewset's)."""
 
-    def page(self, queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer[Any]]) -> Response:
+    def get_queryset(self) -> QuerySet[_M]:
+        """No rows: every read goes through a selector. It names the model, for the OpenAPI schema."""
+        output: Any = self.get_serializer_class()
+        model: type[_M] = output.Meta.model
+        return model._default_manager.none()
+
+    def page(self, queryset: QuerySet[Any]) -> Response:
         rows = self.paginate_queryset(queryset) or []  # every paged viewset sets a cursor pagination class
-        return self.get_paginated_response(serializer_class(rows, many=True).data)
+        output: Any = self.get_serializer_class()
+        return self.get_paginated_response(output(rows, many=True).data)
 
     def filtered_page(
         self,
         request: Request,
         query_class: type[serializers.Serializer[Any]],
         select: Callable[..., QuerySet[Any]],
-        serializer_class: type[serializers.BaseSerializer[Any]],
-        **filters: str,
+        *names: str,
+        **renamed: str,
     ) -> Response:
-        """One page of `select(owner=<the acting user>, keyword=<query parameter>, …)`.
+        """One page of `select(owner=<the acting user>, name=<query parameter name>, …)`.
 
-        `filters` maps each keyword of the selector to the query parameter (parsed by `query_class`;
-        a 400 names a bad one) that gives it; an absent parameter is None (no filter).
+        `names` are the query parameters (parsed by `query_class`; a 400 names a bad one) that the
+        selector takes as keywords of the same name; `renamed` maps a keyword of the selector to the
+        query parameter that gives it. An absent parameter is None (no filter).
         """
         query = parsed_query(query_class, request)
-        rows = select(owner=acting_user(request), **{keyword: query.get(name) for keyword, name in filters.items()})
-        return self.page(rows, serializer_class)
+        keywords = {name: name for name in names} | renamed
+        rows = select(owner=acting_user(request), **{keyword: query.get(name) for keyword, name in keywords.items()})
+        return self.page(rows)
+
+
+def path_parameters(parameter: OpenApiParameter, *actions: str) -> Callable[[_V], _V]:
+    """Describes the path parameter `parameter` (its type and meaning) in the OpenAPI operation of each of a
+    viewset's `actions`."""
+    return extend_schema_view(**{action: extend_schema(parameters=[parameter]) for action in actions})
 
 
 # The 400 answer of every endpoint that parses input.

@@ -83,7 +83,6 @@ def _pk(value: str, noun: str) -> int:
 class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
     """Long-term memory: list newest first or search (`?q=`), create (a known key updates), update, delete."""
 
-    queryset = LongTermMemory.objects.none()
     serializer_class = LongTermMemorySerializer
     pagination_class = NewestFirstCursorPagination
 
@@ -106,7 +105,7 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
             key=query.get("key"),
             forgotten=query["forgotten"],
         )
-        return self.page(memories, LongTermMemorySerializer)
+        return self.page(memories)
 
     @extend_schema(
         summary="Remember something; a key that exists already updates that memory (200) instead of adding one (201)",
@@ -204,7 +203,6 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
 class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
     """Daily episodes: list newest day first (filters), create or replace the one for (day, session)."""
 
-    queryset = DailyEpisode.objects.none()
     serializer_class = DailyEpisodeSerializer
     pagination_class = EpisodeCursorPagination
 
@@ -214,12 +212,11 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
             request,
             DailyEpisodeListQuerySerializer,
             episode_list,
-            DailyEpisodeSerializer,
+            "whole_day",
+            "day_from",
+            "day_to",
+            "source",
             session_id="session",
-            whole_day="whole_day",
-            day_from="day_from",
-            day_to="day_to",
-            source="source",
         )
 
     @extend_schema(
@@ -257,7 +254,6 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
 class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
     """Attachments and sources referenced by messages, each with the summary shared by its content."""
 
-    queryset = AttachmentSummary.objects.none()
     serializer_class = AttachmentSummarySerializer
     pagination_class = NewestFirstCursorPagination
 
@@ -267,11 +263,10 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
             request,
             AttachmentListQuerySerializer,
             attachment_list,
-            AttachmentSummarySerializer,
+            "sha256",
+            "kind",
             session_id="session",
             message_id="message",
-            sha256="sha256",
-            kind="kind",
         )
 
     @extend_schema(

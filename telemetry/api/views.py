@@ -52,7 +52,6 @@ class UsageCursorPagination(NewestFirstCursorPagination):
 class UsageViewSet(PagedViewSet[UsageEvent]):
     """Usage events: record one provider report, list them newest first."""
 
-    queryset = UsageEvent.objects.none()
     serializer_class = UsageEventSerializer
     pagination_class = UsageCursorPagination
 
@@ -67,7 +66,7 @@ class UsageViewSet(PagedViewSet[UsageEvent]):
             provider=query.get("provider"),
             model=query.get("model"),
         )
-        return self.page(events, UsageEventSerializer)
+        return self.page(events)
 
     @extend_schema(
         summary="Record one usage report",

@@ -92,14 +92,22 @@ class SessionCreateSerializer(StrictInputSerializer):
     team = _optional_name("A team's name; its lead answers")
 
 
+# The changes to a session: its fields are `session_update`'s keywords (`route` as `route_alias`,
+# `agent` and `team` as `…_name`); an absent one stays as it is.
 class SessionUpdateSerializer(StrictInputSerializer):
     title = serializers.CharField(required=False, allow_blank=True)
-    route = serializers.CharField(required=False, help_text="A route alias")
+    route = serializers.CharField(required=False, source="route_alias", help_text="A route alias")
     agent = serializers.CharField(
-        required=False, allow_blank=True, help_text="Talk to this agent (its route unless `route` is given); '' unbinds"
+        required=False,
+        allow_blank=True,
+        source="agent_name",
+        help_text="Talk to this agent (its route unless `route` is given); '' unbinds",
     )
     team = serializers.CharField(
-        required=False, allow_blank=True, help_text="Talk to this team's lead (its route unless `route`); '' unbinds"
+        required=False,
+        allow_blank=True,
+        source="team_name",
+        help_text="Talk to this team's lead (its route unless `route`); '' unbinds",
     )
     pinned = serializers.BooleanField(required=False, help_text="Pinned sessions come first in the list")
     tags = serializers.ListField(
@@ -312,9 +320,12 @@ class RunListQuerySerializer(PageQuerySerializer):
     )
 
 
+# A run to open: its fields are `run_create`'s keywords (`session` as `session_id`, `route` as `route_alias`).
 class RunCreateSerializer(StrictInputSerializer):
-    session = serializers.CharField(help_text="The session id")
-    route = serializers.CharField(required=False, allow_null=True, default=None, help_text="The session's if absent")
+    session = serializers.CharField(source="session_id", help_text="The session id")
+    route = serializers.CharField(
+        required=False, allow_null=True, default=None, source="route_alias", help_text="The session's if absent"
+    )
     status = serializers.ChoiceField(
         choices=RunStatus.choices, default=RunStatus.QUEUED, help_text="A new run is queued (default) or running"
     )
@@ -345,8 +356,9 @@ class TraceEventListQuerySerializer(PageQuerySerializer):
     after_index = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0)
 
 
+# An event to append: its fields are `run_event_append`'s keywords (`type` as `event_type`).
 class TraceEventAppendSerializer(StrictInputSerializer):
-    type = serializers.ChoiceField(choices=TraceEventType.choices)
+    type = serializers.ChoiceField(choices=TraceEventType.choices, source="event_type")
     payload = serializers.JSONField(required=False, default=dict, help_text="Per the event type's contract")
 
 

@@ -15,7 +15,7 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, views
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -26,7 +26,16 @@ from rest_framework.views import APIView
 
 from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination, SeqCursorPagination
-from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
+from core.api.views import (
+    INVALID_INPUT,
+    PagedViewSet,
+    created_or_ok,
+    error_response,
+    list_schema,
+    parsed,
+    parsed_query,
+    path_parameters,
+)
 from core.conversation.api.serializers import (
     CheckpointCreateSerializer,
     CheckpointSerializer,
@@ -199,33 +208,17 @@ def _path_body(request: Request, session_id: UUID, page: PathPage, after_seq: in
     }
 
 
-@extend_schema_view(
-    retrieve=extend_schema(parameters=[SESSION_ID]),
-    partial_update=extend_schema(parameters=[SESSION_ID]),
-    destroy=extend_schema(parameters=[SESSION_ID]),
-    archive=extend_schema(parameters=[SESSION_ID]),
-    unarchive=extend_schema(parameters=[SESSION_ID]),
-    restore=extend_schema(parameters=[SESSION_ID]),
-    leaf=extend_schema(parameters=[SESSION_ID]),
-    path=extend_schema(parameters=[SESSION_ID]),
-)
+@path_parameters(SESSION_ID, "retrieve", "partial_update", "destroy", "archive", "unarchive", "restore", "leaf", "path")
 class SessionViewSet(PagedViewSet[AgentSession]):
     """Conversations: list newest first, create on a route, rename, move, archive and delete."""
 
-    queryset = AgentSession.objects.none()
     serializer_class = SessionSerializer
     pagination_class = PinnedFirstCursorPagination
 
     @list_schema("List sessions, pinned first, then newest first", SessionSerializer, SessionListQuerySerializer)
     def list(self, request: Request) -> Response:
         return self.filtered_page(
-            request,
-            SessionListQuerySerializer,
-            sessions_list,
-            SessionSerializer,
-            status="status",
-            needs_compaction="needs_compaction",
-            tag="tag",
+            request, SessionListQuerySerializer, sessions_list, "status", "needs_compaction", "tag"
         )
 
     @extend_schema(
@@ -256,17 +249,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         data = parsed(SessionUpdateSerializer, request.data)
-        session = session_update(
-            session_id=pk,
-            owner=acting_user(request),
-            title=data.get("title"),
-            route_alias=data.get("route"),
-            pinned=data.get("pinned"),
-            tags=data.get("tags"),
-            agent_name=data.get("agent"),
-            team_name=data.get("team"),
-        )
-        return Response(SessionSerializer(session).data)
+        return Response(SessionSerializer(session_update(session_id=pk, owner=acting_user(request), **data)).data)
 
     @extend_schema(
         summary="Delete a session with its messages, checkpoints, runs and events (explicit; archive is the default)",
@@ -366,14 +349,10 @@ class MessageSiblingsView(APIView):
         return Response(SiblingsSerializer(body).data)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[SESSION_ID_NESTED]),
-    create=extend_schema(parameters=[SESSION_ID_NESTED]),
-)
+@path_parameters(SESSION_ID_NESTED, "list", "create")
 class SessionMessageViewSet(PagedViewSet[Message]):
     """A session's message log: read it in seq order, append to it."""
 
-    queryset = Message.objects.none()
     serializer_class = MessageSerializer
     pagination_class = None
 
@@ -419,21 +398,17 @@ class SessionMessageViewSet(PagedViewSet[Message]):
         return Response(MessageSerializer(result.message).data, status=created_or_ok(result.created))
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[SESSION_ID_NESTED]),
-    create=extend_schema(parameters=[SESSION_ID_NESTED]),
-)
+@path_parameters(SESSION_ID_NESTED, "list", "create")
 class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
     """A session's checkpoints: list newest first, write one."""
 
-    queryset = Checkpoint.objects.none()
     serializer_class = CheckpointSerializer
     pagination_class = NewestCheckpointCursorPagination
 
     @list_schema("Checkpoints, newest first", CheckpointSerializer, not_found=ERRORS_404)
     def list(self, request: Request, session_id: str) -> Response:
         session = session_get(session_id=session_id, owner=acting_user(request))
-        return self.page(checkpoints_list(session_id=session.pk), CheckpointSerializer)
+        return self.page(checkpoints_list(session_id=session.pk))
 
     @extend_schema(
         summary="Write a checkpoint covering the log up to through_seq",
@@ -453,15 +428,10 @@ class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
         return Response(CheckpointSerializer(checkpoint).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema_view(
-    retrieve=extend_schema(parameters=[RUN_ID]),
-    cancel=extend_schema(parameters=[RUN_ID]),
-    text=extend_schema(parameters=[RUN_ID]),
-)
+@path_parameters(RUN_ID, "retrieve", "cancel", "text")
 class RunViewSet(PagedViewSet[Run]):
     """Runs (one model turn each): open, list, read, cancel, and the text their trace streamed."""
 
-    queryset = Run.objects.none()
     serializer_class = RunSerializer
     pagination_class = NewestFirstCursorPagination
 
@@ -471,15 +441,7 @@ class RunViewSet(PagedViewSet[Run]):
         RunListQuerySerializer,
     )
     def list(self, request: Request) -> Response:
-        return self.filtered_page(
-            request,
-            RunListQuerySerializer,
-            runs_list,
-            RunSerializer,
-            session_id="session",
-            status="status",
-            purpose="purpose",
-        )
+        return self.filtered_page(request, RunListQuerySerializer, runs_list, "status", "purpose", session_id="session")
 
     @extend_schema(
         summary="Open a run on a session (queued, or running)",
@@ -488,9 +450,7 @@ class RunViewSet(PagedViewSet[Run]):
     )
     def create(self, request: Request) -> Response:
         data = parsed(RunCreateSerializer, request.data)
-        run = run_create(
-            session_id=data["session"], owner=acting_user(request), route_alias=data["route"], status=data["status"]
-        )
+        run = run_create(owner=acting_user(request), **data)
         return Response(RunSerializer(run_get(run_id=run.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="One run", responses={200: RunSerializer, 404: ERRORS_404})
@@ -521,14 +481,10 @@ class RunViewSet(PagedViewSet[Run]):
         return Response(RunTextSerializer({"run": run.pk, "text": run_text(run_id=run.pk)}).data)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[RUN_ID_NESTED]),
-    create=extend_schema(parameters=[RUN_ID_NESTED]),
-)
+@path_parameters(RUN_ID_NESTED, "list", "create")
 class RunEventViewSet(PagedViewSet[TraceEvent]):
     """A run's stream trace: read it in index order, append the next event."""
 
-    queryset = TraceEvent.objects.none()
     serializer_class = TraceEventSerializer
     pagination_class = EventIndexCursorPagination
 
@@ -541,7 +497,7 @@ class RunEventViewSet(PagedViewSet[TraceEvent]):
     def list(self, request: Request, run_id: str) -> Response:
         query = parsed_query(TraceEventListQuerySerializer, request)
         run = run_get(run_id=run_id, owner=acting_user(request))
-        return self.page(trace_events(run_id=run.pk, after_index=query["after_index"]), TraceEventSerializer)
+        return self.page(trace_events(run_id=run.pk, after_index=query["after_index"]))
 
     @extend_schema(
         summary="Append the next event; run_finished (or error, then run_finished) ends the run",
@@ -551,9 +507,7 @@ class RunEventViewSet(PagedViewSet[TraceEvent]):
     )
     def create(self, request: Request, run_id: str) -> Response:
         data = parsed(TraceEventAppendSerializer, request.data)
-        event = run_event_append(
-            run_id=run_id, owner=acting_user(request), event_type=data["type"], payload=data["payload"]
-        )
+        event = run_event_append(run_id=run_id, owner=acting_user(request), **data)
         return Response(TraceEventSerializer(event).data, status=status.HTTP_201_CREATED)
 
 
