@@ -68,6 +68,7 @@ class LongTermMemoryUpdateSerializer(serializers.Serializer[Any]):
     pinned = serializers.BooleanField(required=False)
 
 
+# A PATCH: its fields are `memory_update`'s keywords; an absent one stays as it is.
 class LongTermMemoryPatchSerializer(LongTermMemoryUpdateSerializer):
     kind = serializers.ChoiceField(choices=MemoryKind.choices, required=False)
     content = serializers.CharField(trim_whitespace=False, required=False)

@@ -21,7 +21,8 @@ from rest_framework.views import APIView
 
 from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination
-from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
+from core.api.schema import INVALID_INPUT, error_response, list_schema, path_parameters
+from core.api.views import PagedViewSet, parsed, parsed_query
 from core.conversation.selectors import compaction_failure
 from core.errors import NotFoundError
 from memory.api.serializers import (
@@ -51,7 +52,6 @@ from memory.selectors import (
     memory_list,
 )
 from memory.services import (
-    UNSET,
     SessionRef,
     attachment_record,
     episode_upsert,
@@ -80,6 +80,7 @@ def _pk(value: str, noun: str) -> int:
     return int(value)
 
 
+@path_parameters(RECORD_ID, "retrieve", "update", "partial_update", "forget", "restore", "destroy")
 class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
     """Long-term memory: list newest first or search (`?q=`), create (a known key updates), update, delete."""
 
@@ -122,19 +123,14 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
     def create(self, request: Request) -> Response:
         data = parsed(LongTermMemoryWriteSerializer, request.data)
         result = memory_write(owner=acting_user(request), **data)
-        return Response(LongTermMemorySerializer(result.memory).data, status=created_or_ok(result.created))
+        return self.shown(result.memory, created=result.created)
 
-    @extend_schema(
-        summary="One memory", parameters=[RECORD_ID], responses={200: LongTermMemorySerializer, 404: ERRORS_404}
-    )
+    @extend_schema(summary="One memory", responses={200: LongTermMemorySerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(
-            LongTermMemorySerializer(memory_get(memory_id=_pk(pk, "memory"), owner=acting_user(request))).data
-        )
+        return self.shown(memory_get(memory_id=_pk(pk, "memory"), owner=acting_user(request)))
 
     @extend_schema(
         summary="Replace a memory (absent key: none; importance: 3; pinned: false)",
-        parameters=[RECORD_ID],
         request=LongTermMemoryUpdateSerializer,
         responses={200: LongTermMemorySerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
@@ -150,56 +146,45 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
             importance=data.get("importance", IMPORTANCE_DEFAULT),
             pinned=data.get("pinned", False),
         )
-        return Response(LongTermMemorySerializer(memory).data)
+        return self.shown(memory)
 
     @extend_schema(
         summary="Change some fields of a memory (pin or unpin it with `pinned`)",
-        parameters=[RECORD_ID],
         request=LongTermMemoryPatchSerializer,
         responses={200: LongTermMemorySerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         memory_id = _pk(pk, "memory")
         data = parsed(LongTermMemoryPatchSerializer, request.data, partial=True)
-        memory = memory_update(
-            memory_id=memory_id,
-            owner=acting_user(request),
-            kind=data.get("kind"),
-            content=data.get("content"),
-            key=data.get("key", UNSET),
-            importance=data.get("importance"),
-            pinned=data.get("pinned"),
-        )
-        return Response(LongTermMemorySerializer(memory).data)
+        return self.shown(memory_update(memory_id=memory_id, owner=acting_user(request), **data))
 
     @extend_schema(
         summary="Forget a memory softly (hidden from search, lists and models; restore undoes it)",
-        parameters=[RECORD_ID],
         request=None,
         responses={200: LongTermMemorySerializer, 404: ERRORS_404},
     )
     @action(detail=True, methods=["post"])
     def forget(self, request: Request, pk: str) -> Response:
         memory = memory_forget(memory_id=_pk(pk, "memory"), owner=acting_user(request))
-        return Response(LongTermMemorySerializer(memory).data)
+        return self.shown(memory)
 
     @extend_schema(
         summary="Restore a forgotten memory",
-        parameters=[RECORD_ID],
         request=None,
         responses={200: LongTermMemorySerializer, 404: ERRORS_404},
     )
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str) -> Response:
         memory = memory_restore(memory_id=_pk(pk, "memory"), owner=acting_user(request))
-        return Response(LongTermMemorySerializer(memory).data)
+        return self.shown(memory)
 
-    @extend_schema(summary="Delete a memory for good", parameters=[RECORD_ID], responses={204: None, 404: ERRORS_404})
+    @extend_schema(summary="Delete a memory for good", responses={204: None, 404: ERRORS_404})
     def destroy(self, request: Request, pk: str) -> Response:
         memory_delete(memory_id=_pk(pk, "memory"), owner=acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@path_parameters(RECORD_ID, "retrieve")
 class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
     """Daily episodes: list newest day first (filters), create or replace the one for (day, session)."""
 
@@ -240,17 +225,14 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
                 SessionRef(ref["session"], ref["first_seq"], ref["last_seq"]) for ref in data.get("session_refs", [])
             ],
         )
-        return Response(DailyEpisodeSerializer(result.episode).data, status=created_or_ok(result.created))
+        return self.shown(result.episode, created=result.created)
 
-    @extend_schema(
-        summary="One daily episode", parameters=[RECORD_ID], responses={200: DailyEpisodeSerializer, 404: ERRORS_404}
-    )
+    @extend_schema(summary="One daily episode", responses={200: DailyEpisodeSerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(
-            DailyEpisodeSerializer(episode_get(episode_id=_pk(pk, "episode"), owner=acting_user(request))).data
-        )
+        return self.shown(episode_get(episode_id=_pk(pk, "episode"), owner=acting_user(request)))
 
 
+@path_parameters(RECORD_ID, "retrieve")
 class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
     """Attachments and sources referenced by messages, each with the summary shared by its content."""
 
@@ -284,19 +266,14 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
         data = parsed(AttachmentWriteSerializer, request.data)
         result = attachment_record(owner=acting_user(request), **data)
         attachment = attachment_get(attachment_id=result.attachment.pk)
-        return Response(AttachmentSummarySerializer(attachment).data, status=created_or_ok(result.created))
+        return self.shown(attachment, created=result.created)
 
     @extend_schema(
         summary="One attachment reference",
-        parameters=[RECORD_ID],
         responses={200: AttachmentSummarySerializer, 404: ERRORS_404},
     )
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(
-            AttachmentSummarySerializer(
-                attachment_get(attachment_id=_pk(pk, "attachment"), owner=acting_user(request))
-            ).data
-        )
+        return self.shown(attachment_get(attachment_id=_pk(pk, "attachment"), owner=acting_user(request)))
 
 
 class SessionContextView(APIView):

@@ -23,8 +23,9 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from core.api.acting import acting_user
+from core.api.schema import error_response
 from core.api.serializers import StrictInputSerializer
-from core.api.views import error_response, parsed
+from core.api.views import parsed
 from core.config.api.serializers import RouteReadinessSerializer
 from core.config.selectors import config_readiness
 from core.conversation.api.serializers import (

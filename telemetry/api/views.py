@@ -17,7 +17,8 @@ from rest_framework.views import APIView
 
 from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination
-from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
+from core.api.schema import INVALID_INPUT, error_response, list_schema
+from core.api.views import PagedViewSet, parsed, parsed_query
 from telemetry.api.serializers import (
     UsageEventSerializer,
     UsageListQuerySerializer,
@@ -81,7 +82,7 @@ class UsageViewSet(PagedViewSet[UsageEvent]):
     def create(self, request: Request) -> Response:
         data = parsed(UsageRecordSerializer, request.data)
         result = usage_record(owner=acting_user(request), **data)
-        return Response(UsageEventSerializer(result.event).data, status=created_or_ok(result.created))
+        return self.shown(result.event, created=result.created)
 
 
 class UsageSummaryView(APIView):

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status, views
+from rest_framework import views
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -26,16 +26,8 @@ from rest_framework.views import APIView
 
 from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination, SeqCursorPagination
-from core.api.views import (
-    INVALID_INPUT,
-    PagedViewSet,
-    created_or_ok,
-    error_response,
-    list_schema,
-    parsed,
-    parsed_query,
-    path_parameters,
-)
+from core.api.schema import INVALID_INPUT, error_response, list_schema, path_parameters
+from core.api.views import PagedViewSet, parsed, parsed_query
 from core.conversation.api.serializers import (
     CheckpointCreateSerializer,
     CheckpointSerializer,
@@ -236,11 +228,11 @@ class SessionViewSet(PagedViewSet[AgentSession]):
             agent_name=data["agent"] or None,
             team_name=data["team"] or None,
         )
-        return Response(SessionSerializer(session_get(session_id=session.pk)).data, status=status.HTTP_201_CREATED)
+        return self.shown(session_get(session_id=session.pk), created=True)
 
     @extend_schema(summary="One session with its counters", responses={200: SessionSerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(SessionSerializer(session_get(session_id=pk, owner=acting_user(request))).data)
+        return self.shown(session_get(session_id=pk, owner=acting_user(request)))
 
     @extend_schema(
         summary="Rename a session, move it to another route, pin it, set its tags or bind an agent or team",
@@ -249,7 +241,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         data = parsed(SessionUpdateSerializer, request.data)
-        return Response(SessionSerializer(session_update(session_id=pk, owner=acting_user(request), **data)).data)
+        return self.shown(session_update(session_id=pk, owner=acting_user(request), **data))
 
     @extend_schema(
         summary="Delete a session with its messages, checkpoints, runs and events (explicit; archive is the default)",
@@ -266,7 +258,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     @action(detail=True, methods=["post"])
     def archive(self, request: Request, pk: str) -> Response:
-        return Response(SessionSerializer(session_archive(session_id=pk, owner=acting_user(request))).data)
+        return self.shown(session_archive(session_id=pk, owner=acting_user(request)))
 
     @extend_schema(
         summary="Make an archived session active again",
@@ -275,7 +267,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     @action(detail=True, methods=["post"])
     def unarchive(self, request: Request, pk: str) -> Response:
-        return Response(SessionSerializer(session_unarchive(session_id=pk, owner=acting_user(request))).data)
+        return self.shown(session_unarchive(session_id=pk, owner=acting_user(request)))
 
     @extend_schema(
         summary=(
@@ -395,7 +387,7 @@ class SessionMessageViewSet(PagedViewSet[Message]):
     def create(self, request: Request, session_id: str) -> Response:
         data = parsed(MessageAppendSerializer, request.data)
         result = message_append(session_id=session_id, owner=acting_user(request), **data)
-        return Response(MessageSerializer(result.message).data, status=created_or_ok(result.created))
+        return self.shown(result.message, created=result.created)
 
 
 @path_parameters(SESSION_ID_NESTED, "list", "create")
@@ -425,7 +417,7 @@ class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
     def create(self, request: Request, session_id: str) -> Response:
         data = parsed(CheckpointCreateSerializer, request.data)
         checkpoint = checkpoint_create(session_id=session_id, owner=acting_user(request), **data)
-        return Response(CheckpointSerializer(checkpoint).data, status=status.HTTP_201_CREATED)
+        return self.shown(checkpoint, created=True)
 
 
 @path_parameters(RUN_ID, "retrieve", "cancel", "text")
@@ -451,11 +443,11 @@ class RunViewSet(PagedViewSet[Run]):
     def create(self, request: Request) -> Response:
         data = parsed(RunCreateSerializer, request.data)
         run = run_create(owner=acting_user(request), **data)
-        return Response(RunSerializer(run_get(run_id=run.pk)).data, status=status.HTTP_201_CREATED)
+        return self.shown(run_get(run_id=run.pk), created=True)
 
     @extend_schema(summary="One run", responses={200: RunSerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(RunSerializer(run_get(run_id=pk, owner=acting_user(request))).data)
+        return self.shown(run_get(run_id=pk, owner=acting_user(request)))
 
     @extend_schema(
         summary="Cancel a queued or running run, recording why",
@@ -469,7 +461,7 @@ class RunViewSet(PagedViewSet[Run]):
     def cancel(self, request: Request, pk: str) -> Response:
         data = parsed(RunCancelSerializer, request.data)
         run = run_cancel_request(run_id=pk, owner=acting_user(request), reason=data["reason"])
-        return Response(RunSerializer(run_get(run_id=run.pk)).data)
+        return self.shown(run_get(run_id=run.pk))
 
     @extend_schema(
         summary="The streamed text rebuilt from the run's text_delta events",
@@ -508,7 +500,7 @@ class RunEventViewSet(PagedViewSet[TraceEvent]):
     def create(self, request: Request, run_id: str) -> Response:
         data = parsed(TraceEventAppendSerializer, request.data)
         event = run_event_append(run_id=run_id, owner=acting_user(request), **data)
-        return Response(TraceEventSerializer(event).data, status=status.HTTP_201_CREATED)
+        return self.shown(event, created=True)
 
 
 class SearchView(views.APIView):
