@@ -9,9 +9,12 @@ import types
 import typing
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db.models import Model
 from rest_framework import serializers
+
+_M = TypeVar("_M", bound=Model)
 
 # The output field of each plain annotation a dataclass may use.
 _FIELD_OF_TYPE: dict[Any, type[serializers.Field[Any, Any, Any, Any]]] = {
@@ -36,6 +39,17 @@ class StrictInputSerializer(serializers.Serializer[Any]):
                     {key: [f"unknown field; this endpoint accepts {accepted}"] for key in unknown}
                 )
         return super().to_internal_value(data)
+
+
+# A model's output: every field of `Meta.fields` is read-only, as `read_only_fields = fields` would
+# say, so a subclass declares only the model and its fields. No docstring: drf-spectacular would give
+# it to every subclass's schema component as its description.
+class ReadOnlyModelSerializer(serializers.ModelSerializer[_M]):
+    def get_extra_kwargs(self) -> dict[str, Any]:
+        extra: dict[str, Any] = super().get_extra_kwargs()
+        for name in self.Meta.fields:
+            extra[name] = {**extra.get(name, {}), "read_only": True}
+        return extra
 
 
 class PageQuerySerializer(StrictInputSerializer):

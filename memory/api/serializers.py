@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from core.api.fields import Int64Field
-from core.api.serializers import dataclass_output_serializer
+from core.api.serializers import ReadOnlyModelSerializer, dataclass_output_serializer
 from memory.context import (
     MAX_BUDGET_TOKENS,
     ContextAttachment,
@@ -22,7 +22,7 @@ from memory.search import MAX_LIMIT, MAX_QUERY_CHARS
 # --- long-term memory ---------------------------------------------------------------------------
 
 
-class LongTermMemorySerializer(serializers.ModelSerializer[LongTermMemory]):
+class LongTermMemorySerializer(ReadOnlyModelSerializer[LongTermMemory]):
     class Meta:
         model = LongTermMemory
         fields = [
@@ -42,18 +42,18 @@ class LongTermMemorySerializer(serializers.ModelSerializer[LongTermMemory]):
             "updated",
             "last_used_at",
         ]
-        read_only_fields = fields
 
 
 class LongTermMemoryWriteSerializer(serializers.Serializer[Any]):
     """Create (or, with an existing key, update) a memory."""
 
+    # Its fields are `memory_write`'s keywords (`source_session` as `source_session_id`).
     kind = serializers.ChoiceField(choices=MemoryKind.choices)
     content = serializers.CharField(trim_whitespace=False)
     key = serializers.CharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False)
     importance = Int64Field(required=False, help_text="1 (low) to 5 (high); 3 for a new memory")
     pinned = serializers.BooleanField(required=False)
-    source_session = serializers.UUIDField(required=False, allow_null=True)
+    source_session = serializers.UUIDField(required=False, allow_null=True, source="source_session_id")
     source_first_seq = Int64Field(required=False, allow_null=True)
     source_last_seq = Int64Field(required=False, allow_null=True)
 
@@ -68,6 +68,7 @@ class LongTermMemoryUpdateSerializer(serializers.Serializer[Any]):
     pinned = serializers.BooleanField(required=False)
 
 
+# A PATCH: its fields are `memory_update`'s keywords; an absent one stays as it is.
 class LongTermMemoryPatchSerializer(LongTermMemoryUpdateSerializer):
     kind = serializers.ChoiceField(choices=MemoryKind.choices, required=False)
     content = serializers.CharField(trim_whitespace=False, required=False)
@@ -105,7 +106,7 @@ class SessionRefSerializer(serializers.Serializer[Any]):
     last_seq = Int64Field(min_value=1)
 
 
-class DailyEpisodeSerializer(serializers.ModelSerializer[DailyEpisode]):
+class DailyEpisodeSerializer(ReadOnlyModelSerializer[DailyEpisode]):
     session_refs = SessionRefSerializer(many=True, read_only=True)
 
     class Meta:
@@ -124,7 +125,6 @@ class DailyEpisodeSerializer(serializers.ModelSerializer[DailyEpisode]):
             "created",
             "updated",
         ]
-        read_only_fields = fields
 
 
 class DailyEpisodeWriteSerializer(serializers.Serializer[Any]):
@@ -159,7 +159,7 @@ class DailyEpisodeListQuerySerializer(serializers.Serializer[Any]):
 # --- attachments --------------------------------------------------------------------------------
 
 
-class AttachmentSummarySerializer(serializers.ModelSerializer[AttachmentSummary]):
+class AttachmentSummarySerializer(ReadOnlyModelSerializer[AttachmentSummary]):
     message_seq = serializers.IntegerField(source="message.seq", read_only=True)
     sha256 = serializers.CharField(source="content.sha256", read_only=True)
     size_bytes = serializers.IntegerField(source="content.size_bytes", read_only=True)
@@ -183,17 +183,18 @@ class AttachmentSummarySerializer(serializers.ModelSerializer[AttachmentSummary]
             "token_count",
             "created",
         ]
-        read_only_fields = fields
 
 
 class AttachmentWriteSerializer(serializers.Serializer[Any]):
     """Record that a message refers to a file or source; its summary is shared by sha256."""
 
-    session = serializers.UUIDField()
+    # Its fields are `attachment_record`'s keywords (`session` and `message` as `…_id`).
+    session = serializers.UUIDField(source="session_id")
     message = Int64Field(
         required=False,
         allow_null=True,
         default=None,
+        source="message_id",
         help_text="The message id (the `id` of a message response; it must belong to the session). "
         "Give this or `message_seq`.",
     )

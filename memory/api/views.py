@@ -21,7 +21,8 @@ from rest_framework.views import APIView
 
 from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination
-from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
+from core.api.schema import INVALID_INPUT, error_response, list_schema, path_parameters
+from core.api.views import PagedViewSet, parsed, parsed_query
 from core.conversation.selectors import compaction_failure
 from core.errors import NotFoundError
 from memory.api.serializers import (
@@ -51,7 +52,6 @@ from memory.selectors import (
     memory_list,
 )
 from memory.services import (
-    UNSET,
     SessionRef,
     attachment_record,
     episode_upsert,
@@ -80,10 +80,10 @@ def _pk(value: str, noun: str) -> int:
     return int(value)
 
 
+@path_parameters(RECORD_ID, "retrieve", "update", "partial_update", "forget", "restore", "destroy")
 class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
     """Long-term memory: list newest first or search (`?q=`), create (a known key updates), update, delete."""
 
-    queryset = LongTermMemory.objects.none()
     serializer_class = LongTermMemorySerializer
     pagination_class = NewestFirstCursorPagination
 
@@ -106,7 +106,7 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
             key=query.get("key"),
             forgotten=query["forgotten"],
         )
-        return self.page(memories, LongTermMemorySerializer)
+        return self.page(memories)
 
     @extend_schema(
         summary="Remember something; a key that exists already updates that memory (200) instead of adding one (201)",
@@ -122,30 +122,15 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
     )
     def create(self, request: Request) -> Response:
         data = parsed(LongTermMemoryWriteSerializer, request.data)
-        result = memory_write(
-            owner=acting_user(request),
-            kind=data["kind"],
-            content=data["content"],
-            key=data.get("key"),
-            importance=data.get("importance"),
-            pinned=data.get("pinned"),
-            source_session_id=data.get("source_session"),
-            source_first_seq=data.get("source_first_seq"),
-            source_last_seq=data.get("source_last_seq"),
-        )
-        return Response(LongTermMemorySerializer(result.memory).data, status=created_or_ok(result.created))
+        result = memory_write(owner=acting_user(request), **data)
+        return self.shown(result.memory, created=result.created)
 
-    @extend_schema(
-        summary="One memory", parameters=[RECORD_ID], responses={200: LongTermMemorySerializer, 404: ERRORS_404}
-    )
+    @extend_schema(summary="One memory", responses={200: LongTermMemorySerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(
-            LongTermMemorySerializer(memory_get(memory_id=_pk(pk, "memory"), owner=acting_user(request))).data
-        )
+        return self.shown(memory_get(memory_id=_pk(pk, "memory"), owner=acting_user(request)))
 
     @extend_schema(
         summary="Replace a memory (absent key: none; importance: 3; pinned: false)",
-        parameters=[RECORD_ID],
         request=LongTermMemoryUpdateSerializer,
         responses={200: LongTermMemorySerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
@@ -161,60 +146,48 @@ class LongTermMemoryViewSet(PagedViewSet[LongTermMemory]):
             importance=data.get("importance", IMPORTANCE_DEFAULT),
             pinned=data.get("pinned", False),
         )
-        return Response(LongTermMemorySerializer(memory).data)
+        return self.shown(memory)
 
     @extend_schema(
         summary="Change some fields of a memory (pin or unpin it with `pinned`)",
-        parameters=[RECORD_ID],
         request=LongTermMemoryPatchSerializer,
         responses={200: LongTermMemorySerializer, 400: INVALID_INPUT, 404: ERRORS_404, 409: ERRORS_409},
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         memory_id = _pk(pk, "memory")
         data = parsed(LongTermMemoryPatchSerializer, request.data, partial=True)
-        memory = memory_update(
-            memory_id=memory_id,
-            owner=acting_user(request),
-            kind=data.get("kind"),
-            content=data.get("content"),
-            key=data.get("key", UNSET),
-            importance=data.get("importance"),
-            pinned=data.get("pinned"),
-        )
-        return Response(LongTermMemorySerializer(memory).data)
+        return self.shown(memory_update(memory_id=memory_id, owner=acting_user(request), **data))
 
     @extend_schema(
         summary="Forget a memory softly (hidden from search, lists and models; restore undoes it)",
-        parameters=[RECORD_ID],
         request=None,
         responses={200: LongTermMemorySerializer, 404: ERRORS_404},
     )
     @action(detail=True, methods=["post"])
     def forget(self, request: Request, pk: str) -> Response:
         memory = memory_forget(memory_id=_pk(pk, "memory"), owner=acting_user(request))
-        return Response(LongTermMemorySerializer(memory).data)
+        return self.shown(memory)
 
     @extend_schema(
         summary="Restore a forgotten memory",
-        parameters=[RECORD_ID],
         request=None,
         responses={200: LongTermMemorySerializer, 404: ERRORS_404},
     )
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str) -> Response:
         memory = memory_restore(memory_id=_pk(pk, "memory"), owner=acting_user(request))
-        return Response(LongTermMemorySerializer(memory).data)
+        return self.shown(memory)
 
-    @extend_schema(summary="Delete a memory for good", parameters=[RECORD_ID], responses={204: None, 404: ERRORS_404})
+    @extend_schema(summary="Delete a memory for good", responses={204: None, 404: ERRORS_404})
     def destroy(self, request: Request, pk: str) -> Response:
         memory_delete(memory_id=_pk(pk, "memory"), owner=acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@path_parameters(RECORD_ID, "retrieve")
 class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
     """Daily episodes: list newest day first (filters), create or replace the one for (day, session)."""
 
-    queryset = DailyEpisode.objects.none()
     serializer_class = DailyEpisodeSerializer
     pagination_class = EpisodeCursorPagination
 
@@ -224,12 +197,11 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
             request,
             DailyEpisodeListQuerySerializer,
             episode_list,
-            DailyEpisodeSerializer,
+            "whole_day",
+            "day_from",
+            "day_to",
+            "source",
             session_id="session",
-            whole_day="whole_day",
-            day_from="day_from",
-            day_to="day_to",
-            source="source",
         )
 
     @extend_schema(
@@ -253,21 +225,17 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
                 SessionRef(ref["session"], ref["first_seq"], ref["last_seq"]) for ref in data.get("session_refs", [])
             ],
         )
-        return Response(DailyEpisodeSerializer(result.episode).data, status=created_or_ok(result.created))
+        return self.shown(result.episode, created=result.created)
 
-    @extend_schema(
-        summary="One daily episode", parameters=[RECORD_ID], responses={200: DailyEpisodeSerializer, 404: ERRORS_404}
-    )
+    @extend_schema(summary="One daily episode", responses={200: DailyEpisodeSerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(
-            DailyEpisodeSerializer(episode_get(episode_id=_pk(pk, "episode"), owner=acting_user(request))).data
-        )
+        return self.shown(episode_get(episode_id=_pk(pk, "episode"), owner=acting_user(request)))
 
 
+@path_parameters(RECORD_ID, "retrieve")
 class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
     """Attachments and sources referenced by messages, each with the summary shared by its content."""
 
-    queryset = AttachmentSummary.objects.none()
     serializer_class = AttachmentSummarySerializer
     pagination_class = NewestFirstCursorPagination
 
@@ -277,11 +245,10 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
             request,
             AttachmentListQuerySerializer,
             attachment_list,
-            AttachmentSummarySerializer,
+            "sha256",
+            "kind",
             session_id="session",
             message_id="message",
-            sha256="sha256",
-            kind="kind",
         )
 
     @extend_schema(
@@ -297,34 +264,16 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
     )
     def create(self, request: Request) -> Response:
         data = parsed(AttachmentWriteSerializer, request.data)
-        result = attachment_record(
-            session_id=data["session"],
-            owner=acting_user(request),
-            message_id=data["message"],
-            message_seq=data["message_seq"],
-            sha256=data["sha256"],
-            kind=data["kind"],
-            display_name=data["display_name"],
-            mime_type=data["mime_type"],
-            size_bytes=data["size_bytes"],
-            summary=data["summary"],
-            token_count=data.get("token_count"),
-            uri=data["uri"],
-        )
+        result = attachment_record(owner=acting_user(request), **data)
         attachment = attachment_get(attachment_id=result.attachment.pk)
-        return Response(AttachmentSummarySerializer(attachment).data, status=created_or_ok(result.created))
+        return self.shown(attachment, created=result.created)
 
     @extend_schema(
         summary="One attachment reference",
-        parameters=[RECORD_ID],
         responses={200: AttachmentSummarySerializer, 404: ERRORS_404},
     )
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(
-            AttachmentSummarySerializer(
-                attachment_get(attachment_id=_pk(pk, "attachment"), owner=acting_user(request))
-            ).data
-        )
+        return self.shown(attachment_get(attachment_id=_pk(pk, "attachment"), owner=acting_user(request)))
 
 
 class SessionContextView(APIView):

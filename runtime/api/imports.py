@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from core.api.acting import acting_user
 from core.api.parsers import BoundedMultiPartParser
-from core.api.views import INVALID_INPUT, error_response
+from core.api.schema import INVALID_INPUT, error_response
 from core.conversation.importing.jobs import import_job_create, import_job_get
 from core.conversation.importing.models import ImportFormat, ImportJob
 from runtime.worker.imports import import_enqueue

@@ -7,7 +7,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 
-from core.api.views import error_response
+from core.api.schema import error_response
 
 
 def probe_schema(operation_id: str, serializer: Any, record: str, failed: str, does: str) -> Callable[[Any], Any]:

@@ -23,8 +23,9 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from core.api.acting import acting_user
+from core.api.schema import error_response
 from core.api.serializers import StrictInputSerializer
-from core.api.views import error_response, parsed
+from core.api.views import parsed
 from core.config.api.serializers import RouteReadinessSerializer
 from core.config.selectors import config_readiness
 from core.conversation.api.serializers import (
@@ -42,8 +43,9 @@ from runtime.turns import Accepted, turn_accept
 from runtime.worker.tasks import run_enqueue
 
 
+# A turn's input: its fields are `turn_accept`'s keywords (`text` as `user_text`).
 class TurnRequestSerializer(StrictInputSerializer):
-    text = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    text = serializers.CharField(max_length=100_000, trim_whitespace=False, source="user_text")
     client_id = serializers.CharField(max_length=128, required=False, allow_null=True)
 
 
@@ -66,10 +68,24 @@ def stream_url(run: Run) -> str:
     return f"/api/runs/{run.pk}/stream/"
 
 
-class SessionTurnView(APIView):
-    """Start one turn: the user's text is stored and its run queued; a worker runs it."""
+def _accepted(accepted: Accepted) -> Response:
+    """The turns endpoint's answer: 202 for a queued turn, 200 for a retry that found its run."""
+    code = status.HTTP_202_ACCEPTED if accepted.created else status.HTTP_200_OK
+    accepted = Accepted(run=run_get(run_id=accepted.run.pk), message=accepted.message, created=accepted.created)
+    return Response(TurnAcceptedSerializer(accepted).data, status=code)
+
+
+TOO_MANY_TURNS = error_response("Too many turns this minute (AGENTCHAT_TURNS_PER_MINUTE).")
+
+
+class _TurnView(APIView):
+    """An endpoint that queues a turn: each user may start `AGENTCHAT_TURNS_PER_MINUTE` a minute."""
 
     throttle_classes = [TurnThrottle]
+
+
+class SessionTurnView(_TurnView):
+    """Start one turn: the user's text is stored and its run queued; a worker runs it."""
 
     @extend_schema(
         operation_id="sessions_turns_create",
@@ -89,7 +105,7 @@ class SessionTurnView(APIView):
                 "The session has an open run (named), is archived, its route is blocked or disabled, the user has "
                 "too many open runs, or the client_id names a different message (or one others already follow)."
             ),
-            429: error_response("Too many turns this minute (AGENTCHAT_TURNS_PER_MINUTE)."),
+            429: TOO_MANY_TURNS,
         },
         description=(
             "Appends the user message and queues its run, then answers at once: a worker process runs the turn "
@@ -100,20 +116,13 @@ class SessionTurnView(APIView):
     )
     def post(self, request: Request, session_id: UUID) -> Response:
         data = parsed(TurnRequestSerializer, request.data)
-        accepted = turn_accept(
-            session_id=session_id,
-            owner=acting_user(request),
-            user_text=data["text"],
-            client_id=data.get("client_id"),
-            on_commit=run_enqueue,
-        )
-        code = status.HTTP_202_ACCEPTED if accepted.created else status.HTTP_200_OK
-        accepted = Accepted(run=run_get(run_id=accepted.run.pk), message=accepted.message, created=accepted.created)
-        return Response(TurnAcceptedSerializer(accepted).data, status=code)
+        return _accepted(turn_accept(session_id=session_id, owner=acting_user(request), on_commit=run_enqueue, **data))
 
 
 class TurnEditSerializer(StrictInputSerializer):
-    text = serializers.CharField(max_length=100_000, trim_whitespace=False, help_text="The user message's new text")
+    text = serializers.CharField(
+        max_length=100_000, trim_whitespace=False, source="user_text", help_text="The user message's new text"
+    )
     client_id = serializers.CharField(max_length=128, required=False, allow_null=True)
 
 
@@ -124,21 +133,12 @@ BRANCH_RESPONSES = {
     400: error_response("Invalid text, or the message is not of the kind this action takes."),
     404: error_response("No such session or message."),
     409: error_response("The session has a run in progress, is archived, or its route is blocked or disabled."),
-    429: error_response("Too many turns this minute (AGENTCHAT_TURNS_PER_MINUTE)."),
+    429: TOO_MANY_TURNS,
 }
 
 
-def _accepted(accepted: Accepted) -> Response:
-    """The turns endpoint's answer: 202 for a queued turn, 200 for a retry that found its run."""
-    code = status.HTTP_202_ACCEPTED if accepted.created else status.HTTP_200_OK
-    accepted = Accepted(run=run_get(run_id=accepted.run.pk), message=accepted.message, created=accepted.created)
-    return Response(TurnAcceptedSerializer(accepted).data, status=code)
-
-
-class MessageRegenerateView(APIView):
+class MessageRegenerateView(_TurnView):
     """Answer an assistant reply's message again: the new reply becomes a sibling of the old one."""
-
-    throttle_classes = [TurnThrottle]
 
     @extend_schema(
         operation_id="sessions_messages_regenerate_create",
@@ -157,10 +157,8 @@ class MessageRegenerateView(APIView):
         return _accepted(accepted)
 
 
-class MessageEditView(APIView):
+class MessageEditView(_TurnView):
     """Edit a user message: the new text is appended as its sibling and a turn answers it."""
-
-    throttle_classes = [TurnThrottle]
 
     @extend_schema(
         operation_id="sessions_messages_edit_create",
@@ -170,15 +168,12 @@ class MessageEditView(APIView):
     )
     def post(self, request: Request, session_id: UUID, seq: int) -> Response:
         data = parsed(TurnEditSerializer, request.data)
-        accepted = turn_accept(
-            session_id=session_id,
-            owner=acting_user(request),
-            user_text=data["text"],
-            client_id=data.get("client_id"),
-            edit_seq=message_seq(seq),
-            on_commit=run_enqueue,
+        edit_seq = message_seq(seq)
+        return _accepted(
+            turn_accept(
+                session_id=session_id, owner=acting_user(request), edit_seq=edit_seq, on_commit=run_enqueue, **data
+            )
         )
-        return _accepted(accepted)
 
 
 PROBE_FAILED = "`probe.ok` is false and `probe.code` says why"
@@ -200,10 +195,8 @@ class RouteProbeView(APIView):
         return Response(RouteReadinessSerializer(state).data)
 
 
-class RunRetryView(APIView):
+class RunRetryView(_TurnView):
     """Run a failed or interrupted turn again, as a new attempt for the same user message."""
-
-    throttle_classes = [TurnThrottle]
 
     @extend_schema(
         operation_id="runs_retry_create",
@@ -215,7 +208,7 @@ class RunRetryView(APIView):
                 "The run is not failed or interrupted, answers no message, other messages follow its message, "
                 "or the session has an open run."
             ),
-            429: error_response("Too many turns this minute (AGENTCHAT_TURNS_PER_MINUTE)."),
+            429: TOO_MANY_TURNS,
         },
     )
     def post(self, request: Request, run_id: UUID) -> Response:

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.api.serializers import ReadOnlyModelSerializer
 from telemetry.models import UsageEvent
 from telemetry.selectors import TOKEN_FIELDS
 
@@ -16,6 +17,7 @@ COST_DECIMAL_PLACES = 12
 class UsageRecordSerializer(serializers.Serializer[Any]):
     """One provider usage report (token counts are checked by the service, with exact messages)."""
 
+    # Its fields are `usage_record`'s keywords (`route`, `session` and `run` as `…_alias` and `…_id`).
     request_id = serializers.CharField(max_length=128, help_text="Unique per report; a retry sends the same one")
     provider = serializers.CharField(
         max_length=64, required=False, help_text="A configured provider's name (default: the route's)"
@@ -24,10 +26,16 @@ class UsageRecordSerializer(serializers.Serializer[Any]):
         max_length=200, required=False, help_text="The model the provider reported (default: the route's)"
     )
     route = serializers.CharField(
-        max_length=64, required=False, allow_null=True, help_text="Alias of the route the call used; prices the cost"
+        max_length=64,
+        required=False,
+        allow_null=True,
+        source="route_alias",
+        help_text="Alias of the route the call used; prices the cost",
     )
-    session = serializers.UUIDField(required=False, allow_null=True)
-    run = serializers.UUIDField(required=False, allow_null=True, help_text="Must belong to `session` when both given")
+    session = serializers.UUIDField(required=False, allow_null=True, source="session_id")
+    run = serializers.UUIDField(
+        required=False, allow_null=True, source="run_id", help_text="Must belong to `session` when both given"
+    )
     input_tokens = serializers.IntegerField(
         default=0, allow_null=True, help_text="All input tokens, cache reads and writes included; null: not reported"
     )
@@ -47,7 +55,7 @@ class UsageRecordSerializer(serializers.Serializer[Any]):
     occurred_at = serializers.DateTimeField(required=False, help_text="When the call finished (default: now)")
 
 
-class UsageEventSerializer(serializers.ModelSerializer[UsageEvent]):
+class UsageEventSerializer(ReadOnlyModelSerializer[UsageEvent]):
     """A stored usage event."""
 
     route: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
@@ -84,7 +92,6 @@ class UsageEventSerializer(serializers.ModelSerializer[UsageEvent]):
             "created",
             "corrected_at",
         ]
-        read_only_fields = fields
 
 
 class UsageListQuerySerializer(serializers.Serializer[Any]):

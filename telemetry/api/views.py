@@ -17,7 +17,8 @@ from rest_framework.views import APIView
 
 from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination
-from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
+from core.api.schema import INVALID_INPUT, error_response, list_schema
+from core.api.views import PagedViewSet, parsed, parsed_query
 from telemetry.api.serializers import (
     UsageEventSerializer,
     UsageListQuerySerializer,
@@ -52,7 +53,6 @@ class UsageCursorPagination(NewestFirstCursorPagination):
 class UsageViewSet(PagedViewSet[UsageEvent]):
     """Usage events: record one provider report, list them newest first."""
 
-    queryset = UsageEvent.objects.none()
     serializer_class = UsageEventSerializer
     pagination_class = UsageCursorPagination
 
@@ -67,7 +67,7 @@ class UsageViewSet(PagedViewSet[UsageEvent]):
             provider=query.get("provider"),
             model=query.get("model"),
         )
-        return self.page(events, UsageEventSerializer)
+        return self.page(events)
 
     @extend_schema(
         summary="Record one usage report",
@@ -81,23 +81,8 @@ class UsageViewSet(PagedViewSet[UsageEvent]):
     )
     def create(self, request: Request) -> Response:
         data = parsed(UsageRecordSerializer, request.data)
-        result = usage_record(
-            owner=acting_user(request),
-            request_id=data["request_id"],
-            provider=data.get("provider"),
-            model=data.get("model"),
-            route_alias=data.get("route"),
-            session_id=data.get("session"),
-            run_id=data.get("run"),
-            input_tokens=data["input_tokens"],
-            cached_input_tokens=data["cached_input_tokens"],
-            cache_write_input_tokens=data["cache_write_input_tokens"],
-            output_tokens=data["output_tokens"],
-            reasoning_tokens=data["reasoning_tokens"],
-            latency_ms=data.get("latency_ms"),
-            occurred_at=data.get("occurred_at"),
-        )
-        return Response(UsageEventSerializer(result.event).data, status=created_or_ok(result.created))
+        result = usage_record(owner=acting_user(request), **data)
+        return self.shown(result.event, created=result.created)
 
 
 class UsageSummaryView(APIView):

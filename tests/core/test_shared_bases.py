@@ -14,16 +14,18 @@ from django.contrib.admin.sites import site
 from django.db.models import Model, QuerySet
 from django.test import RequestFactory
 from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
 from pytest_django.fixtures import Settings
 from rest_framework import serializers
 
 from core.admin_base import ConditionFilter, SessionFilter, choice_conditions, columns
 from core.api.serializers import PageQuerySerializer, dataclass_output_serializer
 from core.config.selectors import route_resolve
-from core.conversation.api.serializers import SessionListQuerySerializer
+from core.conversation.api.serializers import MessageSerializer, SessionListQuerySerializer
+from core.conversation.api.views import RunViewSet
 from core.conversation.services import session_create
 from core.errors import InvalidInputError
-from core.models import AgentSession, ModelRoute, SessionStatus, TraceEvent
+from core.models import AgentSession, ModelRoute, Run, SessionStatus, TraceEvent
 from memory.models import DailyEpisode
 from telemetry.selectors import local_day
 from telemetry.services import usage_record
@@ -201,3 +203,44 @@ def test_dataclass_output_serializer_refuses_an_annotation_it_cannot_show() -> N
         dataclass_output_serializer(Listed, "ListedSerializer")
     listed = dataclass_output_serializer(Listed, "ListedSerializer", items=serializers.ListField())
     assert listed(Listed([1, 2])).data == {"items": [1, 2]}
+
+
+# --- the API bases --------------------------------------------------------------------------------
+
+
+def test_read_only_model_serializer_makes_every_field_read_only_and_keeps_its_options() -> None:
+    fields = MessageSerializer().fields
+    assert [name for name, field in fields.items() if not field.read_only] == []
+    assert fields["parent"].help_text == "The id of the message this one follows (null for a first message)"
+    # An output never parses input: a body gives it nothing.
+    parsed = MessageSerializer(data={"role": "user", "content": "Hello", "seq": 4})
+    assert parsed.is_valid()
+    assert parsed.validated_data == {}
+
+
+def test_paged_viewset_names_its_model_through_its_serializer(django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(0):  # an empty queryset: no query at all
+        rows = RunViewSet().get_queryset()
+        assert rows.model is Run
+        assert list(rows) == []
+
+
+def test_path_parameters_describes_the_parameter_on_every_named_action() -> None:
+    generator = SchemaGenerator()  # type: ignore[no-untyped-call]
+    schema: dict[str, Any] = generator.get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
+    paths = schema["paths"]
+    described = {
+        (path, method): [(p["name"], p["schema"]["type"], p["description"]) for p in operation["parameters"]]
+        for path, operations in paths.items()
+        if path.startswith("/api/memory/long-term/{id}/")
+        for method, operation in operations.items()
+    }
+    record_id = [("id", "integer", "The record id")]
+    assert described == {
+        ("/api/memory/long-term/{id}/", "get"): record_id,
+        ("/api/memory/long-term/{id}/", "put"): record_id,
+        ("/api/memory/long-term/{id}/", "patch"): record_id,
+        ("/api/memory/long-term/{id}/", "delete"): record_id,
+        ("/api/memory/long-term/{id}/forget/", "post"): record_id,
+        ("/api/memory/long-term/{id}/restore/", "post"): record_id,
+    }

@@ -148,18 +148,7 @@ class RouteSerializer(ReadyRecordSerializer[ModelRoute]):
 class ToolSerializer(serializers.ModelSerializer[ToolSpec]):
     class Meta:
         model = ToolSpec
-        fields = [
-            "name",
-            "description",
-            "parameters",
-            "requires_approval",
-            "builtin",
-            "mcp",
-            "client",
-            "enabled",
-            "created",
-            "updated",
-        ]
+        fields = record_fields(Kind.TOOL)
 
 
 class SkillSerializer(serializers.ModelSerializer[SkillSpec]):

@@ -13,8 +13,9 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from core.api.acting import acting_user
+from core.api.schema import INVALID_INPUT, error_response
 from core.api.serializers import StrictInputSerializer
-from core.api.views import INVALID_INPUT, error_response, parsed_query
+from core.api.views import parsed_query
 from core.conversation.exporting import export_json, export_markdown
 from core.conversation.selectors import session_get
 

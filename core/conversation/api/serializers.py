@@ -9,7 +9,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from core.api.serializers import PageQuerySerializer, StrictInputSerializer
+from core.api.serializers import PageQuerySerializer, ReadOnlyModelSerializer, StrictInputSerializer
 from core.conversation.models import CheckpointReason, MessageRole, RunPurpose, RunStatus, SessionStatus, TraceEventType
 from core.conversation.selectors import (
     MESSAGE_PAGE_DEFAULT_COUNT,
@@ -26,7 +26,7 @@ MAX_INT32 = 2**31 - 1
 # --- Sessions -------------------------------------------------------------------------------
 
 
-class SessionSerializer(serializers.ModelSerializer[AgentSession]):
+class SessionSerializer(ReadOnlyModelSerializer[AgentSession]):
     route = serializers.CharField(source="route.alias", read_only=True)
     agent = serializers.CharField(
         source="agent.name", read_only=True, allow_null=True, help_text="The agent the session talks to, if any"
@@ -60,7 +60,6 @@ class SessionSerializer(serializers.ModelSerializer[AgentSession]):
             "created",
             "updated",
         ]
-        read_only_fields = fields
 
     def get_context_fullness_percent(self, session: AgentSession) -> float:
         """tokens_since_checkpoint / the route's context window, in percent (one decimal)."""
@@ -93,14 +92,22 @@ class SessionCreateSerializer(StrictInputSerializer):
     team = _optional_name("A team's name; its lead answers")
 
 
+# The changes to a session: its fields are `session_update`'s keywords (`route` as `route_alias`,
+# `agent` and `team` as `…_name`); an absent one stays as it is.
 class SessionUpdateSerializer(StrictInputSerializer):
     title = serializers.CharField(required=False, allow_blank=True)
-    route = serializers.CharField(required=False, help_text="A route alias")
+    route = serializers.CharField(required=False, source="route_alias", help_text="A route alias")
     agent = serializers.CharField(
-        required=False, allow_blank=True, help_text="Talk to this agent (its route unless `route` is given); '' unbinds"
+        required=False,
+        allow_blank=True,
+        source="agent_name",
+        help_text="Talk to this agent (its route unless `route` is given); '' unbinds",
     )
     team = serializers.CharField(
-        required=False, allow_blank=True, help_text="Talk to this team's lead (its route unless `route`); '' unbinds"
+        required=False,
+        allow_blank=True,
+        source="team_name",
+        help_text="Talk to this team's lead (its route unless `route`); '' unbinds",
     )
     pinned = serializers.BooleanField(required=False, help_text="Pinned sessions come first in the list")
     tags = serializers.ListField(
@@ -123,7 +130,7 @@ class SessionDeleteSerializer(serializers.Serializer[Any]):
 # --- Messages -------------------------------------------------------------------------------
 
 
-class MessageSerializer(serializers.ModelSerializer[Message]):
+class MessageSerializer(ReadOnlyModelSerializer[Message]):
     class Meta:
         model = Message
         fields = [
@@ -138,7 +145,6 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "created",
             "parent",
         ]
-        read_only_fields = fields
         extra_kwargs = {"parent": {"help_text": "The id of the message this one follows (null for a first message)"}}
 
 
@@ -166,6 +172,7 @@ class MessagePageSerializer(serializers.Serializer[Any]):
     results = MessageSerializer(many=True)
 
 
+# A message to append: its fields are `message_append`'s keywords.
 class MessageAppendSerializer(StrictInputSerializer):
     role = serializers.CharField(help_text="system, user, assistant or tool")
     content = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
@@ -192,13 +199,13 @@ class MessageAppendSerializer(StrictInputSerializer):
 # --- Checkpoints and restore ----------------------------------------------------------------
 
 
-class CheckpointSerializer(serializers.ModelSerializer[Checkpoint]):
+class CheckpointSerializer(ReadOnlyModelSerializer[Checkpoint]):
     class Meta:
         model = Checkpoint
         fields = ["id", "parent", "through_seq", "summary", "state", "token_count", "reason", "created"]
-        read_only_fields = fields
 
 
+# A checkpoint to write: its fields (`parent` as `parent_id`) are `checkpoint_create`'s keywords.
 class CheckpointCreateSerializer(StrictInputSerializer):
     through_seq = serializers.IntegerField(help_text="The last message seq the checkpoint covers")
     summary = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
@@ -210,7 +217,11 @@ class CheckpointCreateSerializer(StrictInputSerializer):
         # `parent` is also the attribute a field uses for its enclosing serializer, so it is added here.
         fields = super().get_fields()
         fields["parent"] = serializers.IntegerField(
-            required=False, allow_null=True, default=None, help_text="Parent checkpoint id; the latest when absent"
+            required=False,
+            allow_null=True,
+            default=None,
+            source="parent_id",
+            help_text="Parent checkpoint id; the latest when absent",
         )
         return fields
 
@@ -266,7 +277,7 @@ class SiblingsSerializer(serializers.Serializer[Any]):
 # --- Runs and traces ------------------------------------------------------------------------
 
 
-class RunSerializer(serializers.ModelSerializer[Run]):
+class RunSerializer(ReadOnlyModelSerializer[Run]):
     route = serializers.CharField(source="route.alias", read_only=True, allow_null=True)
     message_seq = serializers.IntegerField(
         source="message.seq", read_only=True, allow_null=True, help_text="The user message this run answers."
@@ -297,7 +308,6 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "parent",
             "tool_call_id",
         ]
-        read_only_fields = fields
 
 
 class RunListQuerySerializer(PageQuerySerializer):
@@ -310,9 +320,12 @@ class RunListQuerySerializer(PageQuerySerializer):
     )
 
 
+# A run to open: its fields are `run_create`'s keywords (`session` as `session_id`, `route` as `route_alias`).
 class RunCreateSerializer(StrictInputSerializer):
-    session = serializers.CharField(help_text="The session id")
-    route = serializers.CharField(required=False, allow_null=True, default=None, help_text="The session's if absent")
+    session = serializers.CharField(source="session_id", help_text="The session id")
+    route = serializers.CharField(
+        required=False, allow_null=True, default=None, source="route_alias", help_text="The session's if absent"
+    )
     status = serializers.ChoiceField(
         choices=RunStatus.choices, default=RunStatus.QUEUED, help_text="A new run is queued (default) or running"
     )
@@ -333,19 +346,19 @@ class RunTextSerializer(serializers.Serializer[Any]):
     text = serializers.CharField()
 
 
-class TraceEventSerializer(serializers.ModelSerializer[TraceEvent]):
+class TraceEventSerializer(ReadOnlyModelSerializer[TraceEvent]):
     class Meta:
         model = TraceEvent
         fields = ["index", "type", "payload", "created"]
-        read_only_fields = fields
 
 
 class TraceEventListQuerySerializer(PageQuerySerializer):
     after_index = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT32, default=0)
 
 
+# An event to append: its fields are `run_event_append`'s keywords (`type` as `event_type`).
 class TraceEventAppendSerializer(StrictInputSerializer):
-    type = serializers.ChoiceField(choices=TraceEventType.choices)
+    type = serializers.ChoiceField(choices=TraceEventType.choices, source="event_type")
     payload = serializers.JSONField(required=False, default=dict, help_text="Per the event type's contract")
 
 

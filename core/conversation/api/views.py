@@ -15,8 +15,8 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import status, views
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import views
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -26,7 +26,8 @@ from rest_framework.views import APIView
 
 from core.api.acting import acting_user
 from core.api.pagination import NewestFirstCursorPagination, SeqCursorPagination
-from core.api.views import INVALID_INPUT, PagedViewSet, created_or_ok, error_response, list_schema, parsed, parsed_query
+from core.api.schema import INVALID_INPUT, error_response, list_schema, path_parameters
+from core.api.views import PagedViewSet, parsed, parsed_query
 from core.conversation.api.serializers import (
     CheckpointCreateSerializer,
     CheckpointSerializer,
@@ -199,33 +200,17 @@ def _path_body(request: Request, session_id: UUID, page: PathPage, after_seq: in
     }
 
 
-@extend_schema_view(
-    retrieve=extend_schema(parameters=[SESSION_ID]),
-    partial_update=extend_schema(parameters=[SESSION_ID]),
-    destroy=extend_schema(parameters=[SESSION_ID]),
-    archive=extend_schema(parameters=[SESSION_ID]),
-    unarchive=extend_schema(parameters=[SESSION_ID]),
-    restore=extend_schema(parameters=[SESSION_ID]),
-    leaf=extend_schema(parameters=[SESSION_ID]),
-    path=extend_schema(parameters=[SESSION_ID]),
-)
+@path_parameters(SESSION_ID, "retrieve", "partial_update", "destroy", "archive", "unarchive", "restore", "leaf", "path")
 class SessionViewSet(PagedViewSet[AgentSession]):
     """Conversations: list newest first, create on a route, rename, move, archive and delete."""
 
-    queryset = AgentSession.objects.none()
     serializer_class = SessionSerializer
     pagination_class = PinnedFirstCursorPagination
 
     @list_schema("List sessions, pinned first, then newest first", SessionSerializer, SessionListQuerySerializer)
     def list(self, request: Request) -> Response:
         return self.filtered_page(
-            request,
-            SessionListQuerySerializer,
-            sessions_list,
-            SessionSerializer,
-            status="status",
-            needs_compaction="needs_compaction",
-            tag="tag",
+            request, SessionListQuerySerializer, sessions_list, "status", "needs_compaction", "tag"
         )
 
     @extend_schema(
@@ -243,11 +228,11 @@ class SessionViewSet(PagedViewSet[AgentSession]):
             agent_name=data["agent"] or None,
             team_name=data["team"] or None,
         )
-        return Response(SessionSerializer(session_get(session_id=session.pk)).data, status=status.HTTP_201_CREATED)
+        return self.shown(session_get(session_id=session.pk), created=True)
 
     @extend_schema(summary="One session with its counters", responses={200: SessionSerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(SessionSerializer(session_get(session_id=pk, owner=acting_user(request))).data)
+        return self.shown(session_get(session_id=pk, owner=acting_user(request)))
 
     @extend_schema(
         summary="Rename a session, move it to another route, pin it, set its tags or bind an agent or team",
@@ -256,17 +241,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         data = parsed(SessionUpdateSerializer, request.data)
-        session = session_update(
-            session_id=pk,
-            owner=acting_user(request),
-            title=data.get("title"),
-            route_alias=data.get("route"),
-            pinned=data.get("pinned"),
-            tags=data.get("tags"),
-            agent_name=data.get("agent"),
-            team_name=data.get("team"),
-        )
-        return Response(SessionSerializer(session).data)
+        return self.shown(session_update(session_id=pk, owner=acting_user(request), **data))
 
     @extend_schema(
         summary="Delete a session with its messages, checkpoints, runs and events (explicit; archive is the default)",
@@ -283,7 +258,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     @action(detail=True, methods=["post"])
     def archive(self, request: Request, pk: str) -> Response:
-        return Response(SessionSerializer(session_archive(session_id=pk, owner=acting_user(request))).data)
+        return self.shown(session_archive(session_id=pk, owner=acting_user(request)))
 
     @extend_schema(
         summary="Make an archived session active again",
@@ -292,7 +267,7 @@ class SessionViewSet(PagedViewSet[AgentSession]):
     )
     @action(detail=True, methods=["post"])
     def unarchive(self, request: Request, pk: str) -> Response:
-        return Response(SessionSerializer(session_unarchive(session_id=pk, owner=acting_user(request))).data)
+        return self.shown(session_unarchive(session_id=pk, owner=acting_user(request)))
 
     @extend_schema(
         summary=(
@@ -366,14 +341,10 @@ class MessageSiblingsView(APIView):
         return Response(SiblingsSerializer(body).data)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[SESSION_ID_NESTED]),
-    create=extend_schema(parameters=[SESSION_ID_NESTED]),
-)
+@path_parameters(SESSION_ID_NESTED, "list", "create")
 class SessionMessageViewSet(PagedViewSet[Message]):
     """A session's message log: read it in seq order, append to it."""
 
-    queryset = Message.objects.none()
     serializer_class = MessageSerializer
     pagination_class = None
 
@@ -415,34 +386,21 @@ class SessionMessageViewSet(PagedViewSet[Message]):
     )
     def create(self, request: Request, session_id: str) -> Response:
         data = parsed(MessageAppendSerializer, request.data)
-        result = message_append(
-            session_id=session_id,
-            owner=acting_user(request),
-            role=data["role"],
-            content=data["content"],
-            parts=data["parts"],
-            client_id=data["client_id"],
-            token_count=data["token_count"],
-            parent_seq=data["parent_seq"],
-        )
-        return Response(MessageSerializer(result.message).data, status=created_or_ok(result.created))
+        result = message_append(session_id=session_id, owner=acting_user(request), **data)
+        return self.shown(result.message, created=result.created)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[SESSION_ID_NESTED]),
-    create=extend_schema(parameters=[SESSION_ID_NESTED]),
-)
+@path_parameters(SESSION_ID_NESTED, "list", "create")
 class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
     """A session's checkpoints: list newest first, write one."""
 
-    queryset = Checkpoint.objects.none()
     serializer_class = CheckpointSerializer
     pagination_class = NewestCheckpointCursorPagination
 
     @list_schema("Checkpoints, newest first", CheckpointSerializer, not_found=ERRORS_404)
     def list(self, request: Request, session_id: str) -> Response:
         session = session_get(session_id=session_id, owner=acting_user(request))
-        return self.page(checkpoints_list(session_id=session.pk), CheckpointSerializer)
+        return self.page(checkpoints_list(session_id=session.pk))
 
     @extend_schema(
         summary="Write a checkpoint covering the log up to through_seq",
@@ -458,28 +416,14 @@ class SessionCheckpointViewSet(PagedViewSet[Checkpoint]):
     )
     def create(self, request: Request, session_id: str) -> Response:
         data = parsed(CheckpointCreateSerializer, request.data)
-        checkpoint = checkpoint_create(
-            session_id=session_id,
-            owner=acting_user(request),
-            through_seq=data["through_seq"],
-            summary=data["summary"],
-            state=data["state"],
-            reason=data["reason"],
-            token_count=data["token_count"],
-            parent_id=data["parent"],
-        )
-        return Response(CheckpointSerializer(checkpoint).data, status=status.HTTP_201_CREATED)
+        checkpoint = checkpoint_create(session_id=session_id, owner=acting_user(request), **data)
+        return self.shown(checkpoint, created=True)
 
 
-@extend_schema_view(
-    retrieve=extend_schema(parameters=[RUN_ID]),
-    cancel=extend_schema(parameters=[RUN_ID]),
-    text=extend_schema(parameters=[RUN_ID]),
-)
+@path_parameters(RUN_ID, "retrieve", "cancel", "text")
 class RunViewSet(PagedViewSet[Run]):
     """Runs (one model turn each): open, list, read, cancel, and the text their trace streamed."""
 
-    queryset = Run.objects.none()
     serializer_class = RunSerializer
     pagination_class = NewestFirstCursorPagination
 
@@ -489,15 +433,7 @@ class RunViewSet(PagedViewSet[Run]):
         RunListQuerySerializer,
     )
     def list(self, request: Request) -> Response:
-        return self.filtered_page(
-            request,
-            RunListQuerySerializer,
-            runs_list,
-            RunSerializer,
-            session_id="session",
-            status="status",
-            purpose="purpose",
-        )
+        return self.filtered_page(request, RunListQuerySerializer, runs_list, "status", "purpose", session_id="session")
 
     @extend_schema(
         summary="Open a run on a session (queued, or running)",
@@ -506,14 +442,12 @@ class RunViewSet(PagedViewSet[Run]):
     )
     def create(self, request: Request) -> Response:
         data = parsed(RunCreateSerializer, request.data)
-        run = run_create(
-            session_id=data["session"], owner=acting_user(request), route_alias=data["route"], status=data["status"]
-        )
-        return Response(RunSerializer(run_get(run_id=run.pk)).data, status=status.HTTP_201_CREATED)
+        run = run_create(owner=acting_user(request), **data)
+        return self.shown(run_get(run_id=run.pk), created=True)
 
     @extend_schema(summary="One run", responses={200: RunSerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(RunSerializer(run_get(run_id=pk, owner=acting_user(request))).data)
+        return self.shown(run_get(run_id=pk, owner=acting_user(request)))
 
     @extend_schema(
         summary="Cancel a queued or running run, recording why",
@@ -527,7 +461,7 @@ class RunViewSet(PagedViewSet[Run]):
     def cancel(self, request: Request, pk: str) -> Response:
         data = parsed(RunCancelSerializer, request.data)
         run = run_cancel_request(run_id=pk, owner=acting_user(request), reason=data["reason"])
-        return Response(RunSerializer(run_get(run_id=run.pk)).data)
+        return self.shown(run_get(run_id=run.pk))
 
     @extend_schema(
         summary="The streamed text rebuilt from the run's text_delta events",
@@ -539,14 +473,10 @@ class RunViewSet(PagedViewSet[Run]):
         return Response(RunTextSerializer({"run": run.pk, "text": run_text(run_id=run.pk)}).data)
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[RUN_ID_NESTED]),
-    create=extend_schema(parameters=[RUN_ID_NESTED]),
-)
+@path_parameters(RUN_ID_NESTED, "list", "create")
 class RunEventViewSet(PagedViewSet[TraceEvent]):
     """A run's stream trace: read it in index order, append the next event."""
 
-    queryset = TraceEvent.objects.none()
     serializer_class = TraceEventSerializer
     pagination_class = EventIndexCursorPagination
 
@@ -559,7 +489,7 @@ class RunEventViewSet(PagedViewSet[TraceEvent]):
     def list(self, request: Request, run_id: str) -> Response:
         query = parsed_query(TraceEventListQuerySerializer, request)
         run = run_get(run_id=run_id, owner=acting_user(request))
-        return self.page(trace_events(run_id=run.pk, after_index=query["after_index"]), TraceEventSerializer)
+        return self.page(trace_events(run_id=run.pk, after_index=query["after_index"]))
 
     @extend_schema(
         summary="Append the next event; run_finished (or error, then run_finished) ends the run",
@@ -569,10 +499,8 @@ class RunEventViewSet(PagedViewSet[TraceEvent]):
     )
     def create(self, request: Request, run_id: str) -> Response:
         data = parsed(TraceEventAppendSerializer, request.data)
-        event = run_event_append(
-            run_id=run_id, owner=acting_user(request), event_type=data["type"], payload=data["payload"]
-        )
-        return Response(TraceEventSerializer(event).data, status=status.HTTP_201_CREATED)
+        event = run_event_append(run_id=run_id, owner=acting_user(request), **data)
+        return self.shown(event, created=True)
 
 
 class SearchView(views.APIView):
