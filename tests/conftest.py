@@ -23,6 +23,15 @@ def bootstrap_snapshot_forgotten() -> None:
 
 
 @pytest.fixture(autouse=True)
+def throttle_counts_forgotten() -> None:
+    """The turn throttle counts a user's turns in the process's cache, which outlives a test: each
+    test starts with none counted, so a long run of turn tests never meets the per-minute limit."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def config_load_record_removed(request: pytest.FixtureRequest) -> Iterator[None]:
     """`load_config` records its outcome in a file per database (under var/), which outlives a test's
     transaction and the bootstrap shows: each database test starts and ends without one."""
