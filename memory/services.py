@@ -23,7 +23,7 @@ from django.utils import timezone
 from core.config.secrets import find_secret, redact
 from core.conversation.contracts import SHA256_RE, estimate_tokens
 from core.conversation.selectors import OwnerScope, owned, session_uuid
-from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.errors import ConflictError, InvalidInputError, NotFoundError, chars_at_most
 from core.lookups import row_get
 from core.models import AgentSession, Message
 from memory.models import (
@@ -98,9 +98,7 @@ def _text(field: str, value: str, *, max_chars: int, blank: bool = False) -> str
     value = value.strip()
     if not value and not blank:
         raise InvalidInputError.for_field(field, "is empty; give some text")
-    if len(value) > max_chars:
-        raise InvalidInputError.for_field(field, f"has {len(value)} characters; at most {max_chars} are allowed")
-    return value
+    return chars_at_most(field, value, max_chars)
 
 
 def _no_secret(field: str, value: str) -> str:

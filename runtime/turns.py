@@ -90,7 +90,7 @@ from core.conversation.services import (
     run_lease_release,
 )
 from core.conversation.workers import worker_identity
-from core.errors import ConflictError, DomainError, InvalidInputError
+from core.errors import ConflictError, DomainError, InvalidInputError, chars_at_most
 from core.models import (
     AgentSession,
     Checkpoint,
@@ -194,10 +194,7 @@ def turn_refusal(*, session: AgentSession, user_text: object) -> ProviderAdapter
     """
     if not isinstance(user_text, str) or not user_text.strip():
         raise InvalidInputError.for_field("text", "empty; give the message to send")
-    if len(user_text) > MAX_USER_TEXT_CHARS:
-        raise InvalidInputError.for_field(
-            "text", f"has {len(user_text)} characters; at most {MAX_USER_TEXT_CHARS} are allowed"
-        )
+    chars_at_most("text", user_text, MAX_USER_TEXT_CHARS)
     adapter = adapter_for(session.route)
     status = adapter.status()
     if status.state != "ready":

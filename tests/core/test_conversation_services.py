@@ -80,7 +80,7 @@ def test_session_update_rejects_unknown_or_disabled_route(chat_session: AgentSes
         session_update(session_id=chat_session.id, route_alias="big")
     with pytest.raises(InvalidInputError, match=r"^route: empty; give a route alias$"):
         session_update(session_id=chat_session.id, route_alias=" ")
-    with pytest.raises(InvalidInputError, match=r"^title: has 201 characters; at most 200$"):
+    with pytest.raises(InvalidInputError, match=r"^title: has 201 characters; at most 200 are allowed$"):
         session_update(session_id=chat_session.id, title="x" * 201)
     chat_session.refresh_from_db()
     assert (chat_session.title, chat_session.route.alias) == ("test session", "replay")
