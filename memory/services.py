@@ -23,6 +23,7 @@ from django.utils import timezone
 from core.config.secrets import find_secret, redact
 from core.conversation.contracts import SHA256_RE, estimate_tokens
 from core.conversation.selectors import OwnerScope, owned, session_uuid
+from core.conversation.services import Written
 from core.errors import ConflictError, InvalidInputError, NotFoundError, chars_at_most
 from core.lookups import row_get
 from core.models import AgentSession, Message
@@ -57,12 +58,6 @@ class Unset(enum.Enum):
 
 
 UNSET = Unset.UNSET
-
-
-@dataclass(frozen=True)
-class EpisodeResult:
-    episode: DailyEpisode
-    created: bool
 
 
 @dataclass(frozen=True)
@@ -210,7 +205,7 @@ def episode_upsert(
     last_seq: int | None = None,
     token_count: int | None = None,
     session_refs: Sequence[SessionRef] = (),
-) -> EpisodeResult:
+) -> Written[DailyEpisode]:
     """Store `owner`'s summary of `day` for one of their sessions (or the whole day when no session,
     with the sessions it covers as `session_refs`).
 
@@ -241,7 +236,7 @@ def episode_upsert(
             for field, value in values.items():
                 setattr(existing, field, value)
             existing.save(update_fields=[*values, "updated"])
-            return EpisodeResult(episode=existing, created=False)
+            return Written(record=existing, created=False)
         try:
             with transaction.atomic():
                 episode = DailyEpisode.objects.create(owner_id=owner.pk, day=day, session=session, **values)
@@ -251,8 +246,8 @@ def episode_upsert(
             for field, value in values.items():
                 setattr(episode, field, value)
             episode.save(update_fields=[*values, "updated"])
-            return EpisodeResult(episode=episode, created=False)
-    return EpisodeResult(episode=episode, created=True)
+            return Written(record=episode, created=False)
+    return Written(record=episode, created=True)
 
 
 def episode_delete(*, episode_id: int, owner: OwnerScope = None) -> None:

@@ -287,7 +287,7 @@ def turn_accept(
                 client_id=client_id,
                 parent_seq=parent_seq,
             )
-            user_message = appended.message
+            user_message = appended.record
             if not appended.created:
                 existing = run_for_message(session_id=session.pk, message_seq=user_message.seq)
                 if existing is not None:
@@ -705,7 +705,7 @@ def _complete(
             content=text,
             parts=reasoning or None,
             token_count=output_tokens,
-        ).message
+        ).record
         appended = (*already, message)
         usage = _usage_record(run, stream, latency_ms=latency_ms, answered=True, request_id=request_id)
         finished = run_finish(run_id=run.pk, status=RunStatus.COMPLETED)

@@ -30,7 +30,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -106,11 +106,14 @@ RUN_EVENTS_CHANNEL = "agentchat_run_events"
 INTERRUPTED_ERROR = "interrupted: the process running this run stopped before it finished"
 
 
-@dataclass(frozen=True)
-class AppendResult:
-    """The stored message, and whether this call created it (False for an idempotent retry)."""
+RecordT = TypeVar("RecordT")
 
-    message: Message
+
+@dataclass(frozen=True)
+class Written(Generic[RecordT]):
+    """The stored record, and whether this call created it (False for a retry or an update)."""
+
+    record: RecordT
     created: bool
 
 
@@ -405,7 +408,7 @@ def message_append(
     token_count: int | None = None,
     client_id: str | None = None,
     parent_seq: int | None = None,
-) -> AppendResult:
+) -> Written[Message]:
     """Append one message with the next seq; a retry with the same `client_id` returns the stored one.
 
     The message goes under message `parent_seq` (0: it starts a new root, as an edit of a first
@@ -461,7 +464,7 @@ def message_append(
                 f"{client_id!r} already names message #{written.seq} with a different role, content, "
                 "parts or parent; a retry must repeat the same message, a new message needs a new client_id",
             )
-        return AppendResult(message=written, created=False)
+        return Written(record=written, created=False)
     seq, message_id = written
     # Django builds the instance, as it does for a row it read (`_INSERT_FIELDS` order after the id).
     message = Message.from_db(
@@ -469,7 +472,7 @@ def message_append(
         _MESSAGE_ATTNAMES,
         (message_id, pk, seq, role, content, checked_parts, tokens, estimated, client_id, now, row[9]),
     )
-    return AppendResult(message=message, created=True)
+    return Written(record=message, created=True)
 
 
 def _parent_id(pk: UUID, parent_seq: int) -> int | None:

@@ -253,7 +253,7 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
                 SessionRef(ref["session"], ref["first_seq"], ref["last_seq"]) for ref in data.get("session_refs", [])
             ],
         )
-        return Response(DailyEpisodeSerializer(result.episode).data, status=created_or_ok(result.created))
+        return Response(DailyEpisodeSerializer(result.record).data, status=created_or_ok(result.created))
 
     @extend_schema(
         summary="One daily episode", parameters=[RECORD_ID], responses={200: DailyEpisodeSerializer, 404: ERRORS_404}

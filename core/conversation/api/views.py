@@ -425,7 +425,7 @@ class SessionMessageViewSet(PagedViewSet[Message]):
             token_count=data["token_count"],
             parent_seq=data["parent_seq"],
         )
-        return Response(MessageSerializer(result.message).data, status=created_or_ok(result.created))
+        return Response(MessageSerializer(result.record).data, status=created_or_ok(result.created))
 
 
 @extend_schema_view(
