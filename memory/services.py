@@ -76,11 +76,10 @@ class MemoryResult:
 
 
 @dataclass(frozen=True)
-class AttachmentResult:
-    """The reference row; `created` is False when this message already referred to this content."""
+class AttachmentResult(Written[AttachmentSummary]):
+    """The reference row (`created` False when this message already referred to this content), and
+    whether the content itself was stored by this call."""
 
-    attachment: AttachmentSummary
-    created: bool
     content_created: bool
 
 
@@ -545,7 +544,7 @@ def attachment_record(
         existing = AttachmentSummary.objects.filter(message=message, content=content).first()
         if existing is not None:
             existing.content = content
-            return AttachmentResult(attachment=existing, created=False, content_created=content_created)
+            return AttachmentResult(record=existing, created=False, content_created=content_created)
         attachment = AttachmentSummary.objects.create(
             session=session,
             message=message,
@@ -555,7 +554,7 @@ def attachment_record(
             uri=location,
             mime_type=mime,
         )
-    return AttachmentResult(attachment=attachment, created=True, content_created=content_created)
+    return AttachmentResult(record=attachment, created=True, content_created=content_created)
 
 
 def _content_get_or_create(

@@ -311,7 +311,7 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
             token_count=data.get("token_count"),
             uri=data["uri"],
         )
-        attachment = attachment_get(attachment_id=result.attachment.pk)
+        attachment = attachment_get(attachment_id=result.record.pk)
         return Response(AttachmentSummarySerializer(attachment).data, status=created_or_ok(result.created))
 
     @extend_schema(

@@ -198,7 +198,7 @@ def test_same_content_is_summarised_once_and_shared(talked_session: AgentSession
         mime_type="text/plain",
         size_bytes=1200,
     )
-    assert (repeat.created, repeat.attachment.pk) == (False, first.attachment.pk)
+    assert (repeat.created, repeat.record.pk) == (False, first.record.pk)
     assert AttachmentSummary.objects.count() == 2
 
 

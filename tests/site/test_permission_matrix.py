@@ -344,7 +344,7 @@ def world(db: None, minimal_config: None) -> World:
         display_name="a.txt",
         mime_type="text/plain",
         size_bytes=1,
-    ).attachment
+    ).record
     usage_record(owner=owner, request_id="owned-1", route_alias="main", session_id=session.pk, input_tokens=1)
     token = token_create(user=owner, name="owned").token
     job = ImportJob.objects.create(owner=owner)
