@@ -523,52 +523,36 @@ def usage_load(count: int, session_ids: Sequence[str], *, days: int = 60) -> int
 
     zone = ZoneInfo(zone_name)
     day_of = {instant: instant.astimezone(zone).date() for instant in instants}
-    fields = (
-        "request_id",
-        "occurred_at",
-        "day",
-        "day_timezone",
-        "provider",
-        "model",
-        "session",
-        "input_tokens",
-        "cached_input_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "total_tokens",
-        "latency_ms",
-        "cost_partial",
-        "created",
-        "owner",
-    )
     owner_id = _bench_owner().pk
 
-    def rows() -> Any:
-        for index in range(count):
-            instant = instants[index * len(instants) // count]
-            provider, model = PROVIDERS_MODELS[index % len(PROVIDERS_MODELS)]
-            input_tokens = 200 + index % 1_000
-            output_tokens = 50 + index % 300
-            yield (
-                f"bench-{index:09d}",
-                instant,
-                day_of[instant],
-                zone_name,
-                provider,
-                model,
-                session_ids[index % len(session_ids)] if session_ids else None,
-                input_tokens,
-                input_tokens // 4,
-                output_tokens,
-                output_tokens // 5,
-                input_tokens + output_tokens,
-                300 + index % 700,
-                False,
-                instant,
-                owner_id,
-            )
+    def event(index: int) -> dict[str, Any]:
+        instant = instants[index * len(instants) // count]
+        provider, model = PROVIDERS_MODELS[index % len(PROVIDERS_MODELS)]
+        input_tokens = 200 + index % 1_000
+        output_tokens = 50 + index % 300
+        return {
+            "request_id": f"bench-{index:09d}",
+            "occurred_at": instant,
+            "day": day_of[instant],
+            "day_timezone": zone_name,
+            "provider": provider,
+            "model": model,
+            "session": session_ids[index % len(session_ids)] if session_ids else None,
+            "input_tokens": input_tokens,
+            "cached_input_tokens": input_tokens // 4,
+            "output_tokens": output_tokens,
+            "reasoning_tokens": output_tokens // 5,
+            "total_tokens": input_tokens + output_tokens,
+            "latency_ms": 300 + index % 700,
+            "cost_partial": False,
+            "created": instant,
+            "owner": owner_id,
+        }
 
-    inserted = bulk_insert(UsageEvent, fields, rows(), batch=50_000)
+    # The columns are the keys of an event, named once beside their values.
+    fields = tuple(event(0))
+    rows = (tuple(event(index).values()) for index in range(count))
+    inserted = bulk_insert(UsageEvent, fields, rows, batch=50_000)
     usage_rollups_rebuild()
     return inserted
 

@@ -42,3 +42,10 @@ class ConflictError(DomainError):
 
     status_code = 409
     code = "conflict"
+
+
+def chars_at_most(field: str, value: str, limit: int) -> str:
+    """`value` itself, or the 400 naming `field` when it has more than `limit` characters."""
+    if len(value) > limit:
+        raise InvalidInputError.for_field(field, f"has {len(value)} characters; at most {limit} are allowed")
+    return value

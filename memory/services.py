@@ -23,7 +23,8 @@ from django.utils import timezone
 from core.config.secrets import find_secret, redact
 from core.conversation.contracts import SHA256_RE, estimate_tokens
 from core.conversation.selectors import OwnerScope, owned, session_uuid
-from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.conversation.services import Written
+from core.errors import ConflictError, InvalidInputError, NotFoundError, chars_at_most
 from core.lookups import row_get
 from core.models import AgentSession, Message
 from memory.models import (
@@ -60,12 +61,6 @@ UNSET = Unset.UNSET
 
 
 @dataclass(frozen=True)
-class EpisodeResult:
-    episode: DailyEpisode
-    created: bool
-
-
-@dataclass(frozen=True)
 class SessionRef:
     """A conversation a whole-day episode covers, and its messages of that day."""
 
@@ -81,11 +76,10 @@ class MemoryResult:
 
 
 @dataclass(frozen=True)
-class AttachmentResult:
-    """The reference row; `created` is False when this message already referred to this content."""
+class AttachmentResult(Written[AttachmentSummary]):
+    """The reference row (`created` False when this message already referred to this content), and
+    whether the content itself was stored by this call."""
 
-    attachment: AttachmentSummary
-    created: bool
     content_created: bool
 
 
@@ -98,9 +92,7 @@ def _text(field: str, value: str, *, max_chars: int, blank: bool = False) -> str
     value = value.strip()
     if not value and not blank:
         raise InvalidInputError.for_field(field, "is empty; give some text")
-    if len(value) > max_chars:
-        raise InvalidInputError.for_field(field, f"has {len(value)} characters; at most {max_chars} are allowed")
-    return value
+    return chars_at_most(field, value, max_chars)
 
 
 def _no_secret(field: str, value: str) -> str:
@@ -212,7 +204,7 @@ def episode_upsert(
     last_seq: int | None = None,
     token_count: int | None = None,
     session_refs: Sequence[SessionRef] = (),
-) -> EpisodeResult:
+) -> Written[DailyEpisode]:
     """Store `owner`'s summary of `day` for one of their sessions (or the whole day when no session,
     with the sessions it covers as `session_refs`).
 
@@ -243,7 +235,7 @@ def episode_upsert(
             for field, value in values.items():
                 setattr(existing, field, value)
             existing.save(update_fields=[*values, "updated"])
-            return EpisodeResult(episode=existing, created=False)
+            return Written(record=existing, created=False)
         try:
             with transaction.atomic():
                 episode = DailyEpisode.objects.create(owner_id=owner.pk, day=day, session=session, **values)
@@ -253,8 +245,8 @@ def episode_upsert(
             for field, value in values.items():
                 setattr(episode, field, value)
             episode.save(update_fields=[*values, "updated"])
-            return EpisodeResult(episode=episode, created=False)
-    return EpisodeResult(episode=episode, created=True)
+            return Written(record=episode, created=False)
+    return Written(record=episode, created=True)
 
 
 def episode_delete(*, episode_id: int, owner: OwnerScope = None) -> None:
@@ -552,7 +544,7 @@ def attachment_record(
         existing = AttachmentSummary.objects.filter(message=message, content=content).first()
         if existing is not None:
             existing.content = content
-            return AttachmentResult(attachment=existing, created=False, content_created=content_created)
+            return AttachmentResult(record=existing, created=False, content_created=content_created)
         attachment = AttachmentSummary.objects.create(
             session=session,
             message=message,
@@ -562,7 +554,7 @@ def attachment_record(
             uri=location,
             mime_type=mime,
         )
-    return AttachmentResult(attachment=attachment, created=True, content_created=content_created)
+    return AttachmentResult(record=attachment, created=True, content_created=content_created)
 
 
 def _content_get_or_create(

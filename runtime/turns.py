@@ -52,7 +52,7 @@ import logging
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 from uuid import UUID
 
 from django.conf import settings
@@ -90,7 +90,7 @@ from core.conversation.services import (
     run_lease_release,
 )
 from core.conversation.workers import worker_identity
-from core.errors import ConflictError, DomainError, InvalidInputError
+from core.errors import ConflictError, DomainError, InvalidInputError, chars_at_most
 from core.models import (
     AgentSession,
     Checkpoint,
@@ -194,10 +194,7 @@ def turn_refusal(*, session: AgentSession, user_text: object) -> ProviderAdapter
     """
     if not isinstance(user_text, str) or not user_text.strip():
         raise InvalidInputError.for_field("text", "empty; give the message to send")
-    if len(user_text) > MAX_USER_TEXT_CHARS:
-        raise InvalidInputError.for_field(
-            "text", f"has {len(user_text)} characters; at most {MAX_USER_TEXT_CHARS} are allowed"
-        )
+    chars_at_most("text", user_text, MAX_USER_TEXT_CHARS)
     adapter = adapter_for(session.route)
     status = adapter.status()
     if status.state != "ready":
@@ -290,7 +287,7 @@ def turn_accept(
                 client_id=client_id,
                 parent_seq=parent_seq,
             )
-            user_message = appended.message
+            user_message = appended.record
             if not appended.created:
                 existing = run_for_message(session_id=session.pk, message_seq=user_message.seq)
                 if existing is not None:
@@ -322,34 +319,33 @@ def _refuse_too_many_open_runs(owner_id: int) -> None:
         )
 
 
+class TurnAsked(TypedDict, total=False):
+    """A turn as `turn_accept` takes it (but for `on_commit`): what `turn_run` passes on."""
+
+    session_id: Required[UUID | str]
+    owner: OwnerScope
+    user_text: str
+    client_id: str | None
+    edit_seq: int | None
+    regenerate_seq: int | None
+
+
 def turn_run(
     *,
-    session_id: UUID | str,
-    owner: OwnerScope = None,
-    user_text: str = "",
-    client_id: str | None = None,
     on_event: EventCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
-    edit_seq: int | None = None,
-    regenerate_seq: int | None = None,
     gateway: McpGateway | None = None,
+    **asked: Unpack[TurnAsked],
 ) -> TurnResult:
     """Accept and execute one chat turn in this process (the `chat` command; see the module docstring)."""
-    accepted = turn_accept(
-        session_id=session_id,
-        owner=owner,
-        user_text=user_text,
-        client_id=client_id,
-        edit_seq=edit_seq,
-        regenerate_seq=regenerate_seq,
-    )
+    accepted = turn_accept(**asked)
     if not accepted.created:
         return _existing(accepted.run, accepted.message)
     return turn_execute(
         run_id=accepted.run.pk,
         on_event=on_event,
         should_cancel=should_cancel,
-        regenerates_seq=regenerate_seq,
+        regenerates_seq=asked.get("regenerate_seq"),
         gateway=gateway,
     )
 
@@ -709,7 +705,7 @@ def _complete(
             content=text,
             parts=reasoning or None,
             token_count=output_tokens,
-        ).message
+        ).record
         appended = (*already, message)
         usage = _usage_record(run, stream, latency_ms=latency_ms, answered=True, request_id=request_id)
         finished = run_finish(run_id=run.pk, status=RunStatus.COMPLETED)
@@ -733,33 +729,22 @@ def _usage_record(
     server does while streaming, still spent tokens: its event is recorded with every count unknown
     (None), never as zeros. A failed turn without a report records nothing.
     """
-    if stream.usage is None:
+    usage = stream.usage
+    if usage is None:
         if not answered:
             return None
-        return usage_record(
-            owner=run.owner,
-            request_id=request_id,
-            route_alias=run.route.alias if run.route is not None else None,
-            session_id=run.session_id,
-            run_id=run.pk,
-            input_tokens=None,
-            cached_input_tokens=None,
-            cache_write_input_tokens=None,
-            output_tokens=None,
-            reasoning_tokens=None,
-            latency_ms=latency_ms,
-        ).event
+        usage = Usage(input_tokens=None, output_tokens=None)
     return usage_record(
         owner=run.owner,
         request_id=request_id,
         route_alias=run.route.alias if run.route is not None else None,
         session_id=run.session_id,
         run_id=run.pk,
-        input_tokens=stream.usage.input_tokens,
-        cached_input_tokens=stream.usage.cached_input_tokens,
-        cache_write_input_tokens=stream.usage.cache_write_input_tokens,
-        output_tokens=stream.usage.output_tokens,
-        reasoning_tokens=stream.usage.reasoning_tokens,
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_write_input_tokens=usage.cache_write_input_tokens,
+        output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
         latency_ms=latency_ms,
     ).event
 

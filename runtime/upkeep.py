@@ -495,7 +495,7 @@ def _episode(
                     summary=text,
                     source=EpisodeSource.COMPACTOR,
                     session_refs=[SessionRef(pk, min(seqs), max(seqs)) for pk, seqs in sessions.items()],
-                ).episode
+                ).record
                 upkeep.usage_write()
                 finished = run_finish(run_id=upkeep.run.pk, status=RunStatus.COMPLETED)
         except InvalidInputError as exc:

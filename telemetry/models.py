@@ -180,8 +180,25 @@ class UsageCounters(models.Model):
         return pico_usd_to_decimal(self.cost_pico_usd)
 
 
-class UsageByDay(UsageCounters):
-    """Usage of one local day (cut in `timezone`) for one provider and model."""
+def _rollup_meta(
+    name: str, *, key: list[str], key_name: str, order: list[str] | None = None
+) -> type[UsageCounters.Meta]:
+    """The Meta of a rollup whose rows are unique by `key`, the conflict target of its upsert.
+
+    `name` is its name in the singular and the plural; `order` None leaves its rows unordered.
+    """
+
+    class Meta(UsageCounters.Meta):
+        verbose_name = verbose_name_plural = name
+        constraints = [*UsageCounters.Meta.constraints, models.UniqueConstraint(fields=key, name=key_name)]
+        if order is not None:
+            ordering = order
+
+    return Meta
+
+
+class DayCounters(UsageCounters):
+    """The counters of one local day (cut in `timezone`) for one provider and model."""
 
     timezone = models.CharField(max_length=64)
     day = models.DateField()
@@ -189,20 +206,25 @@ class UsageByDay(UsageCounters):
     model = models.CharField(max_length=200)
 
     class Meta(UsageCounters.Meta):
-        ordering = ["-day", "provider", "model"]
-        verbose_name = "usage by day"
-        verbose_name_plural = "usage by day"
-        constraints = [
-            *UsageCounters.Meta.constraints,
-            # The upsert's conflict target; also serves the summary's "timezone = ? AND day >= ?".
-            models.UniqueConstraint(fields=["timezone", "day", "provider", "model"], name="usage_by_day_key"),
-        ]
+        abstract = True
+
+
+class UsageByDay(DayCounters):
+    """Usage of one local day (cut in `timezone`) for one provider and model."""
+
+    # The key also serves the summary's "timezone = ? AND day >= ?".
+    Meta = _rollup_meta(
+        "usage by day",
+        key=["timezone", "day", "provider", "model"],
+        key_name="usage_by_day_key",
+        order=["-day", "provider", "model"],
+    )
 
     def __str__(self) -> str:
         return f"{self.day} ({self.timezone}) {self.provider}/{self.model}: {self.total_tokens} tokens"
 
 
-class UsageByUserDay(UsageCounters):
+class UsageByUserDay(DayCounters):
     """Usage of one account on one local day (cut in `timezone`) for one provider and model.
 
     The per-user twin of `UsageByDay`: a user's "today" is an index seek, their all-time total
@@ -212,22 +234,14 @@ class UsageByUserDay(UsageCounters):
     # PROTECT like the events it sums: it goes only with them, through `telemetry.services`.
     # No index of its own: the key (owner, timezone, day, provider, model) leads with it.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
-    timezone = models.CharField(max_length=64)
-    day = models.DateField()
-    provider = models.CharField(max_length=64)
-    model = models.CharField(max_length=200)
 
-    class Meta(UsageCounters.Meta):
-        ordering = ["owner", "-day", "provider", "model"]
-        verbose_name = "usage by user and day"
-        verbose_name_plural = "usage by user and day"
-        constraints = [
-            *UsageCounters.Meta.constraints,
-            # The upsert's conflict target; also serves a user's "owner = ? AND timezone = ? AND day >= ?".
-            models.UniqueConstraint(
-                fields=["owner", "timezone", "day", "provider", "model"], name="usage_by_user_day_key"
-            ),
-        ]
+    # The key also serves a user's "owner = ? AND timezone = ? AND day >= ?".
+    Meta = _rollup_meta(
+        "usage by user and day",
+        key=["owner", "timezone", "day", "provider", "model"],
+        key_name="usage_by_user_day_key",
+        order=["owner", "-day", "provider", "model"],
+    )
 
     def __str__(self) -> str:
         scope = f"user {self.owner_id} {self.day} ({self.timezone})"
@@ -254,13 +268,8 @@ class UsageByPurpose(UsageCounters):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
     purpose = models.CharField(max_length=16, choices=RunPurpose.choices)
 
-    class Meta(UsageCounters.Meta):
-        verbose_name = verbose_name_plural = "usage by purpose"
-        constraints = [
-            *UsageCounters.Meta.constraints,
-            # The upsert's conflict target; also serves the summary's "owner = ?" (a user's few rows).
-            models.UniqueConstraint(fields=["owner", "purpose"], name="usage_by_purpose_key"),
-        ]
+    # The key also serves the summary's "owner = ?" (a user's few rows).
+    Meta = _rollup_meta("usage by purpose", key=["owner", "purpose"], key_name="usage_by_purpose_key")
 
     def __str__(self) -> str:
         return f"user {self.owner_id} {self.purpose}: {self.total_tokens} tokens"
@@ -273,15 +282,10 @@ class UsageByAgent(UsageCounters):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
     agent = models.CharField(max_length=64)
 
-    class Meta(UsageCounters.Meta):
-        ordering = ["owner", "agent"]
-        verbose_name = "usage by agent"
-        verbose_name_plural = "usage by agent"
-        constraints = [
-            *UsageCounters.Meta.constraints,
-            # The upsert's conflict target; also serves a user's "owner = ?" (the summary's by_agent).
-            models.UniqueConstraint(fields=["owner", "agent"], name="usage_by_agent_key"),
-        ]
+    # The key also serves a user's "owner = ?" (the summary's by_agent).
+    Meta = _rollup_meta(
+        "usage by agent", key=["owner", "agent"], key_name="usage_by_agent_key", order=["owner", "agent"]
+    )
 
     def __str__(self) -> str:
         return f"user {self.owner_id} as {self.agent}: {self.total_tokens} tokens"
@@ -293,15 +297,9 @@ class UsageAllTime(UsageCounters):
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=200)
 
-    class Meta(UsageCounters.Meta):
-        ordering = ["provider", "model"]
-        verbose_name = "usage all time"
-        verbose_name_plural = "usage all time"
-        constraints = [
-            *UsageCounters.Meta.constraints,
-            # The upsert's conflict target.
-            models.UniqueConstraint(fields=["provider", "model"], name="usage_all_time_key"),
-        ]
+    Meta = _rollup_meta(
+        "usage all time", key=["provider", "model"], key_name="usage_all_time_key", order=["provider", "model"]
+    )
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model}: {self.total_tokens} tokens"

@@ -30,7 +30,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -73,7 +73,7 @@ from core.conversation.selectors import (
     session_uuid,
 )
 from core.conversation.workers import worker_alive, worker_identity
-from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.errors import ConflictError, InvalidInputError, NotFoundError, chars_at_most
 from core.models import (
     AgentProfile,
     AgentSession,
@@ -106,11 +106,14 @@ RUN_EVENTS_CHANNEL = "agentchat_run_events"
 INTERRUPTED_ERROR = "interrupted: the process running this run stopped before it finished"
 
 
-@dataclass(frozen=True)
-class AppendResult:
-    """The stored message, and whether this call created it (False for an idempotent retry)."""
+RecordT = TypeVar("RecordT")
 
-    message: Message
+
+@dataclass(frozen=True)
+class Written(Generic[RecordT]):
+    """The stored record, and whether this call created it (False for a retry or an update)."""
+
+    record: RecordT
     created: bool
 
 
@@ -142,10 +145,7 @@ class RecoverResult:
 
 
 def _title_clean(title: str) -> str:
-    title = title.strip()
-    if len(title) > MAX_TITLE_CHARS:
-        raise InvalidInputError.for_field("title", f"has {len(title)} characters; at most {MAX_TITLE_CHARS}")
-    return title
+    return chars_at_most("title", title.strip(), MAX_TITLE_CHARS)
 
 
 TITLE_FROM_MESSAGE_CHARS = 80
@@ -408,7 +408,7 @@ def message_append(
     token_count: int | None = None,
     client_id: str | None = None,
     parent_seq: int | None = None,
-) -> AppendResult:
+) -> Written[Message]:
     """Append one message with the next seq; a retry with the same `client_id` returns the stored one.
 
     The message goes under message `parent_seq` (0: it starts a new root, as an edit of a first
@@ -420,10 +420,7 @@ def message_append(
         raise InvalidInputError.for_field("role", f"{role!r} is not a role; use one of {', '.join(MessageRole.values)}")
     if not isinstance(content, str):
         raise InvalidInputError.for_field("content", "must be a string")
-    if len(content) > MAX_CONTENT_CHARS:
-        raise InvalidInputError.for_field(
-            "content", f"has {len(content)} characters; at most {MAX_CONTENT_CHARS} are allowed"
-        )
+    chars_at_most("content", content, MAX_CONTENT_CHARS)
     checked_parts = parts_validate(parts)
     json_refuse_nul(content, "content")
     json_refuse_nul(checked_parts, "parts")
@@ -467,7 +464,7 @@ def message_append(
                 f"{client_id!r} already names message #{written.seq} with a different role, content, "
                 "parts or parent; a retry must repeat the same message, a new message needs a new client_id",
             )
-        return AppendResult(message=written, created=False)
+        return Written(record=written, created=False)
     seq, message_id = written
     # Django builds the instance, as it does for a row it read (`_INSERT_FIELDS` order after the id).
     message = Message.from_db(
@@ -475,7 +472,7 @@ def message_append(
         _MESSAGE_ATTNAMES,
         (message_id, pk, seq, role, content, checked_parts, tokens, estimated, client_id, now, row[9]),
     )
-    return AppendResult(message=message, created=True)
+    return Written(record=message, created=True)
 
 
 def _parent_id(pk: UUID, parent_seq: int) -> int | None:
@@ -703,10 +700,7 @@ def checkpoint_create(
         raise InvalidInputError.for_field("through_seq", "must be an integer of 0 or more (the last seq covered)")
     if not isinstance(summary, str):
         raise InvalidInputError.for_field("summary", "must be a string")
-    if len(summary) > MAX_SUMMARY_CHARS:
-        raise InvalidInputError.for_field(
-            "summary", f"has {len(summary)} characters; at most {MAX_SUMMARY_CHARS} are allowed"
-        )
+    chars_at_most("summary", summary, MAX_SUMMARY_CHARS)
     if state is None:
         state = {}
     if not isinstance(state, Mapping):
@@ -818,6 +812,13 @@ def _events_write(run: Run, events: list[tuple[str, dict[str, Any]]], **changes:
     return written
 
 
+def _run_finish(run: Run, status: str, **changes: Any) -> None:
+    """End `run` with `status`: `run_finished{status}` as its last event, `changes` on its row
+    (`finished_at` defaults to now)."""
+    changes.setdefault("finished_at", timezone.now())
+    _events_write(run, [(TraceEventType.RUN_FINISHED, {"status": status})], status=status, **changes)
+
+
 def _run_events_notify(run: Run) -> None:
     """On PostgreSQL, tell the stream hubs (LISTEN `RUN_EVENTS_CHANNEL`) that the run has new events.
 
@@ -878,10 +879,7 @@ def _finish(run: Run, status: str, error: str) -> list[TraceEvent]:
 
 
 def _error_clean(error: str) -> str:
-    error = error.strip()
-    if len(error) > MAX_EVENT_TEXT_CHARS:
-        raise InvalidInputError.for_field("error", f"has {len(error)} characters; at most {MAX_EVENT_TEXT_CHARS}")
-    return error
+    return chars_at_most("error", error.strip(), MAX_EVENT_TEXT_CHARS)
 
 
 def run_create(
@@ -1018,13 +1016,7 @@ def _children_end(run: Run, status: str, why: str) -> list[UUID]:
             fields = {"cancel_reason": f"its parent run was cancelled: {why}"[:MAX_REASON_CHARS]}
         else:
             fields = {"error": child.error or f"interrupted with its parent run: {why}"[:MAX_EVENT_TEXT_CHARS]}
-        _events_write(
-            child,
-            [(TraceEventType.RUN_FINISHED, {"status": status})],
-            status=status,
-            finished_at=timezone.now(),
-            **fields,
-        )
+        _run_finish(child, status, **fields)
         ended.append(child.pk)
     return ended
 
@@ -1129,25 +1121,24 @@ def run_finish(*, run_id: UUID | str, owner: OwnerScope = None, status: str, err
     return run
 
 
+def _run_cancellable(run_id: UUID | str, owner: OwnerScope) -> Run:
+    """The run, locked in the caller's transaction; a 409 when it has already ended."""
+    run = _run_locked(run_id, owner)
+    if run.status in TERMINAL_RUN_STATUSES:
+        raise ConflictError.for_field("run", f"is {run.status}; only a queued or running run can be cancelled")
+    return run
+
+
 def run_cancel(*, run_id: UUID | str, owner: OwnerScope = None, reason: str) -> Run:
     """Cancel a queued or running run, recording why; the trace ends with `run_finished{cancelled}`."""
     reason = reason.strip() if isinstance(reason, str) else ""
     if not reason:
         raise InvalidInputError.for_field("reason", "empty; say why the run is cancelled")
-    if len(reason) > MAX_REASON_CHARS:
-        raise InvalidInputError.for_field("reason", f"has {len(reason)} characters; at most {MAX_REASON_CHARS}")
+    chars_at_most("reason", reason, MAX_REASON_CHARS)
     with transaction.atomic():
-        run = _run_locked(run_id, owner)
-        if run.status in TERMINAL_RUN_STATUSES:
-            raise ConflictError.for_field("run", f"is {run.status}; only a queued or running run can be cancelled")
+        run = _run_cancellable(run_id, owner)
         _children_cancel(run, reason)
-        _events_write(
-            run,
-            [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
-            status=RunStatus.CANCELLED,
-            cancel_reason=reason,
-            finished_at=timezone.now(),
-        )
+        _run_finish(run, RunStatus.CANCELLED, cancel_reason=reason)
     return run
 
 
@@ -1188,13 +1179,7 @@ def runs_recover(*, before: datetime | None = None) -> RecoverResult:
             children = _children_end(run, RunStatus.INTERRUPTED, run.error or INTERRUPTED_ERROR)
             result.running.extend(children)
             ended.update(children)
-            _events_write(
-                run,
-                [(TraceEventType.RUN_FINISHED, {"status": RunStatus.INTERRUPTED})],
-                status=RunStatus.INTERRUPTED,
-                error=run.error or INTERRUPTED_ERROR,
-                finished_at=now,
-            )
+            _run_finish(run, RunStatus.INTERRUPTED, error=run.error or INTERRUPTED_ERROR, finished_at=now)
     return result
 
 
@@ -1207,15 +1192,7 @@ CANCEL_REQUESTED_REASON = "cancelled on request"
 def _interrupt(run: Run, error: str) -> None:
     """End `run` interrupted, and its open children with it (in the caller's transaction)."""
     _children_end(run, RunStatus.INTERRUPTED, run.error or error)
-    _events_write(
-        run,
-        [(TraceEventType.RUN_FINISHED, {"status": RunStatus.INTERRUPTED})],
-        status=RunStatus.INTERRUPTED,
-        error=run.error or error,
-        finished_at=timezone.now(),
-        lease_owner="",
-        lease_expires_at=None,
-    )
+    _run_finish(run, RunStatus.INTERRUPTED, error=run.error or error, lease_owner="", lease_expires_at=None)
 
 
 def run_claim(*, run_id: UUID | str, lease_owner: str, lease_ms: int, payload: Mapping[str, Any]) -> Run | None:
@@ -1235,13 +1212,7 @@ def run_claim(*, run_id: UUID | str, lease_owner: str, lease_ms: int, payload: M
         elif run.status != RunStatus.QUEUED:
             return None
         if run.cancel_requested_at is not None:
-            _events_write(
-                run,
-                [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
-                status=RunStatus.CANCELLED,
-                cancel_reason=run.cancel_reason or CANCEL_REQUESTED_REASON,
-                finished_at=timezone.now(),
-            )
+            _run_finish(run, RunStatus.CANCELLED, cancel_reason=run.cancel_reason or CANCEL_REQUESTED_REASON)
             return None
         now = timezone.now()
         _events_write(
@@ -1303,12 +1274,9 @@ def run_cancel_request(*, run_id: UUID | str, owner: OwnerScope = None, reason: 
     """Ask an open run to stop. With a live lease only `cancel_requested_at` (and the reason) is set:
     its holder ends it, keeping every streamed character. Without one the run is cancelled here."""
     reason = (reason.strip() if isinstance(reason, str) else "") or CANCEL_REQUESTED_REASON
-    if len(reason) > MAX_REASON_CHARS:
-        raise InvalidInputError.for_field("reason", f"has {len(reason)} characters; at most {MAX_REASON_CHARS}")
+    chars_at_most("reason", reason, MAX_REASON_CHARS)
     with transaction.atomic():
-        run = _run_locked(run_id, owner)
-        if run.status in TERMINAL_RUN_STATUSES:
-            raise ConflictError.for_field("run", f"is {run.status}; only a queued or running run can be cancelled")
+        run = _run_cancellable(run_id, owner)
         now = timezone.now()
         live = run.status == RunStatus.RUNNING and run.lease_expires_at is not None and run.lease_expires_at > now
         # Delegated runs hold no lease of their own: they end now, which stops the member's stream.
@@ -1318,10 +1286,9 @@ def run_cancel_request(*, run_id: UUID | str, owner: OwnerScope = None, reason: 
                 Run.objects.filter(pk=run.pk).update(cancel_requested_at=now, cancel_reason=reason)
                 run.cancel_requested_at, run.cancel_reason = now, reason
             return run
-        _events_write(
+        _run_finish(
             run,
-            [(TraceEventType.RUN_FINISHED, {"status": RunStatus.CANCELLED})],
-            status=RunStatus.CANCELLED,
+            RunStatus.CANCELLED,
             cancel_reason=reason,
             cancel_requested_at=run.cancel_requested_at or now,
             finished_at=now,

@@ -225,7 +225,7 @@ class DailyEpisodeViewSet(PagedViewSet[DailyEpisode]):
                 SessionRef(ref["session"], ref["first_seq"], ref["last_seq"]) for ref in data.get("session_refs", [])
             ],
         )
-        return self.shown(result.episode, created=result.created)
+        return self.shown(result.record, created=result.created)
 
     @extend_schema(summary="One daily episode", responses={200: DailyEpisodeSerializer, 404: ERRORS_404})
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -265,7 +265,7 @@ class AttachmentSummaryViewSet(PagedViewSet[AttachmentSummary]):
     def create(self, request: Request) -> Response:
         data = parsed(AttachmentWriteSerializer, request.data)
         result = attachment_record(owner=acting_user(request), **data)
-        attachment = attachment_get(attachment_id=result.attachment.pk)
+        attachment = attachment_get(attachment_id=result.record.pk)
         return self.shown(attachment, created=result.created)
 
     @extend_schema(

@@ -77,7 +77,7 @@ class ToolLoop:
         """Append one message of the run's conversation under `leaf` (a turn's: into the session)."""
         return message_append(
             session_id=self.run.chat_session_id, parent_seq=self.leaf, role=role, content=content, parts=parts
-        ).message
+        ).record
 
     def trace_append(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         run_events_append(run_id=self.run.pk, events=events)

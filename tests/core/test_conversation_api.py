@@ -110,7 +110,7 @@ def test_create_session_on_default_route(api: APIClient, replay_route: ModelRout
     ("body", "field", "message"),
     [
         ({"route": "nope"}, "route", "no model route 'nope'; use an alias from /api/config/routes/"),
-        ({"title": "x" * 201}, "title", "has 201 characters; at most 200"),
+        ({"title": "x" * 201}, "title", "has 201 characters; at most 200 are allowed"),
         ({"title": ["x"]}, "title", "Not a valid string."),
         ({"colour": "red"}, "colour", "unknown field; this endpoint accepts title, route, agent, team"),
     ],

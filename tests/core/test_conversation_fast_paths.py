@@ -70,39 +70,39 @@ def test_append_writes_the_exact_row_and_counters(chat_session: AgentSession) ->
     assert (first.created, second.created) == (True, True)
     assert [(m.seq, m.role, m.token_count, m.token_count_estimated) for m in Message.objects.order_by("seq")] == [
         (1, "user", 3, False),
-        (2, "tool", second.message.token_count, True),
+        (2, "tool", second.record.token_count, True),
     ]
-    assert second.message.token_count > 0
+    assert second.record.token_count > 0
     for result in (first, second):
-        _assert_same_as_orm(result.message)
-    assert first.message.session_id == chat_session.pk
-    assert first.message.client_id is None
+        _assert_same_as_orm(result.record)
+    assert first.record.session_id == chat_session.pk
+    assert first.record.client_id is None
     session = AgentSession.objects.get(pk=chat_session.pk)
     assert (session.last_seq, session.message_count, session.tokens_since_checkpoint) == (
         2,
         2,
-        3 + second.message.token_count,
+        3 + second.record.token_count,
     )
-    assert session.updated == second.message.created
+    assert session.updated == second.record.created
     assert session.updated > before
     assert session.status == SessionStatus.ACTIVE
 
 
 def test_append_json_parts_round_trip_with_unicode(chat_session: AgentSession) -> None:
     result = message_append(session_id=chat_session.id, role="assistant", parts=UNICODE_PARTS, content="ünï ✓")
-    stored = Message.objects.get(pk=result.message.pk)
+    stored = Message.objects.get(pk=result.record.pk)
     assert stored.parts == UNICODE_PARTS
-    assert result.message.parts == UNICODE_PARTS
-    assert stored.content == result.message.content == "ünï ✓"
+    assert result.record.parts == UNICODE_PARTS
+    assert stored.content == result.record.content == "ünï ✓"
     # Restore reads the same JSON back through its own row reader.
     assert session_restore(session_id=chat_session.id).messages[0].parts == UNICODE_PARTS
 
 
 def test_append_created_is_aware_utc_and_matches_the_stored_value(chat_session: AgentSession) -> None:
     result = message_append(session_id=chat_session.id, role="user", content="when")
-    created = result.message.created
+    created = result.record.created
     assert created.utcoffset() is not None
-    assert created.astimezone(UTC) == Message.objects.get(pk=result.message.pk).created
+    assert created.astimezone(UTC) == Message.objects.get(pk=result.record.pk).created
     assert abs((datetime.now(UTC) - created).total_seconds()) < 60
 
 
@@ -144,10 +144,10 @@ def test_append_retry_returns_the_stored_message_as_the_orm_reads_it(chat_sessio
     retry = message_append(
         session_id=chat_session.id, role="tool", content="r", parts=UNICODE_PARTS, client_id="retry-1"
     )
-    assert first.message.client_id == "retry-1"
+    assert first.record.client_id == "retry-1"
     assert (first.created, retry.created) == (True, False)
-    assert _fields(retry.message) == _fields(first.message)
-    _assert_same_as_orm(retry.message)
+    assert _fields(retry.record) == _fields(first.record)
+    _assert_same_as_orm(retry.record)
     session = AgentSession.objects.get(pk=chat_session.pk)
     assert (session.last_seq, session.message_count) == (1, 1)
 
@@ -186,7 +186,7 @@ def test_retry_into_archived_session_still_returns_the_stored_message(chat_sessi
     first = message_append(session_id=chat_session.id, role="user", content="sent", client_id="c-2")
     session_archive(session_id=chat_session.id)
     retry = message_append(session_id=chat_session.id, role="user", content="sent", client_id="c-2")
-    assert (retry.created, retry.message.pk) == (False, first.message.pk)
+    assert (retry.created, retry.record.pk) == (False, first.record.pk)
 
 
 @pytest.mark.parametrize("client_id", [None, "c-3"])
@@ -204,7 +204,7 @@ def test_append_to_unknown_session_is_not_found(
 def test_each_session_keeps_its_own_seq(replay_route: ModelRoute) -> None:
     one, two = session_create(owner=op_user(), title="one"), session_create(owner=op_user(), title="two")
     seqs = [
-        message_append(session_id=session.id, role="user", content="x").message.seq
+        message_append(session_id=session.id, role="user", content="x").record.seq
         for session in (one, two, one, one, two)
     ]
     assert seqs == [1, 1, 2, 3, 2]

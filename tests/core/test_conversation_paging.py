@@ -57,7 +57,7 @@ def _fill_large(session: AgentSession, count: int, *, seed: int = 7) -> list[int
         if n % 7 == 3:
             parts = [{"type": "tool_call", "id": f"call-{n}", "name": "search", "arguments": {"q": "é" * 300}}]
         result = message_append(session_id=session.id, role="assistant", content=f"{n:05d}" + "x" * length, parts=parts)
-        sizes.append(message_size_bytes(result.message))
+        sizes.append(message_size_bytes(result.record))
     return sizes
 
 

@@ -80,7 +80,7 @@ def test_session_update_rejects_unknown_or_disabled_route(chat_session: AgentSes
         session_update(session_id=chat_session.id, route_alias="big")
     with pytest.raises(InvalidInputError, match=r"^route: empty; give a route alias$"):
         session_update(session_id=chat_session.id, route_alias=" ")
-    with pytest.raises(InvalidInputError, match=r"^title: has 201 characters; at most 200$"):
+    with pytest.raises(InvalidInputError, match=r"^title: has 201 characters; at most 200 are allowed$"):
         session_update(session_id=chat_session.id, title="x" * 201)
     chat_session.refresh_from_db()
     assert (chat_session.title, chat_session.route.alias) == ("test session", "replay")
@@ -95,7 +95,7 @@ def test_archive_and_unarchive_move_status_and_refuse_repeats(chat_session: Agen
     assert session_unarchive(session_id=chat_session.id).status == SessionStatus.ACTIVE
     with pytest.raises(ConflictError, match=r"^session: is already active$"):
         session_unarchive(session_id=chat_session.id)
-    assert message_append(session_id=chat_session.id, role="user", content="back").message.seq == 1
+    assert message_append(session_id=chat_session.id, role="user", content="back").record.seq == 1
 
 
 def test_unknown_and_malformed_session_ids_are_not_found(replay_route: ModelRoute) -> None:
@@ -116,7 +116,7 @@ def test_idempotent_retry_succeeds_on_an_archived_session(chat_session: AgentSes
     first = message_append(session_id=chat_session.id, role="user", content="sent", client_id="c-1")
     session_archive(session_id=chat_session.id)
     retry = message_append(session_id=chat_session.id, role="user", content="sent", client_id="c-1")
-    assert (retry.created, retry.message.pk) == (False, first.message.pk)
+    assert (retry.created, retry.record.pk) == (False, first.record.pk)
 
 
 def test_session_delete_removes_everything_in_one_go(chat_session: AgentSession, replay_route: ModelRoute) -> None:

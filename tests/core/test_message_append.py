@@ -17,9 +17,9 @@ pytestmark = pytest.mark.django_db
 def test_append_allocates_consecutive_seqs_and_counts(chat_session: AgentSession) -> None:
     first = message_append(session_id=chat_session.id, role="user", content="hello there", token_count=3)
     second = message_append(session_id=chat_session.id, role="assistant", content="12345678")
-    assert (first.message.seq, second.message.seq) == (1, 2)
-    assert (first.message.token_count_estimated, second.message.token_count_estimated) == (False, True)
-    assert second.message.token_count == 2  # 8 characters ≈ 2 tokens
+    assert (first.record.seq, second.record.seq) == (1, 2)
+    assert (first.record.token_count_estimated, second.record.token_count_estimated) == (False, True)
+    assert second.record.token_count == 2  # 8 characters ≈ 2 tokens
     chat_session.refresh_from_db()
     assert (chat_session.last_seq, chat_session.message_count, chat_session.tokens_since_checkpoint) == (2, 2, 5)
 
@@ -29,7 +29,7 @@ def test_append_with_same_client_id_returns_stored_message(chat_session: AgentSe
     retry = message_append(session_id=chat_session.id, role="user", content="once", client_id="c-1")
     assert first.created is True
     assert retry.created is False
-    assert retry.message.pk == first.message.pk
+    assert retry.record.pk == first.record.pk
     assert Message.objects.filter(session=chat_session).count() == 1
     chat_session.refresh_from_db()
     assert chat_session.message_count == 1
@@ -67,7 +67,7 @@ def test_append_accepts_typed_parts(chat_session: AgentSession) -> None:
         {"type": "attachment", "sha256": "a" * 64, "name": "notes.txt", "mime_type": "text/plain"},
     ]
     result = message_append(session_id=chat_session.id, role="assistant", parts=parts)  # type: ignore[arg-type]
-    assert Message.objects.get(pk=result.message.pk).parts == parts
+    assert Message.objects.get(pk=result.record.pk).parts == parts
 
 
 def test_append_to_unknown_session_is_not_found(replay_route: ModelRoute) -> None:

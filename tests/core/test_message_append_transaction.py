@@ -53,11 +53,11 @@ def test_outside_a_transaction_the_append_is_one_transaction_of_its_own(chat_ses
         result = message_append(session_id=chat_session.id, role="user", content="counted", token_count=7)
     assert _first_words(captured) == [_begin(), "SELECT", "UPDATE", "INSERT", "COMMIT"]
     assert not connection.in_atomic_block
-    assert result.message.seq == 2
-    stored = Message.objects.get(pk=result.message.pk)
+    assert result.record.seq == 2
+    stored = Message.objects.get(pk=result.record.pk)
     fields = [field.attname for field in Message._meta.concrete_fields]
-    assert {name: getattr(result.message, name) for name in fields} == {name: getattr(stored, name) for name in fields}
-    assert result.message._state.adding is False
+    assert {name: getattr(result.record, name) for name in fields} == {name: getattr(stored, name) for name in fields}
+    assert result.record._state.adding is False
     assert _counters(chat_session)[:2] == (2, 2)
 
 
@@ -67,7 +67,7 @@ def test_a_retry_reads_under_the_lock_and_writes_nothing(chat_session: AgentSess
         retry = message_append(session_id=chat_session.id, role="user", content="once", client_id="c-1")
     # BEGIN, the session row (FOR UPDATE on PostgreSQL), the message with this client_id, COMMIT.
     assert _first_words(captured) == [_begin(), "SELECT", "SELECT", "COMMIT"]
-    assert (retry.created, retry.message.pk, retry.message.seq) == (False, first.message.pk, 1)
+    assert (retry.created, retry.record.pk, retry.record.seq) == (False, first.record.pk, 1)
     with pytest.raises(ConflictError, match=r"^client_id: 'c-1' already names message #1 with a different"):
         message_append(session_id=chat_session.id, role="user", content="changed", client_id="c-1")
     assert _counters(chat_session)[:2] == (1, 1)
@@ -86,7 +86,7 @@ def test_unknown_and_archived_sessions_are_refused_and_leave_no_transaction_open
         assert not connection.connection.in_transaction
     # The connection is still good for the next write.
     AgentSession.objects.filter(pk=chat_session.pk).update(status="active")
-    assert message_append(session_id=chat_session.id, role="user", content="after").message.seq == 1
+    assert message_append(session_id=chat_session.id, role="user", content="after").record.seq == 1
 
 
 def test_a_database_error_after_the_counters_moved_rolls_them_back(chat_session: AgentSession) -> None:
@@ -119,7 +119,7 @@ def test_any_exception_between_the_statements_rolls_everything_back(
     monkeypatch.undo()
     assert _counters(chat_session) == (1, 1, 5)
     assert Message.objects.count() == 1
-    assert message_append(session_id=chat_session.id, role="user", content="two").message.seq == 2
+    assert message_append(session_id=chat_session.id, role="user", content="two").record.seq == 2
 
 
 def test_inside_an_atomic_block_the_append_joins_it(chat_session: AgentSession) -> None:

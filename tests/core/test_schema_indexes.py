@@ -75,9 +75,9 @@ def _message_table_sql() -> str:
 
 
 def test_message_ids_are_the_rowid_and_keep_growing(chat_session: AgentSession) -> None:
-    first = message_append(session_id=chat_session.id, role="user", content="one").message.pk
+    first = message_append(session_id=chat_session.id, role="user", content="one").record.pk
     other = session_create(owner=op_user(), title="other", route_alias=chat_session.route.alias)
-    second = message_append(session_id=other.id, role="user", content="two").message.pk
+    second = message_append(session_id=other.id, role="user", content="two").record.pk
     assert second > first
     if connection.vendor == "sqlite":
         assert "AUTOINCREMENT" not in _message_table_sql()
@@ -110,4 +110,4 @@ def test_migrating_back_restores_the_indexes_and_forward_drops_them(chat_session
         assert "AUTOINCREMENT" not in _message_table_sql()
     # The rebuilt table kept every message under its id, and appends go on from there.
     assert list(Message.objects.order_by("seq").values_list("id", "seq", "content")) == stored
-    assert message_append(session_id=chat_session.id, role="user", content="four").message.pk > stored[-1][0]
+    assert message_append(session_id=chat_session.id, role="user", content="four").record.pk > stored[-1][0]

@@ -87,7 +87,7 @@ def _world_build() -> dict[str, Any]:
     through services."""
     config_document_apply(document=document_parse(tomllib.loads(FAULT_CONFIG)), prune=False)
     active = session_create(owner=op_user(), title="active", route_alias="main")
-    first = message_append(session_id=active.id, role="user", content="hello", client_id="c-1").message
+    first = message_append(session_id=active.id, role="user", content="hello", client_id="c-1").record
     message_append(session_id=active.id, role="assistant", content="hi there")
     message_append(session_id=active.id, role="user", content="plan a trip")
     checkpoint = checkpoint_create(session_id=active.id, through_seq=2, reason="manual", summary="greetings")
@@ -97,7 +97,7 @@ def _world_build() -> dict[str, Any]:
     open_run = run_create(session_id=active.id, status="running")
 
     other = session_create(owner=op_user(), title="other", route_alias="main")
-    other_message = message_append(session_id=other.id, role="user", content="elsewhere").message
+    other_message = message_append(session_id=other.id, role="user", content="elsewhere").record
     other_checkpoint = checkpoint_create(session_id=other.id, through_seq=1, reason="manual")
     other_run = run_create(session_id=other.id, status="running")
 
@@ -107,7 +107,7 @@ def _world_build() -> dict[str, Any]:
 
     # A run parked on two tool calls: one waiting for the user's approval, one for a client's result.
     waiting = session_create(owner=op_user(), title="waiting", route_alias="main")
-    call_message = message_append(session_id=waiting.id, role="assistant", content="calling tools").message
+    call_message = message_append(session_id=waiting.id, role="assistant", content="calling tools").record
     waiting_run = run_create(session_id=waiting.id, status="running")
     invocations_create(
         run=waiting_run,

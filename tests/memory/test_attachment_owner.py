@@ -42,7 +42,7 @@ def record(session: AgentSession, summary: str) -> AttachmentContent:
         mime_type="text/plain",
         size_bytes=1200,
         summary=summary,
-    ).attachment.content
+    ).record.content
 
 
 @pytest.mark.django_db

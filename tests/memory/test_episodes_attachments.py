@@ -54,7 +54,7 @@ def test_episode_round_trip_and_upsert_per_day_and_session(talked_session: Agent
         session_id=talked_session.id,
         token_count=9,
     )
-    assert (again.created, again.episode.pk) == (False, stored.pk)
+    assert (again.created, again.record.pk) == (False, stored.pk)
     stored.refresh_from_db()
     assert (stored.summary, stored.timezone, stored.first_seq, stored.token_count, stored.source) == (
         "Rewritten.",
@@ -79,8 +79,8 @@ def test_whole_day_episode_is_unique_per_day_beside_session_ones(talked_session:
     again = episode_upsert(
         owner=op_user(), day=DAY, timezone_name="UTC", summary="All sessions, again.", source="manual"
     )
-    assert (again.created, again.episode.pk) == (False, whole.episode.pk)
-    assert str(again.episode) == "2025-03-14 (UTC) whole day"
+    assert (again.created, again.record.pk) == (False, whole.record.pk)
+    assert str(again.record) == "2025-03-14 (UTC) whole day"
     assert DailyEpisode.objects.count() == 2
     with pytest.raises(IntegrityError), transaction.atomic():
         DailyEpisode.objects.create(owner=op_user(), day=DAY, timezone="UTC", summary="dup", source="manual")
@@ -133,7 +133,7 @@ def test_episode_range_is_checked_against_the_session(talked_session: AgentSessi
 
 
 def test_episode_delete(talked_session: AgentSession) -> None:
-    episode = episode_upsert(owner=op_user(), day=DAY, timezone_name="UTC", summary="s", source="manual").episode
+    episode = episode_upsert(owner=op_user(), day=DAY, timezone_name="UTC", summary="s", source="manual").record
     episode_delete(episode_id=episode.pk)
     assert not DailyEpisode.objects.exists()
     with pytest.raises(NotFoundError, match=r"^episode: no daily episode"):
@@ -198,7 +198,7 @@ def test_same_content_is_summarised_once_and_shared(talked_session: AgentSession
         mime_type="text/plain",
         size_bytes=1200,
     )
-    assert (repeat.created, repeat.attachment.pk) == (False, first.attachment.pk)
+    assert (repeat.created, repeat.record.pk) == (False, first.record.pk)
     assert AttachmentSummary.objects.count() == 2
 
 
@@ -237,7 +237,7 @@ def test_attachment_rejects_bad_input(talked_session: AgentSession, overrides: d
 
 def test_attachment_message_must_belong_to_the_session(talked_session: AgentSession) -> None:
     other = session_create(owner=op_user(), title="other")
-    foreign = message_append(session_id=other.id, role="user", content="x").message
+    foreign = message_append(session_id=other.id, role="user", content="x").record
     with pytest.raises(InvalidInputError, match=rf"^message: message {foreign.pk} belongs to another session"):
         _record(talked_session, foreign)
     with pytest.raises(NotFoundError, match=r"^message: no message 999999$"):
@@ -276,7 +276,7 @@ def test_url_sources_keep_their_address(talked_session: AgentSession) -> None:
 def _session_with_attachments(size: int) -> AgentSession:
     session = session_create(owner=op_user(), title=f"{size} messages", route_alias="replay")
     for number in range(size):
-        message = message_append(session_id=session.pk, role="user", content=f"message {number} " * 20).message
+        message = message_append(session_id=session.pk, role="user", content=f"message {number} " * 20).record
         attachment_record(
             session_id=session.pk,
             message_id=message.pk,

@@ -55,7 +55,7 @@ def test_episodes_and_attachment_summaries_refuse_a_key(chat_session: AgentSessi
         ),
         "summary",
     )
-    message = message_append(session_id=chat_session.id, role="user", content=f"here: {KEY}").message
+    message = message_append(session_id=chat_session.id, role="user", content=f"here: {KEY}").record
     refused(
         lambda: attachment_record(
             session_id=chat_session.id,

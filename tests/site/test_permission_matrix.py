@@ -329,13 +329,13 @@ def test_every_url_pattern_has_a_row() -> None:
 def world(db: None, minimal_config: None) -> World:
     owner = plain_user("owner")
     session = session_create(owner=owner, title="owned", route_alias="main")
-    message = message_append(session_id=session.pk, role="user", content="my bank PIN is 4321").message
+    message = message_append(session_id=session.pk, role="user", content="my bank PIN is 4321").record
     run = run_create(session_id=session.pk)
     run_event_append(run_id=run.pk, event_type="run_started", payload={})
     memory = memory_write(owner=owner, kind="fact", content="owned fact", key="k").memory
     episode = episode_upsert(
         owner=owner, day=dt.date(2025, 1, 2), timezone_name="UTC", summary="owned day", source="manual"
-    ).episode
+    ).record
     attachment = attachment_record(
         session_id=session.pk,
         message_id=message.pk,
@@ -344,7 +344,7 @@ def world(db: None, minimal_config: None) -> World:
         display_name="a.txt",
         mime_type="text/plain",
         size_bytes=1,
-    ).attachment
+    ).record
     usage_record(owner=owner, request_id="owned-1", route_alias="main", session_id=session.pk, input_tokens=1)
     token = token_create(user=owner, name="owned").token
     job = ImportJob.objects.create(owner=owner)

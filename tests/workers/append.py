@@ -18,7 +18,7 @@ def main(session_id: str, count: int, tag: str) -> None:
         client_id = f"{tag}-{index}"
         result = message_append(session_id=session_id, role="user", content=f"{tag} says {index}", client_id=client_id)
         # Printed only after the commit returned: an "ack" line is a durable write.
-        print(f"ack {result.message.seq} {client_id}", flush=True)
+        print(f"ack {result.record.seq} {client_id}", flush=True)
 
 
 if __name__ == "__main__":

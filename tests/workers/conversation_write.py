@@ -18,7 +18,7 @@ def main(session_id: str, count: int) -> None:
 
     for n in range(1, count + 1):
         result = message_append(session_id=session_id, role="user", content=f"line {n}", client_id=f"m-{n}")
-        print(f"ack message {result.message.seq}", flush=True)
+        print(f"ack message {result.record.seq}", flush=True)
     checkpoint = checkpoint_create(
         session_id=session_id, through_seq=count // 2, reason="compaction", summary="first half", state={"n": count}
     )

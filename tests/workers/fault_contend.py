@@ -84,7 +84,7 @@ def main(session_id: str, run_id: str, route_alias: str, tag: str, count: int, g
             reasoning_tokens=plan.reasoning_tokens,
         )
         event = run_event_append(run_id=run_id, event_type="text_delta", payload={"text": f"{tag}:{n};"})
-        print(f"ack {n} {appended.message.seq} {event.index}", flush=True)
+        print(f"ack {n} {appended.record.seq} {event.index}", flush=True)
     print("done", flush=True)
 
 

@@ -57,7 +57,7 @@ def main(session_id: str, route_alias: str, tag: str, rounds: int) -> None:
         appended = message_append(
             session_id=session_id, role="user", content=f"{tag} round {n} " + "x" * (n % 97), client_id=client_id
         )
-        print(f"ack message {appended.message.seq} {client_id} {appended.message.token_count}", flush=True)
+        print(f"ack message {appended.record.seq} {client_id} {appended.record.token_count}", flush=True)
         request_id = f"{tag}-{n}"
         usage_record(
             owner=op_user(),

@@ -387,7 +387,7 @@ class SessionMessageViewSet(PagedViewSet[Message]):
     def create(self, request: Request, session_id: str) -> Response:
         data = parsed(MessageAppendSerializer, request.data)
         result = message_append(session_id=session_id, owner=acting_user(request), **data)
-        return self.shown(result.message, created=result.created)
+        return self.shown(result.record, created=result.created)
 
 
 @path_parameters(SESSION_ID_NESTED, "list", "create")

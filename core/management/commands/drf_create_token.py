@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from core.accounts.selectors import user_by_username
 from core.accounts.services import token_create
-from core.errors import DomainError
+from core.management.base import DomainCommand
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = "Create an API token for USER and print its key once (only its hash is stored)."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -28,8 +28,5 @@ class Command(BaseCommand):
         user = user_by_username(username=username)
         if user is None:
             raise CommandError(f"User {username} does not exist; create it first (manage.py createsuperuser).")
-        try:
-            created = token_create(user=user, name=options["name"], revoke_others=options["reset"])
-        except DomainError as exc:
-            raise CommandError(exc.message) from None
+        created = token_create(user=user, name=options["name"], revoke_others=options["reset"])
         self.stdout.write(f"Generated token {created.key} for user {username}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from core.accounts.services import operator_ensure
-from core.errors import DomainError
+from core.management.base import DomainCommand
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = (
         "Create the operator superuser if missing. The password comes from AGENTCHAT_OPERATOR_PASSWORD, "
         "or is generated and printed once. An existing account is left as it is."
@@ -26,10 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         password = os.environ.get("AGENTCHAT_OPERATOR_PASSWORD") or None
-        try:
-            result = operator_ensure(username=options["username"], password=password)
-        except DomainError as exc:
-            raise CommandError(exc.message) from None
+        result = operator_ensure(username=options["username"], password=password)
         verb = (
             f"set the first password of operator account '{result.username}' (it held the records made "
             "before accounts and had none)"

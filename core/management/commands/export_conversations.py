@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from core.conversation.exporting import export_json, export_markdown, sessions_for_export
-from core.errors import DomainError
+from core.management.base import DomainCommand
 from core.management.owner_option import user_argument_add, user_from_options
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = "Export sessions as JSON (agentchat-export/1, importable again) or Markdown (the active path)."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -35,7 +35,5 @@ class Command(BaseCommand):
                 with open(options["output"], "w", encoding="utf-8", newline="") as out:
                     for piece in pieces:
                         out.write(piece)
-        except DomainError as exc:
-            raise CommandError(exc.message) from None
         except OSError as exc:
             raise CommandError(f"--output: cannot write {options['output']}: {exc.strerror}") from None

@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
 from core.conversation.events import ErrorEvent, RuntimeEvent, TextDelta, ToolCall, ToolResult
 from core.conversation.services import session_create
-from core.errors import DomainError
+from core.management.base import DomainCommand
 from core.management.owner_option import user_from_options
 from core.models import RunStatus
 from runtime.mcp import mcp_gateway
@@ -22,7 +22,7 @@ def cost_display(cost: Decimal) -> str:
     return f"${cost.normalize():f}"
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = (
         'Send TEXT to a session and print the reply as it streams, then the run\'s usage. Use "new" for '
         "SESSION to start a session on the default route (or --route), with --agent NAME or --team NAME to talk "
@@ -43,12 +43,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            self._chat(options)
-        except DomainError as exc:
-            raise CommandError(exc.message) from None
-
-    def _chat(self, options: dict[str, Any]) -> None:
         owner = user_from_options(options)
         session_ref: str = options["session"]
         if session_ref == "new":

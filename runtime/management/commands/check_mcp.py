@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from core.config.contracts import RecordReadiness
 from core.config.selectors import mcp_server_list
-from core.errors import DomainError
+from core.management.base import DomainCommand
 from runtime.mcp.gateway import mcp_gateway
 from runtime.mcp.probe import mcp_probe
 
@@ -23,7 +23,7 @@ def probe_lines(state: RecordReadiness) -> list[str]:
     return [f"{state.name}: {probe.summary}", *(f"  {line}" for line in probe.error.splitlines()[1:])]
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = (
         "Start each enabled MCP server (or NAME, enabled or not), complete the MCP handshake, list its tools "
         "(after its tool_allowlist), store the result and show it in readiness. Exits 1 when one fails."
@@ -43,10 +43,7 @@ class Command(BaseCommand):
         failed = []
         try:
             for server in names:
-                try:
-                    state = mcp_probe(name=server)
-                except DomainError as exc:
-                    raise CommandError(exc.message) from None
+                state = mcp_probe(name=server)
                 for line in probe_lines(state):
                     self.stdout.write(line)
                 if state.mcp_probe is None or not state.mcp_probe.ok:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from core.config.selectors import route_list
-from core.errors import DomainError
+from core.management.base import DomainCommand
 from core.models import RouteStatus
 from runtime.probes import route_probe
 
@@ -20,7 +20,7 @@ def probe_line(alias: str, status: RouteStatus) -> str:
     return f"{alias}: {status.probe_code}, model {status.probe_model!r} after {took}: {status.probe_message}"
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = (
         "Probe each enabled route (or --route ALIAS, enabled or not) with one minimal real request through "
         "its provider, store the result and show it in readiness. Exits 1 when a probe fails."
@@ -37,10 +37,7 @@ class Command(BaseCommand):
             return
         failed = []
         for name in aliases:
-            try:
-                status = route_probe(route_alias=name)
-            except DomainError as exc:
-                raise CommandError(exc.message) from None
+            status = route_probe(route_alias=name)
             self.stdout.write(probe_line(name, status))
             if not status.probe_ok:
                 failed.append(name)

@@ -6,9 +6,9 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
-from core.errors import DomainError
+from core.management.base import DomainCommand
 from runtime.upkeep import EpisodeOutcome, days_with_messages, episodes_write, local_today
 
 
@@ -19,7 +19,7 @@ def _day(value: str) -> dt.date:
         raise CommandError(f"--day {value!r} is not a date; give it as YYYY-MM-DD, e.g. 2026-01-31") from None
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = (
         "Write each user's episode of a finished local day (AGENTCHAT_TIMEZONE) with the model: yesterday by "
         "default, --day YYYY-MM-DD for one day, --backfill for every earlier day with messages and no episode "
@@ -40,10 +40,7 @@ class Command(BaseCommand):
             days = [_day(options["day"]) if options["day"] else today - dt.timedelta(days=1)]
         outcomes: list[EpisodeOutcome] = []
         for day in days:
-            try:
-                found = episodes_write(day=day, only_missing=bool(options["backfill"]))
-            except DomainError as exc:
-                raise CommandError(exc.message) from None
+            found = episodes_write(day=day, only_missing=bool(options["backfill"]))
             if not found:
                 self.stdout.write(f"{day}: no messages in {settings.AGENTCHAT_TIMEZONE}; nothing to write")
             for item in found:

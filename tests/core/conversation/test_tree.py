@@ -35,7 +35,7 @@ pytestmark = pytest.mark.django_db
 def _say(session: AgentSession, role: str, content: str, parent_seq: int | None = None, tokens: int = 10) -> Message:
     return message_append(
         session_id=session.pk, role=role, content=content, token_count=tokens, parent_seq=parent_seq
-    ).message
+    ).record
 
 
 def _branched(session: AgentSession) -> None:
@@ -88,7 +88,7 @@ def test_a_client_id_retry_under_another_parent_is_a_conflict(chat_session: Agen
     _say(chat_session, "user", "two")
     first = message_append(session_id=chat_session.pk, role="user", content="x", client_id="c1", parent_seq=1)
     again = message_append(session_id=chat_session.pk, role="user", content="x", client_id="c1", parent_seq=1)
-    assert (again.created, again.message.pk) == (False, first.message.pk)
+    assert (again.created, again.record.pk) == (False, first.record.pk)
     with pytest.raises(ConflictError):
         message_append(session_id=chat_session.pk, role="user", content="x", client_id="c1", parent_seq=2)
 
