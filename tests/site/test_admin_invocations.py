@@ -27,7 +27,7 @@ def _rows(page: str) -> list[str]:
 def test_tool_invocations_are_listed_filtered_and_searched_but_never_edited(
     operator: User, chat_session: AgentSession
 ) -> None:
-    call_message = message_append(session_id=chat_session.pk, role="assistant", content="calling").message
+    call_message = message_append(session_id=chat_session.pk, role="assistant", content="calling").record
     run = run_create(session_id=chat_session.pk, status="running")
     calculator, weather = invocations_create(
         run=run,
@@ -73,7 +73,7 @@ def test_tool_invocations_are_listed_filtered_and_searched_but_never_edited(
 def test_the_tool_invocation_list_runs_a_constant_number_of_queries(
     operator: User, chat_session: AgentSession, django_assert_num_queries: DjangoAssertNumQueries, calls: int
 ) -> None:
-    call_message = message_append(session_id=chat_session.pk, role="assistant", content="calling").message
+    call_message = message_append(session_id=chat_session.pk, role="assistant", content="calling").record
     run = run_create(session_id=chat_session.pk, status="running")
     invocations_create(
         run=run,
