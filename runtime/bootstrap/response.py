@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
-from uuid import UUID
 
 from core.config.contracts import (
     AgentConfig,
@@ -26,6 +25,7 @@ from core.config.contracts import (
     ToolConfig,
 )
 from core.config.selectors import ConfigLoadProblems
+from core.conversation.selectors import RecentSession
 from telemetry.selectors import UsageOverview
 
 APP_NAME = "Agent Chat"
@@ -110,21 +110,6 @@ class ConfigSection:
     mcp_servers: tuple[McpServerEntry, ...] = ()
     agents: tuple[Entry[AgentConfig], ...] = ()
     teams: tuple[Entry[TeamConfig], ...] = ()
-
-
-@dataclass(frozen=True)
-class RecentSession:
-    id: UUID
-    title: str
-    status: str
-    route: str
-    # The agent the session talks to, or the team whose lead answers (None: neither).
-    agent: str | None
-    team: str | None
-    message_count: int
-    last_activity: dt.datetime
-    context_fullness_percent: float
-    needs_compaction: bool
 
 
 @dataclass(frozen=True)
