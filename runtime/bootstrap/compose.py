@@ -25,9 +25,10 @@ from django.db import DatabaseError, connection
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
-from core.config.contracts import ConfigDocument, McpProbe, RouteHealth
-from core.config.readiness import readiness_report
+from core.config.contracts import ConfigDocument, McpProbe, ReadinessReport, RouteHealth
+from core.config.readiness import provider_credential, readiness_report
 from core.config.selectors import (
+    ConfigLoadProblems,
     ConfigStamps,
     config_load_problems,
     config_snapshot,
@@ -50,6 +51,7 @@ from runtime.bootstrap.response import (
     SCHEMA_VERSION,
     AppInfo,
     Bootstrap,
+    ConfigFileInfo,
     ConfigSection,
     MemorySection,
     SessionsSection,
@@ -76,6 +78,12 @@ def _migration_nodes(alias: str) -> tuple[tuple[tuple[str, str], tuple[tuple[str
     return tuple(ordered.items())
 
 
+@functools.cache
+def _node_names(alias: str) -> frozenset[tuple[str, str]]:
+    """Every migration on disk, as (app, name)."""
+    return frozenset(node for node, _ in _migration_nodes(alias))
+
+
 def pending_migrations() -> tuple[str, ...]:
     """`app.name` of each migration not applied yet (one query on django_migrations)."""
     quote = connection.ops.quote_name
@@ -84,10 +92,12 @@ def pending_migrations() -> tuple[str, ...]:
         with connection.cursor() as cursor:
             # Read as SQL, like the recorder's own table check: the ORM would compile more than it reads.
             cursor.execute(f"SELECT {quote('app')}, {quote('name')} FROM {table}")  # noqa: S608  # nosec B608
-            applied = {(str(app), str(name)) for app, name in cursor.fetchall()}
+            applied = set(cursor.fetchall())
     except DatabaseError:
         # No django_migrations table: nothing was ever migrated.
         applied = set()
+    if applied.issuperset(_node_names(connection.alias)):
+        return ()  # every migration recorded by its own name (the usual case): no walk
     pending = []
     for node, replaces in _migration_nodes(connection.alias):
         if node in applied or (replaces and all(tuple(item) in applied for item in replaces)):
@@ -143,11 +153,37 @@ def stored_health(stamps: ConfigStamps) -> Health:
     return health
 
 
+# Per staff flag: (what the configuration section was built from, the section). Its entries (each
+# route's adapter checked against its settings) are built again only when one of those changed; the
+# response's shaping of an unchanged section is kept too (`serializers.bootstrap_data`).
+_sections: dict[bool, tuple[tuple[object, ...], ConfigSection]] = {}
+
+
+def config_section_kept(
+    stored: ConfigDocument,
+    report: ReadinessReport,
+    file: ConfigFileInfo,
+    last_load: ConfigLoadProblems | None,
+    *,
+    staff: bool,
+) -> ConfigSection:
+    """`config_section(stored, report, file, last_load)`, built again only when one of them changed or a
+    provider's key variable was set or unset (the entries' `credential`)."""
+    inputs = (report, file, last_load, tuple(provider_credential(provider) for provider in stored.providers))
+    kept = _sections.get(staff)
+    if kept is not None and kept[0][0] is stored and kept[0][1:] == inputs:
+        return kept[1]
+    section = config_section(stored, report, file, last_load)
+    _sections[staff] = ((stored, *inputs), section)
+    return section
+
+
 def snapshot_forget() -> None:
     """Drop what is kept: for code that wrote the tables without the services (test fixtures)."""
     global _snapshot, _health
     _snapshot = None
     _health = None
+    _sections.clear()
 
 
 # --- sessions, memory, telemetry ------------------------------------------------------------
@@ -214,11 +250,12 @@ def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -
     sessions, messages = sessions_section(owner_id)
     return Facts(
         pending_migrations=pending,
-        config=config_section(
+        config=config_section_kept(
             stored,
             readiness_report(stored, redacted=not staff, health=health, mcp_probes=mcp_probes),
             config_file_info(stored),
             last_load,
+            staff=staff,
         ),
         sessions=sessions,
         memory=memory_section(messages, owner_id),

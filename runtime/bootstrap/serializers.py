@@ -306,11 +306,27 @@ def shape_of(field: serializers.Field[Any, Any, Any, Any]) -> Shape:
 
 
 @functools.cache
-def _bootstrap_shape() -> Shape:
-    return shape_of(BootstrapSerializer())
+def _section_shapes() -> dict[str, Shape]:
+    """The shape of each of the response's sections (`BootstrapSerializer`'s fields), planned once."""
+    return {name: shape_of(field) for name, field in BootstrapSerializer().fields.items()}
+
+
+# Per section: (its last value, that value shaped). A section equal to the last one (the same object
+# for an unchanged configuration section, `compose.config_section_kept`) is shaped already: shaping is a
+# pure function of the value, and comparing frozen dataclasses costs less than DRF's fields.
+_shaped: dict[str, tuple[object, Any]] = {}
 
 
 def bootstrap_data(bootstrap: Bootstrap) -> dict[str, Any]:
-    """The response body for `bootstrap`: what `BootstrapSerializer(bootstrap).data` gives, planned once."""
-    data: dict[str, Any] = _bootstrap_shape()(bootstrap)
+    """The response body for `bootstrap`: what `BootstrapSerializer(bootstrap).data` gives, planned once.
+
+    Each section's data is kept while the section is unchanged; nothing mutates it.
+    """
+    data: dict[str, Any] = {}
+    for name, shape in _section_shapes().items():
+        value = getattr(bootstrap, name)
+        kept = _shaped.get(name)
+        if kept is None or not (kept[0] is value or kept[0] == value):
+            kept = _shaped[name] = (value, shape(value))
+        data[name] = kept[1]
     return data
