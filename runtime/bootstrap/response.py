@@ -26,6 +26,7 @@ from core.config.contracts import (
 )
 from core.config.selectors import ConfigLoadProblems
 from core.conversation.selectors import RecentSession
+from runtime.providers.base import Status
 from telemetry.selectors import UsageOverview
 
 APP_NAME = "Agent Chat"
@@ -37,6 +38,7 @@ MAX_FILE_PROBLEMS = 20
 
 ViewState = Literal["empty", "blocked", "ready"]
 FileState = Literal["loaded", "not_loaded", "out_of_date", "empty", "missing", "invalid"]
+ViewStatus = Status[ViewState]
 VIEW_NAMES = ("chat", "model", "tools", "skills", "mcp", "memory", "team", "tokens", "config")
 
 R = TypeVar("R", bound=RecordConfig)
@@ -137,12 +139,6 @@ class WorkersSection:
     live: int = 0
     queued_runs: int = 0
     running_runs: int = 0
-
-
-@dataclass(frozen=True)
-class ViewStatus:
-    state: ViewState
-    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
