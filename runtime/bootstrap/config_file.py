@@ -109,24 +109,13 @@ def _config_file_validate(path: Path) -> ConfigDocument | ConfigFileInfo:
         )
 
 
-# (the file's validated document, the stored snapshot, their comparison): the comparison is a pure
-# function of the two, which are the same objects while the file and the configuration version are.
-_compared: tuple[ConfigDocument, ConfigDocument, ConfigFileInfo] | None = None
-
-
 def config_file_info(stored: ConfigDocument) -> ConfigFileInfo:
     """Whether the configuration file is readable and valid, and whether the database holds `stored`."""
-    global _compared
     path = config_file_path()
     document = _config_file_document(path)
     if isinstance(document, ConfigFileInfo):
         return document
-    kept = _compared
-    if kept is not None and kept[0] is document and kept[1] is stored and kept[2].path == str(path):
-        return kept[2]
-    info = _config_file_compare(path, document, stored)
-    _compared = (document, stored, info)
-    return info
+    return _config_file_compare(path, document, stored)
 
 
 def _config_file_compare(path: Path, document: ConfigDocument, stored: ConfigDocument) -> ConfigFileInfo:
