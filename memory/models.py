@@ -8,8 +8,8 @@
   Full-text search over them is maintained by the database itself (see `memory.search` and the
   migration `0002_longterm_fulltext`): an FTS5 table on SQLite, a generated `tsvector` column with
   a GIN index on PostgreSQL. Neither is part of the Django model, so `makemigrations` ignores them.
-- `MemoryTally`: each account's count of long-term memories, kept by the services that add and
-  remove them (the bootstrap reads one row instead of counting).
+- `MemoryTally`: each account's count of long-term memories not forgotten, kept by the services that
+  add, remove, forget and restore them (the bootstrap reads one row instead of counting).
 - `AttachmentContent` + `AttachmentSummary`: a file or source is summarised once per distinct
   content (sha256) in `AttachmentContent`; each time a message refers to it, an `AttachmentSummary`
   row records how (session, message, kind, display name, MIME type). File bytes are never stored.
@@ -180,8 +180,9 @@ class LongTermMemory(models.Model):
 
 
 class MemoryTally(models.Model):
-    """How many long-term memories one account holds, kept by `memory.services` in the transaction
-    that adds or removes one (the bootstrap reads it instead of counting the account's memories)."""
+    """How many long-term memories one account holds, forgotten ones aside, kept by `memory.services` in
+    the transaction that adds, removes, forgets or restores one (the bootstrap reads it instead of
+    counting the account's memories)."""
 
     # CASCADE: a derived count, not a record; it goes with the account.
     owner = models.OneToOneField(

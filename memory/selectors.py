@@ -33,9 +33,10 @@ class MemoryCounts:
 def memory_counts(*, owner_id: int | None = None) -> MemoryCounts:
     """Counts per tier in one statement of scalar subqueries, each served by an index.
 
-    long-term total: one account's is its `MemoryTally` row (a primary-key seek whatever it holds),
-    everyone's a count of `memory_recent_idx`; the pinned count is a range of
-    `memory_owner_pinned_count_idx`; episodes and the latest day:
+    Forgotten memories are not counted. long-term total: one account's is its `MemoryTally` row (a
+    primary-key seek whatever it holds), everyone's a count; the pinned count is a range of
+    `memory_owner_pinned_count_idx` (each pinned memory's row read for `forgotten_at`: pinned
+    memories are few, since each goes into every context); episodes and the latest day:
     `episode_recent_idx`; attachments: the content foreign-key index. Written as SQL because the
     ORM compiles one aggregate per table (three queries, each costing more to build than to run).
     With `owner_id`, one user's records only: their attachments are the references to their own
@@ -81,14 +82,15 @@ def _memory_counts_sql(db: BaseDatabaseWrapper, *, owned: bool) -> str:
     )
     # One account's total is its tally row (kept by the services), everyone's a count.
     tally = quote(MemoryTally._meta.db_table)
+    remembered = f"{quote('forgotten_at')} IS NULL"
     long_term = (
         f"(SELECT COALESCE(MAX({quote('long_term')}), 0) FROM {tally} WHERE {owner})"  # noqa: S608  # nosec B608
         if owned
-        else f"(SELECT COUNT(*) FROM {memories})"  # noqa: S608  # nosec B608
+        else f"(SELECT COUNT(*) FROM {memories} WHERE {remembered})"  # noqa: S608  # nosec B608
     )
     return (
         f"SELECT {long_term}, "  # noqa: S608  # nosec B608 (table names only)
-        f"(SELECT COUNT(*) FROM {memories} WHERE {quote('pinned')} = %s{and_owned}), "
+        f"(SELECT COUNT(*) FROM {memories} WHERE {quote('pinned')} = %s{and_owned} AND {remembered}), "
         f"(SELECT COUNT(*) FROM {episodes}{where_owned}), "
         f"(SELECT MAX({quote('day')}) FROM {episodes}{where_owned}), "
         f"a.n, a.contents FROM (SELECT COUNT(*) AS n, COUNT(DISTINCT {quote('content_id')}) AS contents "

@@ -318,6 +318,8 @@ def memory_write(
                         "key",
                         f"{checked_key!r} names a memory the user wrote; a model may not change it, use another key",
                     )
+                if existing.forgotten_at is not None:  # written again: remembered, counted again
+                    _long_term_tally(owner.pk, 1)
                 return MemoryResult(memory=_memory_apply(existing, {**changes, "forgotten_at": None}), created=False)
         fields = {
             "importance": IMPORTANCE_DEFAULT,
@@ -392,11 +394,13 @@ def memory_delete(*, memory_id: int, owner: OwnerScope = None) -> None:
     with transaction.atomic():
         memory = _memory_locked(memory_id, owner)  # locked: a concurrent delete finds it gone
         LongTermMemory.objects.filter(pk=memory.pk).delete()
-        _long_term_tally(memory.owner_id, -1)
+        if memory.forgotten_at is None:  # a forgotten memory was counted down by its forget
+            _long_term_tally(memory.owner_id, -1)
 
 
 def _long_term_tally(owner_id: int, delta: int) -> None:
-    """Add `delta` to `owner_id`'s `MemoryTally`, in the caller's transaction: one upsert, no read."""
+    """Add `delta` to `owner_id`'s `MemoryTally` (its memories not forgotten), in the caller's transaction:
+    one upsert, no read. Written by each write that adds, removes, forgets or restores one."""
     quote = connection.ops.quote_name
     table, owner, count = quote(MemoryTally._meta.db_table), quote("owner_id"), quote("long_term")
     with connection.cursor() as cursor:
@@ -408,9 +412,10 @@ def _long_term_tally(owner_id: int, delta: int) -> None:
 
 
 def memory_tally_rebuild() -> int:
-    """Count every account's long-term memories again into `MemoryTally` (after writes that bypassed
-    the services: bulk loads, data fixes); returns how many accounts hold memories."""
-    counts = LongTermMemory.objects.values("owner_id").annotate(n=Count("id")).order_by("owner_id")
+    """Count every account's long-term memories (forgotten ones aside) again into `MemoryTally` (after
+    writes that bypassed the services: bulk loads, data fixes); returns how many accounts hold some."""
+    remembered = LongTermMemory.objects.filter(forgotten_at__isnull=True)
+    counts = remembered.values("owner_id").annotate(n=Count("id")).order_by("owner_id")
     with transaction.atomic():
         MemoryTally.objects.all().delete()
         return len(
@@ -426,6 +431,7 @@ def memory_forget(*, memory_id: int, owner: OwnerScope = None) -> LongTermMemory
         memory = _memory_locked(memory_id, owner)
         if memory.forgotten_at is None:
             memory = _memory_apply(memory, {"forgotten_at": timezone.now()})
+            _long_term_tally(memory.owner_id, -1)
     return memory
 
 
@@ -435,6 +441,7 @@ def memory_restore(*, memory_id: int, owner: OwnerScope = None) -> LongTermMemor
         memory = _memory_locked(memory_id, owner)
         if memory.forgotten_at is not None:
             memory = _memory_apply(memory, {"forgotten_at": None})
+            _long_term_tally(memory.owner_id, 1)
     return memory
 
 

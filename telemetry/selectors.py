@@ -10,6 +10,7 @@ the events.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -293,8 +294,10 @@ def usage_overview() -> UsageOverview:
     return _overview(zone_name, today, _by_model(today_rows, all_time_rows))
 
 
-def _user_overview_sql() -> str:
-    """A user's rows of today in their daily rollup, then their all-time sums per model, each tagged."""
+@functools.cache
+def _user_overview_sql(vendor: str) -> str:
+    """A user's rows of today in their daily rollup, then their all-time sums per model, each tagged
+    (the SQL text for the connection of `vendor`, built once)."""
     quote = connection.ops.quote_name
     column = {field.name: field.column for field in UsageByUserDay._meta.concrete_fields}
     table = quote(UsageByUserDay._meta.db_table)
@@ -316,7 +319,8 @@ def user_usage_overview(*, owner_id: int) -> UsageOverview:
     names = ("provider", "model", *COUNTER_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(
-            _user_overview_sql(), [owner_id, zone_name, connection.ops.adapt_datefield_value(today), owner_id]
+            _user_overview_sql(connection.vendor),
+            [owner_id, zone_name, connection.ops.adapt_datefield_value(today), owner_id],
         )
         rows = cursor.fetchall()
     today_rows = [dict(zip(names, row[1:], strict=True)) for row in rows if row[0] == 1]

@@ -178,11 +178,12 @@ class TeamMember(models.Model):
 
 
 class ConfigVersion(models.Model):
-    """One row: a fresh random stamp written by every configuration service write that changes a record.
+    """Two rows of fresh random stamps: row 1 written by every configuration service write that changes a
+    record, row 2 by every service write of a route's or an MCP server's status.
 
     Readers that keep something derived from the configuration (the bootstrap's snapshot) compare
-    this stamp instead of the records. Random, not a counter: a rolled-back write cannot make an
-    older configuration look current again. Writes that bypass `core.config.services` leave it.
+    these stamps instead of the records. Random, not a counter: a rolled-back write cannot make an
+    older configuration look current again. Writes that bypass `core.config.services` leave them.
     """
 
     stamp = models.UUIDField(default=uuid.uuid4)

@@ -60,8 +60,10 @@ MODELS: dict[Kind, type[models.Model]] = {
     Kind.TEAM: Team,
 }
 _KINDS: dict[type[models.Model], Kind] = {model: kind for kind, model in MODELS.items()}
-# The primary key of ConfigVersion's single row.
+# The primary keys of ConfigVersion's rows: the configuration's stamp, and the stamp of what using the
+# routes and probing the MCP servers taught (`RouteStatus`, `McpServerStatus`).
 CONFIG_VERSION_ROW = 1
+STATUS_VERSION_ROW = 2
 # How a referring model is named in "… is used by routes: fast, smart".
 _REFERRER_LABELS: dict[type[models.Model], str] = {
     ModelRoute: "routes",
@@ -288,6 +290,32 @@ def config_version() -> str:
         cursor.execute(sql, [CONFIG_VERSION_ROW])
         row = cursor.fetchone()
     return "" if row is None else str(row[0])
+
+
+@dataclass(frozen=True)
+class ConfigStamps:
+    """The configuration's version stamp (`config_version`) and the statuses' stamp; "" for a missing row."""
+
+    config: str
+    statuses: str
+
+
+def config_stamps() -> ConfigStamps:
+    """`config_version()` and the statuses' stamp, in one query.
+
+    The statuses' stamp is replaced by every service write of a route's or an MCP server's status
+    (`route_probe_record`, `route_turn_outcome`, `mcp_probe_record`): equal stamps mean equal
+    `route_health()` and `mcp_health()` as long as the writes go through the services.
+    """
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {quote(ConfigVersion._meta.pk.column)}, {quote('stamp')} "  # noqa: S608  # nosec B608 (names only)
+        f"FROM {quote(ConfigVersion._meta.db_table)} WHERE {quote(ConfigVersion._meta.pk.column)} IN (%s, %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [CONFIG_VERSION_ROW, STATUS_VERSION_ROW])
+        stamps = {int(row): str(stamp) for row, stamp in cursor.fetchall()}
+    return ConfigStamps(config=stamps.get(CONFIG_VERSION_ROW, ""), statuses=stamps.get(STATUS_VERSION_ROW, ""))
 
 
 def config_references() -> References:

@@ -32,6 +32,7 @@ from core.config.selectors import (
     CONFIG_VERSION_ROW,
     MEMORY_SETTINGS_ROW,
     MODELS,
+    STATUS_VERSION_ROW,
     config_instance_get,
     config_record_get,
     config_references,
@@ -112,11 +113,12 @@ def _members_write(team: Team, members: tuple[str, ...], lookup: _Lookup) -> Non
     )
 
 
-def _version_renew() -> None:
-    """A new configuration version stamp (`config_version`), inside the caller's transaction."""
+def _version_renew(row: int = CONFIG_VERSION_ROW) -> None:
+    """A new configuration version stamp (`config_version`), or statuses' stamp with `STATUS_VERSION_ROW`
+    (`config_stamps`), inside the caller's transaction."""
     stamp = uuid.uuid4()
-    if not ConfigVersion.objects.filter(pk=CONFIG_VERSION_ROW).update(stamp=stamp):
-        ConfigVersion.objects.create(pk=CONFIG_VERSION_ROW, stamp=stamp)
+    if not ConfigVersion.objects.filter(pk=row).update(stamp=stamp):
+        ConfigVersion.objects.create(pk=row, stamp=stamp)
 
 
 def config_record_create(*, record: RecordConfig) -> models.Model:
@@ -288,6 +290,7 @@ def route_probe_record(*, route: ModelRoute, ok: bool, code: str, message: str, 
         status.probed_at = timezone.now()
         _outcome_apply(status, route, "" if ok else code)
         status.save()
+        _version_renew(STATUS_VERSION_ROW)
     logger.info("route %r probed: %s", route.alias, "ok" if ok else code)
     return status
 
@@ -312,6 +315,7 @@ def mcp_probe_record(*, server_id: int, ok: bool, tools: list[dict[str, Any]], e
                 "probed_at": timezone.now(),
             },
         )
+        _version_renew(STATUS_VERSION_ROW)
     logger.info("MCP server %s probed: %s", server_id, f"{len(tools)} tools" if ok else "failed")
 
 
@@ -322,16 +326,19 @@ def route_turn_outcome(*, route: ModelRoute, code: str) -> None:
     set theirs; other failures say nothing about the route and write nothing.
     """
     if not code:
-        RouteStatus.objects.filter(
-            Q(key_refused_at__isnull=False) | Q(model_missing_at__isnull=False), route_id=route.pk
-        ).update(
-            key_refused_env="",
-            key_refused_hmac="",
-            key_refused_at=None,
-            model_missing="",
-            model_missing_at=None,
-            updated=timezone.now(),
-        )
+        with transaction.atomic():
+            lifted = RouteStatus.objects.filter(
+                Q(key_refused_at__isnull=False) | Q(model_missing_at__isnull=False), route_id=route.pk
+            ).update(
+                key_refused_env="",
+                key_refused_hmac="",
+                key_refused_at=None,
+                model_missing="",
+                model_missing_at=None,
+                updated=timezone.now(),
+            )
+            if lifted:
+                _version_renew(STATUS_VERSION_ROW)
         return
     if code not in (KEY_REFUSED, MODEL_NOT_FOUND):
         return
@@ -339,6 +346,7 @@ def route_turn_outcome(*, route: ModelRoute, code: str) -> None:
         status, _ = RouteStatus.objects.select_for_update().get_or_create(route_id=route.pk)
         _outcome_apply(status, route, code)
         status.save()
+        _version_renew(STATUS_VERSION_ROW)
     logger.info("route %r blocked by a turn's answer: %s", route.alias, code)
 
 

@@ -99,12 +99,7 @@ class ModelColumns(Generic[M]):
         fields = model._meta.concrete_fields
         self.names = [field.attname for field in fields]
         self.width = len(fields)
-        # In the order a queryset applies them: the backend's, then the field's own.
-        self.converters: list[tuple[int, Col, Converter]] = []
-        for position, field in enumerate(fields):
-            column = field.get_col(alias)  # a foreign key's column reads as its target field
-            for converter in (*db.ops.get_db_converters(column), *column.get_db_converters(db)):
-                self.converters.append((position, column, _cheaper(converter, field, db)))
+        self.converters = column_converters([(alias, field) for field in fields], db)
 
     def build(self, row: Sequence[Any], start: int = 0) -> M:
         """The instance held in `row[start : start + self.width]`, built by `Model.from_db`."""
@@ -113,6 +108,19 @@ class ModelColumns(Generic[M]):
         for position, column, converter in self.converters:
             values[position] = converter(values[position], column, db)
         return self.model.from_db(db.alias, self.names, values)
+
+
+def column_converters(
+    columns: Sequence[tuple[str, Field[Any, Any]]], db: BaseDatabaseWrapper
+) -> list[tuple[int, Col, Converter]]:
+    """(position, column, converter) for a row holding `columns` (table alias, field) in order: each
+    column's converters in the order a queryset applies them, the backend's, then the field's own."""
+    converters: list[tuple[int, Col, Converter]] = []
+    for position, (alias, field) in enumerate(columns):
+        column = field.get_col(alias)  # a foreign key's column reads as its target field
+        for converter in (*db.ops.get_db_converters(column), *column.get_db_converters(db)):
+            converters.append((position, column, _cheaper(converter, field, db)))
+    return converters
 
 
 def _sqlite_datetime(value: Any, expression: Any, db: BaseDatabaseWrapper) -> Any:
@@ -306,38 +314,78 @@ def sessions_counts(*, owner_id: int | None = None) -> SessionCounts:
     return SessionCounts(total=int(total), active=int(active), needing_compaction=int(needing), messages=int(messages))
 
 
-def sessions_recent(*, limit: int, owner_id: int | None = None) -> list[AgentSession]:
-    """The `limit` sessions (of `owner_id`, or everyone's) with the latest activity, newest first, route attached.
+@dataclass(frozen=True)
+class RecentSession:
+    """One of the sessions with the latest activity, as a list shows it (`sessions_recent`)."""
 
-    One query (per owner, a range of session_owner_recent_idx; across owners, a sort).
+    id: UUID
+    title: str  # its title, or `session <id>` (what str(session) gives)
+    status: str
+    route: str  # its route's alias
+    # The agent the session talks to, or the team whose lead answers (None: neither).
+    agent: str | None
+    team: str | None
+    message_count: int
+    last_activity: datetime
+    context_fullness_percent: float
+    needs_compaction: bool
 
-    What `AgentSession.objects.select_related("route").order_by("-updated", "-id")[:limit]`
-    returns, read with fixed SQL (tests/core/test_sessions_overview.py compares them).
+
+def sessions_recent(*, limit: int, owner_id: int | None = None) -> list[RecentSession]:
+    """The `limit` sessions (of `owner_id`, or everyone's) with the latest activity, newest first.
+
+    One query (per owner, a range of session_owner_recent_idx; across owners, a sort) reading only
+    the columns shown, with the compaction rule applied (`fullness_percent`, `needs_compaction`).
+    The same sessions as `AgentSession.objects.order_by("-updated", "-id")[:limit]`, read with
+    fixed SQL into plain rows (tests/core/test_sessions_overview.py compares them).
     """
     db = connections[DEFAULT_DB_ALIAS]
-    sessions = ModelColumns(AgentSession, "s", db)
-    routes = ModelColumns(ModelRoute, "r", db)
+    converters = column_converters(_RECENT_COLUMNS, db)
+    threshold = compaction_threshold_percent()
     with db.cursor() as cursor:
         cursor.execute(_sessions_recent_sql(db, owned=owner_id is not None), [owner_id, limit][owner_id is None :])
         rows = cursor.fetchall()
     found = []
-    names_at = sessions.width + routes.width
     for row in rows:
-        session = sessions.build(row)
-        _SESSION_ROUTE.set_cached_value(session, routes.build(row, sessions.width))
-        agent_name, team_name = row[names_at], row[names_at + 1]
-        agent = AgentProfile(pk=session.agent_id, name=agent_name) if session.agent_id is not None else None
-        team = Team(pk=session.team_id, name=team_name) if session.team_id is not None else None
-        _SESSION_AGENT.set_cached_value(session, agent)
-        _SESSION_TEAM.set_cached_value(session, team)
-        found.append(session)
+        values = list(row)
+        for position, column, converter in converters:
+            values[position] = converter(values[position], column, db)
+        pk, title, status, route, agent, team, messages, updated, tokens, window = values
+        found.append(
+            RecentSession(
+                id=pk,
+                title=title or f"session {pk}",
+                status=status,
+                route=route,
+                agent=agent,
+                team=team,
+                message_count=messages,
+                last_activity=updated,
+                context_fullness_percent=fullness_percent(tokens, window),
+                needs_compaction=needs_compaction(status, tokens, window, threshold),
+            )
+        )
     return found
 
 
-_SESSION_ROUTE = AgentSession._meta.get_field("route")
-# Attached with their names only (what the bootstrap shows), not whole configuration records.
-_SESSION_AGENT = AgentSession._meta.get_field("agent")
-_SESSION_TEAM = AgentSession._meta.get_field("team")
+# What `sessions_recent` reads, in order: (table alias, field).
+_RECENT_COLUMNS: list[tuple[str, Field[Any, Any]]] = [
+    (alias, field)
+    for alias, model, name in [
+        ("s", AgentSession, "id"),
+        ("s", AgentSession, "title"),
+        ("s", AgentSession, "status"),
+        ("r", ModelRoute, "alias"),
+        ("a", AgentProfile, "name"),
+        ("t", Team, "name"),
+        ("s", AgentSession, "message_count"),
+        ("s", AgentSession, "updated"),
+        ("s", AgentSession, "tokens_since_checkpoint"),
+        ("r", ModelRoute, "context_window_tokens"),
+    ]
+    for field in [model._meta.get_field(name)]
+    if isinstance(field, Field)
+]
 # The statements hold SQL text only (nothing that refers to a connection), per vendor.
 _RECENT_SQL: dict[tuple[str, bool], str] = {}
 _COUNTS_SQL: dict[tuple[str, int], tuple[str, list[Any]]] = {}
@@ -347,9 +395,7 @@ def _sessions_recent_sql(db: BaseDatabaseWrapper, *, owned: bool) -> str:
     sql = _RECENT_SQL.get((db.vendor, owned))
     if sql is None:
         q = db.ops.quote_name
-        columns = (
-            f"{select_list(AgentSession, 's', db)}, {select_list(ModelRoute, 'r', db)}, a.{q('name')}, t.{q('name')}"
-        )
+        columns = ", ".join(f"{alias}.{q(field.column)}" for alias, field in _RECENT_COLUMNS)
         where = f" WHERE s.{q('owner_id')} = %s" if owned else ""
         sql = _RECENT_SQL[(db.vendor, owned)] = (
             f"SELECT {columns} FROM {q(AgentSession._meta.db_table)} s"  # noqa: S608  # nosec B608

@@ -2,12 +2,12 @@
 
 Queries, whatever the amount of data (pinned in tests/runtime/test_bootstrap.py):
   1   applied migrations (django_migrations; the migration files are read once per process)
-  1   the configuration version (`core.config.selectors.config_version`)
-      (+12 for `config_snapshot`, on the first request after the configuration changed)
-  1   what using the routes taught: probes, refused keys, unknown models (`route_health`)
-  1   each MCP server's last probe: its tools or its error (`mcp_health`)
+  1   the configuration's and the statuses' version stamps (`core.config.selectors.config_stamps`)
+      (+12 for `config_snapshot`, on the first request after the configuration changed;
+       +2 for `route_health` and `mcp_health` after either stamp changed: what using the routes
+       taught and each MCP server's last probe)
   1   the user's session counters and message total (`core.conversation.selectors.sessions_counts`)
-  1   the most recent sessions with their route (`sessions_recent`)
+  1   the most recent sessions, the columns shown (`sessions_recent`)
   1   the user's memory counts (`memory.selectors.memory_counts`)
   1   the user's telemetry today and all time (`telemetry.selectors.user_usage_overview`)
   1   live workers and the user's queued/running runs (`core.conversation.selectors.worker_status`)
@@ -25,19 +25,19 @@ from django.db import DatabaseError, connection
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
-from core.config.contracts import ConfigDocument
-from core.config.readiness import readiness_report
+from core.config.contracts import ConfigDocument, McpProbe, ReadinessReport, RouteHealth
+from core.config.readiness import provider_credential, readiness_report
 from core.config.selectors import (
+    ConfigLoadProblems,
+    ConfigStamps,
     config_load_problems,
     config_snapshot,
-    config_version,
+    config_stamps,
     mcp_health,
     route_health,
 )
 from core.conversation.selectors import (
     compaction_threshold_percent,
-    context_fullness_percent,
-    session_needs_compaction,
     sessions_counts,
     sessions_recent,
     worker_status,
@@ -51,9 +51,9 @@ from runtime.bootstrap.response import (
     SCHEMA_VERSION,
     AppInfo,
     Bootstrap,
+    ConfigFileInfo,
     ConfigSection,
     MemorySection,
-    RecentSession,
     SessionsSection,
     WorkersSection,
 )
@@ -78,6 +78,12 @@ def _migration_nodes(alias: str) -> tuple[tuple[tuple[str, str], tuple[tuple[str
     return tuple(ordered.items())
 
 
+@functools.cache
+def _node_names(alias: str) -> frozenset[tuple[str, str]]:
+    """Every migration on disk, as (app, name)."""
+    return frozenset(node for node, _ in _migration_nodes(alias))
+
+
 def pending_migrations() -> tuple[str, ...]:
     """`app.name` of each migration not applied yet (one query on django_migrations)."""
     quote = connection.ops.quote_name
@@ -86,10 +92,12 @@ def pending_migrations() -> tuple[str, ...]:
         with connection.cursor() as cursor:
             # Read as SQL, like the recorder's own table check: the ORM would compile more than it reads.
             cursor.execute(f"SELECT {quote('app')}, {quote('name')} FROM {table}")  # noqa: S608  # nosec B608
-            applied = {(str(app), str(name)) for app, name in cursor.fetchall()}
+            applied = set(cursor.fetchall())
     except DatabaseError:
         # No django_migrations table: nothing was ever migrated.
         applied = set()
+    if applied.issuperset(_node_names(connection.alias)):
+        return ()  # every migration recorded by its own name (the usual case): no walk
     pending = []
     for node, replaces in _migration_nodes(connection.alias):
         if node in applied or (replaces and all(tuple(item) in applied for item in replaces)):
@@ -110,16 +118,22 @@ def app_version() -> str:
 # (bench/RESULTS.md, "Bootstrap: what is kept"); every configuration service renews the
 # version in the transaction that changes a record, so an equal version means an equal snapshot.
 _snapshot: tuple[str, ConfigDocument] | None = None
+# (both stamps, the routes' and MCP servers' health read at them): 2 queries saved per request
+# (bench/RESULTS.md, "workload 4 at 3x"). The health is keyed by route alias and server name, which
+# the configuration stamp covers; the statuses' stamp covers the status rows.
+Health = tuple[dict[str, RouteHealth], dict[str, McpProbe]]
+_health: tuple[ConfigStamps, Health] | None = None
 
 
-def stored_config() -> ConfigDocument:
-    """`config_snapshot()`, read again only when the configuration version changed (1 query otherwise).
+def stored_config(stamps: ConfigStamps | None = None) -> ConfigDocument:
+    """`config_snapshot()`, read again only when the configuration version changed (1 query otherwise,
+    none with the `stamps` just read).
 
     The version is read before the snapshot: a write committed in between leaves a newer snapshot
     under the older version, which the next request's version replaces.
     """
     global _snapshot
-    version = config_version()
+    version = (stamps or config_stamps()).config
     kept = _snapshot
     if kept is not None and kept[0] == version:
         return kept[1]
@@ -128,10 +142,48 @@ def stored_config() -> ConfigDocument:
     return snapshot
 
 
+def stored_health(stamps: ConfigStamps) -> Health:
+    """`route_health()` and `mcp_health()`, read again only when either stamp changed (no query otherwise)."""
+    global _health
+    kept = _health
+    if kept is not None and kept[0] == stamps:
+        return kept[1]
+    health = (route_health(), mcp_health())
+    _health = (stamps, health)
+    return health
+
+
+# Per staff flag: (what the configuration section was built from, the section). Its entries (each
+# route's adapter checked against its settings) are built again only when one of those changed; the
+# response's shaping of an unchanged section is kept too (`serializers.bootstrap_data`).
+_sections: dict[bool, tuple[tuple[object, ...], ConfigSection]] = {}
+
+
+def config_section_kept(
+    stored: ConfigDocument,
+    report: ReadinessReport,
+    file: ConfigFileInfo,
+    last_load: ConfigLoadProblems | None,
+    *,
+    staff: bool,
+) -> ConfigSection:
+    """`config_section(stored, report, file, last_load)`, built again only when one of them changed or a
+    provider's key variable was set or unset (the entries' `credential`)."""
+    inputs = (report, file, last_load, tuple(provider_credential(provider) for provider in stored.providers))
+    kept = _sections.get(staff)
+    if kept is not None and kept[0][0] is stored and kept[0][1:] == inputs:
+        return kept[1]
+    section = config_section(stored, report, file, last_load)
+    _sections[staff] = ((stored, *inputs), section)
+    return section
+
+
 def snapshot_forget() -> None:
-    """Drop the kept snapshot: for code that wrote the tables without the services (test fixtures)."""
-    global _snapshot
+    """Drop what is kept: for code that wrote the tables without the services (test fixtures)."""
+    global _snapshot, _health
     _snapshot = None
+    _health = None
+    _sections.clear()
 
 
 # --- sessions, memory, telemetry ------------------------------------------------------------
@@ -140,21 +192,7 @@ def snapshot_forget() -> None:
 def sessions_section(owner_id: int) -> tuple[SessionsSection, int]:
     """The user's session counters and most recent sessions, plus their message total (for the memory section)."""
     counts = sessions_counts(owner_id=owner_id)
-    recent = tuple(
-        RecentSession(
-            id=session.id,
-            title=str(session),
-            status=session.status,
-            route=session.route.alias,
-            agent=session.agent.name if session.agent is not None else None,
-            team=session.team.name if session.team is not None else None,
-            message_count=session.message_count,
-            last_activity=session.updated,
-            context_fullness_percent=context_fullness_percent(session),
-            needs_compaction=session_needs_compaction(session),
-        )
-        for session in sessions_recent(limit=RECENT_SESSIONS, owner_id=owner_id)
-    )
+    recent = tuple(sessions_recent(limit=RECENT_SESSIONS, owner_id=owner_id))
     section = SessionsSection(
         total=counts.total,
         active=counts.active,
@@ -206,15 +244,18 @@ def facts_read(pending: tuple[str, ...], owner_id: int, *, staff: bool = True) -
             memory=MemorySection(),
             telemetry=telemetry_zeros_today(),
         )
-    stored = stored_config()
+    stamps = config_stamps()
+    stored = stored_config(stamps)
+    health, mcp_probes = stored_health(stamps)
     sessions, messages = sessions_section(owner_id)
     return Facts(
         pending_migrations=pending,
-        config=config_section(
+        config=config_section_kept(
             stored,
-            readiness_report(stored, redacted=not staff, health=route_health(), mcp_probes=mcp_health()),
+            readiness_report(stored, redacted=not staff, health=health, mcp_probes=mcp_probes),
             config_file_info(stored),
             last_load,
+            staff=staff,
         ),
         sessions=sessions,
         memory=memory_section(messages, owner_id),
@@ -234,8 +275,8 @@ def workers_section(owner_id: int) -> WorkersSection:
 
 
 def bootstrap_read(*, owner_id: int, staff: bool = True) -> Bootstrap:
-    """The whole bootstrap for the user `owner_id` (their own counters) in 9 queries (21 after a
-    configuration change), whatever the amount of data."""
+    """The whole bootstrap for the user `owner_id` (their own counters) in 7 queries (21 after a
+    configuration change, 9 after a status change), whatever the amount of data."""
     pending = pending_migrations()
     facts = facts_read(pending, owner_id, staff=staff)
     return Bootstrap(

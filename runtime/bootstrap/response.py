@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
-from uuid import UUID
 
 from core.config.contracts import (
     AgentConfig,
@@ -26,6 +25,8 @@ from core.config.contracts import (
     ToolConfig,
 )
 from core.config.selectors import ConfigLoadProblems
+from core.conversation.selectors import RecentSession
+from runtime.providers.base import Status
 from telemetry.selectors import UsageOverview
 
 APP_NAME = "Agent Chat"
@@ -37,6 +38,7 @@ MAX_FILE_PROBLEMS = 20
 
 ViewState = Literal["empty", "blocked", "ready"]
 FileState = Literal["loaded", "not_loaded", "out_of_date", "empty", "missing", "invalid"]
+ViewStatus = Status[ViewState]
 VIEW_NAMES = ("chat", "model", "tools", "skills", "mcp", "memory", "team", "tokens", "config")
 
 R = TypeVar("R", bound=RecordConfig)
@@ -113,21 +115,6 @@ class ConfigSection:
 
 
 @dataclass(frozen=True)
-class RecentSession:
-    id: UUID
-    title: str
-    status: str
-    route: str
-    # The agent the session talks to, or the team whose lead answers (None: neither).
-    agent: str | None
-    team: str | None
-    message_count: int
-    last_activity: dt.datetime
-    context_fullness_percent: float
-    needs_compaction: bool
-
-
-@dataclass(frozen=True)
 class SessionsSection:
     total: int = 0
     active: int = 0
@@ -152,12 +139,6 @@ class WorkersSection:
     live: int = 0
     queued_runs: int = 0
     running_runs: int = 0
-
-
-@dataclass(frozen=True)
-class ViewStatus:
-    state: ViewState
-    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

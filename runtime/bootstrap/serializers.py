@@ -9,6 +9,7 @@ to the configuration API (large texts, schemas and options).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import typing
 from collections.abc import Callable
@@ -20,7 +21,15 @@ from rest_framework import serializers
 
 from core.config.api.serializers import McpProbeSerializer, ProbeSerializer
 from core.config.contracts import CONTRACTS, Kind
-from runtime.bootstrap.response import VIEW_NAMES, Bootstrap, ViewStatus
+from runtime.bootstrap.response import (
+    VIEW_NAMES,
+    AppInfo,
+    Bootstrap,
+    MemorySection,
+    SessionsSection,
+    ViewStatus,
+    WorkersSection,
+)
 from telemetry.api.serializers import ModelUsageSerializer, UsageCountsSerializer
 
 READINESS = ["ready", "blocked", "disabled"]
@@ -78,9 +87,8 @@ def _names(help_text: str, **kwargs: Any) -> serializers.ListField:
     return serializers.ListField(child=serializers.CharField(), help_text=help_text, **kwargs)
 
 
-def _contract_field(name: str, hint: Any) -> serializers.Field[Any, Any, Any, Any]:
-    """The serializer field for one contract field, read from `entry.record`."""
-    options: dict[str, Any] = {"source": f"record.{name}", "help_text": FIELD_HELP[name]}
+def _hinted_field(name: str, hint: Any, **options: Any) -> serializers.Field[Any, Any, Any, Any]:
+    """The serializer field for a value annotated `hint` (a contract's or a response section's field)."""
     if hint is str:
         return serializers.CharField(**options)
     if hint is bool:
@@ -89,9 +97,31 @@ def _contract_field(name: str, hint: Any) -> serializers.Field[Any, Any, Any, An
         return serializers.IntegerField(**options)
     if set(typing.get_args(hint)) == {Decimal, type(None)}:
         return serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True, **options)
+    if set(typing.get_args(hint)) == {dt.date, type(None)}:
+        return serializers.DateField(allow_null=True, **options)
     if typing.get_origin(hint) is tuple and typing.get_args(hint) == (str, Ellipsis):
-        return _names(**options)
+        return serializers.ListField(child=serializers.CharField(), **options)
     raise TypeError(f"the bootstrap has no serializer field for {name}: {hint!r}")
+
+
+def _contract_field(name: str, hint: Any) -> serializers.Field[Any, Any, Any, Any]:
+    """The serializer field for one contract field, read from `entry.record`."""
+    return _hinted_field(name, hint, source=f"record.{name}", help_text=FIELD_HELP[name])
+
+
+def section_serializer(
+    section: type, help_texts: dict[str, str], **declared: Callable[[], serializers.Field[Any, Any, Any, Any]]
+) -> type[serializers.Serializer[Any]]:
+    """`<Section>Serializer`: a field per field of the response dataclass `section`, in its order, typed
+    from its annotation and described by `help_texts`, or made by `declared` (nested serializers)."""
+    hints = typing.get_type_hints(section)
+    shown = {}
+    for item in fields(section):  # made in order: DRF orders declared fields by when they were made
+        made = declared.get(item.name)
+        shown[item.name] = (
+            made() if made else _hinted_field(item.name, hints[item.name], help_text=help_texts[item.name])
+        )
+    return type(f"{section.__name__}Serializer", (serializers.Serializer,), {**shown, "__module__": __name__})
 
 
 def entry_serializer(kind: Kind) -> type[serializers.Serializer[Any]]:
@@ -126,13 +156,17 @@ def entry_serializer(kind: Kind) -> type[serializers.Serializer[Any]]:
 ENTRY_SERIALIZERS = {kind: entry_serializer(kind) for kind in Kind}
 
 
-class AppInfoSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(help_text="The application's name")
-    version = serializers.CharField(help_text="The application's version")
-    schema_version = serializers.IntegerField(help_text="Version of this response's shape")
-    database_vendor = serializers.CharField(help_text="`sqlite` or `postgresql`")
-    migrations_applied = serializers.BooleanField(help_text="True when every migration is applied")
-    pending_migrations = _names("`app.migration` of each migration not applied yet (run `manage.py migrate`)")
+AppInfoSerializer = section_serializer(
+    AppInfo,
+    {
+        "name": "The application's name",
+        "version": "The application's version",
+        "schema_version": "Version of this response's shape",
+        "database_vendor": "`sqlite` or `postgresql`",
+        "migrations_applied": "True when every migration is applied",
+        "pending_migrations": "`app.migration` of each migration not applied yet (run `manage.py migrate`)",
+    },
+)
 
 
 class ConfigFileSerializer(serializers.Serializer[Any]):
@@ -196,22 +230,30 @@ class RecentSessionSerializer(serializers.Serializer[Any]):
     needs_compaction = serializers.BooleanField(help_text="Active and at or over the compaction threshold")
 
 
-class SessionsSectionSerializer(serializers.Serializer[Any]):
-    total = serializers.IntegerField(help_text="Every session")
-    active = serializers.IntegerField(help_text="Sessions not archived")
-    archived = serializers.IntegerField(help_text="Archived sessions")
-    needing_compaction = serializers.IntegerField(help_text="Active sessions at or over the compaction threshold")
-    compaction_threshold_percent = serializers.IntegerField(help_text="The context fullness that needs compaction")
-    recent = RecentSessionSerializer(many=True, help_text="The 5 sessions with the latest activity, newest first")
-
-
-class MemorySectionSerializer(serializers.Serializer[Any]):
-    messages = serializers.IntegerField(help_text="Raw history: every stored message")
-    daily_episodes = serializers.IntegerField(help_text="Daily episode summaries")
-    long_term = serializers.IntegerField(help_text="Long-term memories")
-    pinned = serializers.IntegerField(help_text="Long-term memories pinned into every context")
-    attachments = serializers.IntegerField(help_text="Attachment summaries")
-    latest_episode_day = serializers.DateField(allow_null=True, help_text="Day of the newest episode; null if none")
+SessionsSectionSerializer = section_serializer(
+    SessionsSection,
+    {
+        "total": "Every session",
+        "active": "Sessions not archived",
+        "archived": "Archived sessions",
+        "needing_compaction": "Active sessions at or over the compaction threshold",
+        "compaction_threshold_percent": "The context fullness that needs compaction",
+    },
+    recent=lambda: RecentSessionSerializer(
+        many=True, help_text="The 5 sessions with the latest activity, newest first"
+    ),
+)
+MemorySectionSerializer = section_serializer(
+    MemorySection,
+    {
+        "messages": "Raw history: every stored message",
+        "daily_episodes": "Daily episode summaries",
+        "long_term": "Long-term memories",
+        "pinned": "Long-term memories pinned into every context",
+        "attachments": "Attachment summaries",
+        "latest_episode_day": "Day of the newest episode; null if none",
+    },
+)
 
 
 class TelemetrySectionSerializer(serializers.Serializer[Any]):
@@ -222,10 +264,14 @@ class TelemetrySectionSerializer(serializers.Serializer[Any]):
     by_model = ModelUsageSerializer(many=True, help_text="Per provider and model, most tokens first")
 
 
-class WorkersSectionSerializer(serializers.Serializer[Any]):
-    live = serializers.IntegerField(help_text="Worker processes whose heartbeat arrived in the last 30 s")
-    queued_runs = serializers.IntegerField(help_text="Your turns waiting for a worker")
-    running_runs = serializers.IntegerField(help_text="Your turns a worker is running")
+WorkersSectionSerializer = section_serializer(
+    WorkersSection,
+    {
+        "live": "Worker processes whose heartbeat arrived in the last 30 s",
+        "queued_runs": "Your turns waiting for a worker",
+        "running_runs": "Your turns a worker is running",
+    },
+)
 
 
 class ViewStatusSerializer(serializers.Serializer[ViewStatus]):
@@ -306,11 +352,27 @@ def shape_of(field: serializers.Field[Any, Any, Any, Any]) -> Shape:
 
 
 @functools.cache
-def _bootstrap_shape() -> Shape:
-    return shape_of(BootstrapSerializer())
+def _section_shapes() -> dict[str, Shape]:
+    """The shape of each of the response's sections (`BootstrapSerializer`'s fields), planned once."""
+    return {name: shape_of(field) for name, field in BootstrapSerializer().fields.items()}
+
+
+# Per section: (its last value, that value shaped). A section equal to the last one (the same object
+# for an unchanged configuration section, `compose.config_section_kept`) is shaped already: shaping is a
+# pure function of the value, and comparing frozen dataclasses costs less than DRF's fields.
+_shaped: dict[str, tuple[object, Any]] = {}
 
 
 def bootstrap_data(bootstrap: Bootstrap) -> dict[str, Any]:
-    """The response body for `bootstrap`: what `BootstrapSerializer(bootstrap).data` gives, planned once."""
-    data: dict[str, Any] = _bootstrap_shape()(bootstrap)
+    """The response body for `bootstrap`: what `BootstrapSerializer(bootstrap).data` gives, planned once.
+
+    Each section's data is kept while the section is unchanged; nothing mutates it.
+    """
+    data: dict[str, Any] = {}
+    for name, shape in _section_shapes().items():
+        value = getattr(bootstrap, name)
+        kept = _shaped.get(name)
+        if kept is None or not (kept[0] is value or kept[0] == value):
+            kept = _shaped[name] = (value, shape(value))
+        data[name] = kept[1]
     return data

@@ -24,7 +24,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from core.conversation.contracts import MessagePart
 from core.conversation.events import RuntimeEvent
@@ -33,6 +33,7 @@ from core.models import ModelRoute, Provider, ToolSpec
 
 CredentialState = Literal["present", "missing", "not_needed"]
 AdapterState = Literal["ready", "blocked", "disabled"]
+S = TypeVar("S", bound=str)
 
 
 class AdapterError(DomainError):
@@ -68,9 +69,14 @@ class PromptMessage:
 
 
 @dataclass(frozen=True)
-class AdapterStatus:
-    state: AdapterState
+class Status(Generic[S]):
+    """A state and the sentences saying why (an adapter's here; each view's in the bootstrap)."""
+
+    state: S
     reasons: tuple[str, ...] = ()
+
+
+AdapterStatus = Status[AdapterState]
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import pytest
 from django.db.models import Model
 from pytest_django.fixtures import DjangoAssertNumQueries, Settings
 
 from core.conversation.selectors import (
+    RecentSession,
     compaction_margin,
+    context_fullness_percent,
     needs_compaction,
     session_needs_compaction,
     sessions_counts,
@@ -92,22 +94,44 @@ def test_counts_of_an_empty_store(db: None) -> None:
     assert (counts.total, counts.active, counts.needing_compaction, counts.messages) == (0, 0, 0, 0)
 
 
-def test_recent_sessions_equal_the_orm_with_their_route(
-    sessions: list[AgentSession], django_assert_num_queries: DjangoAssertNumQueries
+def _shown(session: AgentSession) -> RecentSession:
+    """What a list shows of `session`, from the model instance and the Python rule."""
+    return RecentSession(
+        id=session.id,
+        title=str(session),
+        status=session.status,
+        route=session.route.alias,
+        agent=session.agent.name if session.agent is not None else None,
+        team=session.team.name if session.team is not None else None,
+        message_count=session.message_count,
+        last_activity=session.updated,
+        context_fullness_percent=context_fullness_percent(session),
+        needs_compaction=session_needs_compaction(session),
+    )
+
+
+@pytest.mark.parametrize("threshold", [80, 50])
+def test_recent_sessions_equal_the_orm_and_the_python_rule(
+    sessions: list[AgentSession],
+    settings: Settings,
+    threshold: int,
+    django_assert_num_queries: DjangoAssertNumQueries,
 ) -> None:
-    expected = list(AgentSession.objects.select_related("route").order_by("-updated", "-id")[:4])
+    settings.AGENTCHAT_COMPACTION_THRESHOLD_PERCENT = threshold
+    AgentSession.objects.filter(pk=sessions[1].pk).update(title="Named")
+    ordered = AgentSession.objects.select_related("route", "agent", "team").order_by("-updated", "-id")
+    expected = [_shown(session) for session in ordered[:4]]
     with django_assert_num_queries(1):
         recent = sessions_recent(limit=4)
-        routes = [item.route for item in recent]  # attached: no query
-    assert [item.pk for item in recent] == [item.pk for item in expected]
-    for got, want, route in zip(recent, expected, routes, strict=True):
-        assert _fields(got) == _fields(want)
-        assert _fields(route) == _fields(want.route)
-        assert got._state.adding is False
-        for name, value in _fields(got).items():
-            assert type(value) is type(getattr(want, name)), name
-            if isinstance(value, datetime):
-                assert value.utcoffset() == getattr(want, name).utcoffset()
+    assert recent == expected
+    for got in recent:
+        assert type(got.id) is UUID
+        assert got.last_activity.utcoffset() == expected[0].last_activity.utcoffset()
+    owner = op_user()
+    everything = sessions_recent(limit=10, owner_id=owner.pk)
+    assert everything == [_shown(session) for session in ordered.filter(owner=owner)]
+    assert "Named" in [item.title for item in everything]
+    assert sessions_recent(limit=10, owner_id=owner.pk + 1000) == []
 
 
 def test_recent_sessions_when_there_are_none(db: None) -> None:

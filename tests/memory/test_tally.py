@@ -1,4 +1,5 @@
-"""`MemoryTally`: each account's count of long-term memories equals the real count after every write."""
+"""`MemoryTally`: each account's count of long-term memories (forgotten ones aside) equals the real
+count after every write."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def tally(user: User) -> int:
 
 
 def real(user: User) -> int:
-    return LongTermMemory.objects.filter(owner=user).count()
+    return LongTermMemory.objects.filter(owner=user, forgotten_at__isnull=True).count()
 
 
 def test_the_tally_follows_every_write_path(db: None) -> None:
@@ -42,9 +43,13 @@ def test_the_tally_follows_every_write_path(db: None) -> None:
     assert tally(me) == real(me) == 2
     memory_update(memory_id=first.pk, owner=me, content="changed", pinned=True)
     memory_pin(memory_ids=[first.pk], pinned=False, owner=me)
-    memory_forget(memory_id=first.pk, owner=me)  # forgotten memories are still stored (and counted)
-    assert tally(me) == real(me) == 2
+    memory_forget(memory_id=first.pk, owner=me)  # still stored, no longer counted
+    assert tally(me) == real(me) == 1
+    memory_forget(memory_id=first.pk, owner=me)  # forgotten already: not counted down twice
+    assert tally(me) == real(me) == 1
     memory_restore(memory_id=first.pk, owner=me)
+    assert tally(me) == real(me) == 2
+    memory_restore(memory_id=first.pk, owner=me)  # remembered already: not counted up twice
     memory_write(owner=other, kind="fact", content="theirs")
     assert (tally(me), tally(other)) == (real(me), real(other)) == (2, 1)
 
@@ -54,6 +59,27 @@ def test_the_tally_follows_every_write_path(db: None) -> None:
     with pytest.raises(NotFoundError):  # already gone: not counted down twice
         memory_delete(memory_id=first.pk, owner=me)
     assert (tally(me), tally(other)) == (real(me), real(other)) == (1, 1)
+
+
+def test_forgotten_memories_leave_every_count(db: None) -> None:
+    """Forgetting counts down once; writing its key again or restoring counts up once; deleting a
+    forgotten memory counts nothing down again; the pinned count leaves forgotten memories out too."""
+    me = op_user()
+    keyed = memory_write(owner=me, kind="fact", content="a", key="k", pinned=True).memory
+    other = memory_write(owner=me, kind="fact", content="b").memory
+    assert (memory_counts(owner_id=me.pk).pinned, memory_counts().pinned) == (1, 1)
+    memory_forget(memory_id=keyed.pk, owner=me)
+    assert tally(me) == real(me) == 1
+    assert (memory_counts(owner_id=me.pk).pinned, memory_counts().pinned, memory_counts().long_term) == (0, 0, 1)
+    memory_write(owner=me, kind="fact", content="a, written again", key="k")  # remembered again
+    assert tally(me) == real(me) == 2
+    assert memory_counts().long_term == 2
+    memory_forget(memory_id=other.pk, owner=me)
+    memory_delete(memory_id=other.pk, owner=me)  # counted down by its forget, not again
+    assert tally(me) == real(me) == 1
+    memory_forget(memory_id=keyed.pk, owner=me)
+    assert memory_tally_rebuild() == 0  # no account holds a memory that is not forgotten
+    assert tally(me) == real(me) == 0
 
 
 def test_a_write_refused_counts_nothing(db: None) -> None:

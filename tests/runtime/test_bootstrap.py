@@ -671,17 +671,16 @@ def test_bootstrap_query_count_is_constant(
 ) -> None:
     _fill(sessions)
     bootstrap(api)  # the configuration was just loaded: this request reads its snapshot
-    # 9 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
+    # 7 queries at 0, 10 and 10,000 sessions (authentication is forced: no session/user query):
     #   1  django_migrations (applied migrations)
-    #   1  the configuration version stamp (unchanged: the kept snapshot is used)
-    #   1  route statuses: probes, refused keys, unknown models (not configuration: read each time)
-    #   1  MCP server statuses: each server's last probe (not configuration: read each time)
+    #   1  the configuration's and the statuses' version stamps (unchanged: the kept snapshot and the
+    #      kept route and MCP server statuses are used)
     #   1  sessions aggregate: total, active, needing compaction, sum of message counts
-    #   1  the 5 most recent sessions with their route
+    #   1  the 5 most recent sessions with their route's alias and window
     #   1  memory: long-term total (the tally row) and pinned, episodes and latest day, attachments
     #   1  telemetry rollups: today's rows and the all-time rows
     #   1  live workers (a heartbeat in the last 30 s) and the user's queued and running runs
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(7):
         body = bootstrap(api)
     assert body["sessions"]["total"] == sessions
     assert len(body["sessions"]["recent"]) == min(sessions, 5)
@@ -698,18 +697,53 @@ def test_bootstrap_after_a_configuration_change_reads_the_snapshot_once(
     web_search = config_record_get(Kind.TOOL, "web_search")
     assert isinstance(web_search, ToolConfig)
     config_record_update(kind=Kind.TOOL, key="web_search", record=replace(web_search, description="Look it up"))
-    # 21 queries on the first request after a change, 9 on the next:
+    # 21 queries on the first request after a change, 7 on the next:
     #   1  django_migrations
-    #   1  the configuration version stamp (renewed by the update: differs from the kept snapshot's)
+    #   1  the version stamps (the configuration's renewed by the update: differs from the kept snapshot's)
     #   12 configuration snapshot: providers; routes+provider; tools; skills; their tools; MCP servers;
     #      agents+route; their tools; skills; MCP servers; teams+lead; their members+agent
-    #   7  route statuses; MCP server statuses; sessions aggregate; recent sessions; memory counts;
-    #      telemetry rollups; live workers and open runs
+    #   2  route statuses; MCP server statuses (kept by both stamps: route aliases and server names
+    #      are configuration)
+    #   5  sessions aggregate; recent sessions; memory counts; telemetry rollups; live workers and open runs
     with django_assert_num_queries(21):
         body = bootstrap(api)
     assert next(t for t in body["config"]["tools"] if t["name"] == "web_search")["description"] == "Look it up"
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(7):
         assert bootstrap(api) == body
+
+
+def test_bootstrap_shows_a_status_write_at_once(
+    api: APIClient, example_loaded: None, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    """Every service write of a route's or an MCP server's status renews the statuses' stamp: the next
+    request reads the statuses again (9 queries: the 7, then route and MCP server statuses), then 7."""
+    from core.config.services import mcp_probe_record, route_probe_record, route_turn_outcome
+    from core.models import McpServerSpec, ModelRoute
+
+    def route_entry(body: dict[str, Any], alias: str) -> dict[str, Any]:
+        return next(item for item in body["config"]["routes"] if item["alias"] == alias)
+
+    before = bootstrap(api)
+    route = ModelRoute.objects.select_related("provider").get(alias=before["config"]["routes"][0]["alias"])
+    server = McpServerSpec.objects.get(name=before["config"]["mcp_servers"][0]["name"])
+    assert route_entry(before, route.alias)["probe"] is None
+
+    route_probe_record(route=route, ok=False, code="timeout", message="no answer", latency_ms=None)
+    with django_assert_num_queries(9):
+        body = bootstrap(api)
+    assert route_entry(body, route.alias)["probe"]["code"] == "timeout"
+    with django_assert_num_queries(7):
+        assert bootstrap(api) == body
+
+    route_turn_outcome(route=route, code="model_not_found")
+    blocked = bootstrap(api)
+    assert route_entry(blocked, route.alias)["status"] == "blocked"
+    route_turn_outcome(route=route, code="")  # a success lifts the block
+    assert route_entry(bootstrap(api), route.alias) == route_entry(body, route.alias)
+
+    mcp_probe_record(server_id=server.pk, ok=False, tools=[], error="refused")
+    probed = next(item for item in bootstrap(api)["config"]["mcp_servers"] if item["name"] == server.name)
+    assert probed["probe"]["error"] == "refused"
 
 
 def test_bootstrap_queries_name_no_per_row_lookups(api: APIClient, example_loaded: None) -> None:
@@ -722,7 +756,7 @@ def test_bootstrap_queries_name_no_per_row_lookups(api: APIClient, example_loade
     with CaptureQueriesContext(connection) as queries:
         bootstrap(api)
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == len(set(statements)) == 9
+    assert len(statements) == len(set(statements)) == 7
 
 
 @override_settings(AGENTCHAT_CONFIG=EXAMPLE)

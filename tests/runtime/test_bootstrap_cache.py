@@ -188,3 +188,35 @@ def test_planned_shape_equals_the_serializer(api: APIClient, example_loaded: Non
     assert any(route.record.price_input_per_mtok is not None for route in state.config.routes)
     assert bootstrap_data(state) == BootstrapSerializer(state).data
     assert bootstrap(api) == BootstrapSerializer(bootstrap_read(owner_id=op_user().pk)).data
+
+
+def test_kept_sections_follow_their_inputs(
+    api: APIClient, example_loaded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The configuration section is rebuilt when a provider's key variable is set or unset, and each
+    section's kept data is reused only while that section is unchanged."""
+    from memory.services import memory_forget, memory_write
+    from runtime.bootstrap.compose import bootstrap_read
+    from runtime.bootstrap.serializers import BootstrapSerializer, bootstrap_data
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    first = bootstrap_read(owner_id=op_user().pk)
+    assert bootstrap_read(owner_id=op_user().pk).config is first.config  # nothing changed: kept
+    assert bootstrap_data(first) == BootstrapSerializer(first).data
+
+    def openai(config: Any) -> Any:
+        return next(item for item in config.providers if item.record.api_key_env == "OPENAI_API_KEY")
+
+    assert openai(first.config).credential == "missing"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-EXAMPLE-not-a-key")
+    second = bootstrap_read(owner_id=op_user().pk)
+    assert openai(second.config).credential == "present"
+    assert second.config is not first.config
+
+    written = memory_write(owner=op_user(), kind="fact", content="kept sections are rebuilt").memory
+    third = bootstrap_read(owner_id=op_user().pk)
+    assert third.memory.long_term == first.memory.long_term + 1
+    assert bootstrap_data(third) == BootstrapSerializer(third).data
+    assert bootstrap(api)["memory"]["long_term"] == third.memory.long_term
+    memory_forget(memory_id=written.pk)  # a forgotten memory is not counted
+    assert bootstrap(api)["memory"]["long_term"] == first.memory.long_term

@@ -80,8 +80,8 @@ def test_a_new_load_record_changes_the_etag_without_a_query(
         load(config_file)
     bootstrap(api)  # the failed load changed nothing in the database; the kept snapshot serves
 
-    # The same 9 queries as without a record (tests/runtime/test_bootstrap.py): the record is a file.
-    with django_assert_num_queries(9):
+    # The same 7 queries as without a record (tests/runtime/test_bootstrap.py): the record is a file.
+    with django_assert_num_queries(7):
         second = api.get("/api/bootstrap/", HTTP_ACCEPT="application/json")
     assert second["ETag"] != first["ETag"]
     assert api.get("/api/bootstrap/", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
