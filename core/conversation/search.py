@@ -19,7 +19,8 @@ Results are the requesting user's sessions, best first (the score of their best 
 on SQLite, `ts_rank_cd(…, 1)` on PostgreSQL; ties by session id), each with its best
 `MESSAGES_PER_SESSION` messages (score, then seq). A snippet is the text around the first match as
 plain text (its Markdown markers dropped: `plain_text`), HTML-escaped, with every matching word
-wrapped in `<mark>` … `</mark>`. Pages are keyset cursors over (score, session id).
+wrapped in `<mark>` … `</mark>`. Pages are keyset cursors over (score, session id). On SQLite
+the index first catches up with the messages written since the last search (`message_index_catch_up`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
 from core.conversation.selectors import OwnerScope, session_uuid
-from core.conversation.services import plain_title
+from core.conversation.services import message_index_catch_up, plain_title
 from core.errors import InvalidInputError
 from core.models import AgentSession, Message, MessageRole, SessionStatus, Tag
 
@@ -318,6 +319,7 @@ def message_search(
         raise InvalidInputError.for_field("page_size", f"{page_size!r}: give a whole number from 1 to {MAX_PAGE_SIZE}")
     terms = query_parse(query)
     _check_filters(filters)
+    message_index_catch_up()
     tag_id = _tag_id(owner, filters.tag) if filters.tag is not None else None
     where, where_params = _where(owner, filters, tag_id)
     hits, hits_params = _hits_sql(terms, where, where_params)
@@ -470,6 +472,7 @@ def message_search_q(query: str, *, field: str = "pk", column: str = "id") -> Q:
     except InvalidInputError:
         return Q(pk__in=[])
     if connection.vendor == "sqlite":
+        message_index_catch_up()
         subquery = (
             f"SELECT m.{column} FROM core_message_fts JOIN core_message m "  # noqa: S608  # nosec B608
             "ON m.id = core_message_fts.rowid WHERE core_message_fts MATCH %s"

@@ -177,7 +177,7 @@ def plain_title(line: str) -> str:
 def title_from_message(content: str) -> str:
     """A title from a message's first non-empty line as plain text (its Markdown dropped), cut at a word
     boundary to at most 80 characters (with …)."""
-    line = next((plain_title(line) for line in content.splitlines() if plain_title(line)), "")
+    line = next(filter(None, map(plain_title, content.splitlines())), "")
     if len(line) <= TITLE_FROM_MESSAGE_CHARS:
         return line
     cut = line[: TITLE_FROM_MESSAGE_CHARS - 1]
@@ -505,10 +505,11 @@ def _append_rows(
         existing = _append_retry(pk, session_id, client_id)
         if existing is not None:
             return existing
-    leaf_id = _leaf_id(cursor, sql, session_param)
+    leaf_id, untitled = _leaf_read(cursor, sql, session_param)
     if row[9] is _UNDER_LEAF:
         row[9] = leaf_id
-    title = title_from_message(row[3]) if row[2] == MessageRole.USER else ""
+    # Only a session still without a title takes one (from its first user message).
+    title = title_from_message(row[3]) if untitled and row[2] == MessageRole.USER else ""
     params = [tokens, now_param, title, session_param, SessionStatus.ACTIVE.value]
     row[1] = seq = _seq_next(cursor, sql, session_id, params)
     cursor.execute(sql.insert, row)
@@ -533,11 +534,14 @@ def _fullness_recount(pk: UUID, leaf: int) -> None:
     AgentSession.objects.filter(pk=pk).update(tokens_since_checkpoint=tokens)
 
 
-def _leaf_id(cursor: CursorWrapper, sql: _AppendSql, session_param: Any) -> int | None:
-    """The id of the session's leaf message (None before the first), read with the session row locked."""
+def _leaf_read(cursor: CursorWrapper, sql: _AppendSql, session_param: Any) -> tuple[int | None, bool]:
+    """With the session row locked: the id of its leaf message (None before the first) and whether
+    it still has no title (False for an unknown session, which the seq allocation then refuses)."""
     cursor.execute(sql.leaf, [session_param])
     found = cursor.fetchone()
-    return None if found is None else int(found[0])
+    if found is None:
+        return None, False
+    return (None if found[0] is None else int(found[0])), bool(found[1])
 
 
 @dataclass(frozen=True)
@@ -549,8 +553,8 @@ class _AppendSql:
     queue behind it; on SQLite the transaction's BEGIN IMMEDIATE already holds the database write
     lock. Its `status` condition makes an archived (or unknown) session update nothing, and the
     slow path then says why. `insert` writes the message and returns its id. `leaf` reads the id of
-    the session's leaf message, taking the session's row lock on PostgreSQL (the parent of a message
-    appended under the leaf).
+    the session's leaf message (the parent of a message appended under the leaf) and whether the
+    session has no title yet, taking the session's row lock on PostgreSQL.
     """
 
     advance: str
@@ -609,7 +613,7 @@ def _append_sql(db: BaseDatabaseWrapper) -> _AppendSql:
             f" VALUES ({', '.join(['%s'] * len(columns))}) RETURNING {q('id')}"
         ),
         leaf=(
-            f"SELECT m.{q('id')} FROM {sessions} s INNER JOIN {messages} m"  # noqa: S608  # nosec B608
+            f"SELECT m.{q('id')}, s.{q('title')} = '' FROM {sessions} s LEFT JOIN {messages} m"  # noqa: S608  # nosec B608
             f" ON m.{q('session_id')} = s.{q('id')} AND m.{q('seq')} = s.{q('leaf')} WHERE s.{q('id')} = %s"
             + (" FOR UPDATE OF s" if db.features.has_select_for_update_of else "")
         ),
@@ -665,6 +669,38 @@ def session_leaf_set(*, session_id: UUID | str, owner: OwnerScope = None, seq: i
         AgentSession.objects.filter(pk=session.pk).update(leaf=seq, updated=timezone.now())
         _fullness_recount(session.pk, seq)
     return session_get(session_id=session.pk)
+
+
+def message_index_catch_up() -> int:
+    """Index for search the messages written since the last catch-up; how many it indexed.
+
+    On SQLite an append does not touch the full-text index (FTS5 would write an index segment at
+    each commit); the search and the admin's search boxes call this first, so every message stored
+    before a search is found by it, and one catch-up indexes many messages in one statement. The
+    index holds exactly the messages whose id has a row in `core_message_fts_docsize`, and every
+    message up to the largest such id (see migration `core/0023`): the messages above it are the
+    ones to index. Nothing is written, and no write lock is taken, when there are none.
+    PostgreSQL keeps its index as a generated column: nothing to do there.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "sqlite":
+        return 0
+    with db.cursor() as cursor:
+        cursor.execute(_INDEX_BEHIND)
+        if not cursor.fetchone()[0]:
+            return 0
+        with transaction.atomic(using=db.alias):
+            # The write lock is held from here: a concurrent catch-up waits, then finds nothing left.
+            cursor.execute(_INDEX_CATCH_UP)
+            return int(cursor.rowcount)
+
+
+_INDEXED_THROUGH = "(SELECT coalesce(max(id), 0) FROM core_message_fts_docsize)"
+_INDEX_BEHIND = f"SELECT coalesce((SELECT max(id) FROM core_message), 0) > {_INDEXED_THROUGH}"  # noqa: S608  # nosec B608
+_INDEX_CATCH_UP = (
+    "INSERT INTO core_message_fts(rowid, content)"  # noqa: S608  # nosec B608
+    f" SELECT id, content FROM core_message WHERE id > {_INDEXED_THROUGH} ORDER BY id"
+)
 
 
 # --- Checkpoints ----------------------------------------------------------------------------

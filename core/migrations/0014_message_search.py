@@ -10,7 +10,8 @@ same words, and the GIN index `core_message_search_gin`.
 
 Neither object is part of the Django model. On SQLite a later migration that rebuilds `core_message`
 (most `AlterField`s, an `AddField` with a default) drops the triggers: such a migration must run
-`SQLITE_TRIGGERS` again (`tests/core/conversation/test_search.py` checks they exist after migrating).
+the latest `SQLITE_TRIGGERS` again, since 0023 that migration's
+(`tests/core/conversation/test_search.py` checks they exist after migrating).
 """
 
 from django.db import migrations

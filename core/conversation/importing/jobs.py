@@ -34,6 +34,7 @@ from core.conversation.importing.models import ImportFormat, ImportJob, ImportSt
 from core.conversation.importing.shapes import ConversationSkippedError, FileMalformedError, text_of
 from core.conversation.importing.writer import Outcome, conversation_import
 from core.conversation.selectors import OwnerScope, owned
+from core.conversation.services import message_index_catch_up
 from core.errors import InvalidInputError, NotFoundError
 
 FORMATS: dict[str, ModuleType] = {module.FORMAT: module for module in (chatgpt, openwebui, librechat, agentchat)}
@@ -273,6 +274,9 @@ def import_run(
             conversations, module, report, owner=owner, route=route, dry_run=dry_run, progress=progress
         ):
             continue
+    if not dry_run:
+        # The imported messages are indexed for search once, here, not message by message.
+        message_index_catch_up()
     return report
 
 
